@@ -1,0 +1,87 @@
+//! The one error type of code generation. Every variant names the spec file;
+//! where there is a location it names that too (line and column for syntax,
+//! a JSON pointer for structure).
+
+use crate::translate::TranslateError;
+
+/// Why code generation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The spec file could not be read.
+    #[error("{path}: cannot read the spec: {source}")]
+    Read {
+        /// The spec file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spec is not valid YAML or JSON.
+    #[error("{path}:{line}:{column}: invalid {format}: {message}")]
+    Syntax {
+        /// The spec file.
+        path: String,
+        /// 1-based line (0 when the parser gave none).
+        line: usize,
+        /// 1-based column (0 when the parser gave none).
+        column: usize,
+        /// `"YAML"` or `"JSON"`.
+        format: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+    /// A construct the generator does not support.
+    #[error("{path}: at {pointer}: {reason}")]
+    Unsupported {
+        /// The spec file.
+        path: String,
+        /// JSON pointer of the construct.
+        pointer: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A 3.1 construct that cannot be translated to 3.0 faithfully.
+    #[error("{path}: cannot translate OpenAPI 3.1 to 3.0: {source}")]
+    Translate {
+        /// The spec file.
+        path: String,
+        /// Where and why.
+        #[source]
+        source: TranslateError,
+    },
+    /// The (translated) document is not a valid OpenAPI 3.0 document.
+    #[error("{path}: not a valid OpenAPI document: at {pointer}: {message}")]
+    OpenApi {
+        /// The spec file.
+        path: String,
+        /// JSON pointer of the offending node.
+        pointer: String,
+        /// The deserializer's message.
+        message: String,
+    },
+    /// progenitor returned an error.
+    #[error("{path}: progenitor could not generate the client: {message}")]
+    Progenitor {
+        /// The spec file.
+        path: String,
+        /// progenitor's message.
+        message: String,
+    },
+    /// progenitor panicked (it asserts on constructs it does not support).
+    #[error("{path}: progenitor panicked while generating the client: {message}")]
+    ProgenitorPanic {
+        /// The spec file.
+        path: String,
+        /// The panic message and location.
+        message: String,
+    },
+    /// The generated tokens are not a valid Rust file (a generator bug).
+    #[error("{path}: the generated code is not valid Rust: {message}")]
+    InvalidRust {
+        /// The spec file.
+        path: String,
+        /// syn's message.
+        message: String,
+    },
+}

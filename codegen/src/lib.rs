@@ -1,0 +1,47 @@
+//! Code generation for the Filevine Identity SDK.
+//!
+//! The pipeline, one module per step:
+//!
+//! 1. **load** — the spec file (YAML or JSON) becomes a `serde_json::Value`.
+//! 2. **[`translate`]** — OpenAPI 3.1 is brought to 3.0.3 on that raw value,
+//!    because progenitor reads documents through `openapiv3`, which only
+//!    models 3.0 and silently drops 3.1 keywords.
+//! 3. **[`generate`]** — progenitor turns the document into tokens (under
+//!    `catch_unwind`: it panics on constructs it does not support),
+//!    prettyplease formats them, and a do-not-edit header naming the spec
+//!    and its SHA-256 is prepended.
+//! 4. **[`surface_listing`]** — a compact listing of the public surface, for
+//!    reviewers and for the insta snapshot.
+//! 5. **[`diff`]** — the unified diff `cargo xtask codegen --check` prints.
+//!
+//! Maintainers do not call this crate directly; they run `cargo xtask
+//! codegen`. See `ARCHITECTURE.md` at the workspace root.
+//!
+//! ```
+//! use filevine_identity_codegen::{Spec, generate, diff};
+//!
+//! let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+//! let spec = Spec::read(&std::path::Path::new(root).join("spec/filevine-identity.yaml"),
+//!                       "spec/filevine-identity.yaml").unwrap();
+//! let generated = generate(&spec).unwrap();
+//! let committed = std::fs::read_to_string(
+//!     std::path::Path::new(root).join("filevine-identity/src/generated.rs")).unwrap();
+//! // `None`: the committed file is up to date.
+//! assert_eq!(diff("committed", "generated", &committed, &generated.source), None);
+//! ```
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod check;
+mod error;
+mod generate;
+mod load;
+mod surface;
+pub mod translate;
+
+pub use check::diff;
+pub use error::Error;
+pub use generate::{
+    COMMAND, GENERATED_PATH, Generated, PRE_HOOK, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
+};
+pub use surface::surface_listing;

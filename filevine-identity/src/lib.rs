@@ -1,0 +1,75 @@
+//! The Filevine Identity API client, generated from
+//! `spec/filevine-identity.yaml` by progenitor.
+//!
+//! This crate is the wire: one method per operation, one type per schema.
+//! Most applications want [`filevine-identity-ext`](../filevine_identity_ext/index.html)
+//! instead, which adds token caching, regions, every grant behind one API and
+//! typed errors on top of it.
+//!
+//! - [`Client::get_access_token`] — `POST /connect/token`, form-urlencoded,
+//!   for the `personal_access_token`, `client_credentials`,
+//!   `authorization_code` and `refresh_token` grants ([`types::TokenRequest`]).
+//! - [`Client::get_openid_configuration`] — `GET /.well-known/openid-configuration`.
+//! - [`servers`] — the identity servers the spec lists (US, Canada).
+//!
+//! # Exchanging a personal access token
+//!
+//! ```no_run
+//! use filevine_identity::{Client, SecretString, servers, types};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new(servers::US);
+//! let request = types::PersonalAccessTokenRequest {
+//!     grant_type: types::PersonalAccessTokenRequestGrantType::PersonalAccessToken,
+//!     token: SecretString::from(std::env::var("FILEVINE_PAT")?),
+//!     scope: "fv.api.gateway.access filevine.v2.api.*".to_owned(),
+//!     client_id: std::env::var("FILEVINE_CLIENT_ID").ok(),
+//!     client_secret: std::env::var("FILEVINE_CLIENT_SECRET").ok().map(SecretString::from),
+//! };
+//! let token = client.get_access_token(&request.into()).await?.into_inner();
+//! // `token.access_token` is a `SecretString`: printing it shows `[REDACTED]`.
+//! println!("{} token, expires in {:?} s", token.token_type, token.expires_in);
+//! let header = format!("Bearer {}", token.access_token.expose_secret());
+//! # drop(header);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Secrets
+//!
+//! Every field the spec marks as secret (`format: password`: the PAT, client
+//! secrets, codes, PKCE verifiers, tokens) is a [`SecretString`], whose
+//! `Debug` and `Display` print `[REDACTED]`.
+//!
+//! **progenitor-client's [`Error`] is not redacted.** Its `Display` and
+//! `Debug` print raw response bodies (`InvalidResponsePayload`) and the whole
+//! `reqwest::Response` with its headers (`UnexpectedResponse`). A malformed
+//! token response can therefore put an access token into a log line. Do not
+//! log these errors as they are: `filevine-identity-ext` wraps them in its own
+//! error type, which never shows a body's secrets.
+//!
+//! # Headers
+//!
+//! progenitor adds an `api-version` header to every request; the token
+//! endpoint is a standard OAuth 2.0 endpoint that does not ask for it, so a
+//! pre-request hook removes it.
+//!
+//! # Timeouts
+//!
+//! [`Client::new`] uses progenitor's defaults (15 s connect and total) and
+//! panics if the TLS backend cannot be initialised; use
+//! [`Client::new_with_client`] to bring a configured `reqwest::Client`.
+
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod hooks;
+mod secret;
+
+// The generated module is never edited by hand; `cargo xtask codegen`
+// rewrites it from the spec. Lints that the generator's style trips are
+// allowed here rather than patched there.
+#[allow(missing_debug_implementations, clippy::all, clippy::unwrap_used, rustdoc::all)]
+mod generated;
+
+pub use generated::*;
+pub use secret::SecretString;
