@@ -58,7 +58,8 @@ fn list_items(items: &[Item], prefix: &str, out: &mut String) {
                 }
             }
             Item::Use(u) if is_public(&u.vis) => {
-                out.push_str(&format!("use {prefix}{{{}}}\n", compact(u.tree.to_token_stream())));
+                let scope = if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
+                out.push_str(&format!("use {}{scope}\n", compact(u.tree.to_token_stream())));
             }
             Item::Const(c) if is_public(&c.vis) => {
                 out.push_str(&format!(
@@ -107,7 +108,8 @@ fn list_impl(item: &syn::ItemImpl, prefix: &str, out: &mut String) {
     let generics = compact(item.generics.to_token_stream());
     match &item.trait_ {
         Some((path, _)) => {
-            out.push_str(&format!("impl{generics} {} for {prefix}{self_ty}\n", compact(path.to_token_stream())));
+            let scope = if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
+            out.push_str(&format!("impl{generics} {} for {self_ty}{scope}\n", compact(path.to_token_stream())));
         }
         None => {
             let functions: Vec<String> = item
@@ -168,8 +170,25 @@ fn attrs(attrs: &[Attribute]) -> String {
 fn compact(tokens: TokenStream) -> String {
     let mut out = String::new();
     write_compact(tokens, &mut out);
-    out
+    PRELUDE_PATHS.iter().fold(out, |text, (long, short)| text.replace(long, short))
 }
+
+/// Fully qualified paths the generator writes for hygiene, and the names a
+/// reader knows them by.
+const PRELUDE_PATHS: &[(&str, &str)] = &[
+    ("::std::option::Option", "Option"),
+    ("::std::string::String", "String"),
+    ("::std::vec::Vec", "Vec"),
+    ("::std::boxed::Box", "Box"),
+    ("::std::result::Result", "Result"),
+    ("::std::convert::From", "From"),
+    ("::std::convert::TryFrom", "TryFrom"),
+    ("::std::str::FromStr", "FromStr"),
+    ("::std::fmt::Display", "Display"),
+    ("::std::fmt::Debug", "Debug"),
+    ("::std::default::Default", "Default"),
+    ("::serde::", "serde::"),
+];
 
 fn write_compact(tokens: TokenStream, out: &mut String) {
     let mut previous_word = false;
@@ -193,8 +212,13 @@ fn write_compact(tokens: TokenStream, out: &mut String) {
                 let c = punct.as_char();
                 match c {
                     ',' => out.push_str(", "),
+                    ':' if punct.spacing() == proc_macro2::Spacing::Alone && !out.ends_with(':') => out.push_str(": "),
                     '=' if punct.spacing() == proc_macro2::Spacing::Alone && !out.ends_with(['=', '!', '<', '>']) => {
                         out.push_str(" = ");
+                    }
+                    '>' if out.ends_with(", ") => {
+                        out.truncate(out.len() - 2);
+                        out.push('>');
                     }
                     '>' if out.ends_with('-') => {
                         out.pop();
@@ -216,6 +240,10 @@ fn write_compact(tokens: TokenStream, out: &mut String) {
                 }
                 out.push_str(open);
                 write_compact(group.stream(), out);
+                // A trailing comma reads as noise in a one-line listing.
+                if out.ends_with(", ") {
+                    out.truncate(out.len() - 2);
+                }
                 out.push_str(close);
                 previous_word = false;
             }
@@ -230,7 +258,7 @@ mod tests {
     #[test]
     fn compact_types_read_like_source() {
         let ty: syn::Type = syn::parse_str("::std::option::Option<::std::vec::Vec<(u8, &'a str)>>").unwrap();
-        assert_eq!(compact(ty.to_token_stream()), "::std::option::Option<::std::vec::Vec<(u8, &'a str)>>");
+        assert_eq!(compact(ty.to_token_stream()), "Option<Vec<(u8, &'a str)>>");
         let ty: syn::Type = syn::parse_str("Box<dyn Fn(u8) -> u8 + Send>").unwrap();
         assert_eq!(compact(ty.to_token_stream()), "Box<dyn Fn(u8) -> u8+Send>");
     }
