@@ -5,8 +5,8 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
 use proc_macro2::TokenStream;
+use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
 use quote::{format_ident, quote};
 use schemars::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
@@ -126,8 +126,8 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
         #client
         #servers
     };
-    let file: syn::File = syn::parse2(tokens)
-        .map_err(|e| Error::InvalidRust { path: spec.label.clone(), message: e.to_string() })?;
+    let file: syn::File =
+        syn::parse2(tokens).map_err(|e| Error::InvalidRust { path: spec.label.clone(), message: e.to_string() })?;
     let body = prettyplease::unparse(&file);
     let source = format!("{}{body}", header(spec));
     let elapsed = started.elapsed();
@@ -214,7 +214,8 @@ fn install_panic_capture() {
                             .map(|s| (*s).to_owned())
                             .or_else(|| info.payload().downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "unknown panic payload".to_owned());
-                        let location = info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+                        let location =
+                            info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
                         *message = Some(format!("{payload}{location}"));
                         true
                     }
@@ -279,10 +280,16 @@ fn servers_module(label: &str, doc: &Value) -> Result<TokenStream, Error> {
                     && r.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
             })
             .ok_or_else(|| {
-                unsupported(format!("/servers/{index}/x-region"), format!("`x-region` must be a lowercase identifier, found {region}"))
+                unsupported(
+                    format!("/servers/{index}/x-region"),
+                    format!("`x-region` must be a lowercase identifier, found {region}"),
+                )
             })?;
         if seen.contains(&region) {
-            return Err(unsupported(format!("/servers/{index}/x-region"), format!("region {region:?} is listed twice")));
+            return Err(unsupported(
+                format!("/servers/{index}/x-region"),
+                format!("region {region:?} is listed twice"),
+            ));
         }
         seen.push(region);
         let name = format_ident!("{}", region.to_ascii_uppercase());

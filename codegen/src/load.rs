@@ -40,9 +40,10 @@ fn yaml_to_json(yaml: serde_yaml_ng::Value, pointer: &str) -> Result<Value, (Str
                 Value::Number(u.into())
             } else {
                 let f = n.as_f64().unwrap_or(f64::NAN);
-                Value::Number(Number::from_f64(f).ok_or_else(|| {
-                    (pointer.to_owned(), format!("the number {n} has no JSON representation"))
-                })?)
+                Value::Number(
+                    Number::from_f64(f)
+                        .ok_or_else(|| (pointer.to_owned(), format!("the number {n} has no JSON representation")))?,
+                )
             }
         }
         Y::String(s) => Value::String(s),

@@ -58,7 +58,8 @@ fn list_items(items: &[Item], prefix: &str, out: &mut String) {
                 }
             }
             Item::Use(u) if is_public(&u.vis) => {
-                let scope = if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
+                let scope =
+                    if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
                 out.push_str(&format!("use {}{scope}\n", compact(u.tree.to_token_stream())));
             }
             Item::Const(c) if is_public(&c.vis) => {
@@ -73,11 +74,21 @@ fn list_items(items: &[Item], prefix: &str, out: &mut String) {
                 out.push_str(&format!("type {prefix}{} = {}\n", t.ident, compact(t.ty.to_token_stream())));
             }
             Item::Struct(s) if is_public(&s.vis) => {
-                out.push_str(&format!("struct {prefix}{}{}{}\n", s.ident, compact(s.generics.to_token_stream()), attrs(&s.attrs)));
+                out.push_str(&format!(
+                    "struct {prefix}{}{}{}\n",
+                    s.ident,
+                    compact(s.generics.to_token_stream()),
+                    attrs(&s.attrs)
+                ));
                 list_fields(&s.fields, "    ", out);
             }
             Item::Enum(e) if is_public(&e.vis) => {
-                out.push_str(&format!("enum {prefix}{}{}{}\n", e.ident, compact(e.generics.to_token_stream()), attrs(&e.attrs)));
+                out.push_str(&format!(
+                    "enum {prefix}{}{}{}\n",
+                    e.ident,
+                    compact(e.generics.to_token_stream()),
+                    attrs(&e.attrs)
+                ));
                 for variant in &e.variants {
                     let shape = match &variant.fields {
                         Fields::Unit => String::new(),
@@ -108,7 +119,8 @@ fn list_impl(item: &syn::ItemImpl, prefix: &str, out: &mut String) {
     let generics = compact(item.generics.to_token_stream());
     match &item.trait_ {
         Some((path, _)) => {
-            let scope = if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
+            let scope =
+                if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
             out.push_str(&format!("impl{generics} {} for {self_ty}{scope}\n", compact(path.to_token_stream())));
         }
         None => {
@@ -135,7 +147,11 @@ fn list_fields(fields: &Fields, indent: &str, out: &mut String) {
         }
         let name = field.ident.as_ref().map_or_else(|| index.to_string(), ToString::to_string);
         let private = if is_public(&field.vis) { "" } else { "(private) " };
-        out.push_str(&format!("{indent}{private}{name}: {}{}\n", compact(field.ty.to_token_stream()), attrs(&field.attrs)));
+        out.push_str(&format!(
+            "{indent}{private}{name}: {}{}\n",
+            compact(field.ty.to_token_stream()),
+            attrs(&field.attrs)
+        ));
     }
 }
 
@@ -146,7 +162,8 @@ fn signature(sig: &syn::Signature, prefix: &str) -> String {
         syn::ReturnType::Default => String::new(),
         syn::ReturnType::Type(_, ty) => format!(" -> {}", compact(ty.to_token_stream())),
     };
-    let where_clause = sig.generics.where_clause.as_ref().map(|w| format!(" {}", compact(w.to_token_stream()))).unwrap_or_default();
+    let where_clause =
+        sig.generics.where_clause.as_ref().map(|w| format!(" {}", compact(w.to_token_stream()))).unwrap_or_default();
     format!(
         "{asyncness}fn {prefix}{}{}({inputs}){output}{where_clause}",
         sig.ident,

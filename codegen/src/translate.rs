@@ -44,10 +44,7 @@ pub struct TranslateError {
 
 impl TranslateError {
     fn new(pointer: &str, reason: impl Into<String>) -> Self {
-        Self {
-            pointer: if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() },
-            reason: reason.into(),
-        }
+        Self { pointer: if pointer.is_empty() { "/".to_owned() } else { pointer.to_owned() }, reason: reason.into() }
     }
 }
 
@@ -105,7 +102,9 @@ pub enum SpecVersion {
 pub fn spec_version(doc: &Value) -> Result<SpecVersion> {
     let version = doc
         .get("openapi")
-        .ok_or_else(|| TranslateError::new("/openapi", "missing `openapi` version field (is this an OpenAPI 3 document?)"))?
+        .ok_or_else(|| {
+            TranslateError::new("/openapi", "missing `openapi` version field (is this an OpenAPI 3 document?)")
+        })?
         .as_str()
         .ok_or_else(|| TranslateError::new("/openapi", "`openapi` must be a string such as \"3.1.0\""))?;
     if version.starts_with("3.0.") {
@@ -148,9 +147,7 @@ pub fn translate(mut doc: Value) -> Result<Value> {
         SpecVersion::V3_0 => return Ok(doc),
         SpecVersion::V3_1 => {}
     }
-    let root = doc
-        .as_object_mut()
-        .ok_or_else(|| TranslateError::new("", "an OpenAPI document must be an object"))?;
+    let root = doc.as_object_mut().ok_or_else(|| TranslateError::new("", "an OpenAPI document must be an object"))?;
     translate_document_fields(root)?;
     walk_document(root, &mut Translator)?;
     verify_openapi_30(&doc)?;
@@ -170,9 +167,7 @@ pub fn verify_openapi_30(doc: &Value) -> Result {
     if spec_version(doc)? != SpecVersion::V3_0 {
         return Err(TranslateError::new("/openapi", "document does not declare OpenAPI 3.0.x"));
     }
-    let root = doc
-        .as_object()
-        .ok_or_else(|| TranslateError::new("", "an OpenAPI document must be an object"))?;
+    let root = doc.as_object().ok_or_else(|| TranslateError::new("", "an OpenAPI document must be an object"))?;
     for field in ["webhooks", "jsonSchemaDialect"] {
         if root.contains_key(field) {
             return Err(TranslateError::new(&format!("/{field}"), "3.1-only document field left after translation"));
@@ -181,12 +176,7 @@ pub fn verify_openapi_30(doc: &Value) -> Result {
     if root.get("info").and_then(|info| info.get("summary")).is_some() {
         return Err(TranslateError::new("/info/summary", "3.1-only field left after translation"));
     }
-    if root
-        .get("info")
-        .and_then(|info| info.get("license"))
-        .and_then(|license| license.get("identifier"))
-        .is_some()
-    {
+    if root.get("info").and_then(|info| info.get("license")).and_then(|license| license.get("identifier")).is_some() {
         return Err(TranslateError::new("/info/license/identifier", "3.1-only field left after translation"));
     }
     if root.get("components").and_then(|c| c.get("pathItems")).is_some() {
@@ -541,7 +531,9 @@ fn translate_type(pointer: &str, schema: &mut Map<String, Value>) -> Result {
             }
             Ok(())
         }
-        Some(other) => Err(TranslateError::new(&type_pointer, format!("`type` must be a string or an array, found {other}"))),
+        Some(other) => {
+            Err(TranslateError::new(&type_pointer, format!("`type` must be a string or an array, found {other}")))
+        }
     }
 }
 
@@ -629,7 +621,10 @@ fn verify_schema(pointer: &str, value: &Value) -> Result {
         .chain(FORBIDDEN_AFTER_TRANSLATION)
         .find(|k| schema.contains_key(**k));
     if let Some(keyword) = leftover {
-        return Err(TranslateError::new(&child(pointer, keyword), format!("3.1-only keyword `{keyword}` left after translation")));
+        return Err(TranslateError::new(
+            &child(pointer, keyword),
+            format!("3.1-only keyword `{keyword}` left after translation"),
+        ));
     }
     if schema.contains_key("$ref") && schema.len() > 1 {
         return Err(TranslateError::new(pointer, "`$ref` with sibling keywords left after translation"));
@@ -637,7 +632,12 @@ fn verify_schema(pointer: &str, value: &Value) -> Result {
     match schema.get("type") {
         None => {}
         Some(Value::String(t)) if t != "null" => {}
-        Some(_) => return Err(TranslateError::new(&child(pointer, "type"), "3.1 type (array or `null`) left after translation")),
+        Some(_) => {
+            return Err(TranslateError::new(
+                &child(pointer, "type"),
+                "3.1 type (array or `null`) left after translation",
+            ));
+        }
     }
     for key in ["exclusiveMinimum", "exclusiveMaximum"] {
         if schema.get(key).is_some_and(|v| !v.is_boolean()) {
@@ -710,7 +710,10 @@ mod tests {
             json!({"type": "string", "nullable": true, "format": "password"})
         );
         // Order does not matter, and a single-type array is just that type.
-        assert_eq!(translated_schema(json!({"type": ["null", "integer"]})), json!({"type": "integer", "nullable": true}));
+        assert_eq!(
+            translated_schema(json!({"type": ["null", "integer"]})),
+            json!({"type": "integer", "nullable": true})
+        );
         assert_eq!(translated_schema(json!({"type": ["boolean"]})), json!({"type": "boolean"}));
     }
 
@@ -739,7 +742,10 @@ mod tests {
 
     #[test]
     fn examples_becomes_example() {
-        assert_eq!(translated_schema(json!({"type": "integer", "examples": [1200, 60]})), json!({"type": "integer", "example": 1200}));
+        assert_eq!(
+            translated_schema(json!({"type": "integer", "examples": [1200, 60]})),
+            json!({"type": "integer", "example": 1200})
+        );
         // An explicit `example` wins; an empty list adds nothing.
         assert_eq!(translated_schema(json!({"example": 1, "examples": [2]})), json!({"example": 1}));
         assert_eq!(translated_schema(json!({"examples": []})), json!({}));
@@ -776,7 +782,10 @@ mod tests {
             json!({"description": "why", "nullable": true, "allOf": [{"$ref": "#/components/schemas/T"}]})
         );
         // A bare $ref is untouched.
-        assert_eq!(translated_schema(json!({"$ref": "#/components/schemas/T"})), json!({"$ref": "#/components/schemas/T"}));
+        assert_eq!(
+            translated_schema(json!({"$ref": "#/components/schemas/T"})),
+            json!({"$ref": "#/components/schemas/T"})
+        );
         // An existing allOf keeps its members after the reference.
         assert_eq!(
             translated_schema(json!({"$ref": "#/a", "allOf": [{"$ref": "#/b"}]})),
@@ -821,21 +830,27 @@ mod tests {
 
     #[test]
     fn boolean_schemas_become_objects() {
-        assert_eq!(translated_schema(json!({"properties": {"any": true, "none": false}})), json!({"properties": {"any": {}, "none": {"not": {}}}}));
+        assert_eq!(
+            translated_schema(json!({"properties": {"any": true, "none": false}})),
+            json!({"properties": {"any": {}, "none": {"not": {}}}})
+        );
         // additionalProperties: bool is valid 3.0 and stays.
         assert_eq!(translated_schema(json!({"additionalProperties": false})), json!({"additionalProperties": false}));
     }
 
     #[test]
     fn untranslatable_keywords_are_errors_naming_the_pointer() {
-        let err = translate_error(json!({"type": "array", "items": {"type": "object", "properties": {"p": {"prefixItems": [{}]}}}}));
+        let err = translate_error(
+            json!({"type": "array", "items": {"type": "object", "properties": {"p": {"prefixItems": [{}]}}}}),
+        );
         assert_eq!(err.pointer, "/components/schemas/S/items/properties/p/prefixItems");
         assert!(err.to_string().starts_with("at /components/schemas/S/items/properties/p/prefixItems: "), "{err}");
         for keyword in UNTRANSLATABLE_KEYWORDS {
             let err = translate_error(json!({ *keyword: {} }));
             assert_eq!(err.pointer, format!("/components/schemas/S/{}", child("", keyword).trim_start_matches('/')));
         }
-        let err = translate(json!({"openapi": "3.1.0", "info": {}, "components": {"pathItems": {"p": {}}}})).unwrap_err();
+        let err =
+            translate(json!({"openapi": "3.1.0", "info": {}, "components": {"pathItems": {"p": {}}}})).unwrap_err();
         assert_eq!(err.pointer, "/components/pathItems");
     }
 

@@ -108,9 +108,13 @@ fn adding_a_response_field_makes_check_fail_and_changes_the_surface() {
     let spec = real_spec();
     let marker = "    TokenResponse:\n";
     let at = spec.text.find(marker).expect("TokenResponse schema");
-    let properties = at + spec.text[at..].find("      properties:\n").expect("properties") + "      properties:\n".len();
+    let properties =
+        at + spec.text[at..].find("      properties:\n").expect("properties") + "      properties:\n".len();
     let mut changed = spec.text.clone();
-    changed.insert_str(properties, "        session_state:\n          type: string\n          description: Added in a test.\n");
+    changed.insert_str(
+        properties,
+        "        session_state:\n          type: string\n          description: Added in a test.\n",
+    );
     let changed = Spec { label: spec.label.clone(), text: changed };
 
     let dir = tempfile::tempdir().unwrap();

@@ -105,7 +105,9 @@ mod tests {
     #[test]
     fn never_formats_the_value() {
         let secret = SecretString::from("sentinel-7f3a");
-        for shown in [format!("{secret}"), format!("{secret:?}"), format!("{secret:#?}"), format!("{:?}", Some(&secret))] {
+        for shown in
+            [format!("{secret}"), format!("{secret:?}"), format!("{secret:#?}"), format!("{:?}", Some(&secret))]
+        {
             assert!(!shown.contains("sentinel"), "{shown}");
         }
     }

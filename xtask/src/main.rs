@@ -90,7 +90,12 @@ fn run(codegen: &Codegen) -> ExitCode {
     let elapsed_ms = generated.elapsed.as_secs_f64() * 1000.0;
 
     if codegen.check {
-        return match diff(&format!("{out_label} (committed)"), &format!("{out_label} (generated)"), &committed, &generated.source) {
+        return match diff(
+            &format!("{out_label} (committed)"),
+            &format!("{out_label} (generated)"),
+            &committed,
+            &generated.source,
+        ) {
             None => {
                 println!("{out_label} is up to date ({} lines, generated in {elapsed_ms:.0} ms)", generated.lines());
                 ExitCode::SUCCESS
