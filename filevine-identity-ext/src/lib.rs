@@ -1,9 +1,91 @@
-//! Hand-written layer over the generated [`filevine_identity`] client.
+//! Filevine Identity for applications: credentials in, valid bearer tokens
+//! out.
 //!
-//! Token caching, one API over every grant, regions and OpenID Connect
-//! arrive here; for now the crate re-exports the generated client.
+//! This crate sits on the generated [`filevine_identity`] client (the wire)
+//! and adds what every integration otherwise writes by hand:
+//!
+//! - **[`TokenProvider`]** — a cache that hands out valid access tokens,
+//!   refreshes them ahead of expiry (a hard margin and a jittered soft
+//!   window), makes exactly one request however many tasks ask at once, and
+//!   never takes a lock on the hot path.
+//! - **[`Credentials`]** — one API over every grant: personal access token
+//!   (optionally with the integration's client id and secret), client
+//!   credentials, refresh token, and a [`TokenSet`] from the authorization
+//!   code flow.
+//! - **[`Region`]** — US, Canada or a custom authority, with the API gateway
+//!   that goes with it; from code or from `FILEVINE_REGION` /
+//!   `FILEVINE_AUTHORITY`.
+//! - **[`Error`]** — one error type to match on, whose messages say what to
+//!   do and never show a secret.
+//! - **[`test_server`]** (feature `test-server`) — a real Filevine Identity
+//!   server on 127.0.0.1 for your tests.
+//!
+//! # A token from a personal access token
+//!
+//! ```no_run
+//! use filevine_identity_ext::{ClientId, ClientSecret, Credentials, PersonalAccessToken, Region, TokenProvider};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let provider = TokenProvider::builder()
+//!     .region(Region::Us)
+//!     .credentials(
+//!         Credentials::personal_access_token(PersonalAccessToken::new(std::env::var("FILEVINE_PAT")?)?)
+//!             .with_client(ClientId::new("my-integration")?, ClientSecret::new(std::env::var("FILEVINE_CLIENT_SECRET")?)?),
+//!     )
+//!     .build()?;
+//!
+//! // Share `provider` (it is `Clone + Send + Sync`); every call returns a valid token.
+//! let token = provider.token().await?;
+//! let response = reqwest::Client::new()
+//!     .post("https://api.filevine.io/fv-app/v2/utils/GetUserOrgsWithToken")
+//!     .header(reqwest::header::AUTHORIZATION, token.authorization_header())
+//!     .send()
+//!     .await?;
+//! # drop(response);
+//! # Ok(()) }
+//! ```
+//!
+//! Or configure everything from the environment (`FILEVINE_PAT`,
+//! `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`, `FILEVINE_SCOPES`,
+//! `FILEVINE_REGION`, `FILEVINE_AUTHORITY`): [`TokenProvider::from_env`].
+//!
+//! # Secrets
+//!
+//! PATs, client secrets, refresh, access and ID tokens live in redacting
+//! types: `Debug` and `Display` print `[REDACTED]`, and reading the value is
+//! an explicit `expose_secret()`. Error messages cut response bodies short
+//! and replace anything that looks like a token. `tracing` events name grant
+//! types, lifetimes and scopes, never values.
 
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod credentials;
+mod env;
+mod error;
+mod exchange;
+mod jitter;
+mod provider;
+mod region;
+mod scope;
+mod token;
+
+#[cfg(feature = "test-server")]
+pub mod test_server;
+
+pub use credentials::{
+    CLIENT_ID_VAR, CLIENT_SECRET_VAR, ClientId, ClientSecret, Credentials, PAT_VAR, PersonalAccessToken, RefreshToken,
+    SCOPES_VAR,
+};
+pub use error::{ConfigError, Error, ErrorDetails};
 pub use filevine_identity;
+pub use filevine_identity::SecretString;
+pub use provider::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HARD_MARGIN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_WINDOW, TokenProvider,
+    TokenProviderBuilder,
+};
+pub use region::{AUTHORITY_VAR, CANADA_GATEWAY, CustomRegion, REGION_VAR, Region, RegionError, US_GATEWAY};
+pub use scope::{GATEWAY_SCOPES, PARTNER_APP_SCOPES, Scope, ScopeError, Scopes, ScopesError};
+pub use token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
 
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]

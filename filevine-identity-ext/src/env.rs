@@ -1,0 +1,15 @@
+//! Reading configuration from the environment.
+//!
+//! Every `from_env` function has a twin that takes a lookup function, so
+//! tests can supply variables without touching the process environment
+//! (which is shared between test threads and `unsafe` to write).
+
+/// Looks up one variable by name.
+pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// The process environment. A variable that is not valid Unicode reads as
+/// its lossy conversion, so the error that follows names it instead of
+/// treating it as unset.
+pub(crate) fn process_env(name: &str) -> Option<String> {
+    std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+}

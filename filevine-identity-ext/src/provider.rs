@@ -1,0 +1,703 @@
+//! [`TokenProvider`]: a valid access token on every call, one request per
+//! refresh however many callers ask at once.
+//!
+//! # How a call is served
+//!
+//! - **Hot path.** The current token sits in an [`ArcSwapOption`]. A call
+//!   loads it without taking any lock, compares two instants, and clones one
+//!   `Arc`. If the token is inside its soft refresh window it also starts a
+//!   refresh in the background (one atomic flag check), and still returns
+//!   the current token.
+//! - **Slow path.** When there is no usable token, the caller takes the
+//!   flight lock (a short `std` mutex, never held across `.await`),
+//!   re-checks, and either joins the refresh already in flight or starts
+//!   one. A refresh runs in its own task, so a caller that gives up (a
+//!   dropped future, a timeout) does not strand the others; everyone waiting
+//!   gets its result through a `watch` channel.
+//! - **After a refresh** the token (and a rotated refresh token) is stored
+//!   before the result is published, so nobody sees a result whose token is
+//!   not yet the current one.
+//!
+//! # When a token is refreshed
+//!
+//! With lifetime `L` (from `expires_in`, see [`ExpiryPolicy`]):
+//!
+//! - hard margin `M = min(hard_margin, L/2)` (default 60 s, as Filevine's
+//!   samples use): a token with less than `M` left is never handed out;
+//! - soft window `W = min(soft_window, (L−M)/2)` (default 5 min): the refresh
+//!   starts at a random point between `W` and `W/2` before `L−M`, so a fleet
+//!   of processes does not refresh in lockstep and a refresh always has at
+//!   least `W/2` to finish before callers would have to wait;
+//! - if a refresh fails while the cached token has not expired, callers get
+//!   the cached token and the failure is logged with `tracing`; once it has
+//!   expired they get the error. Failures back off (full jitter, capped).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use tokio::sync::watch;
+
+use crate::credentials::{ClientAuth, ClientId, ClientSecret, Credentials, Grant, RefreshToken};
+use crate::env::Lookup;
+use crate::error::{ConfigError, Error};
+use crate::exchange;
+use crate::region::Region;
+use crate::scope::Scopes;
+use crate::token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
+
+/// Default hard margin: Filevine's samples refresh a minute before expiry.
+pub const DEFAULT_HARD_MARGIN: Duration = Duration::from_secs(60);
+/// Default soft window before the hard margin.
+pub const DEFAULT_SOFT_WINDOW: Duration = Duration::from_secs(300);
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default timeout of one request attempt.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// First backoff step after a failed refresh.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest backoff after repeated failures.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// Hands out valid access tokens, refreshing them ahead of expiry.
+///
+/// `Clone + Send + Sync`; clones share one cache, so clone it into every
+/// task that needs tokens. Needs a Tokio runtime.
+///
+/// ```
+/// use filevine_identity_ext::{Credentials, PersonalAccessToken, Region, TokenProvider};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let provider = TokenProvider::builder()
+///     .region(Region::Us)
+///     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?))
+///     .build()?;
+/// let token = provider.token().await?;
+/// let header = token.authorization_header(); // `Bearer …`, marked sensitive
+/// # drop(header);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("authority", &self.inner.region.identity_url())
+            .field("grant_type", &self.inner.credentials.grant_type())
+            .field("cached", &self.inner.current.load().as_ref().map(|c| c.token.clone()))
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    client: filevine_identity::Client,
+    region: Region,
+    credentials: Credentials,
+    scopes: Option<Scopes>,
+    /// The latest refresh token (rotated by every refresh response).
+    refresh_token: Mutex<Option<RefreshToken>>,
+    /// The latest ID token from a refresh response.
+    id_token: Mutex<Option<IdToken>>,
+    timing: Timing,
+    /// The current token and when to refresh it. Read without locks.
+    current: ArcSwapOption<Cached>,
+    /// Set while a refresh runs; lets the hot path skip the flight lock.
+    refreshing: AtomicBool,
+    flight: Mutex<Flight>,
+    background: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.background).take() {
+            task.abort();
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    hard_margin: Duration,
+    soft_window: Duration,
+    expiry: ExpiryPolicy,
+    request_timeout: Duration,
+}
+
+/// A cached token with its deadlines, computed once when it arrives.
+struct Cached {
+    token: AccessToken,
+    /// After this, the token is not handed out (hard margin).
+    usable_until: Instant,
+    /// After this, a background refresh starts (soft window, jittered).
+    refresh_at: Instant,
+}
+
+type Outcome = Option<Result<AccessToken, Error>>;
+
+#[derive(Default)]
+struct Flight {
+    /// The refresh in progress, if any.
+    in_flight: Option<watch::Receiver<Outcome>>,
+    /// Consecutive failed refreshes.
+    failures: u32,
+    /// No new refresh starts before this (backoff after failures).
+    not_before: Option<Instant>,
+}
+
+/// Locks a std mutex, recovering from poisoning: every critical section
+/// here leaves the data consistent, so a panic elsewhere must not wedge
+/// token refresh forever.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Timing {
+    fn deadlines(&self, token: AccessToken) -> Cached {
+        let lifetime = token.lifetime();
+        let margin = self.hard_margin.min(lifetime / 2);
+        let usable_until = token.expires_at() - margin;
+        let window = self.soft_window.min((lifetime - margin) / 2);
+        // Somewhere in the earlier half of the window: a soft refresh always
+        // has at least half the window to finish before the hard margin.
+        let refresh_at = usable_until - window.mul_f64(0.5 + 0.5 * crate::jitter::unit());
+        Cached { token, usable_until, refresh_at }
+    }
+}
+
+/// Full-jitter exponential backoff after `failures` consecutive failures.
+fn backoff(failures: u32) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(crate::jitter::unit())
+}
+
+impl TokenProvider {
+    /// Starts configuring a provider. Everything not set explicitly comes
+    /// from the environment, then from defaults.
+    pub fn builder() -> TokenProviderBuilder {
+        TokenProviderBuilder::default()
+    }
+
+    /// A provider configured entirely from the environment:
+    /// `FILEVINE_PAT` / `FILEVINE_CLIENT_ID` / `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_SCOPES`, `FILEVINE_REGION` / `FILEVINE_AUTHORITY`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build()
+    }
+
+    /// A valid access token: the cached one if it has more than the hard
+    /// margin left, otherwise a fresh one (one request however many callers
+    /// wait for it).
+    ///
+    /// # Errors
+    /// The refresh's [`Error`], when there is no unexpired token to fall
+    /// back on.
+    pub async fn token(&self) -> Result<AccessToken, Error> {
+        if let Some(token) = self.usable(Instant::now()) {
+            return Ok(token);
+        }
+        self.token_slow().await
+    }
+
+    /// The region (authority and gateway) this provider talks to.
+    pub fn region(&self) -> &Region {
+        &self.inner.region
+    }
+
+    /// The most recent ID token a refresh response carried, if any.
+    pub fn latest_id_token(&self) -> Option<IdToken> {
+        lock(&self.inner.id_token).clone()
+    }
+
+    /// Forgets the cached token, so the next [`TokenProvider::token`] fetches
+    /// a new one. Call it when the API answered 401 to the current token.
+    pub fn invalidate(&self) {
+        self.inner.current.store(None);
+    }
+
+    /// Forgets `token` if it is still the cached one. When many requests
+    /// fail with 401 for the same token, only the first invalidation
+    /// counts, so they share one refresh.
+    pub fn invalidate_token(&self, token: &AccessToken) {
+        let current = self.inner.current.load();
+        if current.as_ref().is_some_and(|c| c.token.same_token(token)) {
+            self.inner.current.compare_and_swap(&*current, None);
+        }
+    }
+
+    /// Fast path: the cached token if it is usable at `now`. Starts a
+    /// background refresh when inside the soft window.
+    fn usable(&self, now: Instant) -> Option<AccessToken> {
+        let current = self.inner.current.load();
+        let cached = current.as_ref()?;
+        if now >= cached.usable_until {
+            return None;
+        }
+        if now >= cached.refresh_at && !self.inner.refreshing.load(Ordering::Relaxed) {
+            self.start_soft_refresh();
+        }
+        Some(cached.token.clone())
+    }
+
+    /// Starts a refresh without waiting for it, unless one runs already or
+    /// the backoff says not yet.
+    fn start_soft_refresh(&self) {
+        let mut flight = lock(&self.inner.flight);
+        if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        if let Err(error) = Inner::start_flight(&self.inner, &mut flight) {
+            tracing::warn!(%error, "could not start a background token refresh");
+        }
+    }
+
+    async fn token_slow(&self) -> Result<AccessToken, Error> {
+        let mut receiver = {
+            let mut flight = lock(&self.inner.flight);
+            // Re-check under the lock: a refresh may have finished since the
+            // fast path looked.
+            if let Some(token) = self.inner.current.load().as_ref().filter(|c| Instant::now() < c.usable_until) {
+                return Ok(token.token.clone());
+            }
+            match &flight.in_flight {
+                Some(receiver) => receiver.clone(),
+                None => Inner::start_flight(&self.inner, &mut flight)?,
+            }
+        };
+        let outcome = match receiver.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            // The refresh task ended without publishing (the runtime is
+            // shutting down).
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(token)) => Ok(token),
+            Some(Err(error)) => self.stale_or(error),
+            None => Err(Error::Network { message: "the token refresh task was cancelled".into() }),
+        }
+    }
+
+    /// After a failed refresh: the cached token while it has not expired,
+    /// else the error.
+    fn stale_or(&self, error: Error) -> Result<AccessToken, Error> {
+        match self.inner.current.load().as_ref() {
+            Some(cached) if !cached.token.is_expired() => {
+                tracing::warn!(
+                    %error,
+                    expires_in_ms = cached.token.expires_in().as_millis() as u64,
+                    "token refresh failed; using the cached token until it expires"
+                );
+                Ok(cached.token.clone())
+            }
+            _ => Err(error),
+        }
+    }
+}
+
+impl Inner {
+    /// Starts a refresh task; the caller holds the flight lock.
+    fn start_flight(this: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::Config(ConfigError::Invalid("TokenProvider::token must be called inside a Tokio runtime".into()))
+        })?;
+        let (sender, receiver) = watch::channel(None);
+        flight.in_flight = Some(receiver.clone());
+        this.refreshing.store(true, Ordering::Relaxed);
+        let delay = flight.not_before.map(|t| t.saturating_duration_since(Instant::now()));
+        let inner = Arc::clone(this);
+        runtime.spawn(async move {
+            if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                tokio::time::sleep(delay).await;
+            }
+            let outcome = inner.fetch().await;
+            inner.finish_flight(&outcome);
+            // Nobody may be waiting (a background refresh); that is fine.
+            let _ = sender.send(Some(outcome));
+        });
+        Ok(receiver)
+    }
+
+    /// One refresh: request, store the rotated refresh token, return the
+    /// access token.
+    async fn fetch(&self) -> Result<AccessToken, Error> {
+        let refresh_token = lock(&self.refresh_token).clone();
+        let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scopes.as_ref());
+        let is_refresh = matches!(self.credentials.grant, Grant::RefreshToken(_));
+        let grant_type = self.credentials.grant_type();
+        tracing::debug!(grant_type, authority = self.region.identity_url(), "requesting an access token");
+        let set =
+            exchange::exchange(&self.client, &request, is_refresh, &self.timing.expiry, self.timing.request_timeout)
+                .await
+                .inspect_err(|error| tracing::debug!(grant_type, %error, "token request failed"))?;
+        if let Some(rotated) = set.refresh_token {
+            *lock(&self.refresh_token) = Some(rotated);
+        }
+        if let Some(id_token) = set.id_token {
+            *lock(&self.id_token) = Some(id_token);
+        }
+        tracing::debug!(
+            grant_type,
+            expires_in_s = set.access_token.lifetime().as_secs(),
+            scopes = %set.access_token.scopes(),
+            "received an access token"
+        );
+        Ok(set.access_token)
+    }
+
+    /// Stores the outcome before it is published: the token becomes current,
+    /// or the failure count and backoff advance.
+    fn finish_flight(&self, outcome: &Result<AccessToken, Error>) {
+        let mut flight = lock(&self.flight);
+        match outcome {
+            Ok(token) => {
+                self.current.store(Some(Arc::new(self.timing.deadlines(token.clone()))));
+                flight.failures = 0;
+                flight.not_before = None;
+            }
+            Err(error) => {
+                flight.failures = flight.failures.saturating_add(1);
+                let wait = match error {
+                    Error::RateLimited { retry_after: Some(wait), .. } => *wait,
+                    _ => backoff(flight.failures),
+                };
+                flight.not_before = Some(Instant::now() + wait);
+                // Keep serving the cached token, but do not retrigger the
+                // soft refresh on every call until the backoff has passed.
+                let current = self.current.load();
+                if let Some(cached) = current.as_ref() {
+                    let retry_at = Instant::now() + wait;
+                    if cached.refresh_at < retry_at {
+                        let postponed = Cached {
+                            token: cached.token.clone(),
+                            usable_until: cached.usable_until,
+                            refresh_at: retry_at,
+                        };
+                        self.current.compare_and_swap(&*current, Some(Arc::new(postponed)));
+                    }
+                }
+            }
+        }
+        flight.in_flight = None;
+        self.refreshing.store(false, Ordering::Relaxed);
+    }
+}
+
+/// Keeps the token fresh ahead of time, so `token()` never waits on the
+/// network once the first token has arrived. Ends when the provider drops.
+async fn background_refresh(inner: Weak<Inner>) {
+    loop {
+        let wake_at = {
+            let Some(inner) = inner.upgrade() else { return };
+            let flight = lock(&inner.flight);
+            let refresh_at = inner.current.load().as_ref().map_or_else(Instant::now, |c| c.refresh_at);
+            flight.not_before.map_or(refresh_at, |t| t.max(refresh_at))
+        };
+        tokio::time::sleep_until(wake_at.into()).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let provider = TokenProvider { inner };
+        if let Err(error) = provider.refresh_now().await {
+            tracing::warn!(%error, "background token refresh failed");
+        }
+    }
+}
+
+impl TokenProvider {
+    /// Joins or starts a refresh and waits for it (background refresh).
+    async fn refresh_now(&self) -> Result<AccessToken, Error> {
+        let mut receiver = {
+            let mut flight = lock(&self.inner.flight);
+            match &flight.in_flight {
+                Some(receiver) => receiver.clone(),
+                None => Inner::start_flight(&self.inner, &mut flight)?,
+            }
+        };
+        match receiver.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(Error::Network { message: "cancelled".into() })),
+            Err(_) => Err(Error::Network { message: "the token refresh task was cancelled".into() }),
+        }
+    }
+}
+
+/// Where a builder reads environment variables from.
+type EnvSource = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Configures a [`TokenProvider`]. Validated in [`TokenProviderBuilder::build`].
+///
+/// Precedence for the region, credentials and scopes: what is set here,
+/// then the environment, then the default (US; gateway scopes).
+#[must_use]
+pub struct TokenProviderBuilder {
+    region: Option<Region>,
+    credentials: Option<Credentials>,
+    token_set: Option<(TokenSet, ClientAuth)>,
+    scopes: Option<Scopes>,
+    hard_margin: Duration,
+    soft_window: Duration,
+    expiry: ExpiryPolicy,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    background_refresh: bool,
+    http_client: Option<reqwest::Client>,
+    env: EnvSource,
+}
+
+impl std::fmt::Debug for TokenProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProviderBuilder")
+            .field("region", &self.region)
+            .field("credentials", &self.credentials)
+            .field("token_set", &self.token_set.as_ref().map(|(set, _)| set))
+            .field("scopes", &self.scopes)
+            .field("hard_margin", &self.hard_margin)
+            .field("soft_window", &self.soft_window)
+            .field("background_refresh", &self.background_refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TokenProviderBuilder {
+    fn default() -> Self {
+        Self {
+            region: None,
+            credentials: None,
+            token_set: None,
+            scopes: None,
+            hard_margin: DEFAULT_HARD_MARGIN,
+            soft_window: DEFAULT_SOFT_WINDOW,
+            expiry: ExpiryPolicy::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            background_refresh: false,
+            http_client: None,
+            env: Box::new(crate::env::process_env),
+        }
+    }
+}
+
+impl TokenProviderBuilder {
+    /// The region or custom authority. Default: `FILEVINE_AUTHORITY` /
+    /// `FILEVINE_REGION`, else US.
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// The credentials to exchange. Default: from the environment
+    /// ([`Credentials::from_env`]).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Starts from a token set (e.g. from the authorization code flow) and
+    /// keeps it fresh with its refresh token, authenticating as `client_id`
+    /// (with `client_secret` for a confidential client). The token set must
+    /// carry a refresh token.
+    pub fn token_set(mut self, token_set: TokenSet, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
+        self.token_set = Some((token_set, ClientAuth { id: client_id, secret: client_secret }));
+        self
+    }
+
+    /// The scopes to request. Default: `FILEVINE_SCOPES`, else
+    /// [`Scopes::gateway`] for PAT and client credentials (a refresh asks
+    /// for the original scopes by sending none).
+    pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Never hand out a token with less than this left (default 60 s; for
+    /// tokens living less than twice this, half their lifetime).
+    pub fn hard_margin(mut self, margin: Duration) -> Self {
+        self.hard_margin = margin;
+        self
+    }
+
+    /// How long before the hard margin a background refresh may start
+    /// (default 5 min, at most half the usable lifetime; jittered).
+    pub fn soft_window(mut self, window: Duration) -> Self {
+        self.soft_window = window;
+        self
+    }
+
+    /// How `expires_in` is interpreted (missing and absurd values).
+    pub fn expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.expiry = policy;
+        self
+    }
+
+    /// Connect timeout (default 3 s). Ignored with [`Self::http_client`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one request attempt (default 10 s). Ignored with
+    /// [`Self::http_client`].
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Refresh in a background task ahead of expiry, so `token()` never
+    /// waits on the network after the first token (default off). The task
+    /// ends when the last clone of the provider is dropped.
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.background_refresh = enabled;
+        self
+    }
+
+    /// Use this `reqwest::Client` (its timeouts, proxy, TLS settings).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Read configuration from this function instead of the process
+    /// environment (tests, or an application's own configuration source).
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Box::new(lookup);
+        self
+    }
+
+    /// Validates the configuration and builds the provider. Sends nothing.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming what is missing or wrong.
+    pub fn build(self) -> Result<TokenProvider, ConfigError> {
+        let lookup: Lookup<'_> = &*self.env;
+        let region = Region::resolve_with(self.region, lookup)?;
+        let scopes = match self.scopes {
+            Some(scopes) => Some(scopes),
+            None => match lookup(crate::credentials::SCOPES_VAR).filter(|v| !v.trim().is_empty()) {
+                Some(list) => Some(list.parse::<Scopes>().map_err(|e| ConfigError::MalformedVar {
+                    name: crate::credentials::SCOPES_VAR,
+                    reason: e.to_string(),
+                })?),
+                None => None,
+            },
+        };
+        let (credentials, initial, refresh_token, id_token) = match self.token_set {
+            Some((set, client)) => {
+                let refresh = set.refresh_token.clone().ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "the token set has no refresh token, so it cannot be kept fresh (request `offline_access`)"
+                            .into(),
+                    )
+                })?;
+                let credentials = Credentials { grant: Grant::RefreshToken(refresh.clone()), client: Some(client) };
+                (credentials, Some(set.access_token), Some(refresh), set.id_token)
+            }
+            None => {
+                let credentials = match self.credentials {
+                    Some(credentials) => credentials,
+                    None => Credentials::from_lookup(lookup)?,
+                };
+                let refresh = match &credentials.grant {
+                    Grant::RefreshToken(token) => Some(token.clone()),
+                    _ => None,
+                };
+                (credentials, None, refresh, None)
+            }
+        };
+        let http = match self.http_client {
+            Some(client) => client,
+            None => reqwest::Client::builder()
+                .connect_timeout(self.connect_timeout)
+                .timeout(self.request_timeout)
+                .user_agent(concat!("filevine-identity-rs/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .map_err(|e| ConfigError::Invalid(format!("cannot build the HTTP client: {e}")))?,
+        };
+        let timing = Timing {
+            hard_margin: self.hard_margin,
+            soft_window: self.soft_window,
+            expiry: self.expiry,
+            request_timeout: self.request_timeout,
+        };
+        let inner = Arc::new(Inner {
+            client: filevine_identity::Client::new_with_client(region.identity_url(), http),
+            region,
+            credentials,
+            scopes,
+            refresh_token: Mutex::new(refresh_token),
+            id_token: Mutex::new(id_token),
+            timing,
+            current: ArcSwapOption::new(initial.map(|token| Arc::new(timing.deadlines(token)))),
+            refreshing: AtomicBool::new(false),
+            flight: Mutex::new(Flight::default()),
+            background: Mutex::new(None),
+        });
+        if self.background_refresh {
+            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+                ConfigError::Invalid("background refresh needs a Tokio runtime: build the provider inside one".into())
+            })?;
+            let task = runtime.spawn(background_refresh(Arc::downgrade(&inner)));
+            *lock(&inner.background) = Some(task);
+        }
+        Ok(TokenProvider { inner })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filevine_identity::SecretString;
+
+    fn token(lifetime: Duration) -> AccessToken {
+        AccessToken::new(SecretString::from("t"), "Bearer", Scopes::default(), Instant::now(), lifetime).unwrap()
+    }
+
+    fn timing() -> Timing {
+        Timing {
+            hard_margin: DEFAULT_HARD_MARGIN,
+            soft_window: DEFAULT_SOFT_WINDOW,
+            expiry: ExpiryPolicy::default(),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        }
+    }
+
+    #[test]
+    fn deadlines_for_a_long_lived_token() {
+        for _ in 0..100 {
+            let cached = timing().deadlines(token(Duration::from_secs(1200)));
+            let expires = cached.token.expires_at();
+            assert_eq!(expires - cached.usable_until, Duration::from_secs(60));
+            let window = cached.usable_until - cached.refresh_at;
+            assert!(window <= Duration::from_secs(300), "{window:?}");
+            assert!(window >= Duration::from_secs(150), "{window:?}");
+        }
+    }
+
+    #[test]
+    fn deadlines_for_a_short_lived_token_use_half_the_lifetime() {
+        for _ in 0..100 {
+            let cached = timing().deadlines(token(Duration::from_secs(2)));
+            assert_eq!(cached.token.expires_at() - cached.usable_until, Duration::from_secs(1));
+            // The soft window is at most half of the remaining second.
+            assert!(cached.usable_until - cached.refresh_at <= Duration::from_millis(500));
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for failures in 0..40 {
+            let wait = backoff(failures);
+            assert!(wait <= BACKOFF_CAP);
+            assert!(wait <= BACKOFF_BASE.saturating_mul(1 << failures.min(16)));
+        }
+    }
+
+    #[test]
+    fn provider_is_send_sync_clone() {
+        fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+        assert_traits::<TokenProvider>();
+        assert_traits::<AccessToken>();
+    }
+}
