@@ -66,6 +66,7 @@ mod exchange;
 mod jitter;
 mod provider;
 mod region;
+mod retry;
 mod scope;
 mod token;
 
@@ -84,6 +85,7 @@ pub use provider::{
     TokenProviderBuilder,
 };
 pub use region::{AUTHORITY_VAR, CANADA_GATEWAY, CustomRegion, REGION_VAR, Region, RegionError, US_GATEWAY};
+pub use retry::RetryPolicy;
 pub use scope::{GATEWAY_SCOPES, PARTNER_APP_SCOPES, Scope, ScopeError, Scopes, ScopesError};
 pub use token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
 

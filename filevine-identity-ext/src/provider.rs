@@ -44,6 +44,7 @@ use crate::env::Lookup;
 use crate::error::{ConfigError, Error};
 use crate::exchange;
 use crate::region::Region;
+use crate::retry::RetryPolicy;
 use crate::scope::Scopes;
 use crate::token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
 
@@ -125,6 +126,7 @@ struct Timing {
     soft_window: Duration,
     expiry: ExpiryPolicy,
     request_timeout: Duration,
+    retry: RetryPolicy,
 }
 
 /// A cached token with its deadlines, computed once when it arrives.
@@ -326,15 +328,26 @@ impl Inner {
     /// One refresh: request, store the rotated refresh token, return the
     /// access token.
     async fn fetch(&self) -> Result<AccessToken, Error> {
-        let refresh_token = lock(&self.refresh_token).clone();
-        let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scopes.as_ref());
         let is_refresh = matches!(self.credentials.grant, Grant::RefreshToken(_));
         let grant_type = self.credentials.grant_type();
-        tracing::debug!(grant_type, authority = self.region.identity_url(), "requesting an access token");
-        let set =
-            exchange::exchange(&self.client, &request, is_refresh, &self.timing.expiry, self.timing.request_timeout)
-                .await
-                .inspect_err(|error| tracing::debug!(grant_type, %error, "token request failed"))?;
+        let set = self
+            .timing
+            .retry
+            .run(|attempt| async move {
+                // Read the refresh token per attempt: it is the latest one.
+                let refresh_token = lock(&self.refresh_token).clone();
+                let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scopes.as_ref());
+                tracing::debug!(
+                    grant_type,
+                    attempt,
+                    authority = self.region.identity_url(),
+                    "requesting an access token"
+                );
+                exchange::exchange(&self.client, &request, is_refresh, &self.timing.expiry, self.timing.request_timeout)
+                    .await
+                    .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))
+            })
+            .await?;
         if let Some(rotated) = set.refresh_token {
             *lock(&self.refresh_token) = Some(rotated);
         }
@@ -442,6 +455,7 @@ pub struct TokenProviderBuilder {
     expiry: ExpiryPolicy,
     connect_timeout: Duration,
     request_timeout: Duration,
+    retry: RetryPolicy,
     background_refresh: bool,
     http_client: Option<reqwest::Client>,
     env: EnvSource,
@@ -473,6 +487,7 @@ impl Default for TokenProviderBuilder {
             expiry: ExpiryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::default(),
             background_refresh: false,
             http_client: None,
             env: Box::new(crate::env::process_env),
@@ -542,6 +557,26 @@ impl TokenProviderBuilder {
     /// [`Self::http_client`].
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
+        self
+    }
+
+    /// Attempts per token request, the first included (default 3). Only
+    /// network errors, timeouts, 5xx and 429 are retried.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts;
+        self
+    }
+
+    /// Bound on one whole token request, retries and waits included
+    /// (default 30 s).
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.total_timeout = timeout;
+        self
+    }
+
+    /// The full retry policy (attempts, backoff, total bound).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
         self
     }
 
@@ -615,11 +650,18 @@ impl TokenProviderBuilder {
                 .build()
                 .map_err(|e| ConfigError::Invalid(format!("cannot build the HTTP client: {e}")))?,
         };
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::Invalid("max_attempts must be at least 1".into()));
+        }
+        if self.retry.total_timeout.is_zero() || self.request_timeout.is_zero() {
+            return Err(ConfigError::Invalid("timeouts must be longer than zero".into()));
+        }
         let timing = Timing {
             hard_margin: self.hard_margin,
             soft_window: self.soft_window,
             expiry: self.expiry,
             request_timeout: self.request_timeout,
+            retry: self.retry,
         };
         let inner = Arc::new(Inner {
             client: filevine_identity::Client::new_with_client(region.identity_url(), http),
@@ -660,6 +702,7 @@ mod tests {
             soft_window: DEFAULT_SOFT_WINDOW,
             expiry: ExpiryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::default(),
         }
     }
 

@@ -326,7 +326,8 @@ async fn invalidate_token_only_forgets_that_token() {
 async fn stale_token_is_served_when_refresh_fails_until_it_expires() {
     let server = server().await;
     server.set_token_lifetime(Duration::from_secs(2));
-    let provider = builder(&server).credentials(pat()).soft_window(Duration::ZERO).build().unwrap();
+    // One attempt per refresh, so one injected failure fails the refresh.
+    let provider = builder(&server).credentials(pat()).soft_window(Duration::ZERO).max_attempts(1).build().unwrap();
     let first = provider.token().await.unwrap();
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Inside the hard margin, not expired: the refresh fails, the cached token is served.

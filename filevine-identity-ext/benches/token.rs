@@ -1,0 +1,195 @@
+//! `cargo bench -p filevine-identity-ext --bench token`
+//!
+//! 1. `warm`: a cached `token()`, on one and on two threads at once, beside a
+//!    `tokio::sync::Mutex<Option<_>>` cache, a `std::sync::RwLock<Option<_>>`
+//!    cache and a plain `Arc` clone (the floor).
+//! 2. `cold_start`: 1, 100 and 10,000 concurrent callers on an empty cache
+//!    against the loopback test server; each iteration asserts that exactly
+//!    one token request was made.
+//! 3. `exchange`: one PAT exchange through the SDK beside a hand-written
+//!    reqwest form POST of the same body to the same server with the same
+//!    client settings.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::Duration;
+
+use divan::Bencher;
+use filevine_identity_ext::test_server::TestServer;
+use filevine_identity_ext::{AccessToken, Credentials, PersonalAccessToken, TokenProvider};
+use tokio::runtime::Runtime;
+
+fn main() {
+    divan::main();
+}
+
+const PAT: &str = "fvpat_bench";
+
+/// One runtime and server for every bench in this file.
+struct Fixture {
+    runtime: Runtime,
+    server: TestServer,
+}
+
+static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let server = runtime.block_on(TestServer::start()).unwrap();
+    server.add_personal_access_token(PAT);
+    Fixture { runtime, server }
+});
+
+/// The reqwest settings both sides of the exchange comparison use.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .user_agent("filevine-identity-rs/bench")
+        .build()
+        .unwrap()
+}
+
+fn provider() -> TokenProvider {
+    let fixture = &*FIXTURE;
+    let _guard = fixture.runtime.enter();
+    TokenProvider::builder()
+        .env(|_| None)
+        .region(fixture.server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .http_client(http_client())
+        .build()
+        .unwrap()
+}
+
+/// Polls a future once. A warm `token()` is ready at once; measuring it this
+/// way leaves executor overhead out.
+fn poll_once<F: Future>(future: F) -> F::Output {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(future).poll(&mut context) {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => panic!("a warm token() must not wait"),
+    }
+}
+
+mod warm {
+    use super::*;
+
+    static PROVIDER: LazyLock<TokenProvider> = LazyLock::new(|| {
+        let provider = provider();
+        FIXTURE.runtime.block_on(provider.token()).unwrap();
+        provider
+    });
+    static TOKEN: LazyLock<AccessToken> = LazyLock::new(|| poll_once(PROVIDER.token()).unwrap());
+    static TOKIO_MUTEX: LazyLock<tokio::sync::Mutex<Option<AccessToken>>> =
+        LazyLock::new(|| tokio::sync::Mutex::new(Some(TOKEN.clone())));
+    static RW_LOCK: LazyLock<RwLock<Option<AccessToken>>> = LazyLock::new(|| RwLock::new(Some(TOKEN.clone())));
+
+    /// The SDK: `TokenProvider::token()` with a valid cached token.
+    #[divan::bench(threads = [1, 2])]
+    fn sdk_token(bencher: Bencher) {
+        let provider = &*PROVIDER;
+        bencher.bench(|| poll_once(provider.token()).unwrap());
+    }
+
+    /// Baseline: a token cache behind `tokio::sync::Mutex`.
+    #[divan::bench(threads = [1, 2])]
+    fn tokio_mutex(bencher: Bencher) {
+        let cache = &*TOKIO_MUTEX;
+        bencher.bench(|| cache.blocking_lock().clone().unwrap());
+    }
+
+    /// Baseline: a token cache behind `std::sync::RwLock`.
+    #[divan::bench(threads = [1, 2])]
+    fn std_rwlock(bencher: Bencher) {
+        let cache = &*RW_LOCK;
+        bencher.bench(|| cache.read().unwrap().clone().unwrap());
+    }
+
+    /// The floor: cloning the token's `Arc`.
+    #[divan::bench(threads = [1, 2])]
+    fn arc_clone(bencher: Bencher) {
+        let token = &*TOKEN;
+        bencher.bench(|| token.clone());
+    }
+}
+
+mod cold_start {
+    use super::*;
+
+    /// Wall time for `callers` tasks to get a token from an empty cache.
+    #[divan::bench(args = [1, 100, 10_000], sample_count = 20, sample_size = 1)]
+    fn concurrent_callers(bencher: Bencher, callers: usize) {
+        let fixture = &*FIXTURE;
+        let iterations = Arc::new(AtomicU64::new(0));
+        let before = fixture.server.token_requests();
+        bencher.with_inputs(provider).bench_local_values(|provider| {
+            fixture.runtime.block_on(async {
+                let tasks: Vec<_> = (0..callers)
+                    .map(|_| {
+                        let provider = provider.clone();
+                        tokio::spawn(async move { provider.token().await })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.unwrap().unwrap();
+                }
+            });
+            iterations.fetch_add(1, Ordering::Relaxed);
+        });
+        let requests = fixture.server.token_requests() - before;
+        let iterations = iterations.load(Ordering::Relaxed);
+        assert_eq!(requests, iterations, "{callers} cold callers must cause exactly one request per cold start");
+    }
+}
+
+mod exchange {
+    use super::*;
+
+    /// One PAT exchange through the SDK: request, parse, cache.
+    #[divan::bench(sample_count = 200)]
+    fn sdk(bencher: Bencher) {
+        let fixture = &*FIXTURE;
+        let provider = provider();
+        bencher.bench_local(|| {
+            provider.invalidate();
+            fixture.runtime.block_on(provider.token()).unwrap()
+        });
+    }
+
+    #[derive(serde::Deserialize)]
+    #[allow(dead_code)]
+    struct RawTokenResponse {
+        access_token: String,
+        token_type: String,
+        expires_in: Option<serde_json::Value>,
+        scope: Option<String>,
+    }
+
+    /// The same form POST written by hand with reqwest, parsed into a struct.
+    #[divan::bench(sample_count = 200)]
+    fn raw_reqwest(bencher: Bencher) {
+        let fixture = &*FIXTURE;
+        let client = http_client();
+        let url = format!("{}/connect/token", fixture.server.url());
+        bencher.bench_local(|| {
+            fixture.runtime.block_on(async {
+                client
+                    .post(&url)
+                    .header(reqwest::header::ACCEPT, "application/json")
+                    .form(&[
+                        ("grant_type", "personal_access_token"),
+                        ("scope", "filevine.v2.api.* fv.api.gateway.access"),
+                        ("token", PAT),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap()
+                    .json::<RawTokenResponse>()
+                    .await
+                    .unwrap()
+            })
+        });
+    }
+}
