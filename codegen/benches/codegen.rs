@@ -14,14 +14,14 @@ fn main() {
 }
 
 #[divan::bench(sample_count = 50)]
-fn generate_real_spec(bencher: Bencher) {
+fn generate_real_spec(bencher: Bencher<'_, '_>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SPEC_PATH);
     let spec = Spec::read(&path, SPEC_PATH).unwrap();
     bencher.bench(|| generate(&spec).unwrap());
 }
 
 #[divan::bench(sample_count = 50)]
-fn translate_only(bencher: Bencher) {
+fn translate_only(bencher: Bencher<'_, '_>) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(SPEC_PATH);
     let text = std::fs::read_to_string(path).unwrap();
     let value: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();

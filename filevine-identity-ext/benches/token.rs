@@ -86,28 +86,28 @@ mod warm {
 
     /// The SDK: `TokenProvider::token()` with a valid cached token.
     #[divan::bench(threads = [1, 2])]
-    fn sdk_token(bencher: Bencher) {
+    fn sdk_token(bencher: Bencher<'_, '_>) {
         let provider = &*PROVIDER;
         bencher.bench(|| poll_once(provider.token()).unwrap());
     }
 
     /// Baseline: a token cache behind `tokio::sync::Mutex`.
     #[divan::bench(threads = [1, 2])]
-    fn tokio_mutex(bencher: Bencher) {
+    fn tokio_mutex(bencher: Bencher<'_, '_>) {
         let cache = &*TOKIO_MUTEX;
         bencher.bench(|| cache.blocking_lock().clone().unwrap());
     }
 
     /// Baseline: a token cache behind `std::sync::RwLock`.
     #[divan::bench(threads = [1, 2])]
-    fn std_rwlock(bencher: Bencher) {
+    fn std_rwlock(bencher: Bencher<'_, '_>) {
         let cache = &*RW_LOCK;
         bencher.bench(|| cache.read().unwrap().clone().unwrap());
     }
 
     /// The floor: cloning the token's `Arc`.
     #[divan::bench(threads = [1, 2])]
-    fn arc_clone(bencher: Bencher) {
+    fn arc_clone(bencher: Bencher<'_, '_>) {
         let token = &*TOKEN;
         bencher.bench(|| token.clone());
     }
@@ -118,7 +118,7 @@ mod cold_start {
 
     /// Wall time for `callers` tasks to get a token from an empty cache.
     #[divan::bench(args = [1, 100, 10_000], sample_count = 20, sample_size = 1)]
-    fn concurrent_callers(bencher: Bencher, callers: usize) {
+    fn concurrent_callers(bencher: Bencher<'_, '_>, callers: usize) {
         let fixture = &*FIXTURE;
         let iterations = Arc::new(AtomicU64::new(0));
         let before = fixture.server.token_requests();
@@ -147,7 +147,7 @@ mod exchange {
 
     /// One PAT exchange through the SDK: request, parse, cache.
     #[divan::bench(sample_count = 200)]
-    fn sdk(bencher: Bencher) {
+    fn sdk(bencher: Bencher<'_, '_>) {
         let fixture = &*FIXTURE;
         let provider = provider();
         bencher.bench_local(|| {
@@ -167,7 +167,7 @@ mod exchange {
 
     /// The same form POST written by hand with reqwest, parsed into a struct.
     #[divan::bench(sample_count = 200)]
-    fn raw_reqwest(bencher: Bencher) {
+    fn raw_reqwest(bencher: Bencher<'_, '_>) {
         let fixture = &*FIXTURE;
         let client = http_client();
         let url = format!("{}/connect/token", fixture.server.url());
