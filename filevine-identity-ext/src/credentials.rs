@@ -197,6 +197,20 @@ impl Credentials {
         self
     }
 
+    /// Every secret these credentials send, for scrubbing error text.
+    pub(crate) fn secrets(&self) -> Vec<&str> {
+        let mut secrets = Vec::with_capacity(2);
+        match &self.grant {
+            Grant::PersonalAccessToken(pat) => secrets.push(pat.expose_secret()),
+            Grant::RefreshToken(token) => secrets.push(token.expose_secret()),
+            Grant::ClientCredentials => {}
+        }
+        if let Some(secret) = self.client.as_ref().and_then(|c| c.secret.as_ref()) {
+            secrets.push(secret.expose_secret());
+        }
+        secrets
+    }
+
     /// The `grant_type` these credentials send.
     pub fn grant_type(&self) -> &'static str {
         match self.grant {

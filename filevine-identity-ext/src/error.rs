@@ -119,6 +119,37 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Replaces every occurrence of the given secrets (the ones a request
+    /// carried) in the error's text. Pattern redaction catches what looks
+    /// like a token; this catches a server echoing exactly what it was sent.
+    pub(crate) fn scrub(self, secrets: &[&str]) -> Self {
+        let clean = |text: String| {
+            secrets.iter().filter(|s| !s.is_empty()).fold(text, |text, secret| text.replace(secret, "[REDACTED]"))
+        };
+        let clean_details = |details: ErrorDetails| ErrorDetails {
+            code: details.code.map(clean),
+            description: details.description.map(clean),
+            messages: details.messages.into_iter().map(clean).collect(),
+        };
+        match self {
+            Self::InvalidCredentials { status, details } => {
+                Self::InvalidCredentials { status, details: clean_details(details) }
+            }
+            Self::SignInRequired { status, details } => {
+                Self::SignInRequired { status, details: clean_details(details) }
+            }
+            Self::Forbidden { status, details } => Self::Forbidden { status, details: clean_details(details) },
+            Self::Server { status, body } => Self::Server { status, body: clean(body) },
+            Self::Network { message } => Self::Network { message: clean(message) },
+            Self::MalformedResponse { status, reason, excerpt } => {
+                Self::MalformedResponse { status, reason: clean(reason), excerpt: clean(excerpt) }
+            }
+            other @ (Self::RateLimited { .. } | Self::Timeout { .. } | Self::Config(_)) => other,
+        }
+    }
+}
+
 /// What the provider said about an error: RFC 6749 §5.2 fields, or the
 /// messages of Filevine's error envelope. Redacted.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -345,6 +345,13 @@ impl Inner {
                 );
                 exchange::exchange(&self.client, &request, is_refresh, &self.timing.expiry, self.timing.request_timeout)
                     .await
+                    .map_err(|error| {
+                        let mut secrets = self.credentials.secrets();
+                        if let Some(token) = &refresh_token {
+                            secrets.push(token.expose_secret());
+                        }
+                        error.scrub(&secrets)
+                    })
                     .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))
             })
             .await?;
