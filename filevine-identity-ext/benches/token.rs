@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use divan::Bencher;
 use filevine_identity_ext::test_server::TestServer;
@@ -84,32 +84,53 @@ mod warm {
         LazyLock::new(|| tokio::sync::Mutex::new(Some(TOKEN.clone())));
     static RW_LOCK: LazyLock<RwLock<Option<AccessToken>>> = LazyLock::new(|| RwLock::new(Some(TOKEN.clone())));
 
+    /// Calls per iteration. Each bench below does the same work per call
+    /// (get a token, drop it) in the same loop, so the harness's
+    /// per-iteration cost is amortised away and the ratios are fair. Divide
+    /// the reported times by `CALLS` for the cost of one call.
+    const CALLS: usize = 1000;
+
+    fn calls<T>(bencher: Bencher<'_, '_>, call: impl Fn() -> T + Sync) {
+        bencher.counter(divan::counter::ItemsCount::new(CALLS)).bench(|| {
+            for _ in 0..CALLS {
+                divan::black_box(call());
+            }
+        });
+    }
+
     /// The SDK: `TokenProvider::token()` with a valid cached token.
-    #[divan::bench(threads = [1, 2])]
+    #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn sdk_token(bencher: Bencher<'_, '_>) {
         let provider = &*PROVIDER;
-        bencher.bench(|| poll_once(provider.token()).unwrap());
+        calls(bencher, || poll_once(provider.token()).unwrap());
     }
 
     /// Baseline: a token cache behind `tokio::sync::Mutex`.
-    #[divan::bench(threads = [1, 2])]
+    #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn tokio_mutex(bencher: Bencher<'_, '_>) {
         let cache = &*TOKIO_MUTEX;
-        bencher.bench(|| cache.blocking_lock().clone().unwrap());
+        calls(bencher, || cache.blocking_lock().clone().unwrap());
     }
 
     /// Baseline: a token cache behind `std::sync::RwLock`.
-    #[divan::bench(threads = [1, 2])]
+    #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn std_rwlock(bencher: Bencher<'_, '_>) {
         let cache = &*RW_LOCK;
-        bencher.bench(|| cache.read().unwrap().clone().unwrap());
+        calls(bencher, || cache.read().unwrap().clone().unwrap());
     }
 
-    /// The floor: cloning the token's `Arc`.
-    #[divan::bench(threads = [1, 2])]
+    /// The floor: cloning (and dropping) the token's `Arc`.
+    #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn arc_clone(bencher: Bencher<'_, '_>) {
         let token = &*TOKEN;
-        bencher.bench(|| token.clone());
+        calls(bencher, || token.clone());
+    }
+
+    /// Context: what one monotonic clock read costs on this machine (the
+    /// hot path reads none).
+    #[divan::bench(sample_size = 100)]
+    fn instant_now(bencher: Bencher<'_, '_>) {
+        calls(bencher, Instant::now);
     }
 }
 

@@ -81,8 +81,8 @@ pub use error::{ConfigError, Error, ErrorDetails};
 pub use filevine_identity;
 pub use filevine_identity::SecretString;
 pub use provider::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HARD_MARGIN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_WINDOW, TokenProvider,
-    TokenProviderBuilder,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_HARD_MARGIN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_WINDOW, TokenFuture,
+    TokenProvider, TokenProviderBuilder,
 };
 pub use region::{AUTHORITY_VAR, CANADA_GATEWAY, CustomRegion, REGION_VAR, Region, RegionError, US_GATEWAY};
 pub use retry::RetryPolicy;

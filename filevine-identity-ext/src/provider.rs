@@ -3,11 +3,21 @@
 //!
 //! # How a call is served
 //!
-//! - **Hot path.** The current token sits in an [`ArcSwapOption`]. A call
-//!   loads it without taking any lock, compares two instants, and clones one
-//!   `Arc`. If the token is inside its soft refresh window it also starts a
-//!   refresh in the background (one atomic flag check), and still returns
-//!   the current token.
+//! - **Hot path.** Each thread keeps the last token it was handed, tagged
+//!   with the provider's generation counter. A call reads that counter (one
+//!   relaxed atomic load of a read-mostly cache line), finds its thread's
+//!   entry, checks the token's state flag, and clones one `Arc`. No lock, no
+//!   clock read, no allocation: on the machine in the README that is ~7 ns,
+//!   against ~31 ns for a single `Instant::now()`.
+//! - **Who reads the clock.** When a token is stored, a small *deadline
+//!   keeper* task sleeps until the token's soft-refresh time and flips its
+//!   state to `SOFT`, then until its hard margin and flips it to `STALE`. So
+//!   the hot path never needs the time. If the keeper cannot run (no Tokio
+//!   runtime when the token was stored, or that runtime shut down) the state
+//!   becomes `CLOCK` and calls check the monotonic clock themselves.
+//! - **Checked path.** Any other state loads the current token from an
+//!   [`ArcSwapOption`] (no lock), starts a soft refresh in the background if
+//!   due, and returns the token while it is usable.
 //! - **Slow path.** When there is no usable token, the caller takes the
 //!   flight lock (a short `std` mutex, never held across `.await`),
 //!   re-checks, and either joins the refresh already in flight or starts
@@ -15,8 +25,8 @@
 //!   dropped future, a timeout) does not strand the others; everyone waiting
 //!   gets its result through a `watch` channel.
 //! - **After a refresh** the token (and a rotated refresh token) is stored
-//!   before the result is published, so nobody sees a result whose token is
-//!   not yet the current one.
+//!   and the generation bumped before the result is published, so nobody
+//!   sees a result whose token is not yet the current one.
 //!
 //! # When a token is refreshed
 //!
@@ -31,8 +41,15 @@
 //! - if a refresh fails while the cached token has not expired, callers get
 //!   the cached token and the failure is logged with `tracing`; once it has
 //!   expired they get the error. Failures back off (full jitter, capped).
+//!
+//! The keeper is a timer of the runtime that stored the token. If that
+//! runtime is blocked for longer than the hard margin while other threads
+//! keep calling, they can be handed a token inside its margin (never one
+//! past the point the keeper was due); a runtime that shuts down switches
+//! the provider to clock checks.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -60,6 +77,14 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest backoff after repeated failures.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+/// Providers a thread remembers a token for.
+const LOCAL_ENTRIES: usize = 8;
+
+/// Token states, flipped by the deadline keeper.
+const FRESH: u8 = 0;
+const SOFT: u8 = 1;
+const STALE: u8 = 2;
+const CLOCK: u8 = 3;
 
 /// Hands out valid access tokens, refreshing them ahead of expiry.
 ///
@@ -95,6 +120,8 @@ impl std::fmt::Debug for TokenProvider {
 }
 
 struct Inner {
+    /// Unique per provider (never reused), keys the thread-local entries.
+    id: u64,
     client: filevine_identity::Client,
     region: Region,
     credentials: Credentials,
@@ -104,17 +131,23 @@ struct Inner {
     /// The latest ID token from a refresh response.
     id_token: Mutex<Option<IdToken>>,
     timing: Timing,
-    /// The current token and when to refresh it. Read without locks.
+    /// Refresh ahead of time without waiting for a call.
+    background: bool,
+    /// The current token and its deadlines. Read without locks.
     current: ArcSwapOption<Cached>,
-    /// Set while a refresh runs; lets the hot path skip the flight lock.
+    /// Bumped after every change of `current`; thread-local entries tagged
+    /// with an older generation are not used.
+    generation: AtomicU64,
+    /// Set while a refresh runs; lets the checked path skip the flight lock.
     refreshing: AtomicBool,
     flight: Mutex<Flight>,
-    background: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The deadline keeper of the current token.
+    keeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(task) = lock(&self.background).take() {
+        if let Some(task) = lock(&self.keeper).take() {
             task.abort();
         }
     }
@@ -134,8 +167,23 @@ struct Cached {
     token: AccessToken,
     /// After this, the token is not handed out (hard margin).
     usable_until: Instant,
-    /// After this, a background refresh starts (soft window, jittered).
+    /// After this, a refresh starts (soft window, jittered).
     refresh_at: Instant,
+    /// `FRESH`, `SOFT`, `STALE` (set by the keeper) or `CLOCK` (no keeper).
+    state: AtomicU8,
+}
+
+impl Cached {
+    /// The state at `now` by the clock, for `CLOCK` mode.
+    fn state_by_clock(&self, now: Instant) -> u8 {
+        if now >= self.usable_until {
+            STALE
+        } else if now >= self.refresh_at {
+            SOFT
+        } else {
+            FRESH
+        }
+    }
 }
 
 type Outcome = Option<Result<AccessToken, Error>>;
@@ -148,6 +196,47 @@ struct Flight {
     failures: u32,
     /// No new refresh starts before this (backoff after failures).
     not_before: Option<Instant>,
+}
+
+/// A thread's remembered tokens: the most recent provider's in `last`,
+/// up to [`LOCAL_ENTRIES`] others in `others`.
+struct Local {
+    last: Option<Remembered>,
+    others: Vec<Remembered>,
+}
+
+/// (provider id, generation, token).
+type Remembered = (u64, u64, Arc<Cached>);
+
+thread_local! {
+    // `const` initialisation: no lazy-init check on every access.
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { last: None, others: Vec::new() }) };
+}
+
+impl Local {
+    /// The remembered token if it is of this generation and still fresh.
+    #[inline]
+    fn fresh(&self, id: u64, generation: u64) -> Option<AccessToken> {
+        let (_, remembered, cached) = match &self.last {
+            Some(entry) if entry.0 == id => entry,
+            _ => self.others.iter().find(|(entry, _, _)| *entry == id)?,
+        };
+        (*remembered == generation && cached.state.load(Ordering::Relaxed) == FRESH).then(|| cached.token.clone())
+    }
+
+    fn remember(&mut self, id: u64, generation: u64, cached: Arc<Cached>) {
+        let entry = (id, generation, cached);
+        match self.last.replace(entry) {
+            Some(previous) if previous.0 != id => {
+                self.others.retain(|(other, _, _)| *other != id);
+                if self.others.len() == LOCAL_ENTRIES {
+                    self.others.remove(0);
+                }
+                self.others.push(previous);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Locks a std mutex, recovering from poisoning: every critical section
@@ -166,7 +255,7 @@ impl Timing {
         // Somewhere in the earlier half of the window: a soft refresh always
         // has at least half the window to finish before the hard margin.
         let refresh_at = usable_until - window.mul_f64(0.5 + 0.5 * crate::jitter::unit());
-        Cached { token, usable_until, refresh_at }
+        Cached { token, usable_until, refresh_at, state: AtomicU8::new(CLOCK) }
     }
 }
 
@@ -174,6 +263,18 @@ impl Timing {
 fn backoff(failures: u32) -> Duration {
     let ceiling = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
     ceiling.mul_f64(crate::jitter::unit())
+}
+
+/// Sets a token to `CLOCK` when its keeper ends early (aborted, or its
+/// runtime shut down), so calls fall back to reading the clock.
+struct ClockFallback(Arc<Cached>);
+
+impl Drop for ClockFallback {
+    fn drop(&mut self) {
+        let state = &self.0.state;
+        let _ = state.compare_exchange(FRESH, CLOCK, Ordering::AcqRel, Ordering::Relaxed);
+        let _ = state.compare_exchange(SOFT, CLOCK, Ordering::AcqRel, Ordering::Relaxed);
+    }
 }
 
 impl TokenProvider {
@@ -200,11 +301,16 @@ impl TokenProvider {
     /// # Errors
     /// The refresh's [`Error`], when there is no unexpired token to fall
     /// back on.
-    pub async fn token(&self) -> Result<AccessToken, Error> {
-        if let Some(token) = self.usable(Instant::now()) {
-            return Ok(token);
-        }
-        self.token_slow().await
+    pub fn token(&self) -> TokenFuture<'_> {
+        TokenFuture { provider: self, slow: None }
+    }
+
+    /// The fast path: this thread's remembered token, if it is of the
+    /// current generation and fresh.
+    #[inline]
+    fn remembered(&self) -> Result<AccessToken, u64> {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        LOCAL.with(|local| local.borrow().fresh(self.inner.id, generation)).ok_or(generation)
     }
 
     /// The region (authority and gateway) this provider talks to.
@@ -220,7 +326,7 @@ impl TokenProvider {
     /// Forgets the cached token, so the next [`TokenProvider::token`] fetches
     /// a new one. Call it when the API answered 401 to the current token.
     pub fn invalidate(&self) {
-        self.inner.current.store(None);
+        self.inner.set_current(None);
     }
 
     /// Forgets `token` if it is still the cached one. When many requests
@@ -229,34 +335,42 @@ impl TokenProvider {
     pub fn invalidate_token(&self, token: &AccessToken) {
         let current = self.inner.current.load();
         if current.as_ref().is_some_and(|c| c.token.same_token(token)) {
-            self.inner.current.compare_and_swap(&*current, None);
+            let previous = self.inner.current.compare_and_swap(&*current, None);
+            if previous.as_ref().is_some_and(|c| c.token.same_token(token)) {
+                self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            }
         }
     }
 
-    /// Fast path: the cached token if it is usable at `now`. Starts a
-    /// background refresh when inside the soft window.
-    fn usable(&self, now: Instant) -> Option<AccessToken> {
-        let current = self.inner.current.load();
-        let cached = current.as_ref()?;
-        if now >= cached.usable_until {
-            return None;
+    /// The checked path: the current token if it is usable, remembered for
+    /// this thread. Starts a soft refresh when one is due.
+    fn checked(&self, generation: u64) -> Option<AccessToken> {
+        // Generation first, then the token: an entry is never tagged with a
+        // generation newer than the token it holds.
+        let cached = self.inner.current.load_full()?;
+        let state = match cached.state.load(Ordering::Relaxed) {
+            CLOCK => cached.state_by_clock(Instant::now()),
+            state => state,
+        };
+        match state {
+            FRESH => {
+                LOCAL.with(|local| local.borrow_mut().remember(self.inner.id, generation, Arc::clone(&cached)));
+                Some(cached.token.clone())
+            }
+            SOFT => {
+                if !self.inner.refreshing.load(Ordering::Relaxed) {
+                    self.start_soft_refresh();
+                }
+                Some(cached.token.clone())
+            }
+            _ => None,
         }
-        if now >= cached.refresh_at && !self.inner.refreshing.load(Ordering::Relaxed) {
-            self.start_soft_refresh();
-        }
-        Some(cached.token.clone())
     }
 
     /// Starts a refresh without waiting for it, unless one runs already or
     /// the backoff says not yet.
     fn start_soft_refresh(&self) {
-        let mut flight = lock(&self.inner.flight);
-        if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| Instant::now() < t) {
-            return;
-        }
-        if let Err(error) = Inner::start_flight(&self.inner, &mut flight) {
-            tracing::warn!(%error, "could not start a background token refresh");
-        }
+        Inner::start_soft_refresh(&self.inner);
     }
 
     async fn token_slow(&self) -> Result<AccessToken, Error> {
@@ -264,8 +378,8 @@ impl TokenProvider {
             let mut flight = lock(&self.inner.flight);
             // Re-check under the lock: a refresh may have finished since the
             // fast path looked.
-            if let Some(token) = self.inner.current.load().as_ref().filter(|c| Instant::now() < c.usable_until) {
-                return Ok(token.token.clone());
+            if let Some(cached) = self.inner.current.load().as_ref().filter(|c| Instant::now() < c.usable_until) {
+                return Ok(cached.token.clone());
             }
             match &flight.in_flight {
                 Some(receiver) => receiver.clone(),
@@ -302,7 +416,95 @@ impl TokenProvider {
     }
 }
 
+/// The future [`TokenProvider::token`] returns.
+///
+/// Small on purpose: the first poll serves a cached token without touching
+/// the slow path's state, which lives in a box only when it is needed.
+#[must_use = "futures do nothing unless polled"]
+pub struct TokenFuture<'a> {
+    provider: &'a TokenProvider,
+    slow: Option<SlowFuture<'a>>,
+}
+
+type SlowFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken, Error>> + Send + 'a>>;
+
+impl std::fmt::Debug for TokenFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFuture").field("waiting", &self.slow.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for TokenFuture<'_> {
+    type Output = Result<AccessToken, Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.slow.is_none() {
+            let generation = match this.provider.remembered() {
+                Ok(token) => return std::task::Poll::Ready(Ok(token)),
+                Err(generation) => generation,
+            };
+            if let Some(token) = this.provider.checked(generation) {
+                return std::task::Poll::Ready(Ok(token));
+            }
+            this.slow = Some(Box::pin(this.provider.token_slow()));
+        }
+        match this.slow.as_mut() {
+            Some(slow) => slow.as_mut().poll(cx),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
 impl Inner {
+    /// Replaces the current token, bumps the generation, and starts the new
+    /// token's deadline keeper.
+    fn set_current(self: &Arc<Self>, cached: Option<Arc<Cached>>) {
+        self.current.store(cached.clone());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        let keeper = cached.and_then(|cached| self.spawn_keeper(cached));
+        if let Some(previous) = std::mem::replace(&mut *lock(&self.keeper), keeper) {
+            previous.abort();
+        }
+    }
+
+    /// The deadline keeper: flips the token to `SOFT` at its refresh time
+    /// (and starts the refresh when refreshing in the background), then to
+    /// `STALE` at its hard margin. Without a runtime the token stays `CLOCK`.
+    fn spawn_keeper(self: &Arc<Self>, cached: Arc<Cached>) -> Option<tokio::task::JoinHandle<()>> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let initial = cached.state_by_clock(Instant::now());
+        cached.state.store(initial, Ordering::Release);
+        if initial == STALE {
+            return None;
+        }
+        let inner = Arc::downgrade(self);
+        Some(runtime.spawn(async move {
+            let fallback = ClockFallback(cached);
+            let cached = &fallback.0;
+            tokio::time::sleep_until(cached.refresh_at.into()).await;
+            cached.state.store(SOFT, Ordering::Release);
+            if let Some(inner) = inner.upgrade().filter(|inner| inner.background) {
+                Inner::start_soft_refresh(&inner);
+            }
+            drop(inner);
+            tokio::time::sleep_until(cached.usable_until.into()).await;
+            cached.state.store(STALE, Ordering::Release);
+        }))
+    }
+
+    /// Starts a refresh without waiting for it, unless one runs already or
+    /// the backoff says not yet.
+    fn start_soft_refresh(this: &Arc<Self>) {
+        let mut flight = lock(&this.flight);
+        if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        if let Err(error) = Inner::start_flight(this, &mut flight) {
+            tracing::warn!(%error, "could not start a background token refresh");
+        }
+    }
+
     /// Starts a refresh task; the caller holds the flight lock.
     fn start_flight(this: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
@@ -325,8 +527,8 @@ impl Inner {
         Ok(receiver)
     }
 
-    /// One refresh: request, store the rotated refresh token, return the
-    /// access token.
+    /// One refresh: request (with retries), store the rotated refresh
+    /// token, return the access token.
     async fn fetch(&self) -> Result<AccessToken, Error> {
         let is_refresh = matches!(self.credentials.grant, Grant::RefreshToken(_));
         let grant_type = self.credentials.grant_type();
@@ -372,11 +574,11 @@ impl Inner {
 
     /// Stores the outcome before it is published: the token becomes current,
     /// or the failure count and backoff advance.
-    fn finish_flight(&self, outcome: &Result<AccessToken, Error>) {
+    fn finish_flight(self: &Arc<Self>, outcome: &Result<AccessToken, Error>) {
         let mut flight = lock(&self.flight);
         match outcome {
             Ok(token) => {
-                self.current.store(Some(Arc::new(self.timing.deadlines(token.clone()))));
+                self.set_current(Some(Arc::new(self.timing.deadlines(token.clone()))));
                 flight.failures = 0;
                 flight.not_before = None;
             }
@@ -386,62 +588,48 @@ impl Inner {
                     Error::RateLimited { retry_after: Some(wait), .. } => *wait,
                     _ => backoff(flight.failures),
                 };
-                flight.not_before = Some(Instant::now() + wait);
-                // Keep serving the cached token, but do not retrigger the
-                // soft refresh on every call until the backoff has passed.
-                let current = self.current.load();
-                if let Some(cached) = current.as_ref() {
-                    let retry_at = Instant::now() + wait;
-                    if cached.refresh_at < retry_at {
+                let retry_at = Instant::now() + wait;
+                flight.not_before = Some(retry_at);
+                // Keep serving the cached token, but start the next soft
+                // refresh only once the backoff has passed.
+                let current = self.current.load_full();
+                match current {
+                    Some(cached) if Instant::now() < cached.usable_until && cached.refresh_at < retry_at => {
                         let postponed = Cached {
                             token: cached.token.clone(),
                             usable_until: cached.usable_until,
-                            refresh_at: retry_at,
+                            refresh_at: retry_at.min(cached.usable_until),
+                            state: AtomicU8::new(CLOCK),
                         };
-                        self.current.compare_and_swap(&*current, Some(Arc::new(postponed)));
+                        self.set_current(Some(Arc::new(postponed)));
                     }
+                    Some(_) => {}
+                    None if self.background => self.retry_in_background(wait),
+                    None => {}
                 }
             }
         }
         flight.in_flight = None;
         self.refreshing.store(false, Ordering::Relaxed);
     }
-}
 
-/// Keeps the token fresh ahead of time, so `token()` never waits on the
-/// network once the first token has arrived. Ends when the provider drops.
-async fn background_refresh(inner: Weak<Inner>) {
-    loop {
-        let wake_at = {
-            let Some(inner) = inner.upgrade() else { return };
-            let flight = lock(&inner.flight);
-            let refresh_at = inner.current.load().as_ref().map_or_else(Instant::now, |c| c.refresh_at);
-            flight.not_before.map_or(refresh_at, |t| t.max(refresh_at))
-        };
-        tokio::time::sleep_until(wake_at.into()).await;
-        let Some(inner) = inner.upgrade() else { return };
-        let provider = TokenProvider { inner };
-        if let Err(error) = provider.refresh_now().await {
-            tracing::warn!(%error, "background token refresh failed");
-        }
-    }
-}
-
-impl TokenProvider {
-    /// Joins or starts a refresh and waits for it (background refresh).
-    async fn refresh_now(&self) -> Result<AccessToken, Error> {
-        let mut receiver = {
-            let mut flight = lock(&self.inner.flight);
-            match &flight.in_flight {
-                Some(receiver) => receiver.clone(),
-                None => Inner::start_flight(&self.inner, &mut flight)?,
+    /// With background refresh and no token at all, try again after `wait`.
+    fn retry_in_background(self: &Arc<Self>, wait: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let inner: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(inner) = inner.upgrade() {
+                Inner::start_soft_refresh(&inner);
             }
-        };
-        match receiver.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(Error::Network { message: "cancelled".into() })),
-            Err(_) => Err(Error::Network { message: "the token refresh task was cancelled".into() }),
-        }
+        });
     }
+}
+
+/// Hands out unique provider ids.
+fn next_provider_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Where a builder reads environment variables from.
@@ -670,7 +858,13 @@ impl TokenProviderBuilder {
             request_timeout: self.request_timeout,
             retry: self.retry,
         };
+        if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::Invalid(
+                "background refresh needs a Tokio runtime: build the provider inside one".into(),
+            ));
+        }
         let inner = Arc::new(Inner {
+            id: next_provider_id(),
             client: filevine_identity::Client::new_with_client(region.identity_url(), http),
             region,
             credentials,
@@ -678,17 +872,18 @@ impl TokenProviderBuilder {
             refresh_token: Mutex::new(refresh_token),
             id_token: Mutex::new(id_token),
             timing,
-            current: ArcSwapOption::new(initial.map(|token| Arc::new(timing.deadlines(token)))),
+            background: self.background_refresh,
+            current: ArcSwapOption::new(None),
+            generation: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
-            background: Mutex::new(None),
+            keeper: Mutex::new(None),
         });
-        if self.background_refresh {
-            let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
-                ConfigError::Invalid("background refresh needs a Tokio runtime: build the provider inside one".into())
-            })?;
-            let task = runtime.spawn(background_refresh(Arc::downgrade(&inner)));
-            *lock(&inner.background) = Some(task);
+        match initial {
+            Some(token) => inner.set_current(Some(Arc::new(timing.deadlines(token)))),
+            // Refreshing in the background starts with the first token.
+            None if self.background_refresh => Inner::start_soft_refresh(&inner),
+            None => {}
         }
         Ok(TokenProvider { inner })
     }

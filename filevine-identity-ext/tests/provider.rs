@@ -524,3 +524,53 @@ async fn secrets_never_appear_in_debug_or_errors() {
     }
     assert!(matches!(err, Error::MalformedResponse { .. }), "{err:?}");
 }
+
+/// The deadline keeper runs on the runtime that stored the token. When that
+/// runtime shuts down, calls fall back to reading the clock, so a token is
+/// still never handed out inside its hard margin.
+#[test]
+fn tokens_stay_correct_after_the_storing_runtime_shuts_down() {
+    let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = server_runtime.block_on(server());
+    server.set_token_lifetime(Duration::from_secs(2));
+    let provider = builder(&server).credentials(pat()).soft_window(Duration::ZERO).build().unwrap();
+
+    let first_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let first = first_runtime.block_on(provider.token()).unwrap();
+    drop(first_runtime); // the keeper dies with it
+
+    let second_runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    second_runtime.block_on(async {
+        assert!(provider.token().await.unwrap().same_token(&first), "still usable: served from cache");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        let second = provider.token().await.unwrap();
+        assert!(!second.same_token(&first), "inside the hard margin: refreshed, not served");
+    });
+    assert_eq!(server.token_requests(), 2);
+}
+
+/// A token set stored before any runtime exists has no keeper; the clock
+/// decides.
+#[test]
+fn a_token_set_stored_outside_a_runtime_is_checked_by_the_clock() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = runtime.block_on(server());
+    server.add_refresh_token("rt-outside");
+    let response = TokenResponse {
+        access_token: SecretString::from("at-outside"),
+        token_type: "Bearer".into(),
+        expires_in: Some(TokenResponseExpiresIn::Int64(2)),
+        scope: None,
+        refresh_token: Some(SecretString::from("rt-outside")),
+        id_token: None,
+    };
+    let set = TokenSet::from_response(response, Instant::now()).unwrap();
+    let provider =
+        builder(&server).token_set(set, client().0, Some(client().1)).soft_window(Duration::ZERO).build().unwrap();
+    runtime.block_on(async {
+        assert_eq!(provider.token().await.unwrap().expose_secret(), "at-outside");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_ne!(provider.token().await.unwrap().expose_secret(), "at-outside");
+    });
+    assert_eq!(server.grant_requests("refresh_token"), 1);
+}
