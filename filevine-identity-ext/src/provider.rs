@@ -374,28 +374,50 @@ impl TokenProvider {
     }
 
     async fn token_slow(&self) -> Result<AccessToken, Error> {
-        let mut receiver = {
-            let mut flight = lock(&self.inner.flight);
-            // Re-check under the lock: a refresh may have finished since the
-            // fast path looked.
-            if let Some(cached) = self.inner.current.load().as_ref().filter(|c| Instant::now() < c.usable_until) {
-                return Ok(cached.token.clone());
+        loop {
+            let (mut receiver, leader) = {
+                let mut flight = lock(&self.inner.flight);
+                // Re-check under the lock: a refresh may have finished since
+                // the fast path looked.
+                if let Some(cached) = self.inner.current.load().as_ref().filter(|c| Instant::now() < c.usable_until) {
+                    return Ok(cached.token.clone());
+                }
+                match &flight.in_flight {
+                    Some(receiver) => (receiver.clone(), None),
+                    None => {
+                        let (sender, receiver) = watch::channel(None);
+                        flight.in_flight = Some(receiver.clone());
+                        self.inner.refreshing.store(true, Ordering::Relaxed);
+                        let delay = flight.not_before.map(|t| t.saturating_duration_since(Instant::now()));
+                        (receiver, Some((sender, delay)))
+                    }
+                }
+            };
+            if let Some((sender, delay)) = leader {
+                // The first caller runs the refresh itself (no task hand-off
+                // on the way there or back). If this future is dropped
+                // midway, the guard ends the flight and the waiters, seeing
+                // the sender gone, elect a new leader.
+                let guard = FlightGuard(&self.inner);
+                if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+                    tokio::time::sleep(delay).await;
+                }
+                let outcome = self.inner.fetch().await;
+                self.inner.finish_flight(&outcome);
+                std::mem::forget(guard);
+                let _ = sender.send(Some(outcome.clone()));
+                return outcome.or_else(|error| self.stale_or(error));
             }
-            match &flight.in_flight {
-                Some(receiver) => receiver.clone(),
-                None => Inner::start_flight(&self.inner, &mut flight)?,
+            match receiver.wait_for(Option::is_some).await {
+                Ok(outcome) => match outcome.clone() {
+                    Some(Ok(token)) => return Ok(token),
+                    Some(Err(error)) => return self.stale_or(error),
+                    None => {}
+                },
+                // The leader gave up before finishing: try again, perhaps
+                // as the new leader.
+                Err(_) => continue,
             }
-        };
-        let outcome = match receiver.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone(),
-            // The refresh task ended without publishing (the runtime is
-            // shutting down).
-            Err(_) => None,
-        };
-        match outcome {
-            Some(Ok(token)) => Ok(token),
-            Some(Err(error)) => self.stale_or(error),
-            None => Err(Error::Network { message: "the token refresh task was cancelled".into() }),
         }
     }
 
@@ -456,6 +478,18 @@ impl std::future::Future for TokenFuture<'_> {
     }
 }
 
+/// Ends a flight whose leader was dropped before it finished, so the next
+/// caller can start another.
+struct FlightGuard<'a>(&'a Arc<Inner>);
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let mut flight = lock(&self.0.flight);
+        flight.in_flight = None;
+        self.0.refreshing.store(false, Ordering::Relaxed);
+    }
+}
+
 impl Inner {
     /// Replaces the current token, bumps the generation, and starts the new
     /// token's deadline keeper.
@@ -479,8 +513,10 @@ impl Inner {
             return None;
         }
         let inner = Arc::downgrade(self);
+        // Built before the task and moved into it: a task dropped before its
+        // first poll (its runtime shut down) must still switch to the clock.
+        let fallback = ClockFallback(cached);
         Some(runtime.spawn(async move {
-            let fallback = ClockFallback(cached);
             let cached = &fallback.0;
             tokio::time::sleep_until(cached.refresh_at.into()).await;
             cached.state.store(SOFT, Ordering::Release);

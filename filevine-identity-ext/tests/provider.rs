@@ -574,3 +574,44 @@ fn a_token_set_stored_outside_a_runtime_is_checked_by_the_clock() {
     });
     assert_eq!(server.grant_requests("refresh_token"), 1);
 }
+
+/// The first caller runs the refresh; if it gives up midway, the callers
+/// waiting on it are not stranded: one of them runs the refresh again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_leader_does_not_strand_the_waiters() {
+    let server = server().await;
+    server.set_delay(Duration::from_millis(400));
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let leader = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let waiters: Vec<_> = (0..10)
+        .map(|_| {
+            tokio::spawn({
+                let p = provider.clone();
+                async move { p.token().await }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    leader.abort();
+    for waiter in waiters {
+        waiter.await.unwrap().unwrap();
+    }
+    // The abandoned request reached the server, then one more for everyone.
+    assert_eq!(server.token_requests(), 2);
+}
+
+/// A caller that times out waiting does not cancel the refresh for others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_timing_out_leaves_the_refresh_to_the_others() {
+    let server = server().await;
+    server.set_delay(Duration::from_millis(300));
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let impatient = tokio::time::timeout(Duration::from_millis(50), provider.token()).await;
+    assert!(impatient.is_err());
+    provider.token().await.unwrap();
+    assert!(server.token_requests() <= 2);
+}
