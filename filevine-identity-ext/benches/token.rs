@@ -167,7 +167,7 @@ mod exchange {
     use super::*;
 
     /// One PAT exchange through the SDK: request, parse, cache.
-    #[divan::bench(sample_count = 200)]
+    #[divan::bench(sample_count = 3000)]
     fn sdk(bencher: Bencher<'_, '_>) {
         let fixture = &*FIXTURE;
         let provider = provider();
@@ -187,7 +187,7 @@ mod exchange {
     }
 
     /// The same form POST written by hand with reqwest, parsed into a struct.
-    #[divan::bench(sample_count = 200)]
+    #[divan::bench(sample_count = 3000)]
     fn raw_reqwest(bencher: Bencher<'_, '_>) {
         let fixture = &*FIXTURE;
         let client = http_client();

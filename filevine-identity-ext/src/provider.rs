@@ -12,9 +12,11 @@
 //! - **Who reads the clock.** When a token is stored, a small *deadline
 //!   keeper* task sleeps until the token's soft-refresh time and flips its
 //!   state to `SOFT`, then until its hard margin and flips it to `STALE`. So
-//!   the hot path never needs the time. If the keeper cannot run (no Tokio
-//!   runtime when the token was stored, or that runtime shut down) the state
-//!   becomes `CLOCK` and calls check the monotonic clock themselves.
+//!   the hot path never needs the time. A new token starts as `CLOCK`
+//!   (calls check the monotonic clock themselves) until the first call that
+//!   sees it starts its keeper on the caller's runtime, or the runtime the
+//!   provider was built in; if the keeper cannot run (no runtime, or its
+//!   runtime shut down) the token stays `CLOCK`.
 //! - **Checked path.** Any other state loads the current token from an
 //!   [`ArcSwapOption`] (no lock), starts a soft refresh in the background if
 //!   due, and returns the token while it is usable.
@@ -143,6 +145,9 @@ struct Inner {
     flight: Mutex<Flight>,
     /// The deadline keeper of the current token.
     keeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The runtime the provider was built in, for keepers started by calls
+    /// made outside any runtime.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Drop for Inner {
@@ -171,6 +176,8 @@ struct Cached {
     refresh_at: Instant,
     /// `FRESH`, `SOFT`, `STALE` (set by the keeper) or `CLOCK` (no keeper).
     state: AtomicU8,
+    /// Whether a keeper was started for this token (at most one is).
+    keeper_started: AtomicBool,
 }
 
 impl Cached {
@@ -255,7 +262,7 @@ impl Timing {
         // Somewhere in the earlier half of the window: a soft refresh always
         // has at least half the window to finish before the hard margin.
         let refresh_at = usable_until - window.mul_f64(0.5 + 0.5 * crate::jitter::unit());
-        Cached { token, usable_until, refresh_at, state: AtomicU8::new(CLOCK) }
+        Cached { token, usable_until, refresh_at, state: AtomicU8::new(CLOCK), keeper_started: AtomicBool::new(false) }
     }
 }
 
@@ -349,7 +356,12 @@ impl TokenProvider {
         // generation newer than the token it holds.
         let cached = self.inner.current.load_full()?;
         let state = match cached.state.load(Ordering::Relaxed) {
-            CLOCK => cached.state_by_clock(Instant::now()),
+            CLOCK => {
+                // The first call to see a new token starts its keeper, off
+                // the refresh's own path; until then the clock decides.
+                self.inner.adopt(&cached);
+                cached.state_by_clock(Instant::now())
+            }
             state => state,
         };
         match state {
@@ -496,7 +508,25 @@ impl Inner {
     fn set_current(self: &Arc<Self>, cached: Option<Arc<Cached>>) {
         self.current.store(cached.clone());
         self.generation.fetch_add(1, Ordering::AcqRel);
-        let keeper = cached.and_then(|cached| self.spawn_keeper(cached));
+        // A new token starts in `CLOCK` state. Its keeper is started by the
+        // first call that sees it, or right away when refreshing in the
+        // background (nobody may call before the refresh is due).
+        if self.background
+            && let Some(cached) = cached
+        {
+            self.adopt(&cached);
+        }
+    }
+
+    /// Starts the keeper of `cached` unless one was started already.
+    fn adopt(self: &Arc<Self>, cached: &Arc<Cached>) {
+        let Some(runtime) = tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone()) else {
+            return;
+        };
+        if cached.keeper_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let keeper = self.spawn_keeper(&runtime, Arc::clone(cached));
         if let Some(previous) = std::mem::replace(&mut *lock(&self.keeper), keeper) {
             previous.abort();
         }
@@ -505,8 +535,11 @@ impl Inner {
     /// The deadline keeper: flips the token to `SOFT` at its refresh time
     /// (and starts the refresh when refreshing in the background), then to
     /// `STALE` at its hard margin. Without a runtime the token stays `CLOCK`.
-    fn spawn_keeper(self: &Arc<Self>, cached: Arc<Cached>) -> Option<tokio::task::JoinHandle<()>> {
-        let runtime = tokio::runtime::Handle::try_current().ok()?;
+    fn spawn_keeper(
+        self: &Arc<Self>,
+        runtime: &tokio::runtime::Handle,
+        cached: Arc<Cached>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
         let initial = cached.state_by_clock(Instant::now());
         cached.state.store(initial, Ordering::Release);
         if initial == STALE {
@@ -636,6 +669,7 @@ impl Inner {
                             usable_until: cached.usable_until,
                             refresh_at: retry_at.min(cached.usable_until),
                             state: AtomicU8::new(CLOCK),
+                            keeper_started: AtomicBool::new(false),
                         };
                         self.set_current(Some(Arc::new(postponed)));
                     }
@@ -914,6 +948,7 @@ impl TokenProviderBuilder {
             refreshing: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             keeper: Mutex::new(None),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         });
         match initial {
             Some(token) => inner.set_current(Some(Arc::new(timing.deadlines(token)))),
