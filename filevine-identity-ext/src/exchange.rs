@@ -29,11 +29,11 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 pub(crate) fn token_request(
     credentials: &Credentials,
     refresh_token: Option<&RefreshToken>,
-    scopes: Option<&Scopes>,
+    scope: Option<&str>,
 ) -> TokenRequest {
     let client_id = credentials.client.as_ref().map(|c| c.id.as_str().to_owned());
     let client_secret = credentials.client.as_ref().and_then(|c| c.secret.as_ref()).map(|s| s.secret().clone());
-    let scope = scopes.map(Scopes::to_string);
+    let scope = scope.map(str::to_owned);
     match &credentials.grant {
         Grant::PersonalAccessToken(pat) => PersonalAccessTokenRequest {
             grant_type: PersonalAccessTokenRequestGrantType::PersonalAccessToken,

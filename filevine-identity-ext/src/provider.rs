@@ -127,7 +127,8 @@ struct Inner {
     client: filevine_identity::Client,
     region: Region,
     credentials: Credentials,
-    scopes: Option<Scopes>,
+    /// The `scope` form value, built once.
+    scope: Option<String>,
     /// The latest refresh token (rotated by every refresh response).
     refresh_token: Mutex<Option<RefreshToken>>,
     /// The latest ID token from a refresh response.
@@ -165,6 +166,9 @@ struct Timing {
     expiry: ExpiryPolicy,
     request_timeout: Duration,
     retry: RetryPolicy,
+    /// The per-attempt timeout the HTTP client enforces, when the SDK built
+    /// the client (a user's client has timeouts the SDK does not know).
+    enforced_attempt_timeout: Option<Duration>,
 }
 
 /// A cached token with its deadlines, computed once when it arrives.
@@ -604,10 +608,10 @@ impl Inner {
         let set = self
             .timing
             .retry
-            .run(|attempt| async move {
+            .run(self.timing.enforced_attempt_timeout, |attempt| async move {
                 // Read the refresh token per attempt: it is the latest one.
                 let refresh_token = lock(&self.refresh_token).clone();
-                let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scopes.as_ref());
+                let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref());
                 tracing::debug!(
                     grant_type,
                     attempt,
@@ -906,6 +910,7 @@ impl TokenProviderBuilder {
                 (credentials, None, refresh, None)
             }
         };
+        let enforced_attempt_timeout = self.http_client.is_none().then_some(self.request_timeout);
         let http = match self.http_client {
             Some(client) => client,
             None => reqwest::Client::builder()
@@ -927,6 +932,7 @@ impl TokenProviderBuilder {
             expiry: self.expiry,
             request_timeout: self.request_timeout,
             retry: self.retry,
+            enforced_attempt_timeout,
         };
         if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::Invalid(
@@ -937,8 +943,12 @@ impl TokenProviderBuilder {
             id: next_provider_id(),
             client: filevine_identity::Client::new_with_client(region.identity_url(), http),
             region,
+            scope: scopes.as_ref().map(Scopes::to_string).or_else(|| match credentials.grant {
+                // PAT and client credentials ask for the gateway scopes by default.
+                Grant::PersonalAccessToken(_) | Grant::ClientCredentials => Some(Scopes::gateway().to_string()),
+                Grant::RefreshToken(_) => None,
+            }),
             credentials,
-            scopes,
             refresh_token: Mutex::new(refresh_token),
             id_token: Mutex::new(id_token),
             timing,
@@ -966,7 +976,7 @@ mod tests {
     use filevine_identity::SecretString;
 
     fn token(lifetime: Duration) -> AccessToken {
-        AccessToken::new(SecretString::from("t"), "Bearer", Scopes::default(), Instant::now(), lifetime).unwrap()
+        AccessToken::new(SecretString::from("t"), "Bearer", None, Instant::now(), lifetime).unwrap()
     }
 
     fn timing() -> Timing {
@@ -976,6 +986,7 @@ mod tests {
             expiry: ExpiryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::default(),
+            enforced_attempt_timeout: None,
         }
     }
 

@@ -46,8 +46,10 @@ impl RetryPolicy {
 
     /// Runs `attempt` until it succeeds, fails for good, runs out of
     /// attempts or runs out of time. `attempt` gets the 1-based attempt
-    /// number.
-    pub(crate) async fn run<T, F, Fut>(&self, mut attempt: F) -> Result<T, Error>
+    /// number. `enforced` is the per-attempt timeout the HTTP client itself
+    /// enforces, when known: an attempt that cannot outlive the remaining
+    /// budget needs no timer of its own (one timer fewer per request).
+    pub(crate) async fn run<T, F, Fut>(&self, enforced: Option<Duration>, mut attempt: F) -> Result<T, Error>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = Result<T, Error>>,
@@ -58,9 +60,13 @@ impl RetryPolicy {
         loop {
             number += 1;
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = match tokio::time::timeout(remaining, attempt(number)).await {
-                Ok(result) => result,
-                Err(_) => Err(Error::Timeout { after: self.total_timeout }),
+            let result = if enforced.is_some_and(|bound| bound <= remaining) {
+                attempt(number).await
+            } else {
+                match tokio::time::timeout(remaining, attempt(number)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(Error::Timeout { after: self.total_timeout }),
+                }
             };
             let error = match result {
                 Ok(value) => return Ok(value),
@@ -100,7 +106,7 @@ mod tests {
         let calls = AtomicU32::new(0);
         let errors = std::sync::Mutex::new(errors.into_iter());
         let result = policy
-            .run(|n| {
+            .run(None, |n| {
                 calls.fetch_add(1, Ordering::SeqCst);
                 let next = errors.lock().unwrap().next();
                 async move {
@@ -155,7 +161,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_whole_call_is_bounded() {
         let policy = RetryPolicy { total_timeout: Duration::from_secs(1), ..fast() };
-        let result: Result<(), Error> = policy.run(|_| std::future::pending()).await;
+        let result: Result<(), Error> = policy.run(None, |_| std::future::pending()).await;
+        assert!(matches!(result, Err(Error::Timeout { after }) if after == Duration::from_secs(1)));
+        // An enforced per-attempt bound longer than the budget still gets the timer.
+        let result: Result<(), Error> = policy.run(Some(Duration::from_secs(5)), |_| std::future::pending()).await;
         assert!(matches!(result, Err(Error::Timeout { after }) if after == Duration::from_secs(1)));
     }
 

@@ -24,7 +24,10 @@ struct TokenInner {
     secret: SecretString,
     header: HeaderValue,
     token_type: String,
-    scopes: Scopes,
+    /// The granted scopes as sent; parsed on first use, since most callers
+    /// never ask.
+    granted: Option<String>,
+    scopes: std::sync::OnceLock<Scopes>,
     received_at: Instant,
     expires_at: Instant,
 }
@@ -35,7 +38,7 @@ impl AccessToken {
     pub(crate) fn new(
         secret: SecretString,
         token_type: &str,
-        scopes: Scopes,
+        granted: Option<String>,
         received_at: Instant,
         lifetime: Duration,
     ) -> Result<Self, Error> {
@@ -66,7 +69,8 @@ impl AccessToken {
             secret,
             header,
             token_type: token_type.to_owned(),
-            scopes,
+            granted,
+            scopes: std::sync::OnceLock::new(),
             received_at,
             expires_at: received_at + lifetime,
         })))
@@ -92,7 +96,7 @@ impl AccessToken {
 
     /// The scopes the server granted (empty if it did not say).
     pub fn scopes(&self) -> &Scopes {
-        &self.0.scopes
+        self.0.scopes.get_or_init(|| self.0.granted.as_deref().map(Scopes::from_granted).unwrap_or_default())
     }
 
     /// When the token expires, on the monotonic clock.
@@ -130,7 +134,7 @@ impl fmt::Debug for AccessToken {
         f.debug_struct("AccessToken")
             .field("token", &"[REDACTED]")
             .field("token_type", &self.0.token_type)
-            .field("scopes", &self.0.scopes.to_string())
+            .field("scopes", &self.scopes().to_string())
             .field("expires_in", &self.expires_in())
             .finish()
     }
@@ -198,11 +202,10 @@ impl TokenSet {
         policy: &ExpiryPolicy,
     ) -> Result<Self, Error> {
         let lifetime = policy.lifetime(response.expires_in.as_ref())?;
-        let scopes = response.scope.as_deref().map(Scopes::from_granted).unwrap_or_default();
         let refresh_token = response.refresh_token.filter(|t| !t.is_empty()).map(RefreshToken::from_secret);
         let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken);
         let access_token =
-            AccessToken::new(response.access_token, &response.token_type, scopes, received_at, lifetime)?;
+            AccessToken::new(response.access_token, &response.token_type, response.scope, received_at, lifetime)?;
         Ok(Self { access_token, refresh_token, id_token })
     }
 }
