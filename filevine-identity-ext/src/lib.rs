@@ -15,6 +15,10 @@
 //! - **[`Region`]** — US, Canada or a custom authority, with the API gateway
 //!   that goes with it; from code or from `FILEVINE_REGION` /
 //!   `FILEVINE_AUTHORITY`.
+//! - **[`FilevineApi`]** and **[`BearerAuth`]** — an authenticated
+//!   `reqwest-middleware` client for the API gateway: bearer tokens on every
+//!   request, 401 → refresh once and retry, `x-fv-orgid` / `x-fv-userid`,
+//!   and a typed `GetUserOrgsWithToken`.
 //! - **[`Error`]** — one error type to match on, whose messages say what to
 //!   do and never show a secret.
 //! - **[`test_server`]** (feature `test-server`) — a real Filevine Identity
@@ -59,6 +63,7 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod api;
 mod credentials;
 mod env;
 mod error;
@@ -73,6 +78,9 @@ mod token;
 #[cfg(feature = "test-server")]
 pub mod test_server;
 
+pub use api::{
+    ApiError, BearerAuth, FilevineApi, FilevineUser, GatewayUser, ORG_ID_HEADER, Org, USER_ID_HEADER, UserId, UserOrgs,
+};
 pub use credentials::{
     CLIENT_ID_VAR, CLIENT_SECRET_VAR, ClientId, ClientSecret, Credentials, PAT_VAR, PersonalAccessToken, RefreshToken,
     SCOPES_VAR,
@@ -85,6 +93,7 @@ pub use provider::{
     TokenProvider, TokenProviderBuilder,
 };
 pub use region::{AUTHORITY_VAR, CANADA_GATEWAY, CustomRegion, REGION_VAR, Region, RegionError, US_GATEWAY};
+pub use reqwest_middleware;
 pub use retry::RetryPolicy;
 pub use scope::{GATEWAY_SCOPES, PARTNER_APP_SCOPES, Scope, ScopeError, Scopes, ScopesError};
 pub use token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};

@@ -353,6 +353,15 @@ impl TokenProvider {
         }
     }
 
+    /// Forgets the cached token if it is the one `sent` carried (the value
+    /// of an `Authorization` header that got a 401).
+    pub(crate) fn invalidate_header(&self, sent: &reqwest::header::HeaderValue) {
+        let current = self.inner.current.load_full();
+        if let Some(cached) = current.filter(|c| c.token.authorization_header() == sent) {
+            self.invalidate_token(&cached.token);
+        }
+    }
+
     /// The checked path: the current token if it is usable, remembered for
     /// this thread. Starts a soft refresh when one is due.
     fn checked(&self, generation: u64) -> Option<AccessToken> {
