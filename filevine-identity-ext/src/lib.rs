@@ -21,7 +21,7 @@
 //!   and a typed `GetUserOrgsWithToken`.
 //! - **[`Error`]** — one error type to match on, whose messages say what to
 //!   do and never show a secret.
-//! - **[`test_server`]** (feature `test-server`) — a real Filevine Identity
+//! - **`test_server`** (feature `test-server`) — a real Filevine Identity
 //!   server on 127.0.0.1 for your tests.
 //!
 //! # A token from a personal access token
