@@ -247,23 +247,43 @@ pub(crate) fn body_excerpt(body: &[u8]) -> String {
     redact(String::from_utf8_lossy(head).trim(), 200)
 }
 
-const SECRET_FIELDS: &[&str] =
-    &["access_token", "refresh_token", "id_token", "token", "client_secret", "code", "code_verifier", "password"];
+/// Token-bearing field names as they open a JSON member (`"name"`, then
+/// `:`) or a form pair (`name=`).
+const SECRET_FIELD_OPENERS: &[(&str, char)] = &[
+    ("\"access_token\"", ':'),
+    ("access_token=", '='),
+    ("\"refresh_token\"", ':'),
+    ("refresh_token=", '='),
+    ("\"id_token\"", ':'),
+    ("id_token=", '='),
+    ("\"token\"", ':'),
+    ("token=", '='),
+    ("\"client_secret\"", ':'),
+    ("client_secret=", '='),
+    ("\"code\"", ':'),
+    ("code=", '='),
+    ("\"code_verifier\"", ':'),
+    ("code_verifier=", '='),
+    ("\"password\"", ':'),
+    ("password=", '='),
+];
 
 /// `"access_token": "…"` and `access_token=…` keep their names, lose their values.
 fn redact_secret_fields(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     'scan: while !rest.is_empty() {
-        for field in SECRET_FIELDS {
-            for (open, value_start) in [(format!("\"{field}\""), ':'), (format!("{field}="), '=')] {
-                if let Some(after) = rest.strip_prefix(open.as_str()) {
-                    let preceded_by_word = out.chars().last().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        // Only `"` or a letter can open a field; skip the table otherwise.
+        if rest.starts_with(|c: char| c == '"' || c.is_ascii_lowercase()) {
+            for (open, value_start) in SECRET_FIELD_OPENERS {
+                if let Some(after) = rest.strip_prefix(open) {
+                    let preceded_by_word =
+                        out.chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
                     if preceded_by_word {
                         continue;
                     }
-                    out.push_str(&open);
-                    let (consumed, redacted) = skip_value(after, value_start);
+                    out.push_str(open);
+                    let (consumed, redacted) = skip_value(after, *value_start);
                     out.push_str(&redacted);
                     rest = &after[consumed..];
                     continue 'scan;

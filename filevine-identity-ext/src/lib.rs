@@ -98,6 +98,62 @@ pub use retry::RetryPolicy;
 pub use scope::{GATEWAY_SCOPES, PARTNER_APP_SCOPES, Scope, ScopeError, Scopes, ScopesError};
 pub use token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
 
+/// Entry points for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`).
+/// Not part of the public API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use std::time::Instant;
+
+    /// A token endpoint body: parsed as the spec's response, then turned into
+    /// a token set. Must never panic; returns whether it was accepted.
+    pub fn token_response(body: &[u8]) -> bool {
+        let Ok(response) = serde_json::from_slice::<filevine_identity::types::TokenResponse>(body) else {
+            return false;
+        };
+        match crate::TokenSet::from_response(response, Instant::now()) {
+            Ok(set) => {
+                let _ = set.access_token.scopes().len();
+                let _ = format!("{set:?}");
+                true
+            }
+            Err(error) => {
+                let _ = error.to_string();
+                false
+            }
+        }
+    }
+
+    /// An error body: parsed as the spec's error schema, mapped to details,
+    /// and redacted as an excerpt. The excerpt is bounded.
+    pub fn error_body(body: &[u8]) {
+        if let Ok(parsed) = serde_json::from_slice::<filevine_identity::types::TokenError>(body) {
+            let details = crate::error::ErrorDetails::from_body(&parsed);
+            let _ = crate::Error::InvalidCredentials { status: 400, details }.to_string();
+        }
+        let excerpt = crate::error::body_excerpt(body);
+        assert!(excerpt.chars().count() <= 201, "excerpt too long");
+        let text = String::from_utf8_lossy(body);
+        let _ = crate::error::redact(&text, 300);
+    }
+
+    /// A discovery document, and its issuer as an authority.
+    pub fn discovery(body: &[u8]) {
+        if let Ok(config) = serde_json::from_slice::<filevine_identity::types::OpenIdConfiguration>(body) {
+            let _ = crate::Region::custom(&config.issuer).map(|r| r.identity_url().len());
+        }
+    }
+
+    /// User input: a region and a scope list.
+    pub fn user_input(text: &str) {
+        let _ = text.parse::<crate::Region>().map(|r| r.to_string());
+        if let Ok(scopes) = text.parse::<crate::Scopes>() {
+            let wire = scopes.to_string();
+            assert_eq!(wire.parse::<crate::Scopes>().ok(), Some(scopes), "scopes round-trip");
+        }
+    }
+}
+
 /// The README's code blocks, compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
