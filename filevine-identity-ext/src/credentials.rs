@@ -290,10 +290,7 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
-    }
+    use crate::env::fake as env;
 
     #[test]
     fn pat_from_env_with_and_without_client() {
