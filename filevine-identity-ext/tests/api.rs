@@ -172,3 +172,35 @@ async fn token_failures_are_api_errors_and_nothing_leaks() {
     let shown = format!("{err} {err:?} {api:?} {:?}", BearerAuth::new(api.auth().provider().clone()));
     assert!(!shown.contains("SENTINEL"), "{shown}");
 }
+
+/// A gateway answering garbage, a 500 page or an unexpected shape: typed
+/// errors naming what was wrong, with redacted excerpts.
+#[tokio::test]
+async fn bad_gateway_answers_are_typed_errors() {
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    let (_server, provider, _api) = setup().await;
+    let app = axum::Router::new()
+        .route("/garbage/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, "not json at all") }))
+        .route(
+            "/error/fv-app/v2/utils/GetUserOrgsWithToken",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "<h1>boom</h1> access_token=SENTINELleak123456789") }),
+        )
+        .route("/shape/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, r#"{"orgs":[]}"#) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let api =
+        |prefix: &str| FilevineApi::with_gateway(provider.clone(), &format!("{base}/{prefix}"), reqwest::Client::new());
+
+    let err = api("garbage").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { excerpt, .. } if excerpt == "not json at all"), "{err:?}");
+    assert!(err.to_string().starts_with("unexpected response from the Filevine API"), "{err}");
+
+    let err = api("error").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Status { status: 500, .. }), "{err:?}");
+    assert!(!err.to_string().contains("SENTINEL"), "{err}");
+
+    let err = api("shape").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { reason, .. } if reason.contains("Data")), "{err:?}");
+}
