@@ -37,6 +37,9 @@ async fn bearer_header_is_set_and_user_orgs_are_typed() {
     let token = provider.token().await.unwrap();
     assert_eq!(log[0].header("authorization"), Some(format!("Bearer {}", token.expose_secret()).as_str()));
     assert_eq!(log[0].header("x-fv-orgid"), None);
+    // The recorded request's Debug names headers, never the token.
+    let shown = format!("{log:?} {:?}", provider.token());
+    assert!(!shown.contains(token.expose_secret()), "{shown}");
 }
 
 #[tokio::test]
