@@ -384,18 +384,12 @@ impl TokenProvider {
             }
             SOFT => {
                 if !self.inner.refreshing.load(Ordering::Relaxed) {
-                    self.start_soft_refresh();
+                    Inner::start_soft_refresh(&self.inner);
                 }
                 Some(cached.token.clone())
             }
             _ => None,
         }
-    }
-
-    /// Starts a refresh without waiting for it, unless one runs already or
-    /// the backoff says not yet.
-    fn start_soft_refresh(&self) {
-        Inner::start_soft_refresh(&self.inner);
     }
 
     async fn token_slow(&self) -> Result<AccessToken, Error> {
@@ -410,10 +404,7 @@ impl TokenProvider {
                 match &flight.in_flight {
                     Some(receiver) => (receiver.clone(), None),
                     None => {
-                        let (sender, receiver) = watch::channel(None);
-                        flight.in_flight = Some(receiver.clone());
-                        self.inner.refreshing.store(true, Ordering::Relaxed);
-                        let delay = flight.not_before.map(|t| t.saturating_duration_since(Instant::now()));
+                        let (sender, receiver, delay) = self.inner.open_flight(&mut flight);
                         (receiver, Some((sender, delay)))
                     }
                 }
@@ -424,13 +415,8 @@ impl TokenProvider {
                 // midway, the guard ends the flight and the waiters, seeing
                 // the sender gone, elect a new leader.
                 let guard = FlightGuard(&self.inner);
-                if let Some(delay) = delay.filter(|d| !d.is_zero()) {
-                    tokio::time::sleep(delay).await;
-                }
-                let outcome = self.inner.fetch().await;
-                self.inner.finish_flight(&outcome);
+                let outcome = self.inner.run_flight(sender, delay).await;
                 std::mem::forget(guard);
-                let _ = sender.send(Some(outcome.clone()));
                 return outcome.or_else(|error| self.stale_or(error));
             }
             match receiver.wait_for(Option::is_some).await {
@@ -587,26 +573,45 @@ impl Inner {
         }
     }
 
+    /// Marks a refresh as in flight; the caller holds the flight lock.
+    /// Returns the channel to publish on, its receiver, and how long the
+    /// backoff says to wait first.
+    fn open_flight(&self, flight: &mut Flight) -> (watch::Sender<Outcome>, watch::Receiver<Outcome>, Option<Duration>) {
+        let (sender, receiver) = watch::channel(None);
+        flight.in_flight = Some(receiver.clone());
+        self.refreshing.store(true, Ordering::Relaxed);
+        let delay = flight.not_before.map(|t| t.saturating_duration_since(Instant::now()));
+        (sender, receiver, delay)
+    }
+
+    /// Runs an opened flight: waits out the backoff, fetches, stores the
+    /// outcome, then publishes it.
+    async fn run_flight(
+        self: &Arc<Self>,
+        sender: watch::Sender<Outcome>,
+        delay: Option<Duration>,
+    ) -> Result<AccessToken, Error> {
+        if let Some(delay) = delay.filter(|d| !d.is_zero()) {
+            tokio::time::sleep(delay).await;
+        }
+        let outcome = self.fetch().await;
+        self.finish_flight(&outcome);
+        // Nobody may be waiting (a background refresh); that is fine.
+        let _ = sender.send(Some(outcome.clone()));
+        outcome
+    }
+
     /// Starts a refresh task; the caller holds the flight lock.
-    fn start_flight(this: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
+    fn start_flight(this: &Arc<Self>, flight: &mut Flight) -> Result<(), Error> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::Config(ConfigError::Invalid("TokenProvider::token must be called inside a Tokio runtime".into()))
         })?;
-        let (sender, receiver) = watch::channel(None);
-        flight.in_flight = Some(receiver.clone());
-        this.refreshing.store(true, Ordering::Relaxed);
-        let delay = flight.not_before.map(|t| t.saturating_duration_since(Instant::now()));
+        let (sender, _, delay) = this.open_flight(flight);
         let inner = Arc::clone(this);
         runtime.spawn(async move {
-            if let Some(delay) = delay.filter(|d| !d.is_zero()) {
-                tokio::time::sleep(delay).await;
-            }
-            let outcome = inner.fetch().await;
-            inner.finish_flight(&outcome);
-            // Nobody may be waiting (a background refresh); that is fine.
-            let _ = sender.send(Some(outcome));
+            let _ = inner.run_flight(sender, delay).await;
         });
-        Ok(receiver)
+        Ok(())
     }
 
     /// One refresh: request (with retries), store the rotated refresh
