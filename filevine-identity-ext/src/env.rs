@@ -7,6 +7,10 @@
 /// Looks up one variable by name.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
 
+/// A builder's source of configuration: the process environment or a
+/// function the application gave it.
+pub(crate) type EnvSource = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// The process environment. A variable that is not valid Unicode reads as
 /// its lossy conversion, so the error that follows names it instead of
 /// treating it as unset.

@@ -86,13 +86,27 @@ pub(crate) async fn map_error(
     is_refresh: bool,
     attempt_timeout: Duration,
 ) -> Error {
-    use filevine_identity::Error as E;
     match error {
-        E::ErrorResponse(response) => {
+        filevine_identity::Error::ErrorResponse(response) => {
             let status = response.status().as_u16();
             classify(status, &ErrorDetails::from_body(response.as_ref()), is_refresh)
         }
-        E::UnexpectedResponse(response) => unexpected_response(response, is_refresh).await,
+        other => map_untyped_error(other, attempt_timeout).await,
+    }
+}
+
+/// Wraps a progenitor-client error of an operation whose error responses
+/// the spec does not type (discovery), or every variant but a typed error
+/// response of one that does.
+pub(crate) async fn map_untyped_error<T>(error: filevine_identity::Error<T>, attempt_timeout: Duration) -> Error {
+    use filevine_identity::Error as E;
+    match error {
+        E::ErrorResponse(response) => Error::MalformedResponse {
+            status: Some(response.status().as_u16()),
+            reason: "an error response the SDK does not know".into(),
+            excerpt: String::new(),
+        },
+        E::UnexpectedResponse(response) => unexpected_response(response, false).await,
         E::InvalidResponsePayload(body, error) => Error::MalformedResponse {
             status: None,
             // serde_json's message can quote values from the body; keep only
@@ -109,7 +123,7 @@ pub(crate) async fn map_error(
             network_error(&error, attempt_timeout)
         }
         E::InvalidRequest(message) => Error::Config(crate::ConfigError::Invalid(format!(
-            "the token request could not be built: {}",
+            "the request could not be built: {}",
             crate::error::redact(&message, 200)
         ))),
         E::Custom(message) => Error::Network { message: crate::error::redact(&message, 200) },
@@ -147,7 +161,7 @@ fn classify(status: u16, details: &ErrorDetails, is_refresh: bool) -> Error {
 }
 
 /// A status the spec does not list (401, 429, 5xx, …).
-async fn unexpected_response(mut response: reqwest::Response, is_refresh: bool) -> Error {
+pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refresh: bool) -> Error {
     let status = response.status().as_u16();
     let retry_after = response
         .headers()

@@ -65,14 +65,20 @@
 
 mod api;
 mod credentials;
+mod discovery;
 mod env;
 mod error;
 mod exchange;
+mod id_token;
 mod jitter;
+mod jwks;
+mod oidc;
+mod pkce;
 mod provider;
 mod region;
 mod retry;
 mod scope;
+mod signin;
 mod token;
 
 #[cfg(feature = "test-server")]
@@ -85,9 +91,16 @@ pub use credentials::{
     CLIENT_ID_VAR, CLIENT_SECRET_VAR, ClientId, ClientSecret, Credentials, PAT_VAR, PersonalAccessToken, RefreshToken,
     SCOPES_VAR,
 };
+pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::{ConfigError, Error, ErrorDetails};
 pub use filevine_identity;
 pub use filevine_identity::SecretString;
+pub use id_token::{DEFAULT_LEEWAY, IdTokenClaims, IdTokenError};
+pub use oidc::{
+    ClientAuthMethod, DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, EndSessionRequest, OidcClient, OidcClientBuilder,
+    POST_LOGOUT_REDIRECT_URI_VAR, REDIRECT_URI_VAR, UserInfo,
+};
+pub use pkce::{PkceCodeChallenge, PkceCodeVerifier};
 pub use provider::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_HARD_MARGIN, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SOFT_WINDOW, TokenFuture,
     TokenProvider, TokenProviderBuilder,
@@ -96,6 +109,10 @@ pub use region::{AUTHORITY_VAR, CANADA_GATEWAY, CustomRegion, REGION_VAR, Region
 pub use reqwest_middleware;
 pub use retry::RetryPolicy;
 pub use scope::{GATEWAY_SCOPES, PARTNER_APP_SCOPES, Scope, ScopeError, Scopes, ScopesError};
+pub use signin::{
+    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, Nonce, PendingSignIn, RedirectUrl,
+    SignInError, SignedIn,
+};
 pub use token::{AccessToken, ExpiryPolicy, IdToken, TokenSet};
 
 /// Entry points for the fuzz targets in `fuzz/` (built with `--cfg fuzzing`).

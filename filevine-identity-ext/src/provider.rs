@@ -59,7 +59,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::watch;
 
 use crate::credentials::{ClientAuth, ClientId, ClientSecret, Credentials, Grant, RefreshToken};
-use crate::env::Lookup;
+use crate::env::{EnvSource, Lookup};
 use crate::error::{ConfigError, Error};
 use crate::exchange;
 use crate::region::Region;
@@ -719,9 +719,6 @@ fn next_provider_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
-
-/// Where a builder reads environment variables from.
-type EnvSource = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
 
 /// Configures a [`TokenProvider`]. Validated in [`TokenProviderBuilder::build`].
 ///

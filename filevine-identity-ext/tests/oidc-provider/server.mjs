@@ -1,0 +1,197 @@
+// A real OpenID Connect provider (oidc-provider, a certified implementation)
+// configured the way Filevine Identity behaves for partner apps, for the
+// SDK's end-to-end sign-in tests. Started by the tests themselves
+// (tests/support/oidc.rs) or by hand:
+//
+//   node filevine-identity-ext/tests/oidc-provider/server.mjs [port]
+//
+// It prints one JSON line, {"issuer": "..."}, once it listens on 127.0.0.1,
+// and exits when its standard input closes, so a test process that dies
+// cannot leave it running. PORT=0 (the default) picks a free port.
+//
+// Like Filevine: IdentityServer's endpoint paths (/connect/token, …),
+// confidential clients, PKCE required, RS512 ID tokens, refresh-token
+// rotation, the Filevine scopes, a 5-minute access token.
+//
+// Besides the provider, a few /_harness/ routes let tests mint tokens with
+// the provider's own signing key (for the negative matrix: wrong nonce, aud,
+// iss, expired…), count JWKS fetches, and publish a rotated key.
+
+import { generateKeyPairSync, createPrivateKey, createSign } from 'node:crypto';
+import { createServer } from 'node:http';
+import Provider from 'oidc-provider';
+
+const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
+const accessTokenTtl = Number(process.env.OIDC_ACCESS_TOKEN_TTL ?? 300);
+const redirectHost = process.env.OIDC_REDIRECT_HOST ?? 'http://127.0.0.1:7059';
+
+// The provider's signing key, and two keys it does not publish: "rotated"
+// joins the JWKS when /_harness/rotate is called, "stranger" never does.
+function rsaKey(kid) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return { ...privateKey.export({ format: 'jwk' }), kid, use: 'sig' };
+}
+const keys = { provider: rsaKey('filevine-test-1'), rotated: rsaKey('filevine-test-2'), stranger: rsaKey('stranger') };
+const publicJwk = ({ kty, n, e, kid, use }) => ({ kty, n, e, kid, use });
+
+const clients = [
+  {
+    // The partner app of the tests and examples/partner_app.rs.
+    client_id: 'partner-app',
+    client_secret: 'partner-app-secret',
+    token_endpoint_auth_method: 'client_secret_post',
+  },
+  {
+    client_id: 'partner-app-basic',
+    client_secret: 'partner-app-basic-secret',
+    token_endpoint_auth_method: 'client_secret_basic',
+  },
+].map((client) => ({
+  ...client,
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: [`${redirectHost}/signin-oidc`],
+  post_logout_redirect_uris: [`${redirectHost}/logout/callback`],
+  id_token_signed_response_alg: 'RS512',
+}));
+
+const accounts = new Map();
+function account(id) {
+  if (!accounts.has(id)) {
+    accounts.set(id, {
+      accountId: id,
+      async claims() {
+        return {
+          sub: id,
+          email: `${id}@example.com`,
+          email_verified: true,
+          name: `Test User ${id}`,
+          given_name: 'Test',
+          family_name: id,
+          tenant: 'acme-law',
+        };
+      },
+    });
+  }
+  return accounts.get(id);
+}
+
+const configuration = {
+  clients,
+  jwks: { keys: [keys.provider] },
+  findAccount: async (_ctx, id) => account(id),
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name'],
+    tenant: ['tenant'],
+  },
+  scopes: [
+    'openid', 'offline_access', 'email', 'profile', 'tenant',
+    'fv.auth.tenant.read', 'filevine.v2.api.*', 'fv.api.gateway.access',
+  ],
+  routes: {
+    authorization: '/connect/authorize',
+    token: '/connect/token',
+    userinfo: '/connect/userinfo',
+    end_session: '/connect/endsession',
+    revocation: '/connect/revocation',
+    introspection: '/connect/introspect',
+    jwks: '/.well-known/openid-configuration/jwks',
+  },
+  pkce: { required: () => true },
+  features: {
+    devInteractions: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'RS384', 'RS512'] },
+  issueRefreshToken: async (_ctx, client, code) =>
+    client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  rotateRefreshToken: true,
+  ttl: {
+    AccessToken: accessTokenTtl,
+    AuthorizationCode: 60,
+    IdToken: 3600,
+    RefreshToken: 14 * 24 * 3600,
+    Grant: 14 * 24 * 3600,
+    Interaction: 600,
+    Session: 24 * 3600,
+  },
+  cookies: { keys: ['filevine-identity-sdk-tests'] },
+};
+
+const b64url = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const RSA_HASH = { RS256: 'RSA-SHA256', RS384: 'RSA-SHA384', RS512: 'RSA-SHA512' };
+
+// Signs `claims` as a JWT with one of the keys above, the header as given.
+function sign({ header, claims, key = 'provider' }) {
+  const jwk = keys[key];
+  const fullHeader = { typ: 'JWT', kid: jwk.kid, ...header };
+  const input = `${b64url(fullHeader)}.${b64url(claims)}`;
+  const signer = createSign(RSA_HASH[fullHeader.alg] ?? 'RSA-SHA512');
+  signer.update(input);
+  return `${input}.${signer.sign(createPrivateKey({ key: jwk, format: 'jwk' })).toString('base64url')}`;
+}
+
+const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, discovery: 0 };
+let rotated = false;
+
+async function readJson(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+}
+
+function sendJson(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+}
+
+const server = createServer();
+server.listen(port, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  const provider = new Provider(issuer, configuration);
+  const handle = provider.callback();
+
+  server.on('request', async (req, res) => {
+    const path = new URL(req.url, issuer).pathname;
+    try {
+      if (path === '/_harness/sign' && req.method === 'POST') {
+        return sendJson(res, 200, { jwt: sign(await readJson(req)) });
+      }
+      if (path === '/_harness/stats') return sendJson(res, 200, stats);
+      if (path === '/_harness/rotate' && req.method === 'POST') {
+        rotated = true;
+        return sendJson(res, 200, { kid: keys.rotated.kid });
+      }
+      if (path === '/_harness/public-keys') {
+        return sendJson(res, 200, { provider: publicJwk(keys.provider), rotated: publicJwk(keys.rotated) });
+      }
+    } catch (error) {
+      return sendJson(res, 400, { error: String(error) });
+    }
+
+    if (path === configuration.routes.jwks) {
+      stats.jwks += 1;
+      if (rotated) {
+        // A key rotation: the JWKS now also holds the new key.
+        return sendJson(res, 200, { keys: [publicJwk(keys.provider), publicJwk(keys.rotated)] });
+      }
+    }
+    if (path === configuration.routes.token) stats.token += 1;
+    if (path === configuration.routes.userinfo) stats.userinfo += 1;
+    if (path === configuration.routes.revocation) stats.revocation += 1;
+    if (path === '/.well-known/openid-configuration') stats.discovery += 1;
+    return handle(req, res);
+  });
+
+  process.stdout.write(`${JSON.stringify({ issuer })}\n`);
+});
+
+// The parent test process holds our stdin; when it exits, so do we.
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+process.on('SIGTERM', () => process.exit(0));
