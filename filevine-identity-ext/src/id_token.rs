@@ -379,20 +379,22 @@ impl Parsed<'_> {
                 .map(|a| crate::error::redact(&a, 200))
                 .collect(),
             },
-            K::MissingRequiredClaim(name) => IdTokenError::MissingClaim(match name.as_str() {
-                "exp" => "exp",
-                "iss" => "iss",
-                "aud" => "aud",
-                _ => "sub",
-            }),
+            K::MissingRequiredClaim(name) => {
+                IdTokenError::MissingClaim(["exp", "iss", "aud"].into_iter().find(|c| c == name).unwrap_or("sub"))
+            }
             K::InvalidAlgorithm | K::MissingAlgorithm => IdTokenError::AlgorithmNotAllowed {
                 alg: self.header.alg.clone(),
                 accepted: expect.algorithms.join(", "),
             },
             K::InvalidRsaKey(reason) => IdTokenError::UnusableKey { reason: reason.clone() },
             K::InvalidClaimFormat(name) => IdTokenError::Malformed { reason: format!("the {name} claim is malformed") },
-            K::Json(_) => IdTokenError::Malformed {
-                reason: "a claim has the wrong type (iss, sub, aud, exp and iat are required)".into(),
+            // The claims are deserialized before they are validated, so a
+            // missing required claim surfaces here.
+            K::Json(_) => match ["iss", "sub", "aud", "exp", "iat"].into_iter().find(|c| claim(c).is_none()) {
+                Some(missing) => IdTokenError::MissingClaim(missing),
+                None => IdTokenError::Malformed {
+                    reason: "a claim has the wrong type (iss, sub, aud, exp and iat are required)".into(),
+                },
             },
             _ => IdTokenError::Malformed { reason: "the JOSE library rejected it".into() },
         }

@@ -249,7 +249,10 @@ impl OidcClient {
 
     /// Starts a sign-in: the URL to redirect the user to and the
     /// [`PendingSignIn`] to keep server-side until the callback. Fresh
-    /// `state`, `nonce` and PKCE verifier (S256) every time.
+    /// `state`, `nonce` and PKCE verifier (S256) every time. When the scopes
+    /// include `offline_access` and `options` sets no prompt, it sends
+    /// `prompt=consent`, as OpenID Connect Core §11 requires for a refresh
+    /// token.
     ///
     /// # Errors
     /// [`SignInError::Discovery`] when the provider's metadata is unusable.
@@ -279,8 +282,18 @@ impl OidcClient {
                 .append_pair("nonce", pending.nonce.expose_secret())
                 .append_pair("code_challenge", challenge.as_str())
                 .append_pair("code_challenge_method", challenge.method());
-            if let Some(prompt) = &options.prompt {
-                query.append_pair("prompt", prompt);
+            // OpenID Connect Core §11: a request for offline_access (a
+            // refresh token) must carry prompt=consent unless the caller
+            // chose another prompt.
+            let offline = inner.scopes.contains("offline_access");
+            match (&options.prompt, offline) {
+                (Some(prompt), _) => {
+                    query.append_pair("prompt", prompt);
+                }
+                (None, true) => {
+                    query.append_pair("prompt", "consent");
+                }
+                (None, false) => {}
             }
             if let Some(hint) = &options.login_hint {
                 query.append_pair("login_hint", hint);

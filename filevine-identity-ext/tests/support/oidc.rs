@@ -1,0 +1,182 @@
+//! The real OpenID provider for the sign-in tests: `oidc-provider` from the
+//! npm registry, configured like Filevine (tests/oidc-provider/server.mjs),
+//! started once per test binary on 127.0.0.1, and a "browser" that signs a
+//! user in through its login and consent pages over HTTP.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use url::Url;
+
+pub const REDIRECT_URI: &str = "http://127.0.0.1:7059/signin-oidc";
+pub const POST_LOGOUT_REDIRECT_URI: &str = "http://127.0.0.1:7059/logout/callback";
+pub const CLIENT_ID: &str = "partner-app";
+pub const CLIENT_SECRET: &str = "partner-app-secret";
+pub const BASIC_CLIENT_ID: &str = "partner-app-basic";
+pub const BASIC_CLIENT_SECRET: &str = "partner-app-basic-secret";
+
+pub struct Provider {
+    pub issuer: String,
+    // Held so the provider's stdin stays open: it exits when this process does.
+    _child: Child,
+}
+
+/// The provider of this test binary, started on first use.
+pub fn provider() -> &'static Provider {
+    static PROVIDER: OnceLock<Provider> = OnceLock::new();
+    PROVIDER.get_or_init(Provider::start)
+}
+
+impl Provider {
+    /// A provider of its own, for a test that counts requests or changes
+    /// the provider's keys.
+    pub fn start() -> Provider {
+        start()
+    }
+}
+
+fn start() -> Provider {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
+    assert!(
+        dir.join("node_modules/oidc-provider").is_dir(),
+        "oidc-provider is not installed: run `cargo xtask test`, or `npm ci --prefix {}` once",
+        dir.display()
+    );
+    let mut child = Command::new("node")
+        .arg("server.mjs")
+        .arg("0")
+        .current_dir(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start node (is Node.js 20+ installed?): {e}"));
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("read the provider's issuer");
+    let ready: serde_json::Value = serde_json::from_str(&line)
+        .unwrap_or_else(|_| panic!("the provider did not start (run `node server.mjs` in {} to see why)", dir.display()));
+    Provider { issuer: ready["issuer"].as_str().expect("issuer").to_owned(), _child: child }
+}
+
+impl Provider {
+    /// A harness route: JSON in, JSON out.
+    pub async fn harness(&self, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+        let client = reqwest::Client::new();
+        let url = format!("{}/_harness/{path}", self.issuer);
+        let request = match body {
+            Some(body) => client.post(url).json(&body),
+            None => client.get(url),
+        };
+        let response = request.send().await.expect("harness request");
+        assert!(response.status().is_success(), "harness {path}: {}", response.status());
+        response.json().await.expect("harness JSON")
+    }
+
+    /// Signs `claims` with one of the harness's keys (`provider`, `rotated`,
+    /// `stranger`), `alg` RS256/384/512.
+    pub async fn sign(&self, claims: serde_json::Value, alg: &str, key: &str) -> String {
+        let body = serde_json::json!({ "claims": claims, "header": { "alg": alg }, "key": key });
+        self.harness("sign", Some(body)).await["jwt"].as_str().expect("jwt").to_owned()
+    }
+
+    /// How many requests each endpoint has served.
+    pub async fn stats(&self) -> serde_json::Value {
+        self.harness("stats", None).await
+    }
+}
+
+/// A browser without a browser: follows redirects by hand, keeps cookies,
+/// and submits the provider's login and consent forms.
+pub struct Browser {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        Self { http, cookies: BTreeMap::new() }
+    }
+
+    /// Follows `url` through login (as `login`) and consent until the
+    /// provider redirects to the app; returns that callback URL.
+    pub async fn sign_in(&mut self, url: &Url, login: &str) -> String {
+        self.sign_in_with(url, login, true).await
+    }
+
+    /// As [`Browser::sign_in`]; `consent: false` aborts at the consent page
+    /// (the user declines).
+    pub async fn sign_in_with(&mut self, url: &Url, login: &str, consent: bool) -> String {
+        let mut next = Some((url.clone(), None::<Vec<(&str, String)>>));
+        for _ in 0..20 {
+            let (url, form) = next.take().expect("a next step");
+            let request = match &form {
+                Some(form) => self.http.post(url.clone()).form(form),
+                None => self.http.get(url.clone()),
+            };
+            let response = self.with_cookies(request).send().await.expect("provider request");
+            self.keep_cookies(&response);
+            if let Some(location) = response.headers().get(LOCATION) {
+                let target = url.join(location.to_str().expect("ascii location")).expect("location URL");
+                if target.as_str().starts_with("http://127.0.0.1:7059/") {
+                    return target.to_string();
+                }
+                next = Some((target, None));
+                continue;
+            }
+            let status = response.status();
+            let page = response.text().await.expect("page");
+            assert!(status.is_success(), "provider answered {status}: {page}");
+            let action = between(&page, "action=\"", "\"").expect("a form on the page");
+            let action = url.join(&action.replace("&amp;", "&")).expect("form action");
+            if page.contains("name=\"prompt\" value=\"login\"") {
+                let form = vec![("prompt", "login".to_owned()), ("login", login.to_owned()), ("password", "x".into())];
+                next = Some((action, Some(form)));
+            } else if page.contains("name=\"prompt\" value=\"consent\"") {
+                if consent {
+                    next = Some((action, Some(vec![("prompt", "consent".to_owned())])));
+                } else {
+                    let end = page.find("\">[ Cancel ]").expect("a cancel link");
+                    let abort = &page[page[..end].rfind("href=\"").expect("its href") + 6..end];
+                    next = Some((url.join(&abort.replace("&amp;", "&")).expect("abort URL"), None));
+                }
+            } else {
+                panic!("an unexpected page: {page}");
+            }
+        }
+        panic!("no callback after 20 steps");
+    }
+
+    fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if self.cookies.is_empty() {
+            return request;
+        }
+        let header = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+        request.header(COOKIE, header)
+    }
+
+    fn keep_cookies(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all(SET_COOKIE) {
+            let text = value.to_str().unwrap_or_default();
+            let pair = text.split(';').next().unwrap_or_default();
+            if let Some((name, value)) = pair.split_once('=') {
+                let expired = text.to_ascii_lowercase().contains("expires=thu, 01 jan 1970");
+                if value.is_empty() || expired {
+                    self.cookies.remove(name.trim());
+                } else {
+                    self.cookies.insert(name.trim().to_owned(), value.to_owned());
+                }
+            }
+        }
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(text[from..from + len].to_owned())
+}
