@@ -198,7 +198,8 @@ impl ProviderMetadata {
 /// An endpoint URL: absolute, `https://` (or `http://` on loopback), no
 /// fragment, no credentials.
 fn endpoint(field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
-    let error = |reason: &str| DiscoveryError::InvalidEndpoint { field, value: value.to_owned(), reason: reason.into() };
+    let error =
+        |reason: &str| DiscoveryError::InvalidEndpoint { field, value: value.to_owned(), reason: reason.into() };
     let url = Url::parse(value).map_err(|e| error(&format!("not a URL ({e})")))?;
     match url.scheme() {
         "https" => {}
@@ -244,7 +245,11 @@ impl DiscoveryCache {
         Ok(metadata)
     }
 
-    async fn fetch(&self, http: &reqwest::Client, attempt_timeout: Duration) -> Result<ProviderMetadata, DiscoveryError> {
+    async fn fetch(
+        &self,
+        http: &reqwest::Client,
+        attempt_timeout: Duration,
+    ) -> Result<ProviderMetadata, DiscoveryError> {
         let client = filevine_identity::Client::new_with_client(&self.authority, http.clone());
         let document = match client.get_openid_configuration().await {
             Ok(response) => response.into_inner(),
@@ -278,8 +283,9 @@ mod tests {
 
     #[test]
     fn a_good_document() {
-        let m = ProviderMetadata::from_document(document("https://identity.filevine.io"), "https://identity.filevine.io")
-            .unwrap();
+        let m =
+            ProviderMetadata::from_document(document("https://identity.filevine.io"), "https://identity.filevine.io")
+                .unwrap();
         assert_eq!(m.token_base(), "https://identity.filevine.io");
         assert_eq!(m.id_token_algorithms(), ["RS512"]);
         assert_eq!(m.userinfo_endpoint().unwrap().path(), "/connect/userinfo");

@@ -263,7 +263,8 @@ pub(crate) fn parse(jwt: &str) -> Result<Parsed<'_>, IdTokenError> {
         return Err(malformed("longer than 16 KiB"));
     }
     let mut parts = jwt.split('.');
-    let (Some(header), Some(payload), Some(_signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(malformed("not three dot-separated parts (a JWE or not a JWT at all)"));
     };
@@ -314,11 +315,10 @@ impl Parsed<'_> {
         expect: &Expectations<'_>,
         now: u64,
     ) -> Result<IdTokenClaims, IdTokenError> {
-        let alg: jsonwebtoken::Algorithm =
-            self.header.alg.parse().map_err(|_| IdTokenError::AlgorithmNotAllowed {
-                alg: self.header.alg.clone(),
-                accepted: expect.algorithms.join(", "),
-            })?;
+        let alg: jsonwebtoken::Algorithm = self.header.alg.parse().map_err(|_| IdTokenError::AlgorithmNotAllowed {
+            alg: self.header.alg.clone(),
+            accepted: expect.algorithms.join(", "),
+        })?;
         let mut validation = jsonwebtoken::Validation::new(alg);
         validation.leeway = expect.leeway.as_secs();
         validation.set_issuer(&[expect.issuer]);
@@ -424,11 +424,7 @@ mod tests {
     use super::*;
 
     fn jwt(header: &serde_json::Value, payload: &serde_json::Value) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(payload.to_string())
-        )
+        format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()))
     }
 
     fn accepted() -> Vec<String> {

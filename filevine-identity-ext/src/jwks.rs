@@ -140,10 +140,9 @@ impl JwksCache {
         http: &reqwest::Client,
         jwks_uri: &Url,
     ) -> Result<Arc<KeySet>, IdTokenError> {
-        let keys = Arc::new(fetch(http, jwks_uri).await.map_err(|source| IdTokenError::Keys {
-            url: jwks_uri.to_string(),
-            source,
-        })?);
+        let keys = Arc::new(
+            fetch(http, jwks_uri).await.map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
+        );
         tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");
         state.keys = Some((keys.clone(), Instant::now()));
         Ok(keys)

@@ -154,10 +154,58 @@ pub mod fuzzing {
         let _ = crate::error::redact(&text, 300);
     }
 
-    /// A discovery document, and its issuer as an authority.
+    /// A discovery document: parsed, its issuer as an authority, and the
+    /// metadata checks; and the same bytes as a JWKS document.
     pub fn discovery(body: &[u8]) {
         if let Ok(config) = serde_json::from_slice::<filevine_identity::types::OpenIdConfiguration>(body) {
             let _ = crate::Region::custom(&config.issuer).map(|r| r.identity_url().len());
+            let issuer = config.issuer.clone();
+            match crate::ProviderMetadata::from_document(config, &issuer) {
+                Ok(metadata) => assert!(!metadata.id_token_algorithms().is_empty(), "no algorithm accepted"),
+                Err(error) => drop(error.to_string()),
+            }
+        }
+        if let Ok(keys) = crate::jwks::KeySet::parse(body) {
+            let _ = keys.find(Some("k"), "RS512");
+            let _ = keys.find(None, "RS256");
+        }
+    }
+
+    /// A sign-in callback (URL or query). A parsed `code` never shows in
+    /// `Debug`.
+    pub fn callback(text: &str) {
+        match crate::AuthorizationResponse::parse(text) {
+            Ok(response) => {
+                let shown = format!("{response:?}");
+                if let Some(code) = response.code.as_ref().filter(|c| c.expose_secret().len() >= 8) {
+                    assert!(!shown.contains(code.expose_secret()), "the code leaked into Debug");
+                }
+            }
+            Err(error) => drop(error.to_string()),
+        }
+    }
+
+    /// An ID token: parsed, header-checked, and verified against a fixed
+    /// RSA key (so the claim checks run on whatever the JOSE crate lets
+    /// through). Must never panic.
+    pub fn id_token(text: &str) {
+        const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+        let Ok(parsed) = crate::id_token::parse(text) else { return };
+        let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
+        if parsed.check_header(&algorithms).is_err() {
+            return;
+        }
+        let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_components(N, "AQAB") else { return };
+        let nonce = crate::Nonce::generate().ok();
+        let expect = crate::id_token::Expectations {
+            issuer: "https://identity.filevine.io",
+            client_id: "partner-app",
+            algorithms: &algorithms,
+            leeway: std::time::Duration::from_secs(5),
+            nonce: nonce.as_ref(),
+        };
+        if let Err(error) = parsed.verify(&key, &expect, crate::id_token::unix_now()) {
+            drop(error.to_string());
         }
     }
 

@@ -256,7 +256,10 @@ impl OidcClient {
     ///
     /// # Errors
     /// [`SignInError::Discovery`] when the provider's metadata is unusable.
-    pub async fn authorization_request(&self, options: AuthorizationOptions) -> Result<AuthorizationRequest, SignInError> {
+    pub async fn authorization_request(
+        &self,
+        options: AuthorizationOptions,
+    ) -> Result<AuthorizationRequest, SignInError> {
         let metadata = self.metadata().await?;
         let inner = &self.inner;
         let pending = PendingSignIn {
@@ -351,7 +354,11 @@ impl OidcClient {
     /// # Errors
     /// [`SignInError::IdToken`] naming the failed check, or
     /// [`SignInError::Discovery`].
-    pub async fn verify_id_token(&self, id_token: &IdToken, nonce: Option<&Nonce>) -> Result<IdTokenClaims, SignInError> {
+    pub async fn verify_id_token(
+        &self,
+        id_token: &IdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<IdTokenClaims, SignInError> {
         let metadata = self.metadata().await?;
         self.verify_with(&metadata, id_token, nonce).await
     }
@@ -508,14 +515,9 @@ impl OidcClient {
         let client = filevine_identity::Client::new_with_client(metadata.token_base(), self.http_for(method)?.clone());
         // Not retried: a code is good for one exchange, and a retry after a
         // lost response would only earn `invalid_grant`.
-        let result = crate::exchange::exchange(
-            &client,
-            &request.into(),
-            false,
-            &ExpiryPolicy::default(),
-            inner.request_timeout,
-        )
-        .await;
+        let result =
+            crate::exchange::exchange(&client, &request.into(), false, &ExpiryPolicy::default(), inner.request_timeout)
+                .await;
         let secrets = [
             code.expose_secret(),
             pending.pkce_verifier.expose_secret(),
@@ -768,7 +770,8 @@ impl OidcClientBuilder {
     pub fn build(self) -> Result<OidcClient, ConfigError> {
         let lookup: Lookup<'_> = &*self.env;
         let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let malformed = |name: &'static str| move |e: ConfigError| ConfigError::MalformedVar { name, reason: e.to_string() };
+        let malformed =
+            |name: &'static str| move |e: ConfigError| ConfigError::MalformedVar { name, reason: e.to_string() };
 
         let region = Region::resolve_with(self.region, lookup)?;
         let client_id = match self.client_id {
@@ -798,10 +801,9 @@ impl OidcClientBuilder {
         let mut scopes = match self.scopes {
             Some(scopes) => scopes,
             None => match var(SCOPES_VAR) {
-                Some(list) => list.parse::<Scopes>().map_err(|e| ConfigError::MalformedVar {
-                    name: SCOPES_VAR,
-                    reason: e.to_string(),
-                })?,
+                Some(list) => list
+                    .parse::<Scopes>()
+                    .map_err(|e| ConfigError::MalformedVar { name: SCOPES_VAR, reason: e.to_string() })?,
                 None => Scopes::partner_app(),
             },
         };
@@ -860,8 +862,9 @@ impl OidcClientBuilder {
 fn basic_auth(id: &ClientId, secret: &ClientSecret) -> Result<HeaderValue, ConfigError> {
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
     let credentials = format!("{}:{}", encode(id.as_str()), encode(secret.expose_secret()));
-    let mut value = HeaderValue::try_from(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))
-        .map_err(|_| ConfigError::Invalid("the client credentials cannot be sent in a header".into()))?;
+    let mut value =
+        HeaderValue::try_from(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))
+            .map_err(|_| ConfigError::Invalid("the client credentials cannot be sent in a header".into()))?;
     value.set_sensitive(true);
     Ok(value)
 }

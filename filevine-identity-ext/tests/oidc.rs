@@ -224,7 +224,10 @@ async fn wrong_state_is_rejected_before_anything_else() {
     assert_eq!(provider().stats().await["token"].as_u64().unwrap(), before, "no code exchange was attempted");
     // A callback without state, and a callback for another sign-in.
     let no_state = callback.split("&state=").next().unwrap().to_owned();
-    assert!(matches!(client.complete_sign_in(&no_state, request.pending.clone()).await, Err(SignInError::StateMismatch)));
+    assert!(matches!(
+        client.complete_sign_in(&no_state, request.pending.clone()).await,
+        Err(SignInError::StateMismatch)
+    ));
     let other = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
     assert!(matches!(client.complete_sign_in(&callback, other.pending).await, Err(SignInError::StateMismatch)));
     // The right state still works.
@@ -294,7 +297,8 @@ async fn tampered_signature_is_rejected() {
 #[tokio::test]
 async fn wrong_nonce_is_rejected() {
     let client = client();
-    let jwt = provider().sign(claims(|c| drop(c.insert("nonce".into(), "another-sign-in".into()))), "RS512", "provider");
+    let jwt =
+        provider().sign(claims(|c| drop(c.insert("nonce".into(), "another-sign-in".into()))), "RS512", "provider");
     let err = verify(&client, jwt.await).await.unwrap_err();
     assert!(matches!(err, SignInError::IdToken(IdTokenError::NonceMismatch)), "{err}");
     let jwt = provider().sign(claims(|c| drop(c.remove("nonce"))), "RS512", "provider").await;
@@ -327,7 +331,8 @@ async fn wrong_audience_and_authorized_party_are_rejected() {
 #[tokio::test]
 async fn wrong_issuer_is_rejected() {
     let client = client();
-    let jwt = provider().sign(claims(|c| drop(c.insert("iss".into(), "https://evil.example".into()))), "RS512", "provider");
+    let jwt =
+        provider().sign(claims(|c| drop(c.insert("iss".into(), "https://evil.example".into()))), "RS512", "provider");
     let err = verify(&client, jwt.await).await.unwrap_err();
     assert!(matches!(err, SignInError::IdToken(IdTokenError::WrongIssuer { .. })), "{err}");
     assert!(err.to_string().contains("https://evil.example"), "{err}");
@@ -378,7 +383,10 @@ async fn unknown_kid_is_refetched_once_then_rejected() {
     let before = provider.stats().await["jwks"].as_u64().unwrap();
     let jwt = provider.sign(claims_for(provider, |_| {}), "RS512", "stranger").await;
     let err = verify(&client, jwt.clone()).await.unwrap_err();
-    assert!(matches!(err, SignInError::IdToken(IdTokenError::UnknownKey { kid: Some(ref kid) }) if kid == "stranger"), "{err}");
+    assert!(
+        matches!(err, SignInError::IdToken(IdTokenError::UnknownKey { kid: Some(ref kid) }) if kid == "stranger"),
+        "{err}"
+    );
     assert_eq!(provider.stats().await["jwks"].as_u64().unwrap(), before + 1, "exactly one refetch");
     // Again right away: no second refetch (rate limited).
     assert!(matches!(verify(&client, jwt).await, Err(SignInError::IdToken(IdTokenError::UnknownKey { .. }))));
@@ -398,8 +406,12 @@ async fn alg_none_and_hmac_key_confusion_are_refused() {
     // HS256 "signed" with the provider's public RSA key as the HMAC secret.
     let keys = provider().harness("public-keys", None).await;
     let public_key = serde_json::to_vec(&keys["provider"]).unwrap();
-    let header = jsonwebtoken::Header { kid: Some("filevine-test-1".into()), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256) };
-    let forged = jsonwebtoken::encode(&header, &claims(|_| {}), &jsonwebtoken::EncodingKey::from_secret(&public_key)).unwrap();
+    let header = jsonwebtoken::Header {
+        kid: Some("filevine-test-1".into()),
+        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256)
+    };
+    let forged =
+        jsonwebtoken::encode(&header, &claims(|_| {}), &jsonwebtoken::EncodingKey::from_secret(&public_key)).unwrap();
     let err = verify(&client, forged).await.unwrap_err();
     assert!(
         matches!(err, SignInError::IdToken(IdTokenError::AlgorithmNotAllowed { ref alg, .. }) if alg == "HS256"),

@@ -3,6 +3,7 @@
 //! ```text
 //! cargo xtask codegen            regenerate filevine-identity/src/generated.rs from the spec
 //! cargo xtask codegen --check    write nothing; exit 1 with a diff if the committed file is stale
+//! cargo xtask test [ARGS]        install the test OpenID provider (npm ci), then cargo test --workspace [ARGS]
 //! ```
 //!
 //! `--spec PATH` and `--out PATH` point at another spec or output file
@@ -16,12 +17,20 @@ use filevine_identity_codegen::{GENERATED_PATH, SPEC_PATH, Spec, diff, generate}
 
 const USAGE: &str = "\
 usage: cargo xtask codegen [--check] [--spec PATH] [--out PATH]
+       cargo xtask test [CARGO TEST ARGS]
 
   codegen            regenerate the client from the spec
     --check          write nothing; exit 1 and print a diff if the committed file is stale
     --spec PATH      spec to read (default: spec/filevine-identity.yaml)
     --out PATH       file to write or check (default: filevine-identity/src/generated.rs)
+
+  test               the whole test suite: installs the OpenID provider the sign-in
+                     tests run against (npm ci in filevine-identity-ext/tests/oidc-provider,
+                     from its committed lock file), then runs cargo test --workspace
 ";
+
+/// Where the test OpenID provider's package.json and lock file live.
+const OIDC_PROVIDER_DIR: &str = "filevine-identity-ext/tests/oidc-provider";
 
 #[derive(Debug)]
 struct Codegen {
@@ -32,6 +41,9 @@ struct Codegen {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("test") {
+        return test(&args[1..]);
+    }
     match parse_args(&args) {
         Ok(Some(codegen)) => run(&codegen),
         Ok(None) => {
@@ -119,6 +131,40 @@ fn run(codegen: &Codegen) -> ExitCode {
     println!("wrote {out_label} ({} lines, generated in {elapsed_ms:.0} ms)", generated.lines());
     println!("next: `cargo insta review` to read the snapshot changes, then commit");
     ExitCode::SUCCESS
+}
+
+/// `cargo xtask test`: `npm ci` for the test OpenID provider, then the
+/// workspace's tests. Both steps stream their output; the first failure
+/// ends the task with its exit code.
+fn test(cargo_args: &[String]) -> ExitCode {
+    let root = workspace_root();
+    println!("==> npm ci --prefix {OIDC_PROVIDER_DIR}");
+    let npm = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix", OIDC_PROVIDER_DIR])
+        .current_dir(&root)
+        .status();
+    match npm {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            eprintln!("error: npm ci failed ({status}); the sign-in tests need Node.js 20+ and npm");
+            return ExitCode::FAILURE;
+        }
+        Err(error) => {
+            eprintln!("error: cannot run npm ({error}); the sign-in tests need Node.js 20+ and npm");
+            return ExitCode::FAILURE;
+        }
+    }
+    println!("==> cargo test --workspace {}", cargo_args.join(" "));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    match std::process::Command::new(cargo).arg("test").arg("--workspace").args(cargo_args).current_dir(&root).status()
+    {
+        Ok(status) if status.success() => ExitCode::SUCCESS,
+        Ok(status) => ExitCode::from(u8::try_from(status.code().unwrap_or(1)).unwrap_or(1)),
+        Err(error) => {
+            eprintln!("error: cannot run cargo: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -56,9 +56,12 @@ fn start() -> Provider {
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start node (is Node.js 20+ installed?): {e}"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("piped stdout")).read_line(&mut line).expect("read the provider's issuer");
-    let ready: serde_json::Value = serde_json::from_str(&line)
-        .unwrap_or_else(|_| panic!("the provider did not start (run `node server.mjs` in {} to see why)", dir.display()));
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the provider's issuer");
+    let ready: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|_| {
+        panic!("the provider did not start (run `node server.mjs` in {} to see why)", dir.display())
+    });
     Provider { issuer: ready["issuer"].as_str().expect("issuer").to_owned(), _child: child }
 }
 
