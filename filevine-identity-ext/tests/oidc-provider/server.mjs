@@ -190,6 +190,10 @@ server.listen(port, '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ issuer })}\n`);
 });
 
+// The parent reads only the first line of stdout and may close it; later
+// writes (oidc-provider logs some) must not crash the provider.
+process.stdout.on('error', () => {});
+
 // The parent test process holds our stdin; when it exits, so do we.
 process.stdin.on('end', () => process.exit(0));
 process.stdin.on('error', () => process.exit(0));

@@ -35,11 +35,24 @@ impl Provider {
     /// A provider of its own, for a test that counts requests or changes
     /// the provider's keys.
     pub fn start() -> Provider {
-        start()
+        start_with(APP)
+    }
+
+    /// A provider whose clients redirect to an app at `app` (e.g.
+    /// `http://127.0.0.1:PORT`) instead of 127.0.0.1:7059.
+    pub fn start_for_app(app: &str) -> Provider {
+        start_with(app)
     }
 }
 
+/// Where the clients' redirect URIs point by default.
+const APP: &str = "http://127.0.0.1:7059";
+
 fn start() -> Provider {
+    start_with(APP)
+}
+
+fn start_with(app: &str) -> Provider {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
@@ -50,6 +63,7 @@ fn start() -> Provider {
         .arg("server.mjs")
         .arg("0")
         .current_dir(&dir)
+        .env("OIDC_REDIRECT_HOST", app)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -97,12 +111,30 @@ impl Provider {
 pub struct Browser {
     http: reqwest::Client,
     cookies: BTreeMap<String, String>,
+    app: String,
 }
 
 impl Browser {
+    /// A browser whose sign-ins end at the app on 127.0.0.1:7059.
     pub fn new() -> Self {
+        Self::for_app(APP)
+    }
+
+    /// A browser whose sign-ins end at the app at `app`.
+    pub fn for_app(app: &str) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { http, cookies: BTreeMap::new() }
+        Self { http, cookies: BTreeMap::new(), app: format!("{app}/") }
+    }
+
+    /// One request with the cookie jar; the response's cookies are kept.
+    pub async fn request(&mut self, request: reqwest::RequestBuilder) -> reqwest::Response {
+        let response = self.with_cookies(request).send().await.expect("request");
+        self.keep_cookies(&response);
+        response
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// Follows `url` through login (as `login`) and consent until the
@@ -125,7 +157,7 @@ impl Browser {
             self.keep_cookies(&response);
             if let Some(location) = response.headers().get(LOCATION) {
                 let target = url.join(location.to_str().expect("ascii location")).expect("location URL");
-                if target.as_str().starts_with("http://127.0.0.1:7059/") {
+                if target.as_str().starts_with(&self.app) {
                     return target.to_string();
                 }
                 next = Some((target, None));
