@@ -3,6 +3,7 @@
 //! tokens, refresh-token rotation), and the negative matrix: every way a
 //! callback or ID token can be wrong, each rejected with its own error.
 
+#[allow(dead_code)] // each test binary uses a different part of it
 mod support;
 
 use std::time::Duration;
@@ -469,4 +470,73 @@ async fn callback_issuer_mismatch_and_stale_sign_ins_are_refused() {
     let other_client = client_for(oidc::BASIC_CLIENT_ID, oidc::BASIC_CLIENT_SECRET);
     let err = other_client.complete_sign_in(&callback, request.pending).await.unwrap_err();
     assert!(matches!(err, SignInError::PendingMismatch { what: "client", .. }), "{err}");
+}
+
+/// The redaction audit for sign-in: every sign-in type that holds a secret,
+/// every `SignInError` produced above, and everything `tracing` records at
+/// TRACE through a sign-in, a refresh, userinfo, revocation and failures.
+/// No code, verifier, state, nonce, client secret or token may appear.
+#[tokio::test(flavor = "current_thread")]
+async fn sign_in_never_shows_a_secret() {
+    let captured = support::Captured::default();
+    let _guard = captured.install();
+    let client = client();
+    let mut shown = vec![format!("{client:?}"), format!("{:?}", OidcClient::builder())];
+    let mut secrets = vec![oidc::CLIENT_SECRET.to_owned()];
+
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    let pending = request.pending.clone();
+    secrets.push(pending.state().expose_secret().to_owned());
+    let stored: serde_json::Value = serde_json::to_value(&pending).unwrap();
+    secrets.push(stored["nonce"].as_str().unwrap().to_owned());
+    secrets.push(stored["pkce_verifier"].as_str().unwrap().to_owned());
+    shown.push(format!("{request:?} {request:#?} {pending:?}"));
+
+    let callback = Browser::new().sign_in(&request.url, "alice").await;
+    let response = filevine_identity_ext::AuthorizationResponse::parse(&callback).unwrap();
+    secrets.push(response.code.as_ref().unwrap().expose_secret().to_owned());
+    shown.push(format!("{response:?}"));
+    let signed_in = client.complete_sign_in(&callback, pending.clone()).await.unwrap();
+    let set = &signed_in.token_set;
+    secrets.push(set.access_token.expose_secret().to_owned());
+    secrets.push(set.refresh_token.as_ref().unwrap().expose_secret().to_owned());
+    secrets.push(set.id_token.as_ref().unwrap().expose_secret().to_owned());
+    shown.push(format!("{signed_in:?} {signed_in:#?}"));
+
+    // Refresh, userinfo, end session, revocation.
+    let provider = client.token_provider(set.clone()).await.unwrap().build().unwrap();
+    provider.invalidate();
+    let refreshed = provider.token().await.unwrap();
+    secrets.push(refreshed.expose_secret().to_owned());
+    shown.push(format!("{provider:?} {refreshed:?}"));
+    client.userinfo(&refreshed, "alice").await.unwrap();
+    let end = client.end_session_url(set.id_token.as_ref()).await.unwrap();
+    secrets.push(end.state.expose_secret().to_owned());
+    shown.push(format!("{end:?} {end:#?}"));
+    client.revoke_access_token(&refreshed).await.unwrap();
+
+    // Failures: reused code, forged state, revoked token at userinfo, a
+    // tampered ID token, a wrong client secret.
+    let errors = [
+        client.complete_sign_in(&callback, pending.clone()).await.unwrap_err(),
+        client.complete_sign_in(&callback.replace("state=", "state=x"), pending).await.unwrap_err(),
+        client.userinfo(&refreshed, "alice").await.unwrap_err(),
+        client
+            .verify_id_token(&IdToken::new(format!("{}x", set.id_token.as_ref().unwrap().expose_secret())), None)
+            .await
+            .unwrap_err(),
+        sign_in_result(&client_for(oidc::CLIENT_ID, "a-wrong-client-secret")).await.unwrap_err(),
+    ];
+    secrets.push("a-wrong-client-secret".into());
+    for error in &errors {
+        shown.push(format!("{error}\n{error:?}\n{error:#?}"));
+    }
+
+    let logs = captured.text();
+    assert!(logs.contains("signed in"), "TRACE capture works: {logs}");
+    let all = shown.join("\n") + &logs;
+    for secret in &secrets {
+        assert!(secret.len() >= 16, "a real secret: {secret}");
+        assert!(!all.contains(secret.as_str()), "leaked {secret}:\n{all}");
+    }
 }

@@ -3,8 +3,6 @@
 //! `Display`; and everything `tracing` records at TRACE during a token
 //! exchange, a refresh and failures. No sentinel may appear anywhere.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use filevine_identity::SecretString;
@@ -14,6 +12,10 @@ use filevine_identity_ext::{
     ClientId, ClientSecret, Credentials, Error, IdToken, PersonalAccessToken, RefreshToken, TokenProvider, TokenSet,
 };
 
+#[allow(dead_code)]
+mod support;
+use support::Captured;
+
 // Realistic secrets: long and random-looking, like the real ones.
 const PAT: &str = "SENTINELpat9f2c7a1e5b3d8046";
 const CLIENT_SECRET: &str = "SENTINELsecret4b7e1a9c3f0d62";
@@ -21,27 +23,6 @@ const REFRESH: &str = "SENTINELrefresh8d3a6f1c9e2b57";
 const ID_TOKEN: &str = "SENTINELidtoken.eyJzdWIiOiIxIn0.c2ln";
 const CODE_VERIFIER: &str = "SENTINELverifier0123456789abcdefghijklmnopqrstuv";
 const SENTINELS: &[&str] = &[PAT, CLIENT_SECRET, REFRESH, ID_TOKEN, CODE_VERIFIER, "SENTINEL"];
-
-/// Collects everything a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
 
 fn assert_clean(what: &str, text: &str, extra: &[&str]) {
     for sentinel in SENTINELS.iter().chain(extra) {

@@ -28,7 +28,7 @@ pub struct Provider {
 /// The provider of this test binary, started on first use.
 pub fn provider() -> &'static Provider {
     static PROVIDER: OnceLock<Provider> = OnceLock::new();
-    PROVIDER.get_or_init(Provider::start)
+    PROVIDER.get_or_init(|| start_with(APP))
 }
 
 impl Provider {
@@ -47,10 +47,6 @@ impl Provider {
 
 /// Where the clients' redirect URIs point by default.
 const APP: &str = "http://127.0.0.1:7059";
-
-fn start() -> Provider {
-    start_with(APP)
-}
 
 fn start_with(app: &str) -> Provider {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
