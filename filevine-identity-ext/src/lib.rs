@@ -12,6 +12,10 @@
 //!   (optionally with the integration's client id and secret), client
 //!   credentials, refresh token, and a [`TokenSet`] from the authorization
 //!   code flow.
+//! - **[`OidcClient`]** — partner sign-in with Filevine: OpenID Connect
+//!   discovery, the authorization code flow with PKCE and the client secret,
+//!   ID token validation (RS512, JWKS with key rotation), userinfo,
+//!   revocation and sign-out; the tokens then feed a [`TokenProvider`].
 //! - **[`Region`]** — US, Canada or a custom authority, with the API gateway
 //!   that goes with it; from code or from `FILEVINE_REGION` /
 //!   `FILEVINE_AUTHORITY`.
