@@ -83,6 +83,8 @@ fn key_algorithm_name(alg: &KeyAlgorithm) -> Option<&'static str> {
 pub(crate) struct JwksCache {
     ttl: Duration,
     refetch_interval: Duration,
+    /// The HTTP client's per-request timeout, for error messages.
+    request_timeout: Duration,
     state: tokio::sync::Mutex<State>,
 }
 
@@ -94,8 +96,8 @@ struct State {
 }
 
 impl JwksCache {
-    pub(crate) fn new(ttl: Duration, refetch_interval: Duration) -> Self {
-        Self { ttl, refetch_interval, state: tokio::sync::Mutex::new(State::default()) }
+    pub(crate) fn new(ttl: Duration, refetch_interval: Duration, request_timeout: Duration) -> Self {
+        Self { ttl, refetch_interval, request_timeout, state: tokio::sync::Mutex::new(State::default()) }
     }
 
     /// The decoding key for a token signed with `alg` by key `kid`.
@@ -141,7 +143,9 @@ impl JwksCache {
         jwks_uri: &Url,
     ) -> Result<Arc<KeySet>, IdTokenError> {
         let keys = Arc::new(
-            fetch(http, jwks_uri).await.map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
+            fetch(http, jwks_uri, self.request_timeout)
+                .await
+                .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
         );
         tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");
         state.keys = Some((keys.clone(), Instant::now()));
@@ -149,14 +153,14 @@ impl JwksCache {
     }
 }
 
-async fn fetch(http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, Error> {
+async fn fetch(http: &reqwest::Client, jwks_uri: &Url, timeout: Duration) -> Result<KeySet, Error> {
     let response = http.get(jwks_uri.clone()).header(reqwest::header::ACCEPT, "application/json").send().await;
-    let mut response = response.map_err(|e| crate::exchange::network_error(&e, Duration::ZERO))?;
+    let mut response = response.map_err(|e| crate::exchange::network_error(&e, timeout))?;
     if !response.status().is_success() {
         return Err(crate::exchange::unexpected_response(response, false).await);
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| crate::exchange::network_error(&e, Duration::ZERO))? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| crate::exchange::network_error(&e, timeout))? {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_JWKS_BYTES {
             return Err(Error::MalformedResponse {

@@ -40,8 +40,8 @@ pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
 pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Least time between two JWKS fetches caused by unknown key ids.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
-/// Largest userinfo response read.
-const MAX_USERINFO_BYTES: usize = 64 * 1024;
+/// Largest userinfo or revocation response read.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// How the client authenticates at the token and revocation endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,7 +140,7 @@ pub struct EndSessionRequest {
 impl fmt::Debug for EndSessionRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EndSessionRequest")
-            .field("endpoint", &format_args!("{}{}", self.url.origin().ascii_serialization(), self.url.path()))
+            .field("endpoint", &crate::signin::endpoint_only(&self.url))
             .field("state", &self.state)
             .finish()
     }
@@ -367,6 +367,10 @@ impl OidcClient {
     /// refreshes at the discovered token endpoint with this client's
     /// credentials, storing each rotated refresh token. Add options
     /// (e.g. `background_refresh`) and `build()`.
+    ///
+    /// ID tokens that refreshes bring are kept as they come
+    /// ([`TokenProvider::latest_id_token`]); validate one with
+    /// [`OidcClient::verify_id_token`] before trusting its claims.
     ///
     /// # Errors
     /// [`SignInError::Discovery`], or [`SignInError::Config`] when the
@@ -610,10 +614,10 @@ impl OidcClient {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| crate::exchange::network_error(&e, timeout))? {
             body.extend_from_slice(&chunk);
-            if body.len() > MAX_USERINFO_BYTES {
+            if body.len() > MAX_RESPONSE_BYTES {
                 return Err(Error::MalformedResponse {
                     status: Some(response.status().as_u16()),
-                    reason: format!("the response is larger than {MAX_USERINFO_BYTES} bytes"),
+                    reason: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
                     excerpt: String::new(),
                 });
             }
@@ -839,7 +843,7 @@ impl OidcClientBuilder {
         Ok(OidcClient {
             inner: Arc::new(Inner {
                 discovery: DiscoveryCache::new(region.identity_url().to_owned(), self.metadata_ttl),
-                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL),
+                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL, self.request_timeout),
                 region,
                 client_id,
                 client_secret,

@@ -225,10 +225,16 @@ impl fmt::Debug for AuthorizationRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // The URL carries state and nonce; show where it goes, not them.
         f.debug_struct("AuthorizationRequest")
-            .field("endpoint", &format_args!("{}{}", self.url.origin().ascii_serialization(), self.url.path()))
+            .field("endpoint", &endpoint_only(&self.url))
             .field("pending", &self.pending)
             .finish()
     }
+}
+
+/// A URL without its query: what `Debug` shows of a URL whose query
+/// carries per-login secrets (state, nonce, an ID token hint).
+pub(crate) fn endpoint_only(url: &Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
 }
 
 /// The parameters of the redirect back to the app (RFC 6749 §4.1.2 and
