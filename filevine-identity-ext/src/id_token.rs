@@ -330,7 +330,7 @@ impl Parsed<'_> {
             .map_err(|error| self.classify(error, expect, now))?;
         let WireClaims { claims, nonce } = data.claims;
 
-        if claims.iat > now + expect.leeway.as_secs() {
+        if claims.iat > now.saturating_add(expect.leeway.as_secs()) {
             return Err(IdTokenError::IssuedInFuture { iat: claims.iat, now });
         }
         if claims.audiences.len() > 1 || claims.azp.is_some() {

@@ -38,6 +38,8 @@ pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
 /// How long a sign-in may take, from the authorization request to the
 /// callback, by default.
 pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Largest clock skew allowed on ID token times.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Least time between two JWKS fetches caused by unknown key ids.
 const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Largest userinfo or revocation response read.
@@ -730,7 +732,7 @@ impl OidcClientBuilder {
         self
     }
 
-    /// Clock skew allowed on ID token times (default 5 s).
+    /// Clock skew allowed on ID token times (default 5 s, at most 5 min).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -822,6 +824,13 @@ impl OidcClientBuilder {
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConfigError::Invalid("timeouts must be longer than zero".into()));
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::Invalid(format!(
+                "an ID token leeway of {} s is more than the {} s allowed; fix the clock instead",
+                self.leeway.as_secs(),
+                MAX_LEEWAY.as_secs()
+            )));
         }
 
         let http_builder = || {
@@ -921,6 +930,17 @@ mod tests {
         ])
         .unwrap_err();
         assert!(err.to_string().contains("FILEVINE_REGION"), "{err}");
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        let builder = || {
+            OidcClient::builder()
+                .env(fake(&[("FILEVINE_CLIENT_ID", "a"), ("FILEVINE_REDIRECT_URI", "https://a.example/cb")]))
+        };
+        let err = builder().leeway(Duration::MAX).build().unwrap_err();
+        assert!(err.to_string().contains("leeway") && err.to_string().contains("300 s allowed"), "{err}");
+        builder().leeway(Duration::from_secs(300)).build().unwrap();
     }
 
     #[test]
