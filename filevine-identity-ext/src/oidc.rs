@@ -87,15 +87,19 @@ impl ClientAuthMethod {
     /// [`DiscoveryError::Unsupported`] when the provider offers neither.
     pub fn choose(offered: &[String], has_secret: bool) -> Result<Self, DiscoveryError> {
         let offers = |name: &str| offered.iter().any(|m| m == name);
-        match () {
-            () if !has_secret => Ok(Self::None),
-            () if offered.is_empty() => Ok(Self::ClientSecretBasic),
-            () if offers("client_secret_post") => Ok(Self::ClientSecretPost),
-            () if offers("client_secret_basic") => Ok(Self::ClientSecretBasic),
-            () => Err(DiscoveryError::Unsupported {
+        if !has_secret {
+            Ok(Self::None)
+        } else if offered.is_empty() {
+            Ok(Self::ClientSecretBasic)
+        } else if offers("client_secret_post") {
+            Ok(Self::ClientSecretPost)
+        } else if offers("client_secret_basic") {
+            Ok(Self::ClientSecretBasic)
+        } else {
+            Err(DiscoveryError::Unsupported {
                 what: "client_secret_post or client_secret_basic client authentication",
                 offered: offered.to_vec(),
-            }),
+            })
         }
     }
 }
