@@ -17,6 +17,17 @@ pub const CLIENT_SECRET_VAR: &str = "FILEVINE_CLIENT_SECRET";
 /// Environment variable holding space-separated scopes.
 pub const SCOPES_VAR: &str = "FILEVINE_SCOPES";
 
+/// The scopes [`SCOPES_VAR`] names, if it is set and not blank.
+pub(crate) fn scopes_from_lookup(lookup: Lookup<'_>) -> Result<Option<crate::Scopes>, ConfigError> {
+    match lookup(SCOPES_VAR).filter(|v| !v.trim().is_empty()) {
+        Some(list) => list
+            .parse::<crate::Scopes>()
+            .map(Some)
+            .map_err(|e| ConfigError::MalformedVar { name: SCOPES_VAR, reason: e.to_string() }),
+        None => Ok(None),
+    }
+}
+
 /// An OAuth client id. Not a secret.
 ///
 /// ```

@@ -201,10 +201,8 @@ fn endpoint(field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
     let error =
         |reason: &str| DiscoveryError::InvalidEndpoint { field, value: value.to_owned(), reason: reason.into() };
     let url = Url::parse(value).map_err(|e| error(&format!("not a URL ({e})")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if crate::region::is_loopback(&url) => {}
-        _ => return Err(error("it must be https:// (http:// only on loopback)")),
+    if !crate::region::is_secure(&url) {
+        return Err(error("it must be https:// (http:// only on loopback)"));
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
         return Err(error("it must not have a fragment or credentials"));

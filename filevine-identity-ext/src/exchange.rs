@@ -190,6 +190,32 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
     }
 }
 
+/// Sends a hand-written request (JWKS, userinfo, revocation: not in the
+/// spec) and returns the body of a 2xx, at most `max_bytes` of it; any other
+/// status is classified like the token endpoint's.
+pub(crate) async fn send_bounded(
+    request: reqwest::RequestBuilder,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let mut response = request.send().await.map_err(|e| network_error(&e, timeout))?;
+    if !response.status().is_success() {
+        return Err(unexpected_response(response, false).await);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network_error(&e, timeout))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > max_bytes {
+            return Err(Error::MalformedResponse {
+                status: Some(response.status().as_u16()),
+                reason: format!("the response is larger than {max_bytes} bytes"),
+                excerpt: String::new(),
+            });
+        }
+    }
+    Ok(body)
+}
+
 /// Reads at most [`MAX_ERROR_BODY`] bytes of a body; a broken connection
 /// just ends the read.
 async fn read_limited(response: &mut reqwest::Response) -> Vec<u8> {

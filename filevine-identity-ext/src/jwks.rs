@@ -154,22 +154,8 @@ impl JwksCache {
 }
 
 async fn fetch(http: &reqwest::Client, jwks_uri: &Url, timeout: Duration) -> Result<KeySet, Error> {
-    let response = http.get(jwks_uri.clone()).header(reqwest::header::ACCEPT, "application/json").send().await;
-    let mut response = response.map_err(|e| crate::exchange::network_error(&e, timeout))?;
-    if !response.status().is_success() {
-        return Err(crate::exchange::unexpected_response(response, false).await);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| crate::exchange::network_error(&e, timeout))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(Error::MalformedResponse {
-                status: Some(200),
-                reason: format!("the JWKS document is larger than {MAX_JWKS_BYTES} bytes"),
-                excerpt: String::new(),
-            });
-        }
-    }
+    let request = http.get(jwks_uri.clone()).header(reqwest::header::ACCEPT, "application/json");
+    let body = crate::exchange::send_bounded(request, MAX_JWKS_BYTES, timeout).await?;
     KeySet::parse(&body).map_err(|reason| Error::MalformedResponse {
         status: Some(200),
         reason,

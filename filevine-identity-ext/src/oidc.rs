@@ -12,7 +12,7 @@ use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::credentials::{CLIENT_ID_VAR, CLIENT_SECRET_VAR, ClientId, ClientSecret, RefreshToken, SCOPES_VAR};
+use crate::credentials::{CLIENT_ID_VAR, CLIENT_SECRET_VAR, ClientId, ClientSecret, RefreshToken};
 use crate::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
 use crate::env::{EnvSource, Lookup};
 use crate::error::{ConfigError, Error};
@@ -395,13 +395,9 @@ impl OidcClient {
             }
             .map_err(ConfigError::from)?
         };
-        let secret = match method {
-            ClientAuthMethod::ClientSecretPost => inner.client_secret.clone(),
-            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
-        };
         Ok(TokenProvider::builder()
             .region(region)
-            .token_set(token_set, inner.client_id.clone(), secret)
+            .token_set(token_set, inner.client_id.clone(), self.form_secret(method).cloned())
             .http_client(self.http_for(method)?.clone()))
     }
 
@@ -510,16 +506,12 @@ impl OidcClient {
     ) -> Result<TokenSet, SignInError> {
         let inner = &self.inner;
         let method = self.auth_method(metadata)?;
-        let secret = match method {
-            ClientAuthMethod::ClientSecretPost => inner.client_secret.as_ref().map(|s| s.secret().clone()),
-            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
-        };
         let request = AuthorizationCodeRequest {
             grant_type: AuthorizationCodeRequestGrantType::AuthorizationCode,
             code: code.clone(),
             redirect_uri: pending.redirect_uri.as_str().to_owned(),
             client_id: inner.client_id.as_str().to_owned(),
-            client_secret: secret,
+            client_secret: self.form_secret(method).map(|s| s.secret().clone()),
             code_verifier: Some(pending.pkce_verifier.secret().clone()),
         };
         let client = filevine_identity::Client::new_with_client(metadata.token_base(), self.http_for(method)?.clone());
@@ -576,6 +568,16 @@ impl OidcClient {
         Ok(method)
     }
 
+    /// The client secret to put in a form body: only for
+    /// `client_secret_post` (Basic sends it in the header, public clients
+    /// have none).
+    fn form_secret(&self, method: ClientAuthMethod) -> Option<&ClientSecret> {
+        match method {
+            ClientAuthMethod::ClientSecretPost => self.inner.client_secret.as_ref(),
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
+        }
+    }
+
     fn http_for(&self, method: ClientAuthMethod) -> Result<&reqwest::Client, SignInError> {
         match method {
             ClientAuthMethod::ClientSecretBasic => self
@@ -594,13 +596,12 @@ impl OidcClient {
         let method = self.auth_method(&metadata)?;
         let inner = &self.inner;
         let mut form = vec![("token", token), ("token_type_hint", hint)];
-        match method {
-            ClientAuthMethod::ClientSecretPost => {
-                form.push(("client_id", inner.client_id.as_str()));
-                form.push(("client_secret", inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret)));
-            }
-            ClientAuthMethod::None => form.push(("client_id", inner.client_id.as_str())),
-            ClientAuthMethod::ClientSecretBasic => {}
+        // With Basic, the client is named in the header.
+        if method != ClientAuthMethod::ClientSecretBasic {
+            form.push(("client_id", inner.client_id.as_str()));
+        }
+        if let Some(secret) = self.form_secret(method) {
+            form.push(("client_secret", secret.expose_secret()));
         }
         let request = self.http_for(method)?.post(endpoint).form(&form);
         let secret = inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
@@ -612,23 +613,9 @@ impl OidcClient {
     /// Sends a hand-written request (userinfo, revocation: not in the
     /// spec) and returns the body of a 2xx, or a typed, scrubbed error.
     async fn send(&self, request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Vec<u8>, Error> {
-        let timeout = self.inner.request_timeout;
-        let mut response = request.send().await.map_err(|e| crate::exchange::network_error(&e, timeout))?;
-        if !response.status().is_success() {
-            return Err(crate::exchange::unexpected_response(response, false).await.scrub(secrets));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| crate::exchange::network_error(&e, timeout))? {
-            body.extend_from_slice(&chunk);
-            if body.len() > MAX_RESPONSE_BYTES {
-                return Err(Error::MalformedResponse {
-                    status: Some(response.status().as_u16()),
-                    reason: format!("the response is larger than {MAX_RESPONSE_BYTES} bytes"),
-                    excerpt: String::new(),
-                });
-            }
-        }
-        Ok(body)
+        crate::exchange::send_bounded(request, MAX_RESPONSE_BYTES, self.inner.request_timeout)
+            .await
+            .map_err(|e| e.scrub(secrets))
     }
 }
 
@@ -810,12 +797,7 @@ impl OidcClientBuilder {
         };
         let mut scopes = match self.scopes {
             Some(scopes) => scopes,
-            None => match var(SCOPES_VAR) {
-                Some(list) => list
-                    .parse::<Scopes>()
-                    .map_err(|e| ConfigError::MalformedVar { name: SCOPES_VAR, reason: e.to_string() })?,
-                None => Scopes::partner_app(),
-            },
+            None => crate::credentials::scopes_from_lookup(lookup)?.unwrap_or_else(Scopes::partner_app),
         };
         scopes.insert(Scope::new("openid").map_err(|e| ConfigError::Invalid(e.to_string()))?);
         if matches!(self.auth_method, Some(ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretBasic))

@@ -890,13 +890,7 @@ impl TokenProviderBuilder {
         let region = Region::resolve_with(self.region, lookup)?;
         let scopes = match self.scopes {
             Some(scopes) => Some(scopes),
-            None => match lookup(crate::credentials::SCOPES_VAR).filter(|v| !v.trim().is_empty()) {
-                Some(list) => Some(list.parse::<Scopes>().map_err(|e| ConfigError::MalformedVar {
-                    name: crate::credentials::SCOPES_VAR,
-                    reason: e.to_string(),
-                })?),
-                None => None,
-            },
+            None => crate::credentials::scopes_from_lookup(lookup)?,
         };
         let (credentials, initial, refresh_token, id_token) = match self.token_set {
             Some((set, client)) => {

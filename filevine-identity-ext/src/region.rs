@@ -218,6 +218,16 @@ fn normalize_url(what: &str, given: &str) -> Result<String, RegionError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
+/// `https://`, or `http://` to a loopback host: the only URLs the SDK sends
+/// secrets to or accepts endpoints at.
+pub(crate) fn is_secure(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => true,
+        "http" => is_loopback(url),
+        _ => false,
+    }
+}
+
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

@@ -87,10 +87,8 @@ impl RedirectUrl {
         let given = url.into();
         let invalid = |reason: &str| ConfigError::Invalid(format!("invalid redirect URI {given:?}: {reason}"));
         let parsed = Url::parse(&given).map_err(|e| invalid(&format!("not an absolute URL ({e})")))?;
-        match parsed.scheme() {
-            "https" => {}
-            "http" if crate::region::is_loopback(&parsed) => {}
-            _ => return Err(invalid("it must be https:// (http:// only on loopback hosts)")),
+        if !crate::region::is_secure(&parsed) {
+            return Err(invalid("it must be https:// (http:// only on loopback hosts)"));
         }
         if parsed.fragment().is_some() {
             return Err(invalid("a redirect URI cannot have a fragment"));

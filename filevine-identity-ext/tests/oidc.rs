@@ -17,8 +17,13 @@ use filevine_identity_ext::{
 use support::oidc::{self, Browser, provider};
 
 fn client_for(id: &str, secret: &str) -> OidcClient {
+    client_at(provider(), id, secret)
+}
+
+/// A client of `provider` (the shared one, or a test's own).
+fn client_at(provider: &oidc::Provider, id: &str, secret: &str) -> OidcClient {
     OidcClient::builder()
-        .region(Region::custom(&provider().issuer).unwrap())
+        .region(Region::custom(&provider.issuer).unwrap())
         .client_id(ClientId::new(id).unwrap())
         .client_secret(ClientSecret::new(secret).unwrap())
         .redirect_uri(RedirectUrl::new(oidc::REDIRECT_URI).unwrap())
@@ -31,17 +36,6 @@ fn client_for(id: &str, secret: &str) -> OidcClient {
 
 fn client() -> OidcClient {
     client_for(oidc::CLIENT_ID, oidc::CLIENT_SECRET)
-}
-
-fn client_at(provider: &oidc::Provider) -> OidcClient {
-    OidcClient::builder()
-        .region(Region::custom(&provider.issuer).unwrap())
-        .client_id(ClientId::new(oidc::CLIENT_ID).unwrap())
-        .client_secret(ClientSecret::new(oidc::CLIENT_SECRET).unwrap())
-        .redirect_uri(RedirectUrl::new(oidc::REDIRECT_URI).unwrap())
-        .env(|_| None)
-        .build()
-        .unwrap()
 }
 
 /// A full sign-in as `login`: authorization URL, login and consent pages,
@@ -111,7 +105,7 @@ async fn partner_sign_in_end_to_end() {
     let header = id_token.expose_secret().split('.').next().unwrap();
     let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap();
     assert_eq!(header["alg"], "RS512", "Filevine signs ID tokens RS512");
-    let first_refresh = signed_in.token_set.refresh_token.clone().expect("offline_access gives a refresh token");
+    assert!(signed_in.token_set.refresh_token.is_some(), "offline_access gives a refresh token");
     assert!(signed_in.token_set.access_token.scopes().contains("fv.api.gateway.access"));
 
     // Userinfo: the claims the ID token left out (conformant ID tokens carry
@@ -156,7 +150,6 @@ async fn partner_sign_in_end_to_end() {
     assert!(matches!(err, Error::SignInRequired { .. }), "{err}");
     token_provider.invalidate();
     assert!(matches!(token_provider.token().await, Err(Error::SignInRequired { .. })));
-    drop(first_refresh);
 
     // End session: the provider's endpoint with the hint, the post-logout
     // redirect and a state; the provider accepts it.
@@ -378,7 +371,7 @@ async fn expiry_is_checked_with_leeway() {
 async fn unknown_kid_is_refetched_once_then_rejected() {
     // Its own provider, so the JWKS counter counts this test's fetches only.
     let provider = &oidc::Provider::start();
-    let client = client_at(provider);
+    let client = client_at(provider, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
     // Warm the key cache with a valid token.
     verify(&client, provider.sign(claims_for(provider, |_| {}), "RS512", "provider").await).await.unwrap();
     let before = provider.stats().await["jwks"].as_u64().unwrap();
@@ -424,7 +417,7 @@ async fn alg_none_and_hmac_key_confusion_are_refused() {
 async fn key_rotation_is_picked_up_by_one_refetch() {
     // Its own provider: the rotation changes the provider's JWKS.
     let provider = &oidc::Provider::start();
-    let client = client_at(provider);
+    let client = client_at(provider, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
     verify(&client, provider.sign(claims_for(provider, |_| {}), "RS512", "provider").await).await.unwrap();
     provider.harness("rotate", Some(serde_json::json!({}))).await;
     let jwt = provider.sign(claims_for(provider, |_| {}), "RS256", "rotated").await;
