@@ -16,7 +16,7 @@ use std::sync::{Arc, LazyLock, RwLock};
 use std::time::Instant;
 
 use divan::Bencher;
-use filevine_identity_ext::test_server::TestServer;
+use filevine_identity_ext::test_util::TestServer;
 use filevine_identity_ext::{AccessToken, Credentials, PersonalAccessToken, TokenProvider};
 use tokio::runtime::Runtime;
 
@@ -44,8 +44,8 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
 /// the exchange comparison uses exactly these.
 fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(filevine_identity_ext::DEFAULT_CONNECT_TIMEOUT)
-        .timeout(filevine_identity_ext::DEFAULT_REQUEST_TIMEOUT)
+        .connect_timeout(filevine_identity_ext::provider::DEFAULT_CONNECT_TIMEOUT)
+        .timeout(filevine_identity_ext::provider::DEFAULT_REQUEST_TIMEOUT)
         .user_agent(concat!("filevine-identity-rs/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap()

@@ -32,9 +32,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
-use filevine_identity_ext::{
-    AuthorizationOptions, CsrfToken, IdToken, IdTokenClaims, OidcClient, PendingSignIn, TokenProvider,
-};
+use filevine_identity_ext::grant::IdToken;
+use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
+use filevine_identity_ext::{OidcClient, TokenProvider};
 
 const SESSION_COOKIE: &str = "partner_session";
 

@@ -13,7 +13,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use filevine_identity_ext::test_server::TestServer;
+use filevine_identity_ext::test_util::TestServer;
 use filevine_identity_ext::{AccessToken, Credentials, PersonalAccessToken, TokenProvider};
 
 #[tokio::main]

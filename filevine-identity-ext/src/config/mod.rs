@@ -1,0 +1,10 @@
+//! Configuration: the environment variables the SDK reads, regions
+//! (authority and API gateway), and scopes.
+//!
+//! Every builder takes explicit settings first, then the environment
+//! ([`env`]), then defaults; a set but malformed variable is an error that
+//! names it, never a silent fallback.
+
+pub mod env;
+pub mod region;
+pub mod scope;

@@ -1,0 +1,70 @@
+//! One token request through the generated client: the form body for a
+//! grant, and the answer as a [`TokenSet`] or an [`Error`].
+
+use std::time::{Duration, Instant};
+
+use filevine_identity::Client;
+use filevine_identity::types::{
+    ClientCredentialsRequest, ClientCredentialsRequestGrantType, PersonalAccessTokenRequest,
+    PersonalAccessTokenRequestGrantType, RefreshTokenRequest, RefreshTokenRequestGrantType, TokenRequest,
+};
+
+use crate::config::scope::Scopes;
+use crate::error::Error;
+use crate::grant::{Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
+
+/// The form body for `credentials`. `refresh_token` is the current (possibly
+/// rotated) refresh token for the refresh grant.
+pub(crate) fn token_request(
+    credentials: &Credentials,
+    refresh_token: Option<&RefreshToken>,
+    scope: Option<&str>,
+) -> TokenRequest {
+    let client_id = credentials.client.as_ref().map(|c| c.id.as_str().to_owned());
+    let client_secret = credentials.client.as_ref().and_then(|c| c.secret.as_ref()).map(|s| s.secret().clone());
+    let scope = scope.map(str::to_owned);
+    match &credentials.grant {
+        Grant::PersonalAccessToken(pat) => PersonalAccessTokenRequest {
+            grant_type: PersonalAccessTokenRequestGrantType::PersonalAccessToken,
+            token: pat.secret().clone(),
+            scope: scope.unwrap_or_else(|| Scopes::gateway().to_string()),
+            client_id,
+            client_secret,
+        }
+        .into(),
+        Grant::ClientCredentials => ClientCredentialsRequest {
+            grant_type: ClientCredentialsRequestGrantType::ClientCredentials,
+            client_id: client_id.unwrap_or_default(),
+            client_secret: client_secret.unwrap_or_default(),
+            scope,
+        }
+        .into(),
+        Grant::RefreshToken(initial) => RefreshTokenRequest {
+            grant_type: RefreshTokenRequestGrantType::RefreshToken,
+            refresh_token: refresh_token.unwrap_or(initial).secret().clone(),
+            scope,
+            client_id,
+            client_secret,
+        }
+        .into(),
+    }
+}
+
+/// Sends one token request and turns the answer into a [`TokenSet`] or an
+/// [`Error`]. `is_refresh` makes `invalid_grant` mean "sign in again".
+pub(crate) async fn exchange(
+    client: &Client,
+    request: &TokenRequest,
+    is_refresh: bool,
+    policy: &ExpiryPolicy,
+    attempt_timeout: Duration,
+) -> Result<TokenSet, Error> {
+    match client.get_access_token(request).await {
+        Ok(response) => {
+            // Expiry counts from the moment the response arrived.
+            let received_at = Instant::now();
+            TokenSet::from_response_with(response.into_inner(), received_at, policy)
+        }
+        Err(error) => Err(crate::http::map_error(error, is_refresh, attempt_timeout).await),
+    }
+}

@@ -1,0 +1,330 @@
+//! Access tokens, token sets, and when a token counts as expired.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use filevine_identity::SecretString;
+use filevine_identity::types::{TokenResponse, TokenResponseExpiresIn};
+use reqwest::header::HeaderValue;
+
+use crate::config::scope::Scopes;
+use crate::error::Error;
+use crate::redact::redact;
+use crate::secret::{IdToken, RefreshToken};
+
+/// A bearer access token.
+///
+/// Cheap to clone (one `Arc`). The token itself is reachable only through
+/// [`AccessToken::expose_secret`] and [`AccessToken::authorization_header`];
+/// `Debug` shows its type, scopes and remaining life, never its value.
+#[derive(Clone)]
+pub struct AccessToken(Arc<TokenInner>);
+
+struct TokenInner {
+    secret: SecretString,
+    header: HeaderValue,
+    token_type: String,
+    /// The granted scopes as sent; parsed on first use, since most callers
+    /// never ask.
+    granted: Option<String>,
+    scopes: std::sync::OnceLock<Scopes>,
+    received_at: Instant,
+    expires_at: Instant,
+    /// The same expiry on the wall clock, which keeps counting while the
+    /// machine is suspended.
+    expiry: SystemTime,
+}
+
+impl AccessToken {
+    /// Builds a token from a response's parts. `lifetime` counts from
+    /// `received_at`, the moment the response arrived.
+    pub(crate) fn new(
+        secret: SecretString,
+        token_type: &str,
+        granted: Option<String>,
+        received_at: Instant,
+        lifetime: Duration,
+    ) -> Result<Self, Error> {
+        // RFC 6750: the scheme is `Bearer`, whatever case the server used.
+        if !token_type.eq_ignore_ascii_case("bearer") {
+            return Err(Error::malformed(format!("token_type {:?} is not Bearer", redact(token_type, 40))));
+        }
+        let mut header = HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
+            .map_err(|_| Error::malformed("the access token contains characters not allowed in an HTTP header"))?;
+        header.set_sensitive(true);
+        if secret.is_empty() {
+            return Err(Error::malformed("the access token is empty"));
+        }
+        Ok(Self(Arc::new(TokenInner {
+            secret,
+            header,
+            token_type: token_type.to_owned(),
+            granted,
+            scopes: std::sync::OnceLock::new(),
+            received_at,
+            expires_at: received_at.checked_add(lifetime).ok_or_else(|| Error::malformed("expires_in is too large"))?,
+            // The wall-clock time the response arrived: now, less the time
+            // since then on the monotonic clock.
+            expiry: SystemTime::now()
+                .checked_sub(received_at.elapsed())
+                .and_then(|received| received.checked_add(lifetime))
+                .ok_or_else(|| Error::malformed("expires_in is too large"))?,
+        })))
+    }
+
+    /// The token value. Each call site is where the secret leaves its
+    /// wrapper: prefer [`AccessToken::authorization_header`].
+    pub fn expose_secret(&self) -> &str {
+        self.0.secret.expose_secret()
+    }
+
+    /// `Bearer <token>` as a header value, marked sensitive (so hyper and
+    /// reqwest leave it out of their debug output). Cloning it does not
+    /// copy the token.
+    pub fn authorization_header(&self) -> HeaderValue {
+        self.0.header.clone()
+    }
+
+    /// The token type as the server sent it (`Bearer`, any case).
+    pub fn token_type(&self) -> &str {
+        &self.0.token_type
+    }
+
+    /// The scopes the server granted (empty if it did not say).
+    pub fn scopes(&self) -> &Scopes {
+        self.0.scopes.get_or_init(|| self.0.granted.as_deref().map(Scopes::from_granted).unwrap_or_default())
+    }
+
+    /// When the token expires, on the monotonic clock.
+    pub fn expires_at(&self) -> Instant {
+        self.0.expires_at
+    }
+
+    /// When the response carrying the token arrived.
+    pub fn received_at(&self) -> Instant {
+        self.0.received_at
+    }
+
+    /// When the token expires, on the wall clock: what to persist, and what
+    /// still holds after the machine was suspended.
+    pub fn expiry(&self) -> SystemTime {
+        self.0.expiry
+    }
+
+    /// Life left now (zero once expired), by whichever of the monotonic and
+    /// the wall clock says less.
+    pub fn expires_in(&self) -> Duration {
+        let monotonic = self.0.expires_at.saturating_duration_since(Instant::now());
+        let wall = self.0.expiry.duration_since(SystemTime::now()).unwrap_or_default();
+        monotonic.min(wall)
+    }
+
+    /// Whether the token has expired, by the monotonic or the wall clock (a
+    /// machine that was suspended past the expiry counts it as expired).
+    pub fn is_expired(&self) -> bool {
+        self.expires_in().is_zero()
+    }
+
+    /// Whether `self` and `other` are the same token (not just equal values).
+    pub fn same_token(&self, other: &AccessToken) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    pub(crate) fn lifetime(&self) -> Duration {
+        self.0.expires_at.saturating_duration_since(self.0.received_at)
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("token", &"[REDACTED]")
+            .field("token_type", &self.0.token_type)
+            .field("scopes", &self.scopes().to_string())
+            .field("expires_in", &self.expires_in())
+            .finish()
+    }
+}
+
+/// What a token response carried: the access token and, for the
+/// authorization code and refresh token grants, a refresh token and an ID
+/// token.
+///
+/// Hand a token set with a refresh token to
+/// [`TokenProviderBuilder::token_set`](crate::provider::TokenProviderBuilder::token_set)
+/// and the provider keeps the access token fresh, rotating the refresh token.
+#[derive(Clone, Debug)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// The refresh token, if the server issued one.
+    pub refresh_token: Option<RefreshToken>,
+    /// The ID token, if `openid` was requested.
+    pub id_token: Option<IdToken>,
+}
+
+impl TokenSet {
+    /// Builds a token set from a generated [`TokenResponse`] that arrived at
+    /// `received_at`, with the default [`ExpiryPolicy`].
+    ///
+    /// # Errors
+    /// [`Error::MalformedResponse`] for a token type other than Bearer, an
+    /// unusable `expires_in`, or an access token that cannot be a header.
+    pub fn from_response(response: TokenResponse, received_at: Instant) -> Result<Self, Error> {
+        Self::from_response_with(response, received_at, &ExpiryPolicy::default())
+    }
+
+    pub(crate) fn from_response_with(
+        response: TokenResponse,
+        received_at: Instant,
+        policy: &ExpiryPolicy,
+    ) -> Result<Self, Error> {
+        let lifetime = policy.lifetime(response.expires_in.as_ref())?;
+        let refresh_token = response.refresh_token.filter(|t| !t.is_empty()).map(RefreshToken::from_secret);
+        let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken::from_secret);
+        let access_token =
+            AccessToken::new(response.access_token, &response.token_type, response.scope, received_at, lifetime)?;
+        Ok(Self { access_token, refresh_token, id_token })
+    }
+}
+
+/// How `expires_in` becomes a lifetime.
+///
+/// - a positive number, or a string holding one (`"1200"`), is the lifetime
+///   in seconds;
+/// - missing: [`ExpiryPolicy::assumed_lifetime`] (default 5 minutes; RFC
+///   6749 makes `expires_in` optional);
+/// - zero or negative: an error, a token that is already expired is of no use;
+/// - larger than [`ExpiryPolicy::max_lifetime`] (default 24 hours): capped
+///   there, so a server bug cannot make the SDK keep a token for years;
+/// - anything else (`"soon"`, `"12.5"`): an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryPolicy {
+    /// Lifetime assumed when the response has no `expires_in`.
+    pub assumed_lifetime: Duration,
+    /// Longest lifetime believed.
+    pub max_lifetime: Duration,
+}
+
+impl Default for ExpiryPolicy {
+    fn default() -> Self {
+        Self { assumed_lifetime: Duration::from_secs(300), max_lifetime: Duration::from_secs(24 * 3600) }
+    }
+}
+
+impl ExpiryPolicy {
+    /// The lifetime a response's `expires_in` means under this policy.
+    ///
+    /// # Errors
+    /// [`Error::MalformedResponse`] for zero, negative or non-numeric values.
+    pub fn lifetime(&self, expires_in: Option<&TokenResponseExpiresIn>) -> Result<Duration, Error> {
+        let seconds: i64 = match expires_in {
+            None => return Ok(self.assumed_lifetime),
+            Some(TokenResponseExpiresIn::Int64(seconds)) => *seconds,
+            Some(TokenResponseExpiresIn::String(text)) => text.trim().parse().map_err(|_| {
+                Error::malformed(format!("expires_in {:?} is not a whole number of seconds", redact(text, 40)))
+            })?,
+        };
+        if seconds <= 0 {
+            return Err(Error::malformed(format!("expires_in is {seconds}: the token is already expired")));
+        }
+        let lifetime = Duration::from_secs(seconds.unsigned_abs());
+        if lifetime > self.max_lifetime {
+            tracing::warn!(
+                expires_in = seconds,
+                capped_at = self.max_lifetime.as_secs(),
+                "token lifetime is implausibly long; capping it"
+            );
+            return Ok(self.max_lifetime);
+        }
+        Ok(lifetime)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lifetime(value: Option<TokenResponseExpiresIn>) -> Result<Duration, Error> {
+        ExpiryPolicy::default().lifetime(value.as_ref())
+    }
+
+    #[test]
+    fn expires_in_as_number_or_numeric_string() {
+        assert_eq!(lifetime(Some(TokenResponseExpiresIn::Int64(1200))).unwrap(), Duration::from_secs(1200));
+        assert_eq!(lifetime(Some(TokenResponseExpiresIn::String(" 1200 ".into()))).unwrap(), Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn missing_expires_in_uses_the_assumed_lifetime() {
+        assert_eq!(lifetime(None).unwrap(), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn zero_negative_and_garbage_are_errors() {
+        for value in [
+            TokenResponseExpiresIn::Int64(0),
+            TokenResponseExpiresIn::Int64(-5),
+            TokenResponseExpiresIn::String("-1".into()),
+            TokenResponseExpiresIn::String("soon".into()),
+            TokenResponseExpiresIn::String("12.5".into()),
+            TokenResponseExpiresIn::String(String::new()),
+        ] {
+            let err = lifetime(Some(value.clone())).unwrap_err();
+            assert!(matches!(err, Error::MalformedResponse { .. }), "{value:?}: {err}");
+            assert!(err.to_string().contains("expires_in"), "{err}");
+        }
+    }
+
+    #[test]
+    fn absurd_lifetimes_are_capped() {
+        assert_eq!(lifetime(Some(TokenResponseExpiresIn::Int64(i64::MAX))).unwrap(), Duration::from_secs(86_400));
+        assert_eq!(
+            lifetime(Some(TokenResponseExpiresIn::String("99999999999".into()))).unwrap(),
+            Duration::from_secs(86_400)
+        );
+    }
+
+    fn response(token_type: &str, access: &str) -> TokenResponse {
+        TokenResponse {
+            access_token: SecretString::from(access),
+            token_type: token_type.into(),
+            expires_in: Some(TokenResponseExpiresIn::Int64(60)),
+            scope: Some("a b".into()),
+            refresh_token: Some(SecretString::from("rt")),
+            id_token: None,
+        }
+    }
+
+    #[test]
+    fn token_set_from_response() {
+        let now = Instant::now();
+        let set = TokenSet::from_response(response("bearer", "at"), now).unwrap();
+        assert_eq!(set.access_token.expose_secret(), "at");
+        assert_eq!(set.access_token.authorization_header(), "Bearer at");
+        assert!(set.access_token.authorization_header().is_sensitive());
+        assert_eq!(set.access_token.expires_at(), now + Duration::from_secs(60));
+        assert_eq!(set.access_token.scopes().len(), 2);
+        assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt");
+    }
+
+    #[test]
+    fn bad_token_responses_are_errors() {
+        let err = TokenSet::from_response(response("mac", "at"), Instant::now()).unwrap_err();
+        assert!(err.to_string().contains("not Bearer"), "{err}");
+        let err = TokenSet::from_response(response("Bearer", "bad\ntoken"), Instant::now()).unwrap_err();
+        assert!(err.to_string().contains("not allowed in an HTTP header"), "{err}");
+        assert!(!err.to_string().contains("bad"), "{err}");
+        let err = TokenSet::from_response(response("Bearer", ""), Instant::now()).unwrap_err();
+        assert!(err.to_string().contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let set = TokenSet::from_response(response("Bearer", "SENTINEL-at-99"), Instant::now()).unwrap();
+        let shown = format!("{set:?} {:?}", IdToken::new("SENTINEL-id"));
+        assert!(!shown.contains("SENTINEL"), "{shown}");
+        assert!(shown.contains("expires_in"), "{shown}");
+    }
+}

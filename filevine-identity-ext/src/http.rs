@@ -1,0 +1,241 @@
+//! Everything between the wire and [`Error`]: the HTTP client settings the
+//! SDK uses, bounded reads, and the mapping of generated-client errors and
+//! unexpected responses into typed, redacted errors.
+//!
+//! progenitor-client's errors print raw bodies and headers; they stop here.
+//! Nothing from a response reaches an [`Error`] without going through
+//! [`redact`](crate::redact::redact).
+
+use std::time::Duration;
+
+use filevine_identity::types::TokenError;
+
+use crate::error::{ConfigError, DecodeError, Error, ErrorDetails, TransportError};
+use crate::redact::{body_excerpt, redact};
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default timeout of one request attempt.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The `User-Agent` of every request the SDK builds a client for.
+pub(crate) const USER_AGENT: &str = concat!("filevine-identity-rs/", env!("CARGO_PKG_VERSION"));
+
+/// A `reqwest::Client` with the SDK's settings: both timeouts and its user
+/// agent, plus `headers` on every request.
+pub(crate) fn client(
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    headers: reqwest::header::HeaderMap,
+) -> Result<reqwest::Client, ConfigError> {
+    if connect_timeout.is_zero() {
+        return Err(ConfigError::ZeroDuration { setting: "connect_timeout" });
+    }
+    if request_timeout.is_zero() {
+        return Err(ConfigError::ZeroDuration { setting: "request_timeout" });
+    }
+    reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .timeout(request_timeout)
+        .user_agent(USER_AGENT)
+        .default_headers(headers)
+        .build()
+        .map_err(|e| ConfigError::HttpClient(TransportError::new(e)))
+}
+
+/// Longest `Retry-After` honoured.
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// Most bytes of an unexpected response body read for the error message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Wraps a progenitor-client error without letting its body or headers out.
+pub(crate) async fn map_error(
+    error: filevine_identity::Error<TokenError>,
+    is_refresh: bool,
+    attempt_timeout: Duration,
+) -> Error {
+    match error {
+        filevine_identity::Error::ErrorResponse(response) => {
+            let status = response.status().as_u16();
+            classify(status, &ErrorDetails::from_body(response.as_ref()), is_refresh)
+        }
+        other => map_untyped_error(other, attempt_timeout).await,
+    }
+}
+
+/// Wraps a progenitor-client error of an operation whose error responses
+/// the spec does not type (discovery), or every variant but a typed error
+/// response of one that does.
+pub(crate) async fn map_untyped_error<T>(error: filevine_identity::Error<T>, attempt_timeout: Duration) -> Error {
+    use filevine_identity::Error as E;
+    match error {
+        E::ErrorResponse(response) => Error::MalformedResponse {
+            status: Some(response.status().as_u16()),
+            reason: "an error response the SDK does not know".into(),
+            excerpt: String::new(),
+            source: None,
+        },
+        E::UnexpectedResponse(response) => unexpected_response(response, false).await,
+        E::InvalidResponsePayload(body, error) => Error::MalformedResponse {
+            status: None,
+            // serde_json's message can quote values from the body; the
+            // source keeps only its category and position.
+            reason: "the body does not match the spec".into(),
+            excerpt: body_excerpt(&body),
+            source: Some(DecodeError::from(&error)),
+        },
+        E::CommunicationError(error) | E::ResponseBodyError(error) | E::InvalidUpgrade(error) => {
+            network_error(error, attempt_timeout)
+        }
+        // The generated client could not build the request from a checked
+        // base URL and typed body: a wire-level fault, reported as such.
+        E::InvalidRequest(message) | E::Custom(message) => Error::Network {
+            message: format!("the request could not be sent: {}", redact(&message, 200)),
+            source: None,
+        },
+    }
+}
+
+/// Maps a reqwest error to [`Error::Timeout`] or [`Error::Network`].
+pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) -> Error {
+    if error.is_timeout() {
+        return Error::Timeout { after: attempt_timeout };
+    }
+    // The message names the host (the identity provider's, no secrets); the
+    // cause (refused, reset, DNS, TLS…) stays in the source.
+    let what = if error.is_connect() {
+        "connection failed"
+    } else if error.is_body() || error.is_decode() {
+        "the response broke off"
+    } else {
+        "the request failed"
+    };
+    let message = match error.url().and_then(|u| u.host_str()) {
+        Some(host) => format!("{what}: {host}"),
+        None => what.to_owned(),
+    };
+    Error::Network { message, source: Some(TransportError::new(error)) }
+}
+
+/// A 4xx with a typed body: which kind of rejection it is.
+pub(crate) fn classify(status: u16, details: &ErrorDetails, is_refresh: bool) -> Error {
+    let details = details.clone();
+    match status {
+        403 => Error::Forbidden { status, details },
+        429 => Error::RateLimited { status, retry_after: None },
+        _ if is_refresh && details.code.as_deref() == Some("invalid_grant") => {
+            Error::SignInRequired { status, details }
+        }
+        _ => Error::InvalidCredentials { status, details },
+    }
+}
+
+/// A status the spec does not list (401, 429, 5xx, …).
+pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refresh: bool) -> Error {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    let body = read_limited(&mut response).await;
+    match status {
+        429 => Error::RateLimited { status, retry_after },
+        500..=599 => Error::Server { status, body: body_excerpt(&body) },
+        400..=499 => match serde_json::from_slice::<TokenError>(&body) {
+            Ok(parsed) if parsed.error.is_some() || !parsed.errors.is_empty() => {
+                classify(status, &ErrorDetails::from_body(&parsed), is_refresh)
+            }
+            _ if status == 401 => Error::InvalidCredentials { status, details: ErrorDetails::default() },
+            _ => Error::MalformedResponse {
+                status: Some(status),
+                reason: "a status the token endpoint does not document".into(),
+                excerpt: body_excerpt(&body),
+                source: None,
+            },
+        },
+        _ => Error::MalformedResponse {
+            status: Some(status),
+            reason: "a status the token endpoint does not document".into(),
+            excerpt: body_excerpt(&body),
+            source: None,
+        },
+    }
+}
+
+/// Sends a hand-written request (JWKS, userinfo, revocation: not in the
+/// spec) and returns the body of a 2xx, at most `max_bytes` of it; any other
+/// status is classified like the token endpoint's.
+pub(crate) async fn send_bounded(
+    request: reqwest::RequestBuilder,
+    max_bytes: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, Error> {
+    let mut response = request.send().await.map_err(|e| network_error(e, timeout))?;
+    if !response.status().is_success() {
+        return Err(unexpected_response(response, false).await);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network_error(e, timeout))? {
+        body.extend_from_slice(&chunk);
+        if body.len() > max_bytes {
+            return Err(Error::MalformedResponse {
+                status: Some(response.status().as_u16()),
+                reason: format!("the response is larger than {max_bytes} bytes"),
+                excerpt: String::new(),
+                source: None,
+            });
+        }
+    }
+    Ok(body)
+}
+
+/// Reads at most [`MAX_ERROR_BODY`] bytes of a body; a broken connection
+/// just ends the read.
+pub(crate) async fn read_limited(response: &mut reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(MAX_ERROR_BODY - body.len())]);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    body
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
+pub(crate) fn parse_retry_after(value: &reqwest::header::HeaderValue, now: std::time::SystemTime) -> Option<Duration> {
+    let text = value.to_str().ok()?.trim();
+    let wait = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(text).ok()?.duration_since(now).unwrap_or(Duration::ZERO),
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+    use std::time::SystemTime;
+
+    #[test]
+    fn retry_after_seconds_dates_and_caps() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("7"), now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("100000"), now), Some(MAX_RETRY_AFTER));
+        let date = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&HeaderValue::from_str(&date).unwrap(), now), Some(Duration::from_secs(30)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&HeaderValue::from_str(&past).unwrap(), now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after(&HeaderValue::from_static("soon"), now), None);
+    }
+
+    #[test]
+    fn classification() {
+        let grant = ErrorDetails::oauth("invalid_grant", Some("expired"));
+        assert!(matches!(classify(400, &grant, true), Error::SignInRequired { status: 400, .. }));
+        assert!(matches!(classify(400, &grant, false), Error::InvalidCredentials { .. }));
+        assert!(matches!(classify(403, &grant, true), Error::Forbidden { .. }));
+        let client = ErrorDetails::oauth("invalid_client", None);
+        assert!(matches!(classify(400, &client, true), Error::InvalidCredentials { .. }));
+    }
+}

@@ -1,0 +1,328 @@
+//! [`OidcClientBuilder`]: every setting of an [`OidcClient`], each from code,
+//! else the environment, else a default; validated in `build()`, which sends
+//! nothing.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::AUTHORIZATION;
+
+use super::client_auth::{ClientAuthMethod, basic_auth};
+use super::discovery::DiscoveryCache;
+use super::id_token::DEFAULT_LEEWAY;
+use super::jwks::JwksCache;
+use super::signin::RedirectUrl;
+use super::{Inner, OidcClient};
+use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, EnvSource, Lookup, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI};
+use crate::config::region::Region;
+use crate::config::scope::{Scope, Scopes};
+use crate::error::ConfigError;
+use crate::grant::{ClientId, ClientSecret};
+use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+
+/// How long discovery documents and signing keys are cached by default.
+pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
+/// How long a sign-in may take, from the authorization request to the
+/// callback, by default.
+pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Largest clock skew allowed on ID token times.
+const MAX_LEEWAY: Duration = Duration::from_secs(300);
+/// Least time between two JWKS fetches caused by unknown key ids.
+const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Configures an [`OidcClient`]. Validated in [`OidcClientBuilder::build`],
+/// which sends nothing.
+///
+/// Each setting falls back to the environment, then to a default: region
+/// (`FILEVINE_AUTHORITY` / `FILEVINE_REGION`, else US), client id
+/// (`FILEVINE_CLIENT_ID`, required), client secret
+/// (`FILEVINE_CLIENT_SECRET`, optional: without one the client is public),
+/// redirect URI (`FILEVINE_REDIRECT_URI`, required), post-logout redirect
+/// URI (`FILEVINE_POST_LOGOUT_REDIRECT_URI`, optional), scopes
+/// (`FILEVINE_SCOPES`, else [`Scopes::partner_app`]; `openid` is always
+/// added).
+#[must_use]
+pub struct OidcClientBuilder {
+    region: Option<Region>,
+    client_id: Option<ClientId>,
+    client_secret: Option<ClientSecret>,
+    redirect_uri: Option<RedirectUrl>,
+    post_logout_redirect_uri: Option<RedirectUrl>,
+    scopes: Option<Scopes>,
+    auth_method: Option<ClientAuthMethod>,
+    leeway: Duration,
+    sign_in_timeout: Duration,
+    metadata_ttl: Duration,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    env: EnvSource,
+}
+
+impl fmt::Debug for OidcClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OidcClientBuilder")
+            .field("region", &self.region)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("redirect_uri", &self.redirect_uri)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for OidcClientBuilder {
+    fn default() -> Self {
+        Self {
+            region: None,
+            client_id: None,
+            client_secret: None,
+            redirect_uri: None,
+            post_logout_redirect_uri: None,
+            scopes: None,
+            auth_method: None,
+            leeway: DEFAULT_LEEWAY,
+            sign_in_timeout: DEFAULT_SIGN_IN_TIMEOUT,
+            metadata_ttl: DEFAULT_METADATA_TTL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            env: Box::new(env::process_env),
+        }
+    }
+}
+
+impl OidcClientBuilder {
+    /// The region or custom authority (the issuer).
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// The client id Filevine issued.
+    pub fn client_id(mut self, id: ClientId) -> Self {
+        self.client_id = Some(id);
+        self
+    }
+
+    /// The client secret Filevine issued (confidential client).
+    pub fn client_secret(mut self, secret: ClientSecret) -> Self {
+        self.client_secret = Some(secret);
+        self
+    }
+
+    /// The registered redirect URI (e.g. `https://localhost:7059/signin-oidc`).
+    pub fn redirect_uri(mut self, uri: RedirectUrl) -> Self {
+        self.redirect_uri = Some(uri);
+        self
+    }
+
+    /// The registered post-logout redirect URI.
+    pub fn post_logout_redirect_uri(mut self, uri: RedirectUrl) -> Self {
+        self.post_logout_redirect_uri = Some(uri);
+        self
+    }
+
+    /// The scopes to request (`openid` is added if missing).
+    pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Client authentication at the token endpoint, instead of choosing from
+    /// the discovery document ([`ClientAuthMethod::choose`]).
+    pub fn auth_method(mut self, method: ClientAuthMethod) -> Self {
+        self.auth_method = Some(method);
+        self
+    }
+
+    /// Clock skew allowed on ID token times (default 5 s, at most 5 min).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How long a sign-in may take (default 15 min).
+    pub fn sign_in_timeout(mut self, timeout: Duration) -> Self {
+        self.sign_in_timeout = timeout;
+        self
+    }
+
+    /// How long discovery and signing keys are cached (default 1 hour).
+    pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_ttl = ttl;
+        self
+    }
+
+    /// Connect timeout (default 3 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one request (default 10 s).
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Read configuration from this function instead of the process
+    /// environment.
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Box::new(lookup);
+        self
+    }
+
+    /// Validates the configuration and builds the client. Sends nothing.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming what is missing or malformed.
+    pub fn build(self) -> Result<OidcClient, ConfigError> {
+        let lookup: Lookup<'_> = &*self.env;
+        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let malformed =
+            |name: &'static str| move |e: ConfigError| ConfigError::MalformedVar { name, reason: e.to_string() };
+
+        let region = Region::resolve_with(self.region, lookup)?;
+        let client_id = match self.client_id {
+            Some(id) => id,
+            None => ClientId::new(var(CLIENT_ID).ok_or(ConfigError::MissingVar { name: CLIENT_ID, hint: "" })?)
+                .map_err(malformed(CLIENT_ID))?,
+        };
+        let client_secret = match self.client_secret {
+            Some(secret) => Some(secret),
+            // The secret's value never goes into the error.
+            None => var(CLIENT_SECRET).map(ClientSecret::new).transpose().map_err(malformed(CLIENT_SECRET))?,
+        };
+        let redirect_uri = match self.redirect_uri {
+            Some(uri) => uri,
+            None => {
+                RedirectUrl::new(var(REDIRECT_URI).ok_or(ConfigError::MissingVar { name: REDIRECT_URI, hint: "" })?)
+                    .map_err(malformed(REDIRECT_URI))?
+            }
+        };
+        let post_logout_redirect_uri = match self.post_logout_redirect_uri {
+            Some(uri) => Some(uri),
+            None => var(POST_LOGOUT_REDIRECT_URI)
+                .map(RedirectUrl::new)
+                .transpose()
+                .map_err(malformed(POST_LOGOUT_REDIRECT_URI))?,
+        };
+        let mut scopes = match self.scopes {
+            Some(scopes) => scopes,
+            None => env::scopes(lookup)?.unwrap_or_else(Scopes::partner_app),
+        };
+        scopes.insert(Scope::openid());
+        if let Some(method @ (ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretBasic)) =
+            self.auth_method
+            && client_secret.is_none()
+        {
+            return Err(ConfigError::SecretRequired { method: method.as_str() });
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::LeewayTooLarge { given: self.leeway, max: MAX_LEEWAY });
+        }
+        if self.sign_in_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration { setting: "sign_in_timeout" });
+        }
+
+        let http = crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?;
+        let basic_http = match &client_secret {
+            Some(secret) => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(AUTHORIZATION, basic_auth(&client_id, secret)?);
+                Some(crate::http::client(self.connect_timeout, self.request_timeout, headers)?)
+            }
+            None => None,
+        };
+        Ok(OidcClient {
+            inner: Arc::new(Inner {
+                discovery: DiscoveryCache::new(region.identity_url().to_owned(), self.metadata_ttl),
+                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL, self.request_timeout),
+                region,
+                client_id,
+                client_secret,
+                redirect_uri,
+                post_logout_redirect_uri,
+                scopes,
+                auth_method: self.auth_method,
+                leeway: self.leeway,
+                sign_in_timeout: self.sign_in_timeout,
+                request_timeout: self.request_timeout,
+                http,
+                basic_http,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::env::fake;
+
+    fn from(pairs: &'static [(&'static str, &'static str)]) -> Result<OidcClient, ConfigError> {
+        OidcClient::builder().env(fake(pairs)).build()
+    }
+
+    #[test]
+    fn from_the_environment() {
+        let client = from(&[
+            ("FILEVINE_REGION", "ca"),
+            ("FILEVINE_CLIENT_ID", "partner-app"),
+            ("FILEVINE_CLIENT_SECRET", "s3cret"),
+            ("FILEVINE_REDIRECT_URI", "https://localhost:7059/signin-oidc"),
+            ("FILEVINE_SCOPES", "email fv.api.gateway.access"),
+        ])
+        .unwrap();
+        assert_eq!(client.region(), &Region::Canada);
+        assert_eq!(client.inner.scopes.to_string(), "email fv.api.gateway.access openid");
+        assert!(client.inner.basic_http.is_some());
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn missing_and_malformed_variables_are_named() {
+        let err = from(&[("FILEVINE_REDIRECT_URI", "https://a.example/cb")]).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable FILEVINE_CLIENT_ID is not set");
+        let err = from(&[("FILEVINE_CLIENT_ID", "a")]).unwrap_err();
+        assert_eq!(err.to_string(), "environment variable FILEVINE_REDIRECT_URI is not set");
+        let err = from(&[("FILEVINE_CLIENT_ID", "a"), ("FILEVINE_REDIRECT_URI", "http://a.example/cb")]).unwrap_err();
+        assert!(err.to_string().contains("FILEVINE_REDIRECT_URI is malformed") && err.to_string().contains("https://"));
+        let err = from(&[
+            ("FILEVINE_CLIENT_ID", "a"),
+            ("FILEVINE_REDIRECT_URI", "https://a.example/cb"),
+            ("FILEVINE_POST_LOGOUT_REDIRECT_URI", "nope"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("FILEVINE_POST_LOGOUT_REDIRECT_URI is malformed"), "{err}");
+        let err = from(&[
+            ("FILEVINE_CLIENT_ID", "a"),
+            ("FILEVINE_REDIRECT_URI", "https://a.example/cb"),
+            ("FILEVINE_REGION", "mars"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("FILEVINE_REGION"), "{err}");
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        let builder = || {
+            OidcClient::builder()
+                .env(fake(&[("FILEVINE_CLIENT_ID", "a"), ("FILEVINE_REDIRECT_URI", "https://a.example/cb")]))
+        };
+        let err = builder().leeway(Duration::MAX).build().unwrap_err();
+        assert!(err.to_string().contains("leeway") && err.to_string().contains("300 s allowed"), "{err}");
+        builder().leeway(Duration::from_secs(300)).build().unwrap();
+    }
+
+    #[test]
+    fn secret_auth_methods_need_a_secret() {
+        let err = OidcClient::builder()
+            .env(fake(&[("FILEVINE_CLIENT_ID", "a"), ("FILEVINE_REDIRECT_URI", "https://a.example/cb")]))
+            .auth_method(ClientAuthMethod::ClientSecretBasic)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("client_secret_basic needs a client secret"), "{err}");
+    }
+}

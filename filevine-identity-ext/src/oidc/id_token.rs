@@ -1,0 +1,384 @@
+//! ID token validation: the signature against the provider's JWKS (with
+//! the `jsonwebtoken` crate; no cryptography here), then the OpenID Connect
+//! Core §3.1.3.7 checks on the claims.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+
+use crate::error::Error;
+use crate::oidc::claims::IdTokenClaims;
+use crate::redact::redact;
+use crate::secret::Nonce;
+
+/// Clock skew allowed on `exp`, `nbf` and `iat` by default: 5 s, as in
+/// Filevine's sample apps.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(5);
+
+/// Longest ID token accepted (a Filevine ID token is about 1 KiB).
+const MAX_ID_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why an ID token was rejected. Each check has its own variant; none of
+/// them shows the token.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdTokenError {
+    /// Not a compact JWS with a JSON header and payload.
+    #[error("the ID token is malformed: {reason}")]
+    Malformed {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `alg: none`: the token is not signed at all.
+    #[error("the ID token is unsigned (alg \"none\"); only RS256, RS384 and RS512 signatures are accepted")]
+    Unsigned,
+    /// A signature algorithm the SDK does not accept for this provider
+    /// (HMAC algorithms always: a client must never verify with a shared
+    /// secret or, worse, with the provider's public key as one).
+    #[error("the ID token is signed with {alg:?}, which is not accepted (accepted: {accepted})")]
+    AlgorithmNotAllowed {
+        /// The header's `alg`.
+        alg: String,
+        /// What would have been accepted.
+        accepted: String,
+    },
+    /// The header has a `crit` extension the SDK does not understand
+    /// (RFC 7515 §4.1.11 requires rejecting it).
+    #[error("the ID token requires header extensions the SDK does not understand ({0:?})")]
+    UnsupportedCriticalHeader(Vec<String>),
+    /// No key in the provider's JWKS matches the token's `kid`, even after
+    /// fetching the JWKS again.
+    #[error("the ID token was signed with a key the provider does not publish (kid {kid:?})")]
+    UnknownKey {
+        /// The `kid` the token named.
+        kid: Option<String>,
+    },
+    /// The JWKS key could not be used for verification.
+    #[error("the provider's signing key is unusable: {reason}")]
+    UnusableKey {
+        /// Why.
+        reason: String,
+    },
+    /// The provider's JWKS could not be fetched.
+    #[error("could not read the provider's signing keys at {url}: {source}")]
+    Keys {
+        /// The `jwks_uri`.
+        url: String,
+        /// What went wrong.
+        #[source]
+        source: Error,
+    },
+    /// The signature does not verify: the token was altered or not signed
+    /// by the provider.
+    #[error("the ID token's signature is invalid")]
+    BadSignature,
+    /// `iss` is not the provider's issuer.
+    #[error("the ID token was issued by {found:?}, expected {expected:?}")]
+    WrongIssuer {
+        /// The provider's issuer.
+        expected: String,
+        /// The token's `iss`.
+        found: String,
+    },
+    /// The client id is not among the token's audiences.
+    #[error("the ID token is meant for {found:?}, not for client {expected:?}")]
+    WrongAudience {
+        /// This client's id.
+        expected: String,
+        /// The token's `aud`.
+        found: Vec<String>,
+    },
+    /// With several audiences, `azp` must be present and be this client.
+    #[error("the ID token's authorized party {found:?} is not client {expected:?}")]
+    WrongAuthorizedParty {
+        /// This client's id.
+        expected: String,
+        /// The token's `azp`.
+        found: Option<String>,
+    },
+    /// `exp` is in the past, beyond the leeway.
+    #[error("the ID token expired (exp {exp}, now {now}, leeway {leeway_secs} s)")]
+    Expired {
+        /// The token's `exp` (seconds since the epoch).
+        exp: u64,
+        /// Now.
+        now: u64,
+        /// The leeway allowed.
+        leeway_secs: u64,
+    },
+    /// `nbf` is in the future, beyond the leeway.
+    #[error("the ID token is not valid yet (nbf {nbf}, now {now})")]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: u64,
+        /// Now.
+        now: u64,
+    },
+    /// `iat` is in the future, beyond the leeway (a clock far off, or a
+    /// forged token).
+    #[error("the ID token claims to be issued in the future (iat {iat}, now {now}); check the system clock")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: u64,
+        /// Now.
+        now: u64,
+    },
+    /// A claim OpenID Connect requires is missing or has the wrong type.
+    #[error("the ID token's {0} claim is missing or not of the right type")]
+    MissingClaim(&'static str),
+    /// The `nonce` is not the one this sign-in sent: the token belongs to
+    /// another sign-in (a replay).
+    #[error("the ID token's nonce does not match this sign-in's; the token belongs to another sign-in")]
+    NonceMismatch,
+}
+
+/// The JOSE header fields the checks need.
+#[derive(Deserialize)]
+struct JoseHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Vec<String>>,
+}
+
+/// What an ID token must be for, set up from the provider's metadata and the
+/// client's configuration. Used by
+/// [`OidcClient::verify_id_token`](crate::OidcClient::verify_id_token) and
+/// the sign-in callback.
+#[derive(Debug, Clone)]
+pub(crate) struct Expectations<'a> {
+    pub(crate) issuer: &'a str,
+    pub(crate) client_id: &'a str,
+    pub(crate) algorithms: &'a [String],
+    pub(crate) leeway: Duration,
+    pub(crate) nonce: Option<&'a Nonce>,
+}
+
+/// The header and unverified payload of a compact JWS: enough to choose the
+/// key and report what a rejected token claimed. Nothing here is trusted.
+pub(crate) struct Parsed<'a> {
+    jwt: &'a str,
+    header: JoseHeader,
+    unverified: serde_json::Value,
+}
+
+/// Splits and decodes a compact JWS without verifying it.
+pub(crate) fn parse(jwt: &str) -> Result<Parsed<'_>, IdTokenError> {
+    let malformed = |reason: &str| IdTokenError::Malformed { reason: reason.into() };
+    if jwt.len() > MAX_ID_TOKEN_BYTES {
+        return Err(malformed("longer than 16 KiB"));
+    }
+    let mut parts = jwt.split('.');
+    let (Some(header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(malformed("not three dot-separated parts (a JWE or not a JWT at all)"));
+    };
+    let decode = |part: &str, what: &str| {
+        let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| malformed(&format!("the {what} is not base64url")))?;
+        serde_json::from_slice::<serde_json::Value>(&bytes)
+            .map_err(|_| malformed(&format!("the {what} is not a JSON object")))
+    };
+    let header_json = decode(header, "header")?;
+    let unverified = decode(payload, "payload")?;
+    if !unverified.is_object() {
+        return Err(malformed("the payload is not a JSON object"));
+    }
+    let header: JoseHeader = serde_json::from_value(header_json).map_err(|_| malformed("the header has no alg"))?;
+    Ok(Parsed { jwt, header, unverified })
+}
+
+impl Parsed<'_> {
+    pub(crate) fn kid(&self) -> Option<&str> {
+        self.header.kid.as_deref()
+    }
+
+    pub(crate) fn alg(&self) -> &str {
+        &self.header.alg
+    }
+
+    /// Refuses what must never be verified: unsigned tokens, HMAC and any
+    /// algorithm the provider and the SDK do not both accept, and unknown
+    /// critical header extensions. Runs before any key is looked up.
+    pub(crate) fn check_header(&self, accepted: &[String]) -> Result<(), IdTokenError> {
+        let alg = self.header.alg.as_str();
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(IdTokenError::Unsigned);
+        }
+        if !accepted.iter().any(|a| a == alg) {
+            return Err(IdTokenError::AlgorithmNotAllowed { alg: alg.to_owned(), accepted: accepted.join(", ") });
+        }
+        if let Some(crit) = &self.header.crit {
+            return Err(IdTokenError::UnsupportedCriticalHeader(crit.clone()));
+        }
+        Ok(())
+    }
+
+    /// Verifies the signature with `key` and checks every claim.
+    pub(crate) fn verify(
+        &self,
+        key: &jsonwebtoken::DecodingKey,
+        expect: &Expectations<'_>,
+        now: u64,
+    ) -> Result<IdTokenClaims, IdTokenError> {
+        let alg: jsonwebtoken::Algorithm = self.header.alg.parse().map_err(|_| IdTokenError::AlgorithmNotAllowed {
+            alg: self.header.alg.clone(),
+            accepted: expect.algorithms.join(", "),
+        })?;
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.leeway = expect.leeway.as_secs();
+        validation.set_issuer(&[expect.issuer]);
+        validation.set_audience(&[expect.client_id]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+
+        let data = jsonwebtoken::decode::<WireClaims>(self.jwt, key, &validation)
+            .map_err(|error| self.classify(error, expect, now))?;
+        let WireClaims { claims, nonce } = data.claims;
+
+        if claims.iat > now.saturating_add(expect.leeway.as_secs()) {
+            return Err(IdTokenError::IssuedInFuture { iat: claims.iat, now });
+        }
+        if claims.audiences.len() > 1 || claims.azp.is_some() {
+            // Core §3.1.3.7 (4, 5): several audiences need an azp, and an
+            // azp must be this client.
+            if claims.azp.as_deref() != Some(expect.client_id) {
+                return Err(IdTokenError::WrongAuthorizedParty {
+                    expected: expect.client_id.to_owned(),
+                    found: claims.azp,
+                });
+            }
+        }
+        if let Some(expected) = expect.nonce {
+            match nonce {
+                Some(nonce) if expected.matches(&nonce) => {}
+                _ => return Err(IdTokenError::NonceMismatch),
+            }
+        }
+        Ok(claims)
+    }
+
+    /// Turns the JOSE crate's error into this crate's, naming what the
+    /// token claimed where that helps.
+    fn classify(&self, error: jsonwebtoken::errors::Error, expect: &Expectations<'_>, now: u64) -> IdTokenError {
+        use jsonwebtoken::errors::ErrorKind as K;
+        let claim = |name: &str| self.unverified.get(name);
+        let number = |name: &str| claim(name).and_then(serde_json::Value::as_f64).unwrap_or_default() as u64;
+        match error.kind() {
+            K::InvalidSignature => IdTokenError::BadSignature,
+            K::ExpiredSignature => {
+                IdTokenError::Expired { exp: number("exp"), now, leeway_secs: expect.leeway.as_secs() }
+            }
+            K::ImmatureSignature => IdTokenError::NotYetValid { nbf: number("nbf"), now },
+            K::InvalidIssuer => IdTokenError::WrongIssuer {
+                expected: expect.issuer.to_owned(),
+                found: redact(&claim("iss").map(value_text).unwrap_or_default(), 200),
+            },
+            K::InvalidAudience => IdTokenError::WrongAudience {
+                expected: expect.client_id.to_owned(),
+                found: match claim("aud") {
+                    Some(serde_json::Value::Array(list)) => list.iter().map(value_text).collect(),
+                    Some(one) => vec![value_text(one)],
+                    None => Vec::new(),
+                }
+                .into_iter()
+                .map(|a| redact(&a, 200))
+                .collect(),
+            },
+            K::MissingRequiredClaim(name) => {
+                IdTokenError::MissingClaim(["exp", "iss", "aud"].into_iter().find(|c| c == name).unwrap_or("sub"))
+            }
+            K::InvalidAlgorithm | K::MissingAlgorithm => IdTokenError::AlgorithmNotAllowed {
+                alg: self.header.alg.clone(),
+                accepted: expect.algorithms.join(", "),
+            },
+            K::InvalidRsaKey(reason) => IdTokenError::UnusableKey { reason: reason.clone() },
+            K::InvalidClaimFormat(name) => IdTokenError::Malformed { reason: format!("the {name} claim is malformed") },
+            // The claims are deserialized before they are validated, so a
+            // missing required claim surfaces here.
+            K::Json(_) => match ["iss", "sub", "aud", "exp", "iat"].into_iter().find(|c| claim(c).is_none()) {
+                Some(missing) => IdTokenError::MissingClaim(missing),
+                None => IdTokenError::Malformed {
+                    reason: "a claim has the wrong type (iss, sub, aud, exp and iat are required)".into(),
+                },
+            },
+            _ => IdTokenError::Malformed { reason: "the JOSE library rejected it".into() },
+        }
+    }
+}
+
+fn value_text(value: &serde_json::Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
+}
+
+/// The claims as they arrive: the nonce is checked, then dropped.
+#[derive(Deserialize)]
+struct WireClaims {
+    #[serde(flatten)]
+    claims: IdTokenClaims,
+    #[serde(default)]
+    nonce: Option<String>,
+}
+
+/// Seconds since the epoch.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(header: &serde_json::Value, payload: &serde_json::Value) -> String {
+        format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()))
+    }
+
+    fn accepted() -> Vec<String> {
+        vec!["RS512".into()]
+    }
+
+    #[test]
+    fn malformed_tokens_name_the_problem() {
+        for (token, reason) in [
+            ("abc", "three dot-separated parts"),
+            ("a.b.c.d.e", "three dot-separated parts"),
+            ("!!.e30.x", "header is not base64url"),
+            ("e30.!!.x", "payload is not base64url"),
+            ("bm90IGpzb24.e30.x", "header is not a JSON object"),
+            ("e30.e30.x", "header has no alg"),
+        ] {
+            let err = parse(token).err().unwrap();
+            assert!(matches!(err, IdTokenError::Malformed { .. }), "{token}");
+            assert!(err.to_string().contains(reason), "{token}: {err}");
+        }
+        let long = "a".repeat(MAX_ID_TOKEN_BYTES + 1);
+        assert!(parse(&long).err().unwrap().to_string().contains("16 KiB"));
+    }
+
+    #[test]
+    fn header_checks_refuse_none_hmac_and_crit() {
+        let payload = serde_json::json!({"sub": "x"});
+        let none = jwt(&serde_json::json!({"alg": "none"}), &payload);
+        assert!(matches!(parse(&none).unwrap().check_header(&accepted()), Err(IdTokenError::Unsigned)));
+        let none_upper = jwt(&serde_json::json!({"alg": "NONE"}), &payload);
+        assert!(matches!(parse(&none_upper).unwrap().check_header(&accepted()), Err(IdTokenError::Unsigned)));
+        let hs = jwt(&serde_json::json!({"alg": "HS256"}), &payload);
+        let err = parse(&hs).unwrap().check_header(&accepted()).unwrap_err();
+        assert!(matches!(err, IdTokenError::AlgorithmNotAllowed { ref alg, .. } if alg == "HS256"), "{err}");
+        assert!(err.to_string().contains("accepted: RS512"), "{err}");
+        let rs256 = jwt(&serde_json::json!({"alg": "RS256"}), &payload);
+        assert!(parse(&rs256).unwrap().check_header(&accepted()).is_err(), "the provider only offers RS512");
+        let crit = jwt(&serde_json::json!({"alg": "RS512", "crit": ["exp"]}), &payload);
+        assert!(matches!(
+            parse(&crit).unwrap().check_header(&accepted()),
+            Err(IdTokenError::UnsupportedCriticalHeader(_))
+        ));
+        let fine = jwt(&serde_json::json!({"alg": "RS512", "kid": "k"}), &payload);
+        let parsed = parse(&fine).unwrap();
+        parsed.check_header(&accepted()).unwrap();
+        assert_eq!(parsed.kid(), Some("k"));
+    }
+}

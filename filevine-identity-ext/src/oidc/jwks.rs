@@ -1,0 +1,209 @@
+//! The provider's signing keys (JWKS), fetched from the discovered
+//! `jwks_uri`, cached, and fetched again once when a token names a key the
+//! cache does not have (the provider rotated its keys).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::DecodingKey;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
+use url::Url;
+
+use crate::error::Error;
+use crate::oidc::id_token::IdTokenError;
+use crate::redact::body_excerpt;
+
+/// Largest JWKS document read.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// The RSA signing keys of one JWKS document. Keys of other types, keys for
+/// encryption and keys the JOSE crate cannot read are skipped, so one odd
+/// key does not make the provider unusable.
+#[derive(Debug, Default)]
+pub(crate) struct KeySet {
+    keys: Vec<Jwk>,
+}
+
+impl KeySet {
+    /// Parses a JWKS document (`{"keys": [...]}`).
+    pub(crate) fn parse(body: &[u8]) -> Result<Self, String> {
+        #[derive(serde::Deserialize)]
+        struct Document {
+            keys: Vec<serde_json::Value>,
+        }
+        let document: Document =
+            serde_json::from_slice(body).map_err(|e| format!("not a JWKS document ({:?} error)", e.classify()))?;
+        let keys = document
+            .keys
+            .into_iter()
+            .filter_map(|key| serde_json::from_value::<Jwk>(key).ok())
+            .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
+            .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
+            .collect();
+        Ok(Self { keys })
+    }
+
+    /// The key for a token: by `kid` when the token names one, else the
+    /// only RSA signing key there is. A key that declares an algorithm must
+    /// declare the token's.
+    pub(crate) fn find(&self, kid: Option<&str>, alg: &str) -> Option<&Jwk> {
+        let fits = |jwk: &&Jwk| match &jwk.common.key_algorithm {
+            None => true,
+            Some(declared) => key_algorithm_name(declared) == Some(alg),
+        };
+        match kid {
+            Some(kid) => self.keys.iter().filter(fits).find(|jwk| jwk.common.key_id.as_deref() == Some(kid)),
+            None => {
+                let mut candidates = self.keys.iter().filter(fits);
+                match (candidates.next(), candidates.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+fn key_algorithm_name(alg: &KeyAlgorithm) -> Option<&'static str> {
+    match alg {
+        KeyAlgorithm::RS256 => Some("RS256"),
+        KeyAlgorithm::RS384 => Some("RS384"),
+        KeyAlgorithm::RS512 => Some("RS512"),
+        _ => None,
+    }
+}
+
+/// The key set of one provider, cached for `ttl`. An unknown `kid` causes
+/// at most one refetch per `refetch_interval`, so a flood of tokens with
+/// made-up key ids cannot turn into a flood of requests to the provider.
+#[derive(Debug)]
+pub(crate) struct JwksCache {
+    ttl: Duration,
+    refetch_interval: Duration,
+    /// The HTTP client's per-request timeout, for error messages.
+    request_timeout: Duration,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    keys: Option<(Arc<KeySet>, Instant)>,
+    /// When the last fetch prompted by an unknown key ran.
+    last_refetch: Option<Instant>,
+}
+
+impl JwksCache {
+    pub(crate) fn new(ttl: Duration, refetch_interval: Duration, request_timeout: Duration) -> Self {
+        Self { ttl, refetch_interval, request_timeout, state: tokio::sync::Mutex::new(State::default()) }
+    }
+
+    /// The decoding key for a token signed with `alg` by key `kid`.
+    pub(crate) async fn key(
+        &self,
+        http: &reqwest::Client,
+        jwks_uri: &Url,
+        kid: Option<&str>,
+        alg: &str,
+    ) -> Result<DecodingKey, IdTokenError> {
+        let mut state = self.state.lock().await;
+        let mut fetched_now = false;
+        let keys = match &state.keys {
+            Some((keys, at)) if at.elapsed() < self.ttl => keys.clone(),
+            _ => {
+                fetched_now = true;
+                self.fetch_into(&mut state, http, jwks_uri).await?
+            }
+        };
+        let jwk = match keys.find(kid, alg) {
+            Some(jwk) => jwk.clone(),
+            None => {
+                // Unknown key: the provider may have rotated. Fetch once,
+                // unless this call just did or a refetch ran recently.
+                let may_refetch =
+                    !fetched_now && state.last_refetch.is_none_or(|at| at.elapsed() >= self.refetch_interval);
+                if !may_refetch {
+                    return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) });
+                }
+                tracing::debug!(kid, "the ID token names a key not in the cached JWKS; fetching it again");
+                state.last_refetch = Some(Instant::now());
+                let keys = self.fetch_into(&mut state, http, jwks_uri).await?;
+                keys.find(kid, alg).cloned().ok_or_else(|| IdTokenError::UnknownKey { kid: kid.map(str::to_owned) })?
+            }
+        };
+        DecodingKey::from_jwk(&jwk).map_err(|e| IdTokenError::UnusableKey { reason: e.to_string() })
+    }
+
+    async fn fetch_into(
+        &self,
+        state: &mut State,
+        http: &reqwest::Client,
+        jwks_uri: &Url,
+    ) -> Result<Arc<KeySet>, IdTokenError> {
+        let keys = Arc::new(
+            fetch(http, jwks_uri, self.request_timeout)
+                .await
+                .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
+        );
+        tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");
+        state.keys = Some((keys.clone(), Instant::now()));
+        Ok(keys)
+    }
+}
+
+async fn fetch(http: &reqwest::Client, jwks_uri: &Url, timeout: Duration) -> Result<KeySet, Error> {
+    let request = http.get(jwks_uri.clone()).header(reqwest::header::ACCEPT, "application/json");
+    let body = crate::http::send_bounded(request, MAX_JWKS_BYTES, timeout).await?;
+    KeySet::parse(&body).map_err(|reason| Error::MalformedResponse {
+        status: Some(200),
+        reason,
+        excerpt: body_excerpt(&body),
+        source: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    #[test]
+    fn keeps_rsa_signing_keys_only() {
+        let body = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "a", "use": "sig", "alg": "RS512", "n": N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "n": N, "e": "AQAB"},
+            {"kty": "oct", "kid": "h", "k": "c2VjcmV0"},
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"},
+            {"kty": "mystery"},
+        ]});
+        let set = KeySet::parse(body.to_string().as_bytes()).unwrap();
+        assert_eq!(set.len(), 1);
+        assert!(set.find(Some("a"), "RS512").is_some());
+        assert!(set.find(Some("a"), "RS256").is_none(), "the key declares RS512");
+        assert!(set.find(Some("enc"), "RS512").is_none());
+        assert!(set.find(Some("h"), "RS512").is_none());
+        assert!(set.find(None, "RS512").is_some(), "no kid and one key: that key");
+    }
+
+    #[test]
+    fn no_kid_with_several_keys_finds_nothing() {
+        let body = serde_json::json!({"keys": [
+            {"kty": "RSA", "kid": "a", "n": N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "b", "n": N, "e": "AQAB"},
+        ]});
+        let set = KeySet::parse(body.to_string().as_bytes()).unwrap();
+        assert!(set.find(None, "RS256").is_none());
+        assert!(set.find(Some("b"), "RS256").is_some());
+    }
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        for body in [&b"[]"[..], b"{}", b"not json", b"{\"keys\": 3}"] {
+            assert!(KeySet::parse(body).unwrap_err().contains("not a JWKS document"));
+        }
+    }
+}

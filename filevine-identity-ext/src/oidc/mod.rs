@@ -1,0 +1,555 @@
+//! Partner sign-in with Filevine: OpenID Connect with the authorization
+//! code flow, PKCE and the client secret, the way Filevine's partner guide
+//! and sample apps do it.
+//!
+//! - [`OidcClient`] (configured with [`OidcClientBuilder`]) starts a sign-in
+//!   ([`OidcClient::authorization_request`]), completes it from the callback
+//!   ([`OidcClient::complete_sign_in`]), and hands the tokens to a
+//!   [`TokenProvider`] that keeps them fresh.
+//! - [`discovery`]: the provider's metadata, checked and cached.
+//! - [`IdTokenClaims`], [`UserInfo`]: who signed in.
+//! - [`SignInError`]: one variant per way a sign-in fails.
+//!
+//! ```text
+//! authorization_request ──► browser ──► Filevine ──► callback
+//!        │ PendingSignIn (server-side session)            │
+//!        └──────────────────────► complete_sign_in ◄──────┘
+//!                                   state, iss, code exchange (PKCE),
+//!                                   ID token (JWKS, iss, aud, nonce, exp)
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType};
+use reqwest::header::AUTHORIZATION;
+use url::Url;
+
+mod builder;
+mod claims;
+mod client_auth;
+pub mod discovery;
+mod error;
+mod id_token;
+mod jwks;
+pub(crate) mod pkce;
+mod signin;
+
+pub use builder::{DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};
+pub use claims::{IdTokenClaims, ProfileClaims, UserInfo};
+pub use client_auth::ClientAuthMethod;
+pub use discovery::{DiscoveryError, ProviderMetadata};
+pub use error::SignInError;
+pub use id_token::{DEFAULT_LEEWAY, IdTokenError};
+pub use pkce::{PkceCodeChallenge, PkceCodeVerifier, RandomnessUnavailable};
+pub use signin::{
+    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, Nonce, PendingSignIn, RedirectUrl,
+    SignedIn,
+};
+
+use crate::config::region::Region;
+use crate::config::scope::Scopes;
+use crate::error::{ConfigError, Error};
+use crate::grant::{AccessToken, ClientId, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, TokenSet};
+use crate::provider::{TokenProvider, TokenProviderBuilder};
+use crate::redact::{body_excerpt, endpoint_only, redact};
+use discovery::DiscoveryCache;
+use id_token::{Expectations, unix_now};
+use jwks::JwksCache;
+
+/// Largest userinfo or revocation response read.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Where to send the user to sign out of Filevine, and the `state` to
+/// expect back at the post-logout redirect URI.
+pub struct EndSessionRequest {
+    /// Redirect the user's browser here. It carries the ID token as
+    /// `id_token_hint`, so it is not printed by `Debug`.
+    pub url: Url,
+    /// Compare with the `state` the post-logout redirect brings back.
+    pub state: CsrfToken,
+}
+
+impl fmt::Debug for EndSessionRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndSessionRequest")
+            .field("endpoint", &endpoint_only(&self.url))
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// A partner app's OpenID Connect client for Filevine: sends users to sign
+/// in, completes the callback, validates ID tokens, and hands the tokens to
+/// a [`TokenProvider`] that keeps them fresh.
+///
+/// Cheap to clone; discovery and signing keys are fetched on first use and
+/// cached (1 hour by default).
+///
+/// ```no_run
+/// use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+/// use filevine_identity_ext::{ClientId, ClientSecret, OidcClient, Region};
+///
+/// # async fn run(callback_url: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let client = OidcClient::builder()
+///     .region(Region::Us)
+///     .client_id(ClientId::new("partner-app")?)
+///     .client_secret(ClientSecret::new(std::env::var("FILEVINE_CLIENT_SECRET")?)?)
+///     .redirect_uri(RedirectUrl::new("https://localhost:7059/signin-oidc")?)
+///     .build()?;
+///
+/// // /login: send the user to Filevine, keep `pending` in the server-side session.
+/// let request = client.authorization_request(AuthorizationOptions::default()).await?;
+/// let (redirect_to, pending) = (request.url, request.pending);
+/// # drop(redirect_to);
+///
+/// // /signin-oidc: check the callback, exchange the code, validate the ID token.
+/// let signed_in = client.complete_sign_in(callback_url, pending).await?;
+/// println!("hello {}", signed_in.claims.sub);
+///
+/// // Access tokens from now on, refreshed (and the refresh token rotated) as needed.
+/// let provider = client.token_provider(signed_in.token_set).await?.build()?;
+/// let token = provider.token().await?;
+/// # drop(token);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OidcClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    region: Region,
+    client_id: ClientId,
+    client_secret: Option<ClientSecret>,
+    redirect_uri: RedirectUrl,
+    post_logout_redirect_uri: Option<RedirectUrl>,
+    scopes: Scopes,
+    auth_method: Option<ClientAuthMethod>,
+    leeway: Duration,
+    sign_in_timeout: Duration,
+    request_timeout: Duration,
+    http: reqwest::Client,
+    /// The same settings plus `Authorization: Basic …`, for
+    /// `client_secret_basic` (the generated client cannot add a header).
+    basic_http: Option<reqwest::Client>,
+    discovery: DiscoveryCache,
+    jwks: JwksCache,
+}
+
+impl fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("OidcClient")
+            .field("region", &inner.region)
+            .field("client_id", &inner.client_id)
+            .field("client_secret", &inner.client_secret)
+            .field("redirect_uri", &inner.redirect_uri.as_str())
+            .field("scopes", &inner.scopes.to_string())
+            .field("auth_method", &inner.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcClient {
+    /// A builder; see [`OidcClientBuilder`].
+    pub fn builder() -> OidcClientBuilder {
+        OidcClientBuilder::default()
+    }
+
+    /// Everything from the environment: `FILEVINE_AUTHORITY` or
+    /// `FILEVINE_REGION`, `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_REDIRECT_URI`, `FILEVINE_POST_LOGOUT_REDIRECT_URI`,
+    /// `FILEVINE_SCOPES`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build()
+    }
+
+    /// The region (identity authority) this client signs in with.
+    pub fn region(&self) -> &Region {
+        &self.inner.region
+    }
+
+    /// The provider's checked metadata, from the cache or a fresh fetch.
+    ///
+    /// # Errors
+    /// [`DiscoveryError`] when it cannot be fetched or fails a check.
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
+        self.inner.discovery.get(&self.inner.http, self.inner.request_timeout).await
+    }
+
+    /// Starts a sign-in: the URL to redirect the user to and the
+    /// [`PendingSignIn`] to keep server-side until the callback. Fresh
+    /// `state`, `nonce` and PKCE verifier (S256) every time. When the scopes
+    /// include `offline_access` and `options` sets no prompt, it sends
+    /// `prompt=consent`, as OpenID Connect Core §11 requires for a refresh
+    /// token.
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`] when the provider's metadata is unusable.
+    pub async fn authorization_request(
+        &self,
+        options: AuthorizationOptions,
+    ) -> Result<AuthorizationRequest, SignInError> {
+        let metadata = self.metadata().await?;
+        let inner = &self.inner;
+        let pending = PendingSignIn {
+            state: CsrfToken::generate()?,
+            nonce: Nonce::generate()?,
+            pkce_verifier: PkceCodeVerifier::generate()?,
+            redirect_uri: inner.redirect_uri.clone(),
+            scopes: inner.scopes.to_string(),
+            issuer: metadata.issuer().to_owned(),
+            client_id: inner.client_id.as_str().to_owned(),
+            created_at: unix_now(),
+        };
+        let challenge = pending.pkce_verifier.challenge();
+        let mut url = metadata.authorization_endpoint().clone();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", inner.client_id.as_str())
+                .append_pair("redirect_uri", inner.redirect_uri.as_str())
+                .append_pair("scope", &pending.scopes)
+                .append_pair("state", pending.state.expose_secret())
+                .append_pair("nonce", pending.nonce.expose_secret())
+                .append_pair("code_challenge", challenge.as_str())
+                .append_pair("code_challenge_method", challenge.method());
+            // OpenID Connect Core §11: a request for offline_access (a
+            // refresh token) must carry prompt=consent unless the caller
+            // chose another prompt.
+            let offline = inner.scopes.contains("offline_access");
+            match (&options.prompt, offline) {
+                (Some(prompt), _) => {
+                    query.append_pair("prompt", prompt);
+                }
+                (None, true) => {
+                    query.append_pair("prompt", "consent");
+                }
+                (None, false) => {}
+            }
+            if let Some(hint) = &options.login_hint {
+                query.append_pair("login_hint", hint);
+            }
+        }
+        tracing::debug!(scopes = %pending.scopes, "starting a sign-in");
+        Ok(AuthorizationRequest { url, pending })
+    }
+
+    /// Completes a sign-in from the callback (the URL the provider
+    /// redirected to, or its query) and the saved [`PendingSignIn`]:
+    /// checks `state` (constant time) and `iss`, turns a provider `error`
+    /// into [`SignInError::Provider`], exchanges the code with the PKCE
+    /// verifier and the client's credentials, and validates the ID token
+    /// (signature, issuer, audience, expiry, nonce).
+    ///
+    /// # Errors
+    /// One [`SignInError`] variant per cause; see its documentation.
+    pub async fn complete_sign_in(&self, callback: &str, pending: PendingSignIn) -> Result<SignedIn, SignInError> {
+        let response = AuthorizationResponse::parse(callback)?;
+        // The state first: nothing in a callback that is not this browser's
+        // is worth acting on, not even its error.
+        match &response.state {
+            Some(state) if pending.state.matches(state) => {}
+            _ => return Err(SignInError::StateMismatch),
+        }
+        let metadata = self.metadata().await?;
+        self.check_pending(&pending, &metadata)?;
+        if let Some(iss) = &response.iss
+            && iss != metadata.issuer()
+        {
+            return Err(SignInError::IssuerMismatch {
+                expected: metadata.issuer().to_owned(),
+                found: redact(iss, 200),
+            });
+        }
+        if let Some(error) = &response.error {
+            return Err(SignInError::Provider {
+                error: redact(error, 100),
+                description: response.error_description.as_deref().map(|d| redact(d, 300)),
+            });
+        }
+        let code = response.code.filter(|c| !c.is_empty()).ok_or(SignInError::MissingCode)?;
+        let token_set = self.exchange_code(&metadata, code, &pending).await?;
+        let id_token = token_set.id_token.as_ref().ok_or(SignInError::MissingIdToken)?;
+        let claims = self.verify_with(&metadata, id_token, Some(&pending.nonce)).await?;
+        tracing::info!(sub = %claims.sub, "signed in");
+        Ok(SignedIn { token_set, claims })
+    }
+
+    /// Validates an ID token (e.g. one from a refresh) against the
+    /// provider's keys and this client: signature, `iss`, `aud`/`azp`,
+    /// `exp`/`iat`/`nbf` with the leeway, and the `nonce` when given.
+    ///
+    /// # Errors
+    /// [`SignInError::IdToken`] naming the failed check, or
+    /// [`SignInError::Discovery`].
+    pub async fn verify_id_token(
+        &self,
+        id_token: &IdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<IdTokenClaims, SignInError> {
+        let metadata = self.metadata().await?;
+        self.verify_with(&metadata, id_token, nonce).await
+    }
+
+    /// A [`TokenProviderBuilder`] that starts from a sign-in's token set and
+    /// refreshes at the discovered token endpoint with this client's
+    /// credentials, storing each rotated refresh token. Add options
+    /// (e.g. `background_refresh`) and `build()`.
+    ///
+    /// ID tokens that refreshes bring are kept as they come
+    /// ([`TokenProvider::latest_id_token`]); validate one with
+    /// [`OidcClient::verify_id_token`] before trusting its claims.
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`], or [`SignInError::Config`] when the
+    /// token endpoint is not a usable authority.
+    pub async fn token_provider(&self, token_set: TokenSet) -> Result<TokenProviderBuilder, SignInError> {
+        let metadata = self.metadata().await?;
+        let method = self.auth_method(&metadata)?;
+        let inner = &self.inner;
+        let base = metadata.token_base();
+        let region = if base == inner.region.identity_url() {
+            inner.region.clone()
+        } else {
+            match inner.region.gateway_url() {
+                Some(gateway) => Region::custom_with_gateway(base, gateway),
+                None => Region::custom(base),
+            }
+            .map_err(ConfigError::from)?
+        };
+        Ok(TokenProvider::builder()
+            .region(region)
+            .token_set(token_set, inner.client_id.clone(), self.form_secret(method).cloned())
+            .http_client(self.http_for(method)?.clone()))
+    }
+
+    /// The user's claims from the userinfo endpoint, checked to be about
+    /// `subject` (the ID token's `sub`).
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`] without a userinfo endpoint,
+    /// [`SignInError::Token`] when the request fails (401 for an expired
+    /// token), [`SignInError::SubjectMismatch`] for another user's claims.
+    pub async fn userinfo(&self, access_token: &AccessToken, subject: &str) -> Result<UserInfo, SignInError> {
+        let metadata = self.metadata().await?;
+        let endpoint =
+            metadata.userinfo_endpoint().ok_or(DiscoveryError::MissingEndpoint("userinfo_endpoint"))?.clone();
+        let request = self
+            .inner
+            .http
+            .get(endpoint)
+            .header(AUTHORIZATION, access_token.authorization_header())
+            .header(reqwest::header::ACCEPT, "application/json");
+        let body = self.send(request, &[access_token.expose_secret()]).await?;
+        let info: UserInfo = serde_json::from_slice(&body).map_err(|e| {
+            Error::MalformedResponse {
+                status: Some(200),
+                reason: "the userinfo response is not a JSON object with a sub".into(),
+                excerpt: body_excerpt(&body),
+                source: Some((&e).into()),
+            }
+            .scrub(&[access_token.expose_secret()])
+        })?;
+        if info.sub != subject {
+            return Err(SignInError::SubjectMismatch { expected: subject.to_owned(), found: info.sub });
+        }
+        Ok(info)
+    }
+
+    /// Revokes a refresh token (RFC 7009), e.g. at sign-out.
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`] without a revocation endpoint,
+    /// [`SignInError::Token`] when the provider refuses.
+    pub async fn revoke_refresh_token(&self, token: &RefreshToken) -> Result<(), SignInError> {
+        self.revoke(token.expose_secret(), "refresh_token").await
+    }
+
+    /// Revokes an access token (RFC 7009).
+    ///
+    /// # Errors
+    /// As [`OidcClient::revoke_refresh_token`].
+    pub async fn revoke_access_token(&self, token: &AccessToken) -> Result<(), SignInError> {
+        self.revoke(token.expose_secret(), "access_token").await
+    }
+
+    /// The URL that signs the user out at Filevine (RP-initiated logout)
+    /// and comes back to the post-logout redirect URI, if one is
+    /// configured, with the returned `state`.
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`] when the provider has no end-session
+    /// endpoint.
+    pub async fn end_session_url(&self, id_token_hint: Option<&IdToken>) -> Result<EndSessionRequest, SignInError> {
+        let metadata = self.metadata().await?;
+        let mut url =
+            metadata.end_session_endpoint().ok_or(DiscoveryError::MissingEndpoint("end_session_endpoint"))?.clone();
+        let state = CsrfToken::generate()?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("client_id", self.inner.client_id.as_str());
+            if let Some(hint) = id_token_hint {
+                query.append_pair("id_token_hint", hint.expose_secret());
+            }
+            if let Some(uri) = &self.inner.post_logout_redirect_uri {
+                query.append_pair("post_logout_redirect_uri", uri.as_str());
+            }
+            query.append_pair("state", state.expose_secret());
+        }
+        Ok(EndSessionRequest { url, state })
+    }
+
+    fn check_pending(&self, pending: &PendingSignIn, metadata: &ProviderMetadata) -> Result<(), SignInError> {
+        if pending.client_id != self.inner.client_id.as_str() {
+            return Err(SignInError::PendingMismatch {
+                what: "client",
+                expected: self.inner.client_id.to_string(),
+                found: pending.client_id.clone(),
+            });
+        }
+        if pending.issuer != metadata.issuer() {
+            return Err(SignInError::PendingMismatch {
+                what: "issuer",
+                expected: metadata.issuer().to_owned(),
+                found: pending.issuer.clone(),
+            });
+        }
+        let age = Duration::from_secs(unix_now().saturating_sub(pending.created_at));
+        if age > self.inner.sign_in_timeout {
+            return Err(SignInError::Expired { age, limit: self.inner.sign_in_timeout });
+        }
+        Ok(())
+    }
+
+    async fn exchange_code(
+        &self,
+        metadata: &ProviderMetadata,
+        code: filevine_identity::SecretString,
+        pending: &PendingSignIn,
+    ) -> Result<TokenSet, SignInError> {
+        let inner = &self.inner;
+        let method = self.auth_method(metadata)?;
+        let request = AuthorizationCodeRequest {
+            grant_type: AuthorizationCodeRequestGrantType::AuthorizationCode,
+            code: code.clone(),
+            redirect_uri: pending.redirect_uri.as_str().to_owned(),
+            client_id: inner.client_id.as_str().to_owned(),
+            client_secret: self.form_secret(method).map(|s| s.secret().clone()),
+            code_verifier: Some(pending.pkce_verifier.secret().clone()),
+        };
+        let client = filevine_identity::Client::new_with_client(metadata.token_base(), self.http_for(method)?.clone());
+        // Not retried: a code is good for one exchange, and a retry after a
+        // lost response would only earn `invalid_grant`.
+        let result = crate::grant::exchange::exchange(
+            &client,
+            &request.into(),
+            false,
+            &ExpiryPolicy::default(),
+            inner.request_timeout,
+        )
+        .await;
+        let secrets = [
+            code.expose_secret(),
+            pending.pkce_verifier.expose_secret(),
+            inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret),
+        ];
+        match result.map_err(|e| e.scrub(&secrets)) {
+            Ok(set) => Ok(set),
+            Err(Error::InvalidCredentials { status, details }) if details.code.as_deref() == Some("invalid_grant") => {
+                Err(SignInError::CodeRejected { status, details })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn verify_with(
+        &self,
+        metadata: &ProviderMetadata,
+        id_token: &IdToken,
+        nonce: Option<&Nonce>,
+    ) -> Result<IdTokenClaims, SignInError> {
+        let parsed = id_token::parse(id_token.expose_secret())?;
+        parsed.check_header(metadata.id_token_algorithms())?;
+        let key = self.inner.jwks.key(&self.inner.http, metadata.jwks_uri(), parsed.kid(), parsed.alg()).await?;
+        let expect = Expectations {
+            issuer: metadata.issuer(),
+            client_id: self.inner.client_id.as_str(),
+            algorithms: metadata.id_token_algorithms(),
+            leeway: self.inner.leeway,
+            nonce,
+        };
+        Ok(parsed.verify(&key, &expect, unix_now())?)
+    }
+
+    fn auth_method(&self, metadata: &ProviderMetadata) -> Result<ClientAuthMethod, SignInError> {
+        let inner = &self.inner;
+        let method = match inner.auth_method {
+            Some(method) => method,
+            None => ClientAuthMethod::choose(
+                &metadata.document().token_endpoint_auth_methods_supported,
+                inner.client_secret.is_some(),
+            )?,
+        };
+        if method != ClientAuthMethod::None && inner.client_secret.is_none() {
+            return Err(ConfigError::SecretRequired { method: method.as_str() }.into());
+        }
+        Ok(method)
+    }
+
+    /// The client secret to put in a form body: only for
+    /// `client_secret_post` (Basic sends it in the header, public clients
+    /// have none).
+    fn form_secret(&self, method: ClientAuthMethod) -> Option<&ClientSecret> {
+        match method {
+            ClientAuthMethod::ClientSecretPost => self.inner.client_secret.as_ref(),
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
+        }
+    }
+
+    fn http_for(&self, method: ClientAuthMethod) -> Result<&reqwest::Client, SignInError> {
+        match method {
+            ClientAuthMethod::ClientSecretBasic => self
+                .inner
+                .basic_http
+                .as_ref()
+                .ok_or_else(|| ConfigError::SecretRequired { method: "client_secret_basic" }.into()),
+            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::None => Ok(&self.inner.http),
+        }
+    }
+
+    async fn revoke(&self, token: &str, hint: &str) -> Result<(), SignInError> {
+        let metadata = self.metadata().await?;
+        let endpoint =
+            metadata.revocation_endpoint().ok_or(DiscoveryError::MissingEndpoint("revocation_endpoint"))?.clone();
+        let method = self.auth_method(&metadata)?;
+        let inner = &self.inner;
+        let mut form = vec![("token", token), ("token_type_hint", hint)];
+        // With Basic, the client is named in the header.
+        if method != ClientAuthMethod::ClientSecretBasic {
+            form.push(("client_id", inner.client_id.as_str()));
+        }
+        if let Some(secret) = self.form_secret(method) {
+            form.push(("client_secret", secret.expose_secret()));
+        }
+        let request = self.http_for(method)?.post(endpoint).form(&form);
+        let secret = inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
+        self.send(request, &[token, secret]).await?;
+        tracing::debug!(token_type = hint, "revoked a token");
+        Ok(())
+    }
+
+    /// Sends a hand-written request (userinfo, revocation: not in the
+    /// spec) and returns the body of a 2xx, or a typed, scrubbed error.
+    async fn send(&self, request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Vec<u8>, Error> {
+        crate::http::send_bounded(request, MAX_RESPONSE_BYTES, self.inner.request_timeout)
+            .await
+            .map_err(|e| e.scrub(secrets))
+    }
+}

@@ -1,0 +1,291 @@
+//! [`TokenProviderBuilder`]: every setting of a provider, validated once in
+//! `build()`, which sends nothing.
+
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use super::cache::Timing;
+use super::jitter::Jitter;
+use super::retry::RetryPolicy;
+use super::{Inner, TokenProvider, next_provider_id};
+use crate::config::env::{self, EnvSource, Lookup};
+use crate::config::region::Region;
+use crate::config::scope::Scopes;
+use crate::error::ConfigError;
+use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
+use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::time::{Clock, TimeSource};
+
+/// Default hard margin: Filevine's samples refresh a minute before expiry.
+pub const DEFAULT_HARD_MARGIN: Duration = Duration::from_secs(60);
+/// Default soft window before the hard margin.
+pub const DEFAULT_SOFT_WINDOW: Duration = Duration::from_secs(300);
+
+/// Configures a [`TokenProvider`]. Validated in [`TokenProviderBuilder::build`].
+///
+/// Precedence for the region, credentials and scopes: what is set here,
+/// then the environment, then the default (US; gateway scopes).
+#[must_use]
+pub struct TokenProviderBuilder {
+    region: Option<Region>,
+    credentials: Option<Credentials>,
+    token_set: Option<(TokenSet, ClientAuth)>,
+    scopes: Option<Scopes>,
+    hard_margin: Duration,
+    soft_window: Duration,
+    expiry: ExpiryPolicy,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    retry: RetryPolicy,
+    background_refresh: bool,
+    http_client: Option<reqwest::Client>,
+    env: EnvSource,
+    clock: Clock,
+    jitter: Jitter,
+}
+
+impl std::fmt::Debug for TokenProviderBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProviderBuilder")
+            .field("region", &self.region)
+            .field("credentials", &self.credentials)
+            .field("token_set", &self.token_set.as_ref().map(|(set, _)| set))
+            .field("scopes", &self.scopes)
+            .field("hard_margin", &self.hard_margin)
+            .field("soft_window", &self.soft_window)
+            .field("background_refresh", &self.background_refresh)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for TokenProviderBuilder {
+    fn default() -> Self {
+        Self {
+            region: None,
+            credentials: None,
+            token_set: None,
+            scopes: None,
+            hard_margin: DEFAULT_HARD_MARGIN,
+            soft_window: DEFAULT_SOFT_WINDOW,
+            expiry: ExpiryPolicy::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retry: RetryPolicy::default(),
+            background_refresh: false,
+            http_client: None,
+            env: Box::new(env::process_env),
+            clock: Clock::System,
+            jitter: Jitter::Random,
+        }
+    }
+}
+
+impl TokenProviderBuilder {
+    /// The region or custom authority. Default: `FILEVINE_AUTHORITY` /
+    /// `FILEVINE_REGION`, else US.
+    pub fn region(mut self, region: Region) -> Self {
+        self.region = Some(region);
+        self
+    }
+
+    /// The credentials to exchange. Default: from the environment
+    /// ([`Credentials::from_env`]).
+    pub fn credentials(mut self, credentials: Credentials) -> Self {
+        self.credentials = Some(credentials);
+        self
+    }
+
+    /// Starts from a token set (e.g. from the authorization code flow) and
+    /// keeps it fresh with its refresh token, authenticating as `client_id`
+    /// (with `client_secret` for a confidential client). The token set must
+    /// carry a refresh token.
+    pub fn token_set(mut self, token_set: TokenSet, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
+        self.token_set = Some((token_set, ClientAuth { id: client_id, secret: client_secret }));
+        self
+    }
+
+    /// The scopes to request. Default: `FILEVINE_SCOPES`, else
+    /// [`Scopes::gateway`] for PAT and client credentials (a refresh asks
+    /// for the original scopes by sending none).
+    pub fn scopes(mut self, scopes: Scopes) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// Never hand out a token with less than this left (default 60 s; for
+    /// tokens living less than twice this, half their lifetime).
+    pub fn hard_margin(mut self, margin: Duration) -> Self {
+        self.hard_margin = margin;
+        self
+    }
+
+    /// How long before the hard margin a background refresh may start
+    /// (default 5 min, at most half the usable lifetime; jittered).
+    pub fn soft_window(mut self, window: Duration) -> Self {
+        self.soft_window = window;
+        self
+    }
+
+    /// How `expires_in` is interpreted (missing and absurd values).
+    pub fn expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
+        self.expiry = policy;
+        self
+    }
+
+    /// Connect timeout (default 3 s). Ignored with [`Self::http_client`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Timeout of one request attempt (default 10 s). Ignored with
+    /// [`Self::http_client`].
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Attempts per token request, the first included (default 3). Only
+    /// network errors, timeouts, 5xx and 429 are retried.
+    pub fn max_attempts(mut self, attempts: u32) -> Self {
+        self.retry.max_attempts = attempts;
+        self
+    }
+
+    /// Bound on one whole token request, retries and waits included
+    /// (default 30 s).
+    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+        self.retry.total_timeout = timeout;
+        self
+    }
+
+    /// The full retry policy (attempts, backoff, total bound).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// Refresh in a background task ahead of expiry, so `token()` never
+    /// waits on the network after the first token (default off). The task
+    /// ends when the last clone of the provider is dropped.
+    pub fn background_refresh(mut self, enabled: bool) -> Self {
+        self.background_refresh = enabled;
+        self
+    }
+
+    /// Use this `reqwest::Client` (its timeouts, proxy, TLS settings).
+    pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(client);
+        self
+    }
+
+    /// Read configuration from this function instead of the process
+    /// environment (tests, or an application's own configuration source).
+    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Box::new(lookup);
+        self
+    }
+
+    /// The clock token deadlines are checked against (default: the system's;
+    /// see [`crate::time`]). Tests pass a
+    /// [`ManualTimeSource`](crate::time::ManualTimeSource) to move time
+    /// without sleeping.
+    pub fn time_source(mut self, source: impl TimeSource + 'static) -> Self {
+        self.clock = Clock::Source(Arc::new(source));
+        self
+    }
+
+    /// Always use this fraction of the soft window and of backoff ceilings
+    /// instead of a random one, so tests can compute deadlines exactly.
+    #[cfg(feature = "test-util")]
+    pub fn fixed_jitter(mut self, fraction: f64) -> Self {
+        self.jitter = Jitter::Fixed(fraction);
+        self
+    }
+
+    /// Validates the configuration and builds the provider. Sends nothing.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming what is missing or wrong.
+    pub fn build(self) -> Result<TokenProvider, ConfigError> {
+        let lookup: Lookup<'_> = &*self.env;
+        let region = Region::resolve_with(self.region, lookup)?;
+        let scopes = match self.scopes {
+            Some(scopes) => Some(scopes),
+            None => env::scopes(lookup)?,
+        };
+        let (credentials, initial, refresh_token, id_token) = match self.token_set {
+            Some((set, client)) => {
+                let refresh = set.refresh_token.clone().ok_or(ConfigError::NoRefreshToken)?;
+                let credentials = Credentials { grant: Grant::RefreshToken(refresh.clone()), client: Some(client) };
+                (credentials, Some(set.access_token), Some(refresh), set.id_token)
+            }
+            None => {
+                let credentials = match self.credentials {
+                    Some(credentials) => credentials,
+                    None => Credentials::from_lookup(lookup)?,
+                };
+                let refresh = match &credentials.grant {
+                    Grant::RefreshToken(token) => Some(token.clone()),
+                    _ => None,
+                };
+                (credentials, None, refresh, None)
+            }
+        };
+        if self.retry.max_attempts == 0 {
+            return Err(ConfigError::ZeroAttempts);
+        }
+        if self.retry.total_timeout.is_zero() {
+            return Err(ConfigError::ZeroDuration { setting: "total_timeout" });
+        }
+        let enforced_attempt_timeout = self.http_client.is_none().then_some(self.request_timeout);
+        let http = match self.http_client {
+            Some(client) => client,
+            None => crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?,
+        };
+        if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
+            return Err(ConfigError::NoRuntime { feature: "background refresh" });
+        }
+        let scope = scopes.as_ref().map(Scopes::to_string).or_else(|| match credentials.grant {
+            // PAT and client credentials ask for the gateway scopes by default.
+            Grant::PersonalAccessToken(_) | Grant::ClientCredentials => Some(Scopes::gateway().to_string()),
+            Grant::RefreshToken(_) => None,
+        });
+        let inner = Arc::new(Inner {
+            id: next_provider_id(),
+            client: filevine_identity::Client::new_with_client(region.identity_url(), http),
+            region,
+            scope,
+            credentials,
+            refresh_token: Mutex::new(refresh_token),
+            id_token: Mutex::new(id_token),
+            timing: Timing { hard_margin: self.hard_margin, soft_window: self.soft_window },
+            expiry: self.expiry,
+            retry: self.retry,
+            enforced_attempt_timeout,
+            request_timeout: self.request_timeout,
+            clock: self.clock,
+            jitter: self.jitter,
+            background: self.background_refresh,
+            current: ArcSwapOption::new(None),
+            generation: AtomicU64::new(0),
+            refreshing: AtomicBool::new(false),
+            flight: Mutex::default(),
+            timer: Mutex::new(None),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        });
+        match initial {
+            Some(token) => {
+                let cached = inner.timing.deadlines(token.clone(), inner.clock.now(), token.expires_in(), inner.jitter);
+                inner.set_current(Some(Arc::new(cached)));
+            }
+            // Refreshing in the background starts with the first token.
+            None if self.background_refresh => Inner::start_soft_refresh(&inner),
+            None => {}
+        }
+        Ok(TokenProvider { inner })
+    }
+}

@@ -1,0 +1,150 @@
+//! What the provider caches: the current token with its deadlines, and each
+//! thread's remembered copy of it.
+//!
+//! Deadlines are [`Stamp`]s, checked against the clock on every call: a
+//! token past its hard margin is never handed out, whatever timers did (see
+//! [`crate::time`]).
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::grant::AccessToken;
+use crate::provider::jitter::Jitter;
+use crate::time::{CLOCK_SLACK, Stamp};
+
+/// Providers a thread remembers a token for.
+const LOCAL_ENTRIES: usize = 8;
+
+/// The refresh timing settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    pub(crate) hard_margin: Duration,
+    pub(crate) soft_window: Duration,
+}
+
+/// A cached token with its deadlines, computed once when it arrives.
+#[derive(Debug)]
+pub(crate) struct Cached {
+    pub(crate) token: AccessToken,
+    /// From this point on the token is not handed out (hard margin).
+    pub(crate) usable_until: Stamp,
+    /// From this point on a call starts a refresh (soft window, jittered).
+    pub(crate) refresh_at: Stamp,
+}
+
+impl Timing {
+    /// The deadlines of `token`, which has `life` left at `stamp`.
+    ///
+    /// - hard margin `M = min(hard_margin, L/2)` for lifetime `L`: a token
+    ///   with less than `M` left is never handed out;
+    /// - soft window `W = min(soft_window, (L−M)/2)`: the refresh starts at a
+    ///   random point between `W` and `W/2` before `L−M`, so a fleet does not
+    ///   refresh in lockstep and a refresh has at least `W/2` to finish.
+    pub(crate) fn deadlines(&self, token: AccessToken, stamp: Stamp, life: Duration, jitter: Jitter) -> Cached {
+        let lifetime = token.lifetime();
+        let margin = self.hard_margin.min(lifetime / 2);
+        // The coarse clock may read up to one tick late: end a tick early.
+        let usable_for = life.saturating_sub(margin).saturating_sub(CLOCK_SLACK);
+        let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
+        let refresh_after = usable_for.saturating_sub(window.mul_f64(0.5 + 0.5 * jitter.unit()));
+        Cached { token, usable_until: stamp.plus(usable_for), refresh_at: stamp.plus(refresh_after) }
+    }
+}
+
+/// A thread's remembered tokens: the most recent provider's in `last`, up to
+/// [`LOCAL_ENTRIES`] others in `others`. Each entry is tagged with the
+/// provider's generation when it was remembered; a newer generation (a new
+/// or invalidated token) makes it stale.
+struct Local {
+    last: Option<Remembered>,
+    others: Vec<Remembered>,
+}
+
+/// (provider id, generation, token).
+type Remembered = (u64, u64, Arc<Cached>);
+
+thread_local! {
+    // `const` initialisation: no lazy-init check on every access.
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local { last: None, others: Vec::new() }) };
+}
+
+/// This thread's remembered token of provider `id`, if it was remembered at
+/// `generation` and `now` is before its refresh time.
+#[inline]
+pub(crate) fn remembered(id: u64, generation: u64, now: impl FnOnce() -> Stamp) -> Option<AccessToken> {
+    LOCAL.with(|local| {
+        let local = local.borrow();
+        let (_, tagged, cached) = match &local.last {
+            Some(entry) if entry.0 == id => entry,
+            _ => local.others.iter().find(|(entry, _, _)| *entry == id)?,
+        };
+        (*tagged == generation && now().before(cached.refresh_at)).then(|| cached.token.clone())
+    })
+}
+
+/// Remembers `cached` for this thread, tagged with `generation`.
+pub(crate) fn remember(id: u64, generation: u64, cached: Arc<Cached>) {
+    LOCAL.with(|local| {
+        let mut local = local.borrow_mut();
+        match local.last.replace((id, generation, cached)) {
+            Some(previous) if previous.0 != id => {
+                local.others.retain(|(other, _, _)| *other != id);
+                if local.others.len() == LOCAL_ENTRIES {
+                    local.others.remove(0);
+                }
+                local.others.push(previous);
+            }
+            _ => {}
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use filevine_identity::SecretString;
+    use std::time::Instant;
+
+    fn token(lifetime: Duration) -> AccessToken {
+        AccessToken::new(SecretString::from("t"), "Bearer", None, Instant::now(), lifetime).unwrap()
+    }
+
+    fn timing() -> Timing {
+        Timing { hard_margin: Duration::from_secs(60), soft_window: Duration::from_secs(300) }
+    }
+
+    fn start() -> Stamp {
+        Stamp::default().plus(Duration::from_secs(1_000))
+    }
+
+    #[test]
+    fn deadlines_for_a_long_lived_token() {
+        let life = Duration::from_secs(1200);
+        // The earliest refresh (jitter 1) and the latest (jitter 0).
+        let early = timing().deadlines(token(life), start(), life, Jitter::Fixed(1.0));
+        let late = timing().deadlines(token(life), start(), life, Jitter::Fixed(0.0));
+        assert_eq!(start().until(late.usable_until), Duration::from_secs(1140) - CLOCK_SLACK);
+        assert_eq!(late.refresh_at, start().plus(Duration::from_secs(990) - CLOCK_SLACK));
+        let early_by = start().until(early.usable_until) - start().until(early.refresh_at);
+        assert!(early_by > Duration::from_millis(299_999) && early_by <= Duration::from_secs(300), "{early_by:?}");
+    }
+
+    #[test]
+    fn deadlines_for_a_short_lived_token_use_half_the_lifetime() {
+        let life = Duration::from_secs(2);
+        let cached = timing().deadlines(token(life), start(), life, Jitter::Fixed(0.0));
+        assert_eq!(start().until(cached.usable_until), Duration::from_secs(1) - CLOCK_SLACK);
+        // Half of the half-second window before the hard margin.
+        assert_eq!(start().until(cached.usable_until) - start().until(cached.refresh_at), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_token_set_restored_late_keeps_its_own_expiry() {
+        // 1200 s lifetime, 100 s left: usable for 40 s, refresh now.
+        let cached =
+            timing().deadlines(token(Duration::from_secs(1200)), start(), Duration::from_secs(100), Jitter::Fixed(0.0));
+        assert_eq!(start().until(cached.usable_until), Duration::from_secs(40) - CLOCK_SLACK);
+        assert_eq!(cached.refresh_at, start());
+    }
+}

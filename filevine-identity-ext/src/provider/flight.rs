@@ -1,0 +1,258 @@
+//! The single flight: at most one refresh per provider at a time, run in
+//! its own task, its outcome stored before it is published to every waiter.
+//!
+//! Why a task of its own: the answer to a refresh-token grant carries the
+//! rotated refresh token, and the old one is dead once the server has sent
+//! it. A refresh that ran inside the first caller's future would be
+//! cancelled with it (a client disconnect, a `timeout`), and the rotated
+//! token lost. A task runs to the end whoever is still waiting.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::cache::Cached;
+use super::{Inner, lock};
+use crate::error::Error;
+use crate::grant::exchange;
+use crate::grant::{AccessToken, Grant};
+use crate::time::Stamp;
+
+/// First backoff step after a failed refresh.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Longest backoff after repeated failures.
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// A refresh's outcome as published: `None` until it is known.
+pub(super) type Outcome = Option<Result<AccessToken, Error>>;
+
+/// The refresh in flight and the failure backoff. Guarded by `Inner::flight`.
+#[derive(Debug, Default)]
+pub(super) struct Flight {
+    /// The refresh in progress, if any.
+    pub(super) in_flight: Option<watch::Receiver<Outcome>>,
+    /// Consecutive failed refreshes.
+    failures: u32,
+    /// No new refresh starts before this (backoff after failures).
+    not_before: Option<Stamp>,
+}
+
+/// Full-jitter exponential backoff after `failures` consecutive failures.
+fn backoff(failures: u32, jitter: f64) -> Duration {
+    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
+    ceiling.mul_f64(jitter)
+}
+
+/// Clears its flight when the task ends without finishing it (its runtime
+/// shut down), so the next caller can start another.
+struct FlightGuard {
+    inner: Weak<Inner>,
+    flight: watch::Receiver<Outcome>,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            let mut flight = lock(&inner.flight);
+            if flight.in_flight.as_ref().is_some_and(|r| r.same_channel(&self.flight)) {
+                flight.in_flight = None;
+                inner.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The slow path: waits for the refresh in flight, or starts one.
+    pub(super) async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, Error> {
+        // A flight whose task vanished (its runtime shut down) is started
+        // again once; vanishing twice means there is no runtime to run on.
+        for _ in 0..2 {
+            let mut receiver = {
+                let mut flight = lock(&self.flight);
+                // Re-check under the lock: a refresh may have finished since
+                // the fast path looked.
+                if let Some(token) = self.usable() {
+                    return Ok(token);
+                }
+                match &flight.in_flight {
+                    Some(receiver) => receiver.clone(),
+                    None => self.start_flight(&mut flight)?,
+                }
+            };
+            if let Ok(outcome) = receiver.wait_for(Option::is_some).await {
+                match outcome.clone() {
+                    Some(Ok(token)) => return Ok(token),
+                    Some(Err(error)) => return self.usable().ok_or(error),
+                    None => {}
+                }
+            }
+        }
+        Err(Error::NoRuntime)
+    }
+
+    /// The current token if it is before its hard margin.
+    fn usable(&self) -> Option<AccessToken> {
+        let current = self.current.load();
+        let cached = current.as_ref()?;
+        self.clock.now().before(cached.usable_until).then(|| cached.token.clone())
+    }
+
+    /// Starts a refresh without waiting for it, unless one runs already or
+    /// the backoff says not yet.
+    pub(super) fn start_soft_refresh(this: &Arc<Self>) {
+        let mut flight = lock(&this.flight);
+        if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| this.clock.now().before(t)) {
+            return;
+        }
+        if let Err(error) = this.start_flight(&mut flight) {
+            tracing::warn!(%error, "could not start a background token refresh");
+        }
+    }
+
+    /// Starts a refresh task on the caller's runtime (or the one the provider
+    /// was built in); the caller holds the flight lock.
+    fn start_flight(self: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
+        let runtime =
+            tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone()).ok_or(Error::NoRuntime)?;
+        let (sender, receiver) = watch::channel(None);
+        flight.in_flight = Some(receiver.clone());
+        self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
+        let guard = FlightGuard { inner: Arc::downgrade(self), flight: receiver.clone() };
+        let inner = Arc::clone(self);
+        runtime.spawn(async move {
+            let _guard = guard;
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            let outcome = inner.fetch().await;
+            let published = inner.finish_flight(&outcome);
+            // Nobody may be waiting (a background refresh); that is fine.
+            let _ = sender.send(Some(published));
+        });
+        Ok(receiver)
+    }
+
+    /// One refresh: request (with retries), store the rotated refresh token,
+    /// return the access token with its deadlines' starting point.
+    async fn fetch(&self) -> Result<(AccessToken, Stamp), Error> {
+        let is_refresh = matches!(self.credentials.grant, Grant::RefreshToken(_));
+        let grant_type = self.credentials.grant_type();
+        let (set, sent_at) = self
+            .retry
+            .run(self.enforced_attempt_timeout, self.jitter, |attempt| async move {
+                // Read the refresh token per attempt: it is the latest one.
+                let refresh_token = lock(&self.refresh_token).clone();
+                let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref());
+                tracing::debug!(
+                    grant_type,
+                    attempt,
+                    authority = self.region.identity_url(),
+                    "requesting an access token"
+                );
+                // Deadlines count from before the request left: never later
+                // than the server's own clock started the lifetime.
+                let sent_at = self.clock.now();
+                exchange::exchange(&self.client, &request, is_refresh, &self.expiry, self.request_timeout)
+                    .await
+                    .map(|set| (set, sent_at))
+                    .map_err(|error| {
+                        let mut secrets = self.credentials.secrets();
+                        if let Some(token) = &refresh_token {
+                            secrets.push(token.expose_secret());
+                        }
+                        error.scrub(&secrets)
+                    })
+                    .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))
+            })
+            .await?;
+        if let Some(rotated) = set.refresh_token {
+            *lock(&self.refresh_token) = Some(rotated);
+        }
+        if let Some(id_token) = set.id_token {
+            *lock(&self.id_token) = Some(id_token);
+        }
+        tracing::debug!(
+            grant_type,
+            expires_in_s = set.access_token.lifetime().as_secs(),
+            scopes = %set.access_token.scopes(),
+            "received an access token"
+        );
+        Ok((set.access_token, sent_at))
+    }
+
+    /// Stores the outcome before it is published: the token becomes current,
+    /// or the failure count and backoff advance.
+    fn finish_flight(self: &Arc<Self>, outcome: &Result<(AccessToken, Stamp), Error>) -> Result<AccessToken, Error> {
+        let mut flight = lock(&self.flight);
+        flight.in_flight = None;
+        self.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            Ok((token, sent_at)) => {
+                let cached = self.timing.deadlines(token.clone(), *sent_at, token.lifetime(), self.jitter);
+                self.set_current(Some(Arc::new(cached)));
+                flight.failures = 0;
+                flight.not_before = None;
+                Ok(token.clone())
+            }
+            Err(error) => {
+                flight.failures = flight.failures.saturating_add(1);
+                let wait = match error {
+                    Error::RateLimited { retry_after: Some(wait), .. } => *wait,
+                    _ => backoff(flight.failures, self.jitter.unit()),
+                };
+                let now = self.clock.now();
+                let retry_at = now.plus(wait);
+                flight.not_before = Some(retry_at);
+                // Keep serving the cached token until its hard margin, but
+                // start the next soft refresh only once the backoff passed.
+                match self.current.load_full() {
+                    Some(cached) if now.before(cached.usable_until) && cached.refresh_at.before(retry_at) => {
+                        let postponed = Cached {
+                            token: cached.token.clone(),
+                            usable_until: cached.usable_until,
+                            refresh_at: if retry_at.before(cached.usable_until) {
+                                retry_at
+                            } else {
+                                cached.usable_until
+                            },
+                        };
+                        self.set_current(Some(Arc::new(postponed)));
+                    }
+                    Some(_) => {}
+                    None if self.background => self.retry_in_background(wait),
+                    None => {}
+                }
+                Err(error.clone())
+            }
+        }
+    }
+
+    /// With background refresh and no token at all, try again after `wait`.
+    fn retry_in_background(self: &Arc<Self>, wait: Duration) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let inner: Weak<Self> = Arc::downgrade(self);
+        runtime.spawn(async move {
+            tokio::time::sleep(wait).await;
+            if let Some(inner) = inner.upgrade() {
+                Inner::start_soft_refresh(&inner);
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_with_failures_and_is_capped() {
+        assert_eq!(backoff(0, 0.5), Duration::from_millis(100));
+        assert_eq!(backoff(1, 0.5), Duration::from_millis(200));
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(800));
+        assert_eq!(backoff(40, 0.5), BACKOFF_CAP / 2);
+        assert_eq!(backoff(40, 0.0), Duration::ZERO);
+    }
+}

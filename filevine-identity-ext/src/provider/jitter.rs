@@ -1,0 +1,71 @@
+//! Random fractions for jitter, injectable for tests. Not for secrets:
+//! spreading refreshes and retries only needs values that differ between
+//! processes and calls.
+
+use std::cell::Cell;
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+
+/// Where jitter fractions come from.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) enum Jitter {
+    /// A per-thread xorshift generator seeded from std's random hasher keys.
+    #[default]
+    Random,
+    /// Always this fraction (tests: deadlines and backoffs become exact).
+    Fixed(f64),
+}
+
+impl Jitter {
+    /// A value in `[0, 1)`.
+    pub(crate) fn unit(self) -> f64 {
+        match self {
+            Self::Random => random_unit(),
+            Self::Fixed(fraction) => fraction.clamp(0.0, 1.0 - f64::EPSILON),
+        }
+    }
+}
+
+thread_local! {
+    /// xorshift64* state, seeded from std's per-process random hasher keys.
+    static STATE: Cell<u64> = Cell::new({
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(0x9E37_79B9_7F4A_7C15);
+        hasher.finish() | 1
+    });
+}
+
+/// A uniformly distributed value in `[0, 1)`.
+fn random_unit() -> f64 {
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        // The top 53 bits make an exactly representable f64 in [0, 1).
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_values_are_in_range_and_spread() {
+        let values: Vec<f64> = (0..10_000).map(|_| Jitter::Random.unit()).collect();
+        assert!(values.iter().all(|v| (0.0..1.0).contains(v)));
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((0.45..0.55).contains(&mean), "{mean}");
+        let low = values.iter().filter(|v| **v < 0.1).count();
+        assert!((800..1200).contains(&low), "{low}");
+    }
+
+    #[test]
+    fn fixed_values_stay_below_one() {
+        assert_eq!(Jitter::Fixed(0.25).unit(), 0.25);
+        assert!(Jitter::Fixed(1.0).unit() < 1.0);
+        assert_eq!(Jitter::Fixed(-3.0).unit(), 0.0);
+    }
+}

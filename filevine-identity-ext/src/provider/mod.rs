@@ -1,0 +1,328 @@
+//! [`TokenProvider`]: a valid access token on every call, one request per
+//! refresh however many callers ask at once.
+//!
+//! # How a call is served
+//!
+//! - **Hot path** ([`cache`]). Each thread remembers the last token it was
+//!   handed, tagged with the provider's generation counter. A call reads that
+//!   counter (one atomic load of a read-mostly cache line), finds its
+//!   thread's entry, reads the clock ([`crate::time`]: two coarse clocks on
+//!   Linux) and compares it with the token's refresh time, then clones one
+//!   `Arc`. No lock, no allocation, no timer needed to be right.
+//! - **Checked path.** Otherwise it loads the current token from an
+//!   `ArcSwapOption` (no lock): before its refresh time it is remembered and
+//!   returned; inside the soft window it is returned and a refresh starts in
+//!   the background; past the hard margin it is never returned.
+//! - **Slow path** ([`flight`]). With no usable token, the caller takes the
+//!   flight lock (a short `std` mutex, never held across `.await`),
+//!   re-checks, and joins the refresh in flight or starts one. A refresh
+//!   runs in its own task: a caller that gives up (a dropped future, a
+//!   timeout) never cancels a request whose answer may carry a rotated
+//!   refresh token. Everyone waiting gets the outcome through a `watch`
+//!   channel, after the token was stored.
+//! - **Background refresh** ([`background`], opt-in): a timer starts the
+//!   refresh at the soft deadline, so callers never wait on the network.
+//!   The timer only makes refreshes earlier; correctness never depends on it.
+//!
+//! # When a token is refreshed
+//!
+//! With lifetime `L` (from `expires_in`, see [`ExpiryPolicy`]):
+//!
+//! - hard margin `M = min(hard_margin, L/2)` (default 60 s, as Filevine's
+//!   samples use): a token with less than `M` left is never handed out;
+//! - soft window `W = min(soft_window, (L−M)/2)` (default 5 min): the refresh
+//!   starts at a random point between `W` and `W/2` before `L−M`;
+//! - if a refresh fails, callers keep getting the cached token until its
+//!   hard margin, then the error. Failures back off (full jitter, capped).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use arc_swap::ArcSwapOption;
+
+use crate::config::region::Region;
+use crate::error::Error;
+use crate::grant::{AccessToken, Credentials, ExpiryPolicy, IdToken, RefreshToken};
+use crate::time::Clock;
+
+mod background;
+mod builder;
+mod cache;
+mod flight;
+mod jitter;
+mod retry;
+
+pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, TokenProviderBuilder};
+pub use retry::RetryPolicy;
+
+use cache::{Cached, Timing};
+use flight::Flight;
+use jitter::Jitter;
+
+/// Hands out valid access tokens, refreshing them ahead of expiry.
+///
+/// `Clone + Send + Sync`; clones share one cache, so clone it into every
+/// task that needs tokens. Needs a Tokio runtime.
+///
+/// ```
+/// use filevine_identity_ext::{Credentials, PersonalAccessToken, Region, TokenProvider};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let provider = TokenProvider::builder()
+///     .region(Region::Us)
+///     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?))
+///     .build()?;
+/// let token = provider.token().await?;
+/// let header = token.authorization_header(); // `Bearer …`, marked sensitive
+/// # drop(header);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TokenProvider {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for TokenProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenProvider")
+            .field("authority", &self.inner.region.identity_url())
+            .field("grant_type", &self.inner.credentials.grant_type())
+            .field("cached", &self.inner.current.load().as_ref().map(|c| c.token.clone()))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The state all clones of a provider share.
+struct Inner {
+    /// Unique per provider (never reused), keys the thread-local entries.
+    id: u64,
+    client: filevine_identity::Client,
+    region: Region,
+    credentials: Credentials,
+    /// The `scope` form value, built once.
+    scope: Option<String>,
+    /// The latest refresh token (rotated by every refresh response).
+    refresh_token: Mutex<Option<RefreshToken>>,
+    /// The latest ID token from a refresh response.
+    id_token: Mutex<Option<IdToken>>,
+    timing: Timing,
+    expiry: ExpiryPolicy,
+    retry: RetryPolicy,
+    /// The per-attempt timeout the HTTP client enforces, when the SDK built
+    /// the client (a user's client has timeouts the SDK does not know).
+    enforced_attempt_timeout: Option<std::time::Duration>,
+    request_timeout: std::time::Duration,
+    clock: Clock,
+    jitter: Jitter,
+    /// Refresh ahead of time without waiting for a call.
+    background: bool,
+    /// The current token and its deadlines. Read without locks.
+    current: ArcSwapOption<Cached>,
+    /// Bumped after every change of `current`; thread-local entries tagged
+    /// with an older generation are not used.
+    generation: AtomicU64,
+    /// Set while a refresh runs; lets the checked path skip the flight lock.
+    refreshing: AtomicBool,
+    flight: Mutex<Flight>,
+    /// The background refresh timer of the current token.
+    timer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The runtime the provider was built in, for refreshes started by calls
+    /// made outside any runtime.
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = lock(&self.timer).take() {
+            task.abort();
+        }
+    }
+}
+
+/// Locks a std mutex, recovering from poisoning: every critical section
+/// here leaves the data consistent, so a panic elsewhere must not wedge
+/// token refresh forever.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl TokenProvider {
+    /// Starts configuring a provider. Everything not set explicitly comes
+    /// from the environment, then from defaults.
+    pub fn builder() -> TokenProviderBuilder {
+        TokenProviderBuilder::default()
+    }
+
+    /// A provider configured entirely from the environment:
+    /// `FILEVINE_PAT` / `FILEVINE_CLIENT_ID` / `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_SCOPES`, `FILEVINE_REGION` / `FILEVINE_AUTHORITY`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`](crate::ConfigError) naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, crate::ConfigError> {
+        Self::builder().build()
+    }
+
+    /// A valid access token: the cached one if it is before its hard margin,
+    /// otherwise a fresh one (one request however many callers wait for it).
+    ///
+    /// # Errors
+    /// The refresh's [`Error`], when there is no token before its hard
+    /// margin to fall back on.
+    pub fn token(&self) -> TokenFuture<'_> {
+        TokenFuture { provider: self, slow: None }
+    }
+
+    /// The region (authority and gateway) this provider talks to.
+    pub fn region(&self) -> &Region {
+        &self.inner.region
+    }
+
+    /// The most recent ID token a refresh response carried, if any.
+    pub fn latest_id_token(&self) -> Option<IdToken> {
+        lock(&self.inner.id_token).clone()
+    }
+
+    /// Forgets the cached token, so the next [`TokenProvider::token`] fetches
+    /// a new one. Call it when the API answered 401 to the current token.
+    pub fn invalidate(&self) {
+        self.inner.set_current(None);
+    }
+
+    /// Forgets `token` if it is still the cached one. When many requests
+    /// fail with 401 for the same token, only the first invalidation
+    /// counts, so they share one refresh.
+    pub fn invalidate_token(&self, token: &AccessToken) {
+        let current = self.inner.current.load();
+        if current.as_ref().is_some_and(|c| c.token.same_token(token)) {
+            let previous = self.inner.current.compare_and_swap(&*current, None);
+            if previous.as_ref().is_some_and(|c| c.token.same_token(token)) {
+                self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// Forgets the cached token if it is the one `sent` carried (the value
+    /// of an `Authorization` header that got a 401).
+    pub(crate) fn invalidate_header(&self, sent: &reqwest::header::HeaderValue) {
+        let current = self.inner.current.load_full();
+        if let Some(cached) = current.filter(|c| c.token.authorization_header() == sent) {
+            self.invalidate_token(&cached.token);
+        }
+    }
+
+    /// Waits until no refresh is in flight (one started in the background
+    /// by a call in the soft window, or by the background timer), so a test
+    /// can assert on its outcome without sleeping.
+    #[cfg(feature = "test-util")]
+    pub async fn settled(&self) {
+        let receiver = lock(&self.inner.flight).in_flight.clone();
+        if let Some(mut receiver) = receiver {
+            let _ = receiver.wait_for(Option::is_some).await;
+        }
+    }
+
+    /// The hot path: this thread's remembered token, if it is of the
+    /// current generation and before its refresh time.
+    #[inline]
+    fn remembered(&self) -> Result<AccessToken, u64> {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        cache::remembered(self.inner.id, generation, || self.inner.clock.now()).ok_or(generation)
+    }
+
+    /// The checked path: the current token if it is usable, remembered for
+    /// this thread while it is fresh. Starts a soft refresh when one is due.
+    fn checked(&self, generation: u64) -> Option<AccessToken> {
+        // Generation first, then the token: an entry is never tagged with a
+        // generation newer than the token it holds.
+        let cached = self.inner.current.load_full()?;
+        let now = self.inner.clock.now();
+        if now.before(cached.refresh_at) {
+            let token = cached.token.clone();
+            cache::remember(self.inner.id, generation, cached);
+            return Some(token);
+        }
+        if now.before(cached.usable_until) {
+            if !self.inner.refreshing.load(Ordering::Relaxed) {
+                Inner::start_soft_refresh(&self.inner);
+            }
+            return Some(cached.token.clone());
+        }
+        None
+    }
+}
+
+/// The future [`TokenProvider::token`] returns.
+///
+/// Small on purpose: the first poll serves a cached token without touching
+/// the slow path's state, which lives in a box only when it is needed.
+#[must_use = "futures do nothing unless polled"]
+pub struct TokenFuture<'a> {
+    provider: &'a TokenProvider,
+    slow: Option<SlowFuture<'a>>,
+}
+
+type SlowFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<AccessToken, Error>> + Send + 'a>>;
+
+impl std::fmt::Debug for TokenFuture<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenFuture").field("waiting", &self.slow.is_some()).finish_non_exhaustive()
+    }
+}
+
+impl std::future::Future for TokenFuture<'_> {
+    type Output = Result<AccessToken, Error>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.slow.is_none() {
+            let generation = match this.provider.remembered() {
+                Ok(token) => return Poll::Ready(Ok(token)),
+                Err(generation) => generation,
+            };
+            if let Some(token) = this.provider.checked(generation) {
+                return Poll::Ready(Ok(token));
+            }
+            this.slow = Some(Box::pin(this.provider.inner.token_slow()));
+        }
+        match this.slow.as_mut() {
+            Some(slow) => slow.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl Inner {
+    /// Replaces the current token, bumps the generation, and (refreshing in
+    /// the background) arms the timer for the new token's refresh time.
+    fn set_current(self: &Arc<Self>, cached: Option<Arc<Cached>>) {
+        self.current.store(cached.clone());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if self.background
+            && let Some(cached) = cached
+        {
+            background::arm(self, &cached);
+        }
+    }
+}
+
+/// Hands out unique provider ids.
+fn next_provider_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_is_send_sync_clone() {
+        fn assert_traits<T: Clone + Send + Sync + 'static>() {}
+        assert_traits::<TokenProvider>();
+        assert_traits::<AccessToken>();
+    }
+}

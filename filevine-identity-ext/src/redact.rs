@@ -1,0 +1,206 @@
+//! Redaction: what a server sent never reaches an error message, a log line
+//! or a panic with anything that looks like a secret in it.
+//!
+//! Two layers: [`redact`] replaces what *looks* like a secret (token-bearing
+//! fields, JWT-shaped and long opaque strings) in any text from a response;
+//! [`scrub`] replaces exactly the secrets a request carried, for a server
+//! that echoes what it was sent.
+
+/// Returns at most `max_chars` of `text` with anything that looks like a
+/// secret replaced by `[REDACTED]`: the values of token-bearing JSON or form
+/// fields, JWT-shaped strings, and long opaque runs of token characters.
+///
+/// Used on every piece of a response that can reach an error message.
+pub(crate) fn redact(text: &str, max_chars: usize) -> String {
+    // Redact first, then cut: cutting first could shorten a token below the
+    // length that marks it as one.
+    let mut out = redact_secret_fields(text);
+    out = redact_opaque_runs(&out);
+    if out.chars().count() > max_chars {
+        out = out.chars().take(max_chars).collect::<String>() + "…";
+    }
+    out
+}
+
+/// The first bytes of a body as text, redacted.
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
+    let head = &body[..body.len().min(4096)];
+    redact(String::from_utf8_lossy(head).trim(), 200)
+}
+
+/// Token-bearing field names as they open a JSON member (`"name"`, then
+/// `:`) or a form pair (`name=`).
+const SECRET_FIELD_OPENERS: &[(&str, char)] = &[
+    ("\"access_token\"", ':'),
+    ("access_token=", '='),
+    ("\"refresh_token\"", ':'),
+    ("refresh_token=", '='),
+    ("\"id_token\"", ':'),
+    ("id_token=", '='),
+    ("\"token\"", ':'),
+    ("token=", '='),
+    ("\"client_secret\"", ':'),
+    ("client_secret=", '='),
+    ("\"code\"", ':'),
+    ("code=", '='),
+    ("\"code_verifier\"", ':'),
+    ("code_verifier=", '='),
+    ("\"password\"", ':'),
+    ("password=", '='),
+];
+
+/// `"access_token": "…"` and `access_token=…` keep their names, lose their values.
+fn redact_secret_fields(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    'scan: while !rest.is_empty() {
+        // Only `"` or a letter can open a field; skip the table otherwise.
+        if rest.starts_with(|c: char| c == '"' || c.is_ascii_lowercase()) {
+            for (open, value_start) in SECRET_FIELD_OPENERS {
+                if let Some(after) = rest.strip_prefix(open) {
+                    let preceded_by_word =
+                        out.chars().next_back().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                    if preceded_by_word {
+                        continue;
+                    }
+                    out.push_str(open);
+                    let (consumed, redacted) = skip_value(after, *value_start);
+                    out.push_str(&redacted);
+                    rest = &after[consumed..];
+                    continue 'scan;
+                }
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
+}
+
+/// Skips a JSON string value after `:` or a form value after `=`; returns
+/// the bytes consumed and their redacted replacement.
+fn skip_value(after: &str, kind: char) -> (usize, String) {
+    if kind == '=' {
+        let end = after.find(['&', ' ', '\n', '"']).unwrap_or(after.len());
+        return (end, if end == 0 { String::new() } else { "[REDACTED]".to_owned() });
+    }
+    let trimmed = after.trim_start();
+    let leading = after.len() - trimmed.len();
+    let Some(colon_rest) = trimmed.strip_prefix(':') else { return (0, String::new()) };
+    let value = colon_rest.trim_start();
+    let offset = leading + 1 + (colon_rest.len() - value.len());
+    if let Some(string) = value.strip_prefix('"') {
+        // To the closing quote (honouring escapes), or the end of the text.
+        let mut escaped = false;
+        let mut end = string.len();
+        for (i, c) in string.char_indices() {
+            match c {
+                '\\' if !escaped => escaped = true,
+                '"' if !escaped => {
+                    end = i + 1;
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        (offset + 1 + end, ": \"[REDACTED]\"".to_owned())
+    } else {
+        let end = value.find([',', '}', ' ', '\n']).unwrap_or(value.len());
+        (offset + end, ": [REDACTED]".to_owned())
+    }
+}
+
+/// Long runs of token characters (base64url, JWT dots): 32+ characters, or
+/// 16+ that mix letters and digits.
+fn redact_opaque_runs(text: &str) -> String {
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=');
+    let mut out = String::with_capacity(text.len());
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let has_digit = run.chars().any(|c| c.is_ascii_digit());
+        let has_alpha = run.chars().any(|c| c.is_ascii_alphabetic());
+        let looks_like_url = run.contains("//");
+        if !looks_like_url && (run.len() >= 32 || (run.len() >= 16 && has_digit && has_alpha)) {
+            out.push_str("[REDACTED]");
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_token_char(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
+}
+
+/// Replaces every occurrence of `secrets` (the ones a request carried) in
+/// `text`. Empty secrets are skipped.
+pub(crate) fn scrub(text: String, secrets: &[&str]) -> String {
+    secrets.iter().filter(|s| !s.is_empty()).fold(text, |text, secret| text.replace(secret, "[REDACTED]"))
+}
+
+/// A URL without its query and fragment: what `Debug` shows of a URL whose
+/// query carries per-sign-in secrets (state, nonce, an ID token hint).
+pub(crate) fn endpoint_only(url: &url::Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_json_fields_are_redacted() {
+        let body = r#"{"access_token":"at-1","token_type":"Bearer","refresh_token" : "r\"t","code":5}"#;
+        let out = redact(body, 1000);
+        assert_eq!(
+            out,
+            r#"{"access_token": "[REDACTED]","token_type":"Bearer","refresh_token": "[REDACTED]","code": [REDACTED]}"#
+        );
+    }
+
+    #[test]
+    fn truncated_json_values_are_redacted() {
+        let out = redact(r#"{"id_token":"eyJhbGciOiJSUzUxMiJ9.eyJzdWIiOiIxIn0.sig"#, 1000);
+        assert_eq!(out, r#"{"id_token": "[REDACTED]""#);
+    }
+
+    #[test]
+    fn form_fields_and_opaque_runs_are_redacted() {
+        let out = redact("grant_type=refresh_token&refresh_token=abc&client_secret=s", 1000);
+        assert_eq!(out, "grant_type=refresh_token&refresh_token=[REDACTED]&client_secret=[REDACTED]");
+        let out = redact("<p>token A1b2C3d4E5f6G7h8I9 expired</p>", 1000);
+        assert_eq!(out, "<p>token [REDACTED] expired</p>");
+        // Ordinary words, numbers and URLs survive.
+        let text = "502 Bad Gateway at https://identity.filevine.io/connect/token";
+        assert_eq!(redact(text, 1000), text);
+    }
+
+    #[test]
+    fn words_ending_in_a_field_name_are_not_fields() {
+        assert_eq!(redact("mycode=1&barcode=2", 1000), "mycode=1&barcode=2");
+    }
+
+    #[test]
+    fn long_text_is_cut() {
+        let out = redact(&"a ".repeat(500), 10);
+        assert_eq!(out.chars().count(), 11);
+        assert!(out.ends_with('…'));
+    }
+
+    #[test]
+    fn excerpt_handles_binary_and_huge_bodies() {
+        let body: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
+        let out = body_excerpt(&body);
+        assert!(out.chars().count() <= 201);
+    }
+}

@@ -1,0 +1,101 @@
+//! The API gateway stub: accepts only tokens this server issued, records
+//! what it received.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::server::json_response;
+use super::{Shared, lock};
+
+/// A request to the gateway stub as the server received it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayRequest {
+    /// `GET`, `POST`, …
+    pub method: String,
+    /// The path under `/gateway`.
+    pub path: String,
+    /// The request headers (lowercase names).
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for GatewayRequest {
+    /// Header names only: `authorization` carries a token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl GatewayRequest {
+    /// The value of one header (lowercase name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// Records a gateway request and checks its bearer token: `Some(401)`
+/// unless it is one this server issued (or a rejection is queued).
+fn gateway_check(shared: &Shared, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
+    shared.gateway_requests.fetch_add(1, Ordering::SeqCst);
+    let reject = {
+        let mut registry = lock(&shared.registry);
+        registry.gateway_log.push(GatewayRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+        });
+        let reject = registry.gateway_rejections > 0;
+        registry.gateway_rejections = registry.gateway_rejections.saturating_sub(1);
+        reject
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if reject || !shared.is_valid_access_token(token) {
+        return Some(
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")]).into_response(),
+        );
+    }
+    None
+}
+
+/// `POST {gateway}/fv-app/v2/utils/GetUserOrgsWithToken`.
+pub(super) async fn gateway_user_orgs(State(shared): State<Arc<Shared>>, headers: HeaderMap, _body: Bytes) -> Response {
+    if let Some(rejected) = gateway_check(&shared, "POST", "/fv-app/v2/utils/GetUserOrgsWithToken", &headers) {
+        return rejected;
+    }
+    json_response(
+        200,
+        serde_json::json!({
+            "user": {"userId": {"native": 1001, "partner": null}, "username": "test.user", "email": "test@example.test"},
+            "orgs": [{"orgId": 42, "name": "Test Law Firm"}, {"orgId": 43, "name": "Second Firm"}],
+        }),
+    )
+}
+
+/// `GET {gateway}/fv-app/v2/Users/Me`: needs `x-fv-orgid` and `x-fv-userid`.
+pub(super) async fn gateway_users_me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    if let Some(rejected) = gateway_check(&shared, "GET", "/fv-app/v2/Users/Me", &headers) {
+        return rejected;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    match (header("x-fv-orgid"), header("x-fv-userid")) {
+        (Some(org), Some(user)) => {
+            json_response(200, serde_json::json!({"orgId": org, "userId": user, "firstName": "Test"}))
+        }
+        _ => json_response(400, serde_json::json!({"message": "x-fv-orgid and x-fv-userid are required"})),
+    }
+}

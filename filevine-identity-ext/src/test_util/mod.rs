@@ -1,0 +1,329 @@
+//! A Filevine Identity server on 127.0.0.1, for tests — yours and ours.
+//!
+//! Enabled by the `test-util` feature (`test-server` is an alias). It serves the token endpoint for
+//! every grant exactly as the spec describes (form body in, JSON out,
+//! Filevine's envelope or RFC 6749 errors), the discovery document, and a
+//! tiny API gateway stub that accepts only tokens this server issued. It
+//! counts requests per grant, issues tokens with short lifetimes on demand,
+//! and injects failures: any status, the Filevine envelope, RFC 6749 errors,
+//! delays, dropped connections and garbage bodies.
+//!
+//! ```
+//! use filevine_identity_ext::test_util::{Failure, TestServer};
+//! use filevine_identity_ext::{Credentials, PersonalAccessToken, TokenProvider};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = TestServer::start().await?;
+//! server.add_personal_access_token("fvpat_test");
+//!
+//! let provider = TokenProvider::builder()
+//!     .region(server.region())
+//!     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_test")?))
+//!     .build()?;
+//! let token = provider.token().await?;
+//! assert!(server.is_valid_access_token(token.expose_secret()));
+//! assert_eq!(server.grant_requests("personal_access_token"), 1);
+//!
+//! // The next token request fails with Filevine's 403 envelope.
+//! server.fail_next(Failure::filevine_envelope(403, "Forbidden"));
+//! # Ok(()) }
+//! ```
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+
+use crate::config::region::Region;
+
+mod failure;
+mod gateway;
+mod server;
+
+pub use failure::{ExpiresIn, Failure};
+pub use gateway::GatewayRequest;
+pub use server::RecordedRequest;
+
+#[derive(Default)]
+struct Registry {
+    pats: HashSet<String>,
+    clients: HashMap<String, String>,
+    refresh_tokens: HashSet<String>,
+    used_refresh_tokens: HashSet<String>,
+    codes: HashMap<String, CodeGrant>,
+    used_codes: HashSet<String>,
+    access_tokens: HashMap<String, Instant>,
+    failures: VecDeque<Failure>,
+    delay: Duration,
+    expires_in: Option<ExpiresIn>,
+    rotate_refresh_tokens: bool,
+    granted_scope: Option<String>,
+    requests: Vec<RecordedRequest>,
+    gateway_log: Vec<GatewayRequest>,
+    gateway_rejections: u32,
+    sequence: u64,
+}
+
+#[derive(Clone)]
+struct CodeGrant {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: Option<String>,
+}
+
+struct Shared {
+    base_url: String,
+    registry: Mutex<Registry>,
+    token_requests: AtomicU64,
+    /// The token request count, for waiters.
+    arrived: tokio::sync::watch::Sender<u64>,
+    /// While `true`, token responses wait.
+    held: tokio::sync::watch::Sender<bool>,
+    discovery_requests: AtomicU64,
+    gateway_requests: AtomicU64,
+    per_grant: Mutex<HashMap<String, u64>>,
+    /// Random per server, so tokens from two servers never collide.
+    seed: u64,
+}
+
+/// The loopback Filevine Identity server. Stops when dropped.
+pub struct TestServer {
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServer").field("url", &self.shared.base_url).finish_non_exhaustive()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl TestServer {
+    /// Starts a server on `127.0.0.1` on a free port.
+    ///
+    /// # Errors
+    /// When no loopback port can be bound.
+    pub async fn start() -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?;
+        let seed = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u16(address.port());
+            h.finish()
+        };
+        let shared = Arc::new(Shared {
+            base_url: format!("http://{address}"),
+            registry: Mutex::new(Registry { rotate_refresh_tokens: true, ..Registry::default() }),
+            token_requests: AtomicU64::new(0),
+            arrived: tokio::sync::watch::Sender::new(0),
+            held: tokio::sync::watch::Sender::new(false),
+            discovery_requests: AtomicU64::new(0),
+            gateway_requests: AtomicU64::new(0),
+            per_grant: Mutex::new(HashMap::new()),
+            seed,
+        });
+        let app = axum::Router::new()
+            .route("/connect/token", post(server::token_endpoint))
+            .route("/.well-known/openid-configuration", get(server::discovery))
+            .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
+            .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
+            .with_state(Arc::clone(&shared));
+        let task = tokio::spawn(async move {
+            // Serving ends only when the task is aborted on drop.
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { shared, task })
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`: the authority.
+    pub fn url(&self) -> &str {
+        &self.shared.base_url
+    }
+
+    /// A custom region pointing at this server, with its gateway stub.
+    pub fn region(&self) -> Region {
+        Region::custom_with_gateway(self.url(), &format!("{}/gateway", self.url()))
+            .unwrap_or_else(|_| unreachable!("a loopback http URL is a valid custom region"))
+    }
+
+    /// Accepts this personal access token.
+    pub fn add_personal_access_token(&self, pat: &str) {
+        lock(&self.shared.registry).pats.insert(pat.to_owned());
+    }
+
+    /// Accepts this client id and secret (client credentials, and the
+    /// client authentication of the other grants).
+    pub fn add_client(&self, id: &str, secret: &str) {
+        lock(&self.shared.registry).clients.insert(id.to_owned(), secret.to_owned());
+    }
+
+    /// Accepts this refresh token (once, when rotation is on).
+    pub fn add_refresh_token(&self, token: &str) {
+        lock(&self.shared.registry).refresh_tokens.insert(token.to_owned());
+    }
+
+    /// Issues an authorization code, as if a user had signed in at the
+    /// authorization endpoint. `code_challenge` is the S256 PKCE challenge.
+    pub fn issue_authorization_code(
+        &self,
+        client_id: &str,
+        redirect_uri: &str,
+        code_challenge: Option<&str>,
+    ) -> String {
+        let mut registry = lock(&self.shared.registry);
+        let code = self.next_value(&mut registry, "code");
+        registry.codes.insert(
+            code.clone(),
+            CodeGrant {
+                client_id: client_id.to_owned(),
+                redirect_uri: redirect_uri.to_owned(),
+                code_challenge: code_challenge.map(str::to_owned),
+            },
+        );
+        code
+    }
+
+    /// Token lifetime in whole seconds (`expires_in`); default 1200.
+    pub fn set_token_lifetime(&self, lifetime: Duration) {
+        self.set_expires_in(ExpiresIn::Seconds(lifetime.as_secs() as i64));
+    }
+
+    /// How `expires_in` is written in the next responses.
+    pub fn set_expires_in(&self, expires_in: ExpiresIn) {
+        lock(&self.shared.registry).expires_in = Some(expires_in);
+    }
+
+    /// Whether a refresh revokes the refresh token it used and issues a new
+    /// one (default on).
+    pub fn set_rotate_refresh_tokens(&self, rotate: bool) {
+        lock(&self.shared.registry).rotate_refresh_tokens = rotate;
+    }
+
+    /// Delays every token response by this much.
+    /// Holds every token response (the request is counted and recorded,
+    /// the answer waits) until the returned guard is dropped. Lets a test
+    /// act while a refresh is in flight without guessing a delay.
+    pub fn hold_token_responses(&self) -> HeldResponses {
+        self.shared.held.send_replace(true);
+        HeldResponses(Arc::clone(&self.shared))
+    }
+
+    /// Waits until the server has received at least `count` token requests.
+    pub async fn wait_for_token_requests(&self, count: u64) {
+        let mut arrived = self.shared.arrived.subscribe();
+        // The sender lives as long as the server.
+        let _ = arrived.wait_for(|n| *n >= count).await;
+    }
+
+    /// Grants this scope list instead of echoing the requested one (a
+    /// provider may narrow or widen what was asked for).
+    pub fn set_granted_scope(&self, scope: &str) {
+        lock(&self.shared.registry).granted_scope = Some(scope.to_owned());
+    }
+
+    /// Answers each token request after `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        lock(&self.shared.registry).delay = delay;
+    }
+
+    /// Makes the next token request fail this way. Calls queue up: each
+    /// failure applies to one request, in order.
+    pub fn fail_next(&self, failure: Failure) {
+        lock(&self.shared.registry).failures.push_back(failure);
+    }
+
+    /// Token requests received, all grants.
+    pub fn token_requests(&self) -> u64 {
+        self.shared.token_requests.load(Ordering::SeqCst)
+    }
+
+    /// Token requests received with this `grant_type`.
+    pub fn grant_requests(&self, grant_type: &str) -> u64 {
+        lock(&self.shared.per_grant).get(grant_type).copied().unwrap_or(0)
+    }
+
+    /// Discovery document requests received.
+    pub fn discovery_requests(&self) -> u64 {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
+    }
+
+    /// Gateway stub requests received.
+    pub fn gateway_requests(&self) -> u64 {
+        self.shared.gateway_requests.load(Ordering::SeqCst)
+    }
+
+    /// Every token request received, in order.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.registry).requests.clone()
+    }
+
+    /// Whether `token` is an unexpired access token this server issued.
+    pub fn is_valid_access_token(&self, token: &str) -> bool {
+        self.shared.is_valid_access_token(token)
+    }
+
+    /// Every request the gateway stub received, in order.
+    pub fn gateway_log(&self) -> Vec<GatewayRequest> {
+        lock(&self.shared.registry).gateway_log.clone()
+    }
+
+    /// Makes the gateway stub answer 401 to the next `count` requests,
+    /// whatever token they carry.
+    pub fn reject_next_gateway_requests(&self, count: u32) {
+        lock(&self.shared.registry).gateway_rejections = count;
+    }
+
+    /// Revokes every access token issued so far (the gateway stub then
+    /// answers 401 to them).
+    pub fn revoke_access_tokens(&self) {
+        lock(&self.shared.registry).access_tokens.clear();
+    }
+
+    fn next_value(&self, registry: &mut Registry, prefix: &str) -> String {
+        self.shared.next_value(registry, prefix)
+    }
+}
+
+impl Shared {
+    fn next_value(&self, registry: &mut Registry, prefix: &str) -> String {
+        registry.sequence += 1;
+        let mixed =
+            (self.seed ^ registry.sequence.wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        format!("{prefix}_{:016x}{:04x}", mixed, registry.sequence)
+    }
+
+    fn is_valid_access_token(&self, token: &str) -> bool {
+        lock(&self.registry).access_tokens.get(token).is_some_and(|expires| Instant::now() < *expires)
+    }
+}
+
+/// Token responses wait while this guard lives; see
+/// [`TestServer::hold_token_responses`].
+#[must_use = "responses are released when the guard drops"]
+pub struct HeldResponses(Arc<Shared>);
+
+impl std::fmt::Debug for HeldResponses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HeldResponses")
+    }
+}
+
+impl Drop for HeldResponses {
+    fn drop(&mut self) {
+        self.0.held.send_replace(false);
+    }
+}

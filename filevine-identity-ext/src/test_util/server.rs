@@ -1,0 +1,242 @@
+//! The identity endpoints: the token endpoint for every grant, as the spec
+//! describes it, and the discovery document.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use super::failure::{ExpiresIn, injected};
+use super::{Registry, Shared, lock};
+
+/// A token request as the server received it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// The `grant_type` field.
+    pub grant_type: String,
+    /// The decoded form fields, in order.
+    pub form: Vec<(String, String)>,
+    /// The raw body.
+    pub body: String,
+    /// The request headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for RecordedRequest {
+    /// Field names only: recorded forms carry credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordedRequest")
+            .field("grant_type", &self.grant_type)
+            .field("fields", &self.form.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordedRequest {
+    /// The value of one form field.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The value of one header (lowercase name).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub(super) fn json_response(status: u16, body: serde_json::Value) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+        .into_response()
+}
+
+fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+    json_response(status, serde_json::json!({"error": error, "error_description": description}))
+}
+
+fn envelope(status: u16, message: &str) -> Response {
+    json_response(
+        status,
+        serde_json::json!({
+            "meta": {"pagination": {"limit": 0, "offset": 0, "total_count": 0}},
+            "errors": [{"httpcode": status, "message": message}],
+        }),
+    )
+}
+
+pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let count = shared.token_requests.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.arrived.send_replace(count);
+    let _ = shared.held.subscribe().wait_for(|held| !*held).await;
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let grant_type = field("grant_type").unwrap_or_default();
+    *lock(&shared.per_grant).entry(grant_type.clone()).or_default() += 1;
+
+    let (failure, delay) = {
+        let mut registry = lock(&shared.registry);
+        registry.requests.push(RecordedRequest {
+            grant_type: grant_type.clone(),
+            form: form.clone(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .collect(),
+        });
+        (registry.failures.pop_front(), registry.delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(failure) = failure
+        && let Some(response) = injected(failure).await
+    {
+        return response;
+    }
+
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return oauth_error(400, "invalid_request", "the body must be application/x-www-form-urlencoded");
+    }
+
+    let mut registry = lock(&shared.registry);
+    // Client authentication, when a client id is sent.
+    let client_ok = |registry: &Registry| match field("client_id") {
+        None => true,
+        Some(id) => registry.clients.get(&id).is_some_and(|secret| field("client_secret").as_ref() == Some(secret)),
+    };
+    let mut refresh_token = None;
+    let scope = field("scope");
+    match grant_type.as_str() {
+        "" => return oauth_error(400, "invalid_request", "grant_type is required"),
+        "personal_access_token" => {
+            let (Some(token), Some(_)) = (field("token"), scope.as_ref()) else {
+                return oauth_error(400, "invalid_request", "token and scope are required");
+            };
+            if !client_ok(&registry) {
+                return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+            if !registry.pats.contains(&token) {
+                return envelope(400, "Invalid PAT");
+            }
+        }
+        "client_credentials" => {
+            if field("client_id").is_none() || field("client_secret").is_none() || !client_ok(&registry) {
+                return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+        }
+        "authorization_code" => {
+            let (Some(code), Some(redirect_uri), Some(client_id)) =
+                (field("code"), field("redirect_uri"), field("client_id"))
+            else {
+                return oauth_error(400, "invalid_request", "code, redirect_uri and client_id are required");
+            };
+            if !client_ok(&registry) {
+                return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+            if registry.used_codes.contains(&code) {
+                return oauth_error(400, "invalid_grant", "the authorization code was already used");
+            }
+            let Some(grant) = registry.codes.remove(&code) else {
+                return oauth_error(400, "invalid_grant", "unknown authorization code");
+            };
+            registry.used_codes.insert(code);
+            if grant.client_id != client_id || grant.redirect_uri != redirect_uri {
+                return oauth_error(400, "invalid_grant", "the code was issued to another client or redirect URI");
+            }
+            if let Some(challenge) = grant.code_challenge {
+                let verifier = field("code_verifier").unwrap_or_default();
+                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
+                if computed != challenge {
+                    return oauth_error(400, "invalid_grant", "PKCE verification failed");
+                }
+            }
+            refresh_token = Some(shared.next_value(&mut registry, "rt"));
+        }
+        "refresh_token" => {
+            let Some(token) = field("refresh_token") else {
+                return oauth_error(400, "invalid_request", "refresh_token is required");
+            };
+            if !client_ok(&registry) {
+                return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+            if !registry.refresh_tokens.contains(&token) {
+                let reason = if registry.used_refresh_tokens.contains(&token) {
+                    "the refresh token was already used (rotation)"
+                } else {
+                    "unknown or expired refresh token"
+                };
+                return oauth_error(400, "invalid_grant", reason);
+            }
+            if registry.rotate_refresh_tokens {
+                registry.refresh_tokens.remove(&token);
+                registry.used_refresh_tokens.insert(token);
+                refresh_token = Some(shared.next_value(&mut registry, "rt"));
+            }
+        }
+        _ => return oauth_error(400, "unsupported_grant_type", "this grant type is not supported"),
+    }
+
+    let access_token = shared.next_value(&mut registry, "at");
+    let expires_in = registry.expires_in.clone().unwrap_or(ExpiresIn::Seconds(1200));
+    let lifetime = match &expires_in {
+        ExpiresIn::Seconds(s) => Duration::from_secs((*s).max(0) as u64),
+        ExpiresIn::Text(t) => Duration::from_secs(t.trim().parse().unwrap_or(0)),
+        ExpiresIn::Missing => Duration::from_secs(300),
+    };
+    registry.access_tokens.insert(access_token.clone(), Instant::now() + lifetime);
+    if let Some(rt) = &refresh_token {
+        registry.refresh_tokens.insert(rt.clone());
+    }
+    let granted = registry.granted_scope.clone().or(scope);
+    drop(registry);
+
+    let mut body = serde_json::json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "scope": granted.unwrap_or_else(|| crate::config::scope::GATEWAY_SCOPES.join(" ")),
+    });
+    match expires_in {
+        ExpiresIn::Seconds(s) => body["expires_in"] = s.into(),
+        ExpiresIn::Text(t) => body["expires_in"] = t.into(),
+        ExpiresIn::Missing => {}
+    }
+    if let Some(rt) = refresh_token {
+        body["refresh_token"] = rt.into();
+    }
+    json_response(200, body)
+}
+
+pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
+    shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
+    let base = &shared.base_url;
+    json_response(
+        200,
+        serde_json::json!({
+            "issuer": base,
+            "authorization_endpoint": format!("{base}/connect/authorize"),
+            "token_endpoint": format!("{base}/connect/token"),
+            "userinfo_endpoint": format!("{base}/connect/userinfo"),
+            "end_session_endpoint": format!("{base}/connect/endsession"),
+            "revocation_endpoint": format!("{base}/connect/revocation"),
+            "jwks_uri": format!("{base}/.well-known/openid-configuration/jwks"),
+            "scopes_supported": crate::config::scope::PARTNER_APP_SCOPES,
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "personal_access_token"],
+            "subject_types_supported": ["public"],
+            "code_challenge_methods_supported": ["S256"],
+            "id_token_signing_alg_values_supported": ["RS512"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        }),
+    )
+}

@@ -1,0 +1,225 @@
+//! The clock token deadlines are checked against, as an input.
+//!
+//! Every call to [`TokenProvider::token`](crate::TokenProvider::token) checks
+//! the cached token's deadline against the clock; no timer has to have run
+//! for that to be right. The check reads *two* clocks and a token is usable
+//! only while both say so:
+//!
+//! - a **monotonic** clock, which never jumps when someone sets the time, but
+//!   on most platforms stops while the machine is suspended;
+//! - the **wall** clock, which keeps counting through a suspend (a laptop
+//!   that slept for an hour wakes up an hour later), but can be set.
+//!
+//! A suspend is caught by the wall clock, a clock set back by the monotonic
+//! one; a clock set forward only causes an early refresh. On Linux and
+//! Android both are the kernel's coarse clocks (`CLOCK_MONOTONIC_COARSE`,
+//! `CLOCK_REALTIME_COARSE`: a few nanoseconds each, read from the vDSO
+//! without a system call, at a resolution of one scheduler tick, at most
+//! 10 ms, which deadlines allow for). Elsewhere they are [`Instant`] and
+//! [`SystemTime`].
+//!
+//! Tests replace the clock with [`ManualTimeSource`] (feature `test-util`)
+//! through [`TokenProviderBuilder::time_source`](crate::provider::TokenProviderBuilder::time_source).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+#[cfg(any(test, feature = "test-util"))]
+use std::time::SystemTime;
+
+/// A source of the current time, for the deadlines of cached tokens.
+///
+/// The default reads the system's clocks; tests inject
+/// [`ManualTimeSource`] (feature `test-util`) to move time without sleeping.
+pub trait TimeSource: Send + Sync + fmt::Debug {
+    /// Time since an arbitrary fixed origin, never going back.
+    fn monotonic(&self) -> Duration;
+    /// The wall clock: time since the Unix epoch.
+    fn wall(&self) -> Duration;
+}
+
+/// Allowance for the resolution of the coarse clocks: one scheduler tick is
+/// at most 10 ms (`HZ` ≥ 100). Deadlines are moved earlier by this much.
+pub(crate) const CLOCK_SLACK: Duration = Duration::from_millis(10);
+
+/// A reading of both clocks, in nanoseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Stamp {
+    monotonic: u64,
+    wall: u64,
+}
+
+impl Stamp {
+    fn new(monotonic: Duration, wall: Duration) -> Self {
+        let nanos = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        Self { monotonic: nanos(monotonic), wall: nanos(wall) }
+    }
+
+    /// This stamp moved `by` later on both clocks (saturating).
+    pub(crate) fn plus(self, by: Duration) -> Self {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        Self { monotonic: self.monotonic.saturating_add(by), wall: self.wall.saturating_add(by) }
+    }
+
+    /// Whether `self` is before `deadline` on both clocks.
+    #[inline]
+    pub(crate) fn before(self, deadline: Stamp) -> bool {
+        self.monotonic < deadline.monotonic && self.wall < deadline.wall
+    }
+
+    /// How long until `deadline` by the clock that says least (zero once
+    /// either has passed it).
+    pub(crate) fn until(self, deadline: Stamp) -> Duration {
+        let left = deadline.monotonic.saturating_sub(self.monotonic).min(deadline.wall.saturating_sub(self.wall));
+        Duration::from_nanos(left)
+    }
+}
+
+/// The clock a provider reads: the system's (a direct call, no dispatch) or
+/// an injected [`TimeSource`].
+#[derive(Clone, Default)]
+pub(crate) enum Clock {
+    #[default]
+    System,
+    Source(Arc<dyn TimeSource>),
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::System => f.write_str("SystemClock"),
+            Self::Source(source) => source.fmt(f),
+        }
+    }
+}
+
+impl Clock {
+    /// Both clocks, now.
+    #[inline]
+    pub(crate) fn now(&self) -> Stamp {
+        match self {
+            Self::System => system::now(),
+            Self::Source(source) => Stamp::new(source.monotonic(), source.wall()),
+        }
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+mod system {
+    use rustix::time::{ClockId, clock_gettime};
+
+    use super::Stamp;
+
+    #[inline]
+    pub(super) fn now() -> Stamp {
+        let nanos = |t: rustix::time::Timespec| {
+            // The kernel keeps both fields non-negative.
+            (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+        };
+        Stamp {
+            monotonic: nanos(clock_gettime(ClockId::MonotonicCoarse)),
+            wall: nanos(clock_gettime(ClockId::RealtimeCoarse)),
+        }
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+mod system {
+    use std::sync::OnceLock;
+    use std::time::{Instant, SystemTime};
+
+    use super::Stamp;
+
+    pub(super) fn now() -> Stamp {
+        static ORIGIN: OnceLock<Instant> = OnceLock::new();
+        let origin = *ORIGIN.get_or_init(Instant::now);
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        Stamp::new(origin.elapsed(), wall)
+    }
+}
+
+/// A clock that moves only when told to, for tests (feature `test-util`).
+///
+/// [`advance`](ManualTimeSource::advance) moves both clocks, as time passing
+/// does; [`suspend`](ManualTimeSource::suspend) moves only the wall clock,
+/// as a machine that sleeps does.
+///
+/// ```
+/// use std::time::Duration;
+/// use filevine_identity_ext::time::{ManualTimeSource, TimeSource};
+///
+/// let clock = ManualTimeSource::new();
+/// let (mono, wall) = (clock.monotonic(), clock.wall());
+/// clock.advance(Duration::from_secs(5));
+/// clock.suspend(Duration::from_secs(60));
+/// assert_eq!(clock.monotonic() - mono, Duration::from_secs(5));
+/// assert_eq!(clock.wall() - wall, Duration::from_secs(65));
+/// ```
+#[cfg(feature = "test-util")]
+#[derive(Debug, Clone, Default)]
+pub struct ManualTimeSource {
+    state: Arc<std::sync::Mutex<(Duration, Duration)>>,
+}
+
+#[cfg(feature = "test-util")]
+impl ManualTimeSource {
+    /// A clock at monotonic zero and the current wall-clock time.
+    pub fn new() -> Self {
+        let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        Self { state: Arc::new(std::sync::Mutex::new((Duration::ZERO, wall))) }
+    }
+
+    /// Time passes: both clocks move by `by`.
+    pub fn advance(&self, by: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.0 += by;
+        state.1 += by;
+    }
+
+    /// The machine sleeps for `by`: only the wall clock moves.
+    pub fn suspend(&self, by: Duration) {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 += by;
+    }
+}
+
+#[cfg(feature = "test-util")]
+impl TimeSource for ManualTimeSource {
+    fn monotonic(&self) -> Duration {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).0
+    }
+
+    fn wall(&self) -> Duration {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deadline_holds_on_both_clocks() {
+        let start = Stamp::new(Duration::from_secs(100), Duration::from_secs(10_000));
+        let deadline = start.plus(Duration::from_secs(10));
+        assert!(start.before(deadline));
+        assert_eq!(start.until(deadline), Duration::from_secs(10));
+        // Suspended for a minute: the monotonic clock did not move.
+        let after_sleep = Stamp::new(Duration::from_secs(100), Duration::from_secs(10_060));
+        assert!(!after_sleep.before(deadline));
+        assert_eq!(after_sleep.until(deadline), Duration::ZERO);
+        // Wall clock set back an hour: the monotonic clock still counts.
+        let set_back = Stamp::new(Duration::from_secs(111), Duration::from_secs(10_000 - 3_600));
+        assert!(!set_back.before(deadline));
+    }
+
+    #[test]
+    fn the_system_clock_moves_forward() {
+        let clock = Clock::System;
+        let first = clock.now();
+        std::thread::sleep(Duration::from_millis(30));
+        let second = clock.now();
+        assert!(first.before(second), "{first:?} {second:?}");
+        let std_wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap();
+        assert!(std_wall.abs_diff(Duration::from_nanos(second.wall)) < Duration::from_secs(1));
+    }
+}

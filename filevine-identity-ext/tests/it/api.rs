@@ -1,0 +1,208 @@
+//! Calling the API gateway with the provider's tokens, against the test
+//! server's gateway stub (it accepts only tokens the server issued).
+
+use std::sync::Arc;
+
+use filevine_identity_ext::api::{ApiError, BearerAuth, FilevineUser};
+use filevine_identity_ext::test_util::TestServer;
+use filevine_identity_ext::{ConfigError, Credentials, FilevineApi, PersonalAccessToken, Region, TokenProvider};
+
+async fn setup() -> (TestServer, TokenProvider, FilevineApi) {
+    let server = TestServer::start().await.unwrap();
+    server.add_personal_access_token("fvpat_api");
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_api").unwrap()))
+        .build()
+        .unwrap();
+    let api = FilevineApi::new(provider.clone()).unwrap();
+    (server, provider, api)
+}
+
+#[tokio::test]
+async fn bearer_header_is_set_and_user_orgs_are_typed() {
+    let (server, provider, api) = setup().await;
+    let orgs = api.get_user_orgs_with_token().await.unwrap();
+    assert_eq!(orgs.user.user_id.native, 1001);
+    assert_eq!(orgs.orgs.iter().map(|o| o.org_id).collect::<Vec<_>>(), [42, 43]);
+    assert_eq!(orgs.user.extra["username"], "test.user");
+    assert_eq!(orgs.orgs[0].extra["name"], "Test Law Firm");
+    let log = server.gateway_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].method, "POST");
+    assert_eq!(log[0].path, "/fv-app/v2/utils/GetUserOrgsWithToken");
+    let token = provider.token().await.unwrap();
+    assert_eq!(log[0].header("authorization"), Some(format!("Bearer {}", token.expose_secret()).as_str()));
+    assert_eq!(log[0].header("x-fv-orgid"), None);
+    // The recorded request's Debug names headers, never the token.
+    let shown = format!("{log:?} {:?}", provider.token());
+    assert!(!shown.contains(token.expose_secret()), "{shown}");
+}
+
+#[tokio::test]
+async fn a_401_refreshes_once_and_retries() {
+    let (server, provider, api) = setup().await;
+    let first = provider.token().await.unwrap();
+    server.revoke_access_tokens();
+    api.get_user_orgs_with_token().await.unwrap();
+    assert_eq!(server.gateway_requests(), 2, "the 401, then the retry");
+    assert_eq!(server.token_requests(), 2, "one refresh");
+    assert!(!provider.token().await.unwrap().same_token(&first));
+}
+
+#[tokio::test]
+async fn a_second_401_surfaces_as_an_error() {
+    let (server, _provider, api) = setup().await;
+    server.reject_next_gateway_requests(2);
+    let err = api.get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(err, ApiError::Unauthorized), "{err:?}");
+    assert!(err.to_string().contains("even after a refresh"), "{err}");
+    assert_eq!(server.gateway_requests(), 2, "exactly one retry");
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_401s_for_one_token_share_one_refresh() {
+    let (server, provider, api) = setup().await;
+    provider.token().await.unwrap();
+    server.revoke_access_tokens();
+    let barrier = Arc::new(tokio::sync::Barrier::new(25));
+    let calls: Vec<_> = (0..25)
+        .map(|_| {
+            let (api, barrier) = (api.clone(), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                barrier.wait().await;
+                api.get_user_orgs_with_token().await
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert_eq!(server.token_requests(), 2, "the first token and one shared refresh");
+}
+
+#[tokio::test]
+async fn org_and_user_headers_per_client_and_per_request() {
+    let (server, _provider, api) = setup().await;
+    let orgs = api.get_user_orgs_with_token().await.unwrap();
+    let as_me = api.with_user(orgs.as_user_in(42));
+    let me: serde_json::Value =
+        as_me.http().get(as_me.url("/fv-app/v2/Users/Me")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(me["orgId"], 42);
+    assert_eq!(me["userId"], 1001);
+
+    // A per-request extension wins over the client's user.
+    let other: serde_json::Value = as_me
+        .http()
+        .get(as_me.url("/fv-app/v2/Users/Me"))
+        .with_extension(FilevineUser { org_id: 43, user_id: 7 })
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((other["orgId"].as_i64(), other["userId"].as_i64()), (Some(43), Some(7)));
+
+    // Explicit headers win over both.
+    let explicit: serde_json::Value = as_me
+        .http()
+        .get(as_me.url("/fv-app/v2/Users/Me"))
+        .header("x-fv-orgid", "99")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!((explicit["orgId"].as_i64(), explicit["userId"].as_i64()), (Some(99), Some(1001)));
+
+    // Without a user the call is not user-scoped.
+    let status = api.http().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap().status();
+    assert_eq!(status, 400);
+    assert_eq!(server.gateway_log().last().unwrap().header("x-fv-userid"), None);
+}
+
+#[tokio::test]
+async fn requests_whose_body_cannot_be_cloned_are_not_retried() {
+    let (server, provider, api) = setup().await;
+    provider.token().await.unwrap();
+    server.revoke_access_tokens();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{}".to_vec())];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let response = api.http().post(api.url("/fv-app/v2/utils/GetUserOrgsWithToken")).body(body).send().await.unwrap();
+    assert_eq!(response.status(), 401, "returned as it is");
+    assert_eq!(server.gateway_requests(), 1, "no retry");
+}
+
+#[tokio::test]
+async fn gateway_url_comes_from_the_region() {
+    let (server, _provider, api) = setup().await;
+    assert_eq!(api.gateway_url(), format!("{}/gateway", server.url()));
+    let build = |region: Region| {
+        TokenProvider::builder()
+            .env(|_| None)
+            .region(region)
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new("p").unwrap()))
+            .build()
+            .unwrap()
+    };
+    assert_eq!(FilevineApi::new(build(Region::Us)).unwrap().gateway_url(), "https://api.filevine.io");
+    assert_eq!(
+        FilevineApi::new(build(Region::Canada)).unwrap().url("/fv-app/v2/x"),
+        "https://api.filevineapp.ca/fv-app/v2/x"
+    );
+    let err = FilevineApi::new(build(Region::custom("https://id.example").unwrap())).unwrap_err();
+    assert!(matches!(err, ConfigError::NoGateway { .. }), "{err}");
+    assert!(err.to_string().contains("no API gateway URL"), "{err}");
+}
+
+#[tokio::test]
+async fn token_failures_are_api_errors_and_nothing_leaks() {
+    let server = TestServer::start().await.unwrap();
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new("SENTINELunknownpat12345").unwrap()))
+        .build()
+        .unwrap();
+    let api = FilevineApi::new(provider).unwrap();
+    let err = api.get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(err, ApiError::Token(_)), "{err:?}");
+    let shown = format!("{err} {err:?} {api:?} {:?}", BearerAuth::new(api.auth().provider().clone()));
+    assert!(!shown.contains("SENTINEL"), "{shown}");
+}
+
+/// A gateway answering garbage, a 500 page or an unexpected shape: typed
+/// errors naming what was wrong, with redacted excerpts.
+#[tokio::test]
+async fn bad_gateway_answers_are_typed_errors() {
+    use axum::http::StatusCode;
+    use axum::routing::post;
+    let (_server, provider, _api) = setup().await;
+    let app = axum::Router::new()
+        .route("/garbage/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, "not json at all") }))
+        .route(
+            "/error/fv-app/v2/utils/GetUserOrgsWithToken",
+            post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "<h1>boom</h1> access_token=SENTINELleak123456789") }),
+        )
+        .route("/shape/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, r#"{"orgs":[]}"#) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let api =
+        |prefix: &str| FilevineApi::with_gateway(provider.clone(), &format!("{base}/{prefix}"), reqwest::Client::new());
+
+    let err = api("garbage").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { excerpt, .. } if excerpt == "not json at all"), "{err:?}");
+    assert!(err.to_string().starts_with("unexpected response from the Filevine API"), "{err}");
+
+    let err = api("error").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Status { status: 500, .. }), "{err:?}");
+    assert!(!err.to_string().contains("SENTINEL"), "{err}");
+
+    let err = api("shape").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { reason, .. } if reason.starts_with("data error at line 1")), "{err:?}");
+}

@@ -1,0 +1,149 @@
+//! The examples' command-line contract, run as real processes. `cargo test`
+//! builds the examples next to the test binaries.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use filevine_identity_ext::test_util::TestServer;
+
+use crate::support::oidc;
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples");
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+async fn run(name: &str, env: Vec<(&'static str, String)>) -> Output {
+    let path = example(name);
+    tokio::task::spawn_blocking(move || {
+        let mut command = Command::new(&path);
+        command.env_clear().env("PATH", std::env::var_os("PATH").unwrap_or_default());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().unwrap_or_else(|e| panic!("run {}: {e}", path.display()))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pat_token_prints_one_authorization_line() {
+    let server = TestServer::start().await.unwrap();
+    server.add_personal_access_token("fvpat_cli");
+    server.add_client("cli-client", "cli-secret");
+    let output = run(
+        "pat_token",
+        vec![
+            ("FILEVINE_PAT", "fvpat_cli".into()),
+            ("FILEVINE_CLIENT_ID", "cli-client".into()),
+            ("FILEVINE_CLIENT_SECRET", "cli-secret".into()),
+            ("FILEVINE_SCOPES", "fv.api.gateway.access".into()),
+            ("FILEVINE_AUTHORITY", server.url().to_owned()),
+        ],
+    )
+    .await;
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let token = stdout.strip_prefix("Authorization: Bearer ").and_then(|t| t.strip_suffix('\n')).unwrap();
+    assert!(server.is_valid_access_token(token), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1);
+    assert_eq!(server.requests()[0].field("scope"), Some("fv.api.gateway.access"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pat_token_errors_go_to_stderr_with_exit_1() {
+    let server = TestServer::start().await.unwrap();
+    let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (vec![], "FILEVINE_PAT is not set"),
+        (vec![("FILEVINE_PAT", "x".into()), ("FILEVINE_REGION", "mars".into())], "invalid FILEVINE_REGION \"mars\""),
+        (
+            vec![("FILEVINE_PAT", "fvpat_unknown".into()), ("FILEVINE_AUTHORITY", server.url().to_owned())],
+            "rejected the credentials",
+        ),
+    ];
+    for (env, expected) in cases {
+        let output = run("pat_token", env).await;
+        assert_eq!(output.status.code(), Some(1));
+        assert!(output.stdout.is_empty());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with("error: ") && stderr.contains(expected), "{expected}: {stderr}");
+        assert!(!stderr.contains("fvpat_unknown"), "{stderr}");
+    }
+}
+
+#[tokio::test]
+async fn quickstart_runs_against_the_in_process_test_server_and_prints_no_token() {
+    let output = run("quickstart", vec![]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("started the test server"), "{stdout}");
+    assert!(stdout.contains("the same token from the cache"), "{stdout}");
+    assert!(stdout.contains("the refreshed token, token requests: 2"), "{stdout}");
+    assert!(stdout.contains("token requests: 3"), "{stdout}");
+    assert!(!stdout.contains("at_"), "a token value was printed: {stdout}");
+}
+
+/// examples/partner_app.rs against the real OpenID provider, as a person
+/// would use it: /login, the provider's login and consent pages, the
+/// callback, /me, /logout, the provider's logout confirmation, and back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_signs_in_and_out_against_the_real_provider() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = format!("http://127.0.0.1:{port}");
+    let provider = oidc::Provider::start_for_app(&app);
+    let mut child = Command::new(example("partner_app"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PARTNER_APP_ADDR", format!("127.0.0.1:{port}"))
+        .env("FILEVINE_AUTHORITY", &provider.issuer)
+        .env("FILEVINE_CLIENT_ID", oidc::CLIENT_ID)
+        .env("FILEVINE_CLIENT_SECRET", oidc::CLIENT_SECRET)
+        .env("FILEVINE_REDIRECT_URI", format!("{app}/signin-oidc"))
+        .env("FILEVINE_POST_LOGOUT_REDIRECT_URI", format!("{app}/logout/callback"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for "listening".
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+
+    let mut browser = oidc::Browser::for_app(&app);
+    let login = browser.request(browser.http().get(format!("{app}/login"))).await;
+    assert_eq!(login.status(), 303);
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    let done = browser.request(browser.http().get(&callback)).await;
+    assert_eq!(done.headers()["location"], "/me");
+    let me = browser.request(browser.http().get(format!("{app}/me"))).await.text().await.unwrap();
+    assert!(me.contains("&quot;sub&quot;: &quot;carol&quot;") || me.contains("\"sub\": \"carol\""), "{me}");
+    assert!(me.contains("carol@example.com") && me.contains("acme-law"), "claims and userinfo: {me}");
+    assert!(!me.contains("eyJ") && !me.contains("access_token"), "no tokens on the page: {me}");
+
+    // Logout: the app redirects to the provider's end-session endpoint,
+    // the user confirms, the provider sends them back with the state.
+    let logout = browser.request(browser.http().get(format!("{app}/logout"))).await;
+    let end_session = url::Url::parse(logout.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(end_session.path(), "/connect/endsession");
+    let page = browser.request(browser.http().get(end_session.clone())).await.text().await.unwrap();
+    let xsrf = page.split("name=\"xsrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let confirm = end_session.join("/connect/endsession/confirm").unwrap();
+    let confirmed =
+        browser.request(browser.http().post(confirm).form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])).await;
+    let back = confirmed.headers()["location"].to_str().unwrap().to_owned();
+    assert!(back.starts_with(&format!("{app}/logout/callback?state=")), "{back}");
+    let signed_out = browser.request(browser.http().get(&back)).await.text().await.unwrap();
+    assert!(signed_out.contains("Signed out"), "{signed_out}");
+    let me = browser.request(browser.http().get(format!("{app}/me"))).await;
+    assert_eq!(me.headers()["location"], "/login", "the session is gone");
+
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("signed in sub=carol"), "{logs}");
+    assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+}

@@ -1,0 +1,17 @@
+//! The integration tests: one binary, one module per area.
+//!
+//! Every HTTP test runs a real server on 127.0.0.1: the crate's own test
+//! server (feature `test-util`) or a real OpenID provider (`oidc-provider`
+//! from the npm registry, see `support::oidc`). Counters a test asserts on
+//! belong to that test: each test starts its own server.
+
+mod support;
+
+mod api;
+mod examples;
+mod faults;
+mod load;
+mod oidc;
+mod progenitor_client;
+mod provider;
+mod redaction;

@@ -1,0 +1,248 @@
+//! The redaction audit: every public type that can hold a secret and every
+//! error variant, built with sentinel secrets, formatted with `Debug` and
+//! `Display`; and everything `tracing` records at TRACE during a token
+//! exchange, a refresh and failures. No sentinel may appear anywhere.
+
+use std::time::{Duration, Instant};
+
+use filevine_identity::SecretString;
+use filevine_identity::types::{self, TokenResponse, TokenResponseExpiresIn};
+use filevine_identity_ext::grant::IdToken;
+use filevine_identity_ext::test_util::{Failure, TestServer};
+use filevine_identity_ext::{
+    ClientId, ClientSecret, Credentials, Error, PersonalAccessToken, RefreshToken, TokenProvider, TokenSet,
+};
+
+use crate::support::Captured;
+
+// Realistic secrets: long and random-looking, like the real ones.
+const PAT: &str = "SENTINELpat9f2c7a1e5b3d8046";
+const CLIENT_SECRET: &str = "SENTINELsecret4b7e1a9c3f0d62";
+const REFRESH: &str = "SENTINELrefresh8d3a6f1c9e2b57";
+const ID_TOKEN: &str = "SENTINELidtoken.eyJzdWIiOiIxIn0.c2ln";
+const CODE_VERIFIER: &str = "SENTINELverifier0123456789abcdefghijklmnopqrstuv";
+const SENTINELS: &[&str] = &[PAT, CLIENT_SECRET, REFRESH, ID_TOKEN, CODE_VERIFIER, "SENTINEL"];
+
+fn assert_clean(what: &str, text: &str, extra: &[&str]) {
+    for sentinel in SENTINELS.iter().chain(extra) {
+        assert!(!text.contains(sentinel), "{what} leaked {sentinel}:\n{text}");
+    }
+}
+
+fn shown<T: std::fmt::Debug>(value: &T) -> String {
+    format!("{value:?}\n{value:#?}")
+}
+
+fn shown_all<T: std::fmt::Debug + std::fmt::Display>(value: &T) -> String {
+    format!("{value}\n{value:#}\n{value:?}\n{value:#?}")
+}
+
+#[test]
+fn every_secret_bearing_type_is_redacted() {
+    let token_response = TokenResponse {
+        access_token: SecretString::from("SENTINELaccess1a2b3c4d5e6f7a8b"),
+        token_type: "Bearer".into(),
+        expires_in: Some(TokenResponseExpiresIn::Int64(60)),
+        scope: Some("openid".into()),
+        refresh_token: Some(SecretString::from(REFRESH)),
+        id_token: Some(SecretString::from(ID_TOKEN)),
+    };
+    let set = TokenSet::from_response(token_response.clone(), Instant::now()).unwrap();
+    let pat = Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
+        .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap());
+    let refresh = Credentials::refresh_token(RefreshToken::new(REFRESH).unwrap())
+        .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap());
+    let generated_requests: Vec<types::TokenRequest> = vec![
+        types::PersonalAccessTokenRequest {
+            grant_type: types::PersonalAccessTokenRequestGrantType::PersonalAccessToken,
+            token: PAT.into(),
+            scope: "s".into(),
+            client_id: None,
+            client_secret: Some(CLIENT_SECRET.into()),
+        }
+        .into(),
+        types::ClientCredentialsRequest {
+            grant_type: types::ClientCredentialsRequestGrantType::ClientCredentials,
+            client_id: "c".into(),
+            client_secret: CLIENT_SECRET.into(),
+            scope: None,
+        }
+        .into(),
+        types::AuthorizationCodeRequest {
+            grant_type: types::AuthorizationCodeRequestGrantType::AuthorizationCode,
+            code: "SENTINELcode".into(),
+            redirect_uri: "https://localhost:7059/signin-oidc".into(),
+            client_id: "c".into(),
+            client_secret: Some(CLIENT_SECRET.into()),
+            code_verifier: Some(CODE_VERIFIER.into()),
+        }
+        .into(),
+        types::RefreshTokenRequest {
+            grant_type: types::RefreshTokenRequestGrantType::RefreshToken,
+            refresh_token: REFRESH.into(),
+            scope: None,
+            client_id: None,
+            client_secret: None,
+        }
+        .into(),
+    ];
+    let builder = TokenProvider::builder().env(|_| None).credentials(pat.clone());
+    let with_set = TokenProvider::builder().env(|_| None).token_set(
+        set.clone(),
+        ClientId::new("client").unwrap(),
+        Some(ClientSecret::new(CLIENT_SECRET).unwrap()),
+    );
+
+    let mut text = String::new();
+    text += &shown_all(&SecretString::from(PAT));
+    text += &shown_all(&PersonalAccessToken::new(PAT).unwrap());
+    text += &shown_all(&ClientSecret::new(CLIENT_SECRET).unwrap());
+    text += &shown_all(&RefreshToken::new(REFRESH).unwrap());
+    text += &shown_all(&IdToken::new(ID_TOKEN));
+    text += &shown(&set);
+    text += &shown(&set.access_token);
+    text += &shown(&set.access_token.authorization_header());
+    text += &shown(&pat);
+    text += &shown(&refresh);
+    text += &shown(&builder);
+    text += &shown(&with_set);
+    text += &shown(&token_response);
+    text += &shown(&generated_requests);
+    assert_clean("types", &text, &["SENTINELaccess", "SENTINELcode"]);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn tracing_and_errors_stay_clean_through_exchange_refresh_and_failures() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::start().await.unwrap();
+    server.add_personal_access_token(PAT);
+    server.add_client("client", CLIENT_SECRET);
+    server.add_refresh_token(REFRESH);
+    let mut texts = Vec::new();
+
+    // 1. A full PAT exchange, with the client secret.
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(
+            Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
+                .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
+        )
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    let access = provider.token().await.unwrap();
+    let access_value = access.expose_secret().to_owned();
+    texts.push(shown(&provider));
+
+    // 2. A refresh with rotation.
+    let refresher = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(
+            Credentials::refresh_token(RefreshToken::new(REFRESH).unwrap())
+                .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
+        )
+        .build()
+        .unwrap();
+    let refreshed = refresher.token().await.unwrap();
+    let refreshed_value = refreshed.expose_secret().to_owned();
+    let rotated = server.requests().last().map(|r| r.field("refresh_token").unwrap().to_owned()).unwrap();
+    assert_eq!(rotated, REFRESH);
+
+    // 3. Failures whose bodies echo the secrets, one per error variant that
+    // carries server text.
+    let echo = format!(
+        "{{\"access_token\":\"{access_value}\",\"note\":\"{PAT} {CLIENT_SECRET}\",\"refresh_token\":\"{REFRESH}\"}}"
+    );
+    let failures = vec![
+        Failure::oauth_error(400, "invalid_request", Some(&format!("bad token {PAT} for secret {CLIENT_SECRET}"))),
+        Failure::filevine_envelope(403, &format!("PAT {PAT} is not allowed")),
+        Failure::garbage(502, &format!("<html>upstream said {echo}</html>")),
+        Failure::json(200, &echo.replace("\"access_token\"", "\"token_type\":7,\"access_token\"")),
+        Failure::json(418, &echo),
+        Failure::garbage(401, &echo),
+    ];
+    for failure in failures {
+        server.fail_next(failure);
+        provider.invalidate();
+        let error = provider.token().await.unwrap_err();
+        texts.push(shown_all(&error));
+    }
+    // 429 with a body echoing secrets, a timeout, an unreachable server,
+    // and a configuration error: the remaining variants.
+    server.fail_next(Failure::RateLimited { retry_after_secs: 120 });
+    provider.invalidate();
+    texts.push(shown_all(&provider.token().await.unwrap_err()));
+    let slow = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .request_timeout(Duration::from_millis(50))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    server.fail_next(Failure::Delay(Duration::from_millis(500)));
+    let error = slow.token().await.unwrap_err();
+    assert!(matches!(error, Error::Timeout { .. }), "{error:?}");
+    texts.push(shown_all(&error));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let unreachable = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let offline = TokenProvider::builder()
+        .env(move |name| (name == "FILEVINE_AUTHORITY").then(|| unreachable.clone()))
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .max_attempts(1)
+        .build()
+        .unwrap();
+    texts.push(shown_all(&offline.token().await.unwrap_err()));
+    let config = TokenProvider::builder()
+        .env(|name| {
+            (name == "FILEVINE_PAT")
+                .then(|| PAT.to_owned())
+                .or_else(|| (name == "FILEVINE_CLIENT_ID").then(|| "c".into()))
+        })
+        .build()
+        .unwrap_err();
+    texts.push(shown_all(&Error::from(config)));
+
+    // invalid_grant on refresh, echoing the refresh token.
+    server.fail_next(Failure::oauth_error(400, "invalid_grant", Some(&format!("refresh token {REFRESH} revoked"))));
+    refresher.invalidate();
+    let error = refresher.token().await.unwrap_err();
+    assert!(matches!(error, Error::SignInRequired { .. }), "{error:?}");
+    texts.push(shown_all(&error));
+
+    // Every variant of `Error` was produced and formatted above.
+    let variants: std::collections::BTreeSet<&str> = texts
+        .iter()
+        .filter_map(|t| t.lines().nth(2))
+        .filter_map(|debug| debug.split([' ', '(', '{']).next())
+        .filter(|name| !name.is_empty() && *name != "TokenProvider")
+        .collect();
+    assert_eq!(
+        variants.into_iter().collect::<Vec<_>>(),
+        [
+            "Config",
+            "Forbidden",
+            "InvalidCredentials",
+            "MalformedResponse",
+            "Network",
+            "RateLimited",
+            "Server",
+            "SignInRequired",
+            "Timeout",
+        ]
+    );
+
+    let logs = captured.text();
+    assert!(logs.contains("requesting an access token"), "TRACE capture works: {logs}");
+    assert!(logs.contains("token request failed"), "{logs}");
+    let all = texts.join("\n") + &logs;
+    assert_clean("errors and tracing", &all, &[&access_value, &refreshed_value]);
+}
