@@ -69,9 +69,11 @@ async fn verify(client: &OidcClient, jwt: String) -> Result<filevine_identity_ex
 
 #[tokio::test]
 async fn partner_sign_in_end_to_end() {
-    let client = client();
+    // Its own provider: the test counts the provider's token requests.
+    let own = oidc::Provider::start();
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
     let metadata = client.metadata().await.unwrap();
-    assert_eq!(metadata.issuer(), provider().issuer);
+    assert_eq!(metadata.issuer(), own.issuer);
     assert_eq!(metadata.id_token_algorithms(), ["RS256", "RS384", "RS512"]);
 
     // The authorization URL carries everything the provider needs.
@@ -97,7 +99,7 @@ async fn partner_sign_in_end_to_end() {
 
     // ID token: validated (RS512, issuer, audience, nonce), claims typed.
     assert_eq!(signed_in.claims.sub, "alice");
-    assert_eq!(signed_in.claims.iss, provider().issuer);
+    assert_eq!(signed_in.claims.iss, own.issuer);
     assert_eq!(signed_in.claims.audiences, [oidc::CLIENT_ID]);
     let id_token = signed_in.token_set.id_token.clone().unwrap();
     let header = id_token.expose_secret().split('.').next().unwrap();
@@ -119,14 +121,14 @@ async fn partner_sign_in_end_to_end() {
     let token_provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
     let first = token_provider.token().await.unwrap();
     assert!(first.same_token(&signed_in.token_set.access_token), "the sign-in's token is served first");
-    let token_requests = provider().stats().await["token"].as_u64().unwrap();
+    let token_requests = own.stats().await["token"].as_u64().unwrap();
     token_provider.invalidate();
     let second = token_provider.token().await.unwrap();
     assert_ne!(second.expose_secret(), first.expose_secret());
     token_provider.invalidate();
     let third = token_provider.token().await.unwrap();
     assert_ne!(third.expose_secret(), second.expose_secret());
-    assert_eq!(provider().stats().await["token"].as_u64().unwrap(), token_requests + 2, "two refreshes");
+    assert_eq!(own.stats().await["token"].as_u64().unwrap(), token_requests + 2, "two refreshes");
     // The refreshed ID token validates too.
     // (RS512 signatures are deterministic: within the same second it can
     // equal the first one byte for byte, so only its validity is checked.)
@@ -205,15 +207,17 @@ async fn sign_in_result(client: &OidcClient) -> Result<filevine_identity_ext::oi
 
 #[tokio::test]
 async fn wrong_state_is_rejected_before_anything_else() {
-    let client = client();
+    // Its own provider: the test counts the provider's token requests.
+    let own = oidc::Provider::start();
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
     let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
     let callback = Browser::new().sign_in(&request.url, "alice").await;
     let forged = callback.replace(&format!("state={}", request.pending.state().expose_secret()), "state=forged");
     assert_ne!(forged, callback);
-    let before = provider().stats().await["token"].as_u64().unwrap();
+    let before = own.stats().await["token"].as_u64().unwrap();
     let err = client.complete_sign_in(&forged, request.pending.clone()).await.unwrap_err();
     assert!(matches!(err, SignInError::StateMismatch), "{err}");
-    assert_eq!(provider().stats().await["token"].as_u64().unwrap(), before, "no code exchange was attempted");
+    assert_eq!(own.stats().await["token"].as_u64().unwrap(), before, "no code exchange was attempted");
     // A callback without state, and a callback for another sign-in.
     let no_state = callback.split("&state=").next().unwrap().to_owned();
     assert!(matches!(
@@ -469,8 +473,8 @@ async fn callback_issuer_mismatch_and_stale_sign_ins_are_refused() {
 /// No code, verifier, state, nonce, client secret or token may appear.
 #[tokio::test(flavor = "current_thread")]
 async fn sign_in_never_shows_a_secret() {
-    let captured = crate::support::Captured::default();
-    let _guard = captured.install();
+    let captured = crate::support::Captured::global();
+    let since = captured.mark();
     let client = client();
     let mut shown = vec![format!("{client:?}"), format!("{:?}", OidcClient::builder())];
     let mut secrets = vec![oidc::CLIENT_SECRET.to_owned()];
@@ -523,8 +527,14 @@ async fn sign_in_never_shows_a_secret() {
         shown.push(format!("{error}\n{error:?}\n{error:#?}"));
     }
 
-    let logs = captured.text();
-    assert!(logs.contains("signed in"), "TRACE capture works: {logs}");
+    let logs = captured.text_since(since);
+    // Every SDK event this test caused was captured (from every thread),
+    // so the check below sees them all.
+    for event in
+        ["starting a sign-in", "signed in", "requesting an access token", "received an access token", "revoked a token"]
+    {
+        assert!(logs.contains(event), "the {event:?} event was not captured: {logs}");
+    }
     let all = shown.join("\n") + &logs;
     for secret in &secrets {
         assert!(secret.len() >= 16, "a real secret: {secret}");

@@ -113,11 +113,8 @@ fn every_secret_bearing_type_is_redacted() {
 
 #[tokio::test(flavor = "current_thread")]
 async fn tracing_and_errors_stay_clean_through_exchange_refresh_and_failures() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || writer.clone()).finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = Captured::global();
+    let since = captured.mark();
 
     let server = TestServer::start().await.unwrap();
     server.add_personal_access_token(PAT);
@@ -240,9 +237,10 @@ async fn tracing_and_errors_stay_clean_through_exchange_refresh_and_failures() {
         ]
     );
 
-    let logs = captured.text();
-    assert!(logs.contains("requesting an access token"), "TRACE capture works: {logs}");
-    assert!(logs.contains("token request failed"), "{logs}");
+    let logs = captured.text_since(since);
+    for event in ["requesting an access token", "received an access token", "token request failed"] {
+        assert!(logs.contains(event), "the {event:?} event was not captured: {logs}");
+    }
     let all = texts.join("\n") + &logs;
     assert_clean("errors and tracing", &all, &[&access_value, &refreshed_value]);
 }

@@ -21,18 +21,32 @@ impl Write for Captured {
 }
 
 impl Captured {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    /// The capture of this test binary: a TRACE-level subscriber installed
+    /// as the global default on first use, so events from every thread and
+    /// every runtime are recorded. (A per-thread subscriber misses events
+    /// from other threads, and tracing's callsite cache can turn a callsite
+    /// off for every thread while another thread has no subscriber.)
+    pub fn global() -> &'static Captured {
+        static GLOBAL: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| {
+            let captured = Captured::default();
+            let writer = captured.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the test binary");
+            captured
+        })
     }
 
-    /// A TRACE-level subscriber writing here, installed for this thread
-    /// until the guard drops.
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    /// Where the capture stands now.
+    pub fn mark(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    /// Everything captured since `mark` (other tests' events included).
+    pub fn text_since(&self, mark: usize) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()[mark..]).into_owned()
     }
 }
