@@ -32,14 +32,15 @@
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-mod check;
+mod diff;
 mod error;
 mod generate;
 mod load;
+mod servers;
 mod surface;
 pub mod translate;
 
-pub use check::diff;
+pub use diff::diff;
 pub use error::Error;
 pub use generate::{
     COMMAND, GENERATED_PATH, Generated, PRE_HOOK, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,

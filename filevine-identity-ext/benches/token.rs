@@ -1,8 +1,11 @@
 //! `cargo bench -p filevine-identity-ext --bench token`
 //!
-//! 1. `warm`: a cached `token()`, on one and on two threads at once, beside a
-//!    `tokio::sync::Mutex<Option<_>>` cache, a `std::sync::RwLock<Option<_>>`
-//!    cache and a plain `Arc` clone (the floor).
+//! 1. `warm`: a cached `token()`, on one and on two threads at once, beside
+//!    the floor of a sound check (an `Arc` clone plus the SDK's clock read),
+//!    and hand-written caches that check expiry the usual way: a
+//!    `tokio::sync::Mutex<Option<_>>` (its `lock()` polled like the SDK's
+//!    future) and a `std::sync::RwLock<Option<_>>`, each with
+//!    `Instant::now()`.
 //! 2. `cold_start`: 1, 100 and 10,000 concurrent callers on an empty cache
 //!    against the loopback test server; each iteration asserts that exactly
 //!    one token request was made.
@@ -13,7 +16,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use divan::Bencher;
 use filevine_identity_ext::test_util::TestServer;
@@ -72,6 +75,20 @@ fn poll_once<F: Future>(future: F) -> F::Output {
     }
 }
 
+/// Polls a future until it is ready, spinning between polls: what an
+/// executor does for a future that is ready soon, without its overhead. The
+/// baseline's `lock()` is pending while the other thread holds the lock.
+fn poll_until_ready<F: Future>(future: F) -> F::Output {
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(output) => return output,
+            std::task::Poll::Pending => std::hint::spin_loop(),
+        }
+    }
+}
+
 mod warm {
     use super::*;
 
@@ -81,9 +98,13 @@ mod warm {
         provider
     });
     static TOKEN: LazyLock<AccessToken> = LazyLock::new(|| poll_once(PROVIDER.token()).unwrap());
-    static TOKIO_MUTEX: LazyLock<tokio::sync::Mutex<Option<AccessToken>>> =
-        LazyLock::new(|| tokio::sync::Mutex::new(Some(TOKEN.clone())));
-    static RW_LOCK: LazyLock<RwLock<Option<AccessToken>>> = LazyLock::new(|| RwLock::new(Some(TOKEN.clone())));
+    /// What a hand-written cache keeps: the token and when to stop using it.
+    type Entry = Option<(AccessToken, Instant)>;
+    fn entry() -> Entry {
+        Some((TOKEN.clone(), Instant::now() + Duration::from_secs(600)))
+    }
+    static TOKIO_MUTEX: LazyLock<tokio::sync::Mutex<Entry>> = LazyLock::new(|| tokio::sync::Mutex::new(entry()));
+    static RW_LOCK: LazyLock<RwLock<Entry>> = LazyLock::new(|| RwLock::new(entry()));
 
     /// Calls per iteration. Each bench below does the same work per call
     /// (get a token, drop it) in the same loop, so the harness's
@@ -99,39 +120,87 @@ mod warm {
         });
     }
 
-    /// The SDK: `TokenProvider::token()` with a valid cached token.
+    /// The SDK: `TokenProvider::token()` with a valid cached token, its
+    /// deadline checked against the clock.
     #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn sdk_token(bencher: Bencher<'_, '_>) {
         let provider = &*PROVIDER;
         calls(bencher, || poll_once(provider.token()).unwrap());
     }
 
-    /// Baseline: a token cache behind `tokio::sync::Mutex`.
+    /// The naive sound baseline most hand-written caches are: a
+    /// `tokio::sync::Mutex<Option<_>>`, its `lock()` future polled the same
+    /// way as the SDK's, and an `Instant::now()` expiry check.
     #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn tokio_mutex(bencher: Bencher<'_, '_>) {
         let cache = &*TOKIO_MUTEX;
-        calls(bencher, || cache.blocking_lock().clone().unwrap());
+        calls(bencher, || {
+            let guard = poll_until_ready(cache.lock());
+            let (token, until) = guard.as_ref().unwrap();
+            assert!(Instant::now() < *until);
+            token.clone()
+        });
     }
 
-    /// Baseline: a token cache behind `std::sync::RwLock`.
+    /// Baseline: a `std::sync::RwLock<Option<_>>` cache with the same
+    /// `Instant::now()` expiry check.
     #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn std_rwlock(bencher: Bencher<'_, '_>) {
         let cache = &*RW_LOCK;
-        calls(bencher, || cache.read().unwrap().clone().unwrap());
+        calls(bencher, || {
+            let guard = cache.read().unwrap();
+            let (token, until) = guard.as_ref().unwrap();
+            assert!(Instant::now() < *until);
+            token.clone()
+        });
     }
 
-    /// The floor: cloning (and dropping) the token's `Arc`.
+    /// The floor of a sound check: cloning the token's `Arc` plus one read
+    /// of the clock the SDK checks (on Linux, the coarse monotonic and wall
+    /// clocks: `crate::time`).
+    #[divan::bench(threads = [1, 2], sample_size = 100)]
+    fn floor_arc_clone_and_clock(bencher: Bencher<'_, '_>) {
+        let token = &*TOKEN;
+        calls(bencher, || {
+            divan::black_box(clock::read());
+            token.clone()
+        });
+    }
+
+    /// Cloning (and dropping) the token's `Arc` alone.
     #[divan::bench(threads = [1, 2], sample_size = 100)]
     fn arc_clone(bencher: Bencher<'_, '_>) {
         let token = &*TOKEN;
         calls(bencher, || token.clone());
     }
 
-    /// Context: what one monotonic clock read costs on this machine (the
-    /// hot path reads none).
+    /// Context: what the SDK's clock read costs alone.
+    #[divan::bench(sample_size = 100)]
+    fn clock_read(bencher: Bencher<'_, '_>) {
+        calls(bencher, clock::read);
+    }
+
+    /// Context: one precise monotonic clock read (`CLOCK_MONOTONIC`).
     #[divan::bench(sample_size = 100)]
     fn instant_now(bencher: Bencher<'_, '_>) {
         calls(bencher, Instant::now);
+    }
+}
+
+/// The clock reads of `filevine_identity_ext::time`'s default source, the
+/// same calls, for the floor.
+mod clock {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[inline]
+    pub fn read() -> (rustix::time::Timespec, rustix::time::Timespec) {
+        use rustix::time::{ClockId, clock_gettime};
+        (clock_gettime(ClockId::MonotonicCoarse), clock_gettime(ClockId::RealtimeCoarse))
+    }
+
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[inline]
+    pub fn read() -> (std::time::Instant, std::time::SystemTime) {
+        (std::time::Instant::now(), std::time::SystemTime::now())
     }
 }
 

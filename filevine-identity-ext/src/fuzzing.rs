@@ -72,29 +72,82 @@ pub fn callback(text: &str) {
     }
 }
 
-/// An ID token: parsed, header-checked, and verified against a fixed
-/// RSA key (so the claim checks run on whatever the JOSE crate lets
-/// through). Must never panic.
+/// An ID token. Two ways in, so that every check is reachable:
+///
+/// - input that is a JSON object is taken as the *claims*, signed RS256
+///   with a key this harness holds, and verified against that key: the
+///   signature passes, so the iss/aud/exp/nbf/iat/azp/nonce checks run on
+///   whatever the fuzzer wrote;
+/// - anything else is taken as a compact JWT: parsed, header-checked, and
+///   verified (the signature check stops forged tokens).
+///
+/// Must never panic; a token with a wrong nonce, audience or issuer must
+/// never verify.
 pub fn id_token(text: &str) {
-    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
-    let Ok(parsed) = crate::oidc::id_token::parse(text) else { return };
+    use base64::Engine as _;
     let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
-    if parsed.check_header(&algorithms).is_err() {
-        return;
-    }
-    let Ok(key) = jsonwebtoken::DecodingKey::from_rsa_components(N, "AQAB") else { return };
-    let nonce = crate::oidc::Nonce::generate().ok();
+    let Ok(decoding) = jsonwebtoken::DecodingKey::from_rsa_components(FUZZ_KEY_N, "AQAB") else { return };
+    let nonce = crate::oidc::Nonce::from_secret(filevine_identity::SecretString::from("fuzz-nonce"));
     let expect = crate::oidc::id_token::Expectations {
         issuer: "https://identity.filevine.io",
         client_id: "partner-app",
         algorithms: &algorithms,
         leeway: std::time::Duration::from_secs(5),
-        nonce: nonce.as_ref(),
+        nonce: Some(&nonce),
     };
-    if let Err(error) = parsed.verify(&key, &expect, crate::oidc::id_token::unix_now()) {
-        drop(error.to_string());
+    let signed;
+    let jwt = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(claims @ serde_json::Value::Object(_)) => {
+            let der: String = FUZZ_KEY_PKCS1_DER.concat();
+            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der) else { return };
+            let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
+            let Ok(token) =
+                jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
+            else {
+                return;
+            };
+            signed = token;
+            signed.as_str()
+        }
+        _ => text,
+    };
+    let Ok(parsed) = crate::oidc::id_token::parse(jwt) else { return };
+    if parsed.check_header(&algorithms).is_err() {
+        return;
+    }
+    match parsed.verify(&decoding, &expect, crate::oidc::id_token::unix_now()) {
+        Ok(claims) => {
+            // What verified must be what was expected.
+            assert_eq!(claims.iss, "https://identity.filevine.io", "wrong issuer accepted");
+            assert!(claims.audiences.iter().any(|a| a == "partner-app"), "wrong audience accepted");
+        }
+        Err(error) => drop(error.to_string()),
     }
 }
+
+/// The modulus of the harness's RSA key (base64url), for verification.
+const FUZZ_KEY_N: &str = "pGnL7OF5hO-UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D_XU7H_7_zIFTeT1qa8TaK8YEgksJu91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ-cIvia8l2IKQQEt_KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj-L_st5xtTk3bUuBkbhi_7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P_KRw2bXTJFIjzR9TQX34uDw1KDS_RuIxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQ";
+
+/// The harness's RSA private key (PKCS#1 DER, base64), generated for the
+/// fuzzer alone: it signs nothing outside `fuzz/`.
+const FUZZ_KEY_PKCS1_DER: &[&str] = &[
+    "MIIEowIBAAKCAQEApGnL7OF5hO+UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D/XU7H/7/zIFTeT1qa8TaK8YEgksJ",
+    "u91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ+cIvia8l2IKQQEt/KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj+",
+    "L/st5xtTk3bUuBkbhi/7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P/KRw2bXTJFIjzR9TQX34uDw1KDS/Ru",
+    "IxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQIDAQABAoIBAAod5cnKXgXgutAAUdQyxGi1Hvka5Smg",
+    "b/kCYoHdqlEEnd9LzHoSx470wC5FG8GY7qM7hKgTMAyNl7crKh/c/4OrLcR/6phpDlwg7kDZLq/OGv2nJGrR6ZXQK2S3KLH+4yka",
+    "Gxf4lkrsl3GT0c3YV2zPBpMEbzIELT9dB2uCg4sNlRMDPuExr4K8m5/3eExPwFH+YdAJ7KPu/dGJcE+vWFaKQDNe74A5nMBkS5YY",
+    "5YM9ZchA6vQu5zCKE6itu2O7xB4cVhyp+FC4c3OXleC+zMz5jXV8O/YJOOAGGrJIP4VkImXa5r7E3idTtiM4OraYlj9uT64elP2I",
+    "AkOohhiiogECgYEA1WTSghv+mDfN4eBd5+tepETPnV4/gnlqqnFTr1oklO25BJW+ZmrXZnz7aUzh8WKxRNQZjnRxZWEukGO9ydhC",
+    "MBzm2ZXZI7nCkVQkIkznk1SXsXH4Kojm6o2LqslQ7tSidcETBYtRCewN/k7fcuc1he0UYPlj2PJ++/Mg+IrkO8ECgYEAxT1vdWyo",
+    "4QHWxVjbAMKO5UhjLR/4s/mfaVohrNjcKVOb4KuB8LrD6yG/MzAGpOSB2i88bQakoXHX3XI0jT7nVxf3gzT/La4BNA6bpwEDUTwt",
+    "DxvbPxlfTkAfxmi+kI8JvLXCS2QnbWkHBhSBlijcPMuwRmJ/YhX+pk/qaGtQenUCgYB0dCohUQ+2mDWl/+CfcSZb9SVsFwQHuyUH",
+    "0QK/Xi06jST8KJAYqlPUnX5Cb++Z4KcnDazIvikoD0nvCE+JeJheU1d0BL/ULErPLqDtixSRpYeHEdBBviZueEJxOJ4PSEFEi9JK",
+    "o0XdaVIVp4tv1Fe0N7Z4WYEw4t2Dt6IVoQ5+wQKBgQCuvwpTv4wzpVxxhZKqLrVJQAPWA+BlG4B3Z0o0iAEugAu3VlwOOnm/hSuP",
+    "nzoTtvuwoW7orR0IiAMXB8q1ZQiy6eH5FegKwYIBa/vNTyFwRF8rZqOtWL5OZpOARmanToLy9RmJj9c6oPV/FoXk0pilKFUpVrTC",
+    "4ve0w1LLZmBrzQKBgDJdImV4ro0jLc3NpiX8CbuYylwprUFEVFbl96pxmmPrzLgV+N6dPwDhSQRXOSTy/OANI88o2EAqO3gINoqm",
+    "r5edS47buAUT+cUoGnlgeIsoINSx1d74vPF2SWTn+2wXRuJ2ozjL8XGLaiCrUQKA3rcWv7g0FmW7Hdy5G8/lHavN",
+];
 
 /// User input: a region and a scope list.
 pub fn user_input(text: &str) {

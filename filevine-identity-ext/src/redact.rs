@@ -201,6 +201,10 @@ mod tests {
     fn excerpt_handles_binary_and_huge_bodies() {
         let body: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
         let out = body_excerpt(&body);
-        assert!(out.chars().count() <= 201);
+        assert_eq!(out.chars().count(), 201, "200 characters and the ellipsis");
+        assert!(out.ends_with('…'), "{out}");
+        // A short body comes back whole, trimmed; a token in it does not.
+        assert_eq!(body_excerpt(b"  <h1>Bad Gateway</h1>\n"), "<h1>Bad Gateway</h1>");
+        assert_eq!(body_excerpt(br#"{"access_token":"at-1"}"#), r#"{"access_token": "[REDACTED]"}"#);
     }
 }

@@ -15,8 +15,8 @@
 //! Android both are the kernel's coarse clocks (`CLOCK_MONOTONIC_COARSE`,
 //! `CLOCK_REALTIME_COARSE`: a few nanoseconds each, read from the vDSO
 //! without a system call, at a resolution of one scheduler tick, at most
-//! 10 ms, which deadlines allow for). Elsewhere they are [`Instant`] and
-//! [`SystemTime`].
+//! 10 ms, which deadlines allow for). Elsewhere they are [`Instant`](std::time::Instant) and
+//! `SystemTime`.
 //!
 //! Tests replace the clock with [`ManualTimeSource`] (feature `test-util`)
 //! through [`TokenProviderBuilder::time_source`](crate::provider::TokenProviderBuilder::time_source).

@@ -113,8 +113,8 @@ fn invalid_yaml_error_names_the_line() {
 fn usage_errors_exit_2() {
     let output = xtask(&["codegen", "--bogus"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("unknown argument \"--bogus\""));
-    let output = xtask(&[]);
+    assert!(text(&output.stderr).contains("unexpected argument '--bogus'"), "{}", text(&output.stderr));
+    let output = xtask(&["--help"]);
     assert!(output.status.success());
-    assert!(text(&output.stdout).contains("usage: cargo xtask codegen"));
+    assert!(text(&output.stdout).contains("Usage: cargo xtask"), "{}", text(&output.stdout));
 }

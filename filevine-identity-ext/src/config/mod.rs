@@ -2,7 +2,7 @@
 //! (authority and API gateway), and scopes.
 //!
 //! Every builder takes explicit settings first, then the environment
-//! ([`env`]), then defaults; a set but malformed variable is an error that
+//! ([`env`](mod@env)), then defaults; a set but malformed variable is an error that
 //! names it, never a silent fallback.
 
 pub mod env;

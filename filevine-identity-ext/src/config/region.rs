@@ -110,8 +110,8 @@ impl Region {
         }
     }
 
-    /// The region from the environment: [`AUTHORITY`](crate::config::env::AUTHORITY) if set, else
-    /// [`REGION`](crate::config::env::REGION), else `None`. A set but invalid variable is an error,
+    /// The region from the environment: [`AUTHORITY`] if set, else
+    /// [`REGION`], else `None`. A set but invalid variable is an error,
     /// never a silent fallback.
     ///
     /// # Errors

@@ -31,8 +31,8 @@ mod claims;
 mod client_auth;
 pub mod discovery;
 mod error;
-mod id_token;
-mod jwks;
+pub(crate) mod id_token;
+pub(crate) mod jwks;
 pub(crate) mod pkce;
 mod signin;
 

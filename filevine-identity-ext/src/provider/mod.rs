@@ -3,7 +3,7 @@
 //!
 //! # How a call is served
 //!
-//! - **Hot path** ([`cache`]). Each thread remembers the last token it was
+//! - **Hot path** (`cache`). Each thread remembers the last token it was
 //!   handed, tagged with the provider's generation counter. A call reads that
 //!   counter (one atomic load of a read-mostly cache line), finds its
 //!   thread's entry, reads the clock ([`crate::time`]: two coarse clocks on
@@ -13,14 +13,14 @@
 //!   `ArcSwapOption` (no lock): before its refresh time it is remembered and
 //!   returned; inside the soft window it is returned and a refresh starts in
 //!   the background; past the hard margin it is never returned.
-//! - **Slow path** ([`flight`]). With no usable token, the caller takes the
+//! - **Slow path** (`flight`). With no usable token, the caller takes the
 //!   flight lock (a short `std` mutex, never held across `.await`),
 //!   re-checks, and joins the refresh in flight or starts one. A refresh
 //!   runs in its own task: a caller that gives up (a dropped future, a
 //!   timeout) never cancels a request whose answer may carry a rotated
 //!   refresh token. Everyone waiting gets the outcome through a `watch`
 //!   channel, after the token was stored.
-//! - **Background refresh** ([`background`], opt-in): a timer starts the
+//! - **Background refresh** (`background`, opt-in): a timer starts the
 //!   refresh at the soft deadline, so callers never wait on the network.
 //!   The timer only makes refreshes earlier; correctness never depends on it.
 //!

@@ -35,8 +35,10 @@ async fn bearer_header_is_set_and_user_orgs_are_typed() {
     let token = provider.token().await.unwrap();
     assert_eq!(log[0].header("authorization"), Some(format!("Bearer {}", token.expose_secret()).as_str()));
     assert_eq!(log[0].header("x-fv-orgid"), None);
-    // The recorded request's Debug names headers, never the token.
-    let shown = format!("{log:?} {:?}", provider.token());
+    // The recorded request's and the token's Debug name headers and
+    // lifetimes, never the token.
+    let shown = format!("{log:?} {token:?} {:?}", api.auth());
+    assert!(shown.contains("authorization") && shown.contains("expires_in"), "{shown}");
     assert!(!shown.contains(token.expose_secret()), "{shown}");
 }
 

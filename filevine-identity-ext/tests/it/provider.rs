@@ -191,6 +191,17 @@ async fn token_set_without_refresh_token_is_a_config_error() {
 }
 
 #[tokio::test]
+async fn the_granted_scopes_are_the_servers_not_the_requested_ones() {
+    let server = server().await;
+    server.set_granted_scope("fv.api.gateway.access openid");
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let token = provider.token().await.unwrap();
+    assert_eq!(server.requests()[0].field("scope"), Some("filevine.v2.api.* fv.api.gateway.access"));
+    assert_eq!(token.scopes().to_string(), "fv.api.gateway.access openid");
+    assert!(!token.scopes().contains("filevine.v2.api.*"));
+}
+
+#[tokio::test]
 async fn a_second_call_makes_no_request() {
     let server = server().await;
     let provider = builder(&server).credentials(pat()).build().unwrap();
@@ -261,26 +272,37 @@ fn futures_now<F: std::future::Future>(future: F) -> Option<F::Output> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_thousand_concurrent_cold_callers_cause_one_request() {
+async fn ten_thousand_concurrent_cold_callers_cause_one_request() {
     let server = server().await;
-    server.set_delay(Duration::from_millis(200));
     let provider = builder(&server).credentials(pat()).build().unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(1000));
-    let tasks: Vec<_> = (0..1000)
+    // Held until every caller has started waiting: all 10,000 find the cache
+    // empty, none can be served by an early answer.
+    let held = server.hold_token_responses();
+    let barrier = Arc::new(tokio::sync::Barrier::new(10_001));
+    let tasks: Vec<_> = (0..10_000)
         .map(|_| {
             let provider = provider.clone();
             let barrier = Arc::clone(&barrier);
             tokio::spawn(async move {
+                let mut call = std::pin::pin!(provider.token());
+                // Make the first poll (which joins or starts the flight)
+                // before reporting ready.
+                let first = futures_now(call.as_mut());
                 barrier.wait().await;
-                provider.token().await
+                match first {
+                    Some(result) => result,
+                    None => call.await,
+                }
             })
         })
         .collect();
+    barrier.wait().await;
+    drop(held);
     let mut tokens = Vec::new();
     for task in tasks {
         tokens.push(task.await.unwrap().unwrap());
     }
-    assert_eq!(server.token_requests(), 1, "exactly one request for 1,000 callers");
+    assert_eq!(server.token_requests(), 1, "exactly one request for 10,000 callers");
     assert!(tokens.iter().all(|t| t.same_token(&tokens[0])), "all got its result");
 }
 
