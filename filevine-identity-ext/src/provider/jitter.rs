@@ -13,6 +13,7 @@ pub(crate) enum Jitter {
     #[default]
     Random,
     /// Always this fraction (tests: deadlines and backoffs become exact).
+    #[cfg_attr(not(any(test, feature = "test-util")), allow(dead_code))]
     Fixed(f64),
 }
 

@@ -88,6 +88,10 @@ async fn partner_sign_in_end_to_end() {
     assert_eq!(query["state"], request.pending.state().expose_secret());
     assert!(query["scope"].split(' ').any(|s| s == "openid") && query["scope"].contains("fv.api.gateway.access"));
     assert_eq!(query["code_challenge"].len(), 43);
+    // 32 random bytes each, base64url: 43 characters.
+    assert_eq!(query["state"].len(), 43);
+    assert_eq!(query["nonce"].len(), 43);
+    assert_ne!(query["state"], query["nonce"]);
 
     // The pending sign-in survives a session store (JSON) round trip.
     let stored = serde_json::to_string(&request.pending).unwrap();
@@ -391,7 +395,9 @@ async fn unknown_kid_is_refetched_once_then_rejected() {
 
 #[tokio::test]
 async fn alg_none_and_hmac_key_confusion_are_refused() {
-    let client = client();
+    // Its own provider: the test counts JWKS fetches.
+    let own = oidc::Provider::start();
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
     let payload = URL_SAFE_NO_PAD.encode(claims(|_| {}).to_string());
     // alg: none, with and without a signature part.
     let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
@@ -400,7 +406,7 @@ async fn alg_none_and_hmac_key_confusion_are_refused() {
         assert!(matches!(err, SignInError::IdToken(IdTokenError::Unsigned)), "{err}");
     }
     // HS256 "signed" with the provider's public RSA key as the HMAC secret.
-    let keys = provider().harness("public-keys", None).await;
+    let keys = own.harness("public-keys", None).await;
     let public_key = serde_json::to_vec(&keys["provider"]).unwrap();
     let header = jsonwebtoken::Header {
         kid: Some("filevine-test-1".into()),
@@ -413,6 +419,11 @@ async fn alg_none_and_hmac_key_confusion_are_refused() {
         matches!(err, SignInError::IdToken(IdTokenError::AlgorithmNotAllowed { ref alg, .. }) if alg == "HS256"),
         "{err}"
     );
+    // Both were refused before any key was looked up: no JWKS fetch.
+    assert_eq!(own.stats().await["jwks"], 0);
+    // The counter counts: a properly signed token fetches the keys once.
+    verify(&client, own.sign(claims_for(&own, |_| {}), "RS512", "provider").await).await.unwrap();
+    assert_eq!(own.stats().await["jwks"], 1);
 }
 
 #[tokio::test]
@@ -458,9 +469,13 @@ async fn callback_issuer_mismatch_and_stale_sign_ins_are_refused() {
     assert!(matches!(err, SignInError::IssuerMismatch { .. }), "{err}");
 
     let mut stored = serde_json::to_value(&request.pending).unwrap();
-    stored["created_at"] = serde_json::Value::from(stored["created_at"].as_u64().unwrap() - 3600);
+    // Started 16 minutes ago: past the 15-minute limit.
+    stored["created_at"] = serde_json::Value::from(stored["created_at"].as_u64().unwrap() - 960);
     let err = client.complete_sign_in(&callback, serde_json::from_value(stored).unwrap()).await.unwrap_err();
-    assert!(matches!(err, SignInError::Expired { .. }), "{err}");
+    assert!(
+        matches!(err, SignInError::Expired { age, limit } if limit == Duration::from_secs(900) && age >= Duration::from_secs(960)),
+        "{err}"
+    );
 
     let other_client = client_for(oidc::BASIC_CLIENT_ID, oidc::BASIC_CLIENT_SECRET);
     let err = other_client.complete_sign_in(&callback, request.pending).await.unwrap_err();
