@@ -31,6 +31,7 @@
 //! ```
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 mod diff;
 mod error;

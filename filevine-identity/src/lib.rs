@@ -61,6 +61,7 @@
 //! [`Client::new_with_client`] to bring a configured `reqwest::Client`.
 
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![warn(missing_docs)]
 
 mod hooks;
 mod secret;
@@ -68,7 +69,7 @@ mod secret;
 // The generated module is never edited by hand; `cargo xtask codegen`
 // rewrites it from the spec. Lints that the generator's style trips are
 // allowed here rather than patched there.
-#[allow(missing_debug_implementations, clippy::all, clippy::unwrap_used, rustdoc::all)]
+#[allow(missing_debug_implementations, missing_docs, clippy::all, clippy::unwrap_used, rustdoc::all)]
 #[rustfmt::skip]
 mod generated;
 
