@@ -11,12 +11,17 @@
 //!   that slept for an hour wakes up an hour later), but can be set.
 //!
 //! A suspend is caught by the wall clock, a clock set back by the monotonic
-//! one; a clock set forward only causes an early refresh. On Linux and
-//! Android both are the kernel's coarse clocks (`CLOCK_MONOTONIC_COARSE`,
-//! `CLOCK_REALTIME_COARSE`: a few nanoseconds each, read from the vDSO
-//! without a system call, at a resolution of one scheduler tick, at most
-//! 10 ms, which deadlines allow for). Elsewhere they are [`Instant`](std::time::Instant) and
-//! `SystemTime`.
+//! one; a clock set forward only causes an early refresh.
+//!
+//! Two readings of each: **coarse** and **precise**. On Linux and Android
+//! the coarse ones are `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE`
+//! (a few nanoseconds each from the vDSO), updated once per scheduler tick;
+//! a tick can come late (a VM whose timekeeping CPU is descheduled), so the
+//! coarse clocks are trusted only while a token is at least
+//! [`COARSE_GUARD`] (1 s) from its refresh time. Closer than that, and for
+//! every deadline computation, the precise clocks decide
+//! (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`). Elsewhere both readings are
+//! [`Instant`](std::time::Instant) and `SystemTime`.
 //!
 //! Tests replace the clock with [`ManualTimeSource`] (feature `test-util`)
 //! through [`TokenProviderBuilder::time_source`](crate::provider::TokenProviderBuilder::time_source).
@@ -38,9 +43,11 @@ pub trait TimeSource: Send + Sync + fmt::Debug {
     fn wall(&self) -> Duration;
 }
 
-/// Allowance for the resolution of the coarse clocks: one scheduler tick is
-/// at most 10 ms (`HZ` ≥ 100). Deadlines are moved earlier by this much.
-pub(crate) const CLOCK_SLACK: Duration = Duration::from_millis(10);
+/// How far from a deadline the coarse clocks are trusted: a tick is at most
+/// 10 ms, and the kernel hands the timekeeping duty to another CPU when the
+/// one holding it stalls, so a coarse reading a whole second late is far
+/// outside anything seen; closer than this, the precise clocks decide.
+pub const COARSE_GUARD: Duration = Duration::from_secs(1);
 
 /// A reading of both clocks, in nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,6 +66,12 @@ impl Stamp {
     pub(crate) fn plus(self, by: Duration) -> Self {
         let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         Self { monotonic: self.monotonic.saturating_add(by), wall: self.wall.saturating_add(by) }
+    }
+
+    /// This stamp moved `by` earlier on both clocks (saturating).
+    pub(crate) fn minus(self, by: Duration) -> Self {
+        let by = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        Self { monotonic: self.monotonic.saturating_sub(by), wall: self.wall.saturating_sub(by) }
     }
 
     /// Whether `self` is before `deadline` on both clocks.
@@ -94,11 +107,19 @@ impl fmt::Debug for Clock {
 }
 
 impl Clock {
-    /// Both clocks, now.
+    /// Both clocks, now, coarsely: for the hot path, far from deadlines.
     #[inline]
+    pub(crate) fn coarse(&self) -> Stamp {
+        match self {
+            Self::System => system::coarse(),
+            Self::Source(source) => Stamp::new(source.monotonic(), source.wall()),
+        }
+    }
+
+    /// Both clocks, now, precisely: near deadlines and to compute them.
     pub(crate) fn now(&self) -> Stamp {
         match self {
-            Self::System => system::now(),
+            Self::System => system::precise(),
             Self::Source(source) => Stamp::new(source.monotonic(), source.wall()),
         }
     }
@@ -110,16 +131,21 @@ mod system {
 
     use super::Stamp;
 
+    fn nanos(t: rustix::time::Timespec) -> u64 {
+        // The kernel keeps both fields non-negative.
+        (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
+    }
+
     #[inline]
-    pub(super) fn now() -> Stamp {
-        let nanos = |t: rustix::time::Timespec| {
-            // The kernel keeps both fields non-negative.
-            (t.tv_sec as u64).wrapping_mul(1_000_000_000).wrapping_add(t.tv_nsec as u64)
-        };
+    pub(super) fn coarse() -> Stamp {
         Stamp {
             monotonic: nanos(clock_gettime(ClockId::MonotonicCoarse)),
             wall: nanos(clock_gettime(ClockId::RealtimeCoarse)),
         }
+    }
+
+    pub(super) fn precise() -> Stamp {
+        Stamp { monotonic: nanos(clock_gettime(ClockId::Monotonic)), wall: nanos(clock_gettime(ClockId::Realtime)) }
     }
 }
 
@@ -130,7 +156,11 @@ mod system {
 
     use super::Stamp;
 
-    pub(super) fn now() -> Stamp {
+    pub(super) fn coarse() -> Stamp {
+        precise()
+    }
+
+    pub(super) fn precise() -> Stamp {
         static ORIGIN: OnceLock<Instant> = OnceLock::new();
         let origin = *ORIGIN.get_or_init(Instant::now);
         let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
@@ -216,9 +246,13 @@ mod tests {
     fn the_system_clock_moves_forward() {
         let clock = Clock::System;
         let first = clock.now();
+        let first_coarse = clock.coarse();
         std::thread::sleep(Duration::from_millis(30));
         let second = clock.now();
         assert!(first.before(second), "{first:?} {second:?}");
+        assert!(first_coarse.before(clock.coarse()));
+        // The coarse reading is never ahead of the precise one.
+        assert!(!clock.now().before(clock.coarse()) || clock.coarse() == clock.now());
         let std_wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap();
         assert!(std_wall.abs_diff(Duration::from_nanos(second.wall)) < Duration::from_secs(1));
     }

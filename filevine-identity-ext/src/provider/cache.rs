@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::grant::AccessToken;
 use crate::provider::jitter::Jitter;
-use crate::time::{CLOCK_SLACK, Stamp};
+use crate::time::{COARSE_GUARD, Stamp};
 
 /// Providers a thread remembers a token for.
 const LOCAL_ENTRIES: usize = 8;
@@ -31,6 +31,9 @@ pub(crate) struct Cached {
     pub(crate) usable_until: Stamp,
     /// From this point on a call starts a refresh (soft window, jittered).
     pub(crate) refresh_at: Stamp,
+    /// Before this point the hot path may trust the coarse clocks
+    /// ([`COARSE_GUARD`] before `refresh_at`).
+    pub(crate) coarse_until: Stamp,
 }
 
 impl Timing {
@@ -44,11 +47,11 @@ impl Timing {
     pub(crate) fn deadlines(&self, token: AccessToken, stamp: Stamp, life: Duration, jitter: Jitter) -> Cached {
         let lifetime = token.lifetime();
         let margin = self.hard_margin.min(lifetime / 2);
-        // The coarse clock may read up to one tick late: end a tick early.
-        let usable_for = life.saturating_sub(margin).saturating_sub(CLOCK_SLACK);
+        let usable_for = life.saturating_sub(margin);
         let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
         let refresh_after = usable_for.saturating_sub(window.mul_f64(0.5 + 0.5 * jitter.unit()));
-        Cached { token, usable_until: stamp.plus(usable_for), refresh_at: stamp.plus(refresh_after) }
+        let refresh_at = stamp.plus(refresh_after);
+        Cached { token, usable_until: stamp.plus(usable_for), refresh_at, coarse_until: refresh_at.minus(COARSE_GUARD) }
     }
 }
 
@@ -70,7 +73,8 @@ thread_local! {
 }
 
 /// This thread's remembered token of provider `id`, if it was remembered at
-/// `generation` and `now` is before its refresh time.
+/// `generation` and the coarse clocks say it is well before its refresh
+/// time.
 #[inline]
 pub(crate) fn remembered(id: u64, generation: u64, now: impl FnOnce() -> Stamp) -> Option<AccessToken> {
     LOCAL.with(|local| {
@@ -79,7 +83,7 @@ pub(crate) fn remembered(id: u64, generation: u64, now: impl FnOnce() -> Stamp) 
             Some(entry) if entry.0 == id => entry,
             _ => local.others.iter().find(|(entry, _, _)| *entry == id)?,
         };
-        (*tagged == generation && now().before(cached.refresh_at)).then(|| cached.token.clone())
+        (*tagged == generation && now().before(cached.coarse_until)).then(|| cached.token.clone())
     })
 }
 
@@ -124,8 +128,8 @@ mod tests {
         // The earliest refresh (jitter 1) and the latest (jitter 0).
         let early = timing().deadlines(token(life), start(), life, Jitter::Fixed(1.0));
         let late = timing().deadlines(token(life), start(), life, Jitter::Fixed(0.0));
-        assert_eq!(start().until(late.usable_until), Duration::from_secs(1140) - CLOCK_SLACK);
-        assert_eq!(late.refresh_at, start().plus(Duration::from_secs(990) - CLOCK_SLACK));
+        assert_eq!(start().until(late.usable_until), Duration::from_secs(1140));
+        assert_eq!(late.refresh_at, start().plus(Duration::from_secs(990)));
         let early_by = start().until(early.usable_until) - start().until(early.refresh_at);
         assert!(early_by > Duration::from_millis(299_999) && early_by <= Duration::from_secs(300), "{early_by:?}");
     }
@@ -134,7 +138,7 @@ mod tests {
     fn deadlines_for_a_short_lived_token_use_half_the_lifetime() {
         let life = Duration::from_secs(2);
         let cached = timing().deadlines(token(life), start(), life, Jitter::Fixed(0.0));
-        assert_eq!(start().until(cached.usable_until), Duration::from_secs(1) - CLOCK_SLACK);
+        assert_eq!(start().until(cached.usable_until), Duration::from_secs(1));
         // Half of the half-second window before the hard margin.
         assert_eq!(start().until(cached.usable_until) - start().until(cached.refresh_at), Duration::from_millis(250));
     }
@@ -144,7 +148,7 @@ mod tests {
         // 1200 s lifetime, 100 s left: usable for 40 s, refresh now.
         let cached =
             timing().deadlines(token(Duration::from_secs(1200)), start(), Duration::from_secs(100), Jitter::Fixed(0.0));
-        assert_eq!(start().until(cached.usable_until), Duration::from_secs(40) - CLOCK_SLACK);
+        assert_eq!(start().until(cached.usable_until), Duration::from_secs(40));
         assert_eq!(cached.refresh_at, start());
     }
 }

@@ -210,14 +210,13 @@ impl Inner {
                 // start the next soft refresh only once the backoff passed.
                 match self.current.load_full() {
                     Some(cached) if now.before(cached.usable_until) && cached.refresh_at.before(retry_at) => {
+                        let refresh_at =
+                            if retry_at.before(cached.usable_until) { retry_at } else { cached.usable_until };
                         let postponed = Cached {
                             token: cached.token.clone(),
                             usable_until: cached.usable_until,
-                            refresh_at: if retry_at.before(cached.usable_until) {
-                                retry_at
-                            } else {
-                                cached.usable_until
-                            },
+                            refresh_at,
+                            coarse_until: refresh_at.minus(crate::time::COARSE_GUARD),
                         };
                         self.set_current(Some(Arc::new(postponed)));
                     }

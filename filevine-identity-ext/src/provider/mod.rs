@@ -6,11 +6,12 @@
 //! - **Hot path** (`cache`). Each thread remembers the last token it was
 //!   handed, tagged with the provider's generation counter. A call reads that
 //!   counter (one atomic load of a read-mostly cache line), finds its
-//!   thread's entry, reads the clock ([`crate::time`]: two coarse clocks on
-//!   Linux) and compares it with the token's refresh time, then clones one
-//!   `Arc`. No lock, no allocation, no timer needed to be right.
+//!   thread's entry, reads the coarse clocks ([`crate::time`]) and checks
+//!   that the token is at least a second before its refresh time, then
+//!   clones one `Arc`. No lock, no allocation, no timer needed to be right.
 //! - **Checked path.** Otherwise it loads the current token from an
-//!   `ArcSwapOption` (no lock): before its refresh time it is remembered and
+//!   `ArcSwapOption` (no lock) and reads the precise clocks: before its
+//!   refresh time it is remembered and
 //!   returned; inside the soft window it is returned and a refresh starts in
 //!   the background; past the hard margin it is never returned.
 //! - **Slow path** (`flight`). With no usable token, the caller takes the
@@ -230,7 +231,7 @@ impl TokenProvider {
     #[inline]
     fn remembered(&self) -> Result<AccessToken, u64> {
         let generation = self.inner.generation.load(Ordering::Acquire);
-        cache::remembered(self.inner.id, generation, || self.inner.clock.now()).ok_or(generation)
+        cache::remembered(self.inner.id, generation, || self.inner.clock.coarse()).ok_or(generation)
     }
 
     /// The checked path: the current token if it is usable, remembered for
