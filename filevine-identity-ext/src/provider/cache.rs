@@ -24,16 +24,20 @@ pub(crate) struct Timing {
 }
 
 /// A cached token with its deadlines, computed once when it arrives.
+///
+/// `repr(C)` with the hot path's two fields first: behind the `Arc` header
+/// they share one cache line (a 16-byte stamp at the end would straddle two).
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Cached {
+    /// Before this point the hot path may trust the coarse clocks
+    /// ([`COARSE_GUARD`] before `refresh_at`).
+    pub(crate) coarse_until: Stamp,
     pub(crate) token: AccessToken,
     /// From this point on the token is not handed out (hard margin).
     pub(crate) usable_until: Stamp,
     /// From this point on a call starts a refresh (soft window, jittered).
     pub(crate) refresh_at: Stamp,
-    /// Before this point the hot path may trust the coarse clocks
-    /// ([`COARSE_GUARD`] before `refresh_at`).
-    pub(crate) coarse_until: Stamp,
 }
 
 impl Timing {
