@@ -84,9 +84,8 @@ pub fn callback(text: &str) {
 /// Must never panic; a token with a wrong nonce, audience or issuer must
 /// never verify.
 pub fn id_token(text: &str) {
-    use base64::Engine as _;
     let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
-    let Ok(decoding) = jsonwebtoken::DecodingKey::from_rsa_components(FUZZ_KEY_N, "AQAB") else { return };
+    let Some((encoding, decoding)) = fuzz_keys() else { return };
     let nonce = crate::oidc::Nonce::from_secret(filevine_identity::SecretString::from("fuzz-nonce"));
     let expect = crate::oidc::id_token::Expectations {
         issuer: "https://identity.filevine.io",
@@ -98,11 +97,8 @@ pub fn id_token(text: &str) {
     let signed;
     let jwt = match serde_json::from_str::<serde_json::Value>(text) {
         Ok(claims @ serde_json::Value::Object(_)) => {
-            let der: String = FUZZ_KEY_PKCS1_DER.concat();
-            let Ok(der) = base64::engine::general_purpose::STANDARD.decode(der) else { return };
-            let key = jsonwebtoken::EncodingKey::from_rsa_der(&der);
             let Ok(token) =
-                jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, &key)
+                jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256), &claims, encoding)
             else {
                 return;
             };
@@ -115,7 +111,7 @@ pub fn id_token(text: &str) {
     if parsed.check_header(&algorithms).is_err() {
         return;
     }
-    match parsed.verify(&decoding, &expect, crate::oidc::id_token::unix_now()) {
+    match parsed.verify(decoding, &expect, crate::oidc::id_token::unix_now()) {
         Ok(claims) => {
             // What verified must be what was expected.
             assert_eq!(claims.iss, "https://identity.filevine.io", "wrong issuer accepted");
@@ -123,6 +119,19 @@ pub fn id_token(text: &str) {
         }
         Err(error) => drop(error.to_string()),
     }
+}
+
+/// The harness's signing and verification keys, decoded once.
+fn fuzz_keys() -> Option<&'static (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)> {
+    use base64::Engine as _;
+    static KEYS: std::sync::OnceLock<Option<(jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)>> =
+        std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let der = base64::engine::general_purpose::STANDARD.decode(FUZZ_KEY_PKCS1_DER.concat()).ok()?;
+        let decoding = jsonwebtoken::DecodingKey::from_rsa_components(FUZZ_KEY_N, "AQAB").ok()?;
+        Some((jsonwebtoken::EncodingKey::from_rsa_der(&der), decoding))
+    })
+    .as_ref()
 }
 
 /// The modulus of the harness's RSA key (base64url), for verification.

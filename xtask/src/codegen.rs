@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use filevine_identity_codegen::{Spec, diff, generate};
+use filevine_identity_codegen::{GENERATED_PATH, SPEC_PATH, Spec, diff, generate};
 
-use crate::{DEFAULT_OUT, DEFAULT_SPEC, workspace_root};
+use crate::workspace_root;
 
 /// Regenerate the client from the spec.
 #[derive(Debug, clap::Args)]
@@ -16,10 +16,10 @@ pub(crate) struct Codegen {
     #[arg(long)]
     pub(crate) check: bool,
     /// Spec to read, relative to the workspace root.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_SPEC)]
+    #[arg(long, value_name = "PATH", default_value = SPEC_PATH)]
     pub(crate) spec: PathBuf,
     /// File to write or check, relative to the workspace root.
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_OUT)]
+    #[arg(long, value_name = "PATH", default_value = GENERATED_PATH)]
     pub(crate) out: PathBuf,
 }
 

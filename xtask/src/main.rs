@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use filevine_identity_codegen::{GENERATED_PATH, SPEC_PATH};
 
 mod codegen;
 mod test;
@@ -53,13 +52,10 @@ fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-/// The defaults, shared by the argument definitions and the tests.
-const DEFAULT_SPEC: &str = SPEC_PATH;
-const DEFAULT_OUT: &str = GENERATED_PATH;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use filevine_identity_codegen::SPEC_PATH;
 
     fn parse(list: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("xtask").chain(list.iter().copied()))

@@ -14,9 +14,7 @@ use super::{Inner, lock};
 /// Arms the timer for `cached`'s refresh time, replacing the previous one.
 /// Without a runtime there is no timer; calls still refresh on demand.
 pub(super) fn arm(inner: &Arc<Inner>, cached: &Cached) {
-    let Some(runtime) = tokio::runtime::Handle::try_current().ok().or_else(|| inner.runtime.clone()) else {
-        return;
-    };
+    let Some(runtime) = inner.runtime() else { return };
     let wait = inner.clock.now().until(cached.refresh_at);
     let weak = Arc::downgrade(inner);
     let timer = runtime.spawn(async move {

@@ -54,8 +54,15 @@ impl Timing {
         let usable_for = life.saturating_sub(margin);
         let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
         let refresh_after = usable_for.saturating_sub(window.mul_f64(0.5 + 0.5 * jitter.unit()));
-        let refresh_at = stamp.plus(refresh_after);
-        Cached { token, usable_until: stamp.plus(usable_for), refresh_at, coarse_until: refresh_at.minus(COARSE_GUARD) }
+        Cached::new(token, stamp.plus(usable_for), stamp.plus(refresh_after))
+    }
+}
+
+impl Cached {
+    /// A token with these deadlines; the hot path's coarse bound is derived
+    /// from the refresh time.
+    pub(crate) fn new(token: AccessToken, usable_until: Stamp, refresh_at: Stamp) -> Self {
+        Self { coarse_until: refresh_at.minus(COARSE_GUARD), token, usable_until, refresh_at }
     }
 }
 

@@ -114,8 +114,7 @@ impl Inner {
     /// Starts a refresh task on the caller's runtime (or the one the provider
     /// was built in); the caller holds the flight lock.
     fn start_flight(self: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
-        let runtime =
-            tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone()).ok_or(Error::NoRuntime)?;
+        let runtime = self.runtime().ok_or(Error::NoRuntime)?;
         let (sender, receiver) = watch::channel(None);
         flight.in_flight = Some(receiver.clone());
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -212,12 +211,7 @@ impl Inner {
                     Some(cached) if now.before(cached.usable_until) && cached.refresh_at.before(retry_at) => {
                         let refresh_at =
                             if retry_at.before(cached.usable_until) { retry_at } else { cached.usable_until };
-                        let postponed = Cached {
-                            token: cached.token.clone(),
-                            usable_until: cached.usable_until,
-                            refresh_at,
-                            coarse_until: refresh_at.minus(crate::time::COARSE_GUARD),
-                        };
+                        let postponed = Cached::new(cached.token.clone(), cached.usable_until, refresh_at);
                         self.set_current(Some(Arc::new(postponed)));
                     }
                     Some(_) => {}
@@ -231,7 +225,7 @@ impl Inner {
 
     /// With background refresh and no token at all, try again after `wait`.
     fn retry_in_background(self: &Arc<Self>, wait: Duration) {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let Some(runtime) = self.runtime() else { return };
         let inner: Weak<Self> = Arc::downgrade(self);
         runtime.spawn(async move {
             tokio::time::sleep(wait).await;

@@ -297,6 +297,12 @@ impl std::future::Future for TokenFuture<'_> {
 }
 
 impl Inner {
+    /// Where refresh and timer tasks run: the caller's runtime, else the one
+    /// the provider was built in.
+    fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        tokio::runtime::Handle::try_current().ok().or_else(|| self.runtime.clone())
+    }
+
     /// Replaces the current token, bumps the generation, and (refreshing in
     /// the background) arms the timer for the new token's refresh time.
     fn set_current(self: &Arc<Self>, cached: Option<Arc<Cached>>) {
