@@ -314,6 +314,10 @@ mod tests {
         let err = builder().leeway(Duration::MAX).build().unwrap_err();
         assert!(err.to_string().contains("leeway") && err.to_string().contains("300 s allowed"), "{err}");
         builder().leeway(Duration::from_secs(300)).build().unwrap();
+        let err = builder().sign_in_timeout(Duration::ZERO).build().unwrap_err();
+        assert_eq!(err, ConfigError::ZeroDuration { setting: "sign_in_timeout" });
+        let err = builder().request_timeout(Duration::ZERO).build().unwrap_err();
+        assert_eq!(err.to_string(), "request_timeout must be longer than zero");
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The fault matrix: each injected failure ends in the expected success or
 //! typed error, after the expected number of attempts (the server's counter).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use filevine_identity_ext::provider::{RetryPolicy, TokenProviderBuilder};
 use filevine_identity_ext::test_util::{Failure, TestServer};
-use filevine_identity_ext::{Credentials, Error, PersonalAccessToken, TokenProvider};
+use filevine_identity_ext::{ConfigError, Credentials, Error, PersonalAccessToken, TokenProvider};
 
 const PAT: &str = "fvpat_faults";
 
@@ -228,4 +229,33 @@ fn invalid_retry_settings_are_config_errors() {
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("max_attempts must be at least 1"), "{err}");
+}
+
+#[test]
+fn zero_durations_and_a_missing_runtime_are_named_errors() {
+    let builder = || {
+        TokenProvider::builder()
+            .env(|_| None)
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+    };
+    for (builder, setting) in [
+        (builder().request_timeout(Duration::ZERO), "request_timeout"),
+        (builder().connect_timeout(Duration::ZERO), "connect_timeout"),
+        (builder().total_timeout(Duration::ZERO), "total_timeout"),
+    ] {
+        let err = builder.build().unwrap_err();
+        assert!(matches!(err, ConfigError::ZeroDuration { setting: s } if s == setting), "{err:?}");
+        assert_eq!(err.to_string(), format!("{setting} must be longer than zero"));
+    }
+    // Outside any runtime: background refresh cannot be built, and a call
+    // that needs a refresh has nowhere to run it.
+    let err = builder().background_refresh(true).build().unwrap_err();
+    assert_eq!(err, ConfigError::NoRuntime { feature: "background refresh" });
+    assert!(err.to_string().contains("needs a Tokio runtime"), "{err}");
+    let provider = builder().build().unwrap();
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut call = std::pin::pin!(provider.token());
+    let std::task::Poll::Ready(Err(err)) = call.as_mut().poll(&mut context) else { panic!("an immediate error") };
+    assert!(matches!(err, Error::NoRuntime), "{err:?}");
+    assert!(err.to_string().contains("no Tokio runtime"), "{err}");
 }
