@@ -20,6 +20,7 @@ use crate::config::scope::{Scope, Scopes};
 use crate::error::ConfigError;
 use crate::grant::{ClientId, ClientSecret};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::time::{Clock, TimeSource};
 
 /// How long discovery documents and signing keys are cached by default.
 pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -56,6 +57,7 @@ pub struct OidcClientBuilder {
     metadata_ttl: Duration,
     connect_timeout: Duration,
     request_timeout: Duration,
+    clock: Clock,
     env: EnvSource,
 }
 
@@ -86,6 +88,7 @@ impl Default for OidcClientBuilder {
             metadata_ttl: DEFAULT_METADATA_TTL,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            clock: Clock::System,
             env: Box::new(env::process_env),
         }
     }
@@ -150,6 +153,15 @@ impl OidcClientBuilder {
     /// How long discovery and signing keys are cached (default 1 hour).
     pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
         self.metadata_ttl = ttl;
+        self
+    }
+
+    /// The clock that ages the cached discovery document and signing keys
+    /// (default: the system's). Tests pass a
+    /// [`ManualTimeSource`](crate::time::ManualTimeSource) to move time
+    /// without sleeping.
+    pub fn time_source(mut self, source: impl TimeSource + 'static) -> Self {
+        self.clock = Clock::Source(Arc::new(source));
         self
     }
 
@@ -236,8 +248,8 @@ impl OidcClientBuilder {
         };
         Ok(OidcClient {
             inner: Arc::new(Inner {
-                discovery: DiscoveryCache::new(region.identity_url().to_owned(), self.metadata_ttl),
-                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL, self.request_timeout),
+                discovery: DiscoveryCache::new(region.identity_url().to_owned(), self.metadata_ttl, self.clock.clone()),
+                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL, self.request_timeout, self.clock),
                 region,
                 client_id,
                 client_secret,

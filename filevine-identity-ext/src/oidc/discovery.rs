@@ -3,12 +3,13 @@
 //! checked, and cached.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use filevine_identity::types::OpenIdConfiguration;
 use url::Url;
 
 use crate::error::Error;
+use crate::time::{Clock, Stamp};
 
 /// The path of the token endpoint in the spec. The SDK sends every token
 /// request through the generated client, which appends this path to its
@@ -216,12 +217,14 @@ fn endpoint(field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
 pub(crate) struct DiscoveryCache {
     authority: String,
     ttl: Duration,
-    cached: tokio::sync::Mutex<Option<(Arc<ProviderMetadata>, Instant)>>,
+    clock: Clock,
+    /// The metadata and when it goes stale.
+    cached: tokio::sync::Mutex<Option<(Arc<ProviderMetadata>, Stamp)>>,
 }
 
 impl DiscoveryCache {
-    pub(crate) fn new(authority: String, ttl: Duration) -> Self {
-        Self { authority, ttl, cached: tokio::sync::Mutex::new(None) }
+    pub(crate) fn new(authority: String, ttl: Duration, clock: Clock) -> Self {
+        Self { authority, ttl, clock, cached: tokio::sync::Mutex::new(None) }
     }
 
     /// The cached metadata, or a fresh fetch when there is none or it is
@@ -232,14 +235,14 @@ impl DiscoveryCache {
         attempt_timeout: Duration,
     ) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
         let mut cached = self.cached.lock().await;
-        if let Some((metadata, fetched_at)) = cached.as_ref()
-            && fetched_at.elapsed() < self.ttl
+        if let Some((metadata, stale_at)) = cached.as_ref()
+            && self.clock.now().before(*stale_at)
         {
             return Ok(metadata.clone());
         }
         let metadata = Arc::new(self.fetch(http, attempt_timeout).await?);
         tracing::debug!(issuer = %metadata.issuer, "fetched the OpenID Connect discovery document");
-        *cached = Some((metadata.clone(), Instant::now()));
+        *cached = Some((metadata.clone(), self.clock.now().plus(self.ttl)));
         Ok(metadata)
     }
 

@@ -3,7 +3,7 @@
 //! cache does not have (the provider rotated its keys).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -12,6 +12,7 @@ use url::Url;
 use crate::error::Error;
 use crate::oidc::id_token::IdTokenError;
 use crate::redact::body_excerpt;
+use crate::time::{Clock, Stamp};
 
 /// Largest JWKS document read.
 const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -86,19 +87,21 @@ pub(crate) struct JwksCache {
     refetch_interval: Duration,
     /// The HTTP client's per-request timeout, for error messages.
     request_timeout: Duration,
+    clock: Clock,
     state: tokio::sync::Mutex<State>,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    keys: Option<(Arc<KeySet>, Instant)>,
-    /// When the last fetch prompted by an unknown key ran.
-    last_refetch: Option<Instant>,
+    /// The keys and when they go stale.
+    keys: Option<(Arc<KeySet>, Stamp)>,
+    /// When the next fetch prompted by an unknown key may run.
+    next_refetch: Option<Stamp>,
 }
 
 impl JwksCache {
-    pub(crate) fn new(ttl: Duration, refetch_interval: Duration, request_timeout: Duration) -> Self {
-        Self { ttl, refetch_interval, request_timeout, state: tokio::sync::Mutex::new(State::default()) }
+    pub(crate) fn new(ttl: Duration, refetch_interval: Duration, request_timeout: Duration, clock: Clock) -> Self {
+        Self { ttl, refetch_interval, request_timeout, clock, state: tokio::sync::Mutex::new(State::default()) }
     }
 
     /// The decoding key for a token signed with `alg` by key `kid`.
@@ -112,7 +115,7 @@ impl JwksCache {
         let mut state = self.state.lock().await;
         let mut fetched_now = false;
         let keys = match &state.keys {
-            Some((keys, at)) if at.elapsed() < self.ttl => keys.clone(),
+            Some((keys, stale_at)) if self.clock.now().before(*stale_at) => keys.clone(),
             _ => {
                 fetched_now = true;
                 self.fetch_into(&mut state, http, jwks_uri).await?
@@ -123,13 +126,13 @@ impl JwksCache {
             None => {
                 // Unknown key: the provider may have rotated. Fetch once,
                 // unless this call just did or a refetch ran recently.
-                let may_refetch =
-                    !fetched_now && state.last_refetch.is_none_or(|at| at.elapsed() >= self.refetch_interval);
+                let now = self.clock.now();
+                let may_refetch = !fetched_now && state.next_refetch.is_none_or(|at| !now.before(at));
                 if !may_refetch {
                     return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) });
                 }
                 tracing::debug!(kid, "the ID token names a key not in the cached JWKS; fetching it again");
-                state.last_refetch = Some(Instant::now());
+                state.next_refetch = Some(now.plus(self.refetch_interval));
                 let keys = self.fetch_into(&mut state, http, jwks_uri).await?;
                 keys.find(kid, alg).cloned().ok_or_else(|| IdTokenError::UnknownKey { kid: kid.map(str::to_owned) })?
             }
@@ -149,7 +152,7 @@ impl JwksCache {
                 .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
         );
         tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");
-        state.keys = Some((keys.clone(), Instant::now()));
+        state.keys = Some((keys.clone(), self.clock.now().plus(self.ttl)));
         Ok(keys)
     }
 }

@@ -326,6 +326,45 @@ fn next_provider_id() -> u64 {
 mod tests {
     use super::*;
 
+    /// Holds every lock the provider has while another thread asks for a
+    /// fresh token twice (the checked path, then the hot path): both calls
+    /// complete, so neither path takes a lock. A path that did would block
+    /// on the held mutex and the answer would never come.
+    #[test]
+    fn serving_a_fresh_token_takes_no_lock() {
+        use crate::grant::PersonalAccessToken;
+        use std::time::{Duration, Instant};
+
+        let provider = TokenProvider::builder()
+            .region(Region::custom("http://127.0.0.1:9").unwrap())
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new("pat").unwrap()))
+            .env(|_| None)
+            .build()
+            .unwrap();
+        let hour = Duration::from_secs(3600);
+        let token = AccessToken::new("fresh".to_owned().into(), "Bearer", None, Instant::now(), hour).unwrap();
+        let now = provider.inner.clock.now();
+        provider.inner.set_current(Some(Arc::new(Cached::new(token, now.plus(hour), now.plus(hour / 2)))));
+
+        let inner = &provider.inner;
+        let held = (lock(&inner.flight), lock(&inner.refresh_token), lock(&inner.id_token), lock(&inner.timer));
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let caller = provider.clone();
+        std::thread::spawn(move || {
+            let mut context = Context::from_waker(std::task::Waker::noop());
+            for _ in 0..2 {
+                let mut call = std::pin::pin!(caller.token());
+                let served = matches!(call.as_mut().poll(&mut context), Poll::Ready(Ok(_)));
+                sender.send(served).unwrap();
+            }
+        });
+        for path in ["checked", "hot"] {
+            let served = receiver.recv_timeout(Duration::from_secs(30));
+            assert_eq!(served, Ok(true), "the {path} path blocked on a lock or did not serve the token");
+        }
+        drop(held);
+    }
+
     #[test]
     fn provider_is_send_sync_clone() {
         fn assert_traits<T: Clone + Send + Sync + 'static>() {}

@@ -9,7 +9,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filevine_identity_ext::grant::IdToken;
-use filevine_identity_ext::oidc::{AuthorizationOptions, ClientAuthMethod, DiscoveryError, IdTokenError, RedirectUrl};
+use filevine_identity_ext::oidc::{
+    AuthorizationOptions, ClientAuthMethod, DiscoveryError, IdTokenError, OidcClientBuilder, RedirectUrl,
+};
+use filevine_identity_ext::time::ManualTimeSource;
 use filevine_identity_ext::{ClientId, ClientSecret, Error, OidcClient, Region, Scopes, SignInError};
 
 use crate::support::oidc::{self, Browser, provider};
@@ -20,6 +23,10 @@ fn client_for(id: &str, secret: &str) -> OidcClient {
 
 /// A client of `provider` (the shared one, or a test's own).
 fn client_at(provider: &oidc::Provider, id: &str, secret: &str) -> OidcClient {
+    builder_at(provider, id, secret).build().unwrap()
+}
+
+fn builder_at(provider: &oidc::Provider, id: &str, secret: &str) -> OidcClientBuilder {
     OidcClient::builder()
         .region(Region::custom(&provider.issuer).unwrap())
         .client_id(ClientId::new(id).unwrap())
@@ -28,8 +35,6 @@ fn client_at(provider: &oidc::Provider, id: &str, secret: &str) -> OidcClient {
         .post_logout_redirect_uri(RedirectUrl::new(oidc::POST_LOGOUT_REDIRECT_URI).unwrap())
         .scopes(Scopes::partner_app())
         .env(|_| None)
-        .build()
-        .unwrap()
 }
 
 fn client() -> OidcClient {
@@ -263,6 +268,20 @@ async fn reused_authorization_code_is_rejected() {
 }
 
 #[tokio::test]
+async fn expired_authorization_code_is_rejected() {
+    // Its own provider: the test moves the provider's clock past the code's
+    // 60 s lifetime (as a user who lingers on the consent page would).
+    let own = oidc::Provider::start();
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    let callback = Browser::new().sign_in(&request.url, "alice").await;
+    own.advance_clock(Duration::from_secs(61)).await;
+    let err = client.complete_sign_in(&callback, request.pending).await.unwrap_err();
+    assert!(matches!(err, SignInError::CodeRejected { status: 400, .. }), "{err}");
+    assert_eq!(own.stats().await["token"], 1, "one exchange, not retried");
+}
+
+#[tokio::test]
 async fn wrong_pkce_verifier_is_rejected_by_the_provider() {
     let client = client();
     let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
@@ -377,7 +396,8 @@ async fn expiry_is_checked_with_leeway() {
 async fn unknown_kid_is_refetched_once_then_rejected() {
     // Its own provider, so the JWKS counter counts this test's fetches only.
     let provider = &oidc::Provider::start();
-    let client = client_at(provider, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
+    let clock = ManualTimeSource::new();
+    let client = builder_at(provider, oidc::CLIENT_ID, oidc::CLIENT_SECRET).time_source(clock.clone()).build().unwrap();
     // Warm the key cache with a valid token.
     verify(&client, provider.sign(claims_for(provider, |_| {}), "RS512", "provider").await).await.unwrap();
     let before = provider.stats().await["jwks"].as_u64().unwrap();
@@ -389,8 +409,58 @@ async fn unknown_kid_is_refetched_once_then_rejected() {
     );
     assert_eq!(provider.stats().await["jwks"].as_u64().unwrap(), before + 1, "exactly one refetch");
     // Again right away: no second refetch (rate limited).
-    assert!(matches!(verify(&client, jwt).await, Err(SignInError::IdToken(IdTokenError::UnknownKey { .. }))));
+    assert!(matches!(verify(&client, jwt.clone()).await, Err(SignInError::IdToken(IdTokenError::UnknownKey { .. }))));
     assert_eq!(provider.stats().await["jwks"].as_u64().unwrap(), before + 1, "no refetch storm");
+    // Still rate limited a moment before 30 s have passed…
+    clock.advance(Duration::from_millis(29_999));
+    assert!(matches!(verify(&client, jwt.clone()).await, Err(SignInError::IdToken(IdTokenError::UnknownKey { .. }))));
+    assert_eq!(provider.stats().await["jwks"].as_u64().unwrap(), before + 1, "refetch inside the 30 s window");
+    // …and allowed once again at 30 s.
+    clock.advance(Duration::from_millis(1));
+    assert!(matches!(verify(&client, jwt).await, Err(SignInError::IdToken(IdTokenError::UnknownKey { .. }))));
+    assert_eq!(provider.stats().await["jwks"].as_u64().unwrap(), before + 2, "one refetch after the window");
+}
+
+/// Discovery and the key set are fetched once and reused until
+/// `metadata_ttl` has passed (default 1 hour), then fetched again.
+#[tokio::test]
+async fn discovery_and_keys_are_cached_for_the_metadata_ttl() {
+    // Its own provider: the test counts discovery and JWKS fetches.
+    let own = oidc::Provider::start();
+    let count = async |what: &str| own.stats().await[what].as_u64().unwrap();
+    let valid = || async { own.sign(claims_for(&own, |_| {}), "RS512", "provider").await };
+
+    let clock = ManualTimeSource::new();
+    let minute = Duration::from_secs(60);
+    let client = builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET)
+        .metadata_ttl(minute)
+        .time_source(clock.clone())
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+        verify(&client, valid().await).await.unwrap();
+    }
+    assert_eq!((count("discovery").await, count("jwks").await), (1, 1), "fetched once, then cached");
+    clock.advance(minute - Duration::from_millis(1));
+    client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    verify(&client, valid().await).await.unwrap();
+    assert_eq!((count("discovery").await, count("jwks").await), (1, 1), "still cached just before the TTL");
+    clock.advance(Duration::from_millis(1));
+    client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    verify(&client, valid().await).await.unwrap();
+    assert_eq!((count("discovery").await, count("jwks").await), (2, 2), "fetched again at the TTL");
+
+    // The default TTL is one hour.
+    let clock = ManualTimeSource::new();
+    let client = builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET).time_source(clock.clone()).build().unwrap();
+    client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    clock.advance(Duration::from_secs(3599));
+    client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    assert_eq!(count("discovery").await, 3, "cached for the default hour");
+    clock.advance(Duration::from_secs(1));
+    client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    assert_eq!(count("discovery").await, 4, "fetched again after an hour");
 }
 
 #[tokio::test]

@@ -15,11 +15,19 @@
 //
 // Besides the provider, a few /_harness/ routes let tests mint tokens with
 // the provider's own signing key (for the negative matrix: wrong nonce, aud,
-// iss, expired…), count JWKS fetches, and publish a rotated key.
+// iss, expired…), count JWKS fetches, publish a rotated key, and move the
+// provider's clock forward (/_harness/advance), so a test can let an
+// authorization code expire without waiting for it.
 
 import { generateKeyPairSync, createPrivateKey, createSign } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
+
+// The provider's clock: the real one plus whatever /_harness/advance added.
+// oidc-provider reads Date.now() for every expiry check.
+const realNow = Date.now;
+let clockOffsetMs = 0;
+Date.now = () => realNow() + clockOffsetMs;
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 const accessTokenTtl = Number(process.env.OIDC_ACCESS_TOKEN_TTL ?? 300);
@@ -165,6 +173,12 @@ server.listen(port, '127.0.0.1', () => {
       if (path === '/_harness/rotate' && req.method === 'POST') {
         rotated = true;
         return sendJson(res, 200, { kid: keys.rotated.kid });
+      }
+      if (path === '/_harness/advance' && req.method === 'POST') {
+        const { seconds } = await readJson(req);
+        if (!Number.isInteger(seconds) || seconds < 0) throw new Error('seconds must be a non-negative integer');
+        clockOffsetMs += seconds * 1000;
+        return sendJson(res, 200, { offset_seconds: clockOffsetMs / 1000 });
       }
       if (path === '/_harness/public-keys') {
         return sendJson(res, 200, { provider: publicJwk(keys.provider), rotated: publicJwk(keys.rotated) });

@@ -96,6 +96,12 @@ impl Provider {
         self.harness("sign", Some(body)).await["jwt"].as_str().expect("jwt").to_owned()
     }
 
+    /// Moves the provider's clock forward (its expiry checks see the
+    /// future; nothing waits).
+    pub async fn advance_clock(&self, by: std::time::Duration) {
+        self.harness("advance", Some(serde_json::json!({ "seconds": by.as_secs() }))).await;
+    }
+
     /// How many requests each endpoint has served.
     pub async fn stats(&self) -> serde_json::Value {
         self.harness("stats", None).await
