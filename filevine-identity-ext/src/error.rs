@@ -121,6 +121,18 @@ pub enum Error {
     /// The SDK is configured wrongly; nothing was sent.
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
+    /// The token store failed. For a refresh token this is an error rather
+    /// than a silent fallback: refreshing without the store could race
+    /// another replica and lose the rotated token.
+    #[error("token store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The store has no token set under this key (the user never signed in
+    /// here, signed out, or the entry was unreadable). Sign in again.
+    #[error("no token set is stored under {key}; the user must sign in")]
+    NotStored {
+        /// The key's fingerprint.
+        key: crate::store::StoreKey,
+    },
 }
 
 /// A transport failure from `reqwest`, kept as the source of
@@ -213,7 +225,12 @@ impl Error {
             | Self::RateLimited { status, .. }
             | Self::Server { status, .. } => Some(*status),
             Self::MalformedResponse { status, .. } => *status,
-            Self::Network { .. } | Self::Timeout { .. } | Self::NoRuntime | Self::Config(_) => None,
+            Self::Network { .. }
+            | Self::Timeout { .. }
+            | Self::NoRuntime
+            | Self::Config(_)
+            | Self::Store(_)
+            | Self::NotStored { .. } => None,
         }
     }
 
@@ -227,6 +244,12 @@ impl Error {
     /// network errors, timeouts, 5xx, 429. Never for rejected credentials.
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Network { .. } | Self::Timeout { .. } | Self::Server { .. } | Self::RateLimited { .. })
+    }
+
+    /// Whether the user has to sign in again: the refresh token was
+    /// rejected, or there is no stored token set.
+    pub fn needs_sign_in(&self) -> bool {
+        matches!(self, Self::SignInRequired { .. } | Self::NotStored { .. })
     }
 }
 
@@ -255,7 +278,12 @@ impl Error {
             Self::MalformedResponse { status, reason, excerpt, source } => {
                 Self::MalformedResponse { status, reason: clean(reason), excerpt: clean(excerpt), source }
             }
-            other @ (Self::RateLimited { .. } | Self::Timeout { .. } | Self::NoRuntime | Self::Config(_)) => other,
+            other @ (Self::RateLimited { .. }
+            | Self::Timeout { .. }
+            | Self::NoRuntime
+            | Self::Config(_)
+            | Self::Store(_)
+            | Self::NotStored { .. }) => other,
         }
     }
 }
@@ -403,6 +431,39 @@ pub enum ConfigError {
     /// initialise).
     #[error("the HTTP client could not be built")]
     HttpClient(#[source] TransportError),
+    /// `FILEVINE_STORE_KEY` (or a key given in code) is not a 32-byte key.
+    #[error("the token store encryption key is invalid: {reason}; generate one with `openssl rand -base64 32`")]
+    InvalidStoreKey {
+        /// What is wrong with it (never the value).
+        reason: &'static str,
+    },
+    /// The token store setting (`FILEVINE_TOKEN_STORE`) is not usable.
+    #[error("the token store setting is invalid: {reason}")]
+    TokenStore {
+        /// What is wrong with it (never a password).
+        reason: String,
+    },
+    /// A refresh-token provider with a store needs the application to name
+    /// the key (the user's session), because the refresh token it would be
+    /// derived from changes with every refresh.
+    #[error("a store for a refresh token needs a key: call store_key(StoreKey::session(…)) with the user's session id")]
+    StoreKeyRequired,
+    /// The store lease is shorter than the total timeout of a refresh: a
+    /// slow but live refresh would be raced by another process.
+    #[error("the store lease time ({} s) must be at least the total timeout ({} s)", lease.as_secs_f64(), total_timeout.as_secs_f64())]
+    LeaseTooShort {
+        /// The lease time configured.
+        lease: Duration,
+        /// The total timeout of a refresh.
+        total_timeout: Duration,
+    },
+    /// A provider reading its token set from a store was built without one.
+    #[error("stored_session() reads the token set from a store: configure one with store()")]
+    NoStore,
+    /// A token set handed to a builder with a store must be saved before
+    /// the provider is used; `build()` cannot wait for that.
+    #[error("a token set with a store is saved when the provider is built: use build_saved().await instead of build()")]
+    UnsavedTokenSet,
 }
 
 impl PartialEq for TransportError {

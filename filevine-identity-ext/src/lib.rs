@@ -72,6 +72,7 @@ pub mod error;
 pub mod grant;
 pub mod oidc;
 pub mod provider;
+pub mod store;
 pub mod time;
 
 mod http;

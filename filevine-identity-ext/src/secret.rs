@@ -124,6 +124,67 @@ secret_type!(
     Nonce
 );
 
+secret_type!(
+    /// The key token sets are encrypted with in a
+    /// [`TokenStore`](crate::store::TokenStore) (AES-256-GCM): 32 bytes,
+    /// written as standard base64 (`FILEVINE_STORE_KEY`). Every process
+    /// sharing a store needs the same key.
+    ///
+    /// ```
+    /// use filevine_identity_ext::store::StoreEncryptionKey;
+    ///
+    /// let key = StoreEncryptionKey::generate().unwrap();
+    /// let again = StoreEncryptionKey::new(key.expose_secret()).unwrap();
+    /// assert_eq!(key, again);
+    /// assert!(StoreEncryptionKey::new("c2hvcnQ=").is_err()); // 5 bytes
+    /// ```
+    StoreEncryptionKey
+);
+
+impl StoreEncryptionKey {
+    /// Reads a key from standard base64 (44 characters, 32 bytes).
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidStoreKey`] when it is not base64 or not 32
+    /// bytes long (the error never repeats the value).
+    pub fn new(base64: impl Into<String>) -> Result<Self, ConfigError> {
+        let secret = SecretString::new(base64.into().trim());
+        Self::decode(secret.expose_secret())?;
+        Ok(Self(secret))
+    }
+
+    /// A fresh random key from the OS CSPRNG.
+    ///
+    /// # Errors
+    /// [`RandomnessUnavailable`](crate::oidc::RandomnessUnavailable) if the
+    /// OS random number generator fails.
+    pub fn generate() -> Result<Self, crate::oidc::RandomnessUnavailable> {
+        use base64::Engine as _;
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut *bytes).map_err(crate::oidc::RandomnessUnavailable)?;
+        Ok(Self(SecretString::new(base64::engine::general_purpose::STANDARD.encode(*bytes))))
+    }
+
+    /// The 32 key bytes.
+    pub(crate) fn bytes(&self) -> zeroize::Zeroizing<[u8; 32]> {
+        Self::decode(self.0.expose_secret()).unwrap_or_else(|_| unreachable!("validated in new()"))
+    }
+
+    fn decode(text: &str) -> Result<zeroize::Zeroizing<[u8; 32]>, ConfigError> {
+        use base64::Engine as _;
+        let decoded = zeroize::Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| ConfigError::InvalidStoreKey { reason: "it is not standard base64" })?,
+        );
+        let bytes: [u8; 32] = decoded
+            .as_slice()
+            .try_into()
+            .map_err(|_| ConfigError::InvalidStoreKey { reason: "it must decode to exactly 32 bytes" })?;
+        Ok(zeroize::Zeroizing::new(bytes))
+    }
+}
+
 /// Credentials a user types or configures: refused when empty or blank.
 macro_rules! non_empty_constructor {
     ($name:ident, $what:literal) => {

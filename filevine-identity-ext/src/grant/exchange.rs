@@ -14,16 +14,17 @@ use crate::error::Error;
 use crate::grant::{Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
 
 /// The form body for `credentials`. `refresh_token` is the current (possibly
-/// rotated) refresh token for the refresh grant.
+/// rotated) refresh token for the refresh grant; `None` when a refresh grant
+/// has no refresh token at all (nothing stored).
 pub(crate) fn token_request(
     credentials: &Credentials,
     refresh_token: Option<&RefreshToken>,
     scope: Option<&str>,
-) -> TokenRequest {
+) -> Option<TokenRequest> {
     let client_id = credentials.client.as_ref().map(|c| c.id.as_str().to_owned());
     let client_secret = credentials.client.as_ref().and_then(|c| c.secret.as_ref()).map(|s| s.secret().clone());
     let scope = scope.map(str::to_owned);
-    match &credentials.grant {
+    Some(match &credentials.grant {
         Grant::PersonalAccessToken(pat) => PersonalAccessTokenRequest {
             grant_type: PersonalAccessTokenRequestGrantType::PersonalAccessToken,
             token: pat.secret().clone(),
@@ -47,7 +48,15 @@ pub(crate) fn token_request(
             client_secret,
         }
         .into(),
-    }
+        Grant::StoredRefreshToken => RefreshTokenRequest {
+            grant_type: RefreshTokenRequestGrantType::RefreshToken,
+            refresh_token: refresh_token?.secret().clone(),
+            scope,
+            client_id,
+            client_secret,
+        }
+        .into(),
+    })
 }
 
 /// Sends one token request and turns the answer into a [`TokenSet`] or an

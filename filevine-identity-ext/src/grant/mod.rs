@@ -82,6 +82,9 @@ pub(crate) enum Grant {
     PersonalAccessToken(PersonalAccessToken),
     ClientCredentials,
     RefreshToken(RefreshToken),
+    /// A refresh token read from the provider's token store (a user's
+    /// session, picked up by another replica or after a restart).
+    StoredRefreshToken,
 }
 
 /// A client id with its secret (or, for a public client, without one).
@@ -131,7 +134,7 @@ impl Credentials {
         match &self.grant {
             Grant::PersonalAccessToken(pat) => secrets.push(pat.expose_secret()),
             Grant::RefreshToken(token) => secrets.push(token.expose_secret()),
-            Grant::ClientCredentials => {}
+            Grant::ClientCredentials | Grant::StoredRefreshToken => {}
         }
         if let Some(secret) = self.client.as_ref().and_then(|c| c.secret.as_ref()) {
             secrets.push(secret.expose_secret());
@@ -144,8 +147,13 @@ impl Credentials {
         match self.grant {
             Grant::PersonalAccessToken(_) => "personal_access_token",
             Grant::ClientCredentials => "client_credentials",
-            Grant::RefreshToken(_) => "refresh_token",
+            Grant::RefreshToken(_) | Grant::StoredRefreshToken => "refresh_token",
         }
+    }
+
+    /// Whether these credentials refresh a user's token set.
+    pub(crate) fn is_refresh(&self) -> bool {
+        matches!(self.grant, Grant::RefreshToken(_) | Grant::StoredRefreshToken)
     }
 
     /// The client id, if any.

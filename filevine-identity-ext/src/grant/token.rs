@@ -134,6 +134,36 @@ impl AccessToken {
     pub(crate) fn lifetime(&self) -> Duration {
         self.0.expires_at.saturating_duration_since(self.0.received_at)
     }
+
+    /// The granted scope list as the server sent it.
+    pub(crate) fn granted(&self) -> Option<&str> {
+        self.0.granted.as_deref()
+    }
+
+    /// A token read back from a store: it was issued with `lifetime` and
+    /// expires at `expiry` on the wall clock. `None` once that has passed.
+    pub(crate) fn restore(
+        secret: SecretString,
+        token_type: &str,
+        granted: Option<String>,
+        expiry: SystemTime,
+        lifetime: Duration,
+    ) -> Result<Option<Self>, Error> {
+        let Ok(left) = expiry.duration_since(SystemTime::now()) else { return Ok(None) };
+        if left.is_zero() {
+            return Ok(None);
+        }
+        // Never more life than it was issued with (a clock set back).
+        let left = left.min(lifetime);
+        // Received `lifetime − left` ago, so the hard margin and soft window
+        // are computed from the lifetime it was issued with.
+        let now = Instant::now();
+        match now.checked_sub(lifetime - left) {
+            Some(received_at) => Self::new(secret, token_type, granted, received_at, lifetime).map(Some),
+            // A monotonic clock younger than that (a fresh boot).
+            None => Self::new(secret, token_type, granted, now, left).map(Some),
+        }
+    }
 }
 
 impl fmt::Debug for AccessToken {

@@ -54,6 +54,7 @@ use crate::error::{ConfigError, Error};
 use crate::grant::{AccessToken, ClientId, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, TokenSet};
 use crate::provider::{TokenProvider, TokenProviderBuilder};
 use crate::redact::{body_excerpt, endpoint_only, redact};
+use crate::store::StoreKey;
 use discovery::DiscoveryCache;
 use id_token::{Expectations, unix_now};
 use jwks::JwksCache;
@@ -311,6 +312,61 @@ impl OidcClient {
     /// [`SignInError::Discovery`], or [`SignInError::Config`] when the
     /// token endpoint is not a usable authority.
     pub async fn token_provider(&self, token_set: TokenSet) -> Result<TokenProviderBuilder, SignInError> {
+        let (builder, secret) = self.refreshing_builder().await?;
+        Ok(builder.token_set(token_set, self.inner.client_id.clone(), secret))
+    }
+
+    /// A [`TokenProviderBuilder`] for a user's token set that lives in a
+    /// [store](crate::store) under `key` (the user's session): after a
+    /// restart or on another replica, the provider reads the refresh token
+    /// from the store and refreshes at the discovered token endpoint with
+    /// this client's credentials. Add `.store(…)` and `build()`; a call to
+    /// `token()` with nothing stored is [`Error::NotStored`](crate::Error::NotStored).
+    ///
+    /// ```no_run
+    /// use filevine_identity_ext::store::{self, StoreKey};
+    /// use filevine_identity_ext::OidcClient;
+    ///
+    /// # async fn run(oidc: OidcClient, session_id: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let store = store::open("redis://127.0.0.1:6379")?;
+    /// let provider = oidc.stored_session(StoreKey::session(session_id)).await?.store(store).build()?;
+    /// let token = provider.token().await?;
+    /// # drop(token);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`OidcClient::token_provider`].
+    pub async fn stored_session(&self, key: StoreKey) -> Result<TokenProviderBuilder, SignInError> {
+        let (builder, secret) = self.refreshing_builder().await?;
+        Ok(builder.stored_session(self.inner.client_id.clone(), secret).store_key(key))
+    }
+
+    /// Signs the provider's user out: forgets and deletes the stored token
+    /// set ([`TokenProvider::forget`]), then revokes the refresh token and
+    /// the access token it held (RFC 7009), so neither works anywhere any
+    /// more. Follow with [`OidcClient::end_session_url`] to end the
+    /// session at Filevine too.
+    ///
+    /// # Errors
+    /// [`SignInError::Token`] when the store fails, or the first revocation
+    /// that failed (the rest is still attempted).
+    pub async fn sign_out(&self, provider: &TokenProvider) -> Result<(), SignInError> {
+        let forgotten = provider.forget().await?;
+        let refresh = match &forgotten.refresh_token {
+            Some(token) => self.revoke_refresh_token(token).await,
+            None => Ok(()),
+        };
+        let access = match &forgotten.access_token {
+            Some(token) if !token.is_expired() => self.revoke_access_token(token).await,
+            _ => Ok(()),
+        };
+        refresh.and(access)
+    }
+
+    /// A provider builder for this client's refresh grant: the discovered
+    /// token endpoint, the client authentication, the HTTP client.
+    async fn refreshing_builder(&self) -> Result<(TokenProviderBuilder, Option<ClientSecret>), SignInError> {
         let metadata = self.metadata().await?;
         let method = self.auth_method(&metadata)?;
         let inner = &self.inner;
@@ -324,10 +380,8 @@ impl OidcClient {
             }
             .map_err(ConfigError::from)?
         };
-        Ok(TokenProvider::builder()
-            .region(region)
-            .token_set(token_set, inner.client_id.clone(), self.form_secret(method).cloned())
-            .http_client(self.http_for(method)?.clone()))
+        let builder = TokenProvider::builder().region(region).http_client(self.http_for(method)?.clone());
+        Ok((builder, self.form_secret(method).cloned()))
     }
 
     /// The user's claims from the userinfo endpoint, checked to be about

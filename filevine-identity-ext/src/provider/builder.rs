@@ -1,7 +1,7 @@
 //! [`TokenProviderBuilder`]: every setting of a provider, validated once in
 //! `build()`, which sends nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,8 +15,12 @@ use crate::config::env::{self, EnvSource, Lookup};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::ConfigError;
+use crate::error::Error;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::provider::StoreLink;
+use crate::store::record::{self, StoredTokens};
+use crate::store::{STORE_KEY, StoreEncryptionKey, StoreError, StoreKey, TOKEN_STORE, TokenStore};
 use crate::time::{Clock, TimeSource};
 
 /// Default hard margin: Filevine's samples refresh a minute before expiry.
@@ -45,6 +49,13 @@ pub struct TokenProviderBuilder {
     env: EnvSource,
     clock: Clock,
     jitter: Jitter,
+    store: Option<Arc<dyn TokenStore>>,
+    store_key: Option<StoreKey>,
+    store_encryption_key: Option<StoreEncryptionKey>,
+    lease_time: Option<Duration>,
+    stored_session: Option<ClientAuth>,
+    /// Set by `build_saved`, which saves the starting token set itself.
+    allow_unsaved: bool,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
@@ -57,6 +68,8 @@ impl std::fmt::Debug for TokenProviderBuilder {
             .field("hard_margin", &self.hard_margin)
             .field("soft_window", &self.soft_window)
             .field("background_refresh", &self.background_refresh)
+            .field("store", &self.store)
+            .field("store_key", &self.store_key)
             .finish_non_exhaustive()
     }
 }
@@ -79,6 +92,12 @@ impl Default for TokenProviderBuilder {
             env: Box::new(env::process_env),
             clock: Clock::System,
             jitter: Jitter::Random,
+            store: None,
+            store_key: None,
+            store_encryption_key: None,
+            lease_time: None,
+            stored_session: None,
+            allow_unsaved: false,
         }
     }
 }
@@ -206,6 +225,78 @@ impl TokenProviderBuilder {
         self
     }
 
+    /// Shares token sets through `store` (see [`crate::store`]): other
+    /// processes, restarts and replicas use what this provider saves.
+    /// Default: [`TOKEN_STORE`](crate::store::TOKEN_STORE)
+    /// (`FILEVINE_TOKEN_STORE`), else none (memory of this provider only).
+    pub fn store(mut self, store: impl TokenStore + 'static) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The key the token set is stored under. Required for a user's token
+    /// set (name the session: [`StoreKey::session`]); for a PAT or client
+    /// credentials the default is derived from the authority, grant,
+    /// client id, scopes and a hash of the credential.
+    pub fn store_key(mut self, key: StoreKey) -> Self {
+        self.store_key = Some(key);
+        self
+    }
+
+    /// Encrypts stored token sets with this key (AES-256-GCM). Default:
+    /// [`STORE_KEY`](crate::store::STORE_KEY) (`FILEVINE_STORE_KEY`), else
+    /// unencrypted (with a warning for a store outside this process).
+    pub fn store_encryption_key(mut self, key: StoreEncryptionKey) -> Self {
+        self.store_encryption_key = Some(key);
+        self
+    }
+
+    /// How long a refresh may hold the store's lease before another process
+    /// takes over (default: the total timeout plus 5 s). At least the total
+    /// timeout, so a slow but live refresh is not raced.
+    pub fn lease_time(mut self, lease: Duration) -> Self {
+        self.lease_time = Some(lease);
+        self
+    }
+
+    /// A user's token set that lives in the store under
+    /// [`store_key`](Self::store_key): after a restart, or on another
+    /// replica, the provider reads the refresh token from the store and
+    /// keeps it rotating there. Authenticates as `client_id` (with
+    /// `client_secret` for a confidential client).
+    /// [`OidcClient::stored_session`](crate::OidcClient::stored_session)
+    /// fills these in from the sign-in configuration.
+    pub fn stored_session(mut self, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
+        self.stored_session = Some(ClientAuth { id: client_id, secret: client_secret });
+        self
+    }
+
+    /// Builds the provider and saves its starting [token set](Self::token_set)
+    /// to the store, so that a restart or another replica can continue
+    /// from it. Without a store it is [`build`](Self::build).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] as from `build`, or [`Error::Store`] when the
+    /// store cannot save.
+    pub async fn build_saved(mut self) -> Result<TokenProvider, Error> {
+        let initial = self.token_set.as_ref().map(|(set, _)| StoredTokens::from(set.clone()));
+        self.allow_unsaved = true;
+        let provider = self.build()?;
+        if let (Some(link), Some(tokens)) = (&provider.inner.store, initial) {
+            let version = link
+                .store
+                .save(
+                    link.key.as_str(),
+                    &record::encode(&tokens, &link.key, link.seal.as_ref()).map_err(StoreError::from)?,
+                )
+                .await?;
+            link.version.store(version, Ordering::Release);
+            link.seen.store(version, Ordering::Release);
+            tracing::debug!(store = link.store.kind(), key = %link.key, version, "saved the token set");
+        }
+        Ok(provider)
+    }
+
     /// Validates the configuration and builds the provider. Sends nothing.
     ///
     /// # Errors
@@ -217,13 +308,16 @@ impl TokenProviderBuilder {
             Some(scopes) => Some(scopes),
             None => env::scopes(lookup)?,
         };
-        let (credentials, initial, refresh_token, id_token) = match self.token_set {
-            Some((set, client)) => {
+        let (credentials, initial, refresh_token, id_token) = match (self.token_set, self.stored_session) {
+            (_, Some(client)) => {
+                (Credentials { grant: Grant::StoredRefreshToken, client: Some(client) }, None, None, None)
+            }
+            (Some((set, client)), None) => {
                 let refresh = set.refresh_token.clone().ok_or(ConfigError::NoRefreshToken)?;
                 let credentials = Credentials { grant: Grant::RefreshToken(refresh.clone()), client: Some(client) };
                 (credentials, Some(set.access_token), Some(refresh), set.id_token)
             }
-            None => {
+            (None, None) => {
                 let credentials = match self.credentials {
                     Some(credentials) => credentials,
                     None => Credentials::from_lookup(lookup)?,
@@ -252,8 +346,52 @@ impl TokenProviderBuilder {
         let scope = scopes.as_ref().map(Scopes::to_string).or_else(|| match credentials.grant {
             // PAT and client credentials ask for the gateway scopes by default.
             Grant::PersonalAccessToken(_) | Grant::ClientCredentials => Some(Scopes::gateway().to_string()),
-            Grant::RefreshToken(_) => None,
+            Grant::RefreshToken(_) | Grant::StoredRefreshToken => None,
         });
+        let store = match self.store {
+            Some(store) => Some(store),
+            None => lookup(TOKEN_STORE)
+                .filter(|v| !v.trim().is_empty())
+                .map(|spec| crate::store::open(&spec))
+                .transpose()?,
+        };
+        let store = match store {
+            Some(store) => {
+                let seal = match self.store_encryption_key {
+                    Some(key) => Some(key),
+                    None => {
+                        lookup(STORE_KEY).filter(|v| !v.trim().is_empty()).map(StoreEncryptionKey::new).transpose()?
+                    }
+                };
+                let key = match self.store_key {
+                    Some(key) => key,
+                    None => {
+                        derived_key(&region, &credentials, scope.as_deref()).ok_or(ConfigError::StoreKeyRequired)?
+                    }
+                };
+                let lease = self.lease_time.unwrap_or(self.retry.total_timeout + Duration::from_secs(5));
+                if lease < self.retry.total_timeout {
+                    return Err(ConfigError::LeaseTooShort { lease, total_timeout: self.retry.total_timeout });
+                }
+                if initial.is_some() && !self.allow_unsaved {
+                    return Err(ConfigError::UnsavedTokenSet);
+                }
+                let link = StoreLink {
+                    store,
+                    key,
+                    seal,
+                    owner: owner_id(),
+                    lease,
+                    version: AtomicU64::new(0),
+                    seen: AtomicU64::new(0),
+                    strict: credentials.is_refresh(),
+                };
+                link.warn_if_unencrypted();
+                Some(link)
+            }
+            None if matches!(credentials.grant, Grant::StoredRefreshToken) => return Err(ConfigError::NoStore),
+            None => None,
+        };
         let inner = Arc::new(Inner {
             id: next_provider_id(),
             client: filevine_identity::Client::new_with_client(region.identity_url(), http),
@@ -276,6 +414,7 @@ impl TokenProviderBuilder {
             flight: Mutex::default(),
             timer: Mutex::new(None),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            store,
         });
         match initial {
             Some(token) => {
@@ -288,4 +427,27 @@ impl TokenProviderBuilder {
         }
         Ok(TokenProvider { inner })
     }
+}
+
+/// The key a PAT or client-credentials provider stores its token under:
+/// the same credentials against the same authority and scopes share it.
+/// `None` for a refresh token (it changes with every refresh).
+fn derived_key(region: &Region, credentials: &Credentials, scope: Option<&str>) -> Option<StoreKey> {
+    let secret = match &credentials.grant {
+        Grant::PersonalAccessToken(pat) => pat.expose_secret(),
+        Grant::ClientCredentials => credentials.client.as_ref()?.secret.as_ref()?.expose_secret(),
+        Grant::RefreshToken(_) | Grant::StoredRefreshToken => return None,
+    };
+    let client_id = credentials.client_id().map_or("", ClientId::as_str);
+    Some(StoreKey::derived(region.identity_url(), credentials.grant_type(), client_id, scope.unwrap_or(""), secret))
+}
+
+/// A lease owner id: random, so two providers (in one process or two)
+/// never share one.
+fn owner_id() -> String {
+    crate::oidc::pkce::random_token(16).unwrap_or_else(|_| {
+        // Without randomness: still unique per provider in this process,
+        // and the process id separates processes.
+        format!("{}-{}", std::process::id(), next_provider_id())
+    })
 }

@@ -13,16 +13,27 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::cache::Cached;
+use super::store::StoreLink;
 use super::{Inner, lock};
 use crate::error::Error;
+use crate::grant::AccessToken;
 use crate::grant::exchange;
-use crate::grant::{AccessToken, Grant};
 use crate::time::Stamp;
 
 /// First backoff step after a failed refresh.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 /// Longest backoff after repeated failures.
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+/// A token a refresh produced, with what its deadlines count from: `life`
+/// left at `at` (the whole lifetime from before the request left, or what
+/// a stored token has left when it was read).
+#[derive(Debug, Clone)]
+pub(super) struct Fetched {
+    pub(super) token: AccessToken,
+    pub(super) at: Stamp,
+    pub(super) life: Duration,
+}
 
 /// A refresh's outcome as published: `None` until it is known.
 pub(super) type Outcome = Option<Result<AccessToken, Error>>;
@@ -134,39 +145,73 @@ impl Inner {
         Ok(receiver)
     }
 
-    /// One refresh: request (with retries), store the rotated refresh token,
-    /// return the access token with its deadlines' starting point.
-    async fn fetch(&self) -> Result<(AccessToken, Stamp), Error> {
-        let is_refresh = matches!(self.credentials.grant, Grant::RefreshToken(_));
-        let grant_type = self.credentials.grant_type();
-        let (set, sent_at) = self
+    /// One refresh: through the token store when there is one, else a
+    /// request (with retries) whose rotated refresh token is kept here.
+    async fn fetch(self: &Arc<Self>) -> Result<Fetched, Error> {
+        match &self.store {
+            Some(link) => self.fetch_through_store(link).await,
+            None => self.exchange_with_retries(None).await.map(|(fetched, _)| fetched),
+        }
+    }
+
+    /// The token request with retries. With a store, a retry of a
+    /// refresh-token grant first reads the store: another replica may have
+    /// rotated the token while this attempt failed. Returns what was
+    /// fetched and whether it came from the identity provider (true) or the
+    /// store (false).
+    pub(super) async fn exchange_with_retries(&self, link: Option<&StoreLink>) -> Result<(Fetched, bool), Error> {
+        let is_refresh = self.credentials.is_refresh();
+        let fetched = self
             .retry
             .run(self.enforced_attempt_timeout, self.jitter, |attempt| async move {
-                // Read the refresh token per attempt: it is the latest one.
-                let refresh_token = lock(&self.refresh_token).clone();
-                let request = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref());
-                tracing::debug!(
-                    grant_type,
-                    attempt,
-                    authority = self.region.identity_url(),
-                    "requesting an access token"
-                );
-                // Deadlines count from before the request left: never later
-                // than the server's own clock started the lifetime.
-                let sent_at = self.clock.now();
-                exchange::exchange(&self.client, &request, is_refresh, &self.expiry, self.request_timeout)
-                    .await
-                    .map(|set| (set, sent_at))
-                    .map_err(|error| {
-                        let mut secrets = self.credentials.secrets();
-                        if let Some(token) = &refresh_token {
-                            secrets.push(token.expose_secret());
-                        }
-                        error.scrub(&secrets)
-                    })
-                    .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))
+                if attempt > 1
+                    && is_refresh
+                    && let Some(link) = link
+                    && let Some(adopted) = self.read_and_adopt(link).await?
+                {
+                    return Ok((adopted, false));
+                }
+                self.exchange_once(attempt).await.map(|fetched| (fetched, true))
             })
             .await?;
+        Ok(fetched)
+    }
+
+    /// One token request. The rotated refresh token and the ID token are
+    /// kept before this returns.
+    async fn exchange_once(&self, attempt: u32) -> Result<Fetched, Error> {
+        let grant_type = self.credentials.grant_type();
+        // Read the refresh token per attempt: it is the latest one.
+        let refresh_token = lock(&self.refresh_token).clone();
+        let Some(request) = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref())
+        else {
+            // A stored session with nothing stored.
+            let key = self.store.as_ref().map(|link| link.key.clone());
+            return Err(match key {
+                Some(key) => Error::NotStored { key },
+                None => Error::Config(crate::error::ConfigError::NoStore),
+            });
+        };
+        tracing::debug!(grant_type, attempt, authority = self.region.identity_url(), "requesting an access token");
+        // Deadlines count from before the request left: never later than
+        // the server's own clock started the lifetime.
+        let sent_at = self.clock.now();
+        let set = exchange::exchange(
+            &self.client,
+            &request,
+            self.credentials.is_refresh(),
+            &self.expiry,
+            self.request_timeout,
+        )
+        .await
+        .map_err(|error| {
+            let mut secrets = self.credentials.secrets();
+            if let Some(token) = &refresh_token {
+                secrets.push(token.expose_secret());
+            }
+            error.scrub(&secrets)
+        })
+        .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))?;
         if let Some(rotated) = set.refresh_token {
             *lock(&self.refresh_token) = Some(rotated);
         }
@@ -179,18 +224,19 @@ impl Inner {
             scopes = %set.access_token.scopes(),
             "received an access token"
         );
-        Ok((set.access_token, sent_at))
+        let life = set.access_token.lifetime();
+        Ok(Fetched { token: set.access_token, at: sent_at, life })
     }
 
     /// Stores the outcome before it is published: the token becomes current,
     /// or the failure count and backoff advance.
-    fn finish_flight(self: &Arc<Self>, outcome: &Result<(AccessToken, Stamp), Error>) -> Result<AccessToken, Error> {
+    fn finish_flight(self: &Arc<Self>, outcome: &Result<Fetched, Error>) -> Result<AccessToken, Error> {
         let mut flight = lock(&self.flight);
         flight.in_flight = None;
         self.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
         match outcome {
-            Ok((token, sent_at)) => {
-                let cached = self.timing.deadlines(token.clone(), *sent_at, token.lifetime(), self.jitter);
+            Ok(Fetched { token, at, life }) => {
+                let cached = self.timing.deadlines(token.clone(), *at, *life, self.jitter);
                 self.set_current(Some(Arc::new(cached)));
                 flight.failures = 0;
                 flight.not_before = None;

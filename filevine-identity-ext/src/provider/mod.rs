@@ -54,10 +54,13 @@ mod cache;
 mod flight;
 mod jitter;
 mod retry;
+mod store;
 
 pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, TokenProviderBuilder};
 pub use retry::RetryPolicy;
+
+pub(crate) use store::StoreLink;
 
 use cache::{Cached, Timing};
 use flight::Flight;
@@ -133,6 +136,8 @@ struct Inner {
     /// The runtime the provider was built in, for refreshes started by calls
     /// made outside any runtime.
     runtime: Option<tokio::runtime::Handle>,
+    /// Where token sets are shared with other processes, if anywhere.
+    store: Option<StoreLink>,
 }
 
 impl Drop for Inner {
@@ -185,6 +190,46 @@ impl TokenProvider {
     /// The most recent ID token a refresh response carried, if any.
     pub fn latest_id_token(&self) -> Option<IdToken> {
         lock(&self.inner.id_token).clone()
+    }
+
+    /// The current refresh token, if the provider has one: for applications
+    /// that keep it in their own storage, or revoke it.
+    pub fn refresh_token(&self) -> Option<RefreshToken> {
+        lock(&self.inner.refresh_token).clone()
+    }
+
+    /// The key this provider's token set is stored under, if it has a
+    /// [store](crate::store).
+    pub fn store_key(&self) -> Option<&crate::store::StoreKey> {
+        self.inner.store.as_ref().map(|link| &link.key)
+    }
+
+    /// Signs this provider out locally: deletes its entry from the store (if
+    /// it has one) and forgets every token it holds. Returns what it held,
+    /// the stored entry's included, so the caller can revoke it
+    /// ([`OidcClient::sign_out`](crate::OidcClient::sign_out) does).
+    ///
+    /// # Errors
+    /// [`Error::Store`] when the store cannot be read or the entry not
+    /// deleted; the tokens in memory are forgotten anyway.
+    pub async fn forget(&self) -> Result<Forgotten, Error> {
+        let inner = &self.inner;
+        let mut forgotten = Forgotten {
+            access_token: inner.current.load_full().map(|c| c.token.clone()),
+            refresh_token: lock(&inner.refresh_token).take(),
+        };
+        lock(&inner.id_token).take();
+        inner.set_current(None);
+        if let Some(link) = &inner.store {
+            let stored = link.read().await;
+            link.store.delete(link.key.as_str()).await?;
+            if let Some(tokens) = stored?.1 {
+                forgotten.refresh_token = tokens.refresh_token.or(forgotten.refresh_token);
+                forgotten.access_token = tokens.access_token.or(forgotten.access_token);
+            }
+            tracing::debug!(store = link.store.kind(), key = %link.key, "deleted the stored token set");
+        }
+        Ok(forgotten)
     }
 
     /// Forgets the cached token, so the next [`TokenProvider::token`] fetches
@@ -254,6 +299,16 @@ impl TokenProvider {
         }
         None
     }
+}
+
+/// What [`TokenProvider::forget`] removed: the tokens to revoke.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Forgotten {
+    /// The latest access token, if one was held or stored.
+    pub access_token: Option<AccessToken>,
+    /// The latest refresh token, if one was held or stored.
+    pub refresh_token: Option<RefreshToken>,
 }
 
 /// The future [`TokenProvider::token`] returns.

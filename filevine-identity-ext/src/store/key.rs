@@ -1,0 +1,139 @@
+//! [`StoreKey`]: the name a token set is stored under.
+//!
+//! A store never sees what the key was made from. The SDK derives keys from
+//! the authority, grant, client id, scopes and a hash of the credential; an
+//! application names a user's session with its own id. Either way the store
+//! gets a SHA-256 digest: a session id (a bearer secret of the application)
+//! or a hash of a PAT never appears as a Redis key or a file name.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+/// Domain separation: a digest made for another purpose never collides
+/// with a store key.
+const DOMAIN: &[u8] = b"filevine-identity/store-key/v1";
+
+/// The name of one stored token set.
+///
+/// `Debug` and `Display` show a short fingerprint, never what the key was
+/// made from.
+///
+/// ```
+/// use filevine_identity_ext::store::StoreKey;
+///
+/// let key = StoreKey::session("3f0c…the session id");
+/// assert_eq!(key.as_str().len(), 64);
+/// assert!(!format!("{key:?}").contains("session id"));
+/// assert_eq!(key, StoreKey::session("3f0c…the session id"));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct StoreKey {
+    /// 64 lowercase hex digits.
+    name: String,
+}
+
+impl StoreKey {
+    /// The key of a user's session (or any name the application chooses:
+    /// a user id, a tenant). Hashed before a store sees it.
+    pub fn session(id: &str) -> Self {
+        Self::from_parts(&[b"session", id.as_bytes()])
+    }
+
+    /// The key the SDK derives for a provider's credentials.
+    pub(crate) fn derived(authority: &str, grant_type: &str, client_id: &str, scope: &str, secret: &str) -> Self {
+        let secret_hash = Sha256::digest(secret.as_bytes());
+        Self::from_parts(&[
+            b"derived",
+            authority.as_bytes(),
+            grant_type.as_bytes(),
+            client_id.as_bytes(),
+            scope.as_bytes(),
+            &secret_hash,
+        ])
+    }
+
+    fn from_parts(parts: &[&[u8]]) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(DOMAIN);
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part);
+        }
+        let digest = hasher.finalize();
+        let mut name = String::with_capacity(64);
+        for byte in digest {
+            name.push_str(&format!("{byte:02x}"));
+        }
+        Self { name }
+    }
+
+    /// The name stores use: 64 lowercase hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The first 12 digits, for logs and errors.
+    pub fn fingerprint(&self) -> &str {
+        &self.name[..12]
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({}…)", self.fingerprint())
+    }
+}
+
+impl fmt::Display for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.fingerprint())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_digests_of_their_parts() {
+        let a = StoreKey::derived(
+            "https://identity.filevine.com",
+            "personal_access_token",
+            "",
+            "fv.api.gateway.access",
+            "pat-1",
+        );
+        let b = StoreKey::derived(
+            "https://identity.filevine.com",
+            "personal_access_token",
+            "",
+            "fv.api.gateway.access",
+            "pat-2",
+        );
+        let c = StoreKey::derived(
+            "https://identity.filevine.ca",
+            "personal_access_token",
+            "",
+            "fv.api.gateway.access",
+            "pat-1",
+        );
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.as_str().len(), 64);
+        assert!(a.as_str().bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(!a.as_str().contains("pat-1"));
+        // Length prefixes: moving a boundary changes the key.
+        assert_ne!(StoreKey::from_parts(&[b"ab", b"c"]), StoreKey::from_parts(&[b"a", b"bc"]));
+        // A session id and a derived key never collide.
+        assert_ne!(StoreKey::session("x"), StoreKey::from_parts(&[b"derived", b"x"]));
+    }
+
+    #[test]
+    fn formatting_shows_a_fingerprint_only() {
+        let key = StoreKey::session("secret-session-id");
+        assert_eq!(format!("{key}"), format!("{}…", &key.as_str()[..12]));
+        assert!(!format!("{key:?}").contains("secret"));
+    }
+}

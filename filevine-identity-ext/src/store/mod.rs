@@ -1,0 +1,246 @@
+//! Token stores: token sets that outlive the process, shared by restarts,
+//! replicas and fleets.
+//!
+//! Without a store, a [`TokenProvider`](crate::TokenProvider) keeps its
+//! token in memory: every process makes its own exchange, and a partner
+//! app's rotating refresh tokens die with the process. With a store:
+//!
+//! - a provider reads the store when it has no usable token (on a miss or
+//!   a refresh, never on the hot path), so a restarted process, a second
+//!   replica or the next run of a script picks up the token another one
+//!   saved;
+//! - a refresh takes the store's **lease** for its key first and reads the
+//!   store again under it: of all the processes sharing a key, one asks the
+//!   identity provider and the others wait for its answer (polling the
+//!   store with backoff, not spinning). A rotated refresh token is saved
+//!   (compare-and-swap on the entry's version) before anyone uses it;
+//! - a lease holder that dies delays the others by at most the lease time.
+//!
+//! Three stores come with the SDK, all behind one [`TokenStore`] trait:
+//! [`MemoryStore`] (one process; share one between providers),
+//! [`FileStore`] (one machine: a directory of 0600 files, an OS file lock
+//! as the lease) and, with the `redis` feature, `RedisStore` (replicas and
+//! fleets). [`open`] picks one from `FILEVINE_TOKEN_STORE`.
+//!
+//! Stores hold bytes; the SDK encodes token sets and, given a
+//! [`StoreEncryptionKey`] (`FILEVINE_STORE_KEY`), seals them with
+//! AES-256-GCM bound to their key, so a store holds no token in the clear.
+//! Keys are [`StoreKey`]s: digests, never a credential or a session id.
+//!
+//! ```
+//! use filevine_identity_ext::store::{self, StoreKey};
+//! use filevine_identity_ext::{Credentials, PersonalAccessToken, Region, TokenProvider};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join("filevine-doc-store");
+//! let provider = TokenProvider::builder()
+//!     .region(Region::Us)
+//!     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?))
+//!     .store(store::open(&format!("file:{}", dir.display()))?)
+//!     .build()?;
+//! # drop(provider);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+mod file;
+mod key;
+mod memory;
+pub(crate) mod record;
+#[cfg(feature = "redis")]
+mod redis;
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use self::redis::RedisStore;
+pub use crate::secret::StoreEncryptionKey;
+pub use file::FileStore;
+pub use key::StoreKey;
+pub use memory::MemoryStore;
+
+use crate::error::ConfigError;
+
+/// A stored value with its version. Versions start at 1 and grow by one
+/// with every write; 0 means "absent" in [`TokenStore::compare_and_swap`].
+#[derive(Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The version of this value.
+    pub version: u64,
+    /// The encoded (possibly encrypted) token set.
+    pub value: Vec<u8>,
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The value may be a plain token set.
+        f.debug_struct("Entry").field("version", &self.version).field("bytes", &self.value.len()).finish()
+    }
+}
+
+/// Where token sets are kept between processes.
+///
+/// Object-safe (`Arc<dyn TokenStore>`), `Send + Sync`. Keys are the 64-hex
+/// names of [`StoreKey`]s. Implement it for another database; the SDK
+/// brings the encoding, encryption, lease protocol and retries.
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync + fmt::Debug {
+    /// The entry under `key`, if any.
+    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError>;
+
+    /// Writes `value` whatever is there; returns its new version.
+    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError>;
+
+    /// Writes `value` as version `expected + 1` only if the entry is at
+    /// version `expected` (0: absent). Returns whether it was written.
+    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError>;
+
+    /// Removes the entry (and nothing else). Absent is fine.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Takes the lease on `key` for `owner` until `ttl` has passed, unless
+    /// another owner holds it. Returns whether `owner` holds it now.
+    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Gives the lease back if `owner` still holds it (a lease that expired
+    /// and was taken by another owner is left alone).
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError>;
+
+    /// A short name for logs and errors (`memory`, `file`, `redis`).
+    fn kind(&self) -> &'static str;
+
+    /// Whether entries outlive this process (a warning is logged once when
+    /// such a store holds unencrypted token sets).
+    fn is_persistent(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait::async_trait]
+impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
+    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        (**self).load(key).await
+    }
+    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError> {
+        (**self).save(key, value).await
+    }
+    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError> {
+        (**self).compare_and_swap(key, expected, value).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).delete(key).await
+    }
+    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        (**self).try_lease(key, owner, ttl).await
+    }
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        (**self).release_lease(key, owner).await
+    }
+    fn kind(&self) -> &'static str {
+        (**self).kind()
+    }
+    fn is_persistent(&self) -> bool {
+        (**self).is_persistent()
+    }
+}
+
+/// A store operation that failed. Never carries a stored value.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or refused the operation. The
+    /// store's own error is the [`source`](std::error::Error::source)
+    /// ([`Report`](crate::error::Report) prints the chain).
+    #[error("the {store} token store failed to {operation}")]
+    Backend {
+        /// The store's [`kind`](TokenStore::kind).
+        store: &'static str,
+        /// What was being done (`load`, `save`, `take the lease`…).
+        operation: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Arc<dyn std::error::Error + Send + Sync>,
+    },
+    /// Another process held the lease longer than the lease time allows,
+    /// and did not finish.
+    #[error("waited {} s for another process to refresh the token set {key}; it did not finish", waited.as_secs())]
+    LeaseWait {
+        /// The entry's key fingerprint.
+        key: StoreKey,
+        /// How long this process waited.
+        waited: Duration,
+    },
+    /// The OS random number generator failed (encrypting an entry).
+    #[error("cannot encrypt the token set: {0}")]
+    Randomness(#[from] crate::oidc::RandomnessUnavailable),
+}
+
+impl StoreError {
+    /// A backend failure with its source.
+    pub fn backend(
+        store: &'static str,
+        operation: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Backend { store, operation, source: Arc::new(source) }
+    }
+}
+
+/// The environment variable naming the store: `memory`, `file:<dir>` or a
+/// `redis://` / `rediss://` URL.
+pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
+/// The environment variable holding the [`StoreEncryptionKey`] (base64).
+pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
+
+/// Opens the store `spec` names: `memory`, `file:<dir>`, or (feature
+/// `redis`) a `redis://` or `rediss://` URL. Connects lazily: opening sends
+/// nothing.
+///
+/// # Errors
+/// [`ConfigError::TokenStore`] naming what is wrong with `spec` (a Redis
+/// URL's password is never repeated).
+pub fn open(spec: &str) -> Result<Arc<dyn TokenStore>, ConfigError> {
+    let spec = spec.trim();
+    let invalid = |reason: String| ConfigError::TokenStore { reason };
+    if spec == "memory" {
+        return Ok(Arc::new(MemoryStore::new()));
+    }
+    if let Some(dir) = spec.strip_prefix("file:") {
+        if dir.is_empty() {
+            return Err(invalid("`file:` needs a directory, e.g. `file:/var/lib/app/tokens`".into()));
+        }
+        return Ok(Arc::new(FileStore::new(dir)));
+    }
+    if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+unix://") {
+        #[cfg(feature = "redis")]
+        return RedisStore::open(spec).map(|store| Arc::new(store) as Arc<dyn TokenStore>);
+        #[cfg(not(feature = "redis"))]
+        return Err(invalid("a Redis store needs the `redis` feature of filevine-identity-ext".into()));
+    }
+    Err(invalid("expected `memory`, `file:<directory>` or a `redis://` URL".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_names_what_is_wrong() {
+        assert_eq!(open("memory").unwrap().kind(), "memory");
+        assert_eq!(open(" file:/tmp/x ").unwrap().kind(), "file");
+        for (spec, expected) in
+            [("file:", "needs a directory"), ("postgres://db", "expected `memory`"), ("", "expected `memory`")]
+        {
+            let err = open(spec).unwrap_err();
+            assert!(err.to_string().contains(expected), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn entries_do_not_show_their_value() {
+        let entry = Entry { version: 3, value: b"SENTINEL".to_vec() };
+        assert_eq!(format!("{entry:?}"), "Entry { version: 3, bytes: 8 }");
+    }
+}
