@@ -64,6 +64,8 @@ struct Registry {
     requests: Vec<RecordedRequest>,
     gateway_log: Vec<GatewayRequest>,
     gateway_rejections: u32,
+    /// Refresh tokens presented again after they were rotated away.
+    refresh_token_reuses: u64,
     sequence: u64,
 }
 
@@ -254,6 +256,13 @@ impl TestServer {
     /// Token requests received with this `grant_type`.
     pub fn grant_requests(&self, grant_type: &str) -> u64 {
         lock(&self.shared.per_grant).get(grant_type).copied().unwrap_or(0)
+    }
+
+    /// How many times a refresh token was presented after rotation had
+    /// already replaced it: what reuse detection at a real provider flags
+    /// (and answers by revoking the whole token family).
+    pub fn refresh_token_reuses(&self) -> u64 {
+        lock(&self.shared.registry).refresh_token_reuses
     }
 
     /// Discovery document requests received.

@@ -172,6 +172,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             }
             if !registry.refresh_tokens.contains(&token) {
                 let reason = if registry.used_refresh_tokens.contains(&token) {
+                    registry.refresh_token_reuses += 1;
                     "the refresh token was already used (rotation)"
                 } else {
                     "unknown or expired refresh token"

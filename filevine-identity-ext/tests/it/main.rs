@@ -15,3 +15,4 @@ mod oidc;
 mod progenitor_client;
 mod provider;
 mod redaction;
+mod store;

@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 
 pub mod oidc;
+pub mod redis;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

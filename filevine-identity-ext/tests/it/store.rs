@@ -1,0 +1,437 @@
+//! Token stores: the store contract for memory, file and a real Redis; the
+//! provider reading and refreshing through a store (restarts, cancelled
+//! callers, unreadable entries, an unreachable store, encryption); and
+//! several worker processes sharing one store (`store_worker` below is the
+//! worker: the parent test runs this binary again, filtered to it).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use filevine_identity_ext::provider::TokenProviderBuilder;
+use filevine_identity_ext::store::{FileStore, MemoryStore, RedisStore, StoreEncryptionKey, StoreKey, TokenStore};
+use filevine_identity_ext::test_util::TestServer;
+use filevine_identity_ext::{
+    ClientId, ClientSecret, ConfigError, Credentials, Error, PersonalAccessToken, RefreshToken, TokenProvider,
+};
+
+use crate::support::Captured;
+use crate::support::redis::Redis;
+
+const PAT: &str = "fvpat_store_0001";
+const CLIENT_ID: &str = "partner-app";
+const CLIENT_SECRET: &str = "partner-secret-0001";
+
+async fn server() -> TestServer {
+    let server = TestServer::start().await.unwrap();
+    server.add_personal_access_token(PAT);
+    server.add_client(CLIENT_ID, CLIENT_SECRET);
+    server
+}
+
+fn builder(server: &TestServer) -> TokenProviderBuilder {
+    TokenProvider::builder().env(|_| None).region(server.region())
+}
+
+fn pat() -> Credentials {
+    Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
+}
+
+fn refresh(token: &str) -> Credentials {
+    Credentials::refresh_token(RefreshToken::new(token).unwrap())
+        .with_client(ClientId::new(CLIENT_ID).unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap())
+}
+
+fn client() -> (ClientId, Option<ClientSecret>) {
+    (ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+}
+
+/// The contract every store keeps: versions, compare-and-swap, leases.
+async fn store_contract(store: &dyn TokenStore) {
+    let key = StoreKey::session("contract").as_str().to_owned();
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    assert!(store.compare_and_swap(&key, 0, b"one").await.unwrap(), "CAS on an absent entry at version 0");
+    assert!(!store.compare_and_swap(&key, 0, b"lost").await.unwrap(), "a second CAS at version 0 loses");
+    let entry = store.load(&key).await.unwrap().unwrap();
+    assert_eq!((entry.version, entry.value.as_slice()), (1, &b"one"[..]));
+    assert!(!store.compare_and_swap(&key, 5, b"lost").await.unwrap(), "CAS at a wrong version loses");
+    assert_eq!(store.save(&key, b"two").await.unwrap(), 2);
+    assert!(store.compare_and_swap(&key, 2, b"three").await.unwrap());
+    assert_eq!(store.load(&key).await.unwrap().unwrap().version, 3);
+
+    let ttl = Duration::from_secs(30);
+    assert!(store.try_lease(&key, "a", ttl).await.unwrap());
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap(), "b cannot take a's lease");
+    store.release_lease(&key, "b").await.unwrap();
+    assert!(!store.try_lease(&key, "b", ttl).await.unwrap(), "b's release does not free a's lease");
+    store.release_lease(&key, "a").await.unwrap();
+    assert!(store.try_lease(&key, "b", ttl).await.unwrap(), "free once a released it");
+    store.release_lease(&key, "b").await.unwrap();
+
+    store.delete(&key).await.unwrap();
+    assert_eq!(store.load(&key).await.unwrap(), None);
+    store.delete(&key).await.unwrap();
+    // Keys are independent.
+    let other = StoreKey::session("other").as_str().to_owned();
+    assert!(store.compare_and_swap(&other, 0, b"x").await.unwrap());
+    assert_eq!(store.load(&key).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    store_contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn file_store_keeps_the_contract_with_private_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStore::new(dir.path().join("tokens"));
+    store_contract(&store).await;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("tokens")), 0o700);
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("tokens")).unwrap().map(|e| e.unwrap().path()).collect();
+        assert!(files.iter().any(|p| p.extension().is_some_and(|e| e == "token")), "{files:?}");
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+        // A directory others can read is refused, by name.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let err = FileStore::new(&open).save(&StoreKey::session("k").as_str(), b"v").await.unwrap_err();
+        assert!(filevine_identity_ext::error::Report(&err).to_string().contains("readable by other users"), "{err}");
+    }
+    // A key that is not a StoreKey name cannot name a path.
+    assert!(store.save("../escape", b"v").await.is_err());
+}
+
+#[tokio::test]
+async fn redis_store_keeps_the_contract() {
+    let redis = Redis::start();
+    store_contract(&RedisStore::open(&redis.url).unwrap()).await;
+}
+
+#[tokio::test]
+async fn redis_leases_expire_and_only_their_owner_releases_them() {
+    let redis = Redis::start();
+    let store = RedisStore::open(&redis.url).unwrap();
+    let key = StoreKey::session("lease").as_str().to_owned();
+    assert!(store.try_lease(&key, "dead", Duration::from_millis(50)).await.unwrap());
+    let lease = format!("filevine:tokens:{key}:lease");
+    assert!(redis.exists(&lease));
+    // Redis expires it on its own clock.
+    let mut freed = false;
+    for _ in 0..200 {
+        if !redis.exists(&lease) {
+            freed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(freed, "the lease expired");
+    assert!(store.try_lease(&key, "next", Duration::from_secs(30)).await.unwrap());
+    store.release_lease(&key, "dead").await.unwrap();
+    assert!(redis.exists(&lease), "a late release by the old owner leaves the new lease alone");
+}
+
+#[tokio::test]
+async fn providers_sharing_a_store_make_one_exchange() {
+    let server = server().await;
+    let store = Arc::new(MemoryStore::new());
+    let first = builder(&server).credentials(pat()).store(store.clone()).build().unwrap();
+    let second = builder(&server).credentials(pat()).store(store.clone()).build().unwrap();
+    let a = first.token().await.unwrap();
+    let b = second.token().await.unwrap();
+    assert_eq!(a.expose_secret(), b.expose_secret());
+    assert_eq!(server.token_requests(), 1);
+    // Other credentials get their own key.
+    let other = builder(&server)
+        .credentials(Credentials::client_credentials(
+            ClientId::new(CLIENT_ID).unwrap(),
+            ClientSecret::new(CLIENT_SECRET).unwrap(),
+        ))
+        .store(store)
+        .build()
+        .unwrap();
+    assert_ne!(other.token().await.unwrap().expose_secret(), a.expose_secret());
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_restarted_process_uses_the_saved_token() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let seal = StoreEncryptionKey::generate().unwrap();
+    let run = || {
+        builder(&server)
+            .credentials(pat())
+            .store(FileStore::new(dir.path().join("tokens")))
+            .store_encryption_key(seal.clone())
+            .build()
+            .unwrap()
+    };
+    let first = run().token().await.unwrap();
+    // "Restart": a new provider, nothing in memory.
+    let second = run().token().await.unwrap();
+    assert_eq!(first.expose_secret(), second.expose_secret());
+    assert_eq!(server.token_requests(), 1);
+    // The file holds no token text.
+    for file in std::fs::read_dir(dir.path().join("tokens")).unwrap() {
+        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(first.expose_secret()));
+    }
+    // Another key cannot read it: a new exchange, and the entry replaced.
+    let other = StoreEncryptionKey::generate().unwrap();
+    let third = builder(&server)
+        .credentials(pat())
+        .store(FileStore::new(dir.path().join("tokens")))
+        .store_encryption_key(other)
+        .build()
+        .unwrap();
+    assert_ne!(third.token().await.unwrap().expose_secret(), first.expose_secret());
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn a_saved_session_is_refreshed_by_a_new_process() {
+    let server = server().await;
+    server.add_refresh_token("rt-restart-0");
+    let store = Arc::new(MemoryStore::new());
+    let key = StoreKey::session("user-1");
+    // Process one: signs in (here: a refresh token) and refreshes once.
+    let one = builder(&server)
+        .credentials(refresh("rt-restart-0"))
+        .store(store.clone())
+        .store_key(key.clone())
+        .build()
+        .unwrap();
+    let first = one.token().await.unwrap();
+    let rotated = one.refresh_token().unwrap();
+    drop(one);
+    // Process two: only the store and the session key.
+    let (id, secret) = client();
+    let two = builder(&server).stored_session(id, secret).store(store.clone()).store_key(key.clone()).build().unwrap();
+    assert_eq!(two.token().await.unwrap().expose_secret(), first.expose_secret(), "the stored token, no request");
+    assert_eq!(server.token_requests(), 1);
+    assert_eq!(two.refresh_token().unwrap(), rotated);
+    // Its next refresh uses the rotated token, and saves the next one.
+    two.invalidate();
+    two.token().await.unwrap();
+    assert_eq!(server.grant_requests("refresh_token"), 2);
+    assert_eq!(server.refresh_token_reuses(), 0);
+    assert_ne!(two.refresh_token().unwrap(), rotated);
+    // Nothing stored under another session: the user must sign in.
+    let (id, secret) = client();
+    let stranger = builder(&server)
+        .stored_session(id, secret)
+        .store(store)
+        .store_key(StoreKey::session("nobody"))
+        .build()
+        .unwrap();
+    let err = stranger.token().await.unwrap_err();
+    assert!(matches!(err, Error::NotStored { .. }) && err.needs_sign_in(), "{err}");
+    assert_eq!(server.token_requests(), 2);
+}
+
+#[tokio::test]
+async fn build_saved_stores_the_starting_token_set() {
+    let server = server().await;
+    server.add_refresh_token("rt-initial-0");
+    let set = builder(&server).credentials(refresh("rt-initial-0")).build().unwrap();
+    let token = set.token().await.unwrap();
+    let token_set = filevine_identity_ext::TokenSet {
+        access_token: token.clone(),
+        refresh_token: set.refresh_token(),
+        id_token: None,
+    };
+    let store = Arc::new(MemoryStore::new());
+    let key = StoreKey::session("user-2");
+    let (id, secret) = client();
+    // build() refuses: it could not save before returning.
+    let err = builder(&server)
+        .token_set(token_set.clone(), id.clone(), secret.clone())
+        .store(store.clone())
+        .store_key(key.clone())
+        .build()
+        .unwrap_err();
+    assert_eq!(err, ConfigError::UnsavedTokenSet);
+    builder(&server)
+        .token_set(token_set, id.clone(), secret.clone())
+        .store(store.clone())
+        .store_key(key.clone())
+        .build_saved()
+        .await
+        .unwrap();
+    let replica = builder(&server).stored_session(id, secret).store(store).store_key(key).build().unwrap();
+    assert_eq!(replica.token().await.unwrap().expose_secret(), token.expose_secret());
+    assert_eq!(server.token_requests(), 1);
+}
+
+#[tokio::test]
+async fn a_refresh_whose_caller_gave_up_is_still_saved() {
+    let server = server().await;
+    server.add_refresh_token("rt-cancel-0");
+    let dir = tempfile::tempdir().unwrap();
+    let key = StoreKey::session("user-cancel");
+    let provider = builder(&server)
+        .credentials(refresh("rt-cancel-0"))
+        .store(FileStore::new(dir.path().join("tokens")))
+        .store_key(key.clone())
+        .build()
+        .unwrap();
+    let held = server.hold_token_responses();
+    tokio::select! {
+        _ = provider.token() => panic!("the answer is held"),
+        () = server.wait_for_token_requests(1) => {}
+    }
+    // The caller's future is dropped; the server rotated the token and
+    // answers now.
+    drop(held);
+    provider.settled().await;
+    // A new process reads the rotated set and refreshes with it.
+    let (id, secret) = client();
+    let next = builder(&server)
+        .stored_session(id, secret)
+        .store(FileStore::new(dir.path().join("tokens")))
+        .store_key(key)
+        .build()
+        .unwrap();
+    next.token().await.unwrap();
+    assert_eq!(server.token_requests(), 1, "the saved token was used");
+    next.invalidate();
+    next.token().await.unwrap();
+    assert_eq!(server.token_requests(), 2);
+    assert_eq!(server.refresh_token_reuses(), 0, "the rotated token was the one used");
+}
+
+#[tokio::test]
+async fn unreadable_entries_count_as_absent_and_are_replaced() {
+    let server = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let seal = StoreEncryptionKey::generate().unwrap();
+    let provider = || {
+        builder(&server)
+            .credentials(pat())
+            .store(FileStore::new(dir.path().join("tokens")))
+            .store_encryption_key(seal.clone())
+            .build()
+            .unwrap()
+    };
+    let name = provider().store_key().unwrap().as_str().to_owned();
+    let path = dir.path().join("tokens").join(format!("{name}.token"));
+    // A valid entry sealed with another key, to corrupt in different ways.
+    let foreign = builder(&server)
+        .credentials(pat())
+        .store(FileStore::new(dir.path().join("tokens")))
+        .store_encryption_key(StoreEncryptionKey::generate().unwrap())
+        .build()
+        .unwrap();
+    foreign.token().await.unwrap();
+    let sealed = std::fs::read(&path).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("another key", sealed.clone()),
+        ("truncated", sealed[..sealed.len() / 2].to_vec()),
+        ("garbage", b"\x00\xffnot a token set at all".to_vec()),
+        ("foreign version", b"3\nFVTS\x07\x00{}".to_vec()),
+        ("empty", Vec::new()),
+        ("plain JSON", b"1\n{\"access_token\":\"planted\"}".to_vec()),
+    ];
+    let log = Captured::global();
+    for (what, bytes) in cases {
+        std::fs::write(&path, &bytes).unwrap();
+        let mark = log.mark();
+        let before = server.token_requests();
+        let token = provider().token().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(server.token_requests(), before + 1, "{what}: a new exchange");
+        assert_ne!(token.expose_secret(), "planted");
+        let text = log.text_since(mark);
+        assert!(text.contains("ignoring an unreadable stored token set"), "{what}: {text}");
+        assert!(!text.contains(token.expose_secret()) && !text.contains(PAT), "{what}: a secret in the log");
+        // Replaced by a good entry: the next process uses it.
+        assert_eq!(provider().token().await.unwrap().expose_secret(), token.expose_secret(), "{what}");
+        assert_eq!(server.token_requests(), before + 1, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_store_falls_back_for_a_pat_but_not_for_a_refresh_token() {
+    let server = server().await;
+    server.add_refresh_token("rt-down-0");
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down =
+        || RedisStore::open(&format!("redis://127.0.0.1:{port}/0")).unwrap().with_timeout(Duration::from_millis(500));
+    let log = Captured::global();
+    let mark = log.mark();
+    let provider = builder(&server).credentials(pat()).store(down()).build().unwrap();
+    provider.token().await.expect("a PAT refreshes without the store");
+    assert_eq!(server.token_requests(), 1);
+    assert!(log.text_since(mark).contains("the token store failed; refreshing without it"));
+    let session = builder(&server)
+        .credentials(refresh("rt-down-0"))
+        .store(down())
+        .store_key(StoreKey::session("s"))
+        .build()
+        .unwrap();
+    let err = session.token().await.unwrap_err();
+    assert!(matches!(err, Error::Store(_)), "{err}");
+    assert_eq!(server.token_requests(), 1, "no refresh outside the store");
+    assert!(!format!("{err} {err:?}").contains("rt-down-0"));
+}
+
+#[tokio::test]
+async fn redis_values_are_sealed_when_a_key_is_set() {
+    let server = server().await;
+    let redis = Redis::start();
+    let provider = |seal: Option<StoreEncryptionKey>| {
+        let builder = builder(&server).credentials(pat()).store(RedisStore::open(&redis.url).unwrap());
+        match seal {
+            Some(seal) => builder.store_encryption_key(seal),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    };
+    let sealed = provider(Some(StoreEncryptionKey::generate().unwrap()));
+    let token = sealed.token().await.unwrap();
+    let raw = redis.hget(&format!("filevine:tokens:{}", sealed.store_key().unwrap().as_str()), "d").unwrap();
+    assert!(!String::from_utf8_lossy(&raw).contains(token.expose_secret()), "sealed: no token text");
+    // The check can fail: without a key the value holds the token.
+    let plain = provider(None);
+    plain.forget().await.unwrap();
+    let token = plain.token().await.unwrap();
+    let raw = redis.hget(&format!("filevine:tokens:{}", plain.store_key().unwrap().as_str()), "d").unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains(token.expose_secret()));
+}
+
+#[tokio::test]
+async fn store_configuration_errors_are_named() {
+    let server = server().await;
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+    };
+    let build = |pairs: &'static [(&'static str, &'static str)]| {
+        TokenProvider::builder().region(server.region()).credentials(pat()).env(env(pairs)).build()
+    };
+    assert!(matches!(build(&[("FILEVINE_TOKEN_STORE", "postgres://x")]), Err(ConfigError::TokenStore { .. })));
+    assert!(matches!(
+        build(&[("FILEVINE_TOKEN_STORE", "memory"), ("FILEVINE_STORE_KEY", "c2hvcnQ=")]),
+        Err(ConfigError::InvalidStoreKey { .. })
+    ));
+    let provider = build(&[("FILEVINE_TOKEN_STORE", "memory")]).unwrap();
+    assert!(provider.store_key().is_some());
+    // A refresh token needs a key named by the application.
+    let err = builder(&server).credentials(refresh("rt")).store(MemoryStore::new()).build().unwrap_err();
+    assert_eq!(err, ConfigError::StoreKeyRequired);
+    let (id, secret) = client();
+    assert_eq!(builder(&server).stored_session(id, secret).build().unwrap_err(), ConfigError::NoStore);
+    let err = builder(&server)
+        .credentials(pat())
+        .store(MemoryStore::new())
+        .lease_time(Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, ConfigError::LeaseTooShort { .. }), "{err}");
+}
