@@ -100,7 +100,7 @@ async fn file_store_keeps_the_contract_with_private_files() {
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = FileStore::new(&open).save(&StoreKey::session("k").as_str(), b"v").await.unwrap_err();
+        let err = FileStore::new(&open).save(StoreKey::session("k").as_str(), b"v").await.unwrap_err();
         assert!(filevine_identity_ext::error::Report(&err).to_string().contains("readable by other users"), "{err}");
     }
     // A key that is not a StoreKey name cannot name a path.
