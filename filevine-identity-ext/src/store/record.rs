@@ -78,12 +78,14 @@ struct Wire {
     token_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
-    /// Seconds since the epoch (rounded down: never later than the truth).
+    /// Seconds since the epoch, to the millisecond (rounded down: never
+    /// later than the truth; whole seconds would cost a short-lived token
+    /// up to a second of its life on every process that reads it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    expires_at: Option<u64>,
-    /// Seconds the access token was issued for.
+    expires_at: Option<f64>,
+    /// Seconds the access token was issued for, to the millisecond.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    lifetime: Option<u64>,
+    lifetime: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<SecretString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -106,8 +108,8 @@ pub(crate) fn encode(
         expires_at: tokens
             .access_token
             .as_ref()
-            .map(|t| t.expiry().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())),
-        lifetime: tokens.access_token.as_ref().map(|t| t.lifetime().as_secs()),
+            .map(|t| millis(t.expiry().duration_since(UNIX_EPOCH).unwrap_or_default())),
+        lifetime: tokens.access_token.as_ref().map(|t| millis(t.lifetime())),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.secret().clone()),
         id_token: tokens.id_token.as_ref().map(|t| t.secret().clone()),
     };
@@ -180,10 +182,10 @@ pub(crate) fn decode(
 fn tokens(wire: Wire) -> Option<StoredTokens> {
     let access_token = match (wire.access_token, wire.expires_at, wire.lifetime) {
         (Some(secret), Some(expires_at), Some(lifetime)) => {
-            let expiry = UNIX_EPOCH.checked_add(Duration::from_secs(expires_at))?;
+            let expiry = UNIX_EPOCH.checked_add(duration(expires_at)?)?;
             let token_type = wire.token_type.as_deref().unwrap_or("Bearer");
             // An expired token is simply not there any more.
-            AccessToken::restore(secret, token_type, wire.scope, expiry, Duration::from_secs(lifetime)).ok()?
+            AccessToken::restore(secret, token_type, wire.scope, expiry, duration(lifetime)?).ok()?
         }
         (None, None, None) => None,
         _ => return None,
@@ -193,6 +195,16 @@ fn tokens(wire: Wire) -> Option<StoredTokens> {
         other => other.map(RefreshToken::from_secret),
     };
     Some(StoredTokens { access_token, refresh_token, id_token: wire.id_token.map(IdToken::from_secret) })
+}
+
+/// Seconds with a millisecond fraction, rounded down.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_millis() as f64) / 1000.0
+}
+
+/// A stored number of seconds: finite, not negative, not absurd.
+fn duration(seconds: f64) -> Option<Duration> {
+    Duration::try_from_secs_f64(seconds).ok().filter(|d| d.as_secs() < u64::from(u32::MAX) * 4)
 }
 
 fn associated_data(header: &[u8], key: &StoreKey) -> Vec<u8> {
@@ -241,10 +253,11 @@ mod tests {
             let access = back.access_token.unwrap();
             assert_eq!(access.expose_secret(), "SENTINEL-access");
             assert_eq!(access.granted(), Some("openid email"));
-            assert_eq!(access.lifetime(), Duration::from_secs(1200));
-            // Whole seconds, rounded down.
+            assert!(access.lifetime() <= Duration::from_secs(1200));
+            assert!(access.lifetime() > Duration::from_millis(1199_990));
+            // Milliseconds, rounded down.
             assert!(access.expires_in() <= Duration::from_secs(1200));
-            assert!(access.expires_in() > Duration::from_secs(1197));
+            assert!(access.expires_in() > Duration::from_millis(1199_000));
             assert_eq!(back.refresh_token.unwrap().expose_secret(), "SENTINEL-refresh");
             assert_eq!(back.id_token.unwrap().expose_secret(), "SENTINEL-id");
         }
@@ -278,6 +291,16 @@ mod tests {
             (vec![b'F'; MAX_VALUE_BYTES + 1], None, Unreadable::TooLarge),
             (b"FVTS\x01\x00{\"access_token\":\"x\"}".to_vec(), None, Unreadable::Malformed),
             (b"FVTS\x01\x00{\"surprise\":1}".to_vec(), None, Unreadable::Malformed),
+            (
+                b"FVTS\x01\x00{\"access_token\":\"a\",\"expires_at\":-1,\"lifetime\":5}".to_vec(),
+                None,
+                Unreadable::Malformed,
+            ),
+            (
+                b"FVTS\x01\x00{\"access_token\":\"a\",\"expires_at\":1e300,\"lifetime\":5}".to_vec(),
+                None,
+                Unreadable::Malformed,
+            ),
         ];
         for (value, seal, expected) in cases {
             assert_eq!(decode(&value, &key(), seal).unwrap_err(), expected);
@@ -296,7 +319,7 @@ mod tests {
     fn an_expired_access_token_is_absent_but_the_refresh_token_stays() {
         let mut bytes = b"FVTS\x01\x00".to_vec();
         bytes.extend_from_slice(
-            br#"{"access_token":"a","token_type":"Bearer","expires_at":1000,"lifetime":1200,"refresh_token":"r"}"#,
+            br#"{"access_token":"a","token_type":"Bearer","expires_at":1000.5,"lifetime":1200,"refresh_token":"r"}"#,
         );
         let back = decode(&bytes, &key(), None).unwrap();
         assert!(back.access_token.is_none());

@@ -10,6 +10,7 @@ mod support;
 mod api;
 mod examples;
 mod faults;
+mod fleet;
 mod load;
 mod oidc;
 mod progenitor_client;
