@@ -254,10 +254,10 @@ mod tests {
             assert_eq!(access.expose_secret(), "SENTINEL-access");
             assert_eq!(access.granted(), Some("openid email"));
             assert!(access.lifetime() <= Duration::from_secs(1200));
-            assert!(access.lifetime() > Duration::from_millis(1199_990));
+            assert!(access.lifetime() > Duration::from_millis(1_199_990));
             // Milliseconds, rounded down.
             assert!(access.expires_in() <= Duration::from_secs(1200));
-            assert!(access.expires_in() > Duration::from_millis(1199_000));
+            assert!(access.expires_in() > Duration::from_millis(1_199_000));
             assert_eq!(back.refresh_token.unwrap().expose_secret(), "SENTINEL-refresh");
             assert_eq!(back.id_token.unwrap().expose_secret(), "SENTINEL-id");
         }
