@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    filevine_identity_ext::fuzzing::stored_record(data);
+});
