@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use filevine_identity_ext::test_util::TestServer;
 
@@ -146,4 +147,106 @@ async fn partner_app_signs_in_and_out_against_the_real_provider() {
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("signed in sub=carol"), "{logs}");
     assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+}
+
+/// Starts examples/partner_app.rs on `port` with `env`; returns once it
+/// listens.
+fn start_partner_app(port: u16, provider: &oidc::Provider, app: &str, env: &[(&str, &str)]) -> std::process::Child {
+    let mut child = Command::new(example("partner_app"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("PARTNER_APP_ADDR", format!("127.0.0.1:{port}"))
+        .env("FILEVINE_AUTHORITY", &provider.issuer)
+        .env("FILEVINE_CLIENT_ID", oidc::CLIENT_ID)
+        .env("FILEVINE_CLIENT_SECRET", oidc::CLIENT_SECRET)
+        .env("FILEVINE_REDIRECT_URI", format!("{app}/signin-oidc"))
+        .env("FILEVINE_POST_LOGOUT_REDIRECT_URI", format!("{app}/logout/callback"))
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    assert!(line.contains("listening"), "{line}");
+    child
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Two instances of the partner app sharing one Redis (sessions and token
+/// sets), against the real provider with 4-second access tokens: a session
+/// from one works on the other, a restart keeps the user signed in, both
+/// needing a refresh at once make one refresh request, and logout revokes
+/// the refresh token and removes what was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
+    let redis = crate::support::redis::Redis::start();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let provider = oidc::Provider::start_for_app_with_token_ttl(&app_a, 4);
+    let env = [
+        ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
+        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    ];
+    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    let mut b = start_partner_app(port_b, &provider, &app_a, &env);
+
+    let mut browser = oidc::Browser::for_app(&app_a);
+    let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    let done = browser.request(browser.http().get(&callback)).await;
+    assert_eq!(done.headers()["location"], "/me");
+    let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
+    let mut me = async |browser: &mut oidc::Browser, app: &str| {
+        let response = browser.request(browser.http().get(format!("{app}/me"))).await;
+        response.text().await.unwrap()
+    };
+    assert!(signed_in(&me(&mut browser, &app_a).await), "instance A");
+    assert!(signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
+    // Nothing token-shaped in Redis: sealed token sets, sessions without tokens.
+    for key in redis.keys("*") {
+        let mut connection = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+        let dump: Vec<u8> = redis::cmd("DUMP").arg(&key).query(&mut connection).unwrap();
+        assert!(!String::from_utf8_lossy(&dump).contains("eyJ"), "{key} holds an ID token in the clear");
+    }
+
+    // Restart A: the user stays signed in.
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    assert!(signed_in(&me(&mut browser, &app_a).await), "A after a restart");
+
+    // Let the access token pass its hard margin (half of 4 s), then ask
+    // both instances at once: one refresh.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = provider.stats().await["token"].as_u64().unwrap();
+    let mut other = oidc::Browser::for_app(&app_a);
+    other.copy_cookies_from(&browser);
+    let (on_a, on_b) = tokio::join!(me(&mut browser, &app_a), async {
+        let response = other.request(other.http().get(format!("{app_b}/me"))).await;
+        response.text().await.unwrap()
+    });
+    assert!(signed_in(&on_a) && signed_in(&on_b), "{on_a}\n{on_b}");
+    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh for both instances");
+
+    // Logout on B: the refresh and access tokens are revoked, the stored
+    // token set and the session are gone, A sends the user to /login.
+    let revocations = provider.stats().await["revocation"].as_u64().unwrap();
+    let logout = browser.request(browser.http().get(format!("{app_b}/logout"))).await;
+    assert_eq!(url::Url::parse(logout.headers()["location"].to_str().unwrap()).unwrap().path(), "/connect/endsession");
+    assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 2, "refresh and access token");
+    assert!(redis.keys("filevine:tokens:*").is_empty(), "{:?}", redis.keys("*"));
+    let response = browser.request(browser.http().get(format!("{app_a}/me"))).await;
+    assert_eq!(response.headers()["location"], "/login", "signed out on A too");
+
+    for mut child in [a, b] {
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        let logs = String::from_utf8_lossy(&output.stderr);
+        assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+    }
 }

@@ -43,12 +43,22 @@ impl Provider {
     pub fn start_for_app(app: &str) -> Provider {
         start_with(app)
     }
+
+    /// As [`Provider::start_for_app`], issuing access tokens that live
+    /// `seconds`.
+    pub fn start_for_app_with_token_ttl(app: &str, seconds: u64) -> Provider {
+        start_with_env(app, &[("OIDC_ACCESS_TOKEN_TTL", seconds.to_string())])
+    }
 }
 
 /// Where the clients' redirect URIs point by default.
 const APP: &str = "http://127.0.0.1:7059";
 
 fn start_with(app: &str) -> Provider {
+    start_with_env(app, &[])
+}
+
+fn start_with_env(app: &str, env: &[(&str, String)]) -> Provider {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
@@ -60,6 +70,7 @@ fn start_with(app: &str) -> Provider {
         .arg("0")
         .current_dir(&dir)
         .env("OIDC_REDIRECT_HOST", app)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -133,6 +144,11 @@ impl Browser {
         let response = self.with_cookies(request).send().await.expect("request");
         self.keep_cookies(&response);
         response
+    }
+
+    /// Takes over another browser's cookies (the same user in a second tab).
+    pub fn copy_cookies_from(&mut self, other: &Browser) {
+        self.cookies = other.cookies.clone();
     }
 
     pub fn http(&self) -> &reqwest::Client {

@@ -42,6 +42,12 @@ impl Redis {
         redis::cmd("HGET").arg(key).arg(field).query(&mut connection).unwrap()
     }
 
+    /// The keys matching `pattern`.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut connection = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
+        redis::cmd("KEYS").arg(pattern).query(&mut connection).unwrap()
+    }
+
     /// Whether `key` exists.
     pub fn exists(&self, key: &str) -> bool {
         let mut connection = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
