@@ -192,7 +192,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
         ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
     ];
     let mut a = start_partner_app(port_a, &provider, &app_a, &env);
-    let mut b = start_partner_app(port_b, &provider, &app_a, &env);
+    let b = start_partner_app(port_b, &provider, &app_a, &env);
 
     let mut browser = oidc::Browser::for_app(&app_a);
     let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
@@ -201,7 +201,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     let done = browser.request(browser.http().get(&callback)).await;
     assert_eq!(done.headers()["location"], "/me");
     let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
-    let mut me = async |browser: &mut oidc::Browser, app: &str| {
+    let me = async |browser: &mut oidc::Browser, app: &str| {
         let response = browser.request(browser.http().get(format!("{app}/me"))).await;
         response.text().await.unwrap()
     };
@@ -217,7 +217,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     // Restart A: the user stays signed in.
     a.kill().unwrap();
     a.wait().unwrap();
-    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    let a = start_partner_app(port_a, &provider, &app_a, &env);
     assert!(signed_in(&me(&mut browser, &app_a).await), "A after a restart");
 
     // Let the access token pass its hard margin (half of 4 s), then ask
