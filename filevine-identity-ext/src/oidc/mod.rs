@@ -321,7 +321,7 @@ impl OidcClient {
     /// restart or on another replica, the provider reads the refresh token
     /// from the store and refreshes at the discovered token endpoint with
     /// this client's credentials. Add `.store(…)` and `build()`; a call to
-    /// `token()` with nothing stored is [`Error::NotStored`](crate::Error::NotStored).
+    /// `token()` with nothing stored is [`Error::NotStored`].
     ///
     /// ```no_run
     /// use filevine_identity_ext::store::{self, StoreKey};
