@@ -12,6 +12,8 @@
 //! 3. `exchange`: one PAT exchange through the SDK beside a hand-written
 //!    reqwest form POST of the same body to the same server with the same
 //!    client settings.
+//! 4. `store`: warm `token()` and a refresh with no store, a memory store
+//!    and a Redis store.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -281,6 +283,81 @@ mod exchange {
                     .await
                     .unwrap()
             })
+        });
+    }
+}
+
+/// 4. `store`: the same warm `token()` and the same refresh with no store,
+///    a `MemoryStore` and a `RedisStore` (a `redis-server` started on a free
+///    loopback port; skipped when there is none). The warm call must not
+///    notice the store; a refresh through the store pays a read, the lease,
+///    a read under it, the compare-and-swap and the release.
+mod store {
+    use super::*;
+    use filevine_identity_ext::store::{MemoryStore, RedisStore, StoreEncryptionKey, TokenStore};
+
+    /// A `redis-server` for this bench run, stopped at exit with the process.
+    static REDIS: LazyLock<Option<(std::process::Child, String)>> = LazyLock::new(|| {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let url = format!("redis://127.0.0.1:{port}/0");
+        for _ in 0..500 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some((child, url));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    });
+
+    fn with_store(store: Option<Arc<dyn TokenStore>>) -> TokenProvider {
+        let fixture = &*FIXTURE;
+        let _guard = fixture.runtime.enter();
+        let builder = TokenProvider::builder()
+            .env(|_| None)
+            .region(fixture.server.region())
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()));
+        match store {
+            Some(store) => builder.store(store).store_encryption_key(StoreEncryptionKey::generate().unwrap()),
+            None => builder,
+        }
+        .build()
+        .unwrap()
+    }
+
+    fn store(kind: &str) -> Option<Option<Arc<dyn TokenStore>>> {
+        match kind {
+            "none" => Some(None),
+            "memory" => Some(Some(Arc::new(MemoryStore::new()))),
+            _ => match &*REDIS {
+                Some((_, url)) => Some(Some(Arc::new(RedisStore::open(url).unwrap()))),
+                None => {
+                    eprintln!("redis-server is not installed: skipping the Redis store bench");
+                    None
+                }
+            },
+        }
+    }
+
+    #[divan::bench(args = ["none", "memory", "redis"], sample_size = 100)]
+    fn warm_token(bencher: Bencher<'_, '_>, kind: &str) {
+        let Some(store) = store(kind) else { return };
+        let provider = with_store(store);
+        FIXTURE.runtime.block_on(provider.token()).unwrap();
+        bencher.bench_local(|| poll_once(provider.token()).unwrap());
+    }
+
+    #[divan::bench(args = ["none", "memory", "redis"], sample_count = 1000)]
+    fn refresh(bencher: Bencher<'_, '_>, kind: &str) {
+        let Some(store) = store(kind) else { return };
+        let provider = with_store(store);
+        bencher.bench_local(|| {
+            provider.invalidate();
+            FIXTURE.runtime.block_on(provider.token()).unwrap()
         });
     }
 }
