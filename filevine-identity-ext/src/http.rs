@@ -37,6 +37,10 @@ pub(crate) fn client(
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
         .user_agent(USER_AGENT)
+        // A 307/308 would re-send the form body (client secret, PAT, code,
+        // refresh token) to wherever the Location points: identity
+        // requests never follow a redirect.
+        .redirect(reqwest::redirect::Policy::none())
         .default_headers(headers)
         .build()
         .map_err(|e| ConfigError::HttpClient(TransportError::new(e)))
@@ -151,6 +155,12 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
                 excerpt: body_excerpt(&body),
                 source: None,
             },
+        },
+        300..=399 => Error::MalformedResponse {
+            status: Some(status),
+            reason: "a redirect, which identity requests never follow (it would re-send the credentials); check the authority URL".into(),
+            excerpt: body_excerpt(&body),
+            source: None,
         },
         _ => Error::MalformedResponse {
             status: Some(status),

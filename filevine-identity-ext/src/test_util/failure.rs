@@ -28,9 +28,21 @@ pub enum Failure {
     Delay(Duration),
     /// Send the status line and headers, then drop the connection.
     DropConnection,
+    /// A redirect (301, 302, 303, 307, 308) to `location`.
+    Redirect {
+        /// HTTP status.
+        status: u16,
+        /// The `Location` header.
+        location: String,
+    },
 }
 
 impl Failure {
+    /// A redirect to `location` (e.g. `307` to another server).
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self::Redirect { status, location: location.to_owned() }
+    }
+
     /// Filevine's error envelope with one message.
     pub fn filevine_envelope(status: u16, message: &str) -> Self {
         let body = serde_json::json!({
@@ -91,6 +103,11 @@ pub(super) async fn injected(failure: Failure) -> Option<Response> {
         Failure::Delay(delay) => {
             tokio::time::sleep(delay).await;
             None
+        }
+        Failure::Redirect { status, location } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::TEMPORARY_REDIRECT);
+            let location = HeaderValue::from_str(&location).unwrap_or(HeaderValue::from_static("/"));
+            Some((status, [(header::LOCATION, location)]).into_response())
         }
         Failure::DropConnection => {
             // Headers go out, then the body stream fails: hyper aborts the

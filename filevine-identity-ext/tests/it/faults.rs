@@ -259,3 +259,27 @@ fn zero_durations_and_a_missing_runtime_are_named_errors() {
     assert!(matches!(err, Error::NoRuntime), "{err:?}");
     assert!(err.to_string().contains("no Tokio runtime"), "{err}");
 }
+
+/// A redirect from the token endpoint is never followed: a 307/308 would
+/// re-send the PAT (and any client secret) to the Location, here another
+/// server that accepts the same PAT. Each status is an error naming the
+/// redirect, not retried, and the other server sees nothing.
+#[tokio::test]
+async fn token_requests_never_follow_redirects() {
+    let server = server().await;
+    let elsewhere = TestServer::start().await.unwrap();
+    elsewhere.add_personal_access_token(PAT);
+    let target = format!("{}/connect/token", elsewhere.url());
+    for (n, status) in [301u16, 302, 303, 307, 308].into_iter().enumerate() {
+        server.fail_next(Failure::redirect(status, &target));
+        let provider = builder(&server).build().unwrap();
+        let err = provider.token().await.unwrap_err();
+        assert!(
+            matches!(err, Error::MalformedResponse { status: Some(s), ref reason, .. } if s == status && reason.contains("never follow")),
+            "{status}: {err}"
+        );
+        assert!(!err.to_string().contains(PAT), "{err}");
+        assert_eq!(server.token_requests(), n as u64 + 1, "{status}: not retried");
+    }
+    assert_eq!(elsewhere.token_requests(), 0, "the credentials went nowhere else");
+}
