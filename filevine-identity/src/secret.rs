@@ -63,10 +63,11 @@ impl fmt::Display for SecretString {
 
 impl PartialEq for SecretString {
     /// Compares in time that depends only on the lengths, not on where the
-    /// first difference is.
+    /// first difference is (`subtle`, whose comparison the optimiser cannot
+    /// turn back into an early exit).
     fn eq(&self, other: &Self) -> bool {
-        let (a, b) = (self.0.as_bytes(), other.0.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        use subtle::ConstantTimeEq as _;
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
     }
 }
 
