@@ -369,7 +369,7 @@ impl TokenProviderBuilder {
                         derived_key(&region, &credentials, scope.as_deref()).ok_or(ConfigError::StoreKeyRequired)?
                     }
                 };
-                let lease = self.lease_time.unwrap_or(self.retry.total_timeout + Duration::from_secs(5));
+                let lease = self.lease_time.unwrap_or(self.retry.total_timeout.saturating_add(Duration::from_secs(5)));
                 if lease < self.retry.total_timeout {
                     return Err(ConfigError::LeaseTooShort { lease, total_timeout: self.retry.total_timeout });
                 }

@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Error;
+
+/// Stands in for "never" where a configured duration overflows the clock.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 use crate::provider::jitter::Jitter;
 
 /// How a token request is retried.
@@ -63,7 +66,8 @@ impl RetryPolicy {
         Fut: Future<Output = Result<T, Error>>,
     {
         let started = Instant::now();
-        let deadline = started + self.total_timeout;
+        // A configured bound too large for the clock means no bound.
+        let deadline = started.checked_add(self.total_timeout).unwrap_or_else(|| started + FAR_FUTURE);
         let mut number = 0;
         loop {
             number += 1;
@@ -87,7 +91,7 @@ impl RetryPolicy {
                 Error::RateLimited { retry_after: Some(wait), .. } => *wait,
                 _ => self.backoff(number, jitter),
             };
-            if Instant::now() + wait >= deadline {
+            if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
                 // Waiting would overrun the bound on the whole call.
                 return Err(error);
             }

@@ -141,7 +141,7 @@ impl Inner {
             return Ok(adopted);
         }
         let started = tokio::time::Instant::now();
-        let patience = link.lease + self.retry.total_timeout;
+        let patience = link.lease.saturating_add(self.retry.total_timeout);
         let mut pause = POLL_START;
         while !link.store.try_lease(link.key.as_str(), &link.owner, link.lease).await? {
             if started.elapsed() >= patience {

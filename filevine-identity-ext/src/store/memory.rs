@@ -26,7 +26,8 @@ pub struct MemoryStore {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
-    leases: HashMap<String, (String, Instant)>,
+    /// Owner and expiry (`None`: a lease time too large for the clock).
+    leases: HashMap<String, (String, Option<Instant>)>,
 }
 
 impl MemoryStore {
@@ -72,9 +73,9 @@ impl TokenStore for MemoryStore {
         let mut state = self.state();
         let now = Instant::now();
         match state.leases.get(key) {
-            Some((holder, until)) if holder != owner && now < *until => Ok(false),
+            Some((holder, until)) if holder != owner && until.is_none_or(|until| now < until) => Ok(false),
             _ => {
-                state.leases.insert(key.to_owned(), (owner.to_owned(), now + ttl));
+                state.leases.insert(key.to_owned(), (owner.to_owned(), now.checked_add(ttl)));
                 Ok(true)
             }
         }

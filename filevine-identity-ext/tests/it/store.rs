@@ -406,6 +406,25 @@ async fn redis_values_are_sealed_when_a_key_is_set() {
     assert!(String::from_utf8_lossy(&raw).contains(token.expose_secret()));
 }
 
+/// Durations too large for the clock mean "no bound", never a panic.
+#[tokio::test]
+async fn huge_lease_and_timeouts_do_not_overflow() {
+    let server = server().await;
+    let provider = builder(&server)
+        .credentials(pat())
+        .store(MemoryStore::new())
+        .total_timeout(Duration::MAX)
+        .lease_time(Duration::MAX)
+        .build()
+        .unwrap();
+    provider.token().await.unwrap();
+    provider.invalidate();
+    provider.token().await.unwrap();
+    assert_eq!(server.token_requests(), 2);
+    // The default lease is the total timeout plus 5 s: saturating.
+    builder(&server).credentials(pat()).store(MemoryStore::new()).total_timeout(Duration::MAX).build().unwrap();
+}
+
 #[tokio::test]
 async fn store_configuration_errors_are_named() {
     let server = server().await;
