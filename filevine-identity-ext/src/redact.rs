@@ -119,11 +119,26 @@ fn redact_opaque_runs(text: &str) -> String {
     let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~' | '+' | '/' | '=');
     let mut out = String::with_capacity(text.len());
     let mut run = String::new();
+    let looks_secret = |part: &str| {
+        let has_digit = part.chars().any(|c| c.is_ascii_digit());
+        let has_alpha = part.chars().any(|c| c.is_ascii_alphabetic());
+        part.len() >= 32 || (part.len() >= 16 && has_digit && has_alpha)
+    };
     let flush = |run: &mut String, out: &mut String| {
-        let has_digit = run.chars().any(|c| c.is_ascii_digit());
-        let has_alpha = run.chars().any(|c| c.is_ascii_alphabetic());
-        let looks_like_url = run.contains("//");
-        if !looks_like_url && (run.len() >= 32 || (run.len() >= 16 && has_digit && has_alpha)) {
+        // A URL keeps its shape and loses only the segments that look like
+        // secrets; anything else with a `/` in it (standard base64 has
+        // them, and `//`) is judged whole.
+        // (`:` ends a run, so a URL's run is `//host/path` after `https:`.)
+        let after_scheme = out.ends_with("http:") || out.ends_with("https:");
+        if let Some(path) = run.strip_prefix("//").filter(|_| after_scheme) {
+            out.push_str("//");
+            for (i, segment) in path.split('/').enumerate() {
+                if i > 0 {
+                    out.push('/');
+                }
+                out.push_str(if looks_secret(segment) { "[REDACTED]" } else { segment });
+            }
+        } else if looks_secret(run) {
             out.push_str("[REDACTED]");
         } else {
             out.push_str(run);
@@ -157,6 +172,22 @@ pub(crate) fn endpoint_only(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_secrets_with_slashes_are_redacted_and_urls_keep_their_shape() {
+        // Standard base64 can hold `/` and `//`.
+        for secret in ["abc//DEF0123456789ghijklmnop+/xyz==", "k3Y//Q9zLm+8vR2/aBcD0eF1gH2iJ3kL"] {
+            let shown = redact(&format!("error: bad secret {secret} here"), 300);
+            assert!(!shown.contains(secret), "{shown}");
+            assert!(shown.contains("[REDACTED]"), "{shown}");
+        }
+        assert_eq!(
+            redact("see https://identity.filevine.com/connect/token now", 300),
+            "see https://identity.filevine.com/connect/token now"
+        );
+        let shown = redact("at https://h.example/cb/eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc/x", 300);
+        assert_eq!(shown, "at https://h.example/cb/[REDACTED]/x");
+    }
 
     #[test]
     fn secret_json_fields_are_redacted() {
