@@ -457,6 +457,15 @@ pub enum ConfigError {
         /// The total timeout of a refresh.
         total_timeout: Duration,
     },
+    /// A request for another origin than the API gateway was to carry the
+    /// bearer token; it was not attached.
+    #[error("refusing to send the bearer token to {origin}: it goes only to the API gateway ({gateway})")]
+    NotGateway {
+        /// The request's origin.
+        origin: String,
+        /// The configured gateway.
+        gateway: String,
+    },
     /// A provider reading its token set from a store was built without one.
     #[error("stored_session() reads the token set from a store: configure one with store()")]
     NoStore,

@@ -41,12 +41,20 @@ pub struct FilevineUser {
     pub user_id: i64,
 }
 
-/// Attaches the provider's bearer token to requests; on a 401, refreshes
-/// once and retries.
+/// Attaches the provider's bearer token to requests for the provider's API
+/// gateway; on a 401 from it, refreshes once and retries.
+///
+/// Only a request whose scheme, host and port are the gateway's
+/// ([`Region::gateway_url`](crate::Region::gateway_url)) gets the token: an
+/// absolute URL from a response (a paging link, a document link) to any
+/// other origin is sent without it, and its 401 refreshes nothing.
 #[derive(Clone)]
 pub struct BearerAuth {
     provider: TokenProvider,
     user: Option<FilevineUser>,
+    /// The origin the token may go to (`None`: the region has no gateway,
+    /// so the token goes nowhere).
+    gateway: Option<url::Origin>,
 }
 
 impl fmt::Debug for BearerAuth {
@@ -58,7 +66,13 @@ impl fmt::Debug for BearerAuth {
 impl BearerAuth {
     /// Tokens from `provider`.
     pub fn new(provider: TokenProvider) -> Self {
-        Self { provider, user: None }
+        let gateway = provider.region().gateway_url().and_then(|g| url::Url::parse(g).ok()).map(|g| g.origin());
+        Self { provider, user: None, gateway }
+    }
+
+    /// Whether `url` is on the gateway's origin (scheme, host and port).
+    pub fn is_gateway(&self, url: &url::Url) -> bool {
+        self.gateway.as_ref().is_some_and(|gateway| *gateway == url.origin())
     }
 
     /// Sends `x-fv-orgid` / `x-fv-userid` with every request (a request's
@@ -78,12 +92,21 @@ impl BearerAuth {
     /// its own) on `request`; returns the token it used.
     ///
     /// # Errors
-    /// When no token can be had.
+    /// [`ConfigError::NotGateway`](crate::ConfigError::NotGateway) when the
+    /// request is not for the gateway (nothing is attached), or when no
+    /// token can be had.
     pub async fn authorize(&self, request: &mut Request) -> Result<AccessToken, Error> {
         self.authorize_as(request, self.user).await
     }
 
     async fn authorize_as(&self, request: &mut Request, user: Option<FilevineUser>) -> Result<AccessToken, Error> {
+        if !self.is_gateway(request.url()) {
+            return Err(crate::ConfigError::NotGateway {
+                origin: request.url().origin().ascii_serialization(),
+                gateway: self.provider.region().gateway_url().unwrap_or("none configured").to_owned(),
+            }
+            .into());
+        }
         let token = self.provider.token().await?;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, token.authorization_header());
@@ -159,6 +182,11 @@ impl Middleware for BearerAuth {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
+        if !self.is_gateway(request.url()) {
+            // Another origin: sent as it is, without the token.
+            tracing::debug!(origin = %request.url().origin().ascii_serialization(), "not the API gateway; sending without the bearer token");
+            return next.run(request, extensions).await;
+        }
         let user = extensions.get::<FilevineUser>().copied().or(self.user);
         self.authorize_as(&mut request, user).await.map_err(reqwest_middleware::Error::middleware)?;
         let sent = request.headers().get(AUTHORIZATION).cloned();

@@ -208,3 +208,34 @@ async fn bad_gateway_answers_are_typed_errors() {
     let err = api("shape").get_user_orgs_with_token().await.unwrap_err();
     assert!(matches!(&err, ApiError::Decode { reason, .. } if reason.starts_with("data error at line 1")), "{err:?}");
 }
+
+/// The bearer token goes only to the gateway's origin: an absolute URL to
+/// another origin (here another server's gateway stub, on another port of
+/// the same host) is sent without it, and its 401 refreshes nothing.
+#[tokio::test]
+async fn the_bearer_token_goes_only_to_the_gateway_origin() {
+    let (server, provider, api) = setup().await;
+    api.get_user_orgs_with_token().await.unwrap();
+    assert_eq!(server.token_requests(), 1);
+    let elsewhere = TestServer::start().await.unwrap();
+    let foreign = format!("{}/gateway/fv-app/v2/Users/Me", elsewhere.url());
+    let response = api.http().get(&foreign).send().await.unwrap();
+    assert_eq!(response.status(), 401, "the other server saw no token of its own");
+    let log = elsewhere.gateway_log();
+    assert_eq!(log.len(), 1, "sent once: its 401 is not retried");
+    assert_eq!(log[0].header("authorization"), None, "no token to another origin");
+    assert_eq!(server.token_requests(), 1, "a foreign 401 refreshes nothing");
+    // Asked explicitly, BearerAuth refuses by name.
+    let mut request = reqwest::Request::new(reqwest::Method::GET, foreign.parse().unwrap());
+    let err = api.auth().authorize(&mut request).await.unwrap_err();
+    assert!(
+        matches!(err, filevine_identity_ext::Error::Config(ConfigError::NotGateway { ref origin, .. }) if *origin == elsewhere.url()),
+        "{err}"
+    );
+    assert!(request.headers().get("authorization").is_none());
+    // The gateway itself still gets it.
+    let token = provider.token().await.unwrap();
+    api.http().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap();
+    let authorization = server.gateway_log().last().unwrap().header("authorization").map(str::to_owned);
+    assert_eq!(authorization, Some(format!("Bearer {}", token.expose_secret())));
+}
