@@ -70,6 +70,13 @@ impl BearerAuth {
         Self { provider, user: None, gateway }
     }
 
+    /// Tokens from `provider`, for an explicit gateway URL (the only origin
+    /// they are attached to).
+    pub fn for_gateway(provider: TokenProvider, gateway: &str) -> Self {
+        let gateway = url::Url::parse(gateway).ok().map(|g| g.origin());
+        Self { provider, user: None, gateway }
+    }
+
     /// Whether `url` is on the gateway's origin (scheme, host and port).
     pub fn is_gateway(&self, url: &url::Url) -> bool {
         self.gateway.as_ref().is_some_and(|gateway| *gateway == url.origin())

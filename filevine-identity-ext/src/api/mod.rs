@@ -66,12 +66,22 @@ impl FilevineApi {
             .gateway_url()
             .map(str::to_owned)
             .ok_or_else(|| ConfigError::NoGateway { region: provider.region().to_string() })?;
-        Ok(Self::with_gateway(provider, &gateway, reqwest::Client::new()))
+        // The identity calls' timeouts; a client of your own through
+        // `with_gateway` for other settings.
+        let client = reqwest::Client::builder()
+            .connect_timeout(crate::http::DEFAULT_CONNECT_TIMEOUT)
+            .timeout(API_TIMEOUT)
+            .user_agent(crate::http::USER_AGENT)
+            .build()
+            .map_err(|e| ConfigError::HttpClient(crate::error::TransportError::new(e)))?;
+        Ok(Self::with_gateway(provider, &gateway, client))
     }
 
-    /// A client for an explicit gateway URL, sending with `client`.
+    /// A client for an explicit gateway URL, sending with `client` (its
+    /// timeouts, proxy and TLS settings). The bearer token goes to this
+    /// gateway's origin only.
     pub fn with_gateway(provider: TokenProvider, gateway: &str, client: reqwest::Client) -> Self {
-        let auth = BearerAuth::new(provider);
+        let auth = BearerAuth::for_gateway(provider, gateway);
         Self {
             http: ClientBuilder::new(client.clone()).with(auth.clone()).build(),
             auth,
@@ -124,10 +134,24 @@ impl FilevineApi {
     }
 }
 
+/// Timeout of one API request made by [`FilevineApi::new`]'s client.
+pub const API_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// Largest API response body the typed calls read.
+pub const MAX_API_BODY: usize = 4 * 1024 * 1024;
+
 /// A success body parsed as `T`, or the matching [`ApiError`].
-async fn decode<T: serde::de::DeserializeOwned>(response: Response) -> Result<T, ApiError> {
+async fn decode<T: serde::de::DeserializeOwned>(mut response: Response) -> Result<T, ApiError> {
     let status = response.status();
-    let body = response.bytes().await?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_API_BODY {
+            return Err(ApiError::Decode {
+                reason: format!("the response is larger than {MAX_API_BODY} bytes"),
+                excerpt: body_excerpt(&body),
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
     if status == StatusCode::UNAUTHORIZED {
         return Err(ApiError::Unauthorized);
     }

@@ -190,7 +190,21 @@ async fn bad_gateway_answers_are_typed_errors() {
             "/error/fv-app/v2/utils/GetUserOrgsWithToken",
             post(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "<h1>boom</h1> access_token=SENTINELleak123456789") }),
         )
-        .route("/shape/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, r#"{"orgs":[]}"#) }));
+        .route("/shape/fv-app/v2/utils/GetUserOrgsWithToken", post(|| async { (StatusCode::OK, r#"{"orgs":[]}"#) }))
+        .route(
+            "/huge/fv-app/v2/utils/GetUserOrgsWithToken",
+            post(|| async { (StatusCode::OK, " ".repeat(filevine_identity_ext::api::MAX_API_BODY + 1)) }),
+        )
+        .route(
+            // 401 without a bearer token: a custom gateway gets the token.
+            "/auth/fv-app/v2/utils/GetUserOrgsWithToken",
+            post(|headers: axum::http::HeaderMap| async move {
+                match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                    Some(value) if value.starts_with("Bearer at_") => (StatusCode::OK, "authorized, not json"),
+                    _ => (StatusCode::UNAUTHORIZED, ""),
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -207,6 +221,14 @@ async fn bad_gateway_answers_are_typed_errors() {
 
     let err = api("shape").get_user_orgs_with_token().await.unwrap_err();
     assert!(matches!(&err, ApiError::Decode { reason, .. } if reason.starts_with("data error at line 1")), "{err:?}");
+
+    // A body past the bound is refused, not buffered whole.
+    let err = api("huge").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { reason, .. } if reason.contains("larger than")), "{err:?}");
+
+    // An explicit gateway is where the token goes.
+    let err = api("auth").get_user_orgs_with_token().await.unwrap_err();
+    assert!(matches!(&err, ApiError::Decode { excerpt, .. } if excerpt == "authorized, not json"), "{err:?}");
 }
 
 /// The bearer token goes only to the gateway's origin: an absolute URL to
