@@ -1,7 +1,7 @@
 //! [`TokenProviderBuilder`]: every setting of a provider, validated once in
 //! `build()`, which sends nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,8 +19,8 @@ use crate::error::Error;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::provider::StoreLink;
-use crate::store::record::{self, StoredTokens};
-use crate::store::{STORE_KEY, StoreEncryptionKey, StoreError, StoreKey, TOKEN_STORE, TokenStore};
+use crate::store::record::StoredTokens;
+use crate::store::{STORE_KEY, StoreEncryptionKey, StoreKey, TOKEN_STORE, TokenStore};
 use crate::time::{Clock, TimeSource};
 
 /// Default hard margin: Filevine's samples refresh a minute before expiry.
@@ -283,16 +283,7 @@ impl TokenProviderBuilder {
         self.allow_unsaved = true;
         let provider = self.build()?;
         if let (Some(link), Some(tokens)) = (&provider.inner.store, initial) {
-            let version = link
-                .store
-                .save(
-                    link.key.as_str(),
-                    &record::encode(&tokens, &link.key, link.seal.as_ref()).map_err(StoreError::from)?,
-                )
-                .await?;
-            link.version.store(version, Ordering::Release);
-            link.seen.store(version, Ordering::Release);
-            tracing::debug!(store = link.store.kind(), key = %link.key, version, "saved the token set");
+            link.save(&tokens).await?;
         }
         Ok(provider)
     }

@@ -101,21 +101,36 @@ impl StoreLink {
         }
     }
 
-    /// Saves `tokens` over version `expected`; returns the new version.
-    /// If the entry moved on (a lease that expired under a slow refresh),
-    /// this answer is still the newest the provider gave: it is written
-    /// anyway.
-    pub(crate) async fn write(&self, expected: u64, tokens: &StoredTokens) -> Result<u64, StoreError> {
+    /// Saves `tokens` over version `expected`. If the entry moved on (a
+    /// lease that expired under a slow refresh), this answer is still the
+    /// newest the provider gave: it is written anyway.
+    pub(crate) async fn write(&self, expected: u64, tokens: &StoredTokens) -> Result<(), StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         if self.store.compare_and_swap(self.key.as_str(), expected, &value).await? {
-            return Ok(expected + 1);
+            self.saved(expected + 1);
+            return Ok(());
         }
         tracing::warn!(
             store = self.store.kind(),
             key = %self.key,
             "the stored token set changed during a refresh (a lease expired?); saving the newer answer over it"
         );
-        self.store.save(self.key.as_str(), &value).await
+        self.saved(self.store.save(self.key.as_str(), &value).await?);
+        Ok(())
+    }
+
+    /// Saves `tokens` whatever is stored (a new sign-in's token set).
+    pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
+        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        self.saved(self.store.save(self.key.as_str(), &value).await?);
+        Ok(())
+    }
+
+    /// Records that this provider's token set is now `version`.
+    fn saved(&self, version: u64) {
+        self.version.store(version, Ordering::Release);
+        self.seen.store(version, Ordering::Release);
+        tracing::debug!(store = self.store.kind(), key = %self.key, version, "saved the token set");
     }
 }
 
@@ -191,38 +206,31 @@ impl Inner {
             id_token: lock(&self.id_token).clone(),
         };
         let expected = link.seen.load(Ordering::Acquire);
-        self.save_with_retries(link, expected, &tokens).await?;
+        self.save_with_retries(link, expected, &tokens).await;
         Ok(fetched)
     }
 
-    /// Saves a fresh answer; a refresh token's failure to save is an error
-    /// only when nothing could be saved after a few attempts, and even then
-    /// the new token stays in memory and is used.
-    async fn save_with_retries(&self, link: &StoreLink, expected: u64, tokens: &StoredTokens) -> Result<(), Error> {
-        let mut last = None;
+    /// Saves a fresh answer, trying a few times. Never an error: the new
+    /// token is served either way, and kept in memory when no save
+    /// succeeded (logged), so this process's next refresh still has it.
+    async fn save_with_retries(&self, link: &StoreLink, expected: u64, tokens: &StoredTokens) {
         for attempt in 1..=SAVE_ATTEMPTS {
-            match link.write(expected, tokens).await {
-                Ok(version) => {
-                    link.version.store(version, Ordering::Release);
-                    tracing::debug!(store = link.store.kind(), key = %link.key, version, "saved the token set");
-                    return Ok(());
-                }
-                Err(error) => {
-                    tracing::warn!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set");
-                    last = Some(error);
-                    tokio::time::sleep(self.retry.backoff(attempt, self.jitter)).await;
-                }
+            let error = match link.write(expected, tokens).await {
+                Ok(()) => return,
+                Err(error) => error,
+            };
+            if attempt == SAVE_ATTEMPTS {
+                tracing::error!(
+                    store = link.store.kind(),
+                    key = %link.key,
+                    error = %Report(&error),
+                    "the new token set is kept in this process only; other processes cannot see it until a save succeeds"
+                );
+                return;
             }
+            tracing::warn!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set");
+            tokio::time::sleep(self.retry.backoff(attempt, self.jitter)).await;
         }
-        if let Some(error) = last {
-            tracing::error!(
-                store = link.store.kind(),
-                key = %link.key,
-                error = %Report(&error),
-                "the new token set is kept in this process only; other processes cannot see it until a save succeeds"
-            );
-        }
-        Ok(())
     }
 
     /// Reads the store and adopts what another process saved, if it is
