@@ -66,15 +66,14 @@ impl fmt::Debug for BearerAuth {
 impl BearerAuth {
     /// Tokens from `provider`.
     pub fn new(provider: TokenProvider) -> Self {
-        let gateway = provider.region().gateway_url().and_then(|g| url::Url::parse(g).ok()).map(|g| g.origin());
+        let gateway = provider.region().gateway_url().and_then(origin);
         Self { provider, user: None, gateway }
     }
 
     /// Tokens from `provider`, for an explicit gateway URL (the only origin
     /// they are attached to).
     pub fn for_gateway(provider: TokenProvider, gateway: &str) -> Self {
-        let gateway = url::Url::parse(gateway).ok().map(|g| g.origin());
-        Self { provider, user: None, gateway }
+        Self { provider, user: None, gateway: origin(gateway) }
     }
 
     /// Whether `url` is on the gateway's origin (scheme, host and port).
@@ -103,10 +102,6 @@ impl BearerAuth {
     /// request is not for the gateway (nothing is attached), or when no
     /// token can be had.
     pub async fn authorize(&self, request: &mut Request) -> Result<AccessToken, Error> {
-        self.authorize_as(request, self.user).await
-    }
-
-    async fn authorize_as(&self, request: &mut Request, user: Option<FilevineUser>) -> Result<AccessToken, Error> {
         if !self.is_gateway(request.url()) {
             return Err(crate::ConfigError::NotGateway {
                 origin: request.url().origin().ascii_serialization(),
@@ -114,6 +109,11 @@ impl BearerAuth {
             }
             .into());
         }
+        self.authorize_as(request, self.user).await
+    }
+
+    /// Attaches the token and user headers; the caller checked the origin.
+    async fn authorize_as(&self, request: &mut Request, user: Option<FilevineUser>) -> Result<AccessToken, Error> {
         let token = self.provider.token().await?;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, token.authorization_header());
@@ -204,4 +204,9 @@ impl Middleware for BearerAuth {
             None => Ok(response),
         }
     }
+}
+
+/// The origin of a gateway URL, if it parses.
+fn origin(url: &str) -> Option<url::Origin> {
+    url::Url::parse(url).ok().map(|url| url.origin())
 }
