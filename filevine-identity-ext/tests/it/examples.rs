@@ -92,26 +92,10 @@ async fn quickstart_runs_against_the_in_process_test_server_and_prints_no_token(
 /// callback, /me, /logout, the provider's logout confirmation, and back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_app_signs_in_and_out_against_the_real_provider() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = free_port();
     let app = format!("http://127.0.0.1:{port}");
     let provider = oidc::Provider::start_for_app(&app);
-    let mut child = Command::new(example("partner_app"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PARTNER_APP_ADDR", format!("127.0.0.1:{port}"))
-        .env("FILEVINE_AUTHORITY", &provider.issuer)
-        .env("FILEVINE_CLIENT_ID", oidc::CLIENT_ID)
-        .env("FILEVINE_CLIENT_SECRET", oidc::CLIENT_SECRET)
-        .env("FILEVINE_REDIRECT_URI", format!("{app}/signin-oidc"))
-        .env("FILEVINE_POST_LOGOUT_REDIRECT_URI", format!("{app}/logout/callback"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait for "listening".
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
+    let mut child = start_partner_app(port, &provider, &app, &[]);
 
     let mut browser = oidc::Browser::for_app(&app);
     let login = browser.request(browser.http().get(format!("{app}/login"))).await;

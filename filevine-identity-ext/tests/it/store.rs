@@ -41,6 +41,16 @@ fn refresh(token: &str) -> Credentials {
         .with_client(ClientId::new(CLIENT_ID).unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap())
 }
 
+/// A PAT provider on a file store in `dir/tokens`, sealed with `seal`.
+fn sealed_file_provider(server: &TestServer, dir: &std::path::Path, seal: &StoreEncryptionKey) -> TokenProvider {
+    builder(server)
+        .credentials(pat())
+        .store(FileStore::new(dir.join("tokens")))
+        .store_encryption_key(seal.clone())
+        .build()
+        .unwrap()
+}
+
 fn client() -> (ClientId, Option<ClientSecret>) {
     (ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
 }
@@ -164,14 +174,7 @@ async fn a_restarted_process_uses_the_saved_token() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
     let seal = StoreEncryptionKey::generate().unwrap();
-    let run = || {
-        builder(&server)
-            .credentials(pat())
-            .store(FileStore::new(dir.path().join("tokens")))
-            .store_encryption_key(seal.clone())
-            .build()
-            .unwrap()
-    };
+    let run = || sealed_file_provider(&server, dir.path(), &seal);
     let first = run().token().await.unwrap();
     // "Restart": a new provider, nothing in memory.
     let second = run().token().await.unwrap();
@@ -183,13 +186,7 @@ async fn a_restarted_process_uses_the_saved_token() {
         assert!(!String::from_utf8_lossy(&bytes).contains(first.expose_secret()));
     }
     // Another key cannot read it: a new exchange, and the entry replaced.
-    let other = StoreEncryptionKey::generate().unwrap();
-    let third = builder(&server)
-        .credentials(pat())
-        .store(FileStore::new(dir.path().join("tokens")))
-        .store_encryption_key(other)
-        .build()
-        .unwrap();
+    let third = sealed_file_provider(&server, dir.path(), &StoreEncryptionKey::generate().unwrap());
     assert_ne!(third.token().await.unwrap().expose_secret(), first.expose_secret());
     assert_eq!(server.token_requests(), 2);
 }
@@ -311,23 +308,11 @@ async fn unreadable_entries_count_as_absent_and_are_replaced() {
     let server = server().await;
     let dir = tempfile::tempdir().unwrap();
     let seal = StoreEncryptionKey::generate().unwrap();
-    let provider = || {
-        builder(&server)
-            .credentials(pat())
-            .store(FileStore::new(dir.path().join("tokens")))
-            .store_encryption_key(seal.clone())
-            .build()
-            .unwrap()
-    };
+    let provider = || sealed_file_provider(&server, dir.path(), &seal);
     let name = provider().store_key().unwrap().as_str().to_owned();
     let path = dir.path().join("tokens").join(format!("{name}.token"));
     // A valid entry sealed with another key, to corrupt in different ways.
-    let foreign = builder(&server)
-        .credentials(pat())
-        .store(FileStore::new(dir.path().join("tokens")))
-        .store_encryption_key(StoreEncryptionKey::generate().unwrap())
-        .build()
-        .unwrap();
+    let foreign = sealed_file_provider(&server, dir.path(), &StoreEncryptionKey::generate().unwrap());
     foreign.token().await.unwrap();
     let sealed = std::fs::read(&path).unwrap();
     let cases: Vec<(&str, Vec<u8>)> = vec![
