@@ -264,6 +264,11 @@ mod tests {
             format!("{:?}", CsrfToken::from_secret(SecretString::from(sentinel))),
             format!("{:?}", Nonce::from_secret(SecretString::from(sentinel))),
             format!("{:#?}", PkceCodeVerifier::from_secret(SecretString::from(sentinel))),
+            format!(
+                "{:?} {}",
+                StoreEncryptionKey::from_secret(SecretString::from(sentinel)),
+                StoreEncryptionKey::from_secret(SecretString::from(sentinel))
+            ),
         ];
         for text in shown {
             assert!(!text.contains(sentinel), "{text}");

@@ -244,3 +244,62 @@ async fn tracing_and_errors_stay_clean_through_exchange_refresh_and_failures() {
     let all = texts.join("\n") + &logs;
     assert_clean("errors and tracing", &all, &[&access_value, &refreshed_value]);
 }
+
+/// The token store's types and events: the encryption key, the store key
+/// made from a session id, a provider with a store, what `forget()` returns,
+/// and every event at TRACE through a saved refresh, a stored session read
+/// by another provider, and the deletion.
+#[tokio::test(flavor = "current_thread")]
+async fn token_store_types_and_events_stay_clean() {
+    use filevine_identity_ext::store::{MemoryStore, StoreEncryptionKey, StoreKey};
+    use std::sync::Arc;
+
+    const SESSION: &str = "SENTINELsession5e8a1c7f3b9d20";
+    let log = Captured::global();
+    let mark = log.mark();
+    let server = TestServer::start().await.unwrap();
+    server.add_client("client", CLIENT_SECRET);
+    server.add_refresh_token(REFRESH);
+    let seal = StoreEncryptionKey::generate().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let builder = || {
+        TokenProvider::builder()
+            .env(|_| None)
+            .region(server.region())
+            .store(store.clone())
+            .store_key(StoreKey::session(SESSION))
+            .store_encryption_key(seal.clone())
+    };
+    let first = builder()
+        .credentials(
+            Credentials::refresh_token(RefreshToken::new(REFRESH).unwrap())
+                .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
+        )
+        .build()
+        .unwrap();
+    let token = first.token().await.unwrap();
+    let rotated = first.refresh_token().unwrap();
+    let second = builder()
+        .stored_session(ClientId::new("client").unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+        .build()
+        .unwrap();
+    second.token().await.unwrap();
+    let forgotten = second.forget().await.unwrap();
+    assert!(forgotten.refresh_token.is_some() && forgotten.access_token.is_some(), "it held both");
+
+    let mut text = String::new();
+    text += &shown_all(&seal);
+    text += &shown_all(&StoreKey::session(SESSION));
+    text += &shown(&first);
+    text += &shown(&second);
+    text += &shown(&forgotten);
+    text += &shown(&builder());
+    text += &log.text_since(mark);
+    assert!(text.contains("saved the token set"), "the save was captured:\n{text}");
+    assert!(text.contains("deleted the stored token set"), "the deletion was captured:\n{text}");
+    assert_clean(
+        "token store",
+        &text,
+        &[SESSION, seal.expose_secret(), token.expose_secret(), rotated.expose_secret()],
+    );
+}

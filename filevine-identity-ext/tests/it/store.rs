@@ -419,11 +419,21 @@ async fn store_configuration_errors_are_named() {
     let build = |pairs: &'static [(&'static str, &'static str)]| {
         TokenProvider::builder().region(server.region()).credentials(pat()).env(env(pairs)).build()
     };
-    assert!(matches!(build(&[("FILEVINE_TOKEN_STORE", "postgres://x")]), Err(ConfigError::TokenStore { .. })));
-    assert!(matches!(
-        build(&[("FILEVINE_TOKEN_STORE", "memory"), ("FILEVINE_STORE_KEY", "c2hvcnQ=")]),
-        Err(ConfigError::InvalidStoreKey { .. })
-    ));
+    let err = build(&[("FILEVINE_TOKEN_STORE", "postgres://x")]).unwrap_err();
+    assert!(matches!(err, ConfigError::TokenStore { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "the token store setting is invalid: expected `memory`, `file:<directory>` or a `redis://` URL"
+    );
+    for (key, reason) in
+        [("c2hvcnQ=", "it must decode to exactly 32 bytes"), ("not base64!", "it is not standard base64")]
+    {
+        let pairs: &'static [(&'static str, &'static str)] =
+            Box::leak(Box::new([("FILEVINE_TOKEN_STORE", "memory"), ("FILEVINE_STORE_KEY", key)]));
+        let err = build(pairs).unwrap_err();
+        assert!(matches!(err, ConfigError::InvalidStoreKey { .. }), "{err}");
+        assert!(err.to_string().contains(reason) && !err.to_string().contains(key), "{err}");
+    }
     let provider = build(&[("FILEVINE_TOKEN_STORE", "memory")]).unwrap();
     assert!(provider.store_key().is_some());
     // A refresh token needs a key named by the application.
