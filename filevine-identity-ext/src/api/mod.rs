@@ -102,7 +102,8 @@ impl FilevineApi {
         }
     }
 
-    /// The authenticated client, for any call.
+    /// The authenticated client. The bearer token goes only to the
+    /// gateway's origin; requests elsewhere are sent without it.
     pub fn http(&self) -> &ClientWithMiddleware {
         &self.http
     }
