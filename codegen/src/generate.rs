@@ -6,7 +6,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use proc_macro2::TokenStream;
-use progenitor::{GenerationSettings, Generator, InterfaceStyle, TagStyle, TypeImpl};
+use progenitor::{GenerationSettings, Generator, HooksMode, InterfaceStyle, TagStyle, TypeImpl};
 use quote::quote;
 use schemars::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
@@ -187,6 +187,10 @@ fn settings() -> GenerationSettings {
         .with_tag(TagStyle::Merged)
         .with_derive("PartialEq")
         .with_pre_hook(pre_hook)
+        // filevine-identity/src/hooks.rs implements ClientHooks (its `exec`
+        // bounds every response body); Expected makes a missing impl a
+        // compile error instead of a silent fallback to progenitor's.
+        .with_hooks(HooksMode::Expected)
         .with_conversion(secret_schema, SECRET_TYPE, [TypeImpl::Display, TypeImpl::FromStr].into_iter());
     settings
 }

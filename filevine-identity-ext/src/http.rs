@@ -104,6 +104,14 @@ pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) ->
     if error.is_timeout() {
         return Error::Timeout { after: attempt_timeout };
     }
+    if let Some(too_large) = response_too_large(&error) {
+        return Error::MalformedResponse {
+            status: error.status().map(|s| s.as_u16()),
+            reason: format!("the response is larger than {} bytes", too_large.limit),
+            excerpt: String::new(),
+            source: None,
+        };
+    }
     // The message names the host (the identity provider's, no secrets); the
     // cause (refused, reset, DNS, TLS…) stays in the source.
     let what = if error.is_connect() {
@@ -118,6 +126,18 @@ pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) ->
         None => what.to_owned(),
     };
     Error::Network { message, source: Some(TransportError::new(error)) }
+}
+
+/// The generated client's body bound, when that is what stopped a read.
+fn response_too_large(error: &reqwest::Error) -> Option<filevine_identity::ResponseTooLarge> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(found) = cause.downcast_ref::<filevine_identity::ResponseTooLarge>() {
+            return Some(*found);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// A 4xx with a typed body: which kind of rejection it is.

@@ -1,4 +1,18 @@
-//! Request hooks that code generation wires into every operation.
+//! Hooks that code generation wires into every operation: the pre-request
+//! hook, and the [`ClientHooks`] implementation whose `exec` bounds every
+//! response body.
+
+use std::fmt;
+
+use progenitor_client::{ClientHooks, OperationInfo};
+
+use crate::Client;
+
+/// Most bytes of a response body the client reads, for every operation
+/// (a token response is about 2 KiB, a discovery document about 3 KiB).
+/// A larger body fails with [`ResponseTooLarge`] in the error's source
+/// chain instead of being read into memory.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Removes the `api-version` header progenitor adds to every request.
 ///
@@ -8,6 +22,77 @@
 /// is configured (`with_pre_hook`) to call this before each request is sent.
 pub(crate) fn remove_api_version(request: &mut reqwest::Request) {
     request.headers_mut().remove("api-version");
+}
+
+/// A response body was longer than the client reads
+/// ([`MAX_RESPONSE_BYTES`]). It is the source of the
+/// [`Error::ResponseBodyError`](crate::Error::ResponseBodyError) the
+/// operation returns; find it by walking [`std::error::Error::source`].
+///
+/// ```
+/// use filevine_identity::ResponseTooLarge;
+///
+/// let error: Box<dyn std::error::Error> = Box::new(ResponseTooLarge { limit: 65536 });
+/// assert_eq!(error.to_string(), "the response body is longer than 65536 bytes");
+/// assert!(error.downcast_ref::<ResponseTooLarge>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResponseTooLarge {
+    /// The limit, in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for ResponseTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the response body is longer than {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for ResponseTooLarge {}
+
+/// The generator is configured (`HooksMode::Expected`) to require this
+/// implementation: every operation's response goes through `exec`.
+impl ClientHooks<()> for Client {
+    /// Sends the request and hands the response on with a body that stops
+    /// with [`ResponseTooLarge`] after [`MAX_RESPONSE_BYTES`]. The generated
+    /// code reads whole bodies (`ResponseValue::from_response`); without
+    /// this a hostile or broken server could make it buffer without end.
+    async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
+        let response = progenitor_client::ClientInfo::client(self).execute(request).await?;
+        Ok(bounded(response, MAX_RESPONSE_BYTES))
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// `response` with its body cut off by an error after `limit` bytes; the
+/// status, version, headers and URL are kept.
+fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    use reqwest::ResponseBuilderExt as _;
+
+    let mut builder =
+        http::Response::builder().status(response.status()).version(response.version()).url(response.url().clone());
+    if let Some(headers) = builder.headers_mut() {
+        headers.extend(response.headers().iter().map(|(name, value)| (name.clone(), value.clone())));
+    }
+    let body = futures_util::stream::try_unfold((response, 0_usize), move |(mut response, read)| async move {
+        let Some(chunk) = response.chunk().await.map_err(BoxError::from)? else {
+            return Ok::<_, BoxError>(None);
+        };
+        let read = read + chunk.len();
+        if read > limit {
+            return Err(Box::new(ResponseTooLarge { limit }) as BoxError);
+        }
+        Ok(Some((chunk, (response, read))))
+    });
+    match builder.body(reqwest::Body::wrap_stream(body)) {
+        Ok(response) => reqwest::Response::from(response),
+        // Status, version and headers came from a valid response; the
+        // builder cannot refuse them. Should it, an empty 502 says so.
+        Err(_) => reqwest::Response::from(
+            http::Response::builder().status(http::StatusCode::BAD_GATEWAY).body(Vec::<u8>::new()).unwrap_or_default(),
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -74,4 +74,5 @@ mod secret;
 mod generated;
 
 pub use generated::*;
+pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge};
 pub use secret::SecretString;

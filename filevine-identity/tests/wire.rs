@@ -12,7 +12,7 @@ use filevine_identity::types::{
     ClientCredentialsRequestGrantType, PersonalAccessTokenRequest, PersonalAccessTokenRequestGrantType,
     RefreshTokenRequest, RefreshTokenRequestGrantType, TokenRequest, TokenResponseExpiresIn,
 };
-use filevine_identity::{Client, Error, SecretString};
+use filevine_identity::{Client, Error, MAX_RESPONSE_BYTES, ResponseTooLarge, SecretString};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -378,6 +378,62 @@ async fn discovery_errors_are_errors() {
     let server = Server::json(404, r#"{}"#).await;
     let err = server.client.get_openid_configuration().await.unwrap_err();
     assert_eq!(err.status().map(|s| s.as_u16()), Some(404));
+}
+
+/// The [`ResponseTooLarge`] in an error's source chain, if any.
+fn too_large(error: &Error<impl std::fmt::Debug>) -> Option<ResponseTooLarge> {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(found) = cause.downcast_ref::<ResponseTooLarge>() {
+            return Some(*found);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// A token response padded with spaces to exactly `len` bytes.
+fn padded_token_json(len: usize) -> String {
+    format!("{TOKEN_JSON}{}", " ".repeat(len - TOKEN_JSON.len()))
+}
+
+#[tokio::test]
+async fn response_bodies_are_bounded_for_every_operation() {
+    // Exactly the limit is read and parsed.
+    let server = Server::json(200, &padded_token_json(MAX_RESPONSE_BYTES)).await;
+    let token = server.client.get_access_token(&pat_request()).await.unwrap().into_inner();
+    assert_eq!(token.access_token.expose_secret(), "at-123");
+
+    // One byte more is an error that says why, for a 200, a typed 400 and discovery.
+    for status in [200, 400] {
+        let server = Server::json(status, &padded_token_json(MAX_RESPONSE_BYTES + 1)).await;
+        let err = server.client.get_access_token(&pat_request()).await.unwrap_err();
+        assert!(matches!(err, Error::ResponseBodyError(_)), "{status}: {err:?}");
+        assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{status}");
+    }
+    let server = Server::json(200, &format!("{{\"issuer\": \"{}\"}}", "x".repeat(MAX_RESPONSE_BYTES))).await;
+    let err = server.client.get_openid_configuration().await.unwrap_err();
+    assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_chunked_body_without_length_is_bounded_too() {
+    // No Content-Length: the body arrives as a stream of 8 KiB chunks that
+    // would never end; the client stops after the limit.
+    let app = axum::Router::new().fallback(|| async {
+        let chunks = futures_util::stream::repeat_with(|| Ok::<_, std::io::Error>(Bytes::from(vec![b' '; 8192])));
+        axum::response::Response::builder()
+            .status(200)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from_stream(chunks))
+            .unwrap()
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = Client::new(&format!("http://{address}"));
+    let err = client.get_access_token(&pat_request()).await.unwrap_err();
+    assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{err:?}");
 }
 
 #[test]

@@ -53,7 +53,11 @@ pub enum Region {
 /// [`Region::custom`] or [`Region::custom_with_gateway`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CustomRegion {
+    /// The base the SDK appends paths to: no trailing slash.
     authority: String,
+    /// The issuer identifier exactly as configured (OpenID Connect
+    /// Discovery §4.3 compares it character for character).
+    issuer: String,
     gateway: Option<String>,
 }
 
@@ -71,14 +75,16 @@ pub struct RegionError {
 
 impl Region {
     /// A custom authority, e.g. `https://identity.staging.example` or a
-    /// loopback test server. Trailing slashes are removed.
+    /// loopback test server. Trailing slashes are removed from the base the
+    /// SDK builds URLs on ([`Region::identity_url`]); the issuer identifier
+    /// keeps the URL as given ([`Region::issuer`]).
     ///
     /// # Errors
     /// When the URL does not parse, is not `https://` (or `http://` to a
     /// loopback host), or has a query or fragment.
     pub fn custom(authority: &str) -> Result<Self, RegionError> {
-        let authority = normalize_url("authority", authority)?;
-        Ok(Self::Custom(CustomRegion { authority, gateway: None }))
+        let (authority, issuer) = (normalize_url("authority", authority)?, authority.trim().to_owned());
+        Ok(Self::Custom(CustomRegion { authority, issuer, gateway: None }))
     }
 
     /// A custom authority with its API gateway.
@@ -86,9 +92,9 @@ impl Region {
     /// # Errors
     /// As [`Region::custom`], for either URL.
     pub fn custom_with_gateway(authority: &str, gateway: &str) -> Result<Self, RegionError> {
-        let authority = normalize_url("authority", authority)?;
+        let (authority, issuer) = (normalize_url("authority", authority)?, authority.trim().to_owned());
         let gateway = normalize_url("gateway URL", gateway)?;
-        Ok(Self::Custom(CustomRegion { authority, gateway: Some(gateway) }))
+        Ok(Self::Custom(CustomRegion { authority, issuer, gateway: Some(gateway) }))
     }
 
     /// The identity authority (OIDC issuer): the token endpoint and the
@@ -98,6 +104,25 @@ impl Region {
             Self::Us => filevine_identity::servers::US,
             Self::Canada => filevine_identity::servers::CANADA,
             Self::Custom(custom) => &custom.authority,
+        }
+    }
+
+    /// The issuer identifier the provider's discovery document and ID
+    /// tokens must name, compared exactly (OpenID Connect Discovery §4.3):
+    /// the authority as configured, trailing slash included if it had one.
+    ///
+    /// ```
+    /// use filevine_identity_ext::Region;
+    ///
+    /// assert_eq!(Region::Us.issuer(), "https://identity.filevine.io");
+    /// let custom = Region::custom("https://id.example/tenant/").unwrap();
+    /// assert_eq!(custom.issuer(), "https://id.example/tenant/");
+    /// assert_eq!(custom.identity_url(), "https://id.example/tenant");
+    /// ```
+    pub fn issuer(&self) -> &str {
+        match self {
+            Self::Custom(custom) => &custom.issuer,
+            known => known.identity_url(),
         }
     }
 
@@ -151,11 +176,13 @@ impl Region {
     /// (so it gets the region's gateway).
     fn canonical(self) -> Self {
         match &self {
-            Self::Custom(custom) if custom.gateway.is_none() => match custom.authority.as_str() {
-                filevine_identity::servers::US => Self::Us,
-                filevine_identity::servers::CANADA => Self::Canada,
-                _ => self,
-            },
+            Self::Custom(custom) if custom.gateway.is_none() && custom.issuer == custom.authority => {
+                match custom.authority.as_str() {
+                    filevine_identity::servers::US => Self::Us,
+                    filevine_identity::servers::CANADA => Self::Canada,
+                    _ => self,
+                }
+            }
             _ => self,
         }
     }

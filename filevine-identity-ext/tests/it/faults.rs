@@ -283,3 +283,22 @@ async fn token_requests_never_follow_redirects() {
     }
     assert_eq!(elsewhere.token_requests(), 0, "the credentials went nowhere else");
 }
+
+#[tokio::test]
+async fn an_oversized_token_response_is_refused_not_buffered() {
+    let server = server().await;
+    // A valid token response padded past the generated client's bound.
+    let padding = " ".repeat(filevine_identity::MAX_RESPONSE_BYTES);
+    let body = format!(r#"{{"access_token":"at-huge","token_type":"Bearer","expires_in":1200}}{padding}"#);
+    for status in [200, 400] {
+        server.fail_next(Failure::json(status, &body));
+        let provider = builder(&server).build().unwrap();
+        let err = provider.token().await.unwrap_err();
+        assert!(
+            matches!(&err, Error::MalformedResponse { reason, .. } if reason == "the response is larger than 65536 bytes"),
+            "{status}: {err:?}"
+        );
+        assert!(!format!("{err} {err:?}").contains("at-huge"), "{err:?}");
+    }
+    assert_eq!(server.token_requests(), 2, "not retried");
+}
