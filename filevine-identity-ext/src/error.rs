@@ -473,6 +473,14 @@ pub enum ConfigError {
     /// the provider is used; `build()` cannot wait for that.
     #[error("a token set with a store is saved when the provider is built: use build_saved().await instead of build()")]
     UnsavedTokenSet,
+    /// An origin allowed for discovered endpoints is not a usable origin.
+    #[error("invalid endpoint origin {given:?}: {reason}")]
+    InvalidEndpointOrigin {
+        /// The value as given.
+        given: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
 }
 
 impl PartialEq for TransportError {

@@ -81,11 +81,12 @@ pub fn callback(text: &str) {
 /// - anything else is taken as a compact JWT: parsed, header-checked, and
 ///   verified (the signature check stops forged tokens).
 ///
-/// Must never panic; a token with a wrong nonce, audience or issuer must
-/// never verify.
+/// Must never panic; a token with a wrong nonce, audience, issuer,
+/// `at_hash` (for the access token `fuzz-access-token`) or an
+/// authentication older than `max_age` (1 hour) must never verify.
 pub fn id_token(text: &str) {
     let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
-    let Some((encoding, decoding)) = fuzz_keys() else { return };
+    let Some((encoding, decoding)) = crate::oidc::test_key::signing_keys() else { return };
     let nonce = crate::oidc::Nonce::from_secret(filevine_identity::SecretString::from("fuzz-nonce"));
     let expect = crate::oidc::id_token::Expectations {
         issuer: "https://identity.filevine.io",
@@ -93,6 +94,8 @@ pub fn id_token(text: &str) {
         algorithms: &algorithms,
         leeway: std::time::Duration::from_secs(5),
         nonce: Some(&nonce),
+        access_token: Some(FUZZ_ACCESS_TOKEN),
+        max_age: Some(FUZZ_MAX_AGE),
     };
     let signed;
     let jwt = match serde_json::from_str::<serde_json::Value>(text) {
@@ -111,52 +114,29 @@ pub fn id_token(text: &str) {
     if parsed.check_header(&algorithms).is_err() {
         return;
     }
-    match parsed.verify(decoding, &expect, crate::oidc::id_token::unix_now()) {
+    let now = crate::oidc::id_token::unix_now();
+    match parsed.verify(decoding, &expect, now) {
         Ok(claims) => {
             // What verified must be what was expected.
             assert_eq!(claims.iss, "https://identity.filevine.io", "wrong issuer accepted");
             assert!(claims.audiences.iter().any(|a| a == "partner-app"), "wrong audience accepted");
+            assert!(
+                claims.auth_time.is_some_and(|t| now <= t.saturating_add(FUZZ_MAX_AGE + 5)),
+                "an authentication older than max_age (or without auth_time) accepted"
+            );
+            if let Some(at_hash) = claims.additional.get("at_hash") {
+                let expected = crate::oidc::id_token::at_hash(jsonwebtoken::Algorithm::RS256, FUZZ_ACCESS_TOKEN);
+                assert_eq!(at_hash.as_str(), Some(expected.as_str()), "wrong at_hash accepted");
+            }
         }
         Err(error) => drop(error.to_string()),
     }
 }
 
-/// The harness's signing and verification keys, decoded once.
-fn fuzz_keys() -> Option<&'static (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)> {
-    use base64::Engine as _;
-    static KEYS: std::sync::OnceLock<Option<(jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)>> =
-        std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        let der = base64::engine::general_purpose::STANDARD.decode(FUZZ_KEY_PKCS1_DER.concat()).ok()?;
-        let decoding = jsonwebtoken::DecodingKey::from_rsa_components(FUZZ_KEY_N, "AQAB").ok()?;
-        Some((jsonwebtoken::EncodingKey::from_rsa_der(&der), decoding))
-    })
-    .as_ref()
-}
-
-/// The modulus of the harness's RSA key (base64url), for verification.
-const FUZZ_KEY_N: &str = "pGnL7OF5hO-UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D_XU7H_7_zIFTeT1qa8TaK8YEgksJu91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ-cIvia8l2IKQQEt_KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj-L_st5xtTk3bUuBkbhi_7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P_KRw2bXTJFIjzR9TQX34uDw1KDS_RuIxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQ";
-
-/// The harness's RSA private key (PKCS#1 DER, base64), generated for the
-/// fuzzer alone: it signs nothing outside `fuzz/`.
-const FUZZ_KEY_PKCS1_DER: &[&str] = &[
-    "MIIEowIBAAKCAQEApGnL7OF5hO+UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D/XU7H/7/zIFTeT1qa8TaK8YEgksJ",
-    "u91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ+cIvia8l2IKQQEt/KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj+",
-    "L/st5xtTk3bUuBkbhi/7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P/KRw2bXTJFIjzR9TQX34uDw1KDS/Ru",
-    "IxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQIDAQABAoIBAAod5cnKXgXgutAAUdQyxGi1Hvka5Smg",
-    "b/kCYoHdqlEEnd9LzHoSx470wC5FG8GY7qM7hKgTMAyNl7crKh/c/4OrLcR/6phpDlwg7kDZLq/OGv2nJGrR6ZXQK2S3KLH+4yka",
-    "Gxf4lkrsl3GT0c3YV2zPBpMEbzIELT9dB2uCg4sNlRMDPuExr4K8m5/3eExPwFH+YdAJ7KPu/dGJcE+vWFaKQDNe74A5nMBkS5YY",
-    "5YM9ZchA6vQu5zCKE6itu2O7xB4cVhyp+FC4c3OXleC+zMz5jXV8O/YJOOAGGrJIP4VkImXa5r7E3idTtiM4OraYlj9uT64elP2I",
-    "AkOohhiiogECgYEA1WTSghv+mDfN4eBd5+tepETPnV4/gnlqqnFTr1oklO25BJW+ZmrXZnz7aUzh8WKxRNQZjnRxZWEukGO9ydhC",
-    "MBzm2ZXZI7nCkVQkIkznk1SXsXH4Kojm6o2LqslQ7tSidcETBYtRCewN/k7fcuc1he0UYPlj2PJ++/Mg+IrkO8ECgYEAxT1vdWyo",
-    "4QHWxVjbAMKO5UhjLR/4s/mfaVohrNjcKVOb4KuB8LrD6yG/MzAGpOSB2i88bQakoXHX3XI0jT7nVxf3gzT/La4BNA6bpwEDUTwt",
-    "DxvbPxlfTkAfxmi+kI8JvLXCS2QnbWkHBhSBlijcPMuwRmJ/YhX+pk/qaGtQenUCgYB0dCohUQ+2mDWl/+CfcSZb9SVsFwQHuyUH",
-    "0QK/Xi06jST8KJAYqlPUnX5Cb++Z4KcnDazIvikoD0nvCE+JeJheU1d0BL/ULErPLqDtixSRpYeHEdBBviZueEJxOJ4PSEFEi9JK",
-    "o0XdaVIVp4tv1Fe0N7Z4WYEw4t2Dt6IVoQ5+wQKBgQCuvwpTv4wzpVxxhZKqLrVJQAPWA+BlG4B3Z0o0iAEugAu3VlwOOnm/hSuP",
-    "nzoTtvuwoW7orR0IiAMXB8q1ZQiy6eH5FegKwYIBa/vNTyFwRF8rZqOtWL5OZpOARmanToLy9RmJj9c6oPV/FoXk0pilKFUpVrTC",
-    "4ve0w1LLZmBrzQKBgDJdImV4ro0jLc3NpiX8CbuYylwprUFEVFbl96pxmmPrzLgV+N6dPwDhSQRXOSTy/OANI88o2EAqO3gINoqm",
-    "r5edS47buAUT+cUoGnlgeIsoINSx1d74vPF2SWTn+2wXRuJ2ozjL8XGLaiCrUQKA3rcWv7g0FmW7Hdy5G8/lHavN",
-];
+/// The access token the fuzzed ID tokens came with.
+const FUZZ_ACCESS_TOKEN: &str = "fuzz-access-token";
+/// The `max_age` the fuzzed sign-in asked for.
+const FUZZ_MAX_AGE: u64 = 3600;
 
 /// User input: a region and a scope list.
 pub fn user_input(text: &str) {

@@ -83,7 +83,7 @@ impl Region {
     /// When the URL does not parse, is not `https://` (or `http://` to a
     /// loopback host), or has a query or fragment.
     pub fn custom(authority: &str) -> Result<Self, RegionError> {
-        let (authority, issuer) = (normalize_url("authority", authority)?, authority.trim().to_owned());
+        let (authority, issuer) = issuer_and_base(authority)?;
         Ok(Self::Custom(CustomRegion { authority, issuer, gateway: None }))
     }
 
@@ -92,7 +92,7 @@ impl Region {
     /// # Errors
     /// As [`Region::custom`], for either URL.
     pub fn custom_with_gateway(authority: &str, gateway: &str) -> Result<Self, RegionError> {
-        let (authority, issuer) = (normalize_url("authority", authority)?, authority.trim().to_owned());
+        let (authority, issuer) = issuer_and_base(authority)?;
         let gateway = normalize_url("gateway URL", gateway)?;
         Ok(Self::Custom(CustomRegion { authority, issuer, gateway: Some(gateway) }))
     }
@@ -109,7 +109,8 @@ impl Region {
 
     /// The issuer identifier the provider's discovery document and ID
     /// tokens must name, compared exactly (OpenID Connect Discovery §4.3):
-    /// the authority as configured, trailing slash included if it had one.
+    /// the authority as configured, trailing slash included if it had one
+    /// (scheme and host in lower case).
     ///
     /// ```
     /// use filevine_identity_ext::Region;
@@ -216,6 +217,15 @@ impl fmt::Display for Region {
     }
 }
 
+/// The base URL of an authority (no trailing slash) and its issuer
+/// identifier: the same URL, with the trailing slash it was given with.
+/// Scheme and host are normalised (lower case) in both.
+fn issuer_and_base(given: &str) -> Result<(String, String), RegionError> {
+    let base = normalize_url("authority", given)?;
+    let issuer = if given.trim().ends_with('/') { format!("{base}/") } else { base.clone() };
+    Ok((base, issuer))
+}
+
 /// Validates an authority or gateway URL and removes trailing slashes.
 fn normalize_url(what: &str, given: &str) -> Result<String, RegionError> {
     let error = |reason: &str| RegionError { what: what.into(), given: given.into(), reason: reason.into() };
@@ -289,6 +299,9 @@ mod tests {
         }
         let custom = Region::custom_with_gateway("https://id.example/base/", "https://gw.example").unwrap();
         assert_eq!(custom.identity_url(), "https://id.example/base");
+        assert_eq!(custom.issuer(), "https://id.example/base/", "the issuer keeps its trailing slash");
+        assert_eq!(Region::custom("HTTPS://ID.example").unwrap().issuer(), "https://id.example");
+        assert_eq!(Region::custom("https://id.example/").unwrap().issuer(), "https://id.example/");
         assert_eq!(custom.gateway_url(), Some("https://gw.example"));
     }
 

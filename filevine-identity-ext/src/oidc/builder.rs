@@ -24,6 +24,10 @@ use crate::time::{Clock, TimeSource};
 
 /// How long discovery documents and signing keys are cached by default.
 pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
+/// How long past its TTL a cached discovery document or key set is still
+/// served when the provider cannot be reached, by default: a day, so an
+/// identity outage does not stop sign-ins that need nothing new from it.
+pub const DEFAULT_MAX_STALE: Duration = Duration::from_secs(24 * 3600);
 /// How long a sign-in may take, from the authorization request to the
 /// callback, by default.
 pub const DEFAULT_SIGN_IN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -55,6 +59,8 @@ pub struct OidcClientBuilder {
     leeway: Duration,
     sign_in_timeout: Duration,
     metadata_ttl: Duration,
+    max_stale: Duration,
+    endpoint_origins: Vec<String>,
     connect_timeout: Duration,
     request_timeout: Duration,
     clock: Clock,
@@ -86,6 +92,8 @@ impl Default for OidcClientBuilder {
             leeway: DEFAULT_LEEWAY,
             sign_in_timeout: DEFAULT_SIGN_IN_TIMEOUT,
             metadata_ttl: DEFAULT_METADATA_TTL,
+            max_stale: DEFAULT_MAX_STALE,
+            endpoint_origins: Vec::new(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             clock: Clock::System,
@@ -153,6 +161,47 @@ impl OidcClientBuilder {
     /// How long discovery and signing keys are cached (default 1 hour).
     pub fn metadata_ttl(mut self, ttl: Duration) -> Self {
         self.metadata_ttl = ttl;
+        self
+    }
+
+    /// How long past its TTL a cached discovery document or key set is
+    /// still served while the provider cannot be reached (default
+    /// [`DEFAULT_MAX_STALE`], a day). During an outage one request per 30 s
+    /// tries to refresh it; everyone else gets the cached copy at once.
+    /// `Duration::ZERO` serves nothing stale.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
+    /// Accepts discovered token, userinfo, revocation and introspection
+    /// endpoints on `origin` (e.g. `https://tokens.example.com`) besides
+    /// the issuer's own. By default an endpoint that receives the client
+    /// secret, a code or a token must be on the issuer's origin, so a
+    /// tampered discovery document cannot send them elsewhere. Checked in
+    /// [`build`](Self::build): an `https://` origin (or `http://` on
+    /// loopback) without a path.
+    ///
+    /// ```
+    /// use filevine_identity_ext::oidc::{OidcClient, RedirectUrl};
+    /// use filevine_identity_ext::ClientId;
+    ///
+    /// let client = OidcClient::builder()
+    ///     .client_id(ClientId::new("partner-app").unwrap())
+    ///     .redirect_uri(RedirectUrl::new("https://app.example/cb").unwrap())
+    ///     .allow_endpoint_origin("https://tokens.example.com")
+    ///     .build();
+    /// assert!(client.is_ok());
+    /// let err = OidcClient::builder()
+    ///     .client_id(ClientId::new("partner-app").unwrap())
+    ///     .redirect_uri(RedirectUrl::new("https://app.example/cb").unwrap())
+    ///     .allow_endpoint_origin("http://tokens.example.com")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("https://"));
+    /// ```
+    pub fn allow_endpoint_origin(mut self, origin: impl Into<String>) -> Self {
+        self.endpoint_origins.push(origin.into());
         self
     }
 
@@ -237,6 +286,8 @@ impl OidcClientBuilder {
             return Err(ConfigError::ZeroDuration { setting: "sign_in_timeout" });
         }
 
+        let allowed = self.endpoint_origins.iter().map(|o| endpoint_origin(o)).collect::<Result<Vec<_>, _>>()?;
+
         let http = crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?;
         let basic_http = match &client_secret {
             Some(secret) => {
@@ -248,8 +299,21 @@ impl OidcClientBuilder {
         };
         Ok(OidcClient {
             inner: Arc::new(Inner {
-                discovery: DiscoveryCache::new(region.identity_url().to_owned(), self.metadata_ttl, self.clock.clone()),
-                jwks: JwksCache::new(self.metadata_ttl, JWKS_REFETCH_INTERVAL, self.request_timeout, self.clock),
+                discovery: DiscoveryCache::new(
+                    region.identity_url().to_owned(),
+                    region.issuer().to_owned(),
+                    allowed,
+                    self.metadata_ttl,
+                    self.max_stale,
+                    self.clock.clone(),
+                ),
+                jwks: JwksCache::new(
+                    self.metadata_ttl,
+                    self.max_stale,
+                    JWKS_REFETCH_INTERVAL,
+                    self.request_timeout,
+                    self.clock,
+                ),
                 region,
                 client_id,
                 client_secret,
@@ -265,6 +329,24 @@ impl OidcClientBuilder {
             }),
         })
     }
+}
+
+/// An origin given to [`OidcClientBuilder::allow_endpoint_origin`].
+fn endpoint_origin(given: &str) -> Result<url::Origin, ConfigError> {
+    let invalid = |given: &str, reason| ConfigError::InvalidEndpointOrigin { given: given.to_owned(), reason };
+    let mut url = url::Url::parse(given).map_err(|_| invalid(&crate::redact::redact(given, 200), "not a URL"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        // Not repeated with its credentials.
+        let _ = (url.set_username(""), url.set_password(None));
+        return Err(invalid(url.as_str(), "an origin cannot carry credentials"));
+    }
+    if !crate::config::region::is_secure(&url) {
+        return Err(invalid(given, "it must be https:// (http:// only on loopback)"));
+    }
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(given, "an origin is a scheme, host and port, without a path or query"));
+    }
+    Ok(url.origin())
 }
 
 #[cfg(test)]
@@ -330,6 +412,22 @@ mod tests {
         assert_eq!(err, ConfigError::ZeroDuration { setting: "sign_in_timeout" });
         let err = builder().request_timeout(Duration::ZERO).build().unwrap_err();
         assert_eq!(err.to_string(), "request_timeout must be longer than zero");
+    }
+
+    #[test]
+    fn endpoint_origins_are_checked() {
+        assert!(endpoint_origin("https://tokens.example").is_ok());
+        assert!(endpoint_origin("http://127.0.0.1:9000").is_ok());
+        for (given, reason) in [
+            ("tokens.example", "not a URL"),
+            ("http://tokens.example", "https://"),
+            ("https://tokens.example/connect", "without a path"),
+        ] {
+            let err = endpoint_origin(given).unwrap_err();
+            assert!(err.to_string().contains(reason) && err.to_string().contains(given), "{given}: {err}");
+        }
+        let err = endpoint_origin("https://user:hunter2@tokens.example").unwrap_err();
+        assert!(err.to_string().contains("credentials") && !err.to_string().contains("hunter2"), "{err}");
     }
 
     #[test]

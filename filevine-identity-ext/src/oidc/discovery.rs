@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use filevine_identity::types::OpenIdConfiguration;
-use url::Url;
+use url::{Origin, Url};
 
 use crate::error::Error;
-use crate::time::{Clock, Stamp};
+use crate::oidc::cache::{Cached, RETRY_INTERVAL};
+use crate::time::Clock;
 
 /// The path of the token endpoint in the spec. The SDK sends every token
 /// request through the generated client, which appends this path to its
@@ -33,8 +34,9 @@ pub enum DiscoveryError {
         source: Error,
     },
     /// The document's `issuer` is not the authority it was fetched from.
-    /// OpenID Connect Discovery §4.3 requires them to be identical; a
-    /// mismatch means a misconfigured authority or an impersonating server.
+    /// OpenID Connect Discovery §4.3 requires them to be identical, character
+    /// for character (a trailing slash counts); a mismatch means a
+    /// misconfigured authority or an impersonating server.
     #[error(
         "the discovery document's issuer {found:?} is not the authority {expected:?}; check the region or FILEVINE_AUTHORITY"
     )]
@@ -68,9 +70,12 @@ pub enum DiscoveryError {
 }
 
 /// The provider metadata the SDK uses, checked: the issuer equals the
-/// authority, every endpoint is an `https://` URL (or `http://` on
-/// loopback), and the provider can do PKCE S256 and an RSA ID token
-/// signature.
+/// authority exactly, every endpoint is an `https://` URL (`http://` only
+/// when the authority itself is a loopback `http://` URL), the endpoints
+/// that receive credentials or tokens (token, userinfo, revocation,
+/// introspection) are on the issuer's origin unless the application allowed
+/// another ([`OidcClientBuilder::allow_endpoint_origin`](crate::oidc::OidcClientBuilder::allow_endpoint_origin)),
+/// and the provider can do PKCE S256 and an RSA ID token signature.
 ///
 /// Get it from [`OidcClient::metadata`](crate::OidcClient::metadata); it is
 /// cached there.
@@ -84,20 +89,47 @@ pub struct ProviderMetadata {
     userinfo_endpoint: Option<Url>,
     end_session_endpoint: Option<Url>,
     revocation_endpoint: Option<Url>,
+    introspection_endpoint: Option<Url>,
+    iss_parameter_required: bool,
     id_token_algs: Vec<String>,
     document: OpenIdConfiguration,
 }
 
 impl ProviderMetadata {
-    /// Checks a discovery document fetched from `authority`.
+    /// Checks a discovery document fetched for `issuer`, with no endpoint
+    /// origin allowed beyond the issuer's.
+    ///
+    /// ```
+    /// use filevine_identity_ext::oidc::ProviderMetadata;
+    ///
+    /// let document = serde_json::from_value(serde_json::json!({
+    ///     "issuer": "https://id.example",
+    ///     "authorization_endpoint": "https://id.example/connect/authorize",
+    ///     "token_endpoint": "https://elsewhere.example/connect/token",
+    ///     "jwks_uri": "https://id.example/jwks",
+    /// })).unwrap();
+    /// let err = ProviderMetadata::from_document(document, "https://id.example").unwrap_err();
+    /// assert!(err.to_string().contains("not on the issuer's origin"));
+    /// ```
     ///
     /// # Errors
     /// A [`DiscoveryError`] naming the field that is wrong.
-    pub fn from_document(document: OpenIdConfiguration, authority: &str) -> Result<Self, DiscoveryError> {
-        if document.issuer.trim_end_matches('/') != authority.trim_end_matches('/') {
-            return Err(DiscoveryError::IssuerMismatch { expected: authority.to_owned(), found: document.issuer });
+    pub fn from_document(document: OpenIdConfiguration, issuer: &str) -> Result<Self, DiscoveryError> {
+        Self::check(document, issuer, &[])
+    }
+
+    /// [`ProviderMetadata::from_document`], with `allowed` origins accepted
+    /// for the endpoints that receive secrets, besides the issuer's.
+    pub(crate) fn check(
+        document: OpenIdConfiguration,
+        issuer: &str,
+        allowed: &[Origin],
+    ) -> Result<Self, DiscoveryError> {
+        if document.issuer != issuer {
+            return Err(DiscoveryError::IssuerMismatch { expected: issuer.to_owned(), found: document.issuer });
         }
-        let token_endpoint = endpoint("token_endpoint", &document.token_endpoint)?;
+        let policy = EndpointPolicy::new(issuer, allowed)?;
+        let token_endpoint = policy.secret_endpoint("token_endpoint", &document.token_endpoint)?;
         let token_base = token_endpoint
             .as_str()
             .strip_suffix(TOKEN_PATH)
@@ -128,13 +160,20 @@ impl ProviderMetadata {
                 offered: offered.clone(),
             });
         }
-        let optional = |field, value: &Option<String>| value.as_deref().map(|v| endpoint(field, v)).transpose();
+        let secret =
+            |field, value: &Option<String>| value.as_deref().map(|v| policy.secret_endpoint(field, v)).transpose();
         Ok(Self {
-            authorization_endpoint: endpoint("authorization_endpoint", &document.authorization_endpoint)?,
-            jwks_uri: endpoint("jwks_uri", &document.jwks_uri)?,
-            userinfo_endpoint: optional("userinfo_endpoint", &document.userinfo_endpoint)?,
-            end_session_endpoint: optional("end_session_endpoint", &document.end_session_endpoint)?,
-            revocation_endpoint: optional("revocation_endpoint", &document.revocation_endpoint)?,
+            authorization_endpoint: policy.endpoint("authorization_endpoint", &document.authorization_endpoint)?,
+            jwks_uri: policy.endpoint("jwks_uri", &document.jwks_uri)?,
+            userinfo_endpoint: secret("userinfo_endpoint", &document.userinfo_endpoint)?,
+            end_session_endpoint: document
+                .end_session_endpoint
+                .as_deref()
+                .map(|v| policy.endpoint("end_session_endpoint", v))
+                .transpose()?,
+            revocation_endpoint: secret("revocation_endpoint", &document.revocation_endpoint)?,
+            introspection_endpoint: secret("introspection_endpoint", &document.introspection_endpoint)?,
+            iss_parameter_required: document.authorization_response_iss_parameter_supported == Some(true),
             issuer: document.issuer.clone(),
             token_endpoint,
             token_base,
@@ -178,6 +217,18 @@ impl ProviderMetadata {
         self.revocation_endpoint.as_ref()
     }
 
+    /// The token introspection endpoint (RFC 7662), if any.
+    pub fn introspection_endpoint(&self) -> Option<&Url> {
+        self.introspection_endpoint.as_ref()
+    }
+
+    /// Whether the provider puts `iss` in every authorization response
+    /// (RFC 9207 `authorization_response_iss_parameter_supported`): then a
+    /// callback without it is refused.
+    pub fn requires_iss_parameter(&self) -> bool {
+        self.iss_parameter_required
+    }
+
     /// The ID token algorithms the SDK will accept from this provider: the
     /// ones it advertises that the SDK verifies (RS256, RS384, RS512).
     pub fn id_token_algorithms(&self) -> &[String] {
@@ -196,54 +247,107 @@ impl ProviderMetadata {
     }
 }
 
-/// An endpoint URL: absolute, `https://` (or `http://` on loopback), no
-/// fragment, no credentials.
-fn endpoint(field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
-    let error =
-        |reason: &str| DiscoveryError::InvalidEndpoint { field, value: value.to_owned(), reason: reason.into() };
-    let url = Url::parse(value).map_err(|e| error(&format!("not a URL ({e})")))?;
-    if !crate::config::region::is_secure(&url) {
-        return Err(error("it must be https:// (http:// only on loopback)"));
+/// Where discovered endpoints may be: the scheme the issuer's, the
+/// endpoints that receive secrets on the issuer's origin or an allowed one.
+struct EndpointPolicy<'a> {
+    /// `http://` endpoints are accepted only when the issuer itself is a
+    /// loopback `http://` URL (a test or development server).
+    http_allowed: bool,
+    issuer_origin: Origin,
+    allowed: &'a [Origin],
+}
+
+impl<'a> EndpointPolicy<'a> {
+    fn new(issuer: &str, allowed: &'a [Origin]) -> Result<Self, DiscoveryError> {
+        let url = Url::parse(issuer).map_err(|e| DiscoveryError::InvalidEndpoint {
+            field: "issuer",
+            value: issuer.to_owned(),
+            reason: format!("not a URL ({e})"),
+        })?;
+        let http_allowed = url.scheme() == "http" && crate::config::region::is_loopback(&url);
+        Ok(Self { http_allowed, issuer_origin: url.origin(), allowed })
     }
-    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err(error("it must not have a fragment or credentials"));
+
+    /// An endpoint URL: absolute, `https://` (`http://` only with a loopback
+    /// `http://` issuer, and then only to loopback), no fragment, no
+    /// credentials.
+    fn endpoint(&self, field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
+        let error =
+            |reason: &str| DiscoveryError::InvalidEndpoint { field, value: value.to_owned(), reason: reason.into() };
+        let url = Url::parse(value).map_err(|e| error(&format!("not a URL ({e})")))?;
+        let scheme_ok = match url.scheme() {
+            "https" => true,
+            "http" => self.http_allowed && crate::config::region::is_loopback(&url),
+            _ => false,
+        };
+        if !scheme_ok {
+            return Err(error(if self.http_allowed {
+                "it must be https:// or http:// to a loopback host"
+            } else {
+                "it must be https:// (http:// only when the authority itself is a loopback http:// URL)"
+            }));
+        }
+        if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+            return Err(error("it must not have a fragment or credentials"));
+        }
+        Ok(url)
     }
-    Ok(url)
+
+    /// An endpoint the SDK sends credentials or tokens to: as
+    /// [`EndpointPolicy::endpoint`], and on the issuer's origin or an
+    /// allowed one, so a tampered or misconfigured document cannot direct
+    /// the client secret or a refresh token to another host.
+    fn secret_endpoint(&self, field: &'static str, value: &str) -> Result<Url, DiscoveryError> {
+        let url = self.endpoint(field, value)?;
+        let origin = url.origin();
+        if origin != self.issuer_origin && !self.allowed.contains(&origin) {
+            return Err(DiscoveryError::InvalidEndpoint {
+                field,
+                value: value.to_owned(),
+                reason: format!(
+                    "it is not on the issuer's origin {}; allow its origin with OidcClientBuilder::allow_endpoint_origin if it is the provider's",
+                    self.issuer_origin.ascii_serialization()
+                ),
+            });
+        }
+        Ok(url)
+    }
 }
 
 /// The metadata of one authority, fetched when first needed and again
-/// after `ttl`. Concurrent callers wait for one fetch.
+/// after `ttl`; see [`Cached`] for how concurrent callers and outages are
+/// handled.
 #[derive(Debug)]
 pub(crate) struct DiscoveryCache {
-    authority: String,
-    ttl: Duration,
-    clock: Clock,
-    /// The metadata and when it goes stale.
-    cached: tokio::sync::Mutex<Option<(Arc<ProviderMetadata>, Stamp)>>,
+    /// The URL the discovery path is appended to (no trailing slash).
+    base: String,
+    /// The issuer the document must name, exactly.
+    issuer: String,
+    /// Origins besides the issuer's allowed for secret-receiving endpoints.
+    allowed: Vec<Origin>,
+    cached: Cached<ProviderMetadata, DiscoveryError>,
 }
 
 impl DiscoveryCache {
-    pub(crate) fn new(authority: String, ttl: Duration, clock: Clock) -> Self {
-        Self { authority, ttl, clock, cached: tokio::sync::Mutex::new(None) }
+    pub(crate) fn new(
+        base: String,
+        issuer: String,
+        allowed: Vec<Origin>,
+        ttl: Duration,
+        max_stale: Duration,
+        clock: Clock,
+    ) -> Self {
+        Self { base, issuer, allowed, cached: Cached::new(ttl, max_stale, RETRY_INTERVAL, clock) }
     }
 
     /// The cached metadata, or a fresh fetch when there is none or it is
-    /// older than the TTL. A failed fetch is not cached.
+    /// older than the TTL (a stale copy through an outage).
     pub(crate) async fn get(
         &self,
         http: &reqwest::Client,
         attempt_timeout: Duration,
     ) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
-        let mut cached = self.cached.lock().await;
-        if let Some((metadata, stale_at)) = cached.as_ref()
-            && self.clock.now().before(*stale_at)
-        {
-            return Ok(metadata.clone());
-        }
-        let metadata = Arc::new(self.fetch(http, attempt_timeout).await?);
-        tracing::debug!(issuer = %metadata.issuer, "fetched the OpenID Connect discovery document");
-        *cached = Some((metadata.clone(), self.clock.now().plus(self.ttl)));
-        Ok(metadata)
+        self.cached.get(|| self.fetch(http, attempt_timeout)).await
     }
 
     async fn fetch(
@@ -251,17 +355,19 @@ impl DiscoveryCache {
         http: &reqwest::Client,
         attempt_timeout: Duration,
     ) -> Result<ProviderMetadata, DiscoveryError> {
-        let client = filevine_identity::Client::new_with_client(&self.authority, http.clone());
+        let client = filevine_identity::Client::new_with_client(&self.base, http.clone());
         let document = match client.get_openid_configuration().await {
             Ok(response) => response.into_inner(),
             Err(error) => {
                 return Err(DiscoveryError::Fetch {
-                    url: format!("{}/.well-known/openid-configuration", self.authority),
+                    url: format!("{}/.well-known/openid-configuration", self.base),
                     source: crate::http::map_untyped_error(error, attempt_timeout).await,
                 });
             }
         };
-        ProviderMetadata::from_document(document, &self.authority)
+        let metadata = ProviderMetadata::check(document, &self.issuer, &self.allowed)?;
+        tracing::debug!(issuer = %metadata.issuer, "fetched the OpenID Connect discovery document");
+        Ok(metadata)
     }
 }
 
@@ -299,8 +405,71 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, DiscoveryError::IssuerMismatch { .. }), "{err}");
         assert!(err.to_string().contains("\"https://evil.example\""), "{err}");
-        // One trailing slash on either side is the same issuer.
-        ProviderMetadata::from_document(document("https://a.example/"), "https://a.example").unwrap();
+        // Discovery §4.3: identical, so a trailing slash is another issuer.
+        for (found, expected) in
+            [("https://a.example/", "https://a.example"), ("https://a.example", "https://a.example/")]
+        {
+            let err = ProviderMetadata::from_document(document(found), expected).unwrap_err();
+            assert!(matches!(err, DiscoveryError::IssuerMismatch { .. }), "{found} vs {expected}: {err}");
+        }
+        ProviderMetadata::from_document(document("https://a.example/"), "https://a.example/").unwrap();
+        // Case differences in the host are differences too.
+        assert!(ProviderMetadata::from_document(document("https://A.example"), "https://a.example").is_err());
+    }
+
+    #[test]
+    fn http_endpoints_only_with_a_loopback_http_issuer() {
+        // An https issuer may not send the client to http://, not even on loopback.
+        let mut doc = document("https://a.example");
+        doc.token_endpoint = "http://127.0.0.1:9/connect/token".into();
+        let err = ProviderMetadata::from_document(doc, "https://a.example").unwrap_err();
+        assert!(err.to_string().contains("token_endpoint") && err.to_string().contains("loopback http://"), "{err}");
+        let mut doc = document("https://a.example");
+        doc.authorization_endpoint = "http://localhost/authorize".into();
+        assert!(ProviderMetadata::from_document(doc, "https://a.example").is_err());
+        // A loopback http issuer may, to loopback only.
+        ProviderMetadata::from_document(document("http://127.0.0.1:8080"), "http://127.0.0.1:8080").unwrap();
+        let mut doc = document("http://127.0.0.1:8080");
+        doc.authorization_endpoint = "http://login.example/authorize".into();
+        let err = ProviderMetadata::from_document(doc, "http://127.0.0.1:8080").unwrap_err();
+        assert!(err.to_string().contains("authorization_endpoint"), "{err}");
+    }
+
+    #[test]
+    fn secret_endpoints_stay_on_the_issuer_origin_unless_allowed() {
+        let elsewhere = Url::parse("https://tokens.example").unwrap().origin();
+        for field in ["token_endpoint", "userinfo_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+            let mut doc = document("https://a.example");
+            let value = "https://tokens.example/connect/token".to_owned();
+            match field {
+                "token_endpoint" => doc.token_endpoint = value,
+                "userinfo_endpoint" => doc.userinfo_endpoint = Some(value),
+                "revocation_endpoint" => doc.revocation_endpoint = Some(value),
+                _ => doc.introspection_endpoint = Some(value),
+            }
+            let err = ProviderMetadata::from_document(doc.clone(), "https://a.example").unwrap_err();
+            assert!(matches!(err, DiscoveryError::InvalidEndpoint { field: f, .. } if f == field), "{field}: {err}");
+            assert!(err.to_string().contains("https://a.example") && err.to_string().contains("allow_endpoint_origin"));
+            ProviderMetadata::check(doc, "https://a.example", std::slice::from_ref(&elsewhere)).unwrap();
+        }
+        // Another port is another origin.
+        let mut doc = document("https://a.example");
+        doc.token_endpoint = "https://a.example:8443/connect/token".into();
+        assert!(ProviderMetadata::from_document(doc, "https://a.example").is_err());
+        // The authorization, JWKS and end-session endpoints may be elsewhere.
+        let mut doc = document("https://a.example");
+        doc.authorization_endpoint = "https://login.example/authorize".into();
+        doc.jwks_uri = "https://keys.example/jwks".into();
+        doc.end_session_endpoint = Some("https://login.example/logout".into());
+        ProviderMetadata::from_document(doc, "https://a.example").unwrap();
+    }
+
+    #[test]
+    fn iss_parameter_requirement_is_read() {
+        let mut doc = document("https://a.example");
+        assert!(!ProviderMetadata::from_document(doc.clone(), "https://a.example").unwrap().requires_iss_parameter());
+        doc.authorization_response_iss_parameter_supported = Some(true);
+        assert!(ProviderMetadata::from_document(doc, "https://a.example").unwrap().requires_iss_parameter());
     }
 
     #[test]
@@ -314,6 +483,10 @@ mod tests {
         doc.jwks_uri = "http://a.example/jwks".into();
         let err = ProviderMetadata::from_document(doc, "https://a.example").unwrap_err();
         assert!(err.to_string().contains("jwks_uri") && err.to_string().contains("https://"), "{err}");
+
+        let mut doc = document("https://a.example");
+        doc.jwks_uri = "ftp://a.example/jwks".into();
+        assert!(ProviderMetadata::from_document(doc, "https://a.example").is_err());
 
         let mut doc = document("https://a.example");
         doc.userinfo_endpoint = Some("not a url".into());

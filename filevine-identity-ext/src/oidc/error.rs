@@ -36,6 +36,12 @@ pub enum SignInError {
         /// The callback's `iss`.
         found: String,
     },
+    /// The provider promises `iss` in every authorization response
+    /// (RFC 9207, `authorization_response_iss_parameter_supported`), and
+    /// this callback has none: it did not come from this provider (a
+    /// mix-up attack).
+    #[error("the callback carries no iss, which this identity provider always sends; start a new sign-in")]
+    MissingIssuer,
     /// The callback has neither a code nor an error.
     #[error("the callback carries no authorization code")]
     MissingCode,

@@ -44,6 +44,30 @@ pub enum IdTokenError {
         /// What would have been accepted.
         accepted: String,
     },
+    /// The header's `typ` says this is not an ID token (an access token
+    /// `at+jwt`, a logout token, …): only an absent `typ` or `JWT` is
+    /// accepted, so a token of another kind cannot pass for one.
+    #[error("the token's typ is {typ:?}, not an ID token's (absent or \"JWT\")")]
+    WrongType {
+        /// The header's `typ`.
+        typ: String,
+    },
+    /// `at_hash` does not match the access token issued with the ID token
+    /// (OpenID Connect Core §3.1.3.8): the two were not issued together.
+    #[error("the ID token's at_hash does not match the access token it came with")]
+    AccessTokenHashMismatch,
+    /// The user signed in longer ago than the `max_age` the sign-in asked
+    /// for (Core §3.1.2.1): the provider did not make them authenticate
+    /// again.
+    #[error("the user authenticated at {auth_time}, more than the requested max_age of {max_age} s before now ({now})")]
+    AuthenticationTooOld {
+        /// The token's `auth_time`.
+        auth_time: u64,
+        /// The `max_age` requested, in seconds.
+        max_age: u64,
+        /// Now.
+        now: u64,
+    },
     /// The header has a `crit` extension the SDK does not understand
     /// (RFC 7515 §4.1.11 requires rejecting it).
     #[error("the ID token requires header extensions the SDK does not understand ({0:?})")]
@@ -142,6 +166,8 @@ struct JoseHeader {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<Vec<String>>,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 /// What an ID token must be for, set up from the provider's metadata and the
@@ -155,6 +181,10 @@ pub(crate) struct Expectations<'a> {
     pub(crate) algorithms: &'a [String],
     pub(crate) leeway: Duration,
     pub(crate) nonce: Option<&'a Nonce>,
+    /// The access token issued with the ID token, to check `at_hash`.
+    pub(crate) access_token: Option<&'a str>,
+    /// The `max_age` the sign-in requested, in seconds.
+    pub(crate) max_age: Option<u64>,
 }
 
 /// The header and unverified payload of a compact JWS: enough to choose the
@@ -214,6 +244,11 @@ impl Parsed<'_> {
         if let Some(crit) = &self.header.crit {
             return Err(IdTokenError::UnsupportedCriticalHeader(crit.clone()));
         }
+        match &self.header.typ {
+            None => {}
+            Some(typ) if typ.eq_ignore_ascii_case("JWT") => {}
+            Some(typ) => return Err(IdTokenError::WrongType { typ: redact(typ, 100) }),
+        }
         Ok(())
     }
 
@@ -256,6 +291,18 @@ impl Parsed<'_> {
             match nonce {
                 Some(nonce) if expected.matches(&nonce) => {}
                 _ => return Err(IdTokenError::NonceMismatch),
+            }
+        }
+        if let (Some(access_token), Some(at_hash)) = (expect.access_token, claims.additional.get("at_hash")) {
+            let at_hash = at_hash.as_str().ok_or(IdTokenError::MissingClaim("at_hash"))?;
+            if !token_hash_matches(alg, access_token, at_hash) {
+                return Err(IdTokenError::AccessTokenHashMismatch);
+            }
+        }
+        if let Some(max_age) = expect.max_age {
+            let auth_time = claims.auth_time.ok_or(IdTokenError::MissingClaim("auth_time"))?;
+            if now > auth_time.saturating_add(max_age).saturating_add(expect.leeway.as_secs()) {
+                return Err(IdTokenError::AuthenticationTooOld { auth_time, max_age, now });
             }
         }
         Ok(claims)
@@ -310,6 +357,24 @@ impl Parsed<'_> {
     }
 }
 
+/// Core §3.1.3.8: `at_hash` is the base64url of the left half of the hash
+/// of the access token, with the hash of the signature algorithm.
+fn token_hash_matches(alg: jsonwebtoken::Algorithm, token: &str, expected: &str) -> bool {
+    subtle::ConstantTimeEq::ct_eq(at_hash(alg, token).as_bytes(), expected.as_bytes()).into()
+}
+
+/// The `at_hash` of `token` for a signature with `alg`.
+pub(crate) fn at_hash(alg: jsonwebtoken::Algorithm, token: &str) -> String {
+    use jsonwebtoken::Algorithm as A;
+    use sha2::Digest as _;
+    let digest = match alg {
+        A::RS384 | A::PS384 | A::ES384 | A::HS384 => sha2::Sha384::digest(token.as_bytes()).to_vec(),
+        A::RS512 | A::PS512 | A::HS512 => sha2::Sha512::digest(token.as_bytes()).to_vec(),
+        _ => sha2::Sha256::digest(token.as_bytes()).to_vec(),
+    };
+    URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
+}
+
 fn value_text(value: &serde_json::Value) -> String {
     value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
@@ -334,6 +399,89 @@ mod tests {
 
     fn jwt(header: &serde_json::Value, payload: &serde_json::Value) -> String {
         format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(payload.to_string()))
+    }
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        use sha2::Digest as _;
+        // OpenID Connect Core's example (§A.3): RS256, this access token.
+        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
+        assert!(token_hash_matches(jsonwebtoken::Algorithm::RS256, token, "77QmUPtjPfzWtF2AnpK9RQ"));
+        assert!(!token_hash_matches(jsonwebtoken::Algorithm::RS256, token, "77QmUPtjPfzWtF2AnpK9RR"));
+        assert!(!token_hash_matches(jsonwebtoken::Algorithm::RS512, token, "77QmUPtjPfzWtF2AnpK9RQ"));
+        // RS512: 32 bytes of SHA-512, 43 characters.
+        let expected = URL_SAFE_NO_PAD.encode(&sha2::Sha512::digest(token.as_bytes())[..32]);
+        assert_eq!(expected.len(), 43);
+        assert!(token_hash_matches(jsonwebtoken::Algorithm::RS512, token, &expected));
+    }
+
+    const ISSUER: &str = "https://identity.filevine.io";
+
+    /// A token signed RS512 with the test key: standard claims, `edit`ed.
+    fn signed(edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> String {
+        let now = unix_now();
+        let mut claims = serde_json::json!({
+            "iss": ISSUER, "sub": "alice", "aud": "partner-app", "exp": now + 300, "iat": now,
+        });
+        edit(claims.as_object_mut().unwrap());
+        let (encoding, _) = crate::oidc::test_key::signing_keys().unwrap();
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512), &claims, encoding).unwrap()
+    }
+
+    fn verify(token: &str, access_token: Option<&str>, max_age: Option<u64>) -> Result<IdTokenClaims, IdTokenError> {
+        let (_, decoding) = crate::oidc::test_key::signing_keys().unwrap();
+        let algorithms = accepted();
+        let expect = Expectations {
+            issuer: ISSUER,
+            client_id: "partner-app",
+            algorithms: &algorithms,
+            leeway: DEFAULT_LEEWAY,
+            nonce: None,
+            access_token,
+            max_age,
+        };
+        let parsed = parse(token)?;
+        parsed.check_header(&algorithms)?;
+        parsed.verify(decoding, &expect, unix_now())
+    }
+
+    #[test]
+    fn at_hash_is_checked_when_present() {
+        let good = at_hash(jsonwebtoken::Algorithm::RS512, "the-access-token");
+        let token = signed(|c| drop(c.insert("at_hash".into(), good.clone().into())));
+        verify(&token, Some("the-access-token"), None).unwrap();
+        let err = verify(&token, Some("another-access-token"), None).unwrap_err();
+        assert!(matches!(err, IdTokenError::AccessTokenHashMismatch), "{err}");
+        // The SHA-256 hash where the token is RS512: refused.
+        let sha256 = at_hash(jsonwebtoken::Algorithm::RS256, "the-access-token");
+        let token = signed(|c| drop(c.insert("at_hash".into(), sha256.into())));
+        assert!(matches!(verify(&token, Some("the-access-token"), None), Err(IdTokenError::AccessTokenHashMismatch)));
+        // Not a string: refused by name.
+        let token = signed(|c| drop(c.insert("at_hash".into(), 7.into())));
+        let err = verify(&token, Some("the-access-token"), None).unwrap_err();
+        assert!(matches!(err, IdTokenError::MissingClaim("at_hash")), "{err}");
+        // Absent: nothing to check (Core §3.1.3.8 makes it optional in the code flow).
+        verify(&signed(|_| {}), Some("the-access-token"), None).unwrap();
+    }
+
+    #[test]
+    fn max_age_needs_a_recent_enough_auth_time() {
+        let now = unix_now();
+        let at = |auth_time: u64| signed(move |c| drop(c.insert("auth_time".into(), auth_time.into())));
+        verify(&at(now - 100), None, Some(300)).unwrap();
+        // The leeway applies: 300 + 5 s.
+        verify(&at(now - 304), None, Some(300)).unwrap();
+        let err = verify(&at(now - 400), None, Some(300)).unwrap_err();
+        assert!(
+            matches!(err, IdTokenError::AuthenticationTooOld { max_age: 300, auth_time, .. } if auth_time == now - 400),
+            "{err}"
+        );
+        assert!(err.to_string().contains("max_age of 300 s"), "{err}");
+        let err = verify(&signed(|_| {}), None, Some(300)).unwrap_err();
+        assert!(matches!(err, IdTokenError::MissingClaim("auth_time")), "{err}");
+        // Without max_age, an old or absent auth_time is fine.
+        verify(&at(now - 100_000), None, None).unwrap();
+        verify(&signed(|_| {}), None, None).unwrap();
     }
 
     fn accepted() -> Vec<String> {
@@ -371,6 +519,17 @@ mod tests {
         assert!(err.to_string().contains("accepted: RS512"), "{err}");
         let rs256 = jwt(&serde_json::json!({"alg": "RS256"}), &payload);
         assert!(parse(&rs256).unwrap().check_header(&accepted()).is_err(), "the provider only offers RS512");
+        for typ in ["at+jwt", "logout+jwt", "JOSE"] {
+            let typed = jwt(&serde_json::json!({"alg": "RS512", "typ": typ}), &payload);
+            let err = parse(&typed).unwrap().check_header(&accepted()).unwrap_err();
+            assert!(matches!(err, IdTokenError::WrongType { typ: ref t } if t == typ), "{typ}: {err}");
+        }
+        for typ in ["JWT", "jwt"] {
+            parse(&jwt(&serde_json::json!({"alg": "RS512", "typ": typ}), &payload))
+                .unwrap()
+                .check_header(&accepted())
+                .unwrap();
+        }
         let crit = jwt(&serde_json::json!({"alg": "RS512", "crit": ["exp"]}), &payload);
         assert!(matches!(
             parse(&crit).unwrap().check_header(&accepted()),

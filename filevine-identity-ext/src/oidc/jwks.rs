@@ -2,7 +2,6 @@
 //! `jwks_uri`, cached, and fetched again once when a token names a key the
 //! cache does not have (the provider rotated its keys).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
@@ -10,6 +9,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use url::Url;
 
 use crate::error::Error;
+use crate::oidc::cache::{Cached, RETRY_INTERVAL};
 use crate::oidc::id_token::IdTokenError;
 use crate::redact::body_excerpt;
 use crate::time::{Clock, Stamp};
@@ -78,30 +78,36 @@ fn key_algorithm_name(alg: &KeyAlgorithm) -> Option<&'static str> {
     }
 }
 
-/// The key set of one provider, cached for `ttl`. An unknown `kid` causes
-/// at most one refetch per `refetch_interval`, so a flood of tokens with
-/// made-up key ids cannot turn into a flood of requests to the provider.
+/// The key set of one provider, cached for `ttl` (see [`Cached`] for
+/// concurrent callers and outages). An unknown `kid` causes at most one
+/// refetch per `refetch_interval`, so a flood of tokens with made-up key ids
+/// cannot turn into a flood of requests to the provider.
 #[derive(Debug)]
 pub(crate) struct JwksCache {
-    ttl: Duration,
     refetch_interval: Duration,
     /// The HTTP client's per-request timeout, for error messages.
     request_timeout: Duration,
     clock: Clock,
-    state: tokio::sync::Mutex<State>,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    /// The keys and when they go stale.
-    keys: Option<(Arc<KeySet>, Stamp)>,
+    cached: Cached<KeySet, IdTokenError>,
     /// When the next fetch prompted by an unknown key may run.
-    next_refetch: Option<Stamp>,
+    next_refetch: std::sync::Mutex<Option<Stamp>>,
 }
 
 impl JwksCache {
-    pub(crate) fn new(ttl: Duration, refetch_interval: Duration, request_timeout: Duration, clock: Clock) -> Self {
-        Self { ttl, refetch_interval, request_timeout, clock, state: tokio::sync::Mutex::new(State::default()) }
+    pub(crate) fn new(
+        ttl: Duration,
+        max_stale: Duration,
+        refetch_interval: Duration,
+        request_timeout: Duration,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            refetch_interval,
+            request_timeout,
+            cached: Cached::new(ttl, max_stale, RETRY_INTERVAL, clock.clone()),
+            clock,
+            next_refetch: std::sync::Mutex::new(None),
+        }
     }
 
     /// The decoding key for a token signed with `alg` by key `kid`.
@@ -112,47 +118,40 @@ impl JwksCache {
         kid: Option<&str>,
         alg: &str,
     ) -> Result<DecodingKey, IdTokenError> {
-        let mut state = self.state.lock().await;
-        let mut fetched_now = false;
-        let keys = match &state.keys {
-            Some((keys, stale_at)) if self.clock.now().before(*stale_at) => keys.clone(),
-            _ => {
-                fetched_now = true;
-                self.fetch_into(&mut state, http, jwks_uri).await?
-            }
-        };
+        let before = self.cached.fetches();
+        let keys = self.cached.get(|| self.fetch(http, jwks_uri)).await?;
+        let seen = self.cached.fetches();
         let jwk = match keys.find(kid, alg) {
             Some(jwk) => jwk.clone(),
-            None => {
-                // Unknown key: the provider may have rotated. Fetch once,
-                // unless this call just did or a refetch ran recently.
-                let now = self.clock.now();
-                let may_refetch = !fetched_now && state.next_refetch.is_none_or(|at| !now.before(at));
-                if !may_refetch {
-                    return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) });
-                }
+            // Unknown key: the provider may have rotated. Fetch once, unless
+            // the keys were just fetched or a refetch ran recently.
+            None if seen == before && self.may_refetch() => {
                 tracing::debug!(kid, "the ID token names a key not in the cached JWKS; fetching it again");
-                state.next_refetch = Some(now.plus(self.refetch_interval));
-                let keys = self.fetch_into(&mut state, http, jwks_uri).await?;
+                let keys = self.cached.refetch(seen, || self.fetch(http, jwks_uri)).await?;
                 keys.find(kid, alg).cloned().ok_or_else(|| IdTokenError::UnknownKey { kid: kid.map(str::to_owned) })?
             }
+            None => return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) }),
         };
         DecodingKey::from_jwk(&jwk).map_err(|e| IdTokenError::UnusableKey { reason: e.to_string() })
     }
 
-    async fn fetch_into(
-        &self,
-        state: &mut State,
-        http: &reqwest::Client,
-        jwks_uri: &Url,
-    ) -> Result<Arc<KeySet>, IdTokenError> {
-        let keys = Arc::new(
-            fetch(http, jwks_uri, self.request_timeout)
-                .await
-                .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?,
-        );
+    /// Whether a refetch for an unknown key may run now; if so, the next
+    /// one may not run before `refetch_interval` from now.
+    fn may_refetch(&self) -> bool {
+        let now = self.clock.now();
+        let mut next = self.next_refetch.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if next.is_some_and(|at| now.before(at)) {
+            return false;
+        }
+        *next = Some(now.plus(self.refetch_interval));
+        true
+    }
+
+    async fn fetch(&self, http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, IdTokenError> {
+        let keys = fetch(http, jwks_uri, self.request_timeout)
+            .await
+            .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?;
         tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");
-        state.keys = Some((keys.clone(), self.clock.now().plus(self.ttl)));
         Ok(keys)
     }
 }

@@ -27,6 +27,7 @@ use reqwest::header::AUTHORIZATION;
 use url::Url;
 
 mod builder;
+mod cache;
 mod claims;
 mod client_auth;
 pub mod discovery;
@@ -35,8 +36,10 @@ pub(crate) mod id_token;
 pub(crate) mod jwks;
 pub(crate) mod pkce;
 mod signin;
+#[cfg(any(test, fuzzing))]
+pub(crate) mod test_key;
 
-pub use builder::{DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};
+pub use builder::{DEFAULT_MAX_STALE, DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};
 pub use claims::{IdTokenClaims, ProfileClaims, UserInfo};
 pub use client_auth::ClientAuthMethod;
 pub use discovery::{DiscoveryError, ProviderMetadata};
@@ -79,6 +82,17 @@ impl fmt::Debug for EndSessionRequest {
             .field("state", &self.state)
             .finish()
     }
+}
+
+/// What an ID token is checked against beyond the provider and the client:
+/// what the sign-in it answers asked for and received.
+#[derive(Default)]
+struct Checks<'a> {
+    nonce: Option<&'a Nonce>,
+    /// The access token issued with it (`at_hash`).
+    access_token: Option<&'a str>,
+    /// The `max_age` the sign-in requested (`auth_time`).
+    max_age: Option<u64>,
 }
 
 /// A partner app's OpenID Connect client for Filevine: sends users to sign
@@ -207,6 +221,7 @@ impl OidcClient {
             issuer: metadata.issuer().to_owned(),
             client_id: inner.client_id.as_str().to_owned(),
             created_at: unix_now(),
+            max_age: options.max_age,
         };
         let challenge = pending.pkce_verifier.challenge();
         let mut url = metadata.authorization_endpoint().clone();
@@ -237,6 +252,9 @@ impl OidcClient {
             if let Some(hint) = &options.login_hint {
                 query.append_pair("login_hint", hint);
             }
+            if let Some(max_age) = options.max_age {
+                query.append_pair("max_age", &max_age.to_string());
+            }
         }
         tracing::debug!(scopes = %pending.scopes, "starting a sign-in");
         Ok(AuthorizationRequest { url, pending })
@@ -261,13 +279,17 @@ impl OidcClient {
         }
         let metadata = self.metadata().await?;
         self.check_pending(&pending, &metadata)?;
-        if let Some(iss) = &response.iss
-            && iss != metadata.issuer()
-        {
-            return Err(SignInError::IssuerMismatch {
-                expected: metadata.issuer().to_owned(),
-                found: redact(iss, 200),
-            });
+        match &response.iss {
+            Some(iss) if iss != metadata.issuer() => {
+                return Err(SignInError::IssuerMismatch {
+                    expected: metadata.issuer().to_owned(),
+                    found: redact(iss, 200),
+                });
+            }
+            // RFC 9207 §2.4: a provider that says it sends `iss` always
+            // does; a callback without it did not come from it.
+            None if metadata.requires_iss_parameter() => return Err(SignInError::MissingIssuer),
+            _ => {}
         }
         if let Some(error) = &response.error {
             return Err(SignInError::Provider {
@@ -278,7 +300,12 @@ impl OidcClient {
         let code = response.code.filter(|c| !c.is_empty()).ok_or(SignInError::MissingCode)?;
         let token_set = self.exchange_code(&metadata, code, &pending).await?;
         let id_token = token_set.id_token.as_ref().ok_or(SignInError::MissingIdToken)?;
-        let claims = self.verify_with(&metadata, id_token, Some(&pending.nonce)).await?;
+        let checks = Checks {
+            nonce: Some(&pending.nonce),
+            access_token: Some(token_set.access_token.expose_secret()),
+            max_age: pending.max_age,
+        };
+        let claims = self.verify_with(&metadata, id_token, checks).await?;
         tracing::info!(sub = %claims.sub, "signed in");
         Ok(SignedIn { token_set, claims })
     }
@@ -296,7 +323,7 @@ impl OidcClient {
         nonce: Option<&Nonce>,
     ) -> Result<IdTokenClaims, SignInError> {
         let metadata = self.metadata().await?;
-        self.verify_with(&metadata, id_token, nonce).await
+        self.verify_with(&metadata, id_token, Checks { nonce, ..Checks::default() }).await
     }
 
     /// A [`TokenProviderBuilder`] that starts from a sign-in's token set and
@@ -527,7 +554,7 @@ impl OidcClient {
         &self,
         metadata: &ProviderMetadata,
         id_token: &IdToken,
-        nonce: Option<&Nonce>,
+        checks: Checks<'_>,
     ) -> Result<IdTokenClaims, SignInError> {
         let parsed = id_token::parse(id_token.expose_secret())?;
         parsed.check_header(metadata.id_token_algorithms())?;
@@ -537,7 +564,9 @@ impl OidcClient {
             client_id: self.inner.client_id.as_str(),
             algorithms: metadata.id_token_algorithms(),
             leeway: self.inner.leeway,
-            nonce,
+            nonce: checks.nonce,
+            access_token: checks.access_token,
+            max_age: checks.max_age,
         };
         Ok(parsed.verify(&key, &expect, unix_now())?)
     }

@@ -88,7 +88,12 @@ impl fmt::Display for RedirectUrl {
 /// ```
 /// use filevine_identity_ext::oidc::AuthorizationOptions;
 ///
-/// let options = AuthorizationOptions::default().prompt("login").login_hint("alice@example.com");
+/// use std::time::Duration;
+///
+/// let options = AuthorizationOptions::default()
+///     .prompt("login")
+///     .login_hint("alice@example.com")
+///     .max_age(Duration::from_secs(300));
 /// # drop(options);
 /// ```
 #[derive(Debug, Clone, Default)]
@@ -96,6 +101,7 @@ impl fmt::Display for RedirectUrl {
 pub struct AuthorizationOptions {
     pub(crate) prompt: Option<String>,
     pub(crate) login_hint: Option<String>,
+    pub(crate) max_age: Option<u64>,
 }
 
 impl AuthorizationOptions {
@@ -103,6 +109,16 @@ impl AuthorizationOptions {
     /// `none`, space-separated.
     pub fn prompt(mut self, prompt: impl Into<String>) -> Self {
         self.prompt = Some(prompt.into());
+        self
+    }
+
+    /// `max_age`: the user must have authenticated at most this long ago
+    /// (whole seconds); the provider asks them to sign in again otherwise.
+    /// The ID token must then carry `auth_time`, and the callback refuses
+    /// one older than this plus the leeway
+    /// ([`IdTokenError::AuthenticationTooOld`](crate::oidc::IdTokenError::AuthenticationTooOld)).
+    pub fn max_age(mut self, max_age: std::time::Duration) -> Self {
+        self.max_age = Some(max_age.as_secs());
         self
     }
 
@@ -133,6 +149,10 @@ pub struct PendingSignIn {
     pub(crate) client_id: String,
     /// Seconds since the epoch.
     pub(crate) created_at: u64,
+    /// The `max_age` requested, in seconds (absent in sign-ins saved by
+    /// an older version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) max_age: Option<u64>,
 }
 
 impl PendingSignIn {
@@ -162,6 +182,7 @@ impl fmt::Debug for PendingSignIn {
             .field("scopes", &self.scopes)
             .field("issuer", &self.issuer)
             .field("created_at", &self.created_at)
+            .field("max_age", &self.max_age)
             .finish()
     }
 }

@@ -537,6 +537,13 @@ async fn callback_issuer_mismatch_and_stale_sign_ins_are_refused() {
     let mixed_up = callback.split("&iss=").next().unwrap().to_owned() + "&iss=https%3A%2F%2Fother.example";
     let err = client.complete_sign_in(&mixed_up, request.pending.clone()).await.unwrap_err();
     assert!(matches!(err, SignInError::IssuerMismatch { .. }), "{err}");
+    // RFC 9207: the provider advertises authorization_response_iss_parameter_supported,
+    // so a callback without iss is not its.
+    assert!(client.metadata().await.unwrap().requires_iss_parameter());
+    let without_iss = callback.split("&iss=").next().unwrap().to_owned();
+    assert!(!without_iss.contains("iss="), "{without_iss}");
+    let err = client.complete_sign_in(&without_iss, request.pending.clone()).await.unwrap_err();
+    assert!(matches!(err, SignInError::MissingIssuer), "{err}");
 
     let mut stored = serde_json::to_value(&request.pending).unwrap();
     // Started 16 minutes ago: past the 15-minute limit.
@@ -625,4 +632,19 @@ async fn sign_in_never_shows_a_secret() {
         assert!(secret.len() >= 16, "a real secret: {secret}");
         assert!(!all.contains(secret.as_str()), "leaked {secret}:\n{all}");
     }
+}
+
+#[tokio::test]
+async fn max_age_is_sent_and_auth_time_checked_end_to_end() {
+    let client = client();
+    let options = AuthorizationOptions::default().max_age(Duration::from_secs(300));
+    let request = client.authorization_request(options).await.unwrap();
+    let query: std::collections::HashMap<_, _> = request.url.query_pairs().into_owned().collect();
+    assert_eq!(query["max_age"], "300");
+    let callback = Browser::new().sign_in(&request.url, "alice").await;
+    let signed_in = client.complete_sign_in(&callback, request.pending).await.unwrap();
+    // The provider answered max_age with auth_time, and it is recent.
+    let auth_time = signed_in.claims.auth_time.expect("auth_time, as max_age requires");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(auth_time <= now && now - auth_time < 300, "auth_time {auth_time}, now {now}");
 }
