@@ -37,13 +37,36 @@ pub fn error_body(body: &[u8]) {
 }
 
 /// A discovery document: parsed, its issuer as an authority, and the
-/// metadata checks; and the same bytes as a JWKS document.
+/// metadata checks; and the same bytes as a JWKS document. What passes
+/// the checks keeps the endpoints that receive secrets on the issuer's
+/// origin, and uses `http://` only under a loopback `http://` issuer.
 pub fn discovery(body: &[u8]) {
     if let Ok(config) = serde_json::from_slice::<filevine_identity::types::OpenIdConfiguration>(body) {
         let _ = crate::Region::custom(&config.issuer).map(|r| r.identity_url().len());
         let issuer = config.issuer.clone();
         match crate::oidc::ProviderMetadata::from_document(config, &issuer) {
-            Ok(metadata) => assert!(!metadata.id_token_algorithms().is_empty(), "no algorithm accepted"),
+            Ok(metadata) => {
+                assert!(!metadata.id_token_algorithms().is_empty(), "no algorithm accepted");
+                assert_eq!(metadata.issuer(), issuer, "another issuer accepted");
+                let Ok(issuer_url) = url::Url::parse(&issuer) else { panic!("an issuer that is not a URL accepted") };
+                let secret_endpoints = [
+                    Some(metadata.token_endpoint()),
+                    metadata.userinfo_endpoint(),
+                    metadata.revocation_endpoint(),
+                    metadata.introspection_endpoint(),
+                ];
+                for endpoint in secret_endpoints.into_iter().flatten() {
+                    assert_eq!(endpoint.origin(), issuer_url.origin(), "a secret endpoint off the issuer's origin");
+                }
+                let all = [Some(metadata.authorization_endpoint()), Some(metadata.jwks_uri())]
+                    .into_iter()
+                    .chain(secret_endpoints)
+                    .chain([metadata.end_session_endpoint()]);
+                for endpoint in all.flatten() {
+                    let http_ok = issuer_url.scheme() == "http" && crate::config::region::is_loopback(&issuer_url);
+                    assert!(endpoint.scheme() == "https" || http_ok, "an http:// endpoint under an https issuer");
+                }
+            }
             Err(error) => drop(error.to_string()),
         }
     }

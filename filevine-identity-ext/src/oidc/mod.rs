@@ -189,6 +189,12 @@ impl OidcClient {
         &self.inner.region
     }
 
+    /// The redirect URI sign-ins come back to. An application served over
+    /// `https://` (this URI's scheme) marks its cookies `Secure`.
+    pub fn redirect_uri(&self) -> &RedirectUrl {
+        &self.inner.redirect_uri
+    }
+
     /// The provider's checked metadata, from the cache or a fresh fetch.
     ///
     /// # Errors

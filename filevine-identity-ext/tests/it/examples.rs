@@ -89,29 +89,87 @@ async fn quickstart_runs_against_the_in_process_test_server_and_prints_no_token(
 
 /// examples/partner_app.rs against the real OpenID provider, as a person
 /// would use it: /login, the provider's login and consent pages, the
-/// callback, /me, /logout, the provider's logout confirmation, and back.
+/// callback, /me, the logout form, the provider's logout confirmation, and
+/// back; and as an attacker would: a planted session id, a replayed
+/// callback, a sign-in pushed out by a flood of /login calls, GET and
+/// forged POSTs to /logout, a forged end-session state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_app_signs_in_and_out_against_the_real_provider() {
     let port = free_port();
     let app = format!("http://127.0.0.1:{port}");
     let provider = oidc::Provider::start_for_app(&app);
-    let mut child = start_partner_app(port, &provider, &app, &[]);
+    let mut child = start_partner_app(port, &provider, &app, &[("PARTNER_APP_MAX_SESSIONS", "3")]);
+
+    // A sign-in started early, then pushed out by three more /login calls:
+    // pending sign-ins are bounded (3 here), the oldest makes room.
+    let mut early = oidc::Browser::for_app(&app);
+    let early_login = early.request(early.http().get(format!("{app}/login"))).await;
+    let early_url = url::Url::parse(early_login.headers()["location"].to_str().unwrap()).unwrap();
+    for _ in 0..3 {
+        let mut flood = oidc::Browser::for_app(&app);
+        assert_eq!(flood.request(flood.http().get(format!("{app}/login"))).await.status(), 303);
+    }
+    let early_callback = early.sign_in(&early_url, "carol").await;
+    let refused = early.request(early.http().get(&early_callback)).await;
+    assert_eq!(refused.status(), 400, "the pushed-out sign-in");
+    assert!(refused.text().await.unwrap().contains("no sign-in in progress"));
 
     let mut browser = oidc::Browser::for_app(&app);
+    // A session id planted before sign-in (session fixation).
+    browser.set_cookie("partner_session", "planted-by-an-attacker");
     let login = browser.request(browser.http().get(format!("{app}/login"))).await;
     assert_eq!(login.status(), 303);
+    let cookies = set_cookies(&login);
+    // The only cookie set is the sign-in's; the planted session id, unknown
+    // to the app, is deleted.
+    let sign_in = cookies.iter().find(|c| c.starts_with("partner_signin=")).expect("a sign-in cookie");
+    let flags = ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=900"];
+    assert!(flags.iter().all(|f| sign_in.contains(f)) && !sign_in.contains("Secure"), "over http: {sign_in}");
+    let sign_in_id = sign_in["partner_signin=".len()..].split(';').next().unwrap().to_owned();
+    let others: Vec<_> = cookies.iter().filter(|c| !c.starts_with("partner_signin=")).collect();
+    assert!(others.iter().all(|c| c.starts_with("partner_session=;") && c.contains("Max-Age=0")), "{cookies:?}");
     let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
     let callback = browser.sign_in(&to_provider, "carol").await;
     let done = browser.request(browser.http().get(&callback)).await;
     assert_eq!(done.headers()["location"], "/me");
+    let cookies = set_cookies(&done);
+    let session = cookies.iter().find(|c| c.starts_with("partner_session=")).expect("a session cookie");
+    assert!(!session.contains("planted-by-an-attacker"), "a new session id at sign-in: {session}");
+    assert!(session.contains("HttpOnly") && session.contains("SameSite=Lax"), "{session}");
+    assert!(cookies.iter().any(|c| c.starts_with("partner_signin=;")), "the sign-in cookie is cleared: {cookies:?}");
+    // The planted id is not signed in; the callback cannot be replayed.
+    let mut attacker = oidc::Browser::for_app(&app);
+    attacker.set_cookie("partner_session", "planted-by-an-attacker");
+    let planted = attacker.request(attacker.http().get(format!("{app}/me"))).await;
+    assert_eq!(planted.headers()["location"], "/login");
+    let mut replay = oidc::Browser::for_app(&app);
+    replay.set_cookie("partner_signin", &sign_in_id);
+    assert_eq!(replay.request(replay.http().get(&callback)).await.status(), 400, "a pending sign-in is used once");
+
     let me = browser.request(browser.http().get(format!("{app}/me"))).await.text().await.unwrap();
     assert!(me.contains("&quot;sub&quot;: &quot;carol&quot;") || me.contains("\"sub\": \"carol\""), "{me}");
     assert!(me.contains("carol@example.com") && me.contains("acme-law"), "claims and userinfo: {me}");
     assert!(!me.contains("eyJ") && !me.contains("access_token"), "no tokens on the page: {me}");
+    assert!(me.contains("<form method=\"post\" action=\"/logout\">"), "{me}");
+    let csrf = csrf_of(&me);
+    assert_eq!(csrf.len(), 43, "32 random bytes, base64url");
 
-    // Logout: the app redirects to the provider's end-session endpoint,
-    // the user confirms, the provider sends them back with the state.
-    let logout = browser.request(browser.http().get(format!("{app}/logout"))).await;
+    // GET /logout, a POST without the token and one with another token sign nobody out.
+    let get = browser.request(browser.http().get(format!("{app}/logout"))).await;
+    assert_eq!(get.status(), 405);
+    for form in [vec![], vec![("csrf", "A".repeat(43))]] {
+        let forged = browser.request(browser.http().post(format!("{app}/logout")).form(&form)).await;
+        assert_eq!(forged.status(), 403, "{form:?}");
+    }
+    let still = browser.request(browser.http().get(format!("{app}/me"))).await;
+    assert_eq!(still.status(), 200, "still signed in");
+    assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), 0, "nothing revoked");
+
+    // Logout: the form redirects (303) to the provider's end-session
+    // endpoint, the user confirms, the provider sends them back with the state.
+    let logout = browser.request(browser.http().post(format!("{app}/logout")).form(&[("csrf", &csrf)])).await;
+    assert_eq!(logout.status(), 303);
+    assert!(set_cookies(&logout).iter().any(|c| c.starts_with("partner_signout=") && c.contains("HttpOnly")));
     let end_session = url::Url::parse(logout.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(end_session.path(), "/connect/endsession");
     let page = browser.request(browser.http().get(end_session.clone())).await.text().await.unwrap();
@@ -121,6 +179,10 @@ async fn partner_app_signs_in_and_out_against_the_real_provider() {
         browser.request(browser.http().post(confirm).form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])).await;
     let back = confirmed.headers()["location"].to_str().unwrap().to_owned();
     assert!(back.starts_with(&format!("{app}/logout/callback?state=")), "{back}");
+    let forged = browser.request(browser.http().get(format!("{app}/logout/callback?state=forged"))).await;
+    assert_eq!(forged.status(), 400, "an end-session state this browser did not send");
+    let mut stranger = oidc::Browser::for_app(&app);
+    assert_eq!(stranger.request(stranger.http().get(&back)).await.status(), 400, "another browser's state");
     let signed_out = browser.request(browser.http().get(&back)).await.text().await.unwrap();
     assert!(signed_out.contains("Signed out"), "{signed_out}");
     let me = browser.request(browser.http().get(format!("{app}/me"))).await;
@@ -131,6 +193,38 @@ async fn partner_app_signs_in_and_out_against_the_real_provider() {
     let logs = String::from_utf8_lossy(&output.stderr);
     assert!(logs.contains("signed in sub=carol"), "{logs}");
     assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+}
+
+/// Served over https (an https redirect URI), every cookie is `Secure` with
+/// the `__Host-` prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_cookies_are_secure_host_cookies_over_https() {
+    let port = free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let provider = oidc::Provider::start_for_app(&app);
+    let redirect = format!("https://localhost:{port}/signin-oidc");
+    let mut child = start_partner_app(port, &provider, &app, &[("FILEVINE_REDIRECT_URI", redirect.as_str())]);
+    let mut browser = oidc::Browser::for_app(&app);
+    let login = browser.request(browser.http().get(format!("{app}/login"))).await;
+    assert_eq!(login.status(), 303);
+    let cookies = set_cookies(&login);
+    assert_eq!(cookies.len(), 1, "{cookies:?}");
+    for flag in ["__Host-partner_signin=", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookies[0].contains(flag), "{flag}: {cookies:?}");
+    }
+    assert!(!cookies[0].contains("Domain"), "a __Host- cookie has no Domain: {cookies:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// The `Set-Cookie` headers of a response.
+fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
+}
+
+/// The logout form's CSRF token on a /me page.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"").nth(1).expect("a csrf input").split('"').next().unwrap().to_owned()
 }
 
 /// Starts examples/partner_app.rs on `port` with `env`; returns once it
@@ -181,9 +275,22 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     let mut browser = oidc::Browser::for_app(&app_a);
     let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
     let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    // /login made a pending sign-in that expires, and no session.
+    let ttl = |key: &str| -> i64 {
+        let mut connection = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
+        redis::cmd("PTTL").arg(key).query(&mut connection).unwrap()
+    };
+    let pending = redis.keys("partner-app:signin:*");
+    assert_eq!(pending.len(), 1, "{:?}", redis.keys("*"));
+    assert!((1..=900_000).contains(&ttl(&pending[0])), "expires within 15 minutes");
+    assert!(redis.keys("partner-app:session:*").is_empty(), "no session before sign-in");
     let callback = browser.sign_in(&to_provider, "carol").await;
     let done = browser.request(browser.http().get(&callback)).await;
     assert_eq!(done.headers()["location"], "/me");
+    assert!(redis.keys("partner-app:signin:*").is_empty(), "the pending sign-in is used once");
+    let sessions = redis.keys("partner-app:session:*");
+    assert_eq!(sessions.len(), 1);
+    assert!((1..=8 * 3600 * 1000).contains(&ttl(&sessions[0])), "a session expires after 8 idle hours");
     let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
     let me = async |browser: &mut oidc::Browser, app: &str| {
         let response = browser.request(browser.http().get(format!("{app}/me"))).await;
@@ -220,7 +327,9 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     // Logout on B: the refresh and access tokens are revoked, the stored
     // token set and the session are gone, A sends the user to /login.
     let revocations = provider.stats().await["revocation"].as_u64().unwrap();
-    let logout = browser.request(browser.http().get(format!("{app_b}/logout"))).await;
+    let csrf = csrf_of(&me(&mut browser, &app_b).await);
+    let logout = browser.request(browser.http().post(format!("{app_b}/logout")).form(&[("csrf", &csrf)])).await;
+    assert_eq!(logout.status(), 303);
     assert_eq!(url::Url::parse(logout.headers()["location"].to_str().unwrap()).unwrap().path(), "/connect/endsession");
     assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 2, "refresh and access token");
     assert!(redis.keys("filevine:tokens:*").is_empty(), "{:?}", redis.keys("*"));

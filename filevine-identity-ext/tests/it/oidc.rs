@@ -602,10 +602,13 @@ async fn sign_in_never_shows_a_secret() {
     shown.push(format!("{end:?} {end:#?}"));
     client.revoke_access_token(&refreshed).await.unwrap();
 
-    // Failures: reused code, forged state, revoked token at userinfo, a
-    // tampered ID token, a wrong client secret.
+    // Failures: reused code, a callback without iss (RFC 9207), forged
+    // state, revoked token at userinfo, a tampered ID token, a wrong client
+    // secret.
+    let without_iss = callback.split("&iss=").next().unwrap().to_owned();
     let errors = [
         client.complete_sign_in(&callback, pending.clone()).await.unwrap_err(),
+        client.complete_sign_in(&without_iss, pending.clone()).await.unwrap_err(),
         client.complete_sign_in(&callback.replace("state=", "state=x"), pending).await.unwrap_err(),
         client.userinfo(&refreshed, "alice").await.unwrap_err(),
         client
@@ -615,6 +618,7 @@ async fn sign_in_never_shows_a_secret() {
         sign_in_result(&client_for(oidc::CLIENT_ID, "a-wrong-client-secret")).await.unwrap_err(),
     ];
     secrets.push("a-wrong-client-secret".into());
+    assert!(matches!(errors[1], SignInError::MissingIssuer), "{}", errors[1]);
     for error in &errors {
         shown.push(format!("{error}\n{error:?}\n{error:#?}"));
     }

@@ -146,6 +146,11 @@ impl Browser {
         response
     }
 
+    /// Sets a cookie as if a server (or an attacker) had planted it.
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.insert(name.to_owned(), value.to_owned());
+    }
+
     /// Takes over another browser's cookies (the same user in a second tab).
     pub fn copy_cookies_from(&mut self, other: &Browser) {
         self.cookies = other.cookies.clone();

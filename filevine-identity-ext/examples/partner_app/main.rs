@@ -1,0 +1,369 @@
+//! A small partner web app, like Filevine's sample apps: "Login with
+//! Filevine" (authorization code + PKCE + client secret), the signed-in
+//! user's claims, and sign-out.
+//!
+//! ```sh
+//! FILEVINE_REGION=us \
+//! FILEVINE_CLIENT_ID=… FILEVINE_CLIENT_SECRET=… \
+//! FILEVINE_REDIRECT_URI=http://127.0.0.1:7059/signin-oidc \
+//! FILEVINE_POST_LOGOUT_REDIRECT_URI=http://127.0.0.1:7059/logout/callback \
+//! cargo run -p filevine-identity-ext --example partner_app
+//! ```
+//!
+//! Then open http://127.0.0.1:7059/. `FILEVINE_AUTHORITY` instead of
+//! `FILEVINE_REGION` points it at another provider (the sign-in tests' one:
+//! `node filevine-identity-ext/tests/oidc-provider/server.mjs`);
+//! `FILEVINE_SCOPES` overrides the scopes; `PARTNER_APP_ADDR` the address
+//! (default 127.0.0.1:7059).
+//!
+//! Routes: `/login` redirects to Filevine, `/signin-oidc` completes the
+//! sign-in, `/me` shows the ID token's claims and the userinfo (never a
+//! token) and a logout button, `POST /logout` (with the form's `csrf`)
+//! revokes the tokens and sends the user to sign out at Filevine,
+//! `/logout/callback` is where Filevine sends them back.
+//!
+//! What it does against session fixation, CSRF and unbounded growth:
+//! - `/login` creates no session: the pending sign-in (state, nonce, PKCE
+//!   verifier) is a server-side record named by its own 15-minute cookie,
+//!   used once by the callback. The session starts at sign-in, with a new
+//!   id (`cycle_id`), so an id planted before sign-in is worth nothing.
+//! - Cookies are `HttpOnly`, `SameSite=Lax`, and over https (the redirect
+//!   URI's scheme) `Secure` with the `__Host-` prefix ([`cookies`]).
+//! - Logout is a POST carrying the session's CSRF token (`GET /logout`
+//!   does nothing); the end-session `state` is kept in a cookie and checked
+//!   when the provider sends the user back.
+//! - Sessions expire after 8 hours without a request; in memory at most
+//!   `PARTNER_APP_MAX_SESSIONS` (default 10,000) sessions and as many
+//!   pending sign-ins are kept ([`stores::BoundedMemory`]); in Redis every
+//!   record carries its expiry.
+//!
+//! Sessions are [tower-sessions] sessions; each user's token set lives in
+//! a [token store](filevine_identity_ext::store) under a random key kept
+//! in the session. By default both are in this process's memory. With
+//! `FILEVINE_TOKEN_STORE=redis://…` both live in Redis (set
+//! `FILEVINE_STORE_KEY` to encrypt the tokens): run several instances on
+//! different `PARTNER_APP_ADDR`s behind one hostname, restart them, and users
+//! stay signed in; a refresh that two instances need at once is made once.
+//!
+//! [tower-sessions]: https://docs.rs/tower-sessions
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Query, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
+use filevine_identity_ext::store::{self, StoreKey, TokenStore};
+use filevine_identity_ext::{OidcClient, TokenProvider};
+use serde::{Deserialize, Serialize};
+use tower_sessions::cookie::time::{Duration, OffsetDateTime};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::{Expiry, Session, SessionManagerLayer, SessionStore};
+
+mod cookies;
+mod stores;
+
+/// What the session holds once the user signed in. No token: those are in
+/// the token store, under `token_key`.
+#[derive(Clone, Serialize, Deserialize)]
+struct SignedInUser {
+    claims: IdTokenClaims,
+    /// The user's token set's name in the token store (random).
+    token_key: String,
+    /// The token the logout form must bring back.
+    csrf: CsrfToken,
+}
+
+const USER: &str = "user";
+/// The pending sign-in's field in its record.
+const PENDING: &str = "pending_sign_in";
+/// How long a sign-in may take (the SDK's default sign-in timeout), and so
+/// how long its cookie and record live; the same for the sign-out state.
+const SIGN_IN_TTL: Duration = Duration::minutes(15);
+/// A session ends after this long without a request.
+const SESSION_IDLE: Duration = Duration::hours(8);
+
+#[derive(Clone)]
+struct App {
+    oidc: OidcClient,
+    tokens: Arc<dyn TokenStore>,
+    /// This instance's providers, by token key: the warm path stays in
+    /// memory; a miss reads the store.
+    providers: Arc<Mutex<HashMap<String, TokenProvider>>>,
+    /// Pending sign-ins, named by the sign-in cookie.
+    pending: Arc<dyn SessionStore>,
+    cookies: cookies::Policy,
+}
+
+#[tokio::main]
+async fn main() {
+    // Sign-ins and refreshes at INFO, on stderr; the SDK never logs a secret.
+    tracing_subscriber::fmt().with_max_level(tracing::Level::INFO).with_writer(std::io::stderr).init();
+    let oidc = OidcClient::from_env().unwrap_or_else(|error| exit(2, &error));
+    let policy = cookies::Policy { https: oidc.redirect_uri().as_str().starts_with("https://") };
+    let spec = std::env::var(store::TOKEN_STORE).unwrap_or_else(|_| "memory".into());
+    let tokens = store::open(&spec).unwrap_or_else(|error| exit(2, &error));
+    let capacity = match std::env::var("PARTNER_APP_MAX_SESSIONS") {
+        Ok(value) => value.parse().unwrap_or_else(|error| exit(2, &format!("PARTNER_APP_MAX_SESSIONS: {error}"))),
+        Err(_) => 10_000,
+    };
+    let redis = spec.starts_with("redis");
+    let pending: Arc<dyn SessionStore> = if redis {
+        Arc::new(stores::RedisSessions::open(&spec, "partner-app:signin:").unwrap_or_else(|error| exit(2, &error)))
+    } else {
+        Arc::new(stores::BoundedMemory::new(capacity))
+    };
+    let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy };
+    let router = Router::new()
+        .route("/", get(home))
+        .route("/login", get(login))
+        .route("/signin-oidc", get(signin_callback))
+        .route("/me", get(me))
+        .route("/logout", post(logout))
+        .route("/logout/callback", get(logged_out))
+        .with_state(app);
+    let router = if redis {
+        let sessions =
+            stores::RedisSessions::open(&spec, "partner-app:session:").unwrap_or_else(|error| exit(2, &error));
+        router.layer(session_layer(sessions, policy))
+    } else {
+        router.layer(session_layer(stores::BoundedMemory::new(capacity), policy))
+    };
+    let addr = std::env::var("PARTNER_APP_ADDR").unwrap_or_else(|_| "127.0.0.1:7059".into());
+    let listener = match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => listener,
+        Err(error) => exit(1, &error),
+    };
+    println!("partner app listening on http://{addr}/");
+    if let Err(error) = axum::serve(listener, router).await {
+        exit(1, &error);
+    }
+}
+
+fn session_layer<S: SessionStore + Clone>(store: S, policy: cookies::Policy) -> SessionManagerLayer<S> {
+    SessionManagerLayer::new(store)
+        .with_name(policy.name(cookies::SESSION))
+        .with_secure(policy.https)
+        .with_http_only(true)
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(SESSION_IDLE))
+}
+
+fn exit(code: i32, error: &dyn std::fmt::Display) -> ! {
+    eprintln!("error: {error}");
+    std::process::exit(code)
+}
+
+async fn home() -> Html<&'static str> {
+    Html(r#"<h1>Partner app</h1><p><a href="/login">Login with Filevine</a> · <a href="/me">Me</a></p>"#)
+}
+
+/// Starts a sign-in: the pending sign-in goes into its own short-lived
+/// record and cookie (no session yet), the user to Filevine.
+async fn login(State(app): State<App>, headers: HeaderMap) -> Response {
+    let request = match app.oidc.authorization_request(AuthorizationOptions::default()).await {
+        Ok(request) => request,
+        Err(error) => return failure(StatusCode::BAD_GATEWAY, &error),
+    };
+    // A sign-in this browser started and did not finish is dropped.
+    if let Some(id) = app.cookies.get(&headers, cookies::SIGN_IN).and_then(|v| v.parse::<Id>().ok()) {
+        let _ = app.pending.delete(&id).await;
+    }
+    let pending = match serde_json::to_value(&request.pending) {
+        Ok(pending) => pending,
+        Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
+    };
+    let mut record = Record {
+        id: Id::default(),
+        data: HashMap::from([(PENDING.to_owned(), pending)]),
+        expiry_date: OffsetDateTime::now_utc() + SIGN_IN_TTL,
+    };
+    if let Err(error) = app.pending.create(&mut record).await {
+        return failure(StatusCode::INTERNAL_SERVER_ERROR, &error);
+    }
+    let cookie = app.cookies.set(cookies::SIGN_IN, &record.id.to_string(), SIGN_IN_TTL);
+    ([(SET_COOKIE, cookie)], Redirect::to(request.url.as_str())).into_response()
+}
+
+/// The callback: takes the pending sign-in named by the sign-in cookie
+/// (once), completes the sign-in, saves the token set to the token store,
+/// and starts the session under a new id.
+async fn signin_callback(State(app): State<App>, session: Session, headers: HeaderMap, uri: Uri) -> Response {
+    let clear = [(SET_COOKIE, app.cookies.clear(cookies::SIGN_IN))];
+    let Some(pending) = take_pending(&app, &headers).await else {
+        return (StatusCode::BAD_REQUEST, clear, "no sign-in in progress: start at /login").into_response();
+    };
+    let signed_in = match app.oidc.complete_sign_in(&uri.to_string(), pending).await {
+        Ok(signed_in) => signed_in,
+        Err(error) => return (clear, failure(StatusCode::UNAUTHORIZED, &error)).into_response(),
+    };
+    let (token_key, csrf) = match (CsrfToken::generate(), CsrfToken::generate()) {
+        (Ok(key), Ok(csrf)) => (key.expose_secret().to_owned(), csrf),
+        (Err(error), _) | (_, Err(error)) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
+    };
+    let provider = match app.oidc.token_provider(signed_in.token_set).await {
+        Ok(builder) => builder.store(app.tokens.clone()).store_key(StoreKey::session(&token_key)).build_saved().await,
+        Err(error) => return failure(StatusCode::BAD_GATEWAY, &error),
+    };
+    let provider = match provider {
+        Ok(provider) => provider,
+        Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
+    };
+    tracing::info!(sub = %signed_in.claims.sub, "signed in");
+    lock(&app).insert(token_key.clone(), provider);
+    // A new session id at sign-in: a session id planted before (session
+    // fixation) is not the one that gets signed in.
+    if let Err(error) = session.cycle_id().await {
+        return failure(StatusCode::INTERNAL_SERVER_ERROR, &error);
+    }
+    if let Err(error) = session.insert(USER, SignedInUser { claims: signed_in.claims, token_key, csrf }).await {
+        return failure(StatusCode::INTERNAL_SERVER_ERROR, &error);
+    }
+    (clear, Redirect::to("/me")).into_response()
+}
+
+/// The pending sign-in the request's sign-in cookie names, removed from
+/// the store so that it is used once.
+async fn take_pending(app: &App, headers: &HeaderMap) -> Option<PendingSignIn> {
+    let id = app.cookies.get(headers, cookies::SIGN_IN)?.parse::<Id>().ok()?;
+    let record = app.pending.load(&id).await.ok().flatten();
+    let _ = app.pending.delete(&id).await;
+    serde_json::from_value(record?.data.remove(PENDING)?).ok()
+}
+
+/// The user's token provider: this instance's, or one that picks the token
+/// set up from the store (another instance signed the user in, or this one
+/// restarted).
+async fn provider(app: &App, token_key: &str) -> Result<TokenProvider, Box<dyn std::error::Error + Send + Sync>> {
+    if let Some(provider) = lock(app).get(token_key) {
+        return Ok(provider.clone());
+    }
+    let provider = app.oidc.stored_session(StoreKey::session(token_key)).await?.store(app.tokens.clone()).build()?;
+    lock(app).insert(token_key.to_owned(), provider.clone());
+    Ok(provider)
+}
+
+/// The signed-in user's claims and userinfo (no tokens), and the logout
+/// form with the session's CSRF token.
+async fn me(State(app): State<App>, session: Session) -> Response {
+    let Ok(Some(user)) = session.get::<SignedInUser>(USER).await else {
+        return Redirect::to("/login").into_response();
+    };
+    // A valid access token, refreshed (with a rotated refresh token) if
+    // needed, through the store.
+    let userinfo = match provider(&app, &user.token_key).await {
+        Ok(tokens) => match tokens.token().await {
+            Ok(token) => match app.oidc.userinfo(&token, &user.claims.sub).await {
+                Ok(info) => serde_json::to_string_pretty(&info).unwrap_or_default(),
+                Err(error) => format!("userinfo failed: {error}"),
+            },
+            Err(error) if error.needs_sign_in() => return Redirect::to("/login").into_response(),
+            Err(error) => format!("no access token: {error}"),
+        },
+        Err(error) => format!("no access token: {error}"),
+    };
+    let claims = serde_json::to_string_pretty(&user.claims).unwrap_or_default();
+    Html(format!(
+        "<h1>Signed in</h1><h2>ID token claims</h2><pre>{}</pre><h2>Userinfo</h2><pre>{}</pre>\
+         <form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+         <button type=\"submit\">Logout</button></form>",
+        escape(&claims),
+        escape(&userinfo),
+        escape(user.csrf.expose_secret()),
+    ))
+    .into_response()
+}
+
+/// The logout form's field.
+#[derive(Deserialize)]
+struct LogoutForm {
+    csrf: String,
+}
+
+/// `POST /logout` with the session's CSRF token: revokes the refresh and
+/// access tokens, deletes the stored tokens and the session, and sends the
+/// user to sign out at Filevine (303), keeping the end-session `state` in
+/// a cookie for the way back. Another site cannot sign the user out: it
+/// does not know the token.
+async fn logout(State(app): State<App>, session: Session, form: Result<Form<LogoutForm>, FormRejection>) -> Response {
+    let Ok(Some(user)) = session.get::<SignedInUser>(USER).await else {
+        return Redirect::to("/").into_response();
+    };
+    match form {
+        Ok(Form(form)) if user.csrf.matches(&form.csrf) => {}
+        _ => return (StatusCode::FORBIDDEN, "the logout form is stale or forged: sign out from /me").into_response(),
+    }
+    let _ = session.flush().await;
+    let mut hint = None;
+    match provider(&app, &user.token_key).await {
+        Ok(tokens) => {
+            hint = tokens.latest_id_token();
+            if let Err(error) = app.oidc.sign_out(&tokens).await {
+                eprintln!("warning: could not revoke the tokens: {error}");
+            }
+        }
+        Err(error) => eprintln!("warning: could not read the stored tokens: {error}"),
+    }
+    lock(&app).remove(&user.token_key);
+    match app.oidc.end_session_url(hint.as_ref()).await {
+        Ok(end) => {
+            let cookie = app.cookies.set(cookies::SIGN_OUT, end.state.expose_secret(), SIGN_IN_TTL);
+            ([(SET_COOKIE, cookie)], Redirect::to(end.url.as_str())).into_response()
+        }
+        // The provider has no end-session endpoint: signed out here.
+        Err(_) => signed_out_page(&app),
+    }
+}
+
+/// Where the provider sends the user after signing out: the `state` must
+/// be the one this browser's logout sent.
+async fn logged_out(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let expected = app.cookies.get(&headers, cookies::SIGN_OUT);
+    let matches = match (expected, query.get("state")) {
+        (Some(expected), Some(got)) => subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), got.as_bytes()).into(),
+        _ => false,
+    };
+    if !matches {
+        return (StatusCode::BAD_REQUEST, "this sign-out response does not belong to a sign-out from this browser")
+            .into_response();
+    }
+    signed_out_page(&app)
+}
+
+fn signed_out_page(app: &App) -> Response {
+    (
+        [(SET_COOKIE, app.cookies.clear(cookies::SIGN_OUT))],
+        Html(r#"<h1>Signed out</h1><p><a href="/login">Login again</a></p>"#),
+    )
+        .into_response()
+}
+
+fn lock(app: &App) -> std::sync::MutexGuard<'_, HashMap<String, TokenProvider>> {
+    app.providers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// An error page: the SDK's messages never contain a secret.
+fn failure(status: StatusCode, error: &dyn std::error::Error) -> Response {
+    (
+        status,
+        Html(format!(
+            "<h1>Sign-in failed</h1><p>{}</p><p><a href=\"/login\">Try again</a></p>",
+            escape(&error.to_string())
+        )),
+    )
+        .into_response()
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
