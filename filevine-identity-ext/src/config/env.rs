@@ -20,6 +20,9 @@ pub const SCOPES: &str = "FILEVINE_SCOPES";
 pub const REGION: &str = "FILEVINE_REGION";
 /// A custom authority URL; wins over [`REGION`].
 pub const AUTHORITY: &str = "FILEVINE_AUTHORITY";
+/// The API gateway of a custom [`AUTHORITY`] (the US and Canada regions
+/// know theirs).
+pub const GATEWAY: &str = "FILEVINE_GATEWAY";
 /// The partner app's redirect URI.
 pub const REDIRECT_URI: &str = "FILEVINE_REDIRECT_URI";
 /// The partner app's post-logout redirect URI.

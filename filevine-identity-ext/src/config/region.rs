@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use url::{Host, Url};
 
-use crate::config::env::{AUTHORITY, Lookup, REGION};
+use crate::config::env::{AUTHORITY, GATEWAY, Lookup, REGION};
 
 /// API gateway of the US region.
 pub const US_GATEWAY: &str = "https://api.filevine.io";
@@ -164,7 +164,16 @@ impl Region {
 
     pub(crate) fn from_lookup(lookup: Lookup<'_>) -> Result<Option<Self>, RegionError> {
         if let Some(authority) = lookup(AUTHORITY).filter(|v| !v.trim().is_empty()) {
-            let region = Self::custom(authority.trim()).map_err(|e| RegionError { what: AUTHORITY.into(), ..e })?;
+            let region = match lookup(GATEWAY).filter(|v| !v.trim().is_empty()) {
+                None => Self::custom(authority.trim()).map_err(|e| RegionError { what: AUTHORITY.into(), ..e })?,
+                Some(gateway) => {
+                    let gateway_error = |e: RegionError| match e.what.as_str() {
+                        "authority" => RegionError { what: AUTHORITY.into(), ..e },
+                        _ => RegionError { what: GATEWAY.into(), ..e },
+                    };
+                    Self::custom_with_gateway(authority.trim(), gateway.trim()).map_err(gateway_error)?
+                }
+            };
             return Ok(Some(region.canonical()));
         }
         match lookup(REGION).filter(|v| !v.trim().is_empty()) {
@@ -350,5 +359,16 @@ mod tests {
         assert!(err.to_string().starts_with("invalid FILEVINE_AUTHORITY \"http://10.0.0.1\""), "{err}");
         // An explicit setting is not overridden, and never falls back.
         assert_eq!(Region::resolve_with(Some(Region::Canada), &bad).unwrap(), Region::Canada);
+        let bad = env(&[(AUTHORITY, "https://id.example"), (GATEWAY, "http://10.0.0.1")]);
+        let err = Region::resolve_with(None, &bad).unwrap_err();
+        assert!(err.to_string().starts_with("invalid FILEVINE_GATEWAY \"http://10.0.0.1\""), "{err}");
+    }
+
+    #[test]
+    fn a_custom_authority_takes_its_gateway_from_the_environment() {
+        let vars = env(&[(AUTHORITY, "https://id.example/"), (GATEWAY, "https://gw.example/")]);
+        let region = Region::resolve_with(None, &vars).unwrap();
+        assert_eq!((region.identity_url(), region.gateway_url()), ("https://id.example", Some("https://gw.example")));
+        assert_eq!(region.issuer(), "https://id.example/");
     }
 }

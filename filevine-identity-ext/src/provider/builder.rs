@@ -375,6 +375,7 @@ impl TokenProviderBuilder {
                     lease,
                     version: AtomicU64::new(0),
                     seen: AtomicU64::new(0),
+                    warned_unreadable: AtomicU64::new(0),
                     strict: credentials.is_refresh(),
                 };
                 link.warn_if_unencrypted();

@@ -50,6 +50,10 @@ pub(crate) struct StoreLink {
     pub(crate) version: AtomicU64,
     /// The version of the entry as last read (what a save replaces).
     pub(crate) seen: AtomicU64,
+    /// One more than the version of the last unreadable entry warned
+    /// about (0: none), so that the read and the re-read under the lease
+    /// make one warning, not two.
+    pub(crate) warned_unreadable: AtomicU64,
     /// A refresh token must not be refreshed outside the store.
     pub(crate) strict: bool,
 }
@@ -89,6 +93,10 @@ impl StoreLink {
         match record::decode(&entry.value, &self.key, self.seal.as_ref()) {
             Ok(tokens) => Ok((entry.version, Some(tokens))),
             Err(cause) => {
+                let marker = entry.version.saturating_add(1);
+                if self.warned_unreadable.swap(marker, Ordering::Relaxed) == marker {
+                    return Ok((entry.version, None));
+                }
                 tracing::warn!(
                     store = self.store.kind(),
                     key = %self.key,

@@ -188,6 +188,50 @@ impl StoreError {
     }
 }
 
+/// Encodes a long-lived credential (a PAT a command line tool keeps for its
+/// next exchange) for a store the way token sets are: the same versioned
+/// record, sealed with AES-256-GCM and bound to `key` when `seal` is given.
+///
+/// ```
+/// use filevine_identity_ext::store::{self, StoreEncryptionKey, StoreKey};
+/// use filevine_identity_ext::PersonalAccessToken;
+///
+/// let key = StoreKey::session("cli/default/pat");
+/// let seal = StoreEncryptionKey::generate().unwrap();
+/// let pat = PersonalAccessToken::new("fvpat_example").unwrap();
+/// let value = store::encode_credential(&pat, &key, Some(&seal)).unwrap();
+/// assert!(!value.windows(5).any(|w| w == b"fvpat"));
+/// let back = store::decode_credential(&value, &key, Some(&seal)).unwrap();
+/// assert_eq!(back.expose_secret(), "fvpat_example");
+/// assert!(store::decode_credential(&value, &StoreKey::session("elsewhere"), Some(&seal)).is_none());
+/// ```
+///
+/// # Errors
+/// Only when sealing and the OS random number generator fails.
+pub fn encode_credential(
+    pat: &crate::PersonalAccessToken,
+    key: &StoreKey,
+    seal: Option<&StoreEncryptionKey>,
+) -> Result<Vec<u8>, StoreError> {
+    let refresh = crate::RefreshToken::from_secret(pat.secret().clone());
+    let tokens = record::StoredTokens { refresh_token: Some(refresh), ..Default::default() };
+    Ok(record::encode(&tokens, key, seal)?)
+}
+
+/// Decodes what [`encode_credential`] wrote; `None` when it is not such a
+/// value, does not open with `seal`, or was stored under another key.
+pub fn decode_credential(
+    value: &[u8],
+    key: &StoreKey,
+    seal: Option<&StoreEncryptionKey>,
+) -> Option<crate::PersonalAccessToken> {
+    let tokens = record::decode(value, key, seal).ok()?;
+    if tokens.access_token.is_some() || tokens.id_token.is_some() {
+        return None;
+    }
+    crate::PersonalAccessToken::new(tokens.refresh_token?.expose_secret()).ok()
+}
+
 /// The environment variable naming the store: `memory`, `file:<dir>` or a
 /// `redis://` / `rediss://` URL.
 pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";

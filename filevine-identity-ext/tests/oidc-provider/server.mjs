@@ -62,6 +62,18 @@ const clients = [
   post_logout_redirect_uris: [`${redirectHost}/logout/callback`],
   id_token_signed_response_alg: 'RS512',
 }));
+// The filevine-auth command line tool: a native public client (no secret,
+// PKCE) with an RFC 8252 loopback redirect; oidc-provider accepts any port
+// on a loopback redirect URI for a native client.
+clients.push({
+  client_id: 'filevine-cli',
+  application_type: 'native',
+  token_endpoint_auth_method: 'none',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: ['http://127.0.0.1/callback'],
+  id_token_signed_response_alg: 'RS512',
+});
 
 const accounts = new Map();
 function account(id) {

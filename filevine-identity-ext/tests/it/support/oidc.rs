@@ -59,7 +59,8 @@ fn start_with(app: &str) -> Provider {
 }
 
 fn start_with_env(app: &str, env: &[(&str, String)]) -> Provider {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider");
+    // Through the workspace, so that other crates' tests can include this module.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../filevine-identity-ext/tests/oidc-provider");
     assert!(
         dir.join("node_modules/oidc-provider").is_dir(),
         "oidc-provider is not installed: run `cargo xtask test`, or `npm ci --prefix {}` once",

@@ -1,0 +1,145 @@
+//! The command line, as clap sees it.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// What the exit codes mean; shown under `--help`.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  error (the message on stderr says what to do)
+  2  usage error
+  4  sign-in required: run `filevine-auth login`, or set FILEVINE_PAT
+
+Environment: FILEVINE_PAT, FILEVINE_CLIENT_ID, FILEVINE_CLIENT_SECRET, FILEVINE_SCOPES,
+FILEVINE_REGION, FILEVINE_AUTHORITY, FILEVINE_GATEWAY, FILEVINE_STORE_KEY (encrypts the
+cached tokens), FILEVINE_CONFIG_DIR (default: the platform's config directory + filevine),
+NO_COLOR.";
+
+/// Filevine access tokens, sign-in and "who am I", for scripts and terminals.
+///
+/// Tokens are cached in the configuration directory (a 0700 directory of
+/// 0600 files) and refreshed when needed; parallel invocations share one
+/// exchange.
+#[derive(Debug, Parser)]
+#[command(name = "filevine-auth", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The region: `us`, `ca` or `canada` (default: the profile's, else FILEVINE_REGION, else us).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// A custom identity authority URL instead of a region.
+    #[arg(long, global = true, value_name = "URL")]
+    pub authority: Option<String>,
+    /// The API gateway of a custom authority (for `whoami`).
+    #[arg(long, global = true, value_name = "URL", requires = "authority")]
+    pub gateway: Option<String>,
+    /// A named configuration from `config.json` in the configuration directory.
+    #[arg(long, global = true, value_name = "NAME", default_value = "default", env = "FILEVINE_PROFILE")]
+    pub profile: String,
+    /// Log what the SDK does on stderr (never a secret).
+    #[arg(long, short, global = true)]
+    pub verbose: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print an access token, from the cache while it has at least --min-valid left.
+    ///
+    /// Uses, in order: the profile's sign-in (`login`), the PAT stored by
+    /// `login --with-pat`, FILEVINE_PAT (with FILEVINE_CLIENT_ID and
+    /// FILEVINE_CLIENT_SECRET if set), or client credentials
+    /// (FILEVINE_CLIENT_ID and FILEVINE_CLIENT_SECRET).
+    Token {
+        /// Print `Authorization: Bearer <token>`.
+        #[arg(long, conflicts_with = "json")]
+        header: bool,
+        /// Print the token, its expiry and scopes as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Refresh unless the cached token has at least this long left (e.g. 90s, 5m, 1h).
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        min_valid: Duration,
+    },
+    /// Sign in with your Filevine account (authorization code + PKCE, loopback redirect).
+    ///
+    /// Needs FILEVINE_CLIENT_ID (or the profile's client_id): a native
+    /// client registered with the redirect URI http://127.0.0.1/callback.
+    /// The URL is always printed on stderr.
+    Login {
+        /// Do not open a browser; open the printed URL yourself.
+        #[arg(long)]
+        no_browser: bool,
+        /// The loopback port of the redirect URI (default: any free port).
+        #[arg(long, value_name = "N")]
+        port: Option<u16>,
+        /// Read a personal access token from standard input instead, check it, and store it.
+        #[arg(long, conflicts_with_all = ["no_browser", "port"])]
+        with_pat: bool,
+        /// How long to wait for the browser to come back.
+        #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Show the signed-in user and their organizations (GetUserOrgsWithToken).
+    Whoami {
+        /// Print the gateway's answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show who is signed in, where, and until when; never a secret.
+    Status,
+    /// Revoke what can be revoked and delete the profile's cached tokens.
+    Logout,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `90`, `90s`, `5m`, `1h`: a duration for --min-valid and --timeout.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration like 90s, 5m or 1h"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number.saturating_mul(60),
+        "h" => number.saturating_mul(3600),
+        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5 minutes").unwrap_err().contains("unit"));
+        assert!(parse_duration("").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("-5m").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("99999999999999999999h").is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! `login`: the authorization code flow with PKCE for a native client, with
+//! an RFC 8252 loopback redirect; `login --with-pat`: a PAT from stdin.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::Html;
+use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+use filevine_identity_ext::{Credentials, PersonalAccessToken, TokenProvider};
+use tokio::io::AsyncReadExt as _;
+use tokio::sync::mpsc;
+
+use filevine_identity_ext::store::TokenStore as _;
+
+use crate::config::Settings;
+use crate::error::CliError;
+use crate::output::with_spinner;
+use crate::session::{self, Method, Profile, State as SignIn};
+
+/// Longest PAT read from standard input.
+const MAX_PAT_BYTES: u64 = 8 * 1024;
+
+pub async fn login(
+    settings: &Settings,
+    open_browser: bool,
+    port: Option<u16>,
+    timeout: Duration,
+) -> Result<(), CliError> {
+    let client_id = settings.client_id.clone().ok_or_else(|| {
+        CliError::Usage(
+            "login needs FILEVINE_CLIENT_ID (or the profile's client_id): a native client registered with the redirect URI http://127.0.0.1/callback".into(),
+        )
+    })?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+        .await
+        .map_err(CliError::io(format!("listening on 127.0.0.1:{}", port.unwrap_or(0))))?;
+    let port = listener.local_addr().map_err(CliError::io("reading the loopback port"))?.port();
+    let redirect = RedirectUrl::new(format!("http://127.0.0.1:{port}/callback"))?;
+    let oidc = session::oidc_client(settings, settings.region.clone(), client_id.clone(), redirect)?;
+    let request = oidc.authorization_request(AuthorizationOptions::default()).await?;
+
+    // Always on stderr: the browser may not open, or be on another machine.
+    eprintln!("Open this URL in a browser to sign in to Filevine:\n{}", request.url);
+    if open_browser && let Err(error) = open::that_detached(request.url.as_str()) {
+        eprintln!("(could not open a browser: {error}; open the URL yourself)");
+    }
+    let callback = with_spinner("waiting for the browser…", wait_for_callback(listener, port, timeout)).await?;
+    let signed_in = oidc.complete_sign_in(&callback, request.pending).await?;
+
+    let profile = Profile::open(settings)?;
+    profile.forget().await?;
+    let access_token = signed_in.token_set.access_token.clone();
+    let mut builder =
+        oidc.token_provider(signed_in.token_set).await?.store(profile.store.clone()).store_key(profile.login_key());
+    if let Some(seal) = profile.seal() {
+        builder = builder.store_encryption_key(seal.clone());
+    }
+    builder.build_saved().await?;
+
+    // Name and e-mail: from the ID token, else (conformant ID tokens carry
+    // only `sub`) from userinfo; best effort.
+    let claims = signed_in.claims;
+    let mut profile_claims = claims.profile.clone();
+    if profile_claims.email.is_none()
+        && let Ok(info) = oidc.userinfo(&access_token, &claims.sub).await
+    {
+        profile_claims = info.profile;
+    }
+    let mut state = SignIn::new(Method::Login, &settings.region, Some(&client_id));
+    state.subject = Some(claims.sub.clone());
+    state.name = profile_claims.name.clone();
+    state.email = profile_claims.email.clone();
+    profile.save_state(&state).await?;
+    let who = profile_claims.email.or(profile_claims.name).unwrap_or(claims.sub);
+    eprintln!("Signed in as {who} ({}, profile {:?})", settings.region, settings.profile);
+    Ok(())
+}
+
+/// Serves `http://127.0.0.1:<port>/callback` until the browser arrives
+/// there, or `timeout`; returns the full callback URL.
+async fn wait_for_callback(
+    listener: tokio::net::TcpListener,
+    port: u16,
+    timeout: Duration,
+) -> Result<String, CliError> {
+    let (sender, mut received) = mpsc::channel::<String>(1);
+    let app = axum::Router::new()
+        .route(
+            "/callback",
+            axum::routing::get(|State(sender): State<mpsc::Sender<String>>, uri: Uri| async move {
+                let _ = sender.try_send(uri.to_string());
+                Html("<h1>Filevine sign-in</h1><p>You can close this tab and return to the terminal.</p>")
+            }),
+        )
+        .with_state(sender);
+    let server = axum::serve(listener, app).into_future();
+    let target = tokio::select! {
+        result = tokio::time::timeout(timeout, received.recv()) => result,
+        _ = server => return Err(CliError::Failed("the loopback server stopped".into())),
+    };
+    match target {
+        Ok(Some(target)) => Ok(format!("http://127.0.0.1:{port}{target}")),
+        _ => Err(CliError::Failed(format!(
+            "no sign-in within {} s; run `filevine-auth login` again (with --no-browser to open the URL yourself)",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+/// `login --with-pat`: a PAT from standard input (never an argument, where
+/// the shell history and `ps` would see it), checked with one exchange,
+/// then stored.
+pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
+    let mut text = String::new();
+    tokio::io::stdin()
+        .take(MAX_PAT_BYTES)
+        .read_to_string(&mut text)
+        .await
+        .map_err(CliError::io("reading the PAT from standard input"))?;
+    let pat = PersonalAccessToken::new(text.trim())
+        .map_err(|_| CliError::Usage("no personal access token on standard input".into()))?;
+    let profile = Profile::open(settings)?;
+    let mut credentials = Credentials::personal_access_token(pat.clone());
+    if let (Some(id), Some(secret)) = (&settings.client_id, &settings.client_secret) {
+        credentials = credentials.with_client(id.clone(), secret.clone());
+    }
+    let mut builder =
+        TokenProvider::builder().region(settings.region.clone()).credentials(credentials).store(profile.store.clone());
+    if let Some(seal) = profile.seal() {
+        builder = builder.store_encryption_key(seal.clone());
+    }
+    // One exchange proves the PAT; nothing is stored when it fails.
+    builder.build()?.token().await?;
+    profile.forget().await?;
+    profile.store.delete(profile.login_key().as_str()).await?;
+    profile.save_pat(&pat).await?;
+    profile.save_state(&SignIn::new(Method::Pat, &settings.region, settings.client_id.as_ref())).await?;
+    eprintln!("Signed in with a personal access token ({}, profile {:?})", settings.region, settings.profile);
+    Ok(())
+}

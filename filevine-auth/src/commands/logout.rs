@@ -1,0 +1,47 @@
+//! `logout`: revoke what can be revoked, delete what is cached.
+
+use filevine_identity_ext::ClientId;
+
+use filevine_identity_ext::store::TokenStore as _;
+
+use crate::config::Settings;
+use crate::error::CliError;
+use crate::session::{self, Method, Profile};
+
+pub async fn logout(settings: &Settings) -> Result<(), CliError> {
+    let profile = Profile::open(settings)?;
+    let state = profile.state().await?;
+    match &state {
+        Some(state) if state.method == Method::Login => {
+            let client_id = match (&state.client_id, &settings.client_id) {
+                (Some(id), _) => ClientId::new(id.clone())?,
+                (None, Some(id)) => id.clone(),
+                (None, None) => return Err(CliError::Failed("the sign-in record has no client id".into())),
+            };
+            let oidc = session::oidc_client(settings, state.region()?, client_id, session::placeholder_redirect())?;
+            let mut builder = oidc.stored_session(profile.login_key()).await?.store(profile.store.clone());
+            if let Some(seal) = profile.seal() {
+                builder = builder.store_encryption_key(seal.clone());
+            }
+            // Revokes the refresh and access tokens and deletes the stored set;
+            // a failed revocation is reported, the cache is deleted anyway.
+            if let Err(error) = oidc.sign_out(&builder.build()?).await {
+                eprintln!("warning: {error}");
+                profile.store.delete(profile.login_key().as_str()).await?;
+            }
+        }
+        _ => {
+            // A PAT (stored or from the environment) cannot be revoked from
+            // here; the cached access token is deleted.
+            if let Ok(provider) = session::provider(settings, &profile).await {
+                provider.forget().await?;
+            }
+            if state.is_some() {
+                eprintln!("note: a personal access token is revoked in Filevine's settings, not here");
+            }
+        }
+    }
+    profile.forget().await?;
+    eprintln!("Signed out (profile {:?}); the cached tokens are deleted", settings.profile);
+    Ok(())
+}

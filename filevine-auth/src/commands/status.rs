@@ -1,0 +1,41 @@
+//! `status`: who is signed in, where, until when. Never a secret.
+
+use crate::config::Settings;
+use crate::error::CliError;
+use crate::session::{Method, Profile, provider};
+
+pub async fn status(settings: &Settings) -> Result<(), CliError> {
+    let profile = Profile::open(settings)?;
+    println!("profile:   {}", settings.profile);
+    println!("config:    {}", settings.dir.display());
+    match profile.state().await? {
+        Some(state) => {
+            let method = match state.method {
+                Method::Login => "login (authorization code)",
+                Method::Pat => "personal access token",
+            };
+            println!("signed in: {method}, since {} (seconds since the epoch)", state.since);
+            println!("authority: {}", state.authority);
+            if let Some(gateway) = &state.gateway {
+                println!("gateway:   {gateway}");
+            }
+            if let Some(client) = &state.client_id {
+                println!("client:    {client}");
+            }
+            let who = [state.name.as_deref(), state.email.as_deref(), state.subject.as_deref()];
+            let who: Vec<&str> = who.into_iter().flatten().collect();
+            if !who.is_empty() {
+                println!("user:      {}", who.join(", "));
+            }
+        }
+        None => {
+            println!("signed in: not with `login`; the environment's credentials are used if set");
+            println!("authority: {}", settings.region.identity_url());
+        }
+    }
+    // A token with at least a minute left, from the cache or a refresh.
+    let provider = provider(settings, &profile).await?;
+    let token = provider.token().await?;
+    println!("token:     valid for {} s more", token.expires_in().as_secs());
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! `whoami`: the user and orgs of the token (`GetUserOrgsWithToken`).
+
+use filevine_identity_ext::FilevineApi;
+
+use crate::config::Settings;
+use crate::error::CliError;
+use crate::session::{Profile, provider};
+
+pub async fn whoami(settings: &Settings, json: bool) -> Result<(), CliError> {
+    let profile = Profile::open(settings)?;
+    let api = FilevineApi::new(provider(settings, &profile).await?)?;
+    let orgs = api.get_user_orgs_with_token().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&orgs).map_err(|e| CliError::Failed(e.to_string()))?);
+        return Ok(());
+    }
+    let label = |extra: &serde_json::Map<String, serde_json::Value>| {
+        ["name", "fullName", "username", "email", "displayName"]
+            .iter()
+            .find_map(|k| extra.get(*k).and_then(serde_json::Value::as_str))
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default()
+    };
+    println!("user {}{}", orgs.user.user_id.native, label(&orgs.user.extra));
+    for org in &orgs.orgs {
+        println!("org  {}{}", org.org_id, label(&org.extra));
+    }
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! Writing to the terminal: colour only on a terminal and without
+//! NO_COLOR, and the spinner of a wait.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::time::Duration;
+
+/// Whether stderr gets colour.
+pub fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `error: <message>` (in red on a terminal), and the hint on its own line.
+pub fn print_error(message: &str, hint: Option<&str>) {
+    let (red, reset) = if colour() { ("\x1b[31m", "\x1b[0m") } else { ("", "") };
+    // One line: a multi-line source message is joined.
+    let message = message.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    match hint {
+        Some(hint) => eprintln!("{red}error:{reset} {message}; {hint}"),
+        None => eprintln!("{red}error:{reset} {message}"),
+    }
+}
+
+/// A spinner on stderr while `waiting` runs, when stderr is a terminal.
+pub async fn with_spinner<F: std::future::Future>(label: &str, waiting: F) -> F::Output {
+    if !std::io::stderr().is_terminal() {
+        return waiting.await;
+    }
+    let spin = async {
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
+        for frame in ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"].iter().cycle() {
+            ticker.tick().await;
+            eprint!("\r{frame} {label}");
+            let _ = std::io::stderr().flush();
+        }
+    };
+    let output = tokio::select! {
+        output = waiting => output,
+        () = spin => unreachable!("the spinner never ends"),
+    };
+    eprint!("\r\x1b[2K");
+    output
+}

@@ -1,0 +1,300 @@
+//! What a profile is signed in with, kept in the file token store beside
+//! the tokens, and the token provider each kind of sign-in gets.
+//!
+//! Three entries per profile, each under a session key of the store (the
+//! store names its files by a hash of the key):
+//! - `filevine-auth/<profile>/state`: who signed in, how, where (no secret);
+//! - `filevine-auth/<profile>/login`: the token set of a `login`, read and
+//!   refreshed (with rotation) by the SDK's stored-session provider;
+//! - `filevine-auth/<profile>/pat`: the PAT of `login --with-pat`, in the
+//!   store's record format.
+//!
+//! Everything is sealed (AES-256-GCM, by the library) with FILEVINE_STORE_KEY,
+//! or else with a key the tool makes once in `<config dir>/store.key`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use filevine_identity_ext::oidc::RedirectUrl;
+use filevine_identity_ext::store::{self, FileStore, StoreEncryptionKey, StoreKey, TokenStore};
+use filevine_identity_ext::{ClientId, Credentials, OidcClient, PersonalAccessToken, Region, TokenProvider};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Settings;
+use crate::error::CliError;
+
+/// How the profile signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// `login`: a user's token set, refreshed with its refresh token.
+    Login,
+    /// `login --with-pat`: a stored personal access token.
+    Pat,
+}
+
+/// The profile's sign-in, without secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct State {
+    pub method: Method,
+    /// The authority signed in to (the issuer for `login`).
+    pub authority: String,
+    #[serde(default)]
+    pub gateway: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub subject: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    /// Seconds since the epoch.
+    pub since: u64,
+}
+
+impl State {
+    pub fn new(method: Method, region: &Region, client_id: Option<&ClientId>) -> Self {
+        let since = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        Self {
+            method,
+            authority: region.issuer().to_owned(),
+            gateway: region.gateway_url().map(str::to_owned),
+            client_id: client_id.map(|c| c.as_str().to_owned()),
+            subject: None,
+            name: None,
+            email: None,
+            since,
+        }
+    }
+
+    /// The region the profile signed in to.
+    pub fn region(&self) -> Result<Region, CliError> {
+        let usage = |e: filevine_identity_ext::config::region::RegionError| CliError::Usage(e.to_string());
+        let region = match &self.gateway {
+            Some(gateway) => Region::custom_with_gateway(&self.authority, gateway).map_err(usage)?,
+            None => Region::custom(&self.authority).map_err(usage)?,
+        };
+        // The known regions by name (their gateways are known).
+        Ok(match region.identity_url() {
+            url if url == Region::Us.identity_url() => Region::Us,
+            url if url == Region::Canada.identity_url() => Region::Canada,
+            _ => region,
+        })
+    }
+}
+
+/// The profile's entries in the file token store.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub store: Arc<FileStore>,
+    pub name: String,
+    seal: Option<StoreEncryptionKey>,
+}
+
+impl Profile {
+    pub fn open(settings: &Settings) -> Result<Self, CliError> {
+        let seal = match std::env::var(filevine_identity_ext::store::STORE_KEY) {
+            Ok(key) if !key.trim().is_empty() => StoreEncryptionKey::new(key.trim())?,
+            _ => local_key(&settings.dir)?,
+        };
+        Ok(Self {
+            store: Arc::new(FileStore::new(settings.tokens_dir())),
+            name: settings.profile.clone(),
+            seal: Some(seal),
+        })
+    }
+
+    fn key(&self, what: &str) -> StoreKey {
+        StoreKey::session(&format!("filevine-auth/{}/{what}", self.name))
+    }
+
+    /// The key of a `login` token set.
+    pub fn login_key(&self) -> StoreKey {
+        self.key("login")
+    }
+
+    pub async fn state(&self) -> Result<Option<State>, CliError> {
+        let Some(entry) = self.store.load(self.key("state").as_str()).await? else { return Ok(None) };
+        match serde_json::from_slice(&entry.value) {
+            Ok(state) => Ok(Some(state)),
+            Err(_) => {
+                tracing::warn!(profile = %self.name, "the sign-in record is unreadable; treating the profile as signed out");
+                eprintln!("warning: the sign-in record of profile {:?} is unreadable; ignoring it", self.name);
+                Ok(None)
+            }
+        }
+    }
+
+    pub async fn save_state(&self, state: &State) -> Result<(), CliError> {
+        let json = serde_json::to_vec(state).map_err(|e| CliError::Usage(e.to_string()))?;
+        self.store.save(self.key("state").as_str(), &json).await?;
+        Ok(())
+    }
+
+    pub async fn save_pat(&self, pat: &PersonalAccessToken) -> Result<(), CliError> {
+        let key = self.key("pat");
+        let value = store::encode_credential(pat, &key, self.seal.as_ref())?;
+        self.store.save(key.as_str(), &value).await?;
+        Ok(())
+    }
+
+    pub async fn pat(&self) -> Result<Option<PersonalAccessToken>, CliError> {
+        let key = self.key("pat");
+        let Some(entry) = self.store.load(key.as_str()).await? else { return Ok(None) };
+        let pat = store::decode_credential(&entry.value, &key, self.seal.as_ref());
+        if pat.is_none() {
+            eprintln!(
+                "warning: the stored PAT of profile {:?} is unreadable (another FILEVINE_STORE_KEY?); ignoring it",
+                self.name
+            );
+        }
+        Ok(pat)
+    }
+
+    /// Deletes the state and the PAT (the token sets are the providers').
+    pub async fn forget(&self) -> Result<(), CliError> {
+        for what in ["state", "pat"] {
+            self.store.delete(self.key(what).as_str()).await?;
+        }
+        Ok(())
+    }
+
+    pub fn seal(&self) -> Option<&StoreEncryptionKey> {
+        self.seal.as_ref()
+    }
+}
+
+/// The key that seals the cache when FILEVINE_STORE_KEY is not set:
+/// `<config dir>/store.key` (0600), made on first use. Token sets and the
+/// PAT are then never on disk in the clear, and a copy of the token
+/// directory alone (a backup, a synced folder) opens nothing; someone who
+/// can read both files can, as with any key kept beside its data.
+fn local_key(dir: &std::path::Path) -> Result<StoreEncryptionKey, CliError> {
+    let path = dir.join("store.key");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        return Ok(StoreEncryptionKey::new(text.trim())?);
+    }
+    create_private_dir(dir)?;
+    let key = StoreEncryptionKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
+    // Written to a temporary file, then linked into place: two processes
+    // starting at once agree on the first key, and nobody reads half a file.
+    let temp = dir.join(format!(".store.key.{}.tmp", std::process::id()));
+    write_private(&temp, key.expose_secret().as_bytes())
+        .map_err(CliError::io(format!("writing {}", temp.display())))?;
+    let linked = std::fs::hard_link(&temp, &path);
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path).map_err(CliError::io(format!("reading {}", path.display())))?;
+            Ok(StoreEncryptionKey::new(text.trim())?)
+        }
+        Err(e) => Err(CliError::io(format!("creating {}", path.display()))(e)),
+    }
+}
+
+fn create_private_dir(dir: &std::path::Path) -> Result<(), CliError> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(CliError::io(format!("creating {}", dir.display())))
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// The redirect URI a stored `login` session is refreshed with (the code
+/// exchange is over; only the client's identity matters).
+pub fn placeholder_redirect() -> RedirectUrl {
+    RedirectUrl::new("http://127.0.0.1/callback").unwrap_or_else(|_| unreachable!("a loopback URL"))
+}
+
+/// The OIDC client of a `login` for `region`.
+pub fn oidc_client(
+    settings: &Settings,
+    region: Region,
+    client_id: ClientId,
+    redirect: RedirectUrl,
+) -> Result<OidcClient, CliError> {
+    let mut builder = OidcClient::builder().region(region).client_id(client_id).redirect_uri(redirect).env(|name| {
+        // Only what the library reads for a CLI sign-in; the secret is optional.
+        std::env::var(name).ok()
+    });
+    if let Some(scopes) = &settings.scopes {
+        builder = builder.scopes(scopes.clone());
+    } else {
+        builder = builder.scopes(default_scopes());
+    }
+    if let Some(secret) = &settings.client_secret {
+        builder = builder.client_secret(secret.clone());
+    }
+    Ok(builder.build()?)
+}
+
+/// The scopes of a CLI sign-in: who the user is, a refresh token, the API.
+pub fn default_scopes() -> filevine_identity_ext::Scopes {
+    "openid profile email offline_access fv.api.gateway.access filevine.v2.api.*"
+        .parse()
+        .unwrap_or_else(|_| filevine_identity_ext::Scopes::partner_app())
+}
+
+/// The token provider for the profile: its `login`, its stored PAT, or the
+/// environment's credentials, with the file store.
+pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenProvider, CliError> {
+    let state = profile.state().await?;
+    let builder = match &state {
+        Some(state) if state.method == Method::Login => {
+            let region = if settings.region_from_flags { settings.region.clone() } else { state.region()? };
+            let client_id = match (&state.client_id, &settings.client_id) {
+                (Some(id), _) => ClientId::new(id.clone())?,
+                (None, Some(id)) => id.clone(),
+                (None, None) => return Err(CliError::SignInRequired("the sign-in record has no client id".into())),
+            };
+            let oidc = oidc_client(settings, region, client_id, placeholder_redirect())?;
+            oidc.stored_session(profile.login_key()).await?
+        }
+        Some(state) => {
+            let Some(pat) = profile.pat().await? else {
+                return Err(CliError::SignInRequired(format!("profile {:?} has no readable PAT", profile.name)));
+            };
+            let region = if settings.region_from_flags { settings.region.clone() } else { state.region()? };
+            let credentials = with_client(Credentials::personal_access_token(pat), settings);
+            TokenProvider::builder().region(region).credentials(credentials)
+        }
+        None => {
+            let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+            let has_pat = env(filevine_identity_ext::config::env::PAT).is_some();
+            let has_client = settings.client_id.is_some() && settings.client_secret.is_some();
+            if !has_pat && !has_client {
+                return Err(CliError::SignInRequired(format!("profile {:?} is not signed in", profile.name)));
+            }
+            TokenProvider::builder().region(settings.region.clone())
+        }
+    };
+    let mut builder = builder.store(profile.store.clone());
+    if let Some(seal) = profile.seal() {
+        builder = builder.store_encryption_key(seal.clone());
+    }
+    if let (Some(scopes), None | Some(State { method: Method::Pat, .. })) = (&settings.scopes, &state) {
+        builder = builder.scopes(scopes.clone());
+    }
+    Ok(builder.build()?)
+}
+
+fn with_client(credentials: Credentials, settings: &Settings) -> Credentials {
+    match (&settings.client_id, &settings.client_secret) {
+        (Some(id), Some(secret)) => credentials.with_client(id.clone(), secret.clone()),
+        (Some(id), None) => credentials.with_public_client(id.clone()),
+        (None, _) => credentials,
+    }
+}

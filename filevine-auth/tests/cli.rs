@@ -1,0 +1,296 @@
+//! `filevine-auth` run as a process, against the SDK's test server (PAT,
+//! gateway) and the real OpenID provider the sign-in tests use (`login`).
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use filevine_identity_ext::test_util::TestServer;
+
+#[allow(dead_code, clippy::all)]
+#[path = "../../filevine-identity-ext/tests/it/support/oidc.rs"]
+mod oidc;
+
+const PAT: &str = "fvpat_cli_test_0123456789";
+
+/// The binary with a clean environment: only what the test gives it.
+fn cli(config: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_filevine-auth"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("FILEVINE_CONFIG_DIR", config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs it on the blocking pool (the test server keeps serving meanwhile).
+async fn run(mut command: Command, args: &[&str]) -> Output {
+    command.args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+async fn pat_server() -> TestServer {
+    let server = TestServer::start().await.unwrap();
+    server.add_personal_access_token(PAT);
+    server
+}
+
+fn server_env(server: &TestServer) -> Vec<(&'static str, String)> {
+    vec![("FILEVINE_AUTHORITY", server.url().to_owned()), ("FILEVINE_GATEWAY", format!("{}/gateway", server.url()))]
+}
+
+fn borrow<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_is_cached_between_runs_and_formats_are_as_asked() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+
+    let first = run(cli(config.path(), &env), &["token"]).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let token = text(&first.stdout).trim().to_owned();
+    assert!(server.is_valid_access_token(&token), "stdout is the token: {token}");
+    assert_eq!(server.token_requests(), 1);
+
+    let second = run(cli(config.path(), &env), &["token", "--header"]).await;
+    assert_eq!(text(&second.stdout), format!("Authorization: Bearer {token}\n"));
+    assert_eq!(server.token_requests(), 1, "the second run is served from the cache");
+
+    let json = run(cli(config.path(), &env), &["token", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["access_token"], token.as_str());
+    assert!(value["expires_in"].as_u64().unwrap() > 1000, "{value}");
+    assert!(value["scopes"].as_array().unwrap().iter().any(|s| s == "fv.api.gateway.access"), "{value}");
+
+    // --min-valid longer than the cached token has left: one new exchange.
+    let longer = run(cli(config.path(), &env), &["token", "--min-valid", "2h"]).await;
+    assert!(longer.status.success(), "{}", text(&longer.stderr));
+    assert_ne!(text(&longer.stdout).trim(), token);
+    assert_eq!(server.token_requests(), 2);
+
+    // The cache: a 0700 directory of 0600 files named by hashes, sealed
+    // (with the tool's own key: FILEVINE_STORE_KEY is not set).
+    let tokens = config.path().join("tokens");
+    assert_eq!(std::fs::metadata(&tokens).unwrap().permissions().mode() & 0o777, 0o700);
+    for file in std::fs::read_dir(&tokens).unwrap() {
+        let file = file.unwrap();
+        assert_eq!(file.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{:?}", file.path());
+        assert!(!file.file_name().to_string_lossy().contains(PAT), "file names are hashes");
+        let bytes = std::fs::read(file.path()).unwrap();
+        assert!(!String::from_utf8_lossy(&bytes).contains(&token), "no token text on disk");
+    }
+    // Nothing but the token that was asked for on any stream.
+    for output in [&first, &second, &json, &longer] {
+        assert!(!text(&output.stderr).contains(&token) && !text(&output.stderr).contains(PAT));
+        assert!(!text(&output.stdout).contains(PAT));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_parallel_runs_with_an_empty_cache_make_one_exchange() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+    let children: Vec<_> = (0..10)
+        .map(|_| cli(config.path(), &env).arg("token").stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap())
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|child| child.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for output in &outputs {
+        assert!(output.status.success(), "{}", text(&output.stderr));
+    }
+    let tokens: std::collections::HashSet<_> = outputs.iter().map(|o| text(&o.stdout)).collect();
+    assert_eq!(tokens.len(), 1, "every process printed the same token");
+    assert_eq!(server.token_requests(), 1, "one exchange for ten processes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_pat_checks_stores_and_logs_out() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let env = server_env(&server);
+    let env = borrow(&env);
+    let with_stdin = |input: &'static str| {
+        let mut command = cli(config.path(), &env);
+        command.args(["login", "--with-pat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut child = command.spawn().unwrap();
+                std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+                child.wait_with_output().unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+
+    // A PAT the server does not know: exit 1, a message, nothing stored.
+    let bad = with_stdin("fvpat_not_known_to_the_server\n").await;
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+    let message = text(&bad.stderr);
+    assert!(message.starts_with("error: ") && message.lines().count() == 1, "{message}");
+    assert!(message.contains("check the personal access token") && !message.contains("fvpat_not_known"), "{message}");
+    let stored = std::fs::read_dir(config.path().join("tokens"))
+        .map(|d| d.filter(|f| f.as_ref().unwrap().path().extension().is_some_and(|e| e == "token")).count())
+        .unwrap_or(0);
+    assert_eq!(stored, 0, "nothing stored");
+    // The cache's key, made on first use, is private.
+    let key = std::fs::metadata(config.path().join("store.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    let none = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(none.status.code(), Some(4), "sign-in required: {}", text(&none.stderr));
+    assert!(text(&none.stderr).contains("filevine-auth login"));
+
+    let good = with_stdin(&*Box::leak(format!("{PAT}\n").into_boxed_str())).await;
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    assert_eq!(server.token_requests(), 2, "one exchange each");
+    // No FILEVINE_PAT in the environment: the stored one is used.
+    let token = run(cli(config.path(), &env), &["token"]).await;
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    assert_eq!(server.token_requests(), 2, "the checked token was cached");
+
+    let whoami = run(cli(config.path(), &env), &["whoami"]).await;
+    assert!(whoami.status.success(), "{}", text(&whoami.stderr));
+    assert!(text(&whoami.stdout).starts_with("user "), "{}", text(&whoami.stdout));
+    let json = run(cli(config.path(), &env), &["whoami", "--json"]).await;
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(value["orgs"].is_array(), "{value}");
+
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    let shown = text(&status.stdout) + &text(&status.stderr);
+    assert!(shown.contains("personal access token") && shown.contains(server.url()), "{shown}");
+    let access = text(&token.stdout).trim().to_owned();
+    for output in [&good, &whoami, &json, &status] {
+        let all = text(&output.stdout) + &text(&output.stderr);
+        assert!(!all.contains(PAT) && !all.contains(&access), "a secret in: {all}");
+    }
+
+    let logout = run(cli(config.path(), &env), &["logout"]).await;
+    assert!(logout.status.success(), "{}", text(&logout.stderr));
+    let after = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(after.status.code(), Some(4));
+    let left: Vec<_> = std::fs::read_dir(config.path().join("tokens"))
+        .unwrap()
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.ends_with(".lock") && !name.ends_with(".lease"))
+        .collect();
+    assert!(left.is_empty(), "the cache is gone: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_cache_file_is_absent_with_one_warning() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+    assert!(run(cli(config.path(), &env), &["token"]).await.status.success());
+    for file in std::fs::read_dir(config.path().join("tokens")).unwrap() {
+        let path = file.unwrap().path();
+        if path.extension().is_some_and(|e| e == "token") {
+            std::fs::write(&path, b"\x00garbage").unwrap();
+        }
+    }
+    let again = run(cli(config.path(), &env), &["token"]).await;
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(server.token_requests(), 2, "treated as absent: one new exchange");
+    let warnings = text(&again.stderr);
+    assert_eq!(warnings.lines().count(), 1, "one line: {warnings}");
+    assert!(warnings.contains("WARN") && !warnings.contains(PAT), "{warnings}");
+}
+
+#[tokio::test]
+async fn usage_errors_exit_2_and_help_and_completions_work() {
+    let config = tempfile::tempdir().unwrap();
+    let bad = run(cli(config.path(), &[]), &["token", "--min-valid", "soon"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("not a duration"), "{}", text(&bad.stderr));
+    let region = run(cli(config.path(), &[]), &["--region", "mars", "status"]).await;
+    assert_eq!(region.status.code(), Some(2), "{}", text(&region.stderr));
+    let help = run(cli(config.path(), &[]), &["--help"]).await;
+    let help = text(&help.stdout);
+    for expected in ["token", "login", "whoami", "status", "logout", "completions", "4  sign-in required"] {
+        assert!(help.contains(expected), "{expected}: {help}");
+    }
+    let completions = run(cli(config.path(), &[]), &["completions", "bash"]).await;
+    assert!(completions.status.success() && text(&completions.stdout).contains("filevine-auth"));
+    let none = run(cli(config.path(), &[]), &["token"]).await;
+    assert_eq!(none.status.code(), Some(4), "{}", text(&none.stderr));
+}
+
+/// `login --no-browser` driven through the real provider's login page, then
+/// `token`, `status`, `logout` (revocation seen by the provider).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_token_status_logout_against_the_real_provider() {
+    let provider = oidc::Provider::start();
+    let config = tempfile::tempdir().unwrap();
+    let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
+
+    let mut login = cli(config.path(), &env);
+    login.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
+        (url, lines)
+    })
+    .await
+    .unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
+    let app = redirect.trim_end_matches("/callback").to_owned();
+    let mut browser = oidc::Browser::for_app(&app);
+    let callback = browser.sign_in(&url, "dave").await;
+    let page = reqwest::get(&callback).await.unwrap().text().await.unwrap();
+    assert!(page.contains("return to the terminal"), "{page}");
+    let output = tokio::task::spawn_blocking(move || {
+        let rest: Vec<String> = rest.map(Result::unwrap).collect();
+        (child.wait().unwrap(), rest.join("\n"))
+    })
+    .await
+    .unwrap();
+    assert!(output.0.success(), "{}", output.1);
+    assert!(output.1.contains("Signed in as dave@example.com"), "{}", output.1);
+
+    // The provider's access tokens live 5 minutes: ask for 1 minute left.
+    let token = run(cli(config.path(), &env), &["token", "--min-valid", "1m"]).await;
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    let access = text(&token.stdout).trim().to_owned();
+    let before = provider.stats().await;
+    let again = run(cli(config.path(), &env), &["token", "--header", "--min-valid", "1m"]).await;
+    assert_eq!(text(&again.stdout).trim(), format!("Authorization: Bearer {access}"));
+    assert_eq!(provider.stats().await["token"], before["token"], "served from the cache");
+
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    let shown = text(&status.stdout);
+    assert!(
+        shown.contains("login") && shown.contains("dave@example.com") && shown.contains(&provider.issuer),
+        "{shown}"
+    );
+    assert!(!shown.contains(&access) && !text(&status.stderr).contains(&access), "{shown}");
+
+    let revocations = provider.stats().await["revocation"].as_u64().unwrap();
+    let logout = run(cli(config.path(), &env), &["logout"]).await;
+    assert!(logout.status.success(), "{}", text(&logout.stderr));
+    assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 2, "refresh and access token");
+    let after = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(after.status.code(), Some(4), "{}", text(&after.stderr));
+}
