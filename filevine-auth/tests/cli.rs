@@ -213,6 +213,12 @@ async fn a_corrupted_cache_file_is_absent_with_one_warning() {
     let warnings = text(&again.stderr);
     assert_eq!(warnings.lines().count(), 1, "one line: {warnings}");
     assert!(warnings.contains("WARN") && !warnings.contains(PAT), "{warnings}");
+
+    // whoami needs a gateway: a custom authority without one is a usage error that says how.
+    let no_gateway = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_PAT", PAT)];
+    let whoami = run(cli(config.path(), &no_gateway), &["whoami"]).await;
+    assert_eq!(whoami.status.code(), Some(2), "{}", text(&whoami.stderr));
+    assert!(text(&whoami.stderr).contains("--gateway or set FILEVINE_GATEWAY"), "{}", text(&whoami.stderr));
 }
 
 #[tokio::test]

@@ -14,7 +14,8 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
                 Method::Login => "login (authorization code)",
                 Method::Pat => "personal access token",
             };
-            println!("signed in: {method}, since {} (seconds since the epoch)", state.since);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            println!("signed in: {method}, {} ago", age(now.saturating_sub(state.since)));
             println!("authority: {}", state.authority);
             if let Some(gateway) = &state.gateway {
                 println!("gateway:   {gateway}");
@@ -38,4 +39,25 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
     let token = provider.token().await?;
     println!("token:     valid for {} s more", token.expires_in().as_secs());
     Ok(())
+}
+
+/// `42 s`, `5 min`, `3 h`, `2 days`.
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        7200..172_800 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ages_read_well() {
+        assert_eq!(super::age(42), "42 s");
+        assert_eq!(super::age(300), "5 min");
+        assert_eq!(super::age(3 * 3600), "3 h");
+        assert_eq!(super::age(5 * 86_400), "5 days");
+    }
 }

@@ -1,6 +1,6 @@
 //! `whoami`: the user and orgs of the token (`GetUserOrgsWithToken`).
 
-use filevine_identity_ext::FilevineApi;
+use filevine_identity_ext::{ConfigError, FilevineApi};
 
 use crate::config::Settings;
 use crate::error::CliError;
@@ -8,7 +8,17 @@ use crate::session::{Profile, provider};
 
 pub async fn whoami(settings: &Settings, json: bool) -> Result<(), CliError> {
     let profile = Profile::open(settings)?;
-    let api = FilevineApi::new(provider(settings, &profile).await?)?;
+    let provider = provider(settings, &profile).await?;
+    let api = match FilevineApi::new(provider) {
+        Ok(api) => api,
+        Err(ConfigError::NoGateway { .. }) => {
+            return Err(CliError::Usage(format!(
+                "the authority {} has no known API gateway: pass --gateway or set FILEVINE_GATEWAY",
+                settings.region.identity_url()
+            )));
+        }
+        Err(other) => return Err(other.into()),
+    };
     let orgs = api.get_user_orgs_with_token().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&orgs).map_err(|e| CliError::Failed(e.to_string()))?);
