@@ -12,6 +12,7 @@ use schemars::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::operations::operations_module;
 use crate::servers::servers_module;
 use crate::{Error, load, surface, translate};
 
@@ -32,9 +33,11 @@ pub const GENERATED_PATH: &str = "filevine-identity/src/generated.rs";
 /// hand-written beside the generated file, in `filevine-identity/src/secret.rs`.
 pub const SECRET_TYPE: &str = "crate::SecretString";
 
-/// The pre-request hook that removes progenitor's `api-version` header.
-/// Hand-written in `filevine-identity/src/hooks.rs`.
-pub const PRE_HOOK: &str = "crate::hooks::remove_api_version";
+/// progenitor's inner type of the client: the per-client settings its hooks
+/// apply (discovered endpoint URLs, credentials for the operations whose
+/// `security` asks for them). Hand-written in
+/// `filevine-identity/src/options.rs`.
+pub const INNER_TYPE: &str = "crate::ClientOptions";
 
 /// A spec to generate from: its text and the label that names it in the
 /// header and in errors (a workspace-relative path, so the output does not
@@ -121,10 +124,12 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
         translate::translate(raw).map_err(|source| Error::Translate { path: spec.label.clone(), source })?;
     let openapi = to_openapiv3(&spec.label, &translated)?;
     let servers = servers_module(&spec.label, &translated)?;
+    let operations = operations_module(&spec.label, &translated)?;
     let client = run_progenitor(&spec.label, &openapi)?;
 
     let tokens = quote! {
         #client
+        #operations
         #servers
     };
     let file: syn::File =
@@ -180,16 +185,17 @@ fn settings() -> GenerationSettings {
         format: Some("password".to_owned()),
         ..SchemaObject::default()
     };
-    let pre_hook: TokenStream = PRE_HOOK.parse().unwrap_or_default();
+    let inner_type: TokenStream = INNER_TYPE.parse().unwrap_or_default();
     let mut settings = GenerationSettings::new();
     settings
         .with_interface(InterfaceStyle::Positional)
         .with_tag(TagStyle::Merged)
         .with_derive("PartialEq")
-        .with_pre_hook(pre_hook)
-        // filevine-identity/src/hooks.rs implements ClientHooks (its `exec`
-        // bounds every response body); Expected makes a missing impl a
-        // compile error instead of a silent fallback to progenitor's.
+        .with_inner_type(inner_type)
+        // filevine-identity/src/hooks.rs implements ClientHooks: `pre`
+        // applies the operation's security and endpoint, `exec` bounds every
+        // response body. Expected makes a missing impl a compile error
+        // instead of a silent fallback to progenitor's defaults.
         .with_hooks(HooksMode::Expected)
         .with_conversion(secret_schema, SECRET_TYPE, [TypeImpl::Display, TypeImpl::FromStr].into_iter());
     settings
@@ -275,7 +281,7 @@ mod tests {
     }
 
     #[test]
-    fn pre_hook_path_parses() {
-        assert!(!PRE_HOOK.parse::<TokenStream>().unwrap().is_empty());
+    fn inner_type_path_parses() {
+        assert!(!INNER_TYPE.parse::<TokenStream>().unwrap().is_empty());
     }
 }

@@ -37,6 +37,7 @@ mod diff;
 mod error;
 mod generate;
 mod load;
+mod operations;
 mod servers;
 mod surface;
 pub mod translate;
@@ -44,6 +45,6 @@ pub mod translate;
 pub use diff::diff;
 pub use error::Error;
 pub use generate::{
-    COMMAND, GENERATED_PATH, Generated, PRE_HOOK, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
+    COMMAND, GENERATED_PATH, Generated, INNER_TYPE, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
 };
 pub use surface::surface_listing;

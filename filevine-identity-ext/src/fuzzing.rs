@@ -37,7 +37,8 @@ pub fn error_body(body: &[u8]) {
 }
 
 /// A discovery document: parsed, its issuer as an authority, and the
-/// metadata checks; and the same bytes as a JWKS document. What passes
+/// metadata checks; and the same bytes as a JWKS document, a userinfo and
+/// an introspection answer. What passes
 /// the checks keeps the endpoints that receive secrets on the issuer's
 /// origin, and uses `http://` only under a loopback `http://` issuer.
 pub fn discovery(body: &[u8]) {
@@ -73,6 +74,25 @@ pub fn discovery(body: &[u8]) {
     if let Ok(keys) = crate::oidc::jwks::KeySet::parse(body) {
         let _ = keys.find(Some("k"), "RS512");
         let _ = keys.find(None, "RS256");
+    }
+    sign_in_answers(body);
+}
+
+/// The same bytes as a userinfo and an introspection answer, as the
+/// generated client parses them and the SDK converts them. An inactive
+/// token's answer carries nothing else.
+fn sign_in_answers(body: &[u8]) {
+    if let Ok(info) = serde_json::from_slice::<filevine_identity::types::UserInfo>(body) {
+        let sub = info.sub.clone();
+        assert_eq!(crate::oidc::UserInfo::from(info).sub, sub);
+    }
+    if let Ok(answer) = serde_json::from_slice::<filevine_identity::types::IntrospectionResponse>(body) {
+        let active = answer.active;
+        let converted = crate::oidc::TokenIntrospection::from(answer);
+        if !active {
+            assert_eq!(converted, crate::oidc::TokenIntrospection::inactive(), "an inactive answer with content");
+        }
+        let _ = converted.is_active_at(std::time::SystemTime::now());
     }
 }
 

@@ -99,6 +99,19 @@ pub(crate) async fn map_untyped_error<T>(error: filevine_identity::Error<T>, att
     }
 }
 
+/// Wraps a progenitor-client error of an operation whose error responses
+/// have no body the SDK reads (userinfo: RFC 6750 puts the reason in
+/// `WWW-Authenticate`): the status decides, 401 → invalid credentials,
+/// 403 → forbidden.
+pub(crate) async fn map_status_error(error: filevine_identity::Error<()>, attempt_timeout: Duration) -> Error {
+    match error {
+        filevine_identity::Error::ErrorResponse(response) => {
+            classify(response.status().as_u16(), &ErrorDetails::default(), false)
+        }
+        other => map_untyped_error(other, attempt_timeout).await,
+    }
+}
+
 /// Maps a reqwest error to [`Error::Timeout`] or [`Error::Network`].
 pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) -> Error {
     if error.is_timeout() {
@@ -189,33 +202,6 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
             source: None,
         },
     }
-}
-
-/// Sends a hand-written request (JWKS, userinfo, revocation: not in the
-/// spec) and returns the body of a 2xx, at most `max_bytes` of it; any other
-/// status is classified like the token endpoint's.
-pub(crate) async fn send_bounded(
-    request: reqwest::RequestBuilder,
-    max_bytes: usize,
-    timeout: Duration,
-) -> Result<Vec<u8>, Error> {
-    let mut response = request.send().await.map_err(|e| network_error(e, timeout))?;
-    if !response.status().is_success() {
-        return Err(unexpected_response(response, false).await);
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| network_error(e, timeout))? {
-        body.extend_from_slice(&chunk);
-        if body.len() > max_bytes {
-            return Err(Error::MalformedResponse {
-                status: Some(response.status().as_u16()),
-                reason: format!("the response is larger than {max_bytes} bytes"),
-                excerpt: String::new(),
-                source: None,
-            });
-        }
-    }
-    Ok(body)
 }
 
 /// Reads at most [`MAX_ERROR_BODY`] bytes of a body; a broken connection

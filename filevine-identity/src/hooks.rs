@@ -1,12 +1,13 @@
-//! Hooks that code generation wires into every operation: the pre-request
-//! hook, and the [`ClientHooks`] implementation whose `exec` bounds every
-//! response body.
+//! The [`ClientHooks`] implementation code generation wires into every
+//! operation: `pre` removes progenitor's `api-version` header and applies
+//! the operation's endpoint and security ([`ClientOptions`]), `exec` bounds
+//! every response body.
 
 use std::fmt;
 
-use progenitor_client::{ClientHooks, OperationInfo};
+use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
 
-use crate::Client;
+use crate::{Client, ClientOptions, Operation};
 
 /// Most bytes of a response body the client reads, for every operation
 /// (a token response is about 2 KiB, a discovery document about 3 KiB).
@@ -17,9 +18,8 @@ pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 /// Removes the `api-version` header progenitor adds to every request.
 ///
 /// progenitor sends `api-version: <info.version>` unconditionally. The
-/// Filevine token endpoint is a standard OAuth 2.0 endpoint that does not ask
-/// for it, and a strict server may reject unknown headers, so the generator
-/// is configured (`with_pre_hook`) to call this before each request is sent.
+/// identity endpoints are standard OAuth 2.0 / OpenID Connect endpoints that
+/// do not ask for it, and a strict server may reject unknown headers.
 pub(crate) fn remove_api_version(request: &mut reqwest::Request) {
     request.headers_mut().remove("api-version");
 }
@@ -51,14 +51,27 @@ impl fmt::Display for ResponseTooLarge {
 impl std::error::Error for ResponseTooLarge {}
 
 /// The generator is configured (`HooksMode::Expected`) to require this
-/// implementation: every operation's response goes through `exec`.
-impl ClientHooks<()> for Client {
+/// implementation: every operation's request goes through `pre` and its
+/// response through `exec`.
+impl ClientHooks<ClientOptions> for Client {
+    /// Removes `api-version`, then applies [`ClientOptions`]: the endpoint
+    /// the operation was pointed at, and the credentials its `security`
+    /// names (nothing else). An operation that needs credentials the
+    /// options lack fails here with `Error::InvalidRequest`, before
+    /// anything is sent.
+    async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), Error<E>> {
+        remove_api_version(request);
+        let operation = Operation::find(info.operation_id)
+            .ok_or_else(|| Error::InvalidRequest(format!("`{}` is not in the operations table", info.operation_id)))?;
+        self.inner().apply(operation, request).map_err(Error::InvalidRequest)
+    }
+
     /// Sends the request and hands the response on with a body that stops
     /// with [`ResponseTooLarge`] after [`MAX_RESPONSE_BYTES`]. The generated
     /// code reads whole bodies (`ResponseValue::from_response`); without
     /// this a hostile or broken server could make it buffer without end.
     async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
-        let response = progenitor_client::ClientInfo::client(self).execute(request).await?;
+        let response = self.client().execute(request).await?;
         Ok(bounded(response, MAX_RESPONSE_BYTES))
     }
 }

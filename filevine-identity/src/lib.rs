@@ -10,15 +10,26 @@
 //!   for the `personal_access_token`, `client_credentials`,
 //!   `authorization_code` and `refresh_token` grants ([`types::TokenRequest`]).
 //! - [`Client::get_openid_configuration`] — `GET /.well-known/openid-configuration`.
+//! - [`Client::get_jwks`] — `GET /.well-known/openid-configuration/jwks`, the signing keys.
+//! - [`Client::get_userinfo`] — `GET /connect/userinfo`, with a bearer token.
+//! - [`Client::revoke_token`] — `POST /connect/revocation` (RFC 7009).
+//! - [`Client::introspect_token`] — `POST /connect/introspect` (RFC 7662).
+//! - [`operations`] — every operation with its method, path and security.
 //! - [`servers`] — the identity servers the spec lists (US, Canada).
+//!
+//! Every [`Client`] carries [`ClientOptions`]: the credentials the spec's
+//! security schemes ask for (a bearer token for userinfo, Basic client
+//! credentials where accepted), sent only to the operations that name them,
+//! and endpoint URLs from a discovery document whose paths differ from the
+//! spec's.
 //!
 //! # Exchanging a personal access token
 //!
 //! ```no_run
-//! use filevine_identity::{Client, SecretString, servers, types};
+//! use filevine_identity::{Client, ClientOptions, SecretString, servers, types};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = Client::new(servers::US);
+//! let client = Client::new(servers::US, ClientOptions::new());
 //! let request = types::PersonalAccessTokenRequest {
 //!     grant_type: types::PersonalAccessTokenRequestGrantType::PersonalAccessToken,
 //!     token: SecretString::from(std::env::var("FILEVINE_PAT")?),
@@ -48,11 +59,26 @@
 //! log these errors as they are: `filevine-identity-ext` wraps them in its own
 //! error type, which never shows a body's secrets.
 //!
+//! # The signed-in user's claims
+//!
+//! ```no_run
+//! use filevine_identity::{Client, ClientOptions, SecretString, servers};
+//!
+//! # async fn run(access_token: SecretString) -> Result<(), Box<dyn std::error::Error>> {
+//! // The bearer token goes to userinfo only: the options are applied per
+//! // operation, as the spec's `security` says.
+//! let client = Client::new(servers::US, ClientOptions::new().bearer(access_token));
+//! let me = client.get_userinfo().await?.into_inner();
+//! println!("signed in as {} ({:?})", me.sub, me.email);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Headers
 //!
-//! progenitor adds an `api-version` header to every request; the token
-//! endpoint is a standard OAuth 2.0 endpoint that does not ask for it, so a
-//! pre-request hook removes it.
+//! progenitor adds an `api-version` header to every request; the identity
+//! endpoints are standard OAuth 2.0 endpoints that do not ask for it, so the
+//! client's `pre` hook removes it.
 //!
 //! # Timeouts
 //!
@@ -64,6 +90,8 @@
 #![warn(missing_docs)]
 
 mod hooks;
+mod operation;
+mod options;
 mod secret;
 
 // The generated module is never edited by hand; `cargo xtask codegen`
@@ -75,4 +103,6 @@ mod generated;
 
 pub use generated::*;
 pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge};
+pub use operation::{Operation, Scheme};
+pub use options::ClientOptions;
 pub use secret::SecretString;

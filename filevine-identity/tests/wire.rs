@@ -12,7 +12,8 @@ use filevine_identity::types::{
     ClientCredentialsRequestGrantType, PersonalAccessTokenRequest, PersonalAccessTokenRequestGrantType,
     RefreshTokenRequest, RefreshTokenRequestGrantType, TokenRequest, TokenResponseExpiresIn,
 };
-use filevine_identity::{Client, Error, MAX_RESPONSE_BYTES, ResponseTooLarge, SecretString};
+use filevine_identity::types::{IntrospectionRequest, IntrospectionResponseAud, RevocationRequest};
+use filevine_identity::{Client, ClientOptions, Error, MAX_RESPONSE_BYTES, ResponseTooLarge, SecretString, operations};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -40,6 +41,7 @@ struct State {
 /// A loopback server that records requests and answers with a set reply.
 struct Server {
     state: Arc<Mutex<State>>,
+    base: String,
     client: Client,
 }
 
@@ -69,7 +71,17 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { state, client: Client::new(&format!("http://{address}")) }
+        let base = format!("http://{address}");
+        Self { state, client: Client::new(&base, ClientOptions::new()), base }
+    }
+
+    /// A client of this server with `options`.
+    fn client_with(&self, options: ClientOptions) -> Client {
+        Client::new(&self.base, options)
+    }
+
+    fn requests(&self) -> usize {
+        self.state.lock().unwrap().seen.len()
     }
 
     async fn json(status: u16, body: &str) -> Self {
@@ -397,6 +409,54 @@ fn padded_token_json(len: usize) -> String {
     format!("{TOKEN_JSON}{}", " ".repeat(len - TOKEN_JSON.len()))
 }
 
+/// Calls the operation `id` once with valid arguments and credentials;
+/// `Err` carries the error with its status, if any. A new operation in the
+/// spec fails [`every_operation_has_a_wire_test`] until it is added here.
+#[allow(clippy::result_large_err)]
+async fn call(server: &Server, id: &str) -> Result<(), Error<String>> {
+    let client = server.client_with(
+        ClientOptions::new().bearer(SecretString::from("at-123")).basic("client-1", &SecretString::from("s3cret")),
+    );
+    #[allow(clippy::result_large_err)]
+    fn erase<T, E: std::fmt::Debug>(result: Result<T, Error<E>>) -> Result<(), Error<String>> {
+        result.map(drop).map_err(|e| match e {
+            Error::ErrorResponse(response) => Error::Custom(format!("error response {}", response.status())),
+            Error::ResponseBodyError(e) => Error::ResponseBodyError(e),
+            Error::InvalidResponsePayload(body, e) => Error::InvalidResponsePayload(body, e),
+            Error::CommunicationError(e) => Error::CommunicationError(e),
+            other => Error::Custom(format!("{other:?}")),
+        })
+    }
+    match id {
+        "get_openid_configuration" => erase(client.get_openid_configuration().await),
+        "get_jwks" => erase(client.get_jwks().await),
+        "get_userinfo" => erase(client.get_userinfo().await),
+        "get_access_token" => erase(client.get_access_token(&pat_request()).await),
+        "revoke_token" => erase(client.revoke_token(&revocation_request()).await),
+        "introspect_token" => erase(client.introspect_token(&introspection_request()).await),
+        other => panic!("no wire call for operation {other}: add it to `call` and a wire test for it"),
+    }
+}
+
+#[test]
+fn every_operation_has_a_wire_test() {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    for operation in operations::ALL {
+        // `call` panics for an operation it does not know.
+        runtime.block_on(async {
+            let server = Server::json(500, "{}").await;
+            let _ = call(&server, operation.id).await;
+            let seen = server.only_request();
+            assert_eq!(
+                (seen.method.as_str(), seen.path.as_str()),
+                (operation.method, operation.path),
+                "{}",
+                operation.id
+            );
+        });
+    }
+}
+
 #[tokio::test]
 async fn response_bodies_are_bounded_for_every_operation() {
     // Exactly the limit is read and parsed.
@@ -404,16 +464,29 @@ async fn response_bodies_are_bounded_for_every_operation() {
     let token = server.client.get_access_token(&pat_request()).await.unwrap().into_inner();
     assert_eq!(token.access_token.expose_secret(), "at-123");
 
-    // One byte more is an error that says why, for a 200, a typed 400 and discovery.
-    for status in [200, 400] {
-        let server = Server::json(status, &padded_token_json(MAX_RESPONSE_BYTES + 1)).await;
-        let err = server.client.get_access_token(&pat_request()).await.unwrap_err();
-        assert!(matches!(err, Error::ResponseBodyError(_)), "{status}: {err:?}");
-        assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{status}");
+    // One byte more is an error that says why, for every operation, for a
+    // 200 and for the error statuses the spec types.
+    for operation in operations::ALL {
+        for status in [200, 400, 401] {
+            let server = Server::json(status, &padded_token_json(MAX_RESPONSE_BYTES + 1)).await;
+            match call(&server, operation.id).await {
+                Err(err @ Error::ResponseBodyError(_)) => {
+                    assert_eq!(
+                        too_large(&err),
+                        Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }),
+                        "{}",
+                        operation.id
+                    )
+                }
+                // Statuses the operation does not type are handed back
+                // unread (`UnexpectedResponse`) or without a body.
+                Err(Error::Custom(message)) => assert!(message.contains(&status.to_string()), "{message}"),
+                // A 200 without content (revocation): the body is never read.
+                Ok(()) if operation.id == "revoke_token" && status == 200 => {}
+                other => panic!("{} {status}: {other:?}", operation.id),
+            }
+        }
     }
-    let server = Server::json(200, &format!("{{\"issuer\": \"{}\"}}", "x".repeat(MAX_RESPONSE_BYTES))).await;
-    let err = server.client.get_openid_configuration().await.unwrap_err();
-    assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{err:?}");
 }
 
 #[tokio::test]
@@ -431,7 +504,7 @@ async fn a_chunked_body_without_length_is_bounded_too() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    let client = Client::new(&format!("http://{address}"));
+    let client = Client::new(&format!("http://{address}"), ClientOptions::new());
     let err = client.get_access_token(&pat_request()).await.unwrap_err();
     assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{err:?}");
 }
@@ -472,4 +545,163 @@ fn servers_come_from_the_spec() {
     assert_eq!(filevine_identity::servers::CANADA, "https://identity.filevineapp.ca");
     assert_eq!(filevine_identity::servers::ALL.len(), 2);
     assert_eq!(filevine_identity::servers::ALL[1].description, "Filevine Identity (Canada)");
+}
+
+fn revocation_request() -> RevocationRequest {
+    RevocationRequest {
+        token: SecretString::from("rt+/=1"),
+        token_type_hint: Some("refresh_token".to_owned()),
+        client_id: Some("client-1".to_owned()),
+        client_secret: None,
+    }
+}
+
+fn introspection_request() -> IntrospectionRequest {
+    IntrospectionRequest {
+        token: SecretString::from("at-123"),
+        token_type_hint: Some("access_token".to_owned()),
+        client_id: None,
+        client_secret: None,
+    }
+}
+
+const JWKS_JSON: &str = r#"{"keys": [
+    {"kty": "RSA", "kid": "k1", "use": "sig", "alg": "RS512", "n": "pGnL", "e": "AQAB"},
+    {"kty": "EC", "crv": "P-256", "x": "a", "y": "b"},
+    {"x5c": ["not a key the SDK uses"]}
+]}"#;
+
+#[tokio::test]
+async fn jwks_is_fetched_and_keys_keep_their_material() {
+    let server = Server::json(200, JWKS_JSON).await;
+    let set = server.client.get_jwks().await.unwrap().into_inner();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::GET, "/.well-known/openid-configuration/jwks"));
+    assert!(seen.headers.get("authorization").is_none());
+    assert_eq!(set.keys.len(), 3, "a key of another type, or with no type, does not spoil the set");
+    assert_eq!(set.keys[0].kid.as_deref(), Some("k1"));
+    assert_eq!(set.keys[0].use_.as_deref(), Some("sig"));
+    assert_eq!(set.keys[0].extra["n"], "pGnL");
+    assert_eq!(set.keys[2].kty, None);
+    let server = Server::json(200, r#"{"keys": "none"}"#).await;
+    assert!(matches!(server.client.get_jwks().await, Err(Error::InvalidResponsePayload(..))));
+}
+
+#[tokio::test]
+async fn userinfo_sends_the_bearer_token_and_only_there() {
+    let server = Server::json(200, r#"{"sub": "u1", "email": "a@b.c", "tenant": "t1"}"#).await;
+    // No access token: refused before anything is sent.
+    let err = server.client.get_userinfo().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidRequest(m) if m.contains("get_userinfo") && m.contains("access token")),
+        "{err:?}"
+    );
+    assert_eq!(server.requests(), 0);
+
+    let client = server.client_with(ClientOptions::new().bearer(SecretString::from("at-123")));
+    let info = client.get_userinfo().await.unwrap().into_inner();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::GET, "/connect/userinfo"));
+    assert_eq!(seen.headers["authorization"], "Bearer at-123");
+    assert!(seen.headers.get("api-version").is_none());
+    assert_eq!((info.sub.as_str(), info.email.as_deref()), ("u1", Some("a@b.c")));
+    assert_eq!(info.extra["tenant"], "t1");
+
+    // The same client sends no bearer token to the other operations.
+    for request in [
+        client.get_jwks().await.map(drop).map_err(drop),
+        client.get_openid_configuration().await.map(drop).map_err(drop),
+        client.get_access_token(&pat_request()).await.map(drop).map_err(drop),
+        client.revoke_token(&revocation_request()).await.map(drop).map_err(drop),
+        client.introspect_token(&introspection_request()).await.map(drop).map_err(drop),
+    ] {
+        let _ = request;
+    }
+    let state = server.state.lock().unwrap();
+    assert_eq!(state.seen.len(), 6);
+    for seen in &state.seen[1..] {
+        assert!(seen.headers.get("authorization").is_none(), "{} got a credential", seen.path);
+    }
+}
+
+#[tokio::test]
+async fn userinfo_errors_are_typed_by_status() {
+    for status in [401, 403] {
+        let server = Server::start(Reply { status, content_type: "text/plain", body: String::new() }).await;
+        let client = server.client_with(ClientOptions::new().bearer(SecretString::from("at-123")));
+        let err = client.get_userinfo().await.unwrap_err();
+        assert!(matches!(&err, Error::ErrorResponse(r) if r.status().as_u16() == status), "{err:?}");
+    }
+    let server = Server::json(200, r#"{"email": "no sub"}"#).await;
+    let client = server.client_with(ClientOptions::new().bearer(SecretString::from("at-123")));
+    assert!(matches!(client.get_userinfo().await, Err(Error::InvalidResponsePayload(..))));
+}
+
+#[tokio::test]
+async fn an_operation_can_be_pointed_at_a_discovered_url() {
+    let server = Server::json(200, r#"{"sub": "u1"}"#).await;
+    let discovered: url::Url = format!("{}/oauth2/v1/me", server.base).parse().unwrap();
+    let client = server.client_with(
+        ClientOptions::new().bearer(SecretString::from("at-123")).endpoint(&operations::GET_USERINFO, discovered),
+    );
+    client.get_userinfo().await.unwrap();
+    assert_eq!(server.only_request().path, "/oauth2/v1/me");
+}
+
+#[tokio::test]
+async fn revocation_form_and_client_authentication() {
+    // Public client: the form names the client; no header.
+    let server = Server::start(Reply { status: 200, content_type: "text/plain", body: String::new() }).await;
+    server.client.revoke_token(&revocation_request()).await.unwrap();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::POST, "/connect/revocation"));
+    assert_eq!(seen.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(seen.body, "client_id=client-1&token=rt%2B%2F%3D1&token_type_hint=refresh_token");
+    assert!(seen.headers.get("authorization").is_none());
+
+    // client_secret_basic: the header, id and secret form-urlencoded first.
+    let server = Server::start(Reply { status: 200, content_type: "text/plain", body: String::new() }).await;
+    let client = server.client_with(ClientOptions::new().basic("client 1", &SecretString::from("s3:cret")));
+    client.revoke_token(&RevocationRequest { client_id: None, ..revocation_request() }).await.unwrap();
+    let seen = server.only_request();
+    // base64("client+1:s3%3Acret")
+    assert_eq!(seen.headers["authorization"], "Basic Y2xpZW50KzE6czMlM0FjcmV0");
+    assert_eq!(seen.body, "token=rt%2B%2F%3D1&token_type_hint=refresh_token");
+
+    for status in [400, 401] {
+        let server = Server::json(status, r#"{"error": "invalid_client"}"#).await;
+        let err = server.client.revoke_token(&revocation_request()).await.unwrap_err();
+        let Error::ErrorResponse(body) = err else { panic!("{status}: {err:?}") };
+        assert_eq!(body.error.as_deref(), Some("invalid_client"));
+    }
+    assert!(!format!("{:?}", revocation_request()).contains("rt+/=1"), "Debug redacts the token");
+}
+
+#[tokio::test]
+async fn introspection_form_and_response() {
+    let active = r#"{"active": true, "scope": "openid fv.api.gateway.access", "client_id": "c", "sub": "u1",
+        "exp": 1900000000, "aud": ["api", "other"], "tenant": "t1"}"#;
+    let server = Server::json(200, active).await;
+    let client = server.client_with(ClientOptions::new().basic("rs", &SecretString::from("rs-secret")));
+    let answer = client.introspect_token(&introspection_request()).await.unwrap().into_inner();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::POST, "/connect/introspect"));
+    assert_eq!(seen.body, "token=at-123&token_type_hint=access_token");
+    assert!(seen.headers["authorization"].to_str().unwrap().starts_with("Basic "));
+    assert!(answer.active);
+    assert_eq!(answer.exp, Some(1_900_000_000));
+    assert_eq!(answer.aud, Some(IntrospectionResponseAud::Array(vec!["api".into(), "other".into()])));
+    assert_eq!(answer.extra["tenant"], "t1");
+
+    let server = Server::json(200, r#"{"active": false}"#).await;
+    let answer = server.client.introspect_token(&introspection_request()).await.unwrap().into_inner();
+    assert!(!answer.active && answer.sub.is_none());
+    let server = Server::json(200, r#"{"active": false, "aud": "one"}"#).await;
+    let answer = server.client.introspect_token(&introspection_request()).await.unwrap().into_inner();
+    assert_eq!(answer.aud, Some(IntrospectionResponseAud::String("one".into())));
+    let server = Server::json(200, r#"{"scope": "no active"}"#).await;
+    assert!(matches!(
+        server.client.introspect_token(&introspection_request()).await,
+        Err(Error::InvalidResponsePayload(..))
+    ));
 }

@@ -6,9 +6,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::AUTHORIZATION;
-
-use super::client_auth::{ClientAuthMethod, basic_auth};
+use super::client_auth::ClientAuthMethod;
 use super::discovery::DiscoveryCache;
 use super::id_token::DEFAULT_LEEWAY;
 use super::jwks::JwksCache;
@@ -289,14 +287,6 @@ impl OidcClientBuilder {
         let allowed = self.endpoint_origins.iter().map(|o| endpoint_origin(o)).collect::<Result<Vec<_>, _>>()?;
 
         let http = crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?;
-        let basic_http = match &client_secret {
-            Some(secret) => {
-                let mut headers = reqwest::header::HeaderMap::new();
-                headers.insert(AUTHORIZATION, basic_auth(&client_id, secret)?);
-                Some(crate::http::client(self.connect_timeout, self.request_timeout, headers)?)
-            }
-            None => None,
-        };
         Ok(OidcClient {
             inner: Arc::new(Inner {
                 discovery: DiscoveryCache::new(
@@ -325,7 +315,6 @@ impl OidcClientBuilder {
                 sign_in_timeout: self.sign_in_timeout,
                 request_timeout: self.request_timeout,
                 http,
-                basic_http,
             }),
         })
     }
@@ -370,7 +359,7 @@ mod tests {
         .unwrap();
         assert_eq!(client.region(), &Region::Canada);
         assert_eq!(client.inner.scopes.to_string(), "email fv.api.gateway.access openid");
-        assert!(client.inner.basic_http.is_some());
+        assert!(client.inner.client_secret.is_some());
         let shown = format!("{client:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
     }

@@ -121,6 +121,23 @@ pub struct UserInfo {
     pub additional: serde_json::Map<String, serde_json::Value>,
 }
 
+impl From<filevine_identity::types::UserInfo> for UserInfo {
+    fn from(info: filevine_identity::types::UserInfo) -> Self {
+        Self {
+            sub: info.sub,
+            profile: ProfileClaims {
+                email: info.email,
+                email_verified: info.email_verified,
+                name: info.name,
+                given_name: info.given_name,
+                family_name: info.family_name,
+                preferred_username: info.preferred_username,
+            },
+            additional: info.extra,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,11 +2,6 @@
 //! the method, chosen from the discovery document or set explicitly, and
 //! the HTTP Basic header it may need.
 
-use base64::Engine as _;
-use reqwest::header::HeaderValue;
-
-use crate::error::ConfigError;
-use crate::grant::{ClientId, ClientSecret};
 use crate::oidc::discovery::DiscoveryError;
 
 /// How the client authenticates at the token and revocation endpoints.
@@ -65,34 +60,5 @@ impl ClientAuthMethod {
                 offered: offered.to_vec(),
             })
         }
-    }
-}
-
-/// `Basic base64(urlencode(id):urlencode(secret))` (RFC 6749 §2.3.1),
-/// marked sensitive.
-pub(crate) fn basic_auth(id: &ClientId, secret: &ClientSecret) -> Result<HeaderValue, ConfigError> {
-    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let credentials = format!("{}:{}", encode(id.as_str()), encode(secret.expose_secret()));
-    let mut value =
-        HeaderValue::try_from(format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)))
-            .map_err(|_| ConfigError::InvalidClientId {
-                given: id.as_str().to_owned(),
-                reason: "cannot be sent in an HTTP Basic header",
-            })?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn basic_auth_encodes_per_rfc6749() {
-        let value = basic_auth(&ClientId::new("a b").unwrap(), &ClientSecret::new("p:w/+").unwrap()).unwrap();
-        let encoded = value.to_str().unwrap().strip_prefix("Basic ").unwrap();
-        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
-        assert_eq!(String::from_utf8(decoded).unwrap(), "a+b:p%3Aw%2F%2B");
-        assert!(value.is_sensitive());
     }
 }

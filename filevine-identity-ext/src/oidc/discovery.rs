@@ -355,7 +355,11 @@ impl DiscoveryCache {
         http: &reqwest::Client,
         attempt_timeout: Duration,
     ) -> Result<ProviderMetadata, DiscoveryError> {
-        let client = filevine_identity::Client::new_with_client(&self.base, http.clone());
+        let client = filevine_identity::Client::new_with_client(
+            &self.base,
+            http.clone(),
+            filevine_identity::ClientOptions::new(),
+        );
         let document = match client.get_openid_configuration().await {
             Ok(response) => response.into_inner(),
             Err(error) => {

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use filevine_identity::types::JsonWebKeySet;
+use filevine_identity::{ClientOptions, operations};
 use jsonwebtoken::DecodingKey;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use url::Url;
@@ -11,11 +13,7 @@ use url::Url;
 use crate::error::Error;
 use crate::oidc::cache::{Cached, RETRY_INTERVAL};
 use crate::oidc::id_token::IdTokenError;
-use crate::redact::body_excerpt;
 use crate::time::{Clock, Stamp};
-
-/// Largest JWKS document read.
-const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// The RSA signing keys of one JWKS document. Keys of other types, keys for
 /// encryption and keys the JOSE crate cannot read are skipped, so one odd
@@ -27,21 +25,28 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     /// Parses a JWKS document (`{"keys": [...]}`).
+    /// A key set from the bytes of a JWKS document (the fuzz target's
+    /// entry; the SDK itself receives [`JsonWebKeySet`] from the generated
+    /// client).
+    #[cfg(any(test, fuzzing))]
     pub(crate) fn parse(body: &[u8]) -> Result<Self, String> {
-        #[derive(serde::Deserialize)]
-        struct Document {
-            keys: Vec<serde_json::Value>,
-        }
-        let document: Document =
+        let document: JsonWebKeySet =
             serde_json::from_slice(body).map_err(|e| format!("not a JWKS document ({:?} error)", e.classify()))?;
+        Ok(Self::from_document(document))
+    }
+
+    /// The RSA signing keys of a key set; keys of other types, for other
+    /// uses, or that do not parse are left out.
+    pub(crate) fn from_document(document: JsonWebKeySet) -> Self {
         let keys = document
             .keys
             .into_iter()
+            .filter_map(|key| serde_json::to_value(key).ok())
             .filter_map(|key| serde_json::from_value::<Jwk>(key).ok())
             .filter(|jwk| matches!(jwk.algorithm, AlgorithmParameters::RSA(_)))
             .filter(|jwk| matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature)))
             .collect();
-        Ok(Self { keys })
+        Self { keys }
     }
 
     /// The key for a token: by `kid` when the token names one, else the
@@ -157,14 +162,12 @@ impl JwksCache {
 }
 
 async fn fetch(http: &reqwest::Client, jwks_uri: &Url, timeout: Duration) -> Result<KeySet, Error> {
-    let request = http.get(jwks_uri.clone()).header(reqwest::header::ACCEPT, "application/json");
-    let body = crate::http::send_bounded(request, MAX_JWKS_BYTES, timeout).await?;
-    KeySet::parse(&body).map_err(|reason| Error::MalformedResponse {
-        status: Some(200),
-        reason,
-        excerpt: body_excerpt(&body),
-        source: None,
-    })
+    let options = ClientOptions::new().endpoint(&operations::GET_JWKS, jwks_uri.clone());
+    let client = filevine_identity::Client::new_with_client(jwks_uri.as_str(), http.clone(), options);
+    match client.get_jwks().await {
+        Ok(response) => Ok(KeySet::from_document(response.into_inner())),
+        Err(error) => Err(crate::http::map_untyped_error(error, timeout).await),
+    }
 }
 
 #[cfg(test)]

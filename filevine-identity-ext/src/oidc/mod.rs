@@ -22,8 +22,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType};
-use reqwest::header::AUTHORIZATION;
+use filevine_identity::types::{
+    AuthorizationCodeRequest, AuthorizationCodeRequestGrantType, IntrospectionRequest, RevocationRequest,
+};
+use filevine_identity::{ClientOptions, SecretString, operations};
 use url::Url;
 
 mod builder;
@@ -33,6 +35,7 @@ mod client_auth;
 pub mod discovery;
 mod error;
 pub(crate) mod id_token;
+mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod pkce;
 mod signin;
@@ -45,6 +48,7 @@ pub use client_auth::ClientAuthMethod;
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::SignInError;
 pub use id_token::{DEFAULT_LEEWAY, IdTokenError};
+pub use introspection::TokenIntrospection;
 pub use pkce::{PkceCodeChallenge, PkceCodeVerifier, RandomnessUnavailable};
 pub use signin::{
     AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, Nonce, PendingSignIn, RedirectUrl,
@@ -56,14 +60,11 @@ use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};
 use crate::grant::{AccessToken, ClientId, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, TokenSet};
 use crate::provider::{TokenProvider, TokenProviderBuilder};
-use crate::redact::{body_excerpt, endpoint_only, redact};
+use crate::redact::{endpoint_only, redact};
 use crate::store::StoreKey;
 use discovery::DiscoveryCache;
 use id_token::{Expectations, unix_now};
 use jwks::JwksCache;
-
-/// Largest userinfo or revocation response read.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 /// Where to send the user to sign out of Filevine, and the `state` to
 /// expect back at the post-logout redirect URI.
@@ -146,9 +147,6 @@ struct Inner {
     sign_in_timeout: Duration,
     request_timeout: Duration,
     http: reqwest::Client,
-    /// The same settings plus `Authorization: Basic …`, for
-    /// `client_secret_basic` (the generated client cannot add a header).
-    basic_http: Option<reqwest::Client>,
     discovery: DiscoveryCache,
     jwks: JwksCache,
 }
@@ -413,7 +411,9 @@ impl OidcClient {
             }
             .map_err(ConfigError::from)?
         };
-        let builder = TokenProvider::builder().region(region).http_client(self.http_for(method)?.clone());
+        let builder = TokenProvider::builder().region(region).http_client(self.inner.http.clone()).client_options(
+            self.client_auth(method)?.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone()),
+        );
         Ok((builder, self.form_secret(method).cloned()))
     }
 
@@ -428,22 +428,20 @@ impl OidcClient {
         let metadata = self.metadata().await?;
         let endpoint =
             metadata.userinfo_endpoint().ok_or(DiscoveryError::MissingEndpoint("userinfo_endpoint"))?.clone();
-        let request = self
-            .inner
-            .http
-            .get(endpoint)
-            .header(AUTHORIZATION, access_token.authorization_header())
-            .header(reqwest::header::ACCEPT, "application/json");
-        let body = self.send(request, &[access_token.expose_secret()]).await?;
-        let info: UserInfo = serde_json::from_slice(&body).map_err(|e| {
-            Error::MalformedResponse {
-                status: Some(200),
-                reason: "the userinfo response is not a JSON object with a sub".into(),
-                excerpt: body_excerpt(&body),
-                source: Some((&e).into()),
+        let options = ClientOptions::new()
+            .endpoint(&operations::GET_USERINFO, endpoint)
+            .bearer(SecretString::from(access_token.expose_secret()));
+        let client = self.wire(&metadata, options);
+        let timeout = self.inner.request_timeout;
+        let info = match client.get_userinfo().await {
+            Ok(response) => UserInfo::from(response.into_inner()),
+            Err(e) => {
+                return Err(crate::http::map_status_error(e, timeout)
+                    .await
+                    .scrub(&[access_token.expose_secret()])
+                    .into());
             }
-            .scrub(&[access_token.expose_secret()])
-        })?;
+        };
         if info.sub != subject {
             return Err(SignInError::SubjectMismatch { expected: subject.to_owned(), found: info.sub });
         }
@@ -465,6 +463,40 @@ impl OidcClient {
     /// As [`OidcClient::revoke_refresh_token`].
     pub async fn revoke_access_token(&self, token: &AccessToken) -> Result<(), SignInError> {
         self.revoke(token.expose_secret(), "access_token").await
+    }
+
+    /// Asks the provider whether `token` (an access or refresh token this
+    /// application received) is active, and for whom and with which scopes
+    /// it was issued (RFC 7662), authenticating as this client. For a
+    /// resource server that checks the bearer tokens it receives.
+    ///
+    /// The token goes to the discovered introspection endpoint only; it
+    /// never appears in an error.
+    ///
+    /// # Errors
+    /// [`SignInError::Discovery`] without an introspection endpoint,
+    /// [`SignInError::Token`] when the provider refuses the client (401
+    /// `invalid_client`) or the request fails.
+    pub async fn introspect(&self, token: &str) -> Result<TokenIntrospection, SignInError> {
+        let metadata = self.metadata().await?;
+        let endpoint =
+            metadata.introspection_endpoint().ok_or(DiscoveryError::MissingEndpoint("introspection_endpoint"))?.clone();
+        let method = self.auth_method(&metadata)?;
+        let request = IntrospectionRequest {
+            token: SecretString::from(token),
+            token_type_hint: None,
+            client_id: self.form_client_id(method),
+            client_secret: self.form_secret(method).map(|s| s.secret().clone()),
+        };
+        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint));
+        match client.introspect_token(&request).await {
+            Ok(answer) => Ok(answer.into_inner().into()),
+            Err(e) => {
+                let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
+                let error = crate::http::map_error(e, false, self.inner.request_timeout).await;
+                Err(error.scrub(&[token, secret]).into())
+            }
+        }
     }
 
     /// The URL that signs the user out at Filevine (RP-initiated logout)
@@ -531,7 +563,7 @@ impl OidcClient {
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
             code_verifier: Some(pending.pkce_verifier.secret().clone()),
         };
-        let client = filevine_identity::Client::new_with_client(metadata.token_base(), self.http_for(method)?.clone());
+        let client = self.wire(metadata, self.client_auth(method)?);
         // Not retried: a code is good for one exchange, and a retry after a
         // lost response would only earn `invalid_grant`.
         let result = crate::grant::exchange::exchange(
@@ -602,43 +634,54 @@ impl OidcClient {
         }
     }
 
-    fn http_for(&self, method: ClientAuthMethod) -> Result<&reqwest::Client, SignInError> {
-        match method {
-            ClientAuthMethod::ClientSecretBasic => self
-                .inner
-                .basic_http
-                .as_ref()
-                .ok_or_else(|| ConfigError::SecretRequired { method: "client_secret_basic" }.into()),
-            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::None => Ok(&self.inner.http),
-        }
-    }
-
     async fn revoke(&self, token: &str, hint: &str) -> Result<(), SignInError> {
         let metadata = self.metadata().await?;
         let endpoint =
             metadata.revocation_endpoint().ok_or(DiscoveryError::MissingEndpoint("revocation_endpoint"))?.clone();
         let method = self.auth_method(&metadata)?;
-        let inner = &self.inner;
-        let mut form = vec![("token", token), ("token_type_hint", hint)];
-        // With Basic, the client is named in the header.
-        if method != ClientAuthMethod::ClientSecretBasic {
-            form.push(("client_id", inner.client_id.as_str()));
+        let request = RevocationRequest {
+            token: SecretString::from(token),
+            token_type_hint: Some(hint.to_owned()),
+            client_id: self.form_client_id(method),
+            client_secret: self.form_secret(method).map(|s| s.secret().clone()),
+        };
+        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::REVOKE_TOKEN, endpoint));
+        let result = client.revoke_token(&request).await;
+        if let Err(e) = result {
+            let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
+            let error = crate::http::map_error(e, false, self.inner.request_timeout).await;
+            return Err(error.scrub(&[token, secret]).into());
         }
-        if let Some(secret) = self.form_secret(method) {
-            form.push(("client_secret", secret.expose_secret()));
-        }
-        let request = self.http_for(method)?.post(endpoint).form(&form);
-        let secret = inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
-        self.send(request, &[token, secret]).await?;
         tracing::debug!(token_type = hint, "revoked a token");
         Ok(())
     }
 
-    /// Sends a hand-written request (userinfo, revocation: not in the
-    /// spec) and returns the body of a 2xx, or a typed, scrubbed error.
-    async fn send(&self, request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Vec<u8>, Error> {
-        crate::http::send_bounded(request, MAX_RESPONSE_BYTES, self.inner.request_timeout)
-            .await
-            .map_err(|e| e.scrub(secrets))
+    /// The generated client for this provider: `options` plus the
+    /// discovered token endpoint, on the SDK's HTTP client.
+    fn wire(&self, metadata: &ProviderMetadata, options: ClientOptions) -> filevine_identity::Client {
+        let options = options.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone());
+        filevine_identity::Client::new_with_client(metadata.token_base(), self.inner.http.clone(), options)
+    }
+
+    /// The header half of the client authentication `method`: Basic
+    /// credentials for `client_secret_basic`, nothing otherwise (the form
+    /// carries them, or a public client has none).
+    fn client_auth(&self, method: ClientAuthMethod) -> Result<ClientOptions, SignInError> {
+        let inner = &self.inner;
+        match method {
+            ClientAuthMethod::ClientSecretBasic => {
+                let secret = inner
+                    .client_secret
+                    .as_ref()
+                    .ok_or(ConfigError::SecretRequired { method: "client_secret_basic" })?;
+                Ok(ClientOptions::new().basic(inner.client_id.as_str(), secret.secret()))
+            }
+            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::None => Ok(ClientOptions::new()),
+        }
+    }
+
+    /// The `client_id` form field: with Basic the header names the client.
+    fn form_client_id(&self, method: ClientAuthMethod) -> Option<String> {
+        (method != ClientAuthMethod::ClientSecretBasic).then(|| self.inner.client_id.as_str().to_owned())
     }
 }

@@ -46,6 +46,9 @@ pub struct TokenProviderBuilder {
     retry: RetryPolicy,
     background_refresh: bool,
     http_client: Option<reqwest::Client>,
+    /// Set by `OidcClient`: Basic client authentication and the discovered
+    /// token endpoint for the refresh grant.
+    client_options: filevine_identity::ClientOptions,
     env: EnvSource,
     clock: Clock,
     jitter: Jitter,
@@ -89,6 +92,7 @@ impl Default for TokenProviderBuilder {
             retry: RetryPolicy::default(),
             background_refresh: false,
             http_client: None,
+            client_options: filevine_identity::ClientOptions::new(),
             env: Box::new(env::process_env),
             clock: Clock::System,
             jitter: Jitter::Random,
@@ -198,6 +202,14 @@ impl TokenProviderBuilder {
     /// Use this `reqwest::Client` (its timeouts, proxy, TLS settings).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http_client = Some(client);
+        self
+    }
+
+    /// What the generated client applies to token requests besides the
+    /// form (an `OidcClient`'s Basic client authentication and discovered
+    /// token endpoint).
+    pub(crate) fn client_options(mut self, options: filevine_identity::ClientOptions) -> Self {
+        self.client_options = options;
         self
     }
 
@@ -386,7 +398,7 @@ impl TokenProviderBuilder {
         };
         let inner = Arc::new(Inner {
             id: next_provider_id(),
-            client: filevine_identity::Client::new_with_client(region.identity_url(), http),
+            client: filevine_identity::Client::new_with_client(region.identity_url(), http, self.client_options),
             region,
             scope,
             credentials,

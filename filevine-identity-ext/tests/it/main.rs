@@ -11,6 +11,7 @@ mod api;
 mod examples;
 mod faults;
 mod fleet;
+mod hostile;
 mod load;
 mod oidc;
 mod progenitor_client;

@@ -143,12 +143,22 @@ async fn partner_sign_in_end_to_end() {
     // equal the first one byte for byte, so only its validity is checked.)
     let refreshed_id = token_provider.latest_id_token().unwrap();
     client.verify_id_token(&refreshed_id, None).await.unwrap();
-    // Revocation: the access token stops working at userinfo.
+    // Revocation: the access token stops working at userinfo, and
+    // introspection says it is no longer active.
     let current = token_provider.token().await.unwrap();
     client.userinfo(&current, "alice").await.unwrap();
+    let answer = client.introspect(current.expose_secret()).await.unwrap();
+    assert!(answer.is_active_at(std::time::SystemTime::now()), "{answer:?}");
+    assert_eq!(answer.subject.as_deref(), Some("alice"));
+    assert_eq!(answer.client_id.as_deref(), Some(oidc::CLIENT_ID));
+    assert!(answer.scopes.iter().any(|s| s == "fv.api.gateway.access"), "{:?}", answer.scopes);
+    let introspections = own.stats().await["introspection"].as_u64().unwrap();
     client.revoke_access_token(&current).await.unwrap();
     let err = client.userinfo(&current, "alice").await.unwrap_err();
     assert!(matches!(err, SignInError::Token(Error::InvalidCredentials { status: 401, .. })), "{err}");
+    let answer = client.introspect(current.expose_secret()).await.unwrap();
+    assert_eq!(answer, filevine_identity_ext::oidc::TokenIntrospection::inactive());
+    assert_eq!(own.stats().await["introspection"].as_u64().unwrap(), introspections + 1);
 
     // The original refresh token was rotated away: the provider refuses it
     // (SignInRequired), and, detecting the reuse, revokes the whole grant,
@@ -196,7 +206,15 @@ async fn client_secret_basic_and_refresh_token_revocation() {
     assert_eq!(signed_in.claims.sub, "bob");
     let provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
     provider.invalidate();
-    provider.token().await.expect("refresh with client_secret_basic");
+    let token = provider.token().await.expect("refresh with client_secret_basic");
+    // Introspection with Basic: the provider knows who asks; a wrong secret
+    // is a typed refusal that never shows the token or the secret.
+    let answer = client.introspect(token.expose_secret()).await.unwrap();
+    assert_eq!((answer.active, answer.subject.as_deref()), (true, Some("bob")));
+    let err = basic("wrong-secret").introspect(token.expose_secret()).await.unwrap_err();
+    assert!(matches!(err, SignInError::Token(Error::InvalidCredentials { status: 401, .. })), "{err:?}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("wrong-secret") && !shown.contains(token.expose_secret()), "{shown}");
 
     // Revoking the refresh token signs the user out: the next refresh needs
     // a new sign-in.

@@ -143,7 +143,7 @@ async fn authorization_code_token_set_is_kept_fresh() {
     let server = server().await;
     // What the authorization code flow returns, exchanged through the server.
     let code = server.issue_authorization_code(CLIENT_ID, "https://localhost:7059/signin-oidc", None);
-    let response = filevine_identity::Client::new(server.url())
+    let response = filevine_identity::Client::new(server.url(), filevine_identity::ClientOptions::new())
         .get_access_token(
             &filevine_identity::types::AuthorizationCodeRequest {
                 grant_type: filevine_identity::types::AuthorizationCodeRequestGrantType::AuthorizationCode,

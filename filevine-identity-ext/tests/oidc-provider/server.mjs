@@ -155,7 +155,7 @@ function sign({ header, claims, key = 'provider' }) {
   return `${input}.${signer.sign(createPrivateKey({ key: jwk, format: 'jwk' })).toString('base64url')}`;
 }
 
-const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, discovery: 0 };
+const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, introspection: 0, discovery: 0 };
 let rotated = false;
 
 async function readJson(req) {
@@ -209,6 +209,7 @@ server.listen(port, '127.0.0.1', () => {
     if (path === configuration.routes.token) stats.token += 1;
     if (path === configuration.routes.userinfo) stats.userinfo += 1;
     if (path === configuration.routes.revocation) stats.revocation += 1;
+    if (path === configuration.routes.introspection) stats.introspection += 1;
     if (path === '/.well-known/openid-configuration') stats.discovery += 1;
     return handle(req, res);
   });

@@ -1,0 +1,57 @@
+//! What the generated [`operations`](crate::operations) table is made of:
+//! an operation's method, path and security requirements.
+
+/// A kind of credentials an operation's `security` can ask for; the spec's
+/// `components/securitySchemes` name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `Authorization: Bearer <access token>` (RFC 6750).
+    Bearer,
+    /// `Authorization: Basic` with the client id and secret
+    /// (`client_secret_basic`, RFC 6749 §2.3.1).
+    Basic,
+}
+
+/// One operation of the spec.
+///
+/// ```
+/// use filevine_identity::{Scheme, operations};
+///
+/// let userinfo = operations::GET_USERINFO;
+/// assert_eq!((userinfo.method, userinfo.path), ("GET", "/connect/userinfo"));
+/// assert_eq!(userinfo.security, &[&[Scheme::Bearer][..]]);
+/// assert!(operations::ALL.iter().any(|op| op.id == "get_access_token"));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Operation {
+    /// The method name on [`Client`](crate::Client) (the spec's
+    /// `operationId` in snake case), as the hooks receive it.
+    pub id: &'static str,
+    /// The HTTP method, uppercase.
+    pub method: &'static str,
+    /// The path under the client's base URL.
+    pub path: &'static str,
+    /// The spec's security requirements: any one alternative is enough, and
+    /// each alternative needs all of its schemes. Empty: no credentials. An
+    /// empty alternative: the operation may be called without any (e.g. a
+    /// public client, or credentials in the form body).
+    pub security: &'static [&'static [Scheme]],
+}
+
+impl Operation {
+    /// The operation the generated method `id` calls.
+    ///
+    /// ```
+    /// let op = filevine_identity::Operation::find("revoke_token").unwrap();
+    /// assert_eq!(op.path, "/connect/revocation");
+    /// ```
+    pub fn find(id: &str) -> Option<&'static Operation> {
+        crate::operations::ALL.iter().find(|op| op.id == id)
+    }
+
+    /// Whether the operation can be called without credentials.
+    pub fn allows_anonymous(&self) -> bool {
+        self.security.is_empty() || self.security.iter().any(|schemes| schemes.is_empty())
+    }
+}
