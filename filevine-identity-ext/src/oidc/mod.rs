@@ -39,7 +39,7 @@ mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod pkce;
 mod signin;
-#[cfg(any(test, fuzzing))]
+#[cfg(any(test, fuzzing, feature = "test-util"))]
 pub(crate) mod test_key;
 
 pub use builder::{DEFAULT_MAX_STALE, DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};

@@ -1,6 +1,7 @@
-//! An RSA key pair for the ID token unit tests and the `id_token` fuzz
-//! target: they sign tokens with chosen claims, so the checks after the
-//! signature are reached. Compiled only for tests and fuzzing.
+//! An RSA key pair for the ID token unit tests, the `id_token` fuzz target
+//! and the test server (feature `test-util`), which signs its ID tokens
+//! with it: they sign tokens with chosen claims, so the checks after the
+//! signature are reached. Never compiled into a normal build.
 
 /// The signing and verification keys, decoded once.
 pub(crate) fn signing_keys() -> Option<&'static (jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)> {
@@ -16,7 +17,7 @@ pub(crate) fn signing_keys() -> Option<&'static (jsonwebtoken::EncodingKey, json
 }
 
 /// The modulus of the RSA key (base64url), for verification.
-const KEY_N: &str = "pGnL7OF5hO-UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D_XU7H_7_zIFTeT1qa8TaK8YEgksJu91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ-cIvia8l2IKQQEt_KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj-L_st5xtTk3bUuBkbhi_7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P_KRw2bXTJFIjzR9TQX34uDw1KDS_RuIxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQ";
+pub(crate) const KEY_N: &str = "pGnL7OF5hO-UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D_XU7H_7_zIFTeT1qa8TaK8YEgksJu91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ-cIvia8l2IKQQEt_KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj-L_st5xtTk3bUuBkbhi_7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P_KRw2bXTJFIjzR9TQX34uDw1KDS_RuIxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQ";
 
 /// The RSA private key (PKCS#1 DER, base64), generated for the fuzzer and
 /// the unit tests alone: it signs nothing outside them.

@@ -2,7 +2,13 @@
 //!
 //! Enabled by the `test-util` feature (`test-server` is an alias). It serves the token endpoint for
 //! every grant exactly as the spec describes (form body in, JSON out,
-//! Filevine's envelope or RFC 6749 errors), the discovery document, and a
+//! Filevine's envelope or RFC 6749 errors, Basic or form client
+//! authentication), the discovery document, the whole OpenID Connect
+//! sign-in (an authorization endpoint that signs a configured [`TestUser`]
+//! in without a page, ID tokens signed RS512 or RS256 with `nonce`, `aud`,
+//! `azp`, `iss` and `at_hash`, the JWKS, userinfo, revocation,
+//! introspection and end session: everything its discovery document
+//! advertises; see [`TestServer::add_sign_in_client`]), and a
 //! tiny API gateway stub that accepts only tokens this server issued. It
 //! counts requests per grant, issues tokens with short lifetimes on demand,
 //! and injects failures: any status, the Filevine envelope, RFC 6749 errors,
@@ -42,10 +48,12 @@ use crate::config::region::Region;
 mod failure;
 mod gateway;
 mod server;
+mod signin;
 
 pub use failure::{ExpiresIn, Failure};
 pub use gateway::GatewayRequest;
 pub use server::RecordedRequest;
+pub use signin::{IdTokenAlgorithm, SIGNING_KEY_ID, TestUser};
 
 #[derive(Default)]
 struct Registry {
@@ -67,6 +75,16 @@ struct Registry {
     /// Refresh tokens presented again after they were rotated away.
     refresh_token_reuses: u64,
     sequence: u64,
+    /// Clients that may sign users in, by id.
+    sign_in_clients: HashMap<String, signin::SignInClient>,
+    /// The user the authorization endpoint signs in.
+    user: TestUser,
+    /// Errors the authorization endpoint answers, one per request.
+    authorization_errors: VecDeque<signin::AuthorizationError>,
+    /// The sign-in behind each access and refresh token of one.
+    grants: HashMap<String, signin::Grant>,
+    id_token_algorithm: IdTokenAlgorithm,
+    revoked_refresh_tokens: u64,
 }
 
 #[derive(Clone)]
@@ -74,6 +92,19 @@ struct CodeGrant {
     client_id: String,
     redirect_uri: String,
     code_challenge: Option<String>,
+    /// Set for codes the authorization endpoint issued.
+    sign_in: Option<signin::Grant>,
+}
+
+/// Requests per sign-in endpoint.
+#[derive(Default)]
+struct Counts {
+    authorization: AtomicU64,
+    jwks: AtomicU64,
+    userinfo: AtomicU64,
+    revocation: AtomicU64,
+    introspection: AtomicU64,
+    end_session: AtomicU64,
 }
 
 struct Shared {
@@ -87,6 +118,7 @@ struct Shared {
     discovery_requests: AtomicU64,
     gateway_requests: AtomicU64,
     per_grant: Mutex<HashMap<String, u64>>,
+    counts: Counts,
     /// Random per server, so tokens from two servers never collide.
     seed: u64,
 }
@@ -136,11 +168,18 @@ impl TestServer {
             discovery_requests: AtomicU64::new(0),
             gateway_requests: AtomicU64::new(0),
             per_grant: Mutex::new(HashMap::new()),
+            counts: Counts::default(),
             seed,
         });
         let app = axum::Router::new()
             .route("/connect/token", post(server::token_endpoint))
             .route("/.well-known/openid-configuration", get(server::discovery))
+            .route("/.well-known/openid-configuration/jwks", get(signin::jwks))
+            .route("/connect/authorize", get(signin::authorize))
+            .route("/connect/userinfo", get(signin::userinfo))
+            .route("/connect/revocation", post(signin::revocation))
+            .route("/connect/introspect", post(signin::introspection))
+            .route("/connect/endsession", get(signin::end_session))
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
             .with_state(Arc::clone(&shared));
@@ -194,9 +233,105 @@ impl TestServer {
                 client_id: client_id.to_owned(),
                 redirect_uri: redirect_uri.to_owned(),
                 code_challenge: code_challenge.map(str::to_owned),
+                sign_in: None,
             },
         );
         code
+    }
+
+    /// Registers a client that signs users in: its secret (`None` for a
+    /// public client, e.g. a command line tool with PKCE), the redirect URIs
+    /// the authorization endpoint accepts (exactly), and the post-logout
+    /// redirect URIs end session accepts.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+    /// use filevine_identity_ext::test_util::{TestServer, TestUser};
+    /// use filevine_identity_ext::{ClientId, ClientSecret, OidcClient};
+    ///
+    /// let server = TestServer::start().await?;
+    /// let callback = "http://127.0.0.1:7059/signin-oidc";
+    /// server.add_sign_in_client("partner-app", Some("partner-secret"), &[callback], &[]);
+    /// server.set_user(TestUser::new("1001").email("ada@example.com"));
+    ///
+    /// let client = OidcClient::builder()
+    ///     .region(server.region())
+    ///     .client_id(ClientId::new("partner-app")?)
+    ///     .client_secret(ClientSecret::new("partner-secret")?)
+    ///     .redirect_uri(RedirectUrl::new(callback)?)
+    ///     .env(|_| None)
+    ///     .build()?;
+    /// let request = client.authorization_request(AuthorizationOptions::default()).await?;
+    /// // The "browser": the server approves at once and redirects back.
+    /// let answer = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?
+    ///     .get(request.url.clone()).send().await?;
+    /// let location = answer.headers()["location"].to_str()?;
+    /// let signed_in = client.complete_sign_in(location, request.pending).await?;
+    /// assert_eq!(signed_in.claims.sub, "1001");
+    /// # Ok(()) }
+    /// ```
+    pub fn add_sign_in_client(
+        &self,
+        id: &str,
+        secret: Option<&str>,
+        redirect_uris: &[&str],
+        post_logout_redirect_uris: &[&str],
+    ) {
+        let mut registry = lock(&self.shared.registry);
+        if let Some(secret) = secret {
+            registry.clients.insert(id.to_owned(), secret.to_owned());
+        }
+        let owned = |uris: &[&str]| uris.iter().map(|u| (*u).to_owned()).collect();
+        registry.sign_in_clients.insert(
+            id.to_owned(),
+            signin::SignInClient {
+                redirect_uris: owned(redirect_uris),
+                post_logout_redirect_uris: owned(post_logout_redirect_uris),
+            },
+        );
+    }
+
+    /// The user the authorization endpoint signs in (default
+    /// [`TestUser::default`]).
+    pub fn set_user(&self, user: TestUser) {
+        lock(&self.shared.registry).user = user;
+    }
+
+    /// The next authorization request is answered with this error (e.g.
+    /// `access_denied`), redirected to the client with its `state`.
+    pub fn fail_next_authorization(&self, error: &str, description: &str) {
+        lock(&self.shared.registry)
+            .authorization_errors
+            .push_back(signin::AuthorizationError { error: error.to_owned(), description: description.to_owned() });
+    }
+
+    /// The algorithm of the ID tokens it signs (default RS512, Filevine's).
+    pub fn set_id_token_algorithm(&self, algorithm: IdTokenAlgorithm) {
+        lock(&self.shared.registry).id_token_algorithm = algorithm;
+    }
+
+    /// Requests received by one sign-in endpoint: `"authorization"`,
+    /// `"jwks"`, `"userinfo"`, `"revocation"`, `"introspection"` or
+    /// `"end_session"` (0 for another name).
+    pub fn sign_in_requests(&self, endpoint: &str) -> u64 {
+        let counts = &self.shared.counts;
+        let counter = match endpoint {
+            "authorization" => &counts.authorization,
+            "jwks" => &counts.jwks,
+            "userinfo" => &counts.userinfo,
+            "revocation" => &counts.revocation,
+            "introspection" => &counts.introspection,
+            "end_session" => &counts.end_session,
+            _ => return 0,
+        };
+        counter.load(Ordering::SeqCst)
+    }
+
+    /// Refresh tokens revoked through the revocation endpoint.
+    pub fn revoked_refresh_tokens(&self) -> u64 {
+        lock(&self.shared.registry).revoked_refresh_tokens
     }
 
     /// Token lifetime in whole seconds (`expires_in`); default 1200.
@@ -316,7 +451,11 @@ impl Shared {
     }
 
     fn is_valid_access_token(&self, token: &str) -> bool {
-        lock(&self.registry).access_tokens.get(token).is_some_and(|expires| Instant::now() < *expires)
+        self.is_valid_in(&lock(&self.registry), token)
+    }
+
+    fn is_valid_in(&self, registry: &Registry, token: &str) -> bool {
+        registry.access_tokens.get(token).is_some_and(|expires| Instant::now() < *expires)
     }
 }
 

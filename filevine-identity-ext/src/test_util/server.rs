@@ -56,7 +56,7 @@ pub(super) fn json_response(status: u16, body: serde_json::Value) -> Response {
         .into_response()
 }
 
-fn oauth_error(status: u16, error: &str, description: &str) -> Response {
+pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
     json_response(status, serde_json::json!({"error": error, "error_description": description}))
 }
 
@@ -110,12 +110,22 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     }
 
     let mut registry = lock(&shared.registry);
-    // Client authentication, when a client id is sent.
-    let client_ok = |registry: &Registry| match field("client_id") {
-        None => true,
-        Some(id) => registry.clients.get(&id).is_some_and(|secret| field("client_secret").as_ref() == Some(secret)),
+    // Client authentication, when a client is named: Basic or the form; a
+    // public sign-in client has no secret.
+    let basic = super::signin::basic_credentials(&headers);
+    let client_id_sent = basic.as_ref().map(|(id, _)| id.clone()).or_else(|| field("client_id"));
+    let client_ok = |registry: &Registry| match &basic {
+        Some((id, secret)) => registry.clients.get(id) == Some(secret),
+        None => match field("client_id") {
+            None => true,
+            Some(id) => match registry.clients.get(&id) {
+                Some(secret) => field("client_secret").as_ref() == Some(secret),
+                None => registry.sign_in_clients.contains_key(&id) && field("client_secret").is_none(),
+            },
+        },
     };
     let mut refresh_token = None;
+    let mut sign_in: Option<super::signin::Grant> = None;
     let scope = field("scope");
     match grant_type.as_str() {
         "" => return oauth_error(400, "invalid_request", "grant_type is required"),
@@ -131,13 +141,14 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             }
         }
         "client_credentials" => {
-            if field("client_id").is_none() || field("client_secret").is_none() || !client_ok(&registry) {
+            let has_secret = basic.is_some() || field("client_secret").is_some();
+            if client_id_sent.is_none() || !has_secret || !client_ok(&registry) {
                 return oauth_error(400, "invalid_client", "unknown client or wrong secret");
             }
         }
         "authorization_code" => {
             let (Some(code), Some(redirect_uri), Some(client_id)) =
-                (field("code"), field("redirect_uri"), field("client_id"))
+                (field("code"), field("redirect_uri"), client_id_sent.clone())
             else {
                 return oauth_error(400, "invalid_request", "code, redirect_uri and client_id are required");
             };
@@ -162,6 +173,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
                 }
             }
             refresh_token = Some(shared.next_value(&mut registry, "rt"));
+            sign_in = grant.sign_in;
         }
         "refresh_token" => {
             let Some(token) = field("refresh_token") else {
@@ -179,8 +191,10 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
                 };
                 return oauth_error(400, "invalid_grant", reason);
             }
+            sign_in = registry.grants.get(&token).cloned().map(|grant| super::signin::Grant { nonce: None, ..grant });
             if registry.rotate_refresh_tokens {
                 registry.refresh_tokens.remove(&token);
+                registry.grants.remove(&token);
                 registry.used_refresh_tokens.insert(token);
                 refresh_token = Some(shared.next_value(&mut registry, "rt"));
             }
@@ -199,6 +213,13 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     if let Some(rt) = &refresh_token {
         registry.refresh_tokens.insert(rt.clone());
     }
+    let id_token = sign_in.as_ref().and_then(|grant| super::signin::id_token(&shared, &registry, grant, &access_token));
+    if let Some(grant) = sign_in {
+        registry.grants.insert(access_token.clone(), grant.clone());
+        if let Some(rt) = &refresh_token {
+            registry.grants.insert(rt.clone(), grant);
+        }
+    }
     let granted = registry.granted_scope.clone().or(scope);
     drop(registry);
 
@@ -215,6 +236,9 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     if let Some(rt) = refresh_token {
         body["refresh_token"] = rt.into();
     }
+    if let Some(id_token) = id_token {
+        body["id_token"] = id_token.into();
+    }
     json_response(200, body)
 }
 
@@ -230,14 +254,20 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "userinfo_endpoint": format!("{base}/connect/userinfo"),
             "end_session_endpoint": format!("{base}/connect/endsession"),
             "revocation_endpoint": format!("{base}/connect/revocation"),
+            "introspection_endpoint": format!("{base}/connect/introspect"),
             "jwks_uri": format!("{base}/.well-known/openid-configuration/jwks"),
             "scopes_supported": crate::config::scope::PARTNER_APP_SCOPES,
+            "claims_supported": ["sub", "email", "email_verified", "name", "tenant"],
             "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "personal_access_token"],
             "subject_types_supported": ["public"],
             "code_challenge_methods_supported": ["S256"],
-            "id_token_signing_alg_values_supported": ["RS512"],
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+            "id_token_signing_alg_values_supported": ["RS512", "RS256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic", "none"],
+            "authorization_response_iss_parameter_supported": true,
+            "frontchannel_logout_supported": false,
+            "backchannel_logout_supported": false,
         }),
     )
 }

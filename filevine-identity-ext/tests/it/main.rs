@@ -18,3 +18,4 @@ mod progenitor_client;
 mod provider;
 mod redaction;
 mod store;
+mod test_server_signin;

@@ -1,0 +1,389 @@
+//! The OpenID Connect side of the test server: the authorization endpoint
+//! (auto-approving the configured test user, or answering a configured
+//! error), the JWKS, ID tokens, userinfo, revocation, introspection and end
+//! session — everything the discovery document advertises.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use super::server::{json_response, oauth_error};
+use super::{CodeGrant, Registry, Shared, lock};
+
+/// The key id of the test server's signing key in its JWKS.
+pub const SIGNING_KEY_ID: &str = "filevine-test-server-1";
+
+/// The user the authorization endpoint signs in, without asking.
+///
+/// ```
+/// use filevine_identity_ext::test_util::TestUser;
+///
+/// let user = TestUser::new("1001").email("ada@example.com").name("Ada Lovelace").claim("tenant", "acme");
+/// assert_eq!(user.subject(), "1001");
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestUser {
+    sub: String,
+    email: Option<String>,
+    name: Option<String>,
+    claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Default for TestUser {
+    /// `test-user`, `test.user@example.com`, "Test User", tenant `test-tenant`.
+    fn default() -> Self {
+        Self::new("test-user").email("test.user@example.com").name("Test User").claim("tenant", "test-tenant")
+    }
+}
+
+impl TestUser {
+    /// A user with this subject and no other claims.
+    pub fn new(sub: &str) -> Self {
+        Self { sub: sub.to_owned(), email: None, name: None, claims: serde_json::Map::new() }
+    }
+
+    /// Their e-mail address (a verified one).
+    #[must_use]
+    pub fn email(mut self, email: &str) -> Self {
+        self.email = Some(email.to_owned());
+        self
+    }
+
+    /// Their full name.
+    #[must_use]
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// One more claim, in userinfo (and in ID tokens with `profile`).
+    #[must_use]
+    pub fn claim(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.claims.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// The subject (`sub`).
+    pub fn subject(&self) -> &str {
+        &self.sub
+    }
+
+    /// The userinfo claims of this user for `scope`.
+    fn claims_for(&self, scope: &str) -> serde_json::Map<String, serde_json::Value> {
+        let scopes: Vec<&str> = scope.split_whitespace().collect();
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), self.sub.clone().into());
+        if scopes.contains(&"email")
+            && let Some(email) = &self.email
+        {
+            claims.insert("email".into(), email.clone().into());
+            claims.insert("email_verified".into(), true.into());
+        }
+        if scopes.contains(&"profile") {
+            if let Some(name) = &self.name {
+                claims.insert("name".into(), name.clone().into());
+            }
+            claims.extend(self.claims.clone());
+        }
+        claims
+    }
+}
+
+/// A client registered for sign-in (see [`TestServer::add_sign_in_client`](super::TestServer::add_sign_in_client)).
+#[derive(Debug, Clone)]
+pub(super) struct SignInClient {
+    pub(super) redirect_uris: Vec<String>,
+    pub(super) post_logout_redirect_uris: Vec<String>,
+}
+
+/// Who a sign-in's tokens are for.
+#[derive(Debug, Clone)]
+pub(super) struct Grant {
+    pub(super) sub: String,
+    pub(super) client_id: String,
+    pub(super) scope: String,
+    pub(super) nonce: Option<String>,
+    pub(super) auth_time: u64,
+}
+
+/// An error the authorization endpoint answers once instead of signing
+/// the user in.
+#[derive(Debug, Clone)]
+pub(super) struct AuthorizationError {
+    pub(super) error: String,
+    pub(super) description: String,
+}
+
+/// The algorithm the test server signs ID tokens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IdTokenAlgorithm {
+    /// RSASSA-PKCS1-v1_5 with SHA-256.
+    Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-512: Filevine's default.
+    #[default]
+    Rs512,
+}
+
+impl IdTokenAlgorithm {
+    pub(super) fn jwt(self) -> jsonwebtoken::Algorithm {
+        match self {
+            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
+            Self::Rs512 => jsonwebtoken::Algorithm::RS512,
+        }
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn page(status: StatusCode, text: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.to_owned()).into_response()
+}
+
+fn redirect(location: &url::Url) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location.as_str().to_owned()), (header::CACHE_CONTROL, "no-store".into())])
+        .into_response()
+}
+
+/// `GET /connect/authorize`: checks the request as a real provider would
+/// (registered client and exact redirect URI — anything wrong there is a
+/// page, never a redirect — `response_type=code`, PKCE S256), then signs the
+/// test user in without a page and redirects with `code`, `state` and `iss`
+/// (RFC 9207), or with the configured error.
+pub(super) async fn authorize(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    shared.counts.authorization.fetch_add(1, Ordering::SeqCst);
+    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let mut registry = lock(&shared.registry);
+    let Some(client_id) = field("client_id") else {
+        return page(StatusCode::BAD_REQUEST, "invalid_request: client_id is required");
+    };
+    let Some(client) = registry.sign_in_clients.get(&client_id).cloned() else {
+        return page(StatusCode::BAD_REQUEST, "invalid_client: unknown client");
+    };
+    let Some(redirect_uri) = field("redirect_uri").filter(|uri| client.redirect_uris.contains(uri)) else {
+        return page(StatusCode::BAD_REQUEST, "invalid_request: redirect_uri is not registered for this client");
+    };
+    let Ok(mut target) = url::Url::parse(&redirect_uri) else {
+        return page(StatusCode::BAD_REQUEST, "invalid_request: redirect_uri is not a URL");
+    };
+    let state = field("state");
+    let fail = |target: &mut url::Url, error: &str, description: &str| {
+        let mut pairs = target.query_pairs_mut();
+        pairs.append_pair("error", error).append_pair("error_description", description);
+        if let Some(state) = &state {
+            pairs.append_pair("state", state);
+        }
+        pairs.append_pair("iss", &shared.base_url);
+        drop(pairs);
+        redirect(target)
+    };
+    if field("response_type").as_deref() != Some("code") {
+        return fail(&mut target, "unsupported_response_type", "only response_type=code");
+    }
+    let (Some(challenge), Some("S256")) = (field("code_challenge"), field("code_challenge_method").as_deref()) else {
+        return fail(&mut target, "invalid_request", "PKCE with code_challenge_method=S256 is required");
+    };
+    if let Some(AuthorizationError { error, description }) = registry.authorization_errors.pop_front() {
+        return fail(&mut target, &error, &description);
+    }
+    let scope = field("scope").unwrap_or_default();
+    let grant = Grant {
+        sub: registry.user.sub.clone(),
+        client_id: client_id.clone(),
+        scope,
+        nonce: field("nonce"),
+        auth_time: now(),
+    };
+    let code = shared.next_value(&mut registry, "code");
+    registry.codes.insert(
+        code.clone(),
+        CodeGrant { client_id, redirect_uri, code_challenge: Some(challenge), sign_in: Some(grant) },
+    );
+    drop(registry);
+    let mut pairs = target.query_pairs_mut();
+    pairs.append_pair("code", &code);
+    if let Some(state) = &state {
+        pairs.append_pair("state", state);
+    }
+    pairs.append_pair("iss", &shared.base_url);
+    drop(pairs);
+    redirect(&target)
+}
+
+/// The signed ID token for a sign-in's token response.
+pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, access_token: &str) -> Option<String> {
+    if !grant.scope.split_whitespace().any(|s| s == "openid") {
+        return None;
+    }
+    let alg = registry.id_token_algorithm.jwt();
+    let (key, _) = crate::oidc::test_key::signing_keys()?;
+    let issued = now();
+    let mut claims = serde_json::json!({
+        "iss": shared.base_url,
+        "sub": grant.sub,
+        "aud": grant.client_id,
+        "azp": grant.client_id,
+        "iat": issued,
+        "exp": issued + ID_TOKEN_LIFETIME.as_secs(),
+        "auth_time": grant.auth_time,
+        "at_hash": crate::oidc::id_token::at_hash(alg, access_token),
+    });
+    if let Some(nonce) = &grant.nonce {
+        claims["nonce"] = nonce.clone().into();
+    }
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.kid = Some(SIGNING_KEY_ID.to_owned());
+    header.typ = Some("JWT".to_owned());
+    jsonwebtoken::encode(&header, &claims, key).ok()
+}
+
+/// `GET /.well-known/openid-configuration/jwks`: the test signing key.
+pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
+    shared.counts.jwks.fetch_add(1, Ordering::SeqCst);
+    json_response(
+        200,
+        serde_json::json!({"keys": [{
+            "kty": "RSA",
+            "use": "sig",
+            "kid": SIGNING_KEY_ID,
+            "n": crate::oidc::test_key::KEY_N,
+            "e": "AQAB",
+        }]}),
+    )
+}
+
+/// `GET /connect/userinfo`: the claims of the user an unexpired access
+/// token of a sign-in was issued for (RFC 6750 errors otherwise).
+pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    shared.counts.userinfo.fetch_add(1, Ordering::SeqCst);
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let registry = lock(&shared.registry);
+    let grant = token.as_deref().filter(|t| shared.is_valid_in(&registry, t)).and_then(|t| registry.grants.get(t));
+    match grant {
+        Some(grant) if grant.scope.split_whitespace().any(|s| s == "openid") => {
+            json_response(200, serde_json::Value::Object(registry.user.claims_for(&grant.scope)))
+        }
+        Some(_) => {
+            (StatusCode::FORBIDDEN, [(header::WWW_AUTHENTICATE, "Bearer error=\"insufficient_scope\"")]).into_response()
+        }
+        None => {
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer error=\"invalid_token\"")]).into_response()
+        }
+    }
+}
+
+/// The client that authenticated a revocation or introspection request
+/// (Basic or the form), or `None` when the credentials are wrong.
+fn authenticated_client(registry: &Registry, headers: &HeaderMap, form: &[(String, String)]) -> Option<String> {
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let (id, secret) = match basic_credentials(headers) {
+        Some(pair) => pair,
+        None => (field("client_id")?, field("client_secret").unwrap_or_default()),
+    };
+    let known = registry.clients.get(&id);
+    let public = registry.sign_in_clients.contains_key(&id) && known.is_none();
+    (public || known.is_some_and(|s| *s == secret)).then_some(id)
+}
+
+/// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 §2.3.1).
+pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((decode(id)?, decode(secret)?))
+}
+
+fn parse_form(body: &Bytes) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// `POST /connect/revocation` (RFC 7009): revokes an access or refresh
+/// token of the authenticated client; 200 for a token it does not know.
+pub(super) async fn revocation(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.counts.revocation.fetch_add(1, Ordering::SeqCst);
+    let form = parse_form(&body);
+    let mut registry = lock(&shared.registry);
+    let Some(_client) = authenticated_client(&registry, &headers, &form) else {
+        return oauth_error(401, "invalid_client", "unknown client or wrong secret");
+    };
+    let Some(token) = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()) else {
+        return oauth_error(400, "invalid_request", "token is required");
+    };
+    registry.access_tokens.remove(&token);
+    if registry.refresh_tokens.remove(&token) {
+        registry.revoked_refresh_tokens += 1;
+    }
+    registry.grants.remove(&token);
+    StatusCode::OK.into_response()
+}
+
+/// `POST /connect/introspect` (RFC 7662).
+pub(super) async fn introspection(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    shared.counts.introspection.fetch_add(1, Ordering::SeqCst);
+    let form = parse_form(&body);
+    let registry = lock(&shared.registry);
+    if authenticated_client(&registry, &headers, &form).is_none() {
+        return oauth_error(401, "invalid_client", "unknown client or wrong secret");
+    }
+    let Some(token) = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()) else {
+        return oauth_error(400, "invalid_request", "token is required");
+    };
+    let Some(expires) = registry.access_tokens.get(&token).filter(|_| shared.is_valid_in(&registry, &token)) else {
+        return json_response(200, serde_json::json!({"active": false}));
+    };
+    let left = expires.saturating_duration_since(std::time::Instant::now());
+    let mut answer = serde_json::json!({
+        "active": true,
+        "token_type": "access_token",
+        "iss": shared.base_url,
+        "exp": now() + left.as_secs(),
+    });
+    if let Some(grant) = registry.grants.get(&token) {
+        answer["sub"] = grant.sub.clone().into();
+        answer["client_id"] = grant.client_id.clone().into();
+        answer["scope"] = grant.scope.clone().into();
+    }
+    json_response(200, answer)
+}
+
+/// `GET /connect/endsession`: signs the user out and goes back to a
+/// registered post-logout redirect URI with the `state`, or shows a page.
+pub(super) async fn end_session(
+    State(shared): State<Arc<Shared>>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    shared.counts.end_session.fetch_add(1, Ordering::SeqCst);
+    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    let registry = lock(&shared.registry);
+    let Some(target) = field("post_logout_redirect_uri") else {
+        return page(StatusCode::OK, "You are signed out.");
+    };
+    let registered = registry.sign_in_clients.values().any(|c| c.post_logout_redirect_uris.contains(&target));
+    let Ok(mut target) = url::Url::parse(&target).map_err(drop).and_then(|u| if registered { Ok(u) } else { Err(()) })
+    else {
+        return page(StatusCode::BAD_REQUEST, "post_logout_redirect_uri is not registered");
+    };
+    if let Some(state) = field("state") {
+        target.query_pairs_mut().append_pair("state", &state);
+    }
+    redirect(&target)
+}
+
+/// Lifetime of the ID tokens the server signs.
+pub(super) const ID_TOKEN_LIFETIME: Duration = Duration::from_secs(300);

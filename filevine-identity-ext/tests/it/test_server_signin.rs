@@ -1,0 +1,200 @@
+//! The whole authorization code flow against the crate's own test server
+//! (feature `test-util`): what a consumer runs in a plain `cargo test`,
+//! without Node. The same flow runs against `oidc-provider` in `oidc.rs`.
+
+use filevine_identity_ext::oidc::{AuthorizationOptions, ClientAuthMethod, RedirectUrl};
+use filevine_identity_ext::test_util::{IdTokenAlgorithm, TestServer, TestUser};
+use filevine_identity_ext::{ClientId, ClientSecret, Error, OidcClient, Scopes, SignInError};
+
+const CALLBACK: &str = "http://127.0.0.1:7059/signin-oidc";
+const LOGGED_OUT: &str = "http://127.0.0.1:7059/logout/callback";
+
+fn client(server: &TestServer, id: &str, secret: Option<&str>, method: Option<ClientAuthMethod>) -> OidcClient {
+    let mut builder = OidcClient::builder()
+        .region(server.region())
+        .client_id(ClientId::new(id).unwrap())
+        .redirect_uri(RedirectUrl::new(CALLBACK).unwrap())
+        .post_logout_redirect_uri(RedirectUrl::new(LOGGED_OUT).unwrap())
+        .scopes(Scopes::partner_app())
+        .env(|_| None);
+    if let Some(secret) = secret {
+        builder = builder.client_secret(ClientSecret::new(secret).unwrap());
+    }
+    if let Some(method) = method {
+        builder = builder.auth_method(method);
+    }
+    builder.build().unwrap()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+/// The browser's part: the server approves at once; the redirect's target.
+async fn follow(url: &url::Url) -> reqwest::Response {
+    no_redirects().get(url.clone()).send().await.unwrap()
+}
+
+async fn sign_in(client: &OidcClient) -> Result<filevine_identity_ext::oidc::SignedIn, SignInError> {
+    let request = client.authorization_request(AuthorizationOptions::default()).await?;
+    let answer = follow(&request.url).await;
+    assert_eq!(answer.status(), 302);
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(CALLBACK), "{location}");
+    client.complete_sign_in(&location, request.pending).await
+}
+
+#[tokio::test]
+async fn the_whole_flow_runs_against_the_test_server() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    server.set_user(TestUser::new("1001").email("ada@example.com").name("Ada").claim("tenant", "acme"));
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+
+    // Sign-in: PKCE and the code checked by the server, the ID token
+    // (RS512, nonce, aud, azp, iss, at_hash) by the SDK.
+    let signed_in = sign_in(&client).await.unwrap();
+    assert_eq!(signed_in.claims.sub, "1001");
+    assert_eq!(signed_in.claims.audiences, ["partner-app"]);
+    assert_eq!(signed_in.claims.azp.as_deref(), Some("partner-app"));
+    assert_eq!(signed_in.claims.iss, server.url());
+    assert_eq!(server.sign_in_requests("authorization"), 1);
+    assert_eq!(server.grant_requests("authorization_code"), 1);
+    assert_eq!(server.sign_in_requests("jwks"), 1);
+
+    // Userinfo: the claims the scopes allow, for the same subject.
+    let access = signed_in.token_set.access_token.clone();
+    let info = client.userinfo(&access, "1001").await.unwrap();
+    assert_eq!(info.profile.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(info.additional["tenant"], "acme");
+
+    // Introspection: active, for whom.
+    let answer = client.introspect(access.expose_secret()).await.unwrap();
+    assert!(answer.is_active_at(std::time::SystemTime::now()));
+    assert_eq!((answer.subject.as_deref(), answer.client_id.as_deref()), (Some("1001"), Some("partner-app")));
+
+    // Refresh: rotation, and a new ID token that validates.
+    let provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
+    provider.invalidate();
+    let refreshed = provider.token().await.unwrap();
+    assert!(!refreshed.same_token(&access));
+    assert_eq!(server.grant_requests("refresh_token"), 1);
+    let id_token = provider.latest_id_token().unwrap();
+    assert_eq!(client.verify_id_token(&id_token, None).await.unwrap().sub, "1001");
+
+    // Sign out: both tokens revoked; userinfo refuses, introspection says inactive.
+    client.sign_out(&provider).await.unwrap();
+    assert_eq!(server.sign_in_requests("revocation"), 2);
+    assert_eq!(server.revoked_refresh_tokens(), 1);
+    let err = client.userinfo(&refreshed, "1001").await.unwrap_err();
+    assert!(matches!(err, SignInError::Token(Error::InvalidCredentials { status: 401, .. })), "{err}");
+    assert!(!client.introspect(refreshed.expose_secret()).await.unwrap().active);
+
+    // End session: back to the registered post-logout URI with the state.
+    let end = client.end_session_url(Some(&id_token)).await.unwrap();
+    let answer = follow(&end.url).await;
+    assert_eq!(answer.status(), 302);
+    let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(LOGGED_OUT));
+    assert_eq!(back.query_pairs().find(|(k, _)| k == "state").unwrap().1, end.state.expose_secret());
+    assert_eq!(server.sign_in_requests("end_session"), 1);
+    assert_eq!(server.sign_in_requests("userinfo"), 2);
+    assert_eq!(server.sign_in_requests("introspection"), 2);
+}
+
+#[tokio::test]
+async fn rs256_basic_and_public_clients() {
+    let server = TestServer::start().await.unwrap();
+    server.set_id_token_algorithm(IdTokenAlgorithm::Rs256);
+    server.add_sign_in_client("basic-app", Some("basic-secret"), &[CALLBACK], &[]);
+    server.add_sign_in_client("cli", None, &[CALLBACK], &[]);
+
+    let basic = client(&server, "basic-app", Some("basic-secret"), Some(ClientAuthMethod::ClientSecretBasic));
+    let signed_in = sign_in(&basic).await.unwrap();
+    let header = signed_in.token_set.id_token.as_ref().unwrap().expose_secret().split('.').next().unwrap().to_owned();
+    use base64::Engine as _;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap();
+    assert!(String::from_utf8(header).unwrap().contains("\"RS256\""));
+    let request = server.requests().into_iter().find(|r| r.grant_type == "authorization_code").unwrap();
+    assert!(request.header("authorization").unwrap().starts_with("Basic "));
+    assert_eq!(request.field("client_secret"), None, "the secret only in the header");
+
+    // A public client (no secret): PKCE alone.
+    let public = client(&server, "cli", None, Some(ClientAuthMethod::None));
+    assert_eq!(sign_in(&public).await.unwrap().claims.sub, TestUser::default().subject());
+    // A wrong secret is refused at the token endpoint.
+    let wrong = client(&server, "basic-app", Some("wrong"), Some(ClientAuthMethod::ClientSecretBasic));
+    let err = sign_in(&wrong).await.unwrap_err();
+    assert!(matches!(err, SignInError::Token(Error::InvalidCredentials { .. })), "{err}");
+}
+
+#[tokio::test]
+async fn authorization_errors_and_unregistered_redirects() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[]);
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+
+    // A configured error comes back to the client, with the state: typed.
+    server.fail_next_authorization("access_denied", "the user declined");
+    let err = sign_in(&client).await.unwrap_err();
+    assert!(matches!(&err, SignInError::Provider { error, .. } if error == "access_denied"), "{err:?}");
+    assert_eq!(server.grant_requests("authorization_code"), 0);
+
+    // A redirect URI the client did not register: a page, never a redirect.
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    let mut url = request.url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "redirect_uri" { "http://127.0.0.1:9/evil".to_owned() } else { v.into_owned() };
+            (k.into_owned(), v)
+        })
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(pairs);
+    let answer = follow(&url).await;
+    assert_eq!(answer.status(), 400);
+    assert!(answer.headers().get("location").is_none());
+
+    // Without PKCE: an error redirect, as the spec's provider requires S256.
+    let stripped: Vec<(String, String)> = request
+        .url
+        .query_pairs()
+        .filter(|(k, _)| !k.starts_with("code_challenge"))
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = request.url.clone();
+    url.query_pairs_mut().clear().extend_pairs(stripped);
+    let location = follow(&url).await.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.contains("error=invalid_request"), "{location}");
+}
+
+#[tokio::test]
+async fn the_discovery_document_advertises_exactly_what_is_served() {
+    let server = TestServer::start().await.unwrap();
+    let document: serde_json::Value =
+        reqwest::get(format!("{}/.well-known/openid-configuration", server.url())).await.unwrap().json().await.unwrap();
+    let http = no_redirects();
+    for field in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "userinfo_endpoint",
+        "end_session_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "jwks_uri",
+    ] {
+        let url = document[field].as_str().unwrap_or_else(|| panic!("{field} advertised"));
+        let get = http.get(url).send().await.unwrap().status().as_u16();
+        let post = http.post(url).form(&[("token", "x")]).send().await.unwrap().status().as_u16();
+        // Each one is served (not 404 or 405) by one of the two methods.
+        assert!([get, post].iter().any(|s| *s != 404 && *s != 405), "{field}: GET {get}, POST {post}");
+    }
+    assert_eq!(document["authorization_response_iss_parameter_supported"], true);
+    // Through the generated client's discovery schema and the SDK's checks.
+    let metadata = filevine_identity_ext::oidc::ProviderMetadata::from_document(
+        serde_json::from_value(document.clone()).unwrap(),
+        server.url(),
+    )
+    .unwrap();
+    assert_eq!(metadata.id_token_algorithms(), ["RS512", "RS256"]);
+}
