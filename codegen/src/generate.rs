@@ -132,8 +132,9 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
         #operations
         #servers
     };
-    let file: syn::File =
+    let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| Error::InvalidRust { path: spec.label.clone(), message: e.to_string() })?;
+    crate::non_exhaustive::mark_response_structs(&mut file);
     let body = prettyplease::unparse(&file);
     let source = format!("{}{body}", header(spec));
     let elapsed = started.elapsed();

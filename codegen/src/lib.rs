@@ -7,12 +7,15 @@
 //!    because progenitor reads documents through `openapiv3`, which only
 //!    models 3.0 and silently drops 3.1 keywords.
 //! 3. **[`generate`]** — progenitor turns the document into tokens (under
-//!    `catch_unwind`: it panics on constructs it does not support),
-//!    prettyplease formats them, and a do-not-edit header naming the spec
-//!    and its SHA-256 is prepended.
+//!    `catch_unwind`: it panics on constructs it does not support), the
+//!    `operations` and `servers` tables are added, structs only responses
+//!    carry are marked `#[non_exhaustive]`, prettyplease formats them, and
+//!    a do-not-edit header naming the spec and its SHA-256 is prepended.
 //! 4. **[`surface_listing`]** — a compact listing of the public surface, for
 //!    reviewers and for the insta snapshot.
 //! 5. **[`diff`]** — the unified diff `cargo xtask codegen --check` prints.
+//! 6. **[`surface_diff`]** — what the change does to users by Rust's SemVer
+//!    rules: added / removed / changed public items and a verdict.
 //!
 //! Maintainers do not call this crate directly; they run `cargo xtask
 //! codegen`. See `ARCHITECTURE.md` at the workspace root.
@@ -37,7 +40,9 @@ mod diff;
 mod error;
 mod generate;
 mod load;
+mod non_exhaustive;
 mod operations;
+mod semver;
 mod servers;
 mod surface;
 pub mod translate;
@@ -47,4 +52,5 @@ pub use error::Error;
 pub use generate::{
     COMMAND, GENERATED_PATH, Generated, INNER_TYPE, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
 };
+pub use semver::{Change, Impact, SurfaceDiff, surface_diff};
 pub use surface::surface_listing;

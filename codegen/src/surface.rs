@@ -171,12 +171,13 @@ fn signature(sig: &syn::Signature, prefix: &str) -> String {
     )
 }
 
-/// The attributes that shape the wire format or the trait surface: derives
-/// and serde attributes. Doc comments and lint attributes are left out.
+/// The attributes that shape the wire format or the trait surface: derives,
+/// serde attributes and `non_exhaustive`. Doc comments and lint attributes
+/// are left out.
 fn attrs(attrs: &[Attribute]) -> String {
     let shown: Vec<String> = attrs
         .iter()
-        .filter(|a| a.path().is_ident("derive") || a.path().is_ident("serde"))
+        .filter(|a| ["derive", "serde", "non_exhaustive"].iter().any(|name| a.path().is_ident(name)))
         .map(|a| compact(a.meta.to_token_stream()))
         .collect();
     if shown.is_empty() { String::new() } else { format!("  {}", shown.join(" ")) }
@@ -184,7 +185,7 @@ fn attrs(attrs: &[Attribute]) -> String {
 
 /// Renders tokens the way a person writes them: `Option<Vec<String>>`, not
 /// `Option < Vec < String > >`.
-fn compact(tokens: TokenStream) -> String {
+pub(crate) fn compact(tokens: TokenStream) -> String {
     let mut out = String::new();
     write_compact(tokens, &mut out);
     PRELUDE_PATHS.iter().fold(out, |text, (long, short)| text.replace(long, short))

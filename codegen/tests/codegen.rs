@@ -5,7 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use filevine_identity_codegen::{Error, GENERATED_PATH, SPEC_PATH, Spec, diff, generate, translate};
+use filevine_identity_codegen::{
+    Error, GENERATED_PATH, Impact, SPEC_PATH, Spec, SurfaceDiff, diff, generate, surface_diff, translate,
+};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -106,6 +108,7 @@ fn header_names_spec_hash_command_and_progenitor() {
 #[test]
 fn adding_a_response_field_makes_check_fail_and_changes_the_surface() {
     let spec = real_spec();
+    let field = unused_name(&spec, "added_in_a_test");
     let marker = "    TokenResponse:\n";
     let at = spec.text.find(marker).expect("TokenResponse schema");
     let properties =
@@ -113,7 +116,7 @@ fn adding_a_response_field_makes_check_fail_and_changes_the_surface() {
     let mut changed = spec.text.clone();
     changed.insert_str(
         properties,
-        "        session_state:\n          type: string\n          description: Added in a test.\n",
+        &format!("        {field}:\n          type: string\n          description: Added in a test.\n"),
     );
     let changed = Spec { label: spec.label.clone(), text: changed };
 
@@ -126,11 +129,11 @@ fn adding_a_response_field_makes_check_fail_and_changes_the_surface() {
     let committed = std::fs::read_to_string(root().join(GENERATED_PATH)).unwrap();
 
     let stale = diff("committed", "generated", &committed, &after.source).expect("check must report the change");
-    assert!(stale.contains("+        pub session_state:"), "{stale}");
+    assert!(stale.contains(&format!("+        pub {field}:")), "{stale}");
     assert!(stale.contains(&format!("+// SHA-256:   {}", reread.sha256())), "{stale}");
 
     let surface = diff("before", "after", &before.surface, &after.surface).expect("surface must change");
-    assert!(surface.contains("+    session_state: Option<String>"), "{surface}");
+    assert!(surface.contains(&format!("+    {field}: Option<String>")), "{surface}");
 }
 
 #[test]
@@ -176,4 +179,125 @@ fn progenitor_panic_becomes_an_error() {
 fn missing_file_is_a_read_error() {
     let err = Spec::read(Path::new("/nonexistent/spec.yaml"), "spec/nope.yaml").unwrap_err();
     assert!(err.to_string().starts_with("spec/nope.yaml: cannot read the spec:"), "{err}");
+}
+
+/// A name the spec does not use anywhere, so a test that adds it cannot
+/// collide with a field or operation a maintainer adds later.
+fn unused_name(spec: &Spec, base: &str) -> String {
+    (0..).map(|n| format!("{base}_{n}")).find(|name| !spec.text.contains(name.as_str())).unwrap()
+}
+
+/// The surface change from the real spec to the spec `edit` makes.
+fn surface_change(edit: impl FnOnce(&mut serde_json::Value)) -> SurfaceDiff {
+    let spec = real_spec();
+    let mut value: serde_json::Value = serde_yaml_ng::from_str(&spec.text).unwrap();
+    edit(&mut value);
+    let changed = Spec { label: spec.label.clone(), text: yaml(&value) };
+    let before = generate(&spec).unwrap();
+    let after = generate(&changed).unwrap();
+    surface_diff(&before.source, &after.source).unwrap()
+}
+
+fn schema<'a>(spec: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Map<String, serde_json::Value> {
+    spec["components"]["schemas"][name].as_object_mut().unwrap_or_else(|| panic!("schema {name}"))
+}
+
+fn reasons(diff: &SurfaceDiff) -> Vec<String> {
+    [&diff.added, &diff.removed, &diff.changed]
+        .into_iter()
+        .flatten()
+        .filter_map(|c| match &c.impact {
+            Impact::Breaking(why) => Some(format!("{}: {} ({why})", c.item, c.detail)),
+            Impact::Additive => None,
+        })
+        .collect()
+}
+
+#[test]
+fn unchanged_spec_has_no_surface_change() {
+    let diff = surface_change(|_| {});
+    assert!(diff.is_empty(), "{diff}");
+    assert_eq!(diff.verdict(), "public surface: 0 added, 0 removed, 0 changed: no change to the public surface");
+}
+
+#[test]
+fn a_new_optional_response_field_is_additive() {
+    let name = unused_name(&real_spec(), "new_claim");
+    let diff = surface_change(|spec| {
+        schema(spec, "UserInfo")["properties"][&name] = serde_json::json!({"type": ["string", "null"]});
+    });
+    assert!(!diff.is_breaking(), "{diff}");
+    assert_eq!(diff.changed.len(), 1, "{diff}");
+    assert_eq!(diff.changed[0].item, "struct types::UserInfo");
+    assert_eq!(diff.changed[0].detail, format!("new field `{name}: Option<String>`"));
+    assert!(diff.to_string().contains("additive (a minor release)"), "{diff}");
+}
+
+#[test]
+fn a_new_operation_is_additive() {
+    let name = unused_name(&real_spec(), "getPing");
+    let diff = surface_change(|spec| {
+        spec["paths"][format!("/connect/{name}")] = serde_json::json!({"get": {
+            "operationId": name,
+            "responses": {"200": {"description": "ok"}},
+        }});
+    });
+    assert!(!diff.is_breaking(), "{diff}");
+    let added: Vec<&str> = diff.added.iter().map(|c| c.item.as_str()).collect();
+    assert!(added.iter().any(|i| i.starts_with("fn Client::get_ping_")), "{added:?}");
+    assert!(added.iter().any(|i| i.starts_with("const operations::GET_PING_")), "{added:?}");
+    // The operations table grows: listed, not a compile break.
+    assert!(diff.changed.iter().any(|c| c.item == "const operations::ALL" && c.impact == Impact::Additive), "{diff}");
+}
+
+#[test]
+fn a_new_field_in_a_request_type_is_breaking() {
+    let name = unused_name(&real_spec(), "extra_hint");
+    let diff = surface_change(|spec| {
+        schema(spec, "RevocationRequest")["properties"][&name] = serde_json::json!({"type": "string"});
+    });
+    assert!(diff.is_breaking(), "{diff}");
+    let why = reasons(&diff);
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(why[0].starts_with("struct types::RevocationRequest: new field"), "{why:?}");
+    assert!(why[0].contains("struct literals outside the crate"), "{why:?}");
+}
+
+#[test]
+fn a_removed_operation_is_breaking() {
+    let diff = surface_change(|spec| {
+        spec["paths"].as_object_mut().unwrap().remove("/connect/introspect");
+    });
+    assert!(diff.is_breaking(), "{diff}");
+    let removed: Vec<&str> = diff.removed.iter().map(|c| c.item.as_str()).collect();
+    assert!(removed.contains(&"fn Client::introspect_token"), "{removed:?}");
+    assert!(removed.contains(&"const operations::INTROSPECT_TOKEN"), "{removed:?}");
+}
+
+#[test]
+fn a_renamed_type_is_breaking() {
+    let diff = surface_change(|spec| {
+        let user_info = schema(spec, "UserInfo").clone();
+        spec["components"]["schemas"].as_object_mut().unwrap().remove("UserInfo");
+        spec["components"]["schemas"]["UserClaims"] = serde_json::Value::Object(user_info);
+        spec["paths"]["/connect/userinfo"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"] =
+            "#/components/schemas/UserClaims".into();
+    });
+    assert!(diff.is_breaking(), "{diff}");
+    assert!(diff.removed.iter().any(|c| c.item == "struct types::UserInfo"), "{diff}");
+    assert!(diff.added.iter().any(|c| c.item == "struct types::UserClaims"), "{diff}");
+    assert!(diff.changed.iter().any(|c| c.item == "fn Client::get_userinfo"), "the signature names the new type");
+}
+
+#[test]
+fn a_field_made_required_is_breaking() {
+    let diff = surface_change(|spec| {
+        let required = schema(spec, "UserInfo")["required"].as_array_mut().unwrap();
+        required.push("email".into());
+        schema(spec, "UserInfo")["properties"]["email"] = serde_json::json!({"type": "string"});
+    });
+    assert!(diff.is_breaking(), "{diff}");
+    let why = reasons(&diff);
+    assert_eq!(why.len(), 1, "{why:?}");
+    assert!(why[0].contains("field `email` made required: `Option<String>` → `String`"), "{why:?}");
 }

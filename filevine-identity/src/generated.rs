@@ -149,12 +149,14 @@ pub mod types {
     }
     ///`ErrorMeta`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[non_exhaustive]
     pub struct ErrorMeta {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub pagination: ::std::option::Option<Pagination>,
     }
     ///`FilevineError`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[non_exhaustive]
     pub struct FilevineError {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub httpcode: ::std::option::Option<i64>,
@@ -179,6 +181,7 @@ pub mod types {
     /**RFC 7662 §2.2. Only `active` is always present; the rest describe an active token.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct IntrospectionResponse {
         ///Whether the token is valid now.
         pub active: bool,
@@ -229,6 +232,7 @@ pub mod types {
     /**One public key (RFC 7517 §4). Only the members a client selects keys by are named; the key material (`n` and `e` for RSA, `x5c`, …) is kept in the other members, so a key type the SDK does not use cannot make the whole set unreadable.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct JsonWebKey {
         ///The algorithm the key is meant for (e.g. `RS512`).
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -247,12 +251,14 @@ pub mod types {
     }
     ///A JSON Web Key Set (RFC 7517 §5).
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct JsonWebKeySet {
         pub keys: ::std::vec::Vec<JsonWebKey>,
     }
     /**OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3). Fields this schema does not name are ignored, so a provider can publish more metadata without breaking clients.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct OpenIdConfiguration {
         pub authorization_endpoint: ::std::string::String,
         /**RFC 9207: the provider puts `iss` in every authorization response, so a client must refuse a callback without it.
@@ -302,6 +308,7 @@ pub mod types {
     }
     ///`Pagination`
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[non_exhaustive]
     pub struct Pagination {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub limit: ::std::option::Option<i64>,
@@ -465,6 +472,7 @@ pub mod types {
     /**The body of a 400 or 403 from the token endpoint. Filevine answers with its envelope (`meta`, `errors`); a standard OAuth 2.0 server answers with RFC 6749 §5.2 (`error`, `error_description`, `error_uri`). One schema accepts both shapes.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[non_exhaustive]
     pub struct TokenError {
         ///RFC 6749 §5.2 error code.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -514,6 +522,7 @@ pub mod types {
     /**A successful token response. Filevine documents `expires_in` and `scope` as always present; RFC 6749 §5.1 makes them optional, so the SDK accepts their absence and `expires_in` as a number or a numeric string.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct TokenResponse {
         ///The bearer access token.
         pub access_token: crate::SecretString,
@@ -555,6 +564,7 @@ pub mod types {
     /**The claims of the userinfo endpoint (OpenID Connect Core §5.3.2): `sub` always, the profile and email claims the scopes allow, and Filevine's own (e.g. `tenant`) in the other members.
 */
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
+    #[non_exhaustive]
     pub struct UserInfo {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub email: ::std::option::Option<::std::string::String>,

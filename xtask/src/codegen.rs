@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use filevine_identity_codegen::{GENERATED_PATH, SPEC_PATH, Spec, diff, generate};
+use filevine_identity_codegen::{GENERATED_PATH, SPEC_PATH, Spec, diff, generate, surface_diff};
 
 use crate::workspace_root;
 
@@ -59,6 +59,7 @@ impl Codegen {
                 }
                 Some(diff) => {
                     print!("{diff}");
+                    print_surface_change(&committed, &generated.source);
                     eprintln!("error: {out_label} is stale: run `cargo xtask codegen` and commit the result");
                     ExitCode::FAILURE
                 }
@@ -74,7 +75,22 @@ impl Codegen {
             return ExitCode::FAILURE;
         }
         println!("wrote {out_label} ({} lines, generated in {elapsed_ms:.0} ms)", generated.lines());
+        print_surface_change(&committed, &generated.source);
         println!("next: `cargo insta review` to read the snapshot changes, then commit");
         ExitCode::SUCCESS
+    }
+}
+
+/// What the change does to users of the generated crate, by SemVer rules.
+fn print_surface_change(committed: &str, generated: &str) {
+    if committed.is_empty() {
+        println!("public surface: no committed file to compare with");
+        return;
+    }
+    match surface_diff(committed, generated) {
+        Ok(change) => print!("{change}"),
+        // The committed file is what someone edited by hand, or a merge
+        // conflict: say so, the diff above still shows everything.
+        Err(error) => println!("public surface: the committed file is not valid Rust ({error}); no summary"),
     }
 }

@@ -317,14 +317,10 @@ mod tests {
     }
 
     fn response(token_type: &str, access: &str) -> TokenResponse {
-        TokenResponse {
-            access_token: SecretString::from(access),
-            token_type: token_type.into(),
-            expires_in: Some(TokenResponseExpiresIn::Int64(60)),
-            scope: Some("a b".into()),
-            refresh_token: Some(SecretString::from("rt")),
-            id_token: None,
-        }
+        serde_json::from_value(serde_json::json!({
+            "access_token": access, "token_type": token_type, "expires_in": 60, "scope": "a b", "refresh_token": "rt",
+        }))
+        .unwrap()
     }
 
     #[test]

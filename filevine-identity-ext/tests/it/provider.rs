@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use filevine_identity::SecretString;
-use filevine_identity::types::{TokenResponse, TokenResponseExpiresIn};
+use filevine_identity::types::TokenResponse;
 use filevine_identity_ext::provider::TokenProviderBuilder;
 use filevine_identity_ext::test_util::{ExpiresIn, Failure, TestServer};
 use filevine_identity_ext::time::ManualTimeSource;
@@ -177,14 +177,10 @@ async fn authorization_code_token_set_is_kept_fresh() {
 
 #[tokio::test]
 async fn token_set_without_refresh_token_is_a_config_error() {
-    let response = TokenResponse {
-        access_token: SecretString::from("at"),
-        token_type: "Bearer".into(),
-        expires_in: Some(TokenResponseExpiresIn::Int64(60)),
-        scope: None,
-        refresh_token: None,
-        id_token: None,
-    };
+    // Response types are #[non_exhaustive]: built the way the client gets them, from JSON.
+    let response: TokenResponse =
+        serde_json::from_value(serde_json::json!({"access_token": "at", "token_type": "Bearer", "expires_in": 60}))
+            .unwrap();
     let set = TokenSet::from_response(response, Instant::now()).unwrap();
     let err = TokenProvider::builder().env(|_| None).token_set(set, client().0, None).build().unwrap_err();
     assert!(err.to_string().contains("no refresh token"), "{err}");
@@ -655,14 +651,10 @@ fn a_token_set_stored_outside_a_runtime_is_checked_by_the_clock() {
     let server = runtime.block_on(server());
     server.add_refresh_token("rt-outside");
     let (builder, clock) = timed(&server);
-    let response = TokenResponse {
-        access_token: SecretString::from("at-outside"),
-        token_type: "Bearer".into(),
-        expires_in: Some(TokenResponseExpiresIn::Int64(1200)),
-        scope: None,
-        refresh_token: Some(SecretString::from("rt-outside")),
-        id_token: None,
-    };
+    let response: TokenResponse = serde_json::from_value(serde_json::json!({
+        "access_token": "at-outside", "token_type": "Bearer", "expires_in": 1200, "refresh_token": "rt-outside",
+    }))
+    .unwrap();
     let set = TokenSet::from_response(response, Instant::now()).unwrap();
     let provider = builder.token_set(set, client().0, Some(client().1)).soft_window(Duration::ZERO).build().unwrap();
     runtime.block_on(async {

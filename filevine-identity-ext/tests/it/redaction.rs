@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use filevine_identity::SecretString;
-use filevine_identity::types::{self, TokenResponse, TokenResponseExpiresIn};
+use filevine_identity::types::{self, TokenResponse};
 use filevine_identity_ext::grant::IdToken;
 use filevine_identity_ext::test_util::{Failure, TestServer};
 use filevine_identity_ext::{
@@ -39,14 +39,11 @@ fn shown_all<T: std::fmt::Debug + std::fmt::Display>(value: &T) -> String {
 
 #[test]
 fn every_secret_bearing_type_is_redacted() {
-    let token_response = TokenResponse {
-        access_token: SecretString::from("SENTINELaccess1a2b3c4d5e6f7a8b"),
-        token_type: "Bearer".into(),
-        expires_in: Some(TokenResponseExpiresIn::Int64(60)),
-        scope: Some("openid".into()),
-        refresh_token: Some(SecretString::from(REFRESH)),
-        id_token: Some(SecretString::from(ID_TOKEN)),
-    };
+    let token_response: TokenResponse = serde_json::from_value(serde_json::json!({
+        "access_token": "SENTINELaccess1a2b3c4d5e6f7a8b", "token_type": "Bearer", "expires_in": 60,
+        "scope": "openid", "refresh_token": REFRESH, "id_token": ID_TOKEN,
+    }))
+    .unwrap();
     let set = TokenSet::from_response(token_response.clone(), Instant::now()).unwrap();
     let pat = Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
         .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap());
