@@ -130,15 +130,15 @@ impl ProviderMetadata {
         }
         let policy = EndpointPolicy::new(issuer, allowed)?;
         let token_endpoint = policy.secret_endpoint("token_endpoint", &document.token_endpoint)?;
+        // The generated client is pointed at the discovered URL itself
+        // (`ClientOptions::endpoint`); its base URL only matters for the
+        // region a refreshing provider reports. Filevine's is the token
+        // endpoint without the spec's path; elsewhere, the issuer.
         let token_base = token_endpoint
             .as_str()
             .strip_suffix(TOKEN_PATH)
             .filter(|_| token_endpoint.query().is_none())
-            .ok_or_else(|| DiscoveryError::InvalidEndpoint {
-                field: "token_endpoint",
-                value: document.token_endpoint.clone(),
-                reason: format!("the SDK sends token requests to the spec's path {TOKEN_PATH}"),
-            })?
+            .unwrap_or(issuer.trim_end_matches('/'))
             .to_owned();
         // An empty list means the provider did not say; the authorization
         // request will tell.
@@ -241,7 +241,9 @@ impl ProviderMetadata {
     }
 
     /// The base URL for the generated client: the token endpoint without
-    /// the spec's `/connect/token`.
+    /// the spec's `/connect/token`, or the issuer when the provider's token
+    /// endpoint has another path (each operation is sent to its discovered
+    /// URL anyway).
     pub(crate) fn token_base(&self) -> &str {
         &self.token_base
     }
@@ -479,9 +481,12 @@ mod tests {
     #[test]
     fn endpoints_are_checked() {
         let mut doc = document("https://a.example");
+        // A token endpoint with another path than the spec's is used as
+        // discovered; the generated client's base is then the issuer.
         doc.token_endpoint = "https://a.example/oauth2/token".into();
-        let err = ProviderMetadata::from_document(doc, "https://a.example").unwrap_err();
-        assert!(err.to_string().contains("token_endpoint") && err.to_string().contains("/connect/token"), "{err}");
+        let metadata = ProviderMetadata::from_document(doc, "https://a.example").unwrap();
+        assert_eq!(metadata.token_endpoint().as_str(), "https://a.example/oauth2/token");
+        assert_eq!(metadata.token_base(), "https://a.example");
 
         let mut doc = document("https://a.example");
         doc.jwks_uri = "http://a.example/jwks".into();

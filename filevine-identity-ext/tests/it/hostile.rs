@@ -1,7 +1,10 @@
-//! A provider that answers every sign-in side operation (userinfo,
-//! revocation, introspection, JWKS) with a body one byte too large, or with
-//! an error that echoes the secrets it was sent: each operation is bounded,
-//! and no error, `Display` or `Debug`, shows the token or the client secret.
+//! Providers the SDK must cope with, written for the test. One answers
+//! every sign-in side operation (userinfo, revocation, introspection, JWKS)
+//! with a body one byte too large, or with an error that echoes the secrets
+//! it was sent: each operation is bounded, and no error, `Display` or
+//! `Debug`, shows the token or the client secret. Another serves every
+//! endpoint at paths other than the spec's: each request goes to the URL
+//! discovery named.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -159,4 +162,64 @@ async fn no_error_shows_the_token_or_the_client_secret() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn every_operation_goes_to_the_url_discovery_names() {
+    use std::sync::{Arc, Mutex};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let discovery = serde_json::json!({
+        "issuer": base,
+        "authorization_endpoint": format!("{base}/oauth2/v1/authorize"),
+        "token_endpoint": format!("{base}/oauth2/v1/token"),
+        "userinfo_endpoint": format!("{base}/oauth2/v1/userinfo"),
+        "revocation_endpoint": format!("{base}/oauth2/v1/revoke"),
+        "introspection_endpoint": format!("{base}/oauth2/v1/introspect"),
+        "jwks_uri": format!("{base}/oauth2/v1/keys"),
+        "id_token_signing_alg_values_supported": ["RS256"],
+    });
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log = Arc::clone(&seen);
+    let app = axum::Router::new()
+        .route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) }))
+        .fallback(move |uri: axum::http::Uri| {
+            let log = Arc::clone(&log);
+            async move {
+                let path = uri.path().to_owned();
+                log.lock().unwrap().push(path.clone());
+                let body = match path.as_str() {
+                    "/oauth2/v1/token" => serde_json::json!({
+                        "access_token": "at-2", "token_type": "Bearer", "expires_in": 600, "refresh_token": "rt-2",
+                    }),
+                    "/oauth2/v1/userinfo" => serde_json::json!({"sub": "s"}),
+                    "/oauth2/v1/introspect" => serde_json::json!({"active": false}),
+                    "/oauth2/v1/keys" => serde_json::json!({"keys": []}),
+                    "/oauth2/v1/revoke" => return StatusCode::OK.into_response(),
+                    _ => return StatusCode::NOT_FOUND.into_response(),
+                };
+                axum::Json(body).into_response()
+            }
+        });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = client(&base, ClientAuthMethod::ClientSecretPost);
+    let response: filevine_identity::types::TokenResponse = serde_json::from_value(serde_json::json!({
+        "access_token": "at-1", "token_type": "Bearer", "expires_in": 600, "refresh_token": "rt-1",
+    }))
+    .unwrap();
+    let set = filevine_identity_ext::TokenSet::from_response(response, std::time::Instant::now()).unwrap();
+    let provider = client.token_provider(set).await.unwrap().build().unwrap();
+    provider.invalidate();
+    let token = provider.token().await.unwrap();
+    assert_eq!(token.expose_secret(), "at-2", "refreshed at the discovered token endpoint");
+    client.userinfo(&token, "s").await.unwrap();
+    client.revoke_access_token(&token).await.unwrap();
+    assert!(!client.introspect(token.expose_secret()).await.unwrap().active);
+    let err = client.verify_id_token(&id_token(), None).await.unwrap_err();
+    assert!(matches!(err, SignInError::IdToken(filevine_identity_ext::oidc::IdTokenError::UnknownKey { .. })), "{err}");
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["/oauth2/v1/token", "/oauth2/v1/userinfo", "/oauth2/v1/revoke", "/oauth2/v1/introspect", "/oauth2/v1/keys"]
+    );
 }
