@@ -31,6 +31,15 @@ pub enum Error {
         /// The parser's message.
         message: String,
     },
+    /// Constructs progenitor cannot generate, found before it runs: all of
+    /// them, each with its operation, JSON pointer, line and fix.
+    #[error("{}", render_problems(path, problems))]
+    Spec {
+        /// The spec file.
+        path: String,
+        /// Every problem found.
+        problems: Vec<crate::Finding>,
+    },
     /// A construct the generator does not support.
     #[error("{path}: at {pointer}: {reason}")]
     Unsupported {
@@ -68,8 +77,13 @@ pub enum Error {
         /// progenitor's message.
         message: String,
     },
-    /// progenitor panicked (it asserts on constructs it does not support).
-    #[error("{path}: progenitor panicked while generating the client: {message}")]
+    /// progenitor panicked (it asserts on constructs it does not support)
+    /// on a construct the checks before it (`lint.rs`) do not know.
+    #[error(
+        "{path}: progenitor panicked while generating the client: {message}\nnote: the codegen's checks do not know \
+         this construct yet; find it by removing operations from a copy of the spec, then add a check that names \
+         it to codegen/src/lint.rs"
+    )]
     ProgenitorPanic {
         /// The spec file.
         path: String,
@@ -84,4 +98,12 @@ pub enum Error {
         /// syn's message.
         message: String,
     },
+}
+
+fn render_problems(path: &str, problems: &[crate::Finding]) -> String {
+    let mut out = format!("{path}: {} problem(s) the generator cannot handle:", problems.len());
+    for problem in problems {
+        out.push_str(&format!("\n  {path}:{problem}"));
+    }
+    out
 }

@@ -78,6 +78,11 @@ pub struct Generated {
     pub translated: Value,
     /// Time spent in translation, progenitor and prettyplease.
     pub elapsed: Duration,
+    /// What the generated client ignores and the spec does not accept
+    /// (`x-codegen-accept`); `cargo xtask codegen --check` fails on them.
+    pub warnings: Vec<crate::Finding>,
+    /// Warnings the spec accepts: JSON pointer and the spec's reason.
+    pub accepted: Vec<(String, String)>,
 }
 
 impl Generated {
@@ -120,6 +125,10 @@ impl Generated {
 pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     let started = Instant::now();
     let raw = load::parse(&spec.label, &spec.text)?;
+    let findings = crate::lint::check(&spec.text, &raw);
+    if !findings.problems.is_empty() {
+        return Err(Error::Spec { path: spec.label.clone(), problems: findings.problems });
+    }
     let translated =
         translate::translate(raw).map_err(|source| Error::Translate { path: spec.label.clone(), source })?;
     let openapi = to_openapiv3(&spec.label, &translated)?;
@@ -138,7 +147,14 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     let body = prettyplease::unparse(&file);
     let source = format!("{}{body}", header(spec));
     let elapsed = started.elapsed();
-    Ok(Generated { surface: surface::surface_listing(&file), source, translated, elapsed })
+    Ok(Generated {
+        surface: surface::surface_listing(&file),
+        source,
+        translated,
+        elapsed,
+        warnings: findings.warnings,
+        accepted: findings.accepted,
+    })
 }
 
 /// The do-not-edit header. Deterministic: no timestamps, no absolute paths.

@@ -39,6 +39,7 @@
 mod diff;
 mod error;
 mod generate;
+mod lint;
 mod load;
 mod non_exhaustive;
 mod operations;
@@ -52,5 +53,6 @@ pub use error::Error;
 pub use generate::{
     COMMAND, GENERATED_PATH, Generated, INNER_TYPE, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
 };
+pub use lint::{Finding, Findings};
 pub use semver::{Change, Impact, SurfaceDiff, surface_diff};
 pub use surface::surface_listing;

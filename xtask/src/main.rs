@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! cargo xtask codegen            regenerate filevine-identity/src/generated.rs from the spec
-//! cargo xtask codegen --check    write nothing; exit 1 with a diff if the committed file is stale
+//! cargo xtask codegen --check    write nothing; exit 1 with a diff if the committed file is stale,
+//!                                or if the spec has a warning it does not accept
+//! cargo xtask codegen --accept   regenerate, refresh the snapshots, list the ones to read
 //! cargo xtask test [ARGS]        install the test OpenID provider (npm ci), then cargo test --workspace [ARGS]
 //! ```
 //!
@@ -71,6 +73,9 @@ mod tests {
         };
         assert!(c.check);
         assert_eq!((c.spec, c.out), (PathBuf::from("a.yaml"), PathBuf::from("b.rs")));
+        let Task::Codegen(c) = parse(&["codegen", "--accept"]).unwrap().task else { panic!("codegen") };
+        assert!(c.accept && !c.check);
+        assert!(parse(&["codegen", "--accept", "--check"]).is_err(), "one or the other");
         let Task::Test { cargo_args } = parse(&["test", "-p", "x", "--", "--test-threads=8"]).unwrap().task else {
             panic!("test")
         };
