@@ -13,8 +13,11 @@ cleanup() { git -C "$root" worktree remove --force "$scratch/ws" >/dev/null 2>&1
 trap cleanup EXIT
 git -C "$root" worktree add --detach --quiet "$scratch/ws" HEAD
 cd "$scratch/ws"
-# The workspace's own target directory: dependencies are not built twice.
-export CARGO_TARGET_DIR="$root/target"
+# A target directory of its own: sharing the workspace's would let this
+# copy's xtask binary replace the workspace's (cargo copies the final binary
+# to the same target/debug/xtask path), pointing it at this scratch tree.
+# Kept under target/ so a second run reuses the built dependencies.
+export CARGO_TARGET_DIR="$root/target/maintainer-loop"
 
 python3 - <<'PY'
 import pathlib

@@ -323,7 +323,11 @@ fn several_problems_are_reported_in_one_run_with_operation_pointer_line_and_fix(
         [
             (51, "/paths/~1things~1{id}/get/responses/200/content/application~1json/schema/$ref", None),
             (17, "/paths/~1things/post/responses", Some("createThing")),
-            (14, "/paths/~1things/post/requestBody/content/application~1x-www-form-urlencoded/encoding", Some("createThing")),
+            (
+                14,
+                "/paths/~1things/post/requestBody/content/application~1x-www-form-urlencoded/encoding",
+                Some("createThing")
+            ),
         ]
     );
     let text = err.to_string();
@@ -348,7 +352,10 @@ fn ignored_constructs_are_warnings_unless_accepted() {
     );
     assert_eq!(
         generated.accepted,
-        [("/components/schemas/AcceptedAnimal/discriminator".to_owned(), "the variants carry a one-value kind".to_owned())]
+        [(
+            "/components/schemas/AcceptedAnimal/discriminator".to_owned(),
+            "the variants carry a one-value kind".to_owned()
+        )]
     );
     // The real spec accepts its one (TokenRequest's discriminator).
     let real = generate(&real_spec()).unwrap();

@@ -53,9 +53,12 @@ impl Codegen {
         let out_path = root.join(&self.out);
         let committed = std::fs::read_to_string(&out_path).unwrap_or_default();
         if self.check {
-            return check(&out_label, &committed, &generated, warned);
+            let status = check(&out_label, &committed, &generated, warned);
+            print_accepted(&generated);
+            return status;
         }
         let status = write(&out_label, &out_path, &committed, &generated);
+        print_accepted(&generated);
         if status != ExitCode::SUCCESS {
             return status;
         }
@@ -72,19 +75,22 @@ impl Codegen {
     }
 }
 
-/// Prints the spec's unaccepted warnings and a count of accepted ones;
-/// returns how many warnings there were.
+/// Prints the spec's unaccepted warnings; returns how many there were.
 fn print_warnings(spec_label: &str, generated: &Generated) -> usize {
     for warning in &generated.warnings {
         eprintln!("warning: {spec_label}:{warning}");
     }
+    generated.warnings.len()
+}
+
+/// A count of the ignored constructs the spec accepts (`x-codegen-accept`).
+fn print_accepted(generated: &Generated) {
     if !generated.accepted.is_empty() {
         println!(
             "{} construct(s) the client ignores are accepted by the spec (x-codegen-accept)",
             generated.accepted.len()
         );
     }
-    generated.warnings.len()
 }
 
 fn check(out_label: &str, committed: &str, generated: &Generated, warned: usize) -> ExitCode {

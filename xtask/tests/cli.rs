@@ -42,7 +42,7 @@ fn check_prints_a_diff_and_fails_on_a_stale_file_without_writing() {
     assert!(stdout.contains("(committed)\n+++ "), "{stdout}");
     assert!(stdout.contains("-        pub token_kind:"), "{stdout}");
     assert!(stdout.contains("+        pub token_type:"), "{stdout}");
-    assert!(text(&output.stderr).contains("is stale: run `cargo xtask codegen`"));
+    assert!(text(&output.stderr).contains("is stale: run `cargo xtask codegen --accept`"));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), stale, "--check must not write");
 }
 
@@ -117,4 +117,50 @@ fn usage_errors_exit_2() {
     let output = xtask(&["--help"]);
     assert!(output.status.success());
     assert!(text(&output.stdout).contains("Usage: cargo xtask"), "{}", text(&output.stdout));
+}
+
+#[test]
+fn check_fails_on_an_unaccepted_warning_and_names_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("generated.rs");
+    let spec = "codegen/tests/fixtures/warnings.yaml";
+    let out_arg = out.to_str().unwrap();
+    // Writing still works, and says what will be ignored.
+    let write = xtask(&["codegen", "--spec", spec, "--out", out_arg]);
+    assert!(write.status.success(), "{}", text(&write.stderr));
+    // --check: the file is up to date, but the warnings fail it.
+    let check = xtask(&["codegen", "--check", "--spec", spec, "--out", out_arg]);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(text(&check.stdout).contains("is up to date"), "{}", text(&check.stdout));
+    let stderr = text(&check.stderr);
+    for expected in [
+        "warning: codegen/tests/fixtures/warnings.yaml:32: /components/schemas/Pet/tag: `tag` is not a schema keyword",
+        "warning: codegen/tests/fixtures/warnings.yaml:37: /components/schemas/Animal/discriminator: typify ignores",
+        "warning: codegen/tests/fixtures/warnings.yaml:9: /paths/~1pets/get/callbacks (operation `listPets`)",
+        "error: 3 warning(s)",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(text(&check.stdout).contains("1 construct(s) the client ignores are accepted"));
+}
+
+#[test]
+fn several_problems_are_one_run_and_the_file_is_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = committed_copy(dir.path());
+    let before = std::fs::read_to_string(&out).unwrap();
+    let output = xtask(&[
+        "codegen",
+        "--spec",
+        "codegen/tests/fixtures/bad/several-problems.yaml",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("3 problem(s) the generator cannot handle"), "{stderr}");
+    assert_eq!(stderr.matches("\n  codegen/tests/fixtures/bad/several-problems.yaml:").count(), 3, "{stderr}");
+    assert!(stderr.contains("(operation `createThing`)"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), before);
 }
