@@ -70,6 +70,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod grant;
+pub mod metrics;
 pub mod oidc;
 pub mod provider;
 pub mod store;

@@ -349,7 +349,12 @@ impl DiscoveryCache {
         http: &reqwest::Client,
         attempt_timeout: Duration,
     ) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
-        self.cached.get(|| self.fetch(http, attempt_timeout)).await
+        self.cached
+            .get(|| {
+                let span = tracing::info_span!("discovery_fetch", issuer = %self.issuer);
+                tracing::Instrument::instrument(self.fetch(http, attempt_timeout), span)
+            })
+            .await
     }
 
     async fn fetch(

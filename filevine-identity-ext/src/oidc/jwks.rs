@@ -153,7 +153,8 @@ impl JwksCache {
     }
 
     async fn fetch(&self, http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, IdTokenError> {
-        let keys = fetch(http, jwks_uri, self.request_timeout)
+        let span = tracing::info_span!("jwks_fetch", url = %jwks_uri);
+        let keys = tracing::Instrument::instrument(fetch(http, jwks_uri, self.request_timeout), span)
             .await
             .map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?;
         tracing::debug!(keys = keys.len(), "fetched the provider's signing keys");

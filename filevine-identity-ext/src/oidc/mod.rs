@@ -274,6 +274,15 @@ impl OidcClient {
     /// # Errors
     /// One [`SignInError`] variant per cause; see its documentation.
     pub async fn complete_sign_in(&self, callback: &str, pending: PendingSignIn) -> Result<SignedIn, SignInError> {
+        use tracing::Instrument as _;
+        let span =
+            tracing::info_span!("sign_in", client_id = self.inner.client_id.as_str(), outcome = tracing::field::Empty,);
+        let result = self.complete_sign_in_inner(callback, pending).instrument(span.clone()).await;
+        span.record("outcome", if result.is_ok() { "ok" } else { "refused" });
+        result
+    }
+
+    async fn complete_sign_in_inner(&self, callback: &str, pending: PendingSignIn) -> Result<SignedIn, SignInError> {
         let response = AuthorizationResponse::parse(callback)?;
         // The state first: nothing in a callback that is not this browser's
         // is worth acting on, not even its error.

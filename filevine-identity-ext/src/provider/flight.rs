@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use tokio::sync::watch;
 
@@ -88,7 +89,10 @@ impl Inner {
                     return Ok(token);
                 }
                 match &flight.in_flight {
-                    Some(receiver) => receiver.clone(),
+                    Some(receiver) => {
+                        crate::metrics::waiter(self.region.identity_url(), self.credentials.grant_type());
+                        receiver.clone()
+                    }
                     None => self.start_flight(&mut flight)?,
                 }
             };
@@ -132,16 +136,33 @@ impl Inner {
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
         let guard = FlightGuard { inner: Arc::downgrade(self), flight: receiver.clone() };
         let inner = Arc::clone(self);
-        runtime.spawn(async move {
+        // Created here, so its parent is the span of the caller that
+        // started the refresh, though the refresh runs in its own task.
+        let span = tracing::info_span!(
+            "token_refresh",
+            grant_type = self.credentials.grant_type(),
+            authority = self.region.identity_url(),
+            outcome = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+        );
+        let refresh = async move {
             let _guard = guard;
             if let Some(delay) = delay {
                 tokio::time::sleep(delay).await;
             }
+            let started = std::time::Instant::now();
             let outcome = inner.fetch().await;
+            let took = started.elapsed();
+            let label = crate::metrics::outcome(outcome.as_ref().map(drop));
+            let span = tracing::Span::current();
+            span.record("outcome", label);
+            span.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            crate::metrics::refresh(inner.region.identity_url(), inner.credentials.grant_type(), label, took);
             let published = inner.finish_flight(&outcome);
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
-        });
+        };
+        runtime.spawn(refresh.instrument(span));
         Ok(receiver)
     }
 
@@ -180,6 +201,11 @@ impl Inner {
     /// One token request. The rotated refresh token and the ID token are
     /// kept before this returns.
     async fn exchange_once(&self, attempt: u32) -> Result<Fetched, Error> {
+        let span = tracing::debug_span!("token_request", attempt);
+        self.exchange_once_inner(attempt).instrument(span).await
+    }
+
+    async fn exchange_once_inner(&self, attempt: u32) -> Result<Fetched, Error> {
         let grant_type = self.credentials.grant_type();
         // Read the refresh token per attempt: it is the latest one.
         let refresh_token = lock(&self.refresh_token).clone();

@@ -295,6 +295,9 @@ impl TokenProvider {
             if !self.inner.refreshing.load(Ordering::Relaxed) {
                 Inner::start_soft_refresh(&self.inner);
             }
+            // Due for a refresh, still before its deadline: served while
+            // the refresh runs (or after it failed).
+            crate::metrics::served_stale(self.inner.region.identity_url(), self.inner.credentials.grant_type());
             return Some(cached.token.clone());
         }
         None

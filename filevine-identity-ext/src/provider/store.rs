@@ -22,6 +22,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use super::flight::Fetched;
 use super::{Inner, lock};
@@ -85,7 +86,8 @@ impl StoreLink {
     /// The entry's version and token set; an unreadable entry is logged and
     /// counts as absent (its version is kept, so it can be replaced).
     pub(crate) async fn read(&self) -> Result<(u64, Option<StoredTokens>), StoreError> {
-        let Some(entry) = self.store.load(self.key.as_str()).await? else {
+        let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key);
+        let Some(entry) = self.store.load(self.key.as_str()).instrument(span).await? else {
             self.seen.store(0, Ordering::Release);
             return Ok((0, None));
         };
@@ -114,7 +116,8 @@ impl StoreLink {
     /// newest the provider gave: it is written anyway.
     pub(crate) async fn write(&self, expected: u64, tokens: &StoredTokens) -> Result<(), StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
-        if self.store.compare_and_swap(self.key.as_str(), expected, &value).await? {
+        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
+        if self.store.compare_and_swap(self.key.as_str(), expected, &value).instrument(span).await? {
             self.saved(expected + 1);
             return Ok(());
         }
@@ -130,7 +133,8 @@ impl StoreLink {
     /// Saves `tokens` whatever is stored (a new sign-in's token set).
     pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
-        self.saved(self.store.save(self.key.as_str(), &value).await?);
+        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key);
+        self.saved(self.store.save(self.key.as_str(), &value).instrument(span).await?);
         Ok(())
     }
 
@@ -166,7 +170,12 @@ impl Inner {
         let started = tokio::time::Instant::now();
         let patience = link.lease.saturating_add(self.retry.total_timeout);
         let mut pause = POLL_START;
-        while !link.store.try_lease(link.key.as_str(), &link.owner, link.lease).await? {
+        let lease_span = tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key, waits = 0_u32);
+        let mut waits = 0_u32;
+        while !link.store.try_lease(link.key.as_str(), &link.owner, link.lease).instrument(lease_span.clone()).await? {
+            waits += 1;
+            lease_span.record("waits", waits);
+            crate::metrics::lease_wait(self.region.identity_url(), link.store.kind());
             if started.elapsed() >= patience {
                 return Err(StoreError::LeaseWait { key: link.key.clone(), waited: started.elapsed() }.into());
             }

@@ -13,6 +13,7 @@ mod faults;
 mod fleet;
 mod hostile;
 mod load;
+mod observability;
 mod oidc;
 mod progenitor_client;
 mod provider;

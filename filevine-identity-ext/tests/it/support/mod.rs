@@ -1,5 +1,6 @@
 //! Helpers shared by integration tests.
 
+pub mod metrics;
 pub mod oidc;
 pub mod redis;
 
@@ -34,6 +35,9 @@ impl Captured {
             let writer = captured.clone();
             let subscriber = tracing_subscriber::fmt()
                 .with_max_level(tracing::Level::TRACE)
+                // A line when a span closes, with the fields recorded on it
+                // (a refresh's outcome and duration).
+                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
                 .with_writer(move || writer.clone())
                 .finish();
             tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the test binary");

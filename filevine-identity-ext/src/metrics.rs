@@ -1,0 +1,78 @@
+//! Metrics through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`); without the feature every function here is empty and
+//! compiles away. Install any `metrics` recorder (Prometheus, StatsD, …)
+//! and these appear:
+//!
+//! | name | kind | labels | what |
+//! |---|---|---|---|
+//! | `filevine_identity_refreshes_total` | counter | `authority`, `grant`, `outcome` | token requests of the cache, by result (`ok`, `rejected`, `sign_in_required`, `forbidden`, `rate_limited`, `server`, `network`, `timeout`, `malformed`, `store`, `other`) |
+//! | `filevine_identity_refresh_duration_seconds` | histogram | `authority`, `grant` | how long a refresh took, retries and store included |
+//! | `filevine_identity_served_stale_total` | counter | `authority`, `grant` | a token due for refresh (in its soft window), still before its deadline, was served while a refresh ran or after it failed |
+//! | `filevine_identity_refresh_waiters_total` | counter | `authority`, `grant` | callers that joined a refresh already in flight (single flight) |
+//! | `filevine_identity_store_lease_waits_total` | counter | `authority`, `store` | times a refresh found the token store's lease held by another process and waited |
+//!
+//! No label carries a secret: the authority is the identity provider's URL,
+//! the grant its `grant_type`.
+
+use std::time::Duration;
+
+use crate::error::Error;
+
+/// The `outcome` label of a refresh.
+pub(crate) fn outcome(result: Result<(), &Error>) -> &'static str {
+    match result {
+        Ok(()) => "ok",
+        Err(Error::InvalidCredentials { .. }) => "rejected",
+        Err(Error::SignInRequired { .. }) => "sign_in_required",
+        Err(Error::Forbidden { .. }) => "forbidden",
+        Err(Error::RateLimited { .. }) => "rate_limited",
+        Err(Error::Server { .. }) => "server",
+        Err(Error::Network { .. }) => "network",
+        Err(Error::Timeout { .. }) => "timeout",
+        Err(Error::MalformedResponse { .. }) => "malformed",
+        Err(Error::Store(_) | Error::NotStored { .. }) => "store",
+        Err(_) => "other",
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod emit {
+    use super::Duration;
+
+    pub(crate) fn refresh(authority: &str, grant: &'static str, outcome: &'static str, took: Duration) {
+        let labels = [("authority", authority.to_owned()), ("grant", grant.to_owned())];
+        metrics::counter!(
+            "filevine_identity_refreshes_total",
+            &[("authority", authority.to_owned()), ("grant", grant.to_owned()), ("outcome", outcome.to_owned())]
+        )
+        .increment(1);
+        metrics::histogram!("filevine_identity_refresh_duration_seconds", &labels).record(took.as_secs_f64());
+    }
+
+    pub(crate) fn served_stale(authority: &str, grant: &'static str) {
+        metrics::counter!("filevine_identity_served_stale_total", "authority" => authority.to_owned(), "grant" => grant)
+            .increment(1);
+    }
+
+    pub(crate) fn waiter(authority: &str, grant: &'static str) {
+        metrics::counter!("filevine_identity_refresh_waiters_total", "authority" => authority.to_owned(), "grant" => grant)
+            .increment(1);
+    }
+
+    pub(crate) fn lease_wait(authority: &str, store: &'static str) {
+        metrics::counter!("filevine_identity_store_lease_waits_total", "authority" => authority.to_owned(), "store" => store)
+            .increment(1);
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod emit {
+    use super::Duration;
+
+    pub(crate) fn refresh(_: &str, _: &'static str, _: &'static str, _: Duration) {}
+    pub(crate) fn served_stale(_: &str, _: &'static str) {}
+    pub(crate) fn waiter(_: &str, _: &'static str) {}
+    pub(crate) fn lease_wait(_: &str, _: &'static str) {}
+}
+
+pub(crate) use emit::{lease_wait, refresh, served_stale, waiter};
