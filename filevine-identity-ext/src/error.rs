@@ -118,6 +118,11 @@ pub enum Error {
         "no Tokio runtime to run the token refresh on: call token() inside a runtime, or build the provider inside one"
     )]
     NoRuntime,
+    /// A blocking call (`blocking::TokenProvider`, feature `blocking`) was
+    /// made on a thread that runs an async runtime, where blocking would
+    /// stall it: use the async provider there.
+    #[error("blocking::TokenProvider::token() was called inside an async runtime; use the async TokenProvider there")]
+    BlockingInsideRuntime,
     /// The SDK is configured wrongly; nothing was sent.
     #[error("configuration error: {0}")]
     Config(#[from] ConfigError),
@@ -228,6 +233,7 @@ impl Error {
             Self::Network { .. }
             | Self::Timeout { .. }
             | Self::NoRuntime
+            | Self::BlockingInsideRuntime
             | Self::Config(_)
             | Self::Store(_)
             | Self::NotStored { .. } => None,
@@ -281,6 +287,7 @@ impl Error {
             other @ (Self::RateLimited { .. }
             | Self::Timeout { .. }
             | Self::NoRuntime
+            | Self::BlockingInsideRuntime
             | Self::Config(_)
             | Self::Store(_)
             | Self::NotStored { .. }) => other,
@@ -480,6 +487,13 @@ pub enum ConfigError {
         given: String,
         /// Why it was refused.
         reason: &'static str,
+    },
+    /// The runtime of a blocking provider (feature `blocking`) could not be
+    /// started.
+    #[error("cannot start the blocking provider's runtime: {reason}")]
+    Runtime {
+        /// The operating system's reason.
+        reason: String,
     },
 }
 

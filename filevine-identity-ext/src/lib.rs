@@ -67,6 +67,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod api;
+#[cfg(feature = "blocking")]
+pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod grant;

@@ -8,6 +8,7 @@
 mod support;
 
 mod api;
+mod blocking;
 mod examples;
 mod faults;
 mod fleet;
