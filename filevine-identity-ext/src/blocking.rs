@@ -25,7 +25,7 @@
 //!     let token = provider.token()?; // cached until it nears its deadline
 //!     let response = std::process::Command::new("curl")
 //!         .arg("-H")
-//!         .arg(token.authorization_header())
+//!         .arg(format!("Authorization: Bearer {}", token.expose_secret()))
 //!         .arg("https://api.filevine.io/fv-app/v2/Users/Me")
 //!         .status()?;
 //!     # drop(response);
