@@ -33,6 +33,7 @@ pub(crate) fn client(
     if request_timeout.is_zero() {
         return Err(ConfigError::ZeroDuration { setting: "request_timeout" });
     }
+    crate::crypto::ensure_providers();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)

@@ -66,6 +66,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(not(any(feature = "aws-lc", feature = "ring")))]
+compile_error!("filevine-identity-ext needs a crypto backend: enable its `aws-lc` feature (the default) or `ring`");
+
 pub mod api;
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -78,6 +81,7 @@ pub mod provider;
 pub mod store;
 pub mod time;
 
+mod crypto;
 mod http;
 mod redact;
 mod secret;

@@ -12,8 +12,12 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+// aws-lc-rs keeps ring's API: the same code seals with either backend.
+#[cfg(feature = "aws-lc")]
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use filevine_identity::SecretString;
+#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 
 use super::key::StoreKey;

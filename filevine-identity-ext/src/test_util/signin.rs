@@ -245,6 +245,7 @@ pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, acce
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some(SIGNING_KEY_ID.to_owned());
     header.typ = Some("JWT".to_owned());
+    crate::crypto::ensure_providers();
     jsonwebtoken::encode(&header, &claims, key).ok()
 }
 
