@@ -163,7 +163,9 @@ async fn metrics_count_refreshes_waiters_stale_tokens_and_lease_waits() {
     let recorder = TestRecorder::global();
     let server = TestServer::start().await.unwrap();
     let clock = ManualTimeSource::new();
-    let provider = pat_provider(&server).time_source(clock.clone()).build().unwrap();
+    // Fixed jitter: the 20-minute token is due for refresh at 990 s and
+    // usable until 1140 s.
+    let provider = pat_provider(&server).time_source(clock.clone()).fixed_jitter(0.0).build().unwrap();
     let authority = format!("authority={}", server.url());
     let grant = "grant=personal_access_token";
     let refreshes = |outcome: &str| {
@@ -193,10 +195,10 @@ async fn metrics_count_refreshes_waiters_stale_tokens_and_lease_waits() {
     assert_eq!(refreshes("ok"), 1);
     assert_eq!(recorder.samples("filevine_identity_refresh_duration_seconds", &[&authority, grant]), 1);
 
-    // In the soft window (the 20-minute token has 4 minutes left): served
-    // from the cache while a refresh starts; that refresh fails.
+    // In the soft window (1000 s): served from the cache while a refresh
+    // starts; that refresh fails.
     server.fail_next(Failure::filevine_envelope(403, "Forbidden"));
-    clock.advance(Duration::from_secs(16 * 60));
+    clock.advance(Duration::from_secs(1000));
     provider.token().await.unwrap();
     assert_eq!(recorder.counter("filevine_identity_served_stale_total", &[&authority, grant]), 1);
     server.wait_for_token_requests(2).await;
