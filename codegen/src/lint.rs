@@ -59,9 +59,10 @@ pub struct Findings {
     pub accepted: Vec<(String, String)>,
 }
 
-/// Every JSON Schema / OpenAPI schema keyword the translation and the
-/// generator read (or knowingly drop because it changes nothing for a
-/// client). Anything else in a schema is a warning.
+/// The schema keywords the generator reads, besides the ones the
+/// translation removes (`translate::REMOVED_KEYWORDS`) or refuses with its
+/// own error (`translate::UNTRANSLATABLE_KEYWORDS`). Anything else in a
+/// schema is a warning.
 const SCHEMA_KEYWORDS: &[&str] = &[
     "type",
     "format",
@@ -100,32 +101,14 @@ const SCHEMA_KEYWORDS: &[&str] = &[
     "$ref",
     "xml",
     "externalDocs",
-    "$schema",
-    "$comment",
-    "contentMediaType",
     "contentEncoding",
-    // 3.1 keywords the translation refuses with its own error.
-    "$id",
-    "$anchor",
-    "$defs",
-    "$dynamicRef",
-    "$dynamicAnchor",
-    "$vocabulary",
-    "prefixItems",
-    "unevaluatedItems",
-    "unevaluatedProperties",
-    "if",
-    "then",
-    "else",
-    "dependentRequired",
-    "dependentSchemas",
-    "patternProperties",
-    "propertyNames",
-    "contains",
-    "minContains",
-    "maxContains",
-    "contentSchema",
 ];
+
+fn is_schema_keyword(key: &str) -> bool {
+    [SCHEMA_KEYWORDS, crate::translate::REMOVED_KEYWORDS, crate::translate::UNTRANSLATABLE_KEYWORDS]
+        .iter()
+        .any(|list| list.contains(&key))
+}
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
@@ -265,7 +248,7 @@ impl Lint<'_> {
                     "give each variant a one-value property (`const`) that tells them apart, then accept it with \
                      `x-codegen-accept: {discriminator: <why>}` on this schema",
                 );
-            } else if !key.starts_with("x-") && !SCHEMA_KEYWORDS.contains(&key.as_str()) {
+            } else if !key.starts_with("x-") && !is_schema_keyword(key) {
                 self.warn(
                     &here,
                     operation,

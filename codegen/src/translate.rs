@@ -52,7 +52,7 @@ type Result<T = ()> = std::result::Result<T, TranslateError>;
 
 /// JSON Schema keywords that exist in OpenAPI 3.1 (JSON Schema 2020-12) and
 /// have no faithful OpenAPI 3.0 form. Finding one is an error.
-const UNTRANSLATABLE_KEYWORDS: &[&str] = &[
+pub(crate) const UNTRANSLATABLE_KEYWORDS: &[&str] = &[
     "$id",
     "$anchor",
     "$defs",
@@ -77,7 +77,7 @@ const UNTRANSLATABLE_KEYWORDS: &[&str] = &[
 
 /// 3.1-only schema keywords that are annotations: removing them changes
 /// nothing about the requests a client sends or the responses it accepts.
-const REMOVED_KEYWORDS: &[&str] = &["$schema", "$comment", "contentMediaType"];
+pub(crate) const REMOVED_KEYWORDS: &[&str] = &["$schema", "$comment", "contentMediaType"];
 
 /// Every keyword that must not remain in a schema after translation.
 const FORBIDDEN_AFTER_TRANSLATION: &[&str] = &["const", "examples", "contentEncoding"];

@@ -500,11 +500,7 @@ impl OidcClient {
         let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint));
         match client.introspect_token(&request).await {
             Ok(answer) => Ok(answer.into_inner().into()),
-            Err(e) => {
-                let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
-                let error = crate::http::map_error(e, false, self.inner.request_timeout).await;
-                Err(error.scrub(&[token, secret]).into())
-            }
+            Err(e) => Err(self.token_call_error(e, token).await),
         }
     }
 
@@ -655,14 +651,23 @@ impl OidcClient {
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
         let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::REVOKE_TOKEN, endpoint));
-        let result = client.revoke_token(&request).await;
-        if let Err(e) = result {
-            let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
-            let error = crate::http::map_error(e, false, self.inner.request_timeout).await;
-            return Err(error.scrub(&[token, secret]).into());
+        if let Err(e) = client.revoke_token(&request).await {
+            return Err(self.token_call_error(e, token).await);
         }
         tracing::debug!(token_type = hint, "revoked a token");
         Ok(())
+    }
+
+    /// The typed error of a revocation or introspection call, with the
+    /// token it carried and the client secret scrubbed from its text.
+    async fn token_call_error(
+        &self,
+        error: filevine_identity::Error<filevine_identity::types::TokenError>,
+        token: &str,
+    ) -> SignInError {
+        let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
+        let error = crate::http::map_error(error, false, self.inner.request_timeout).await;
+        error.scrub(&[token, secret]).into()
     }
 
     /// The generated client for this provider: `options` plus the
