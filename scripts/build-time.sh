@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Clean release builds of a minimal consumer of the SDK (PAT → token) and of
 # the same program written by hand with reqwest + serde, with each TLS and
-# crypto choice: aws-lc-rs (the default) and ring. Every build gets an empty
-# target directory of its own and the workspace's Cargo.lock (the same
-# dependency versions). Prints a Markdown table: seconds and binary size.
+# crypto choice: aws-lc-rs (the default) and ring; the SDK both with its
+# default features (sign-in and the gateway client built too) and with only
+# what the program uses. Every build gets an empty target directory of its
+# own and the workspace's Cargo.lock (the same dependency versions). Prints
+# a Markdown table: seconds and binary size.
 #
-#   scripts/build-time.sh            # all four
+#   scripts/build-time.sh            # all five
 #   JOBS=2 scripts/build-time.sh     # cargo's -j
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +59,9 @@ project() { # name, dependencies, main
 }
 
 tokio_dep='tokio = { version = "1", features = ["rt-multi-thread", "macros"] }'
-project sdk-aws-lc "filevine-identity-ext = { path = \"$root/filevine-identity-ext\" }
+project sdk-default "filevine-identity-ext = { path = \"$root/filevine-identity-ext\" }
+$tokio_dep" "$sdk_main"
+project sdk-aws-lc "filevine-identity-ext = { path = \"$root/filevine-identity-ext\", default-features = false, features = [\"aws-lc\"] }
 $tokio_dep" "$sdk_main"
 project sdk-ring "filevine-identity-ext = { path = \"$root/filevine-identity-ext\", default-features = false, features = [\"ring\"] }
 $tokio_dep" "$sdk_main"
@@ -70,12 +74,12 @@ serde = { version = \"1\", features = [\"derive\"] }
 $tokio_dep" "${hand_main/INSTALL/let _ = rustls::crypto::ring::default_provider().install_default();}"
 
 # Fetch everything first: downloads are not build time.
-for name in sdk-aws-lc sdk-ring hand-aws-lc hand-ring; do
+for name in sdk-default sdk-aws-lc sdk-ring hand-aws-lc hand-ring; do
   (cd "$work/$name" && cargo fetch -q)
 done
 
 declare -A seconds size
-for name in hand-aws-lc sdk-aws-lc hand-ring sdk-ring; do
+for name in hand-aws-lc sdk-default sdk-aws-lc hand-ring sdk-ring; do
   start=$(date +%s.%N)
   (cd "$work/$name" && CARGO_TARGET_DIR="$work/$name/target" cargo build -q --release -j "$jobs")
   seconds[$name]=$(echo "$(date +%s.%N) - $start" | bc)
@@ -90,7 +94,8 @@ row() { # label, sdk, hand
 }
 echo "| TLS and crypto | hand-written reqwest + serde: build | binary | SDK consumer: build | binary | SDK / hand-written |"
 echo "|---|---|---|---|---|---|"
-row "rustls + aws-lc-rs (default)" sdk-aws-lc hand-aws-lc
-row "rustls + ring (feature \`ring\`)" sdk-ring hand-ring
+row "rustls + aws-lc-rs, the SDK's default features" sdk-default hand-aws-lc
+row "rustls + aws-lc-rs, tokens only (\`features = [\"aws-lc\"]\`)" sdk-aws-lc hand-aws-lc
+row "rustls + ring, tokens only (\`features = [\"ring\"]\`)" sdk-ring hand-ring
 echo
 echo "cargo build --release -j $jobs, empty target directory each, $(nproc) cores, $(rustc --version)"

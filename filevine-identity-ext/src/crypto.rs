@@ -1,7 +1,87 @@
-//! The crypto backend the features chose, made the process default where
-//! its libraries need one: under `ring` alone, rustls's ring provider for
-//! TLS and [`RING_JWT`] for ID token signatures; with both features on,
+//! The crypto backend the features chose, in one place: its digests and
+//! its random number generator for the rest of the crate (no second SHA-2
+//! or `getrandom` crate to build), and the process defaults its libraries
+//! need: under `ring` alone, rustls's ring provider for TLS and
+//! [`RING_JWT`] for ID token signatures; with both features on,
 //! jsonwebtoken's aws-lc provider (it cannot choose by itself).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+// aws-lc-rs keeps ring's API: the same code runs on either backend.
+#[cfg(feature = "aws-lc")]
+pub(crate) use aws_lc_rs as backend;
+#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+pub(crate) use ring as backend;
+
+use backend::rand::SecureRandom as _;
+
+/// The operating system's random number generator failed: no `state`,
+/// `nonce`, PKCE verifier, store nonce or key can be made (better none than
+/// a guessable one). Seen in sandboxes that block `getrandom(2)`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessUnavailable(#[source] backend::error::Unspecified);
+
+/// The backend's error carries no detail: one failure equals another.
+impl PartialEq for RandomnessUnavailable {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RandomnessUnavailable {}
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), RandomnessUnavailable> {
+    backend::rand::SystemRandom::new().fill(buf).map_err(RandomnessUnavailable)
+}
+
+/// `n` bytes from the operating system's CSPRNG, base64url without padding.
+pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessUnavailable> {
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; bytes]);
+    fill_random(&mut buf)?;
+    Ok(URL_SAFE_NO_PAD.encode(&*buf))
+}
+
+/// SHA-256 of `data`.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = backend::digest::digest(&backend::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// An incremental SHA-256 (the store key hashes its parts one by one).
+pub(crate) struct Sha256(backend::digest::Context);
+
+impl Sha256 {
+    pub(crate) fn new() -> Self {
+        Self(backend::digest::Context::new(&backend::digest::SHA256))
+    }
+
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+
+    pub(crate) fn finish(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.0.finish().as_ref());
+        out
+    }
+}
+
+/// SHA-384 or SHA-512 of `data` (ID tokens' `at_hash` follows the
+/// signature's hash).
+#[cfg(feature = "oidc")]
+pub(crate) fn sha2(bits: u16, data: &[u8]) -> Vec<u8> {
+    let algorithm = match bits {
+        384 => &backend::digest::SHA384,
+        512 => &backend::digest::SHA512,
+        _ => &backend::digest::SHA256,
+    };
+    backend::digest::digest(algorithm, data).as_ref().to_vec()
+}
 
 /// Called before the SDK builds an HTTP client or checks a signature.
 /// Cheap after the first call; never replaces a provider the application
@@ -13,9 +93,10 @@ pub(crate) fn ensure_providers() {
         {
             // Err: the application installed one already; it stays.
             let _ = rustls::crypto::ring::default_provider().install_default();
+            #[cfg(feature = "oidc")]
             let _ = RING_JWT.install_default();
         }
-        #[cfg(all(feature = "ring", feature = "aws-lc"))]
+        #[cfg(all(feature = "ring", feature = "aws-lc", feature = "oidc"))]
         {
             let _ =
                 jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER);
@@ -27,14 +108,14 @@ pub(crate) fn ensure_providers() {
 /// use (RS256, RS384, RS512) and HMAC (which the SDK refuses for ID tokens,
 /// but jsonwebtoken's own API offers) — instead of its RustCrypto backend,
 /// which would build RSA, elliptic curves and Ed25519 a second time.
-#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+#[cfg(all(feature = "ring", not(feature = "aws-lc"), feature = "oidc"))]
 pub(crate) static RING_JWT: jsonwebtoken::crypto::CryptoProvider = jsonwebtoken::crypto::CryptoProvider {
     signer_factory: ring_jwt::signer,
     verifier_factory: ring_jwt::verifier,
     key_utils: jsonwebtoken::crypto::KeyUtils::new_unimplemented(),
 };
 
-#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
+#[cfg(all(feature = "ring", not(feature = "aws-lc"), feature = "oidc"))]
 mod ring_jwt {
     use jsonwebtoken::crypto::{JwtSigner, JwtVerifier};
     use jsonwebtoken::errors::{Error, ErrorKind};
@@ -160,5 +241,29 @@ mod ring_jwt {
         let key =
             ring_sig::RsaKeyPair::from_der(key.as_bytes()).map_err(|_| Error::from(ErrorKind::InvalidKeyFormat))?;
         Ok(Box::new(Signer { alg: *alg, encoding, key }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digests_match_the_published_test_vectors() {
+        // FIPS 180-2 appendix B.1 ("abc").
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(&sha256(b"abc")), abc);
+        let mut incremental = Sha256::new();
+        incremental.update(b"a");
+        incremental.update(b"bc");
+        assert_eq!(hex(&incremental.finish()), abc);
+    }
+
+    #[test]
+    fn random_tokens_have_the_asked_length_and_differ() {
+        let (a, b) = (random_token(32).unwrap(), random_token(32).unwrap());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
     }
 }

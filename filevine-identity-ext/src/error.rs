@@ -17,6 +17,8 @@ use crate::config::region::RegionError;
 use crate::config::scope::ScopesError;
 use crate::redact::{redact, scrub};
 
+pub use crate::crypto::RandomnessUnavailable;
+
 /// Everything that can go wrong getting a token.
 ///
 /// Match on the variant to decide what to do; `Display` says it in words.

@@ -10,8 +10,8 @@
 //! |---|---|
 //! | get access tokens for a PAT, client credentials or a refresh token | [`TokenProvider`], [`Credentials`] |
 //! | choose US, Canada or a custom authority | [`Region`] ([`config::region`]) |
-//! | sign partner-app users in with Filevine (OpenID Connect) | [`OidcClient`] ([`oidc`]) |
-//! | call the Filevine API with those tokens | [`FilevineApi`] ([`api`]) |
+//! | sign partner-app users in with Filevine (OpenID Connect) | [`OidcClient`] ([`oidc`], feature `oidc`) |
+//! | call the Filevine API with those tokens | [`FilevineApi`] ([`api`], feature `api`) |
 //! | handle failures | [`Error`], [`ConfigError`], [`SignInError`] ([`error`]) |
 //! | tune refresh, retries, timeouts | [`provider::TokenProviderBuilder`] |
 //! | configure from the environment | [`config::env`] (variable names) |
@@ -46,6 +46,23 @@
 //! `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`, `FILEVINE_SCOPES`,
 //! `FILEVINE_REGION`, `FILEVINE_AUTHORITY`): [`TokenProvider::from_env`].
 //!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `aws-lc` | yes | TLS, ID token signatures, digests and the store seal through aws-lc-rs |
+//! | `ring` | | the same through ring: no C build of aws-lc-sys (turn `aws-lc` off) |
+//! | `oidc` | yes | partner sign-in: discovery, authorization code + PKCE, ID tokens, userinfo, revocation, introspection |
+//! | `api` | yes | [`FilevineApi`] and the bearer-token middleware for the API gateway |
+//! | `redis` | | `store::RedisStore`, a token store for replicas |
+//! | `metrics` | | counters and latency through the `metrics` facade |
+//! | `blocking` | | `blocking::TokenProvider`, for programs without an async runtime |
+//! | `test-util` | | a loopback Filevine Identity server, a manual clock (for your tests) |
+//!
+//! A program that only needs tokens (a PAT, client credentials, a refresh
+//! token) builds fastest with
+//! `default-features = false, features = ["ring"]` (or `["aws-lc"]`).
+//!
 //! # Guarantees
 //!
 //! - [`TokenProvider::token`] never returns a token past its hard margin
@@ -69,6 +86,8 @@
 #[cfg(not(any(feature = "aws-lc", feature = "ring")))]
 compile_error!("filevine-identity-ext needs a crypto backend: enable its `aws-lc` feature (the default) or `ring`");
 
+#[cfg(feature = "api")]
+#[cfg_attr(docsrs, doc(cfg(feature = "api")))]
 pub mod api;
 #[cfg(feature = "blocking")]
 pub mod blocking;
@@ -76,6 +95,8 @@ pub mod config;
 pub mod error;
 pub mod grant;
 pub mod metrics;
+#[cfg(feature = "oidc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]
 pub mod oidc;
 pub mod provider;
 pub mod store;
@@ -94,12 +115,14 @@ pub mod test_util;
 #[doc(hidden)]
 pub mod fuzzing;
 
+#[cfg(feature = "api")]
 pub use api::FilevineApi;
 pub use config::region::Region;
 pub use config::scope::Scopes;
 pub use error::{ConfigError, Error};
 pub use filevine_identity;
 pub use grant::{AccessToken, ClientId, ClientSecret, Credentials, PersonalAccessToken, RefreshToken, TokenSet};
+#[cfg(feature = "oidc")]
 pub use oidc::{OidcClient, SignInError};
 pub use provider::TokenProvider;
 

@@ -55,6 +55,7 @@ macro_rules! secret_type {
 
 /// Serializes a secret type as its plain value and deserializes it through
 /// `$check`, so a value read back from a session store is validated again.
+#[cfg(feature = "oidc")]
 macro_rules! secret_serde {
     ($name:ident, $check:expr) => {
         impl serde::Serialize for $name {
@@ -90,41 +91,6 @@ secret_type!(
     IdToken
 );
 secret_type!(
-    /// A PKCE code verifier (RFC 7636): 43–128 characters from
-    /// `A-Z a-z 0-9 - . _ ~`.
-    ///
-    /// Generated fresh for every sign-in ([`PkceCodeVerifier::generate`]: 32
-    /// random bytes, 43 characters), kept server-side in the
-    /// [`PendingSignIn`](crate::oidc::PendingSignIn), and sent only with the
-    /// code exchange.
-    ///
-    /// ```
-    /// use filevine_identity_ext::oidc::PkceCodeVerifier;
-    ///
-    /// let verifier = PkceCodeVerifier::generate().unwrap();
-    /// assert_eq!(verifier.expose_secret().len(), 43);
-    /// assert_eq!(format!("{verifier:?}"), "PkceCodeVerifier([REDACTED])");
-    ///
-    /// // RFC 7636 appendix B.
-    /// let rfc = PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
-    /// assert_eq!(rfc.challenge().as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-    ///
-    /// assert!(PkceCodeVerifier::new("too-short").is_err());
-    /// ```
-    PkceCodeVerifier
-);
-secret_type!(
-    /// The `state` of one sign-in: binds the callback to the browser session
-    /// that started it (CSRF protection).
-    CsrfToken
-);
-secret_type!(
-    /// The `nonce` of one sign-in: binds the ID token to it (replay
-    /// protection).
-    Nonce
-);
-
-secret_type!(
     /// The key token sets are encrypted with in a
     /// [`TokenStore`](crate::store::TokenStore) (AES-256-GCM): 32 bytes,
     /// written as standard base64 (`FILEVINE_STORE_KEY`). Every process
@@ -156,12 +122,12 @@ impl StoreEncryptionKey {
     /// A fresh random key from the OS CSPRNG.
     ///
     /// # Errors
-    /// [`RandomnessUnavailable`](crate::oidc::RandomnessUnavailable) if the
+    /// [`RandomnessUnavailable`](crate::error::RandomnessUnavailable) if the
     /// OS random number generator fails.
-    pub fn generate() -> Result<Self, crate::oidc::RandomnessUnavailable> {
+    pub fn generate() -> Result<Self, crate::error::RandomnessUnavailable> {
         use base64::Engine as _;
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut *bytes).map_err(crate::oidc::RandomnessUnavailable)?;
+        crate::crypto::fill_random(&mut *bytes)?;
         Ok(Self(SecretString::new(base64::engine::general_purpose::STANDARD.encode(*bytes))))
     }
 
@@ -217,33 +183,77 @@ impl IdToken {
     }
 }
 
-/// Per-sign-in random values: generated from the OS CSPRNG, compared in
-/// constant time, serialized as their plain value for a session store.
-macro_rules! per_sign_in_value {
-    ($name:ident) => {
-        impl $name {
-            /// 32 fresh bytes from the OS CSPRNG, base64url.
-            ///
-            /// # Errors
-            /// [`RandomnessUnavailable`](crate::oidc::RandomnessUnavailable)
-            /// if the OS random number generator fails.
-            pub fn generate() -> Result<Self, crate::oidc::RandomnessUnavailable> {
-                crate::oidc::pkce::random_token(32).map(|v| Self(SecretString::new(v)))
+#[cfg(feature = "oidc")]
+pub use sign_in::{CsrfToken, Nonce, PkceCodeVerifier};
+
+/// The secrets of one sign-in (feature `oidc`).
+#[cfg(feature = "oidc")]
+mod sign_in {
+    use super::*;
+
+    secret_type!(
+        /// A PKCE code verifier (RFC 7636): 43–128 characters from
+        /// `A-Z a-z 0-9 - . _ ~`.
+        ///
+        /// Generated fresh for every sign-in ([`PkceCodeVerifier::generate`]: 32
+        /// random bytes, 43 characters), kept server-side in the
+        /// [`PendingSignIn`](crate::oidc::PendingSignIn), and sent only with the
+        /// code exchange.
+        ///
+        /// ```
+        /// use filevine_identity_ext::oidc::PkceCodeVerifier;
+        ///
+        /// let verifier = PkceCodeVerifier::generate().unwrap();
+        /// assert_eq!(verifier.expose_secret().len(), 43);
+        /// assert_eq!(format!("{verifier:?}"), "PkceCodeVerifier([REDACTED])");
+        ///
+        /// // RFC 7636 appendix B.
+        /// let rfc = PkceCodeVerifier::new("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk").unwrap();
+        /// assert_eq!(rfc.challenge().as_str(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        ///
+        /// assert!(PkceCodeVerifier::new("too-short").is_err());
+        /// ```
+        PkceCodeVerifier
+    );
+    secret_type!(
+        /// The `state` of one sign-in: binds the callback to the browser session
+        /// that started it (CSRF protection).
+        CsrfToken
+    );
+    secret_type!(
+        /// The `nonce` of one sign-in: binds the ID token to it (replay
+        /// protection).
+        Nonce
+    );
+
+    /// Per-sign-in random values: generated from the OS CSPRNG, compared in
+    /// constant time, serialized as their plain value for a session store.
+    macro_rules! per_sign_in_value {
+        ($name:ident) => {
+            impl $name {
+                /// 32 fresh bytes from the OS CSPRNG, base64url.
+                ///
+                /// # Errors
+                /// [`RandomnessUnavailable`](crate::error::RandomnessUnavailable)
+                /// if the OS random number generator fails.
+                pub fn generate() -> Result<Self, crate::error::RandomnessUnavailable> {
+                    crate::crypto::random_token(32).map(|v| Self(SecretString::new(v)))
+                }
+
+                /// Compares with a value from the provider in constant time.
+                pub fn matches(&self, received: &str) -> bool {
+                    self.0 == SecretString::new(received)
+                }
             }
 
-            /// Compares with a value from the provider in constant time.
-            pub fn matches(&self, received: &str) -> bool {
-                self.0 == SecretString::new(received)
-            }
-        }
+            secret_serde!($name, |value| Ok($name(SecretString::new(value))));
+        };
+    }
 
-        secret_serde!($name, |value| Ok($name(SecretString::new(value))));
-    };
+    per_sign_in_value!(CsrfToken);
+    per_sign_in_value!(Nonce);
+    secret_serde!(PkceCodeVerifier, PkceCodeVerifier::new);
 }
-
-per_sign_in_value!(CsrfToken);
-per_sign_in_value!(Nonce);
-secret_serde!(PkceCodeVerifier, PkceCodeVerifier::new);
 
 #[cfg(test)]
 mod tests {
@@ -261,8 +271,11 @@ mod tests {
             ),
             format!("{:?} {}", RefreshToken::new(sentinel).unwrap(), RefreshToken::new(sentinel).unwrap()),
             format!("{:?} {}", IdToken::new(sentinel), IdToken::new(sentinel)),
+            #[cfg(feature = "oidc")]
             format!("{:?}", CsrfToken::from_secret(SecretString::from(sentinel))),
+            #[cfg(feature = "oidc")]
             format!("{:?}", Nonce::from_secret(SecretString::from(sentinel))),
+            #[cfg(feature = "oidc")]
             format!("{:#?}", PkceCodeVerifier::from_secret(SecretString::from(sentinel))),
             format!(
                 "{:?} {}",
@@ -286,6 +299,7 @@ mod tests {
         assert_eq!(ClientSecret::new(" \t").unwrap_err().to_string(), "the client secret is empty");
     }
 
+    #[cfg(feature = "oidc")]
     #[test]
     fn per_sign_in_values_compare_and_round_trip() {
         let state = CsrfToken::generate().unwrap();

@@ -65,6 +65,7 @@ impl Scope {
         }
     }
 
+    #[cfg(feature = "oidc")]
     /// `openid`, which every sign-in requests.
     pub(crate) fn openid() -> Self {
         Self("openid".to_owned())

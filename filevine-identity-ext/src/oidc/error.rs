@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
+use crate::error::RandomnessUnavailable;
 use crate::error::{ConfigError, Error, ErrorDetails};
 use crate::oidc::discovery::DiscoveryError;
 use crate::oidc::id_token::IdTokenError;
-use crate::oidc::pkce::RandomnessUnavailable;
 
 /// Everything that can go wrong signing a user in, one variant per cause.
 /// Messages never contain a code, token, verifier, state or nonce.

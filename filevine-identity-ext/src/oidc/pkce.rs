@@ -4,24 +4,12 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filevine_identity::SecretString;
-use sha2::{Digest, Sha256};
 
 use crate::error::ConfigError;
 pub use crate::secret::PkceCodeVerifier;
 
-/// The operating system's random number generator failed: no `state`,
-/// `nonce` or PKCE verifier can be made (better no sign-in than a
-/// guessable one). Seen in sandboxes without `getrandom`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the operating system's random number generator failed")]
-pub struct RandomnessUnavailable(#[source] pub getrandom::Error);
-
-/// `n` bytes from the operating system's CSPRNG, base64url without padding.
-pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessUnavailable> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(RandomnessUnavailable)?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
-}
+use crate::crypto::random_token;
+pub use crate::error::RandomnessUnavailable;
 
 impl PkceCodeVerifier {
     /// A new verifier from 32 bytes of the OS CSPRNG.
@@ -55,7 +43,7 @@ impl PkceCodeVerifier {
 
     /// The S256 challenge: `BASE64URL(SHA256(verifier))`.
     pub fn challenge(&self) -> PkceCodeChallenge {
-        PkceCodeChallenge(URL_SAFE_NO_PAD.encode(Sha256::digest(self.expose_secret().as_bytes())))
+        PkceCodeChallenge(URL_SAFE_NO_PAD.encode(crate::crypto::sha256(self.expose_secret().as_bytes())))
     }
 }
 

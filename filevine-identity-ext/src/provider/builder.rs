@@ -205,6 +205,7 @@ impl TokenProviderBuilder {
         self
     }
 
+    #[cfg(feature = "oidc")]
     /// What the generated client applies to token requests besides the
     /// form (an `OidcClient`'s Basic client authentication and discovered
     /// token endpoint).
@@ -449,7 +450,7 @@ fn derived_key(region: &Region, credentials: &Credentials, scope: Option<&str>) 
 /// A lease owner id: random, so two providers (in one process or two)
 /// never share one.
 fn owner_id() -> String {
-    crate::oidc::pkce::random_token(16).unwrap_or_else(|_| {
+    crate::crypto::random_token(16).unwrap_or_else(|_| {
         // Without randomness: still unique per provider in this process,
         // and the process id separates processes.
         format!("{}-{}", std::process::id(), next_provider_id())

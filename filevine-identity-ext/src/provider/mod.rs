@@ -253,6 +253,7 @@ impl TokenProvider {
 
     /// Forgets the cached token if it is the one `sent` carried (the value
     /// of an `Authorization` header that got a 401).
+    #[cfg(feature = "api")]
     pub(crate) fn invalidate_header(&self, sent: &reqwest::header::HeaderValue) {
         let current = self.inner.current.load_full();
         if let Some(cached) = current.filter(|c| c.token.authorization_header() == sent) {

@@ -8,8 +8,6 @@
 
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
 /// Domain separation: a digest made for another purpose never collides
 /// with a store key.
 const DOMAIN: &[u8] = b"filevine-identity/store-key/v1";
@@ -42,7 +40,7 @@ impl StoreKey {
 
     /// The key the SDK derives for a provider's credentials.
     pub(crate) fn derived(authority: &str, grant_type: &str, client_id: &str, scope: &str, secret: &str) -> Self {
-        let secret_hash = Sha256::digest(secret.as_bytes());
+        let secret_hash = crate::crypto::sha256(secret.as_bytes());
         Self::from_parts(&[
             b"derived",
             authority.as_bytes(),
@@ -54,14 +52,14 @@ impl StoreKey {
     }
 
     fn from_parts(parts: &[&[u8]]) -> Self {
-        let mut hasher = Sha256::new();
-        hasher.update(DOMAIN);
+        let mut hasher = crate::crypto::Sha256::new();
+        hasher.update(DOMAIN.as_ref());
         for part in parts {
             // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
-            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(&(part.len() as u64).to_be_bytes());
             hasher.update(part);
         }
-        let digest = hasher.finalize();
+        let digest = hasher.finish();
         let mut name = String::with_capacity(64);
         for byte in digest {
             name.push_str(&format!("{byte:02x}"));

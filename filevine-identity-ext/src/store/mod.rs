@@ -174,7 +174,7 @@ pub enum StoreError {
     },
     /// The OS random number generator failed (encrypting an entry).
     #[error("cannot encrypt the token set: {0}")]
-    Randomness(#[from] crate::oidc::RandomnessUnavailable),
+    Randomness(#[from] crate::error::RandomnessUnavailable),
 }
 
 impl StoreError {

@@ -12,17 +12,14 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-// aws-lc-rs keeps ring's API: the same code seals with either backend.
-#[cfg(feature = "aws-lc")]
-use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use filevine_identity::SecretString;
-#[cfg(all(feature = "ring", not(feature = "aws-lc")))]
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use serde::{Deserialize, Serialize};
 
 use super::key::StoreKey;
+use crate::crypto::backend::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use crate::crypto::fill_random;
+use crate::error::RandomnessUnavailable;
 use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
-use crate::oidc::RandomnessUnavailable;
 use crate::secret::StoreEncryptionKey;
 
 const MAGIC: &[u8; 4] = b"FVTS";
@@ -131,7 +128,7 @@ pub(crate) fn encode(
             let mut nonce = [0u8; NONCE_LEN];
             // A nonce must never repeat under one key; 96 random bits make
             // a repeat negligible for far more writes than a store sees.
-            getrandom::fill(&mut nonce).map_err(RandomnessUnavailable)?;
+            fill_random(&mut nonce)?;
             let aad = associated_data(&out[..HEADER_LEN], key);
             let mut body = zeroize::Zeroizing::new(json.to_vec());
             cipher(seal)

@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 use super::failure::{ExpiresIn, injected};
 use super::{Registry, Shared, lock};
@@ -167,7 +166,8 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             }
             if let Some(challenge) = grant.code_challenge {
                 let verifier = field("code_verifier").unwrap_or_default();
-                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(verifier));
+                let computed =
+                    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(crate::crypto::sha256(verifier.as_ref()));
                 if computed != challenge {
                     return oauth_error(400, "invalid_grant", "PKCE verification failed");
                 }
