@@ -1,8 +1,17 @@
-//! The crypto backend the features chose, in one place: its digests and
-//! its random number generator for the rest of the crate (no second SHA-2
-//! or `getrandom` crate to build), and the process defaults its libraries
-//! need: under `ring` alone, rustls's ring provider for TLS and
-//! [`RING_JWT`] for ID token signatures; with both features on,
+//! The crypto backend, chosen by feature: `aws-lc` (aws-lc-rs, the
+//! default) or `ring`. Everything the crate hashes, seals, verifies or
+//! draws at random goes through it, so a build has one crypto library.
+//!
+//! The one thing for applications here is [`install_default_provider`]:
+//! with `ring`, reqwest (built with `rustls-no-provider`) needs a process
+//! default rustls provider before any `reqwest::Client` is built, and the
+//! SDK's builders install it — call it yourself if your program builds a
+//! client of its own first.
+//!
+//! For the rest of the crate: digests (store keys, PKCE, `at_hash`), the
+//! OS random number generator (no `sha2` or `getrandom` crate of its own:
+//! the backend is built anyway, for TLS), and under `ring` a ring-based
+//! jsonwebtoken provider (`RING_JWT`); with both features on,
 //! jsonwebtoken's aws-lc provider (it cannot choose by itself).
 
 use base64::Engine as _;
@@ -83,10 +92,25 @@ pub(crate) fn sha2(bits: u16, data: &[u8]) -> Vec<u8> {
     backend::digest::digest(algorithm, data).as_ref().to_vec()
 }
 
-/// Called before the SDK builds an HTTP client or checks a signature.
-/// Cheap after the first call; never replaces a provider the application
-/// installed itself.
-pub(crate) fn ensure_providers() {
+/// Makes the crate's backend the process default where a library needs
+/// one: with `ring` (and not `aws-lc`), rustls's ring provider, so that any
+/// `reqwest::Client` can be built; with `oidc`, jsonwebtoken's provider for
+/// ID token signatures. With `aws-lc`, reqwest chooses aws-lc-rs itself
+/// and there is nothing to install for TLS.
+///
+/// The SDK calls this from [`TokenProvider::builder`](crate::TokenProvider::builder)
+/// and every other place it builds a client or checks a signature. Call it
+/// first if your program builds a `reqwest::Client` before it touches the
+/// SDK (under `ring` reqwest panics otherwise). Cheap after the first call;
+/// never replaces a provider the application installed itself.
+///
+/// ```
+/// filevine_identity_ext::crypto::install_default_provider();
+/// let client = reqwest::Client::builder().build()?; // works under `ring` too
+/// # drop(client);
+/// # Ok::<(), reqwest::Error>(())
+/// ```
+pub fn install_default_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         #[cfg(all(feature = "ring", not(feature = "aws-lc")))]

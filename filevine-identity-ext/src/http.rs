@@ -33,7 +33,7 @@ pub(crate) fn client(
     if request_timeout.is_zero() {
         return Err(ConfigError::ZeroDuration { setting: "request_timeout" });
     }
-    crate::crypto::ensure_providers();
+    crate::crypto::install_default_provider();
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)

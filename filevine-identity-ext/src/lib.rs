@@ -92,6 +92,7 @@ pub mod api;
 #[cfg(feature = "blocking")]
 pub mod blocking;
 pub mod config;
+pub mod crypto;
 pub mod error;
 pub mod grant;
 pub mod metrics;
@@ -102,7 +103,6 @@ pub mod provider;
 pub mod store;
 pub mod time;
 
-mod crypto;
 mod http;
 mod redact;
 mod secret;

@@ -68,7 +68,7 @@ impl FilevineApi {
             .ok_or_else(|| ConfigError::NoGateway { region: provider.region().to_string() })?;
         // The identity calls' timeouts; a client of your own through
         // `with_gateway` for other settings.
-        crate::crypto::ensure_providers();
+        crate::crypto::install_default_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(crate::http::DEFAULT_CONNECT_TIMEOUT)
             .timeout(API_TIMEOUT)

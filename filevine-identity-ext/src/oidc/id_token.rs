@@ -270,7 +270,7 @@ impl Parsed<'_> {
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
 
-        crate::crypto::ensure_providers();
+        crate::crypto::install_default_provider();
         let data = jsonwebtoken::decode::<WireClaims>(self.jwt, key, &validation)
             .map_err(|error| self.classify(error, expect, now))?;
         let WireClaims { claims, nonce } = data.claims;

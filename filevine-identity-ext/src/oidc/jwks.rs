@@ -137,7 +137,7 @@ impl JwksCache {
             }
             None => return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) }),
         };
-        crate::crypto::ensure_providers();
+        crate::crypto::install_default_provider();
         DecodingKey::from_jwk(&jwk).map_err(|e| IdTokenError::UnusableKey { reason: e.to_string() })
     }
 

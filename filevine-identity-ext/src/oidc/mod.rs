@@ -166,8 +166,11 @@ impl fmt::Debug for OidcClient {
 }
 
 impl OidcClient {
-    /// A builder; see [`OidcClientBuilder`].
+    /// A builder; see [`OidcClientBuilder`]. Like
+    /// [`TokenProvider::builder`], it installs the `ring` crypto provider
+    /// when that is the backend.
     pub fn builder() -> OidcClientBuilder {
+        crate::crypto::install_default_provider();
         OidcClientBuilder::default()
     }
 

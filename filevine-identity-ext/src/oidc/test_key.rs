@@ -9,7 +9,7 @@ pub(crate) fn signing_keys() -> Option<&'static (jsonwebtoken::EncodingKey, json
     static KEYS: std::sync::OnceLock<Option<(jsonwebtoken::EncodingKey, jsonwebtoken::DecodingKey)>> =
         std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
-        crate::crypto::ensure_providers();
+        crate::crypto::install_default_provider();
         let der = base64::engine::general_purpose::STANDARD.decode(KEY_PKCS1_DER.concat()).ok()?;
         let decoding = jsonwebtoken::DecodingKey::from_rsa_components(KEY_N, "AQAB").ok()?;
         Some((jsonwebtoken::EncodingKey::from_rsa_der(&der), decoding))

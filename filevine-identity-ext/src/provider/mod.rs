@@ -158,7 +158,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl TokenProvider {
     /// Starts configuring a provider. Everything not set explicitly comes
     /// from the environment, then from defaults.
+    ///
+    /// With the `ring` feature (and not `aws-lc`), this also makes ring
+    /// rustls's process-wide crypto provider if none is installed, so a
+    /// `reqwest::Client` built afterwards, e.g. for
+    /// [`http_client`](TokenProviderBuilder::http_client), finds one.
     pub fn builder() -> TokenProviderBuilder {
+        crate::crypto::install_default_provider();
         TokenProviderBuilder::default()
     }
 

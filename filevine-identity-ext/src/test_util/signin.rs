@@ -245,7 +245,7 @@ pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, acce
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some(SIGNING_KEY_ID.to_owned());
     header.typ = Some("JWT".to_owned());
-    crate::crypto::ensure_providers();
+    crate::crypto::install_default_provider();
     jsonwebtoken::encode(&header, &claims, key).ok()
 }
 

@@ -21,3 +21,4 @@ mod provider;
 mod redaction;
 mod store;
 mod test_server_signin;
+mod tls;

@@ -3,6 +3,7 @@
 pub mod metrics;
 pub mod oidc;
 pub mod redis;
+pub mod tls;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
