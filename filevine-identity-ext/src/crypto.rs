@@ -25,21 +25,7 @@ pub(crate) use ring as backend;
 
 use backend::rand::SecureRandom as _;
 
-/// The operating system's random number generator failed: no `state`,
-/// `nonce`, PKCE verifier, store nonce or key can be made (better none than
-/// a guessable one). Seen in sandboxes that block `getrandom(2)`.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the operating system's random number generator failed")]
-pub struct RandomnessUnavailable(#[source] backend::error::Unspecified);
-
-/// The backend's error carries no detail: one failure equals another.
-impl PartialEq for RandomnessUnavailable {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for RandomnessUnavailable {}
+use crate::error::RandomnessUnavailable;
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), RandomnessUnavailable> {
@@ -55,10 +41,9 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, RandomnessUnavailable
 
 /// SHA-256 of `data`.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
-    let digest = backend::digest::digest(&backend::digest::SHA256, data);
-    let mut out = [0u8; 32];
-    out.copy_from_slice(digest.as_ref());
-    out
+    let mut hasher = Sha256::new();
+    hasher.update(data);
+    hasher.finish()
 }
 
 /// An incremental SHA-256 (the store key hashes its parts one by one).
@@ -78,18 +63,6 @@ impl Sha256 {
         out.copy_from_slice(self.0.finish().as_ref());
         out
     }
-}
-
-/// SHA-384 or SHA-512 of `data` (ID tokens' `at_hash` follows the
-/// signature's hash).
-#[cfg(feature = "oidc")]
-pub(crate) fn sha2(bits: u16, data: &[u8]) -> Vec<u8> {
-    let algorithm = match bits {
-        384 => &backend::digest::SHA384,
-        512 => &backend::digest::SHA512,
-        _ => &backend::digest::SHA256,
-    };
-    backend::digest::digest(algorithm, data).as_ref().to_vec()
 }
 
 /// Makes the crate's backend the process default where a library needs

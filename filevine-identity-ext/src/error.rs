@@ -17,8 +17,6 @@ use crate::config::region::RegionError;
 use crate::config::scope::ScopesError;
 use crate::redact::{redact, scrub};
 
-pub use crate::crypto::RandomnessUnavailable;
-
 /// Everything that can go wrong getting a token.
 ///
 /// Match on the variant to decide what to do; `Display` says it in words.
@@ -507,3 +505,19 @@ impl PartialEq for TransportError {
 }
 
 impl Eq for TransportError {}
+
+/// The operating system's random number generator failed: no `state`,
+/// `nonce`, PKCE verifier, store nonce or key can be made (better none than
+/// a guessable one). Seen in sandboxes that block `getrandom(2)`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessUnavailable(#[source] pub(crate) crate::crypto::backend::error::Unspecified);
+
+/// The backend's error carries no detail: one failure equals another.
+impl PartialEq for RandomnessUnavailable {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RandomnessUnavailable {}

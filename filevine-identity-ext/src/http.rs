@@ -100,11 +100,11 @@ pub(crate) async fn map_untyped_error<T>(error: filevine_identity::Error<T>, att
     }
 }
 
-#[cfg(feature = "oidc")]
 /// Wraps a progenitor-client error of an operation whose error responses
 /// have no body the SDK reads (userinfo: RFC 6750 puts the reason in
 /// `WWW-Authenticate`): the status decides, 401 → invalid credentials,
 /// 403 → forbidden.
+#[cfg(feature = "oidc")]
 pub(crate) async fn map_status_error(error: filevine_identity::Error<()>, attempt_timeout: Duration) -> Error {
     match error {
         filevine_identity::Error::ErrorResponse(response) => {

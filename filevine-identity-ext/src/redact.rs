@@ -163,9 +163,9 @@ pub(crate) fn scrub(text: String, secrets: &[&str]) -> String {
     secrets.iter().filter(|s| !s.is_empty()).fold(text, |text, secret| text.replace(secret, "[REDACTED]"))
 }
 
-#[cfg(feature = "oidc")]
 /// A URL without its query and fragment: what `Debug` shows of a URL whose
 /// query carries per-sign-in secrets (state, nonce, an ID token hint).
+#[cfg(feature = "oidc")]
 pub(crate) fn endpoint_only(url: &url::Url) -> String {
     format!("{}{}", url.origin().ascii_serialization(), url.path())
 }

@@ -257,9 +257,9 @@ fn normalize_url(what: &str, given: &str) -> Result<String, RegionError> {
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
 
-#[cfg(feature = "oidc")]
 /// `https://`, or `http://` to a loopback host: the only URLs the SDK sends
 /// secrets to or accepts endpoints at.
+#[cfg(feature = "oidc")]
 pub(crate) fn is_secure(url: &Url) -> bool {
     match url.scheme() {
         "https" => true,

@@ -65,8 +65,8 @@ impl Scope {
         }
     }
 
-    #[cfg(feature = "oidc")]
     /// `openid`, which every sign-in requests.
+    #[cfg(feature = "oidc")]
     pub(crate) fn openid() -> Self {
         Self("openid".to_owned())
     }

@@ -366,13 +366,15 @@ fn token_hash_matches(alg: jsonwebtoken::Algorithm, token: &str, expected: &str)
 
 /// The `at_hash` of `token` for a signature with `alg`.
 pub(crate) fn at_hash(alg: jsonwebtoken::Algorithm, token: &str) -> String {
+    use crate::crypto::backend::digest::{SHA256, SHA384, SHA512, digest};
     use jsonwebtoken::Algorithm as A;
-    let bits = match alg {
-        A::RS384 | A::PS384 | A::ES384 | A::HS384 => 384,
-        A::RS512 | A::PS512 | A::HS512 => 512,
-        _ => 256,
+    let algorithm = match alg {
+        A::RS384 | A::PS384 | A::ES384 | A::HS384 => &SHA384,
+        A::RS512 | A::PS512 | A::HS512 => &SHA512,
+        _ => &SHA256,
     };
-    let digest = crate::crypto::sha2(bits, token.as_bytes());
+    let digest = digest(algorithm, token.as_bytes());
+    let digest = digest.as_ref();
     URL_SAFE_NO_PAD.encode(&digest[..digest.len() / 2])
 }
 

@@ -205,10 +205,10 @@ impl TokenProviderBuilder {
         self
     }
 
-    #[cfg(feature = "oidc")]
     /// What the generated client applies to token requests besides the
     /// form (an `OidcClient`'s Basic client authentication and discovered
     /// token endpoint).
+    #[cfg(feature = "oidc")]
     pub(crate) fn client_options(mut self, options: filevine_identity::ClientOptions) -> Self {
         self.client_options = options;
         self
