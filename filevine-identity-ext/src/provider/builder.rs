@@ -390,6 +390,8 @@ impl TokenProviderBuilder {
                     seen: AtomicU64::new(0),
                     warned_unreadable: AtomicU64::new(0),
                     strict: credentials.is_refresh(),
+                    unsaved: std::sync::Mutex::default(),
+                    writing: tokio::sync::Mutex::const_new(()),
                 };
                 link.warn_if_unencrypted();
                 Some(link)

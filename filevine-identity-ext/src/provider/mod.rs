@@ -227,6 +227,8 @@ impl TokenProvider {
         lock(&inner.id_token).take();
         inner.set_current(None);
         if let Some(link) = &inner.store {
+            // A set still waiting to be saved must not land after the delete.
+            link.drop_unsaved();
             let stored = link.read().await;
             link.store.delete(link.key.as_str()).await?;
             if let Some(tokens) = stored?.1 {

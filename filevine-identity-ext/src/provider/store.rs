@@ -16,8 +16,19 @@
 //!    lease.
 //!
 //! When the store fails, PAT and client-credentials providers refresh
-//! without it (a warning); a refresh token never does (`Error::Store`):
-//! refreshing outside the lease could race a replica and lose the rotation.
+//! without it (a warning); a refresh token never does: refreshing outside
+//! the lease could race a replica and lose the rotation. Instead its reads
+//! and lease requests are retried with backoff until the refresh's total
+//! timeout (a failover takes seconds), and only then fail (`Error::Store`).
+//!
+//! A token set that cannot be saved (the store went away between the
+//! exchange and the save) is never dropped and its lease is never given
+//! up: the refresh hands it to a task that keeps renewing the lease and
+//! retrying the save with backoff until it succeeds or the process ends.
+//! Meanwhile this provider serves it (and refreshes with its refresh token
+//! while still holding the lease); other processes wait for the lease,
+//! serving their cached tokens, instead of replaying the refresh token the
+//! store still holds.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,8 +45,25 @@ use crate::store::{StoreEncryptionKey, StoreError, StoreKey, TokenStore};
 const POLL_START: Duration = Duration::from_millis(10);
 /// Longest pause between two reads of the store while waiting.
 const POLL_MAX: Duration = Duration::from_millis(250);
-/// Attempts to save a token set before giving up (it stays in memory).
+/// Attempts to save a token set before its saving moves to a task of its
+/// own (which keeps the lease and retries until it succeeds).
 const SAVE_ATTEMPTS: u32 = 3;
+/// Longest pause between two attempts of the task that saves an unsaved
+/// token set: it renews the lease on each, and should notice a returning
+/// store quickly.
+const UNSAVED_RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// A token set this provider holds but could not save yet.
+#[derive(Default)]
+pub(crate) struct Unsaved {
+    /// The newest such set (`None`: everything is saved).
+    tokens: Option<StoredTokens>,
+    /// Bumped with every new unsaved set, so the saving task knows whether
+    /// what it saved is still the newest.
+    generation: u64,
+    /// Whether the saving task runs.
+    saving: bool,
+}
 
 /// A provider's store, its key and what it last read or wrote there.
 pub(crate) struct StoreLink {
@@ -57,6 +85,12 @@ pub(crate) struct StoreLink {
     pub(crate) warned_unreadable: AtomicU64,
     /// A refresh token must not be refreshed outside the store.
     pub(crate) strict: bool,
+    /// A token set not saved yet; while there is one, this provider keeps
+    /// the lease.
+    pub(crate) unsaved: std::sync::Mutex<Unsaved>,
+    /// One write of this provider at a time (a refresh and the saving
+    /// task), so an older set never overwrites a newer one.
+    pub(crate) writing: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for StoreLink {
@@ -138,6 +172,20 @@ impl StoreLink {
         Ok(())
     }
 
+    /// Whether this provider holds a token set it has not saved yet (and so
+    /// holds the lease).
+    pub(crate) fn has_unsaved(&self) -> bool {
+        lock(&self.unsaved).tokens.is_some()
+    }
+
+    /// Drops an unsaved token set (the tokens were forgotten: signing out
+    /// must not be undone by a save that lands later).
+    pub(crate) fn drop_unsaved(&self) {
+        let mut unsaved = lock(&self.unsaved);
+        unsaved.tokens = None;
+        unsaved.generation += 1;
+    }
+
     /// Records that this provider's token set is now `version`.
     fn saved(&self, version: u64) {
         self.version.store(version, Ordering::Release);
@@ -149,6 +197,9 @@ impl StoreLink {
 impl Inner {
     /// A refresh through the store; see the module documentation.
     pub(super) async fn fetch_through_store(self: &Arc<Self>, link: &StoreLink) -> Result<Fetched, Error> {
+        if link.has_unsaved() {
+            return self.refresh_holding_lease(link).await;
+        }
         match self.refresh_with_lease(link).await {
             Err(Error::Store(error)) if !link.strict => {
                 tracing::warn!(
@@ -163,16 +214,68 @@ impl Inner {
         }
     }
 
+    /// A refresh while this provider still holds an unsaved token set (and
+    /// the lease): the store has only the older set, so it is not read; the
+    /// answer becomes the unsaved set, and the saving task writes it.
+    async fn refresh_holding_lease(self: &Arc<Self>, link: &StoreLink) -> Result<Fetched, Error> {
+        let (fetched, _) = self.exchange_with_retries(None).await?;
+        let tokens = self.token_set(&fetched);
+        let _writing = link.writing.lock().await;
+        let expected = link.seen.load(Ordering::Acquire);
+        match link.write(expected, &tokens).await {
+            Ok(()) => {
+                link.drop_unsaved();
+            }
+            Err(error) => {
+                tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not save the token set; still holding the lease");
+                self.keep_unsaved(link, tokens);
+            }
+        }
+        Ok(fetched)
+    }
+
+    /// Runs a store operation of a refresh; for a refresh token (which must
+    /// not refresh outside the store) a failure is retried with backoff
+    /// until the refresh's total timeout, counted from `started`.
+    async fn with_store_retries<T, F, Fut>(
+        &self,
+        link: &StoreLink,
+        started: tokio::time::Instant,
+        mut op: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let mut attempt = 0_u32;
+        loop {
+            attempt += 1;
+            let error = match op().await {
+                Ok(value) => return Ok(value),
+                Err(error @ StoreError::Backend { .. }) if link.strict => error,
+                Err(error) => return Err(error),
+            };
+            let pause = self.retry.backoff(attempt, self.jitter);
+            if started.elapsed().saturating_add(pause) >= self.retry.total_timeout {
+                return Err(error);
+            }
+            tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "the token store failed; trying again");
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     async fn refresh_with_lease(self: &Arc<Self>, link: &StoreLink) -> Result<Fetched, Error> {
-        if let Some(adopted) = self.read_and_adopt(link).await? {
+        let started = tokio::time::Instant::now();
+        if let Some(adopted) = self.with_store_retries(link, started, || self.read_and_adopt(link)).await? {
             return Ok(adopted);
         }
-        let started = tokio::time::Instant::now();
         let patience = link.lease.saturating_add(self.retry.total_timeout);
         let mut pause = POLL_START;
         let lease_span = tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key, waits = 0_u32);
         let mut waits = 0_u32;
-        while !link.store.try_lease(link.key.as_str(), &link.owner, link.lease).instrument(lease_span.clone()).await? {
+        let try_lease =
+            || link.store.try_lease(link.key.as_str(), &link.owner, link.lease).instrument(lease_span.clone());
+        while !self.with_store_retries(link, started, try_lease).await? {
             waits += 1;
             lease_span.record("waits", waits);
             crate::metrics::lease_wait(self.region.identity_url(), link.store.kind());
@@ -182,11 +285,15 @@ impl Inner {
             // Jittered, so waiters do not read the store in lockstep.
             tokio::time::sleep(pause.mul_f64(0.5 + 0.5 * self.jitter.unit())).await;
             pause = (pause * 2).min(POLL_MAX);
-            if let Some(adopted) = self.read_and_adopt(link).await? {
+            if let Some(adopted) = self.with_store_retries(link, started, || self.read_and_adopt(link)).await? {
                 return Ok(adopted);
             }
         }
-        let outcome = self.refresh_under_lease(link).await;
+        let outcome = self.refresh_under_lease(link, started).await;
+        if link.has_unsaved() {
+            // The saving task holds the lease until the set is saved.
+            return outcome;
+        }
         if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
             // It expires on its own.
             tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
@@ -194,9 +301,13 @@ impl Inner {
         outcome
     }
 
-    async fn refresh_under_lease(self: &Arc<Self>, link: &StoreLink) -> Result<Fetched, Error> {
+    async fn refresh_under_lease(
+        self: &Arc<Self>,
+        link: &StoreLink,
+        started: tokio::time::Instant,
+    ) -> Result<Fetched, Error> {
         // The holder before us may have saved a moment ago.
-        if let Some(adopted) = self.read_and_adopt(link).await? {
+        if let Some(adopted) = self.with_store_retries(link, started, || self.read_and_adopt(link)).await? {
             return Ok(adopted);
         }
         let (fetched, from_provider) = match self.exchange_with_retries(Some(link)).await {
@@ -217,22 +328,29 @@ impl Inner {
         if !from_provider {
             return Ok(fetched);
         }
-        let tokens = StoredTokens {
-            access_token: Some(fetched.token.clone()),
-            refresh_token: lock(&self.refresh_token).clone(),
-            id_token: lock(&self.id_token).clone(),
-        };
-        let expected = link.seen.load(Ordering::Acquire);
-        self.save_with_retries(link, expected, &tokens).await;
+        let tokens = self.token_set(&fetched);
+        self.save_with_retries(link, tokens).await;
         Ok(fetched)
     }
 
+    /// What a refresh gives to the store: the new access token with the
+    /// latest refresh and ID tokens.
+    fn token_set(&self, fetched: &Fetched) -> StoredTokens {
+        StoredTokens {
+            access_token: Some(fetched.token.clone()),
+            refresh_token: lock(&self.refresh_token).clone(),
+            id_token: lock(&self.id_token).clone(),
+        }
+    }
+
     /// Saves a fresh answer, trying a few times. Never an error: the new
-    /// token is served either way, and kept in memory when no save
-    /// succeeded (logged), so this process's next refresh still has it.
-    async fn save_with_retries(&self, link: &StoreLink, expected: u64, tokens: &StoredTokens) {
+    /// token is served either way. When no attempt succeeded, the set is
+    /// handed to the saving task, which keeps the lease until it is saved.
+    async fn save_with_retries(self: &Arc<Self>, link: &StoreLink, tokens: StoredTokens) {
+        let _writing = link.writing.lock().await;
         for attempt in 1..=SAVE_ATTEMPTS {
-            let error = match link.write(expected, tokens).await {
+            let expected = link.seen.load(Ordering::Acquire);
+            let error = match link.write(expected, &tokens).await {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -241,12 +359,103 @@ impl Inner {
                     store = link.store.kind(),
                     key = %link.key,
                     error = %Report(&error),
-                    "the new token set is kept in this process only; other processes cannot see it until a save succeeds"
+                    "could not save the new token set; keeping the lease and retrying until it is saved (other processes wait meanwhile)"
                 );
+                crate::metrics::unsaved(self.region.identity_url(), link.store.kind());
+                self.keep_unsaved(link, tokens);
                 return;
             }
             tracing::warn!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set");
             tokio::time::sleep(self.retry.backoff(attempt, self.jitter)).await;
+        }
+    }
+
+    /// Makes `tokens` the newest unsaved set and starts the saving task if
+    /// it does not run.
+    fn keep_unsaved(self: &Arc<Self>, link: &StoreLink, tokens: StoredTokens) {
+        let mut unsaved = lock(&link.unsaved);
+        unsaved.tokens = Some(tokens);
+        unsaved.generation += 1;
+        if unsaved.saving {
+            return;
+        }
+        let Some(runtime) = self.runtime() else {
+            tracing::error!(store = link.store.kind(), key = %link.key, "no runtime to save the token set on; it is kept in this process only");
+            return;
+        };
+        unsaved.saving = true;
+        let inner = Arc::clone(self);
+        runtime.spawn(async move { inner.save_until_saved().await });
+    }
+
+    /// The saving task: renews the lease and retries the save of the newest
+    /// unsaved set until one succeeds with nothing newer behind it, then
+    /// releases the lease. Ends early only if the set is dropped (forget).
+    async fn save_until_saved(self: Arc<Self>) {
+        let Some(link) = &self.store else { return };
+        let mut attempt = 0_u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let pause = self.retry.backoff(attempt, self.jitter).min(UNSAVED_RETRY_MAX).min(link.lease / 4);
+            tokio::time::sleep(pause).await;
+            let snapshot = {
+                let mut unsaved = lock(&link.unsaved);
+                let snapshot = unsaved.tokens.clone().map(|tokens| (tokens, unsaved.generation));
+                if snapshot.is_none() {
+                    unsaved.saving = false;
+                }
+                snapshot
+            };
+            let Some((tokens, generation)) = snapshot else {
+                // Forgotten (signed out): nothing to save, and the lease is
+                // of no use to anyone now.
+                if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
+                    tracing::debug!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
+                }
+                break;
+            };
+            // Keep the lease: others must wait, not replay the stored token.
+            match link.store.try_lease(link.key.as_str(), &link.owner, link.lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(store = link.store.kind(), key = %link.key, "another process took the lease while the token set was unsaved; saving it now")
+                }
+                Err(error) => {
+                    tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "the token store is still failing");
+                    continue;
+                }
+            }
+            let written = {
+                let _writing = link.writing.lock().await;
+                if lock(&link.unsaved).generation != generation {
+                    continue;
+                }
+                link.write(link.seen.load(Ordering::Acquire), &tokens).await
+            };
+            match written {
+                Ok(()) => {
+                    let done = {
+                        let mut unsaved = lock(&link.unsaved);
+                        let newest = unsaved.generation == generation;
+                        if newest {
+                            unsaved.tokens = None;
+                            unsaved.saving = false;
+                        }
+                        newest
+                    };
+                    if !done {
+                        continue;
+                    }
+                    tracing::info!(store = link.store.kind(), key = %link.key, attempts = attempt, "saved the token set that could not be saved before");
+                    if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
+                        tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
+                    }
+                    break;
+                }
+                Err(error) => {
+                    tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set yet");
+                }
+            }
         }
     }
 

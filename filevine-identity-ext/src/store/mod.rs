@@ -51,7 +51,8 @@ mod key;
 mod memory;
 pub(crate) mod record;
 #[cfg(feature = "redis")]
-mod redis;
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -101,7 +102,9 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
 
     /// Takes the lease on `key` for `owner` until `ttl` has passed, unless
-    /// another owner holds it. Returns whether `owner` holds it now.
+    /// another owner holds it; an owner that holds it already renews it
+    /// for `ttl` from now (a holder that cannot save yet keeps its lease
+    /// this way). Returns whether `owner` holds it now.
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError>;
 
     /// Gives the lease back if `owner` still holds it (a lease that expired
@@ -233,14 +236,25 @@ pub fn decode_credential(
 }
 
 /// The environment variable naming the store: `memory`, `file:<dir>` or a
-/// `redis://` / `rediss://` URL.
+/// Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`, and
+/// their `rediss` forms).
 pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
 /// The environment variable holding the [`StoreEncryptionKey`] (base64).
 pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
 
 /// Opens the store `spec` names: `memory`, `file:<dir>`, or (feature
-/// `redis`) a `redis://` or `rediss://` URL. Connects lazily: opening sends
-/// nothing.
+/// `redis`) a Redis URL of one of three forms, so an application moves
+/// between them by configuration alone:
+///
+/// | form | URL |
+/// |---|---|
+/// | one node | `redis://[user:password@]host[:port][/db]` |
+/// | primary and replicas behind Sentinels | `redis+sentinel://[user:password@]host1[:26379][,host2…]/<master name>[/<db>]` |
+/// | Redis Cluster | `redis+cluster://[user:password@]host1[:6379][,host2…]` |
+///
+/// `rediss` instead of `redis` uses TLS; `?replicas=N` sets how many
+/// replicas must take a saved token set (see [`RedisStore`]). Connects
+/// lazily: opening sends nothing.
 ///
 /// # Errors
 /// [`ConfigError::TokenStore`] naming what is wrong with `spec` (a Redis
@@ -257,13 +271,16 @@ pub fn open(spec: &str) -> Result<Arc<dyn TokenStore>, ConfigError> {
         }
         return Ok(Arc::new(FileStore::new(dir)));
     }
-    if spec.starts_with("redis://") || spec.starts_with("rediss://") || spec.starts_with("redis+unix://") {
+    if ["redis://", "rediss://", "redis+", "rediss+"].iter().any(|scheme| spec.starts_with(scheme)) {
         #[cfg(feature = "redis")]
         return RedisStore::open(spec).map(|store| Arc::new(store) as Arc<dyn TokenStore>);
         #[cfg(not(feature = "redis"))]
         return Err(invalid("a Redis store needs the `redis` feature of filevine-identity-ext".into()));
     }
-    Err(invalid("expected `memory`, `file:<directory>` or a `redis://` URL".into()))
+    Err(invalid(
+        "expected `memory`, `file:<directory>` or a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`)"
+            .into(),
+    ))
 }
 
 #[cfg(test)]

@@ -287,7 +287,7 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
         .lease_time(Duration::from_secs(3))
         .build()
         .unwrap();
-    let lease = format!("filevine:tokens:{}:lease", provider.store_key().unwrap().as_str());
+    let lease = format!("filevine:tokens:{{{}}}:lease", provider.store_key().unwrap().as_str());
     assert!(redis.exists(&lease), "the worker holds the lease");
     worker.kill().unwrap();
     worker.wait().unwrap();

@@ -129,7 +129,7 @@ async fn redis_leases_expire_and_only_their_owner_releases_them() {
     let store = RedisStore::open(&redis.url).unwrap();
     let key = StoreKey::session("lease").as_str().to_owned();
     assert!(store.try_lease(&key, "dead", Duration::from_millis(50)).await.unwrap());
-    let lease = format!("filevine:tokens:{key}:lease");
+    let lease = format!("filevine:tokens:{{{key}}}:lease");
     assert!(redis.exists(&lease));
     // Redis expires it on its own clock.
     let mut freed = false;
@@ -381,13 +381,13 @@ async fn redis_values_are_sealed_when_a_key_is_set() {
     };
     let sealed = provider(Some(StoreEncryptionKey::generate().unwrap()));
     let token = sealed.token().await.unwrap();
-    let raw = redis.hget(&format!("filevine:tokens:{}", sealed.store_key().unwrap().as_str()), "d").unwrap();
+    let raw = redis.hget(&format!("filevine:tokens:{{{}}}", sealed.store_key().unwrap().as_str()), "d").unwrap();
     assert!(!String::from_utf8_lossy(&raw).contains(token.expose_secret()), "sealed: no token text");
     // The check can fail: without a key the value holds the token.
     let plain = provider(None);
     plain.forget().await.unwrap();
     let token = plain.token().await.unwrap();
-    let raw = redis.hget(&format!("filevine:tokens:{}", plain.store_key().unwrap().as_str()), "d").unwrap();
+    let raw = redis.hget(&format!("filevine:tokens:{{{}}}", plain.store_key().unwrap().as_str()), "d").unwrap();
     assert!(String::from_utf8_lossy(&raw).contains(token.expose_secret()));
 }
 
