@@ -10,7 +10,7 @@
 //! | `filevine_identity_served_stale_total` | counter | `authority`, `grant` | a token due for refresh (in its soft window), still before its deadline, was served while a refresh ran or after it failed |
 //! | `filevine_identity_refresh_waiters_total` | counter | `authority`, `grant` | callers that joined a refresh already in flight (single flight) |
 //! | `filevine_identity_store_lease_waits_total` | counter | `authority`, `store` | times a refresh found the token store's lease held by another process and waited |
-//! | `filevine_identity_store_replication_shortfall_total` | counter | `store`, `form` | a saved token set was used although fewer replicas than asked acknowledged it in time (Redis `WAIT`; `form`: `single`, `sentinel`, `cluster`) |
+//! | `filevine_identity_store_replication_shortfall_total` | counter | `store`, `url` | a saved token set was used although fewer replicas than asked acknowledged it in time (Redis `WAIT`; `url` is the store's URL without user and password) |
 //! | `filevine_identity_store_unsaved_total` | counter | `authority`, `store` | a new token set could not be saved at once; its refresh keeps the lease and retries until it is saved |
 //!
 //! No label carries a secret: the authority is the identity provider's URL,
@@ -67,8 +67,8 @@ mod emit {
     }
 
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn replication_shortfall(store: &'static str, form: &'static str) {
-        metrics::counter!("filevine_identity_store_replication_shortfall_total", "store" => store, "form" => form)
+    pub(crate) fn replication_shortfall(store: &'static str, url: &str) {
+        metrics::counter!("filevine_identity_store_replication_shortfall_total", "store" => store, "url" => url.to_owned())
             .increment(1);
     }
 
@@ -87,7 +87,7 @@ mod emit {
     pub(crate) fn waiter(_: &str, _: &'static str) {}
     pub(crate) fn lease_wait(_: &str, _: &'static str) {}
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn replication_shortfall(_: &'static str, _: &'static str) {}
+    pub(crate) fn replication_shortfall(_: &'static str, _: &str) {}
     pub(crate) fn unsaved(_: &str, _: &'static str) {}
 }
 

@@ -18,6 +18,7 @@ mod observability;
 mod oidc;
 mod progenitor_client;
 mod provider;
+mod redis_forms;
 mod redaction;
 mod store;
 mod test_server_signin;

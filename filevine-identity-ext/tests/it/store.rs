@@ -56,7 +56,7 @@ fn client() -> (ClientId, Option<ClientSecret>) {
 }
 
 /// The contract every store keeps: versions, compare-and-swap, leases.
-async fn store_contract(store: &dyn TokenStore) {
+pub(crate) async fn store_contract(store: &dyn TokenStore) {
     let key = StoreKey::session("contract").as_str().to_owned();
     assert_eq!(store.load(&key).await.unwrap(), None);
     assert!(store.compare_and_swap(&key, 0, b"one").await.unwrap(), "CAS on an absent entry at version 0");
@@ -354,13 +354,18 @@ async fn an_unreachable_store_falls_back_for_a_pat_but_not_for_a_refresh_token()
     provider.token().await.expect("a PAT refreshes without the store");
     assert_eq!(server.token_requests(), 1);
     assert!(log.text_since(mark).contains("the token store failed; refreshing without it"));
+    // A refresh token retries the store (a failover takes seconds) until
+    // its total timeout, then fails.
     let session = builder(&server)
         .credentials(refresh("rt-down-0"))
         .store(down())
         .store_key(StoreKey::session("s"))
+        .total_timeout(Duration::from_secs(2))
         .build()
         .unwrap();
+    let mark = log.mark();
     let err = session.token().await.unwrap_err();
+    assert!(log.text_since(mark).contains("the token store failed; trying again"));
     assert!(matches!(err, Error::Store(_)), "{err}");
     assert_eq!(server.token_requests(), 1, "no refresh outside the store");
     assert!(!format!("{err} {err:?}").contains("rt-down-0"));
@@ -423,7 +428,7 @@ async fn store_configuration_errors_are_named() {
     assert!(matches!(err, ConfigError::TokenStore { .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "the token store setting is invalid: expected `memory`, `file:<directory>` or a `redis://` URL"
+        "the token store setting is invalid: expected `memory`, `file:<directory>` or a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`)"
     );
     for (key, reason) in
         [("c2hvcnQ=", "it must decode to exactly 32 bytes"), ("not base64!", "it is not standard base64")]

@@ -106,11 +106,6 @@ impl RedisConnection {
         &self.shared.target.display
     }
 
-    /// `single`, `sentinel` or `cluster`.
-    pub(super) fn form(&self) -> &'static str {
-        self.shared.target.topology.form()
-    }
-
     pub(super) fn replicas_setting(&self) -> Option<u32> {
         self.shared.target.replicas
     }

@@ -247,7 +247,7 @@ impl RedisStore {
                 waited_ms = u64::try_from(self.replica_wait.as_millis()).unwrap_or(u64::MAX),
                 "fewer replicas than asked took the saved token set in time; a failover now could lose it"
             );
-            crate::metrics::replication_shortfall(KIND, self.connection.form());
+            crate::metrics::replication_shortfall(KIND, self.connection.url());
         }
     }
 

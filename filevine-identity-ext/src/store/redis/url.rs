@@ -63,17 +63,6 @@ pub(crate) struct Target {
     pub(crate) display: String,
 }
 
-impl Topology {
-    /// A short name of the form, for logs (`single`, `sentinel`, `cluster`).
-    pub(crate) fn form(&self) -> &'static str {
-        match self {
-            Topology::Single(_) => "single",
-            Topology::Sentinel { .. } => "sentinel",
-            Topology::Cluster { .. } => "cluster",
-        }
-    }
-}
-
 fn invalid(reason: impl Into<String>) -> ConfigError {
     ConfigError::TokenStore { reason: reason.into() }
 }
@@ -340,7 +329,7 @@ mod tests {
             ("redis+cluster://:hunter2@a?timeout=3", "unknown parameter `timeout`"),
             ("redis+cluster://:hunter2@[::1", "no closing"),
             ("redis://:hunter2@127.0.0.1/0?replicas=-1", "whole number"),
-            ("redis://:hunter2@/0", "names no host"),
+            ("redis://:hunter2@/0", "empty host"),
             ("valkey+cluster://:hunter2@a", "unknown scheme `valkey+cluster`"),
             ("redis:hunter2", "starts with"),
         ] {

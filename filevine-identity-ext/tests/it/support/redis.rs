@@ -1,63 +1,357 @@
-//! A real `redis-server` (the Debian package) on a free loopback port,
-//! without persistence, stopped when dropped.
+//! Real Redis deployments on loopback, from the Debian package's
+//! `redis-server` and `redis-cli`: one node, a primary with a replica and
+//! three Sentinels, and a cluster of three primaries with a replica each
+//! (`redis-cli --cluster create`). No persistence; each in a temporary
+//! directory.
+//!
+//! Every server runs under a small shell that kills it when this test
+//! binary's end of a pipe closes, so a deployment shared through a static
+//! (started once per test binary) does not outlive the binary, and a
+//! dropped one stops at once. Failover tests start their own deployment:
+//! they kill its primaries.
 
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
+/// One `redis-server` process (a node or a Sentinel).
+pub struct Server {
+    pub port: u16,
+    pid: u32,
+    shell: Child,
+    /// Closing it (drop) makes the shell kill the server.
+    _tie: Option<ChildStdin>,
+}
+
+fn free_port() -> u16 {
+    // Bind, read, release. Another process could take it in between; the
+    // readiness check would then fail loudly.
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Server {
+    /// `redis-server <args…>` on `port`, logging to `<dir>/<port>.log`.
+    fn spawn(port: u16, dir: &Path, args: &[&str]) -> Server {
+        let log = dir.join(format!("{port}.log"));
+        let mut shell = Command::new("sh")
+            .arg("-c")
+            .arg(r#"redis-server "$@" >/dev/null 2>&1 & echo $!; read _; kill -9 $! 2>/dev/null"#)
+            .arg("sh")
+            .args(args)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start sh: {e}"));
+        let mut line = String::new();
+        BufReader::new(shell.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let pid = line.trim().parse().unwrap_or_else(|_| panic!("no pid from the redis-server shell: {line:?}"));
+        let tie = shell.stdin.take();
+        let server = Server { port, pid, shell, _tie: tie };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if server.try_cmd::<String>(&redis::cmd("PING")).is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "redis-server did not start on port {port} (apt-get install redis-server): {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn try_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+        let client = redis::Client::open(self.url().as_str())?;
+        let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
+        cmd.query(&mut connection)
+    }
+
+    /// Runs `cmd` on this server.
+    pub fn cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> T {
+        self.try_cmd(cmd).unwrap_or_else(|e| panic!("port {}: {e}", self.port))
+    }
+
+    /// `INFO <section>` as `field → value`.
+    pub fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
+        let text: String = self.cmd(redis::cmd("INFO").arg(section));
+        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+    }
+
+    /// `CLUSTER INFO` as `field → value`.
+    pub fn cluster_info(&self) -> std::collections::HashMap<String, String> {
+        let text: String = self.cmd(redis::cmd("CLUSTER").arg("INFO"));
+        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+    }
+
+    /// How many times this server ran `command` (`INFO commandstats`).
+    pub fn calls(&self, command: &str) -> u64 {
+        let stats = self.info("commandstats");
+        stats
+            .get(&format!("cmdstat_{command}"))
+            .and_then(|v| v.split(',').find_map(|p| p.strip_prefix("calls=")))
+            .map_or(0, |n| n.parse().unwrap())
+    }
+
+    /// Sends a signal (`KILL`, `STOP`, `CONT`) to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid.to_string()).status().unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.pid);
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self._tie.take();
+        let _ = self.shell.wait();
+    }
+}
+
+/// Waits for `condition`, polling; panics with `what` after `limit`.
+pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One node, as most tests use.
 pub struct Redis {
     pub url: String,
-    child: Child,
+    pub server: Server,
+    _dir: tempfile::TempDir,
 }
 
 impl Redis {
     pub fn start() -> Redis {
-        // A free port: bind, read, release. Another process could take it
-        // in between; the readiness check below would then fail loudly.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start redis-server (apt-get install redis-server): {e}"));
-        let url = format!("redis://127.0.0.1:{port}/0");
-        // Ready once it answers PING (it starts in a few milliseconds).
-        let client = redis::Client::open(url.as_str()).unwrap();
-        for _ in 0..500 {
-            if let Ok(mut connection) = client.get_connection()
-                && redis::cmd("PING").query::<String>(&mut connection).is_ok()
-            {
-                return Redis { url, child };
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::spawn(free_port(), dir.path(), &[]);
+        Redis { url: server.url(), server, _dir: dir }
     }
 
     /// A raw value, for checking what the store wrote.
     pub fn hget(&self, key: &str, field: &str) -> Option<Vec<u8>> {
-        let mut connection = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
-        redis::cmd("HGET").arg(key).arg(field).query(&mut connection).unwrap()
+        self.server.cmd(redis::cmd("HGET").arg(key).arg(field))
     }
 
     /// The keys matching `pattern`.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
-        let mut connection = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
-        redis::cmd("KEYS").arg(pattern).query(&mut connection).unwrap()
+        self.server.cmd(redis::cmd("KEYS").arg(pattern))
     }
 
     /// Whether `key` exists.
     pub fn exists(&self, key: &str) -> bool {
-        let mut connection = redis::Client::open(self.url.as_str()).unwrap().get_connection().unwrap();
-        redis::cmd("EXISTS").arg(key).query::<i64>(&mut connection).unwrap() == 1
+        self.server.cmd::<i64>(redis::cmd("EXISTS").arg(key)) == 1
     }
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// A primary and its replica (no Sentinels).
+pub struct Replicated {
+    pub primary: Server,
+    pub replica: Server,
+    _dir: tempfile::TempDir,
+}
+
+impl Replicated {
+    pub fn start() -> Replicated {
+        let dir = tempfile::tempdir().unwrap();
+        let primary = Server::spawn(free_port(), dir.path(), &[]);
+        let of = primary.port.to_string();
+        let replica = Server::spawn(free_port(), dir.path(), &["--replicaof", "127.0.0.1", &of]);
+        eventually("the replica to sync", Duration::from_secs(20), || {
+            replica.info("replication").get("master_link_status").is_some_and(|s| s == "up")
+                && primary.info("replication").get("connected_slaves").is_some_and(|n| n == "1")
+        });
+        Replicated { primary, replica, _dir: dir }
+    }
+}
+
+pub const MASTER: &str = "fvmaster";
+
+/// A primary, a replica and three Sentinels monitoring them as `fvmaster`
+/// (down after 1 s, so a failover takes seconds).
+pub struct SentinelGroup {
+    pub nodes: Vec<Server>,
+    pub sentinels: Vec<Server>,
+    dir: tempfile::TempDir,
+}
+
+impl SentinelGroup {
+    /// The group of this test binary, for tests that do not kill anything.
+    pub fn shared() -> &'static SentinelGroup {
+        static GROUP: OnceLock<SentinelGroup> = OnceLock::new();
+        GROUP.get_or_init(SentinelGroup::start)
+    }
+
+    pub fn start() -> SentinelGroup {
+        let Replicated { primary, replica, _dir: dir } = Replicated::start();
+        let sentinels: Vec<Server> = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let conf = dir.path().join(format!("sentinel-{port}.conf"));
+                std::fs::write(
+                    &conf,
+                    format!(
+                        "sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+                         sentinel down-after-milliseconds {MASTER} 1000\n\
+                         sentinel failover-timeout {MASTER} 10000\n\
+                         sentinel parallel-syncs {MASTER} 1\n",
+                        primary.port
+                    ),
+                )
+                .unwrap();
+                Server::spawn(port, dir.path(), &[conf.to_str().unwrap(), "--sentinel"])
+            })
+            .collect();
+        let group = SentinelGroup { nodes: vec![primary, replica], sentinels, dir };
+        // Each Sentinel must know the replica and the two other Sentinels
+        // before a failover can happen.
+        eventually("the Sentinels to know each other and the replica", Duration::from_secs(30), || {
+            group.sentinels.iter().all(|s| {
+                s.try_cmd::<String>(redis::cmd("SENTINEL").arg("CKQUORUM").arg(MASTER)).is_ok()
+                    && s.try_cmd::<Vec<redis::Value>>(redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER))
+                        .is_ok_and(|r| r.len() == 1)
+                    && s.try_cmd::<Vec<redis::Value>>(redis::cmd("SENTINEL").arg("SENTINELS").arg(MASTER))
+                        .is_ok_and(|r| r.len() == 2)
+            })
+        });
+        group
+    }
+
+    /// `redis+sentinel://…/fvmaster`.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.sentinels.iter().map(|s| format!("127.0.0.1:{}", s.port)).collect();
+        format!("redis+sentinel://{}/{MASTER}", hosts.join(","))
+    }
+
+    /// The port of the primary, as the first Sentinel that answers says.
+    pub fn primary_port(&self) -> u16 {
+        for sentinel in &self.sentinels {
+            if let Ok((_, port)) = sentinel
+                .try_cmd::<(String, u16)>(redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER))
+            {
+                return port;
+            }
+        }
+        panic!("no Sentinel answers");
+    }
+
+    pub fn node(&self, port: u16) -> &Server {
+        self.nodes.iter().find(|n| n.port == port).expect("a node of the group")
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Three primaries with a replica each, made by `redis-cli --cluster
+/// create`, failing over after 1 s without a primary.
+pub struct Cluster {
+    pub nodes: Vec<Server>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// The cluster of this test binary, for tests that do not kill anything.
+    pub fn shared() -> &'static Cluster {
+        static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+        CLUSTER.get_or_init(Cluster::start)
+    }
+
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes: Vec<Server> = (0..6)
+            .map(|_| {
+                let port = free_port();
+                let conf = format!("nodes-{port}.conf");
+                Server::spawn(
+                    port,
+                    dir.path(),
+                    &["--cluster-enabled", "yes", "--cluster-config-file", &conf, "--cluster-node-timeout", "1000"],
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let output = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run redis-cli (apt-get install redis-tools): {e}"));
+        assert!(output.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&output.stdout));
+        let cluster = Cluster { nodes, _dir: dir };
+        eventually("the cluster to be ready", Duration::from_secs(30), || {
+            cluster.nodes.iter().all(|n| n.cluster_info().get("cluster_state").is_some_and(|s| s == "ok"))
+                && cluster.primaries().len() == 3
+        });
+        cluster
+    }
+
+    /// `redis+cluster://` with the first three nodes as seeds.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self.nodes.iter().take(3).map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The ports of the primaries that serve slots, as a live node sees it.
+    pub fn primaries(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.slot_owners().into_iter().map(|(_, _, port)| port).collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
+
+    /// `(first slot, last slot, primary port)` from `CLUSTER SLOTS` of a
+    /// live node.
+    fn slot_owners(&self) -> Vec<(u16, u16, u16)> {
+        for node in &self.nodes {
+            if let Ok(slots) = node.try_cmd::<Vec<redis::Value>>(&redis::cmd("CLUSTER").arg("SLOTS").to_owned()) {
+                return slots
+                    .into_iter()
+                    .map(|range| {
+                        let redis::Value::Array(items) = range else { panic!("CLUSTER SLOTS: {range:?}") };
+                        let start: u16 = redis::from_redis_value(items[0].clone()).unwrap();
+                        let end: u16 = redis::from_redis_value(items[1].clone()).unwrap();
+                        let redis::Value::Array(primary) = &items[2] else { panic!("CLUSTER SLOTS: {items:?}") };
+                        let port: u16 = redis::from_redis_value(primary[1].clone()).unwrap();
+                        (start, end, port)
+                    })
+                    .collect();
+            }
+        }
+        panic!("no cluster node answers");
+    }
+
+    /// The port of the primary that holds `key`.
+    pub fn primary_for(&self, key: &str) -> u16 {
+        let slot: u16 = self.live_node().cmd(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key));
+        self.slot_owners()
+            .into_iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&slot))
+            .map(|(_, _, port)| port)
+            .expect("every slot has a primary")
+    }
+
+    fn live_node(&self) -> &Server {
+        self.nodes.iter().find(|n| n.try_cmd::<String>(&redis::cmd("PING")).is_ok()).expect("a live node")
+    }
+
+    pub fn node(&self, port: u16) -> &Server {
+        self.nodes.iter().find(|n| n.port == port).expect("a node of the cluster")
     }
 }
