@@ -23,7 +23,7 @@ use filevine_identity_ext::{
     ClientId, ClientSecret, Credentials, PersonalAccessToken, RefreshToken, Region, TokenProvider,
 };
 
-use crate::support::redis::Redis;
+use crate::support::redis::{Cluster, Redis, SentinelGroup, Server};
 
 const PAT: &str = "fvpat_fleet_0001";
 const CLIENT_ID: &str = "fleet-app";
@@ -42,6 +42,8 @@ struct Report {
     below_margin: u64,
     failures: u64,
     sign_in_required: u64,
+    /// The longest time in which no task of the worker got a token, in ms.
+    longest_gap_ms: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -53,6 +55,10 @@ struct WorkerConfig {
     mode: String,
     seconds: u64,
     tasks: usize,
+    /// The users of `session` mode (one provider each; tasks spread over
+    /// them); empty means the one user `SESSION`.
+    #[serde(default)]
+    sessions: Vec<String>,
 }
 
 /// The worker process. Ignored in a normal run; the fleet tests start it.
@@ -66,7 +72,7 @@ fn store_worker() {
     println!("FV_REPORT {}", serde_json::to_string(&report).unwrap());
 }
 
-fn worker_builder(config: &WorkerConfig) -> TokenProviderBuilder {
+fn worker_builder(config: &WorkerConfig, session: &str) -> TokenProviderBuilder {
     let builder = TokenProvider::builder()
         .env(|_| None)
         .region(Region::custom(&config.authority).unwrap())
@@ -77,14 +83,14 @@ fn worker_builder(config: &WorkerConfig) -> TokenProviderBuilder {
         }
         _ => builder
             .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
-            .store_key(StoreKey::session(SESSION)),
+            .store_key(StoreKey::session(session)),
     }
 }
 
 async fn work(config: WorkerConfig) -> Report {
     if config.mode == "hold" {
         // Takes the lease and waits on the held answer until killed.
-        let provider = worker_builder(&config)
+        let provider = worker_builder(&config, SESSION)
             .total_timeout(Duration::from_secs(2))
             .lease_time(Duration::from_secs(3))
             .build()
@@ -92,13 +98,21 @@ async fn work(config: WorkerConfig) -> Report {
         let _ = provider.token().await;
         return Report::default();
     }
-    let provider = worker_builder(&config).build().unwrap();
+    let sessions = if config.sessions.is_empty() { vec![SESSION.to_owned()] } else { config.sessions.clone() };
+    let providers: Vec<TokenProvider> =
+        sessions.iter().map(|session| worker_builder(&config, session).build().unwrap()).collect();
     let counts: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
+    // Milliseconds since `started` of the last token served, and the
+    // longest gap between two.
+    let started = Instant::now();
+    let last_served = Arc::new(AtomicU64::new(0));
+    let longest_gap = Arc::new(AtomicU64::new(0));
     let until = tokio::time::Instant::now() + Duration::from_secs(config.seconds);
     let tasks: Vec<_> = (0..config.tasks)
-        .map(|_| {
-            let provider = provider.clone();
+        .map(|n| {
+            let provider = providers[n % providers.len()].clone();
             let counts = counts.clone();
+            let (last_served, longest_gap) = (last_served.clone(), longest_gap.clone());
             tokio::spawn(async move {
                 while tokio::time::Instant::now() < until {
                     // Measured from before the call: the provider promises
@@ -109,6 +123,9 @@ async fn work(config: WorkerConfig) -> Report {
                     match provider.token().await {
                         Ok(token) => {
                             counts[0].fetch_add(1, Ordering::Relaxed);
+                            let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                            let previous = last_served.fetch_max(now, Ordering::Relaxed);
+                            longest_gap.fetch_max(now.saturating_sub(previous), Ordering::Relaxed);
                             let left = token.expires_at().saturating_duration_since(before);
                             if left.is_zero() {
                                 counts[1].fetch_add(1, Ordering::Relaxed);
@@ -140,6 +157,7 @@ async fn work(config: WorkerConfig) -> Report {
         below_margin: count(2),
         failures: count(3),
         sign_in_required: count(4),
+        longest_gap_ms: longest_gap.load(Ordering::Relaxed),
     }
 }
 
@@ -171,26 +189,43 @@ async fn server() -> TestServer {
 
 /// Runs `processes` workers for `seconds` and checks the fleet's counts.
 async fn fleet(server: &TestServer, store: &str, mode: &str, processes: usize, seconds: u64) -> (Report, u64, f64) {
+    let (report, requests, elapsed, _) = fleet_of(server, store, mode, &[], processes, seconds).await;
+    (report, requests, elapsed)
+}
+
+/// [`fleet`] for the users `sessions`; also returns each worker's longest
+/// gap without a token.
+async fn fleet_of(
+    server: &TestServer,
+    store: &str,
+    mode: &str,
+    sessions: &[String],
+    processes: usize,
+    seconds: u64,
+) -> (Report, u64, f64, Vec<u64>) {
     let config = WorkerConfig {
         authority: server.url().to_owned(),
         store: store.to_owned(),
         mode: mode.to_owned(),
         seconds,
         tasks: 250,
+        sessions: sessions.to_vec(),
     };
     let before = server.token_requests();
     let started = Instant::now();
     let children: Vec<_> = (0..processes).map(|_| spawn_worker(&config)).collect();
     let mut total = Report::default();
+    let mut gaps = Vec::new();
     for child in children {
         let report = report(child).await;
+        gaps.push(report.longest_gap_ms);
         total.served += report.served;
         total.expired += report.expired;
         total.below_margin += report.below_margin;
         total.failures += report.failures;
         total.sign_in_required += report.sign_in_required;
     }
-    (total, server.token_requests() - before, started.elapsed().as_secs_f64())
+    (total, server.token_requests() - before, started.elapsed().as_secs_f64(), gaps)
 }
 
 /// A refresh starts between 0.5 and 0.75 s after a 2-second token was
@@ -272,6 +307,7 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
         mode: "hold".to_owned(),
         seconds: 0,
         tasks: 0,
+        sessions: Vec::new(),
     };
     let mut worker = spawn_worker(&config);
     tokio::time::timeout(Duration::from_secs(60), server.wait_for_token_requests(1))
@@ -297,4 +333,126 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
     assert!(server.is_valid_access_token(token.expose_secret()));
     assert_eq!(server.token_requests(), 2, "the dead worker's request and the takeover's");
     assert!(!redis.exists(&lease), "released after the takeover");
+}
+
+/// The user's token set as stored by a provider that signed in with
+/// `refresh_token` (the seed of a `session` fleet).
+async fn seed(server: &TestServer, store: &str, session: &str, refresh_token: &str) {
+    server.add_refresh_token(refresh_token);
+    let seed = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(
+            Credentials::refresh_token(RefreshToken::new(refresh_token).unwrap())
+                .with_client(ClientId::new(CLIENT_ID).unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
+        )
+        .store(store::open(store).unwrap())
+        .store_key(StoreKey::session(session))
+        .build()
+        .unwrap();
+    seed.token().await.unwrap();
+}
+
+/// The stored version of `session`'s token set on `node` (its primary).
+fn stored_version(node: &Server, session: &str) -> Option<u64> {
+    let key = format!("filevine:tokens:{{{}}}", StoreKey::session(session).as_str());
+    node.cmd::<Option<u64>>(redis::cmd("HGET").arg(key).arg("v"))
+}
+
+/// Waits (off the runtime) until the fleet has rotated `session`'s token a
+/// few times, then SIGKILLs `primary` right after the next rotation was
+/// saved there.
+async fn kill_after_a_saved_rotation(server: &TestServer, primary: &Server, session: &str) {
+    let start = server.grant_requests("refresh_token");
+    while server.grant_requests("refresh_token") < start + 4 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::task::block_in_place(|| {
+        let saved = stored_version(primary, session);
+        while stored_version(primary, session) == saved {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        primary.signal("KILL");
+    });
+}
+
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values[values.len() / 2]
+}
+
+/// The checks of a failover fleet: nothing refused, nobody signed out, no
+/// expired token, one refresh per cycle per user, exact counts at the
+/// provider (every refresh request is one rotation of one user's token).
+fn assert_failover_clean(server: &TestServer, report: &Report, requests: u64, elapsed: f64, users: usize, gaps: &mut [u64]) {
+    let (median, max) = (median(gaps), gaps.iter().copied().max().unwrap());
+    eprintln!("failover: longest gap without a token per worker: median {median} ms, max {max} ms");
+    assert_clean(report);
+    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
+    assert_eq!(server.grant_requests("refresh_token"), requests + users as u64, "every request a refresh, plus the seeds");
+    assert_one_request_per_cycle(requests / users as u64, elapsed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_loses_no_rotated_refresh_token() {
+    let server = server().await;
+    let group = SentinelGroup::start();
+    let url = group.url();
+    seed(&server, &url, SESSION, "rt-sentinel-0").await;
+    let primary = group.primary_port();
+    let sessions = [SESSION.to_owned()];
+    let (fleet, ()) = tokio::join!(
+        fleet_of(&server, &url, "session", &sessions, 3, 15),
+        kill_after_a_saved_rotation(&server, group.nodes.iter().find(|n| n.port == primary).unwrap(), SESSION)
+    );
+    let (report, requests, elapsed, mut gaps) = fleet;
+    assert_ne!(group.primary_port(), primary, "the Sentinels promoted the replica");
+    assert_failover_clean(&server, &report, requests, elapsed, 1, &mut gaps);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_failover_loses_no_rotated_refresh_token() {
+    let server = server().await;
+    let cluster = Cluster::start();
+    let url = cluster.url();
+    // Users whose keys live on each of the three primaries.
+    let mut sessions: Vec<String> = Vec::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for n in 0.. {
+        let session = format!("cluster-user-{n}");
+        let key = format!("filevine:tokens:{{{}}}", StoreKey::session(&session).as_str());
+        if covered.insert(cluster.primary_for(&key)) {
+            sessions.push(session);
+        }
+        if covered.len() == 3 {
+            break;
+        }
+    }
+    for (n, session) in sessions.iter().enumerate() {
+        seed(&server, &url, session, &format!("rt-cluster-{n}")).await;
+    }
+    let victim = &sessions[0];
+    let key = format!("filevine:tokens:{{{}}}", StoreKey::session(victim).as_str());
+    let primary = cluster.primary_for(&key);
+    let (fleet, ()) = tokio::join!(
+        fleet_of(&server, &url, "session", &sessions, 3, 15),
+        kill_after_a_saved_rotation(&server, cluster.node(primary), victim)
+    );
+    let (report, requests, elapsed, mut gaps) = fleet;
+    let promoted = cluster.primary_for(&key);
+    assert_ne!(promoted, primary, "the replica took over the slot");
+    assert_failover_clean(&server, &report, requests, elapsed, 3, &mut gaps);
+
+    // Its replica gone too, the slot has no server: the store says so.
+    cluster.node(promoted).signal("KILL");
+    let survivor = cluster.nodes.iter().find(|n| n.port != primary && n.port != promoted).unwrap();
+    tokio::task::block_in_place(|| {
+        crate::support::redis::eventually("the cluster to go down", Duration::from_secs(30), || {
+            survivor.cluster_info().get("cluster_state").is_some_and(|s| s == "fail")
+        })
+    });
+    let store = store::open(&url).unwrap();
+    let err = store.load(StoreKey::session(victim).as_str()).await.unwrap_err();
+    let text = filevine_identity_ext::error::Report(&err).to_string();
+    assert!(text.contains("CLUSTERDOWN"), "{text}");
 }

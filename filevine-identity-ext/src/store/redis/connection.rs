@@ -222,9 +222,17 @@ impl RedisConnection {
             }
             Topology::Cluster { nodes, auth, tls } => {
                 let urls = nodes.iter().map(|node| address(node, *tls));
+                // A few quick retries inside the client (a MOVED, a node
+                // that just went away): the provider retries a failing
+                // store with its own backoff and deadline, and an error
+                // such as CLUSTERDOWN must reach it within the command
+                // timeout (the client's default waits minutes).
                 let mut builder = redis::cluster::ClusterClientBuilder::new(urls)
                     .connection_timeout(timeout)
-                    .response_timeout(timeout);
+                    .response_timeout(timeout)
+                    .retries(3)
+                    .min_retry_wait(10)
+                    .max_retry_wait(250);
                 if let Some(username) = &auth.username {
                     builder = builder.username(username);
                 }

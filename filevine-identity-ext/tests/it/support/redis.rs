@@ -185,7 +185,7 @@ pub const MASTER: &str = "fvmaster";
 pub struct SentinelGroup {
     pub nodes: Vec<Server>,
     pub sentinels: Vec<Server>,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 impl SentinelGroup {
@@ -215,7 +215,7 @@ impl SentinelGroup {
                 Server::spawn(port, dir.path(), &[conf.to_str().unwrap(), "--sentinel"])
             })
             .collect();
-        let group = SentinelGroup { nodes: vec![primary, replica], sentinels, dir };
+        let group = SentinelGroup { nodes: vec![primary, replica], sentinels, _dir: dir };
         // Each Sentinel must know the replica and the two other Sentinels
         // before a failover can happen.
         eventually("the Sentinels to know each other and the replica", Duration::from_secs(30), || {
@@ -248,13 +248,6 @@ impl SentinelGroup {
         panic!("no Sentinel answers");
     }
 
-    pub fn node(&self, port: u16) -> &Server {
-        self.nodes.iter().find(|n| n.port == port).expect("a node of the group")
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
 }
 
 /// Three primaries with a replica each, made by `redis-cli --cluster
