@@ -39,9 +39,11 @@
 //!
 //! Sessions are [tower-sessions] sessions; each user's token set lives in
 //! a [token store](filevine_identity_ext::store) under a random key kept
-//! in the session. By default both are in this process's memory. With
-//! `FILEVINE_TOKEN_STORE=redis://…` both live in Redis (set
-//! `FILEVINE_STORE_KEY` to encrypt the tokens): run several instances on
+//! in the session. By default both are in this process's memory. With a
+//! Redis URL in `FILEVINE_TOKEN_STORE` (`redis://…` for one node,
+//! `redis+sentinel://…/<master>` for a primary behind Sentinels,
+//! `redis+cluster://…` for a cluster) both live in that Redis deployment,
+//! on one connection (set `FILEVINE_STORE_KEY` to encrypt the tokens): run several instances on
 //! different `PARTNER_APP_ADDR`s behind one hostname, restart them, and users
 //! stay signed in; a refresh that two instances need at once is made once.
 //!
@@ -58,7 +60,8 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
-use filevine_identity_ext::store::{self, StoreKey, TokenStore};
+use filevine_identity_ext::store::redis::RedisConnection;
+use filevine_identity_ext::store::{self, RedisStore, StoreKey, TokenStore};
 use filevine_identity_ext::{OidcClient, TokenProvider};
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::time::{Duration, OffsetDateTime};
@@ -107,16 +110,20 @@ async fn main() {
     let oidc = OidcClient::from_env().unwrap_or_else(|error| exit(2, &error));
     let policy = cookies::Policy { https: oidc.redirect_uri().as_str().starts_with("https://") };
     let spec = std::env::var(store::TOKEN_STORE).unwrap_or_else(|_| "memory".into());
-    let tokens = store::open(&spec).unwrap_or_else(|error| exit(2, &error));
+    // One connection for the token sets and the sessions, whichever form
+    // the Redis deployment has.
+    let redis = spec.starts_with("redis").then(|| RedisConnection::open(&spec).unwrap_or_else(|error| exit(2, &error)));
+    let tokens: Arc<dyn TokenStore> = match &redis {
+        Some(connection) => Arc::new(RedisStore::with_connection(connection.clone())),
+        None => store::open(&spec).unwrap_or_else(|error| exit(2, &error)),
+    };
     let capacity = match std::env::var("PARTNER_APP_MAX_SESSIONS") {
         Ok(value) => value.parse().unwrap_or_else(|error| exit(2, &format!("PARTNER_APP_MAX_SESSIONS: {error}"))),
         Err(_) => 10_000,
     };
-    let redis = spec.starts_with("redis");
-    let pending: Arc<dyn SessionStore> = if redis {
-        Arc::new(stores::RedisSessions::open(&spec, "partner-app:signin:").unwrap_or_else(|error| exit(2, &error)))
-    } else {
-        Arc::new(stores::BoundedMemory::new(capacity))
+    let pending: Arc<dyn SessionStore> = match &redis {
+        Some(connection) => Arc::new(stores::RedisSessions::new(connection.clone(), "partner-app:signin:")),
+        None => Arc::new(stores::BoundedMemory::new(capacity)),
     };
     let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy };
     let router = Router::new()
@@ -127,12 +134,11 @@ async fn main() {
         .route("/logout", post(logout))
         .route("/logout/callback", get(logged_out))
         .with_state(app);
-    let router = if redis {
-        let sessions =
-            stores::RedisSessions::open(&spec, "partner-app:session:").unwrap_or_else(|error| exit(2, &error));
-        router.layer(session_layer(sessions, policy))
-    } else {
-        router.layer(session_layer(stores::BoundedMemory::new(capacity), policy))
+    let router = match redis {
+        Some(connection) => {
+            router.layer(session_layer(stores::RedisSessions::new(connection, "partner-app:session:"), policy))
+        }
+        None => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy)),
     };
     let addr = std::env::var("PARTNER_APP_ADDR").unwrap_or_else(|_| "127.0.0.1:7059".into());
     let listener = match tokio::net::TcpListener::bind(&addr).await {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use tower_sessions::cookie::time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
+use filevine_identity_ext::store::redis::RedisConnection;
 use tower_sessions::session_store::{Result, SessionStore};
 
 /// Records in this process's memory, at most `capacity` of them: expired
@@ -75,35 +76,32 @@ fn insert(records: &mut HashMap<Id, Record>, record: Record, capacity: usize) {
     records.insert(record.id, record);
 }
 
-/// tower-sessions over the `redis` crate the SDK's token store already
-/// uses (the published Redis adapter brings a second Redis client). Each
-/// record is a key with Redis's own expiry.
+/// tower-sessions over the SDK's `RedisConnection`, so the sessions live
+/// in the same Redis deployment as the token sets, whichever form it has
+/// (one node, Sentinel, Cluster) and follow it through a failover (the
+/// published Redis adapter brings a second Redis client and knows one
+/// form). Each record is one key with Redis's own expiry, so every command
+/// touches one key and works on a cluster.
 #[derive(Clone)]
 pub struct RedisSessions {
-    client: redis::Client,
+    connection: RedisConnection,
     prefix: &'static str,
-    connection: Arc<tokio::sync::OnceCell<redis::aio::ConnectionManager>>,
 }
 
 impl std::fmt::Debug for RedisSessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisSessions").field("prefix", &self.prefix).finish_non_exhaustive()
+        f.debug_struct("RedisSessions").field("connection", &self.connection).field("prefix", &self.prefix).finish()
     }
 }
 
 impl RedisSessions {
-    /// Records under `<prefix><id>` in the Redis at `url`.
-    pub fn open(url: &str, prefix: &'static str) -> std::result::Result<Self, redis::RedisError> {
-        Ok(Self { client: redis::Client::open(url)?, prefix, connection: Default::default() })
+    /// Records under `<prefix><id>` on `connection`.
+    pub fn new(connection: RedisConnection, prefix: &'static str) -> Self {
+        Self { connection, prefix }
     }
 
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager> {
-        let client = self.client.clone();
-        self.connection
-            .get_or_try_init(|| async move { redis::aio::ConnectionManager::new(client).await })
-            .await
-            .cloned()
-            .map_err(backend)
+    fn connection(&self) -> RedisConnection {
+        self.connection.clone()
     }
 
     fn key(&self, id: &Id) -> String {
@@ -123,18 +121,18 @@ impl SessionStore for RedisSessions {
         let json = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
         let left = (record.expiry_date - OffsetDateTime::now_utc()).whole_milliseconds();
         let millis = u64::try_from(left).unwrap_or(0).max(1);
-        self.connection().await?.pset_ex::<_, _, ()>(self.key(&record.id), json, millis).await.map_err(backend)
+        self.connection().pset_ex::<_, _, ()>(self.key(&record.id), json, millis).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         use redis::AsyncCommands as _;
         use tower_sessions::session_store::Error;
-        let json: Option<Vec<u8>> = self.connection().await?.get(self.key(id)).await.map_err(backend)?;
+        let json: Option<Vec<u8>> = self.connection().get(self.key(id)).await.map_err(backend)?;
         json.map(|json| serde_json::from_slice(&json).map_err(|e| Error::Decode(e.to_string()))).transpose()
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
         use redis::AsyncCommands as _;
-        self.connection().await?.del::<_, ()>(self.key(id)).await.map_err(backend)
+        self.connection().del::<_, ()>(self.key(id)).await.map_err(backend)
     }
 }

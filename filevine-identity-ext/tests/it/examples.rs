@@ -343,3 +343,43 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
         assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
     }
 }
+
+/// The same app on a primary behind Sentinels and on a cluster, chosen by
+/// `FILEVINE_TOKEN_STORE` alone: signed in on one instance, the session and
+/// the token set work on the other; logout removes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_replicas_share_sessions_on_sentinel_and_on_a_cluster() {
+    use crate::support::redis::{Cluster, SentinelGroup};
+    for url in [SentinelGroup::shared().url(), Cluster::shared().url()] {
+        let (port_a, port_b) = (free_port(), free_port());
+        let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+        let provider = oidc::Provider::start_for_app(&app_a);
+        let env = [
+            ("FILEVINE_TOKEN_STORE", url.as_str()),
+            ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        ];
+        let a = start_partner_app(port_a, &provider, &app_a, &env);
+        let b = start_partner_app(port_b, &provider, &app_a, &env);
+        let mut browser = oidc::Browser::for_app(&app_a);
+        let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
+        let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+        let callback = browser.sign_in(&to_provider, "carol").await;
+        let done = browser.request(browser.http().get(&callback)).await;
+        assert_eq!(done.headers()["location"], "/me", "{url}");
+        let me = async |browser: &mut oidc::Browser, app: &str| {
+            let response = browser.request(browser.http().get(format!("{app}/me"))).await;
+            response.text().await.unwrap()
+        };
+        let page = me(&mut browser, &app_b).await;
+        assert!(page.contains("carol@example.com"), "{url}: instance B, with A's session cookie: {page}");
+        let csrf = csrf_of(&page);
+        let logout = browser.request(browser.http().post(format!("{app_b}/logout")).form(&[("csrf", &csrf)])).await;
+        assert_eq!(logout.status(), 303, "{url}");
+        let response = browser.request(browser.http().get(format!("{app_a}/me"))).await;
+        assert_eq!(response.headers()["location"], "/login", "{url}: signed out on A too");
+        for mut child in [a, b] {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
