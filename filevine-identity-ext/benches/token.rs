@@ -13,7 +13,10 @@
 //!    reqwest form POST of the same body to the same server with the same
 //!    client settings.
 //! 4. `store`: warm `token()` and a refresh with no store, a memory store
-//!    and a Redis store.
+//!    and a Redis store on each form: one node, a primary with a replica
+//!    behind three Sentinels, a cluster of three primaries with a replica
+//!    each (started for the run by the test suite's `support::redis`; the
+//!    last two wait for a replica after each write).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,11 @@ use divan::Bencher;
 use filevine_identity_ext::test_util::TestServer;
 use filevine_identity_ext::{AccessToken, Credentials, PersonalAccessToken, TokenProvider};
 use tokio::runtime::Runtime;
+
+/// The test suite's Redis deployments (one node, Sentinel, Cluster).
+#[allow(dead_code)]
+#[path = "../tests/it/support/redis.rs"]
+mod redis_support;
 
 fn main() {
     divan::main();
@@ -296,23 +304,26 @@ mod store {
     use super::*;
     use filevine_identity_ext::store::{MemoryStore, RedisStore, StoreEncryptionKey, TokenStore};
 
-    /// A `redis-server` for this bench run, stopped at exit with the process.
-    static REDIS: LazyLock<Option<(std::process::Child, String)>> = LazyLock::new(|| {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let url = format!("redis://127.0.0.1:{port}/0");
-        for _ in 0..500 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some((child, url));
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    /// The Redis deployments of this run (each started on first use,
+    /// stopped when the bench process exits); `None` without redis-server.
+    fn deployment(kind: &str) -> Option<String> {
+        static SINGLE: LazyLock<Option<redis_support::Redis>> =
+            LazyLock::new(|| installed().then(redis_support::Redis::start));
+        static SENTINEL: LazyLock<Option<redis_support::SentinelGroup>> =
+            LazyLock::new(|| installed().then(redis_support::SentinelGroup::start));
+        static CLUSTER: LazyLock<Option<redis_support::Cluster>> =
+            LazyLock::new(|| installed().then(redis_support::Cluster::start));
+        match kind {
+            "redis" => SINGLE.as_ref().map(|r| r.url.clone()),
+            "sentinel" => SENTINEL.as_ref().map(redis_support::SentinelGroup::url),
+            "cluster" => CLUSTER.as_ref().map(redis_support::Cluster::url),
+            _ => None,
         }
-        None
-    });
+    }
+
+    fn installed() -> bool {
+        std::process::Command::new("redis-server").arg("--version").output().is_ok()
+    }
 
     fn with_store(store: Option<Arc<dyn TokenStore>>) -> TokenProvider {
         let fixture = &*FIXTURE;
@@ -333,8 +344,8 @@ mod store {
         match kind {
             "none" => Some(None),
             "memory" => Some(Some(Arc::new(MemoryStore::new()))),
-            _ => match &*REDIS {
-                Some((_, url)) => Some(Some(Arc::new(RedisStore::open(url).unwrap()))),
+            _ => match deployment(kind) {
+                Some(url) => Some(Some(Arc::new(RedisStore::open(&url).unwrap()))),
                 None => {
                     eprintln!("redis-server is not installed: skipping the Redis store bench");
                     None
@@ -343,7 +354,7 @@ mod store {
         }
     }
 
-    #[divan::bench(args = ["none", "memory", "redis"], sample_size = 100)]
+    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster"], sample_size = 100)]
     fn warm_token(bencher: Bencher<'_, '_>, kind: &str) {
         let Some(store) = store(kind) else { return };
         let provider = with_store(store);
@@ -351,7 +362,7 @@ mod store {
         bencher.bench_local(|| poll_once(provider.token()).unwrap());
     }
 
-    #[divan::bench(args = ["none", "memory", "redis"], sample_count = 1000)]
+    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster"], sample_count = 1000)]
     fn refresh(bencher: Bencher<'_, '_>, kind: &str) {
         let Some(store) = store(kind) else { return };
         let provider = with_store(store);

@@ -183,12 +183,34 @@ const FUZZ_ACCESS_TOKEN: &str = "fuzz-access-token";
 /// The `max_age` the fuzzed sign-in asked for.
 const FUZZ_MAX_AGE: u64 = 3600;
 
-/// User input: a region and a scope list.
+/// User input: a region, a scope list and a token store setting.
 pub fn user_input(text: &str) {
     let _ = text.parse::<crate::Region>().map(|r| r.to_string());
     if let Ok(scopes) = text.parse::<crate::Scopes>() {
         let wire = scopes.to_string();
         assert_eq!(wire.parse::<crate::Scopes>().ok(), Some(scopes), "scopes round-trip");
+    }
+    store_setting(text);
+}
+
+/// The password planted in fuzzed Redis URLs.
+const FUZZ_PASSWORD: &str = "fuzz-pw-9f3c";
+
+/// `FILEVINE_TOKEN_STORE` as given, and as the hosts and path of each Redis
+/// URL form with a password planted in front: parsing never panics, and
+/// the password is in neither the error nor the store's `Debug`.
+fn store_setting(text: &str) {
+    let _ = crate::store::open(text).map(|store| format!("{store:?}"));
+    if text.contains(FUZZ_PASSWORD) {
+        return;
+    }
+    for scheme in ["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"] {
+        let url = format!("{scheme}://user:{FUZZ_PASSWORD}@{text}");
+        let shown = match crate::store::open(&url) {
+            Ok(store) => format!("{store:?}"),
+            Err(error) => format!("{error} {error:?}"),
+        };
+        assert!(!shown.contains(FUZZ_PASSWORD), "{url}: {shown}");
     }
 }
 

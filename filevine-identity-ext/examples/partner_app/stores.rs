@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use filevine_identity_ext::store::redis::RedisConnection;
 use tower_sessions::cookie::time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
-use filevine_identity_ext::store::redis::RedisConnection;
 use tower_sessions::session_store::{Result, SessionStore};
 
 /// Records in this process's memory, at most `capacity` of them: expired

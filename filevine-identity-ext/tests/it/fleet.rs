@@ -384,12 +384,24 @@ fn median(values: &mut [u64]) -> u64 {
 /// The checks of a failover fleet: nothing refused, nobody signed out, no
 /// expired token, one refresh per cycle per user, exact counts at the
 /// provider (every refresh request is one rotation of one user's token).
-fn assert_failover_clean(server: &TestServer, report: &Report, requests: u64, elapsed: f64, users: usize, gaps: &mut [u64]) {
+fn assert_failover_clean(
+    form: &str,
+    server: &TestServer,
+    report: &Report,
+    requests: u64,
+    elapsed: f64,
+    users: usize,
+    gaps: &mut [u64],
+) {
     let (median, max) = (median(gaps), gaps.iter().copied().max().unwrap());
-    eprintln!("failover: longest gap without a token per worker: median {median} ms, max {max} ms");
+    eprintln!("{form} failover: longest gap without a token per worker: median {median} ms, max {max} ms");
     assert_clean(report);
     assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
-    assert_eq!(server.grant_requests("refresh_token"), requests + users as u64, "every request a refresh, plus the seeds");
+    assert_eq!(
+        server.grant_requests("refresh_token"),
+        requests + users as u64,
+        "every request a refresh, plus the seeds"
+    );
     assert_one_request_per_cycle(requests / users as u64, elapsed, 3);
 }
 
@@ -407,7 +419,7 @@ async fn a_sentinel_failover_loses_no_rotated_refresh_token() {
     );
     let (report, requests, elapsed, mut gaps) = fleet;
     assert_ne!(group.primary_port(), primary, "the Sentinels promoted the replica");
-    assert_failover_clean(&server, &report, requests, elapsed, 1, &mut gaps);
+    assert_failover_clean("sentinel", &server, &report, requests, elapsed, 1, &mut gaps);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +453,7 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
     let (report, requests, elapsed, mut gaps) = fleet;
     let promoted = cluster.primary_for(&key);
     assert_ne!(promoted, primary, "the replica took over the slot");
-    assert_failover_clean(&server, &report, requests, elapsed, 3, &mut gaps);
+    assert_failover_clean("cluster", &server, &report, requests, elapsed, 3, &mut gaps);
 
     // Its replica gone too, the slot has no server: the store says so.
     cluster.node(promoted).signal("KILL");

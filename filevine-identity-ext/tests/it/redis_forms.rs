@@ -79,7 +79,9 @@ async fn bad_deployments_are_named_without_the_password() {
     assert!(!text.contains("hunter2"), "{text}");
     // Nothing listening: the connection fails by name, no password.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    for url in [format!("redis+cluster://:hunter2@127.0.0.1:{port}"), format!("redis+sentinel://:hunter2@127.0.0.1:{port}/m")] {
+    for url in
+        [format!("redis+cluster://:hunter2@127.0.0.1:{port}"), format!("redis+sentinel://:hunter2@127.0.0.1:{port}/m")]
+    {
         let store = RedisStore::open(&url).unwrap().with_timeout(Duration::from_millis(500));
         let err = store.load(StoreKey::session("k").as_str()).await.unwrap_err();
         let text = format!("{} | {err:?}", Report(&err));
@@ -127,10 +129,8 @@ async fn writes_wait_for_a_replica_and_say_when_it_does_not_answer_in_time() {
     let text = log.text_since(mark);
     assert!(text.contains("fewer replicas than asked took the saved token set in time"), "{text}");
     assert!(text.contains("acknowledged=0"), "{text}");
-    let shortfalls = recorder.counter(
-        "filevine_identity_store_replication_shortfall_total",
-        &["store=redis", &format!("url={url}")],
-    );
+    let shortfalls = recorder
+        .counter("filevine_identity_store_replication_shortfall_total", &["store=redis", &format!("url={url}")]);
     assert_eq!(shortfalls, 1);
     // The WAIT carried the bound (300 ms), as the server saw it.
     let waits: Vec<String> = monitor.stop().into_iter().filter(|line| line.contains("\"WAIT\"")).collect();
@@ -234,7 +234,11 @@ async fn an_unsaved_rotation_keeps_its_lease_and_is_saved_when_the_store_is_back
     // A serves its own caller with the rotated set it could not save.
     let new = refreshing.await.unwrap().unwrap();
     assert_ne!(new.expose_secret(), old.expose_secret());
-    assert!(log.text_since(mark).contains("could not save the new token set; keeping the lease"), "{}", log.text_since(mark));
+    assert!(
+        log.text_since(mark).contains("could not save the new token set; keeping the lease"),
+        "{}",
+        log.text_since(mark)
+    );
     // B wants a new token too: it waits for the lease instead of replaying
     // the consumed refresh token the store still holds.
     b.invalidate();

@@ -239,15 +239,14 @@ impl SentinelGroup {
     /// The port of the primary, as the first Sentinel that answers says.
     pub fn primary_port(&self) -> u16 {
         for sentinel in &self.sentinels {
-            if let Ok((_, port)) = sentinel
-                .try_cmd::<(String, u16)>(redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER))
+            if let Ok((_, port)) =
+                sentinel.try_cmd::<(String, u16)>(redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER))
             {
                 return port;
             }
         }
         panic!("no Sentinel answers");
     }
-
 }
 
 /// Three primaries with a replica each, made by `redis-cli --cluster
