@@ -145,10 +145,11 @@ impl StoreLink {
         }
     }
 
-    /// Saves `tokens` over version `expected`. If the entry moved on (a
-    /// lease that expired under a slow refresh), this answer is still the
-    /// newest the provider gave: it is written anyway.
-    pub(crate) async fn write(&self, expected: u64, tokens: &StoredTokens) -> Result<(), StoreError> {
+    /// Saves `tokens` over the version last read or written (`seen`). If
+    /// the entry moved on (a lease that expired under a slow refresh), this
+    /// answer is still the newest the provider gave: it is written anyway.
+    pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
+        let expected = self.seen.load(Ordering::Acquire);
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
         if self.store.compare_and_swap(self.key.as_str(), expected, &value).instrument(span).await? {
@@ -178,8 +179,22 @@ impl StoreLink {
         lock(&self.unsaved).tokens.is_some()
     }
 
-    /// Drops an unsaved token set (the tokens were forgotten: signing out
-    /// must not be undone by a save that lands later).
+    /// Takes the lease for this provider, or renews it if it holds it.
+    pub(crate) async fn take_lease(&self) -> Result<bool, StoreError> {
+        self.store.try_lease(self.key.as_str(), &self.owner, self.lease).await
+    }
+
+    /// Gives the lease back; a failure is logged (the lease expires on its
+    /// own).
+    pub(crate) async fn release_lease(&self) {
+        if let Err(error) = self.store.release_lease(self.key.as_str(), &self.owner).await {
+            tracing::warn!(store = self.store.kind(), key = %self.key, error = %Report(&error), "could not release the token store lease");
+        }
+    }
+
+    /// Drops an unsaved token set: it was saved by a later write, or the
+    /// tokens were forgotten (signing out must not be undone by a save that
+    /// lands later). The saving task then releases the lease and ends.
     pub(crate) fn drop_unsaved(&self) {
         let mut unsaved = lock(&self.unsaved);
         unsaved.tokens = None;
@@ -221,8 +236,7 @@ impl Inner {
         let (fetched, _) = self.exchange_with_retries(None).await?;
         let tokens = self.token_set(&fetched);
         let _writing = link.writing.lock().await;
-        let expected = link.seen.load(Ordering::Acquire);
-        match link.write(expected, &tokens).await {
+        match link.write(&tokens).await {
             Ok(()) => {
                 link.drop_unsaved();
             }
@@ -273,8 +287,7 @@ impl Inner {
         let mut pause = POLL_START;
         let lease_span = tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key, waits = 0_u32);
         let mut waits = 0_u32;
-        let try_lease =
-            || link.store.try_lease(link.key.as_str(), &link.owner, link.lease).instrument(lease_span.clone());
+        let try_lease = || link.take_lease().instrument(lease_span.clone());
         while !self.with_store_retries(link, started, try_lease).await? {
             waits += 1;
             lease_span.record("waits", waits);
@@ -294,10 +307,7 @@ impl Inner {
             // The saving task holds the lease until the set is saved.
             return outcome;
         }
-        if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
-            // It expires on its own.
-            tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
-        }
+        link.release_lease().await;
         outcome
     }
 
@@ -349,8 +359,7 @@ impl Inner {
     async fn save_with_retries(self: &Arc<Self>, link: &StoreLink, tokens: StoredTokens) {
         let _writing = link.writing.lock().await;
         for attempt in 1..=SAVE_ATTEMPTS {
-            let expected = link.seen.load(Ordering::Acquire);
-            let error = match link.write(expected, &tokens).await {
+            let error = match link.write(&tokens).await {
                 Ok(()) => return,
                 Err(error) => error,
             };
@@ -407,15 +416,13 @@ impl Inner {
                 snapshot
             };
             let Some((tokens, generation)) = snapshot else {
-                // Forgotten (signed out): nothing to save, and the lease is
-                // of no use to anyone now.
-                if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
-                    tracing::debug!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
-                }
+                // Saved by a later refresh, or forgotten (signed out):
+                // nothing left to save, and the lease is of no use now.
+                link.release_lease().await;
                 break;
             };
             // Keep the lease: others must wait, not replay the stored token.
-            match link.store.try_lease(link.key.as_str(), &link.owner, link.lease).await {
+            match link.take_lease().await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::warn!(store = link.store.kind(), key = %link.key, "another process took the lease while the token set was unsaved; saving it now")
@@ -430,7 +437,7 @@ impl Inner {
                 if lock(&link.unsaved).generation != generation {
                     continue;
                 }
-                link.write(link.seen.load(Ordering::Acquire), &tokens).await
+                link.write(&tokens).await
             };
             match written {
                 Ok(()) => {
@@ -447,9 +454,7 @@ impl Inner {
                         continue;
                     }
                     tracing::info!(store = link.store.kind(), key = %link.key, attempts = attempt, "saved the token set that could not be saved before");
-                    if let Err(error) = link.store.release_lease(link.key.as_str(), &link.owner).await {
-                        tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not release the token store lease");
-                    }
+                    link.release_lease().await;
                     break;
                 }
                 Err(error) => {

@@ -272,22 +272,9 @@ async fn two_processes_share_each_token_through_the_file_store() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_replicas_rotate_one_refresh_token_without_reuse() {
     let server = server().await;
-    server.add_refresh_token("rt-fleet-0");
     let redis = Redis::start();
     // The user signed in on one replica: its token set is in the store.
-    let seed = TokenProvider::builder()
-        .env(|_| None)
-        .region(server.region())
-        .credentials(
-            Credentials::refresh_token(RefreshToken::new("rt-fleet-0").unwrap())
-                .with_client(ClientId::new(CLIENT_ID).unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
-        )
-        .store(store::open(&redis.url).unwrap())
-        .store_key(StoreKey::session(SESSION))
-        .build()
-        .unwrap();
-    seed.token().await.unwrap();
-    drop(seed);
+    seed(&server, &redis.url, SESSION, "rt-fleet-0").await;
     let (report, requests, elapsed) = fleet(&server, &redis.url, "session", 4, 15).await;
     assert_clean(&report);
     assert!(requests >= 20, "{requests} refreshes: at least 20 rotation cycles");

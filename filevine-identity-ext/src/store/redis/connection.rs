@@ -119,9 +119,8 @@ impl RedisConnection {
     /// `WAIT replicas bound` on the node that holds `key` (the primary the
     /// last write went to). Returns how many replicas acknowledged.
     pub(super) async fn wait_for_replicas(&self, key: &str, replicas: u32, bound: Duration) -> Result<u32, Failure> {
-        let millis = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX).max(1);
         let mut cmd = redis::cmd("WAIT");
-        cmd.arg(replicas).arg(millis);
+        cmd.arg(replicas).arg(super::millis(bound));
         // WAIT blocks the server side for up to `bound`: the reply may take
         // that long on top of the command timeout.
         let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
@@ -130,53 +129,61 @@ impl RedisConnection {
     }
 
     async fn request(&self, cmd: &Cmd, route: Option<Route>, limit: Duration) -> Result<Value, Failure> {
-        let run = async {
-            let live = self.live().await?;
-            let result = match live.clone() {
+        self.run(limit, |live| async move {
+            match live {
                 Live::Single(mut c) => c.req_packed_command(cmd).await,
                 Live::Sentinel(mut c, _) => c.req_packed_command(cmd).await,
                 Live::Cluster(mut c) => match route {
                     Some(route) => {
-                        c.route_command(
-                            cmd.clone(),
-                            RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
-                        )
-                        .await
+                        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route));
+                        c.route_command(cmd.clone(), routing).await
                     }
                     None => c.req_packed_command(cmd).await,
                 },
-            };
+            }
+        })
+        .await
+    }
+
+    async fn pipeline(&self, pipeline: &redis::Pipeline, offset: usize, count: usize) -> Result<Vec<Value>, Failure> {
+        self.run(self.timeout, |live| async move {
+            match live {
+                Live::Single(mut c) => c.req_packed_commands(pipeline, offset, count).await,
+                Live::Sentinel(mut c, _) => c.req_packed_commands(pipeline, offset, count).await,
+                Live::Cluster(mut c) => c.req_packed_commands(pipeline, offset, count).await,
+            }
+        })
+        .await
+    }
+
+    /// Runs `op` on the live connection (made now if needed) within
+    /// `limit`. A Sentinel primary that failed or did not answer in time is
+    /// forgotten, so the next command asks the Sentinels again.
+    async fn run<T, F, Fut>(&self, limit: Duration, op: F) -> Result<T, Failure>
+    where
+        F: FnOnce(Live) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let mut used = None;
+        let attempt = tokio::time::timeout(limit, async {
+            let live = self.live().await?;
+            used = Some(live.clone());
+            let result = op(live.clone()).await;
             if let Err(error) = &result {
                 self.after_error(&live, error).await;
             }
             result.map_err(Failure::from)
-        };
-        match tokio::time::timeout(limit, run).await {
+        })
+        .await;
+        match attempt {
             Ok(result) => result,
             Err(_) => {
-                // A primary that stopped answering: ask the Sentinels again.
-                if let Some(live @ Live::Sentinel(..)) = self.shared.live.lock().await.clone() {
-                    self.forget(&live).await;
+                if let Some(live) = &used {
+                    self.forget(live).await;
                 }
                 Err(Failure::Timeout(limit))
             }
         }
-    }
-
-    async fn pipeline(&self, pipeline: &redis::Pipeline, offset: usize, count: usize) -> Result<Vec<Value>, Failure> {
-        let run = async {
-            let live = self.live().await?;
-            let result = match live.clone() {
-                Live::Single(mut c) => c.req_packed_commands(pipeline, offset, count).await,
-                Live::Sentinel(mut c, _) => c.req_packed_commands(pipeline, offset, count).await,
-                Live::Cluster(mut c) => c.req_packed_commands(pipeline, offset, count).await,
-            };
-            if let Err(error) = &result {
-                self.after_error(&live, error).await;
-            }
-            result.map_err(Failure::from)
-        };
-        tokio::time::timeout(self.timeout, run).await.unwrap_or(Err(Failure::Timeout(self.timeout)))
     }
 
     /// The live connection, made now if there is none.
@@ -274,8 +281,7 @@ impl RedisConnection {
 /// `redis://host:port` or `rediss://…` of a node, as the cluster client
 /// takes seed nodes (without credentials: the builder adds them).
 fn address(node: &Node, tls: bool) -> String {
-    let host = if node.host.contains(':') { format!("[{}]", node.host) } else { node.host.clone() };
-    format!("{}://{host}:{}", if tls { "rediss" } else { "redis" }, node.port)
+    format!("{}://{node}", if tls { "rediss" } else { "redis" })
 }
 
 fn sentinel_client(

@@ -260,8 +260,10 @@ impl RedisStore {
     }
 }
 
-fn millis(duration: Duration) -> String {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1).to_string()
+/// Whole milliseconds for `PX` and `WAIT`, at least 1 (0 means "forever"
+/// to `WAIT`, and `PX 0` is refused).
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 #[async_trait::async_trait]
@@ -296,7 +298,12 @@ impl TokenStore for RedisStore {
 
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let taken: i64 = self
-            .eval("take the lease", LEASE, &self.lease_key(key), &[owner.as_bytes(), millis(ttl).as_bytes()])
+            .eval(
+                "take the lease",
+                LEASE,
+                &self.lease_key(key),
+                &[owner.as_bytes(), millis(ttl).to_string().as_bytes()],
+            )
             .await?;
         Ok(taken == 1)
     }

@@ -38,6 +38,17 @@ pub(crate) struct Node {
     pub(crate) port: u16,
 }
 
+impl fmt::Display for Node {
+    /// `host:port`, an IPv6 address in brackets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
 /// The URL's user and password. Never printed.
 #[derive(Default, Clone)]
 pub(crate) struct Auth {
@@ -211,17 +222,13 @@ impl<'a> Parts<'a> {
 
     /// The URL again, without user and password.
     fn display(&self, scheme: &str) -> String {
-        let hosts: Vec<String> = self.nodes.iter().map(|n| format!("{}:{}", bracket(&n.host), n.port)).collect();
+        let hosts: Vec<String> = self.nodes.iter().map(Node::to_string).collect();
         let mut out = format!("{scheme}://{}{}", hosts.join(","), self.path);
         if let Some(replicas) = self.replicas {
             out.push_str(&format!("?replicas={replicas}"));
         }
         out
     }
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') { format!("[{host}]") } else { host.to_owned() }
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port`.

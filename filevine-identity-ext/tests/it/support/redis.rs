@@ -85,14 +85,12 @@ impl Server {
 
     /// `INFO <section>` as `field → value`.
     pub fn info(&self, section: &str) -> std::collections::HashMap<String, String> {
-        let text: String = self.cmd(redis::cmd("INFO").arg(section));
-        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+        fields(&self.cmd::<String>(redis::cmd("INFO").arg(section)))
     }
 
     /// `CLUSTER INFO` as `field → value`.
     pub fn cluster_info(&self) -> std::collections::HashMap<String, String> {
-        let text: String = self.cmd(redis::cmd("CLUSTER").arg("INFO"));
-        text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
+        fields(&self.cmd::<String>(redis::cmd("CLUSTER").arg("INFO")))
     }
 
     /// How many times this server ran `command` (`INFO commandstats`).
@@ -109,6 +107,11 @@ impl Server {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid.to_string()).status().unwrap();
         assert!(status.success(), "kill -{signal} {}", self.pid);
     }
+}
+
+/// The `field:value` lines of an `INFO`-style answer.
+fn fields(text: &str) -> std::collections::HashMap<String, String> {
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_owned(), v.trim().to_owned())).collect()
 }
 
 impl Drop for Server {
