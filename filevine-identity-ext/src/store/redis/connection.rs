@@ -23,6 +23,15 @@ use tokio::sync::Mutex;
 
 use super::url::{Auth, Node, Target, Topology};
 
+/// Timeout of each command unless configured.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Whole milliseconds for `PX` and `WAIT`, at least 1 (0 means "forever"
+/// to `WAIT`, and `PX 0` is refused).
+pub(super) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// A connection to a Redis deployment of any form: one node, a primary
 /// behind Sentinels, or a cluster. Cheap to clone (clones share the
 /// connection); connects on first use and reconnects after failures, so
@@ -80,7 +89,7 @@ impl RedisConnection {
     /// [`ConfigError::TokenStore`](crate::ConfigError::TokenStore) naming
     /// what is wrong with the URL (never its password).
     pub fn open(url: &str) -> Result<Self, crate::ConfigError> {
-        Self::from_target(super::url::parse(url)?, super::DEFAULT_TIMEOUT)
+        Self::from_target(super::url::parse(url)?, DEFAULT_TIMEOUT)
     }
 
     /// The same connection with another timeout per command (connecting
@@ -91,7 +100,7 @@ impl RedisConnection {
         self
     }
 
-    pub(super) fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::ConfigError> {
+    fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::ConfigError> {
         let sentinel = match &target.topology {
             Topology::Sentinel { sentinels, master, db, auth, tls } => {
                 Some(Mutex::new(sentinel_client(sentinels, master, *db, auth, *tls)?))
@@ -120,7 +129,7 @@ impl RedisConnection {
     /// last write went to). Returns how many replicas acknowledged.
     pub(super) async fn wait_for_replicas(&self, key: &str, replicas: u32, bound: Duration) -> Result<u32, Failure> {
         let mut cmd = redis::cmd("WAIT");
-        cmd.arg(replicas).arg(super::millis(bound));
+        cmd.arg(replicas).arg(millis(bound));
         // WAIT blocks the server side for up to `bound`: the reply may take
         // that long on top of the command timeout.
         let route = Route::with_key(key.as_bytes(), SlotAddr::Master);

@@ -35,10 +35,9 @@ mod connection;
 mod url;
 
 pub use connection::RedisConnection;
+use connection::millis;
 
 const KIND: &str = "redis";
-/// Timeout of each command unless configured.
-pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a write waits for its replicas unless configured.
 const DEFAULT_REPLICA_WAIT: Duration = Duration::from_secs(1);
 
@@ -258,12 +257,6 @@ impl RedisStore {
     fn lease_key(&self, key: &str) -> String {
         format!("{}{{{key}}}:lease", self.prefix)
     }
-}
-
-/// Whole milliseconds for `PX` and `WAIT`, at least 1 (0 means "forever"
-/// to `WAIT`, and `PX 0` is refused).
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 #[async_trait::async_trait]
