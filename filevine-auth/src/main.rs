@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
+mod browser;
 mod cli;
 mod commands;
 mod config;

@@ -3,7 +3,9 @@
 //!
 //! Three entries per profile, each under a session key of the store (the
 //! store names its files by a hash of the key):
-//! - `filevine-auth/<profile>/state`: who signed in, how, where (no secret);
+//! - `filevine-auth/<profile>/state`: who signed in, how, where (no secret,
+//!   but it decides where the secrets go: sealed, and a record that does
+//!   not open is refused);
 //! - `filevine-auth/<profile>/login`: the token set of a `login`, read and
 //!   refreshed (with rotation) by the SDK's stored-session provider;
 //! - `filevine-auth/<profile>/pat`: the PAT of `login --with-pat`, in the
@@ -13,10 +15,10 @@
 //! or else with a key the tool makes once in `<config dir>/store.key`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use filevine_identity_ext::oidc::RedirectUrl;
-use filevine_identity_ext::store::{self, FileStore, StoreEncryptionKey, StoreKey, TokenStore};
+use filevine_identity_ext::store::{self, FileStore, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TokenStore};
 use filevine_identity_ext::{ClientId, Credentials, OidcClient, PersonalAccessToken, Region, TokenProvider};
 use serde::{Deserialize, Serialize};
 
@@ -89,20 +91,19 @@ impl State {
 pub struct Profile {
     pub store: Arc<FileStore>,
     pub name: String,
-    seal: Option<StoreEncryptionKey>,
+    seal: StoreEncryptionKeys,
 }
+
+/// The sign-in record and the PAT stay until `logout`.
+const UNTIL_LOGOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Profile {
     pub fn open(settings: &Settings) -> Result<Self, CliError> {
         let seal = match std::env::var(filevine_identity_ext::store::STORE_KEY) {
-            Ok(key) if !key.trim().is_empty() => StoreEncryptionKey::new(key.trim())?,
-            _ => local_key(&settings.dir)?,
+            Ok(keys) if !keys.trim().is_empty() => StoreEncryptionKeys::parse(&keys)?,
+            _ => local_key(&settings.dir)?.into(),
         };
-        Ok(Self {
-            store: Arc::new(FileStore::new(settings.tokens_dir())),
-            name: settings.profile.clone(),
-            seal: Some(seal),
-        })
+        Ok(Self { store: Arc::new(FileStore::new(settings.tokens_dir())), name: settings.profile.clone(), seal })
     }
 
     fn key(&self, what: &str) -> StoreKey {
@@ -114,35 +115,43 @@ impl Profile {
         self.key("login")
     }
 
+    /// The sign-in record. One that does not open with the key (written
+    /// by hand, restored from elsewhere, sealed with another key) is
+    /// refused: it names the authority the tokens go to.
     pub async fn state(&self) -> Result<Option<State>, CliError> {
-        let Some(entry) = self.store.load(self.key("state").as_str()).await? else { return Ok(None) };
-        match serde_json::from_slice(&entry.value) {
-            Ok(state) => Ok(Some(state)),
-            Err(_) => {
-                tracing::warn!(profile = %self.name, "the sign-in record is unreadable; treating the profile as signed out");
-                eprintln!("warning: the sign-in record of profile {:?} is unreadable; ignoring it", self.name);
-                Ok(None)
-            }
+        let key = self.key("state");
+        let Some(entry) = self.store.load(key.as_str()).await? else { return Ok(None) };
+        let state = store::open_record(&entry.value, &key, &self.seal)
+            .and_then(|json| serde_json::from_slice::<State>(&json).ok());
+        if state.is_none() {
+            tracing::warn!(profile = %self.name, "the sign-in record does not open with the store key; refusing it");
+            eprintln!(
+                "warning: the sign-in record of profile {:?} does not open with the store key (not written by this tool with this key); ignoring it: sign in again",
+                self.name
+            );
         }
+        Ok(state)
     }
 
     pub async fn save_state(&self, state: &State) -> Result<(), CliError> {
-        let json = serde_json::to_vec(state).map_err(|e| CliError::Usage(e.to_string()))?;
-        self.store.save(self.key("state").as_str(), &json).await?;
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(state).map_err(|e| CliError::Usage(e.to_string()))?);
+        let key = self.key("state");
+        let value = store::seal_record(&json, &key, &self.seal)?;
+        self.store.save(key.as_str(), &value, UNTIL_LOGOUT).await?;
         Ok(())
     }
 
     pub async fn save_pat(&self, pat: &PersonalAccessToken) -> Result<(), CliError> {
         let key = self.key("pat");
-        let value = store::encode_credential(pat, &key, self.seal.as_ref())?;
-        self.store.save(key.as_str(), &value).await?;
+        let value = store::encode_credential(pat, &key, Some(&self.seal))?;
+        self.store.save(key.as_str(), &value, UNTIL_LOGOUT).await?;
         Ok(())
     }
 
     pub async fn pat(&self) -> Result<Option<PersonalAccessToken>, CliError> {
         let key = self.key("pat");
         let Some(entry) = self.store.load(key.as_str()).await? else { return Ok(None) };
-        let pat = store::decode_credential(&entry.value, &key, self.seal.as_ref());
+        let pat = store::decode_credential(&entry.value, &key, Some(&self.seal));
         if pat.is_none() {
             eprintln!(
                 "warning: the stored PAT of profile {:?} is unreadable (another FILEVINE_STORE_KEY?); ignoring it",
@@ -160,8 +169,8 @@ impl Profile {
         Ok(())
     }
 
-    pub fn seal(&self) -> Option<&StoreEncryptionKey> {
-        self.seal.as_ref()
+    pub fn seal(&self) -> &StoreEncryptionKeys {
+        &self.seal
     }
 }
 
@@ -281,10 +290,7 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
             TokenProvider::builder().region(settings.region.clone())
         }
     };
-    let mut builder = builder.store(profile.store.clone());
-    if let Some(seal) = profile.seal() {
-        builder = builder.store_encryption_key(seal.clone());
-    }
+    let mut builder = builder.store(profile.store.clone()).store_encryption_keys(profile.seal().clone());
     if let (Some(scopes), None | Some(State { method: Method::Pat, .. })) = (&settings.scopes, &state) {
         builder = builder.scopes(scopes.clone());
     }

@@ -185,12 +185,17 @@ async fn login_with_pat_checks_stores_and_logs_out() {
     assert!(logout.status.success(), "{}", text(&logout.stderr));
     let after = run(cli(config.path(), &env), &["token"]).await;
     assert_eq!(after.status.code(), Some(4));
+    // What is left is the mark of the deleted token set (so that a refresh
+    // racing the logout cannot write it back): a version line and
+    // `FVTS 2 2`, no token.
     let left: Vec<_> = std::fs::read_dir(config.path().join("tokens"))
         .unwrap()
-        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|name| !name.ends_with(".lock") && !name.ends_with(".lease"))
+        .map(|f| f.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "token"))
+        .map(|path| std::fs::read(path).unwrap())
         .collect();
-    assert!(left.is_empty(), "the cache is gone: {left:?}");
+    assert_eq!(left.len(), 1, "the state and the PAT are removed, the token set marked deleted");
+    assert!(left[0].ends_with(b"\nFVTS\x02\x02"), "{:?}", String::from_utf8_lossy(&left[0]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

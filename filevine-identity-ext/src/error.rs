@@ -138,6 +138,12 @@ pub enum Error {
         /// The key's fingerprint.
         key: crate::store::StoreKey,
     },
+    /// The tokens were forgotten (signed out) while a refresh ran, in this
+    /// process or another sharing the store. What the refresh received was
+    /// discarded, never stored (and revoked when the provider came from an
+    /// [`OidcClient`](crate::OidcClient)). Sign in again.
+    #[error("the session was signed out while its tokens were being refreshed; the user must sign in")]
+    SignedOut,
 }
 
 /// A transport failure from `reqwest`, kept as the source of
@@ -236,7 +242,8 @@ impl Error {
             | Self::BlockingInsideRuntime
             | Self::Config(_)
             | Self::Store(_)
-            | Self::NotStored { .. } => None,
+            | Self::NotStored { .. }
+            | Self::SignedOut => None,
         }
     }
 
@@ -253,9 +260,9 @@ impl Error {
     }
 
     /// Whether the user has to sign in again: the refresh token was
-    /// rejected, or there is no stored token set.
+    /// rejected, there is no stored token set, or it was signed out.
     pub fn needs_sign_in(&self) -> bool {
-        matches!(self, Self::SignInRequired { .. } | Self::NotStored { .. })
+        matches!(self, Self::SignInRequired { .. } | Self::NotStored { .. } | Self::SignedOut)
     }
 }
 
@@ -290,7 +297,8 @@ impl Error {
             | Self::BlockingInsideRuntime
             | Self::Config(_)
             | Self::Store(_)
-            | Self::NotStored { .. }) => other,
+            | Self::NotStored { .. }
+            | Self::SignedOut) => other,
         }
     }
 }
@@ -441,6 +449,13 @@ pub enum ConfigError {
     /// `FILEVINE_STORE_KEY` (or a key given in code) is not a 32-byte key.
     #[error("the token store encryption key is invalid: {reason}; generate one with `openssl rand -base64 32`")]
     InvalidStoreKey {
+        /// What is wrong with it (never the value).
+        reason: &'static str,
+    },
+    /// A previous key in `FILEVINE_STORE_KEY` (after the first comma) is
+    /// not a 32-byte key.
+    #[error("a previous token store encryption key (after the first in the list) is invalid: {reason}")]
+    InvalidPreviousStoreKey {
         /// What is wrong with it (never the value).
         reason: &'static str,
     },

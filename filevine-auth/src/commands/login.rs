@@ -42,7 +42,7 @@ pub async fn login(
 
     // Always on stderr: the browser may not open, or be on another machine.
     eprintln!("Open this URL in a browser to sign in to Filevine:\n{}", request.url);
-    if open_browser && let Err(error) = open::that_detached(request.url.as_str()) {
+    if open_browser && let Err(error) = crate::browser::open(request.url.as_str()) {
         eprintln!("(could not open a browser: {error}; open the URL yourself)");
     }
     let callback = with_spinner("waiting for the browser…", wait_for_callback(listener, port, timeout)).await?;
@@ -53,9 +53,7 @@ pub async fn login(
     let access_token = signed_in.token_set.access_token.clone();
     let mut builder =
         oidc.token_provider(signed_in.token_set).await?.store(profile.store.clone()).store_key(profile.login_key());
-    if let Some(seal) = profile.seal() {
-        builder = builder.store_encryption_key(seal.clone());
-    }
+    builder = builder.store_encryption_keys(profile.seal().clone());
     builder.build_saved().await?;
 
     // Name and e-mail: from the ID token, else (conformant ID tokens carry
@@ -127,9 +125,7 @@ pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
     }
     let mut builder =
         TokenProvider::builder().region(settings.region.clone()).credentials(credentials).store(profile.store.clone());
-    if let Some(seal) = profile.seal() {
-        builder = builder.store_encryption_key(seal.clone());
-    }
+    builder = builder.store_encryption_keys(profile.seal().clone());
     // One exchange proves the PAT; nothing is stored when it fails.
     builder.build()?.token().await?;
     profile.forget().await?;

@@ -19,15 +19,19 @@ pub async fn logout(settings: &Settings) -> Result<(), CliError> {
                 (None, None) => return Err(CliError::Failed("the sign-in record has no client id".into())),
             };
             let oidc = session::oidc_client(settings, state.region()?, client_id, session::placeholder_redirect())?;
-            let mut builder = oidc.stored_session(profile.login_key()).await?.store(profile.store.clone());
-            if let Some(seal) = profile.seal() {
-                builder = builder.store_encryption_key(seal.clone());
-            }
+            let provider = oidc
+                .stored_session(profile.login_key())
+                .await?
+                .store(profile.store.clone())
+                .store_encryption_keys(profile.seal().clone())
+                .build()?;
             // Revokes the refresh and access tokens and deletes the stored set;
             // a failed revocation is reported, the cache is deleted anyway.
-            if let Err(error) = oidc.sign_out(&builder.build()?).await {
+            if let Err(error) = oidc.sign_out(&provider).await {
                 eprintln!("warning: {error}");
-                profile.store.delete(profile.login_key().as_str()).await?;
+                if let Some(key) = provider.store_key() {
+                    profile.store.delete(key.as_str()).await?;
+                }
             }
         }
         _ => {

@@ -396,6 +396,11 @@ impl OidcClient {
     /// that failed (the rest is still attempted).
     pub async fn sign_out(&self, provider: &TokenProvider) -> Result<(), SignInError> {
         let forgotten = provider.forget().await?;
+        self.revoke_forgotten(&forgotten).await
+    }
+
+    /// Revokes the refresh token, and the access token unless it expired.
+    async fn revoke_forgotten(&self, forgotten: &crate::provider::Forgotten) -> Result<(), SignInError> {
         let refresh = match &forgotten.refresh_token {
             Some(token) => self.revoke_refresh_token(token).await,
             None => Ok(()),
@@ -426,6 +431,17 @@ impl OidcClient {
         let builder = TokenProvider::builder().region(region).http_client(self.inner.http.clone()).client_options(
             self.client_auth(method)?.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone()),
         );
+        // What a refresh receives after a sign-out is revoked, not dropped
+        // alive.
+        let oidc = self.clone();
+        let builder = builder.revoke_discarded(Arc::new(move |forgotten| {
+            let oidc = oidc.clone();
+            Box::pin(async move {
+                if let Err(error) = oidc.revoke_forgotten(&forgotten).await {
+                    tracing::warn!(error = %crate::error::Report(&error), "could not revoke the tokens a refresh received after a sign-out");
+                }
+            })
+        }));
         Ok((builder, self.form_secret(method).cloned()))
     }
 

@@ -20,11 +20,16 @@ use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::provider::StoreLink;
 use crate::store::record::StoredTokens;
-use crate::store::{STORE_KEY, StoreEncryptionKey, StoreKey, TOKEN_STORE, TokenStore};
+use crate::store::{STORE_KEY, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TOKEN_STORE, TokenStore};
 use crate::time::{Clock, TimeSource};
 
 /// Default hard margin: Filevine's samples refresh a minute before expiry.
 pub const DEFAULT_HARD_MARGIN: Duration = Duration::from_secs(60);
+/// How long a stored session stays after its last refresh unless
+/// [`store_idle_timeout`](TokenProviderBuilder::store_idle_timeout) says
+/// otherwise: 30 days. The SDK's choice, not a Filevine figure (Filevine
+/// does not publish its refresh tokens' lifetime); set your own.
+pub const DEFAULT_STORE_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 24 * 3600);
 /// Default soft window before the hard margin.
 pub const DEFAULT_SOFT_WINDOW: Duration = Duration::from_secs(300);
 
@@ -54,7 +59,9 @@ pub struct TokenProviderBuilder {
     jitter: Jitter,
     store: Option<Arc<dyn TokenStore>>,
     store_key: Option<StoreKey>,
-    store_encryption_key: Option<StoreEncryptionKey>,
+    store_encryption_keys: Option<StoreEncryptionKeys>,
+    store_idle_timeout: Duration,
+    revoke: Option<super::Revoke>,
     lease_time: Option<Duration>,
     stored_session: Option<ClientAuth>,
     /// Set by `build_saved`, which saves the starting token set itself.
@@ -98,7 +105,9 @@ impl Default for TokenProviderBuilder {
             jitter: Jitter::Random,
             store: None,
             store_key: None,
-            store_encryption_key: None,
+            store_encryption_keys: None,
+            store_idle_timeout: DEFAULT_STORE_IDLE_TIMEOUT,
+            revoke: None,
             lease_time: None,
             stored_session: None,
             allow_unsaved: false,
@@ -250,7 +259,11 @@ impl TokenProviderBuilder {
     /// The key the token set is stored under. Required for a user's token
     /// set (name the session: [`StoreKey::session`]); for a PAT or client
     /// credentials the default is derived from the authority, grant,
-    /// client id, scopes and a hash of the credential.
+    /// client id, scopes and a hash of the credential. The provider binds
+    /// the key to its authority and client id
+    /// ([`TokenProvider::store_key`](crate::TokenProvider::store_key) shows
+    /// the bound key): two applications sharing a store never read each
+    /// other's token sets.
     pub fn store_key(mut self, key: StoreKey) -> Self {
         self.store_key = Some(key);
         self
@@ -260,7 +273,34 @@ impl TokenProviderBuilder {
     /// [`STORE_KEY`](crate::store::STORE_KEY) (`FILEVINE_STORE_KEY`), else
     /// unencrypted (with a warning for a store outside this process).
     pub fn store_encryption_key(mut self, key: StoreEncryptionKey) -> Self {
-        self.store_encryption_key = Some(key);
+        self.store_encryption_keys = Some(key.into());
+        self
+    }
+
+    /// Encrypts stored token sets with the first of `keys` and opens them
+    /// with any (rotating the key without signing anyone out). Default:
+    /// [`STORE_KEY`](crate::store::STORE_KEY) (`FILEVINE_STORE_KEY`, keys
+    /// separated by commas, the sealing key first).
+    pub fn store_encryption_keys(mut self, keys: StoreEncryptionKeys) -> Self {
+        self.store_encryption_keys = Some(keys);
+        self
+    }
+
+    /// How long a token set with a refresh token (a user's session), or the
+    /// mark a sign-out leaves, stays in the store after its last write
+    /// (default [`DEFAULT_STORE_IDLE_TIMEOUT`]): each refresh writes it
+    /// again, so a session in use stays and an abandoned one is removed by
+    /// the store. Set it to the application's session idle timeout. A token
+    /// set without a refresh token stays as long as its access token lives.
+    pub fn store_idle_timeout(mut self, idle: Duration) -> Self {
+        self.store_idle_timeout = idle;
+        self
+    }
+
+    /// Revokes what the provider discards (a refresh answer that arrives
+    /// after a sign-out).
+    pub(crate) fn revoke_discarded(mut self, revoke: super::Revoke) -> Self {
+        self.revoke = Some(revoke);
         self
     }
 
@@ -361,14 +401,20 @@ impl TokenProviderBuilder {
         };
         let store = match store {
             Some(store) => {
-                let seal = match self.store_encryption_key {
-                    Some(key) => Some(key),
-                    None => {
-                        lookup(STORE_KEY).filter(|v| !v.trim().is_empty()).map(StoreEncryptionKey::new).transpose()?
-                    }
+                let seal = match self.store_encryption_keys {
+                    Some(keys) => Some(keys),
+                    None => lookup(STORE_KEY)
+                        .filter(|v| !v.trim().is_empty())
+                        .map(|v| StoreEncryptionKeys::parse(&v))
+                        .transpose()?,
                 };
+                if self.store_idle_timeout.is_zero() {
+                    return Err(ConfigError::ZeroDuration { setting: "store_idle_timeout" });
+                }
                 let key = match self.store_key {
-                    Some(key) => key,
+                    // Bound to this authority and client: another app on the
+                    // same store never shares a token set by session name.
+                    Some(key) => key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)),
                     None => {
                         derived_key(&region, &credentials, scope.as_deref()).ok_or(ConfigError::StoreKeyRequired)?
                     }
@@ -384,6 +430,7 @@ impl TokenProviderBuilder {
                     store,
                     key,
                     seal,
+                    idle: self.store_idle_timeout,
                     owner: owner_id(),
                     lease,
                     version: AtomicU64::new(0),
@@ -422,6 +469,8 @@ impl TokenProviderBuilder {
             timer: Mutex::new(None),
             runtime: tokio::runtime::Handle::try_current().ok(),
             store,
+            epoch: AtomicU64::new(0),
+            revoke: self.revoke,
         });
         match initial {
             Some(token) => {

@@ -134,6 +134,8 @@ impl Inner {
         flight.in_flight = Some(receiver.clone());
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
+        // Read under the flight lock, as `forget` bumps it.
+        let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
         let guard = FlightGuard { inner: Arc::downgrade(self), flight: receiver.clone() };
         let inner = Arc::clone(self);
         // Created here, so its parent is the span of the caller that
@@ -158,7 +160,7 @@ impl Inner {
             span.record("outcome", label);
             span.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
             crate::metrics::refresh(inner.region.identity_url(), inner.credentials.grant_type(), label, took);
-            let published = inner.finish_flight(&outcome);
+            let published = inner.finish_flight(&outcome, epoch);
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
         };
@@ -256,10 +258,18 @@ impl Inner {
 
     /// Stores the outcome before it is published: the token becomes current,
     /// or the failure count and backoff advance.
-    fn finish_flight(self: &Arc<Self>, outcome: &Result<Fetched, Error>) -> Result<AccessToken, Error> {
+    /// A refresh that started before a `forget` (`epoch` is older) installs
+    /// nothing: its answer is discarded and revoked.
+    fn finish_flight(self: &Arc<Self>, outcome: &Result<Fetched, Error>, epoch: u64) -> Result<AccessToken, Error> {
         let mut flight = lock(&self.flight);
         flight.in_flight = None;
         self.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
+        if self.epoch.load(std::sync::atomic::Ordering::Acquire) != epoch {
+            if let Ok(fetched) = outcome {
+                self.discard(Some(fetched.token.clone()));
+            }
+            return Err(Error::SignedOut);
+        }
         match outcome {
             Ok(Fetched { token, at, life }) => {
                 let cached = self.timing.deadlines(token.clone(), *at, *life, self.jitter);

@@ -57,7 +57,7 @@ mod retry;
 mod store;
 
 pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
-pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, TokenProviderBuilder};
+pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, DEFAULT_STORE_IDLE_TIMEOUT, TokenProviderBuilder};
 pub use retry::RetryPolicy;
 
 pub(crate) use store::StoreLink;
@@ -138,7 +138,18 @@ struct Inner {
     runtime: Option<tokio::runtime::Handle>,
     /// Where token sets are shared with other processes, if anywhere.
     store: Option<StoreLink>,
+    /// Bumped (under the flight lock) by every `forget`, so a refresh that
+    /// started before it never installs what it received.
+    epoch: AtomicU64,
+    /// Revokes tokens this provider discards (a refresh that raced a
+    /// sign-out): set when an [`OidcClient`](crate::OidcClient), which knows
+    /// the revocation endpoint, built the provider.
+    revoke: Option<Revoke>,
 }
+
+/// Revokes what a provider discarded; errors are the callee's to log.
+pub(crate) type Revoke =
+    Arc<dyn Fn(Forgotten) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -153,6 +164,31 @@ impl Drop for Inner {
 /// token refresh forever.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Inner {
+    /// Drops the refresh and ID tokens this provider holds and the current
+    /// token (a sign-out happened while a refresh ran), and revokes them
+    /// with `received` (the access token the refresh got) in the
+    /// background, when the provider knows how.
+    fn discard(&self, received: Option<AccessToken>) {
+        let forgotten = Forgotten { access_token: received, refresh_token: lock(&self.refresh_token).take() };
+        lock(&self.id_token).take();
+        self.current.store(None);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if forgotten.access_token.is_none() && forgotten.refresh_token.is_none() {
+            return;
+        }
+        match (&self.revoke, self.runtime()) {
+            (Some(revoke), Some(runtime)) => {
+                tracing::debug!("revoking the tokens a refresh received after a sign-out");
+                runtime.spawn(revoke(forgotten));
+            }
+            _ => tracing::debug!(
+                "discarded the tokens a refresh received after a sign-out (no revocation endpoint known)"
+            ),
+        }
+    }
 }
 
 impl TokenProvider {
@@ -220,18 +256,24 @@ impl TokenProvider {
     /// deleted; the tokens in memory are forgotten anyway.
     pub async fn forget(&self) -> Result<Forgotten, Error> {
         let inner = &self.inner;
-        let mut forgotten = Forgotten {
-            access_token: inner.current.load_full().map(|c| c.token.clone()),
-            refresh_token: lock(&inner.refresh_token).take(),
+        let mut forgotten = {
+            // Under the flight lock: a refresh in flight sees the new epoch
+            // when it finishes and discards its answer instead of
+            // installing it (see `finish_flight`).
+            let _flight = lock(&inner.flight);
+            inner.epoch.fetch_add(1, Ordering::AcqRel);
+            lock(&inner.id_token).take();
+            let forgotten = Forgotten {
+                access_token: inner.current.load_full().map(|c| c.token.clone()),
+                refresh_token: lock(&inner.refresh_token).take(),
+            };
+            inner.set_current(None);
+            forgotten
         };
-        lock(&inner.id_token).take();
-        inner.set_current(None);
         if let Some(link) = &inner.store {
             // A set still waiting to be saved must not land after the delete.
             link.drop_unsaved();
-            let stored = link.read().await;
-            link.store.delete(link.key.as_str()).await?;
-            if let Some(tokens) = stored?.1 {
+            if let Some(tokens) = link.delete().await? {
                 forgotten.refresh_token = tokens.refresh_token.or(forgotten.refresh_token);
                 forgotten.access_token = tokens.access_token.or(forgotten.access_token);
             }
@@ -314,7 +356,7 @@ impl TokenProvider {
 }
 
 /// What [`TokenProvider::forget`] removed: the tokens to revoke.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 #[non_exhaustive]
 pub struct Forgotten {
     /// The latest access token, if one was held or stored.

@@ -21,6 +21,17 @@
 //! and lease requests are retried with backoff until the refresh's total
 //! timeout (a failover takes seconds), and only then fail (`Error::Store`).
 //!
+//! Deletion wins. [`TokenProvider::forget`](crate::TokenProvider::forget)
+//! replaces the entry with a deletion mark by compare-and-swap (its version
+//! keeps growing), so a refresh that raced it — in this process or another
+//! — fails its compare-and-swap, sees the mark, and discards what it
+//! received: nothing is written back, the tokens are revoked (when the
+//! provider came from an [`OidcClient`](crate::OidcClient)) and the callers
+//! get [`Error::SignedOut`]. A provider that later reads a mark newer than
+//! its own token set is signed out the same way. A failed compare-and-swap
+//! never overwrites: a newer token set another process saved (a lease that
+//! expired under a slow refresh) is adopted instead.
+//!
 //! A token set that cannot be saved (the store went away between the
 //! exchange and the save) is never dropped and its lease is never given
 //! up: the refresh hands it to a task that keeps renewing the lease and
@@ -38,8 +49,8 @@ use tracing::Instrument as _;
 use super::flight::Fetched;
 use super::{Inner, lock};
 use crate::error::{Error, Report};
-use crate::store::record::{self, StoredTokens};
-use crate::store::{StoreEncryptionKey, StoreError, StoreKey, TokenStore};
+use crate::store::record::{self, StoredTokens, Unreadable};
+use crate::store::{StoreEncryptionKeys, StoreError, StoreKey, TokenStore};
 
 /// First pause while another process holds the lease.
 const POLL_START: Duration = Duration::from_millis(10);
@@ -52,6 +63,32 @@ const SAVE_ATTEMPTS: u32 = 3;
 /// token set: it renews the lease on each, and should notice a returning
 /// store quickly.
 const UNSAVED_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Compare-and-swap attempts of a write or a deletion before it gives up
+/// (a write) or writes its mark unconditionally (a deletion).
+const CAS_ATTEMPTS: u32 = 5;
+
+/// The entry under a provider's key, as read.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// Its version (0: absent).
+    pub(crate) version: u64,
+    /// Its token set, when it holds a readable one.
+    pub(crate) tokens: Option<StoredTokens>,
+    /// Whether it is the mark of a deleted (signed-out) token set.
+    pub(crate) deleted: bool,
+}
+
+/// What became of a write.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Saved as the newest token set.
+    Saved,
+    /// Another process saved a newer token set first (this one is not
+    /// written); it is what the provider should continue from.
+    Superseded(Read),
+    /// The entry was deleted (signed out) meanwhile: nothing was written.
+    Deleted,
+}
 
 /// A token set this provider holds but could not save yet.
 #[derive(Default)]
@@ -69,7 +106,10 @@ pub(crate) struct Unsaved {
 pub(crate) struct StoreLink {
     pub(crate) store: Arc<dyn TokenStore>,
     pub(crate) key: StoreKey,
-    pub(crate) seal: Option<StoreEncryptionKey>,
+    pub(crate) seal: Option<StoreEncryptionKeys>,
+    /// How long a token set with a refresh token, or a deletion mark,
+    /// stays in the store after its last write.
+    pub(crate) idle: Duration,
     /// This provider's lease owner id (random).
     pub(crate) owner: String,
     /// How long a lease holds before others may take over.
@@ -100,6 +140,7 @@ impl std::fmt::Debug for StoreLink {
             .field("key", &self.key)
             .field("encrypted", &self.seal.is_some())
             .field("lease", &self.lease)
+            .field("idle", &self.idle)
             .finish_non_exhaustive()
     }
 }
@@ -119,58 +160,106 @@ impl StoreLink {
 
     /// The entry's version and token set; an unreadable entry is logged and
     /// counts as absent (its version is kept, so it can be replaced).
-    pub(crate) async fn read(&self) -> Result<(u64, Option<StoredTokens>), StoreError> {
+    pub(crate) async fn read(&self) -> Result<Read, StoreError> {
         let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key);
         let Some(entry) = self.store.load(self.key.as_str()).instrument(span).await? else {
             self.seen.store(0, Ordering::Release);
-            return Ok((0, None));
+            return Ok(Read::default());
         };
         self.seen.store(entry.version, Ordering::Release);
+        let version = entry.version;
         match record::decode(&entry.value, &self.key, self.seal.as_ref()) {
-            Ok(tokens) => Ok((entry.version, Some(tokens))),
+            Ok(tokens) => Ok(Read { version, tokens: Some(tokens), deleted: false }),
+            Err(Unreadable::Deleted) => Ok(Read { version, tokens: None, deleted: true }),
             Err(cause) => {
-                let marker = entry.version.saturating_add(1);
-                if self.warned_unreadable.swap(marker, Ordering::Relaxed) == marker {
-                    return Ok((entry.version, None));
+                let marker = version.saturating_add(1);
+                if self.warned_unreadable.swap(marker, Ordering::Relaxed) != marker {
+                    tracing::warn!(
+                        store = self.store.kind(),
+                        key = %self.key,
+                        version,
+                        %cause,
+                        "ignoring an unreadable stored token set"
+                    );
                 }
-                tracing::warn!(
-                    store = self.store.kind(),
-                    key = %self.key,
-                    version = entry.version,
-                    %cause,
-                    "ignoring an unreadable stored token set"
-                );
-                Ok((entry.version, None))
+                Ok(Read { version, tokens: None, deleted: false })
             }
         }
     }
 
-    /// Saves `tokens` over the version last read or written (`seen`). If
-    /// the entry moved on (a lease that expired under a slow refresh), this
-    /// answer is still the newest the provider gave: it is written anyway.
-    pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
-        let expected = self.seen.load(Ordering::Acquire);
-        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
-        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
-        if self.store.compare_and_swap(self.key.as_str(), expected, &value).instrument(span).await? {
-            self.saved(expected + 1);
-            return Ok(());
+    /// How long `tokens` stay in the store: a refresh token for the idle
+    /// timeout, an access token alone for the rest of its life.
+    fn ttl(&self, tokens: &StoredTokens) -> Duration {
+        match (&tokens.refresh_token, &tokens.access_token) {
+            (None, Some(access)) => access.expires_in().max(Duration::from_secs(1)),
+            _ => self.idle,
         }
-        tracing::warn!(
-            store = self.store.kind(),
-            key = %self.key,
-            "the stored token set changed during a refresh (a lease expired?); saving the newer answer over it"
-        );
-        self.saved(self.store.save(self.key.as_str(), &value).await?);
-        Ok(())
+    }
+
+    /// Saves `tokens` over the version last read or written (`seen`). When
+    /// the entry moved on meanwhile it is read again: deleted (a sign-out)
+    /// wins and nothing is written; a newer token set another process saved
+    /// (a lease that expired under a slow refresh) is kept, not overwritten.
+    pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<Written, StoreError> {
+        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        let ttl = self.ttl(tokens);
+        for _ in 0..CAS_ATTEMPTS {
+            let expected = self.seen.load(Ordering::Acquire);
+            let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
+            if self.store.compare_and_swap(self.key.as_str(), expected, &value, ttl).instrument(span).await? {
+                self.saved(expected + 1);
+                return Ok(Written::Saved);
+            }
+            let read = self.read().await?;
+            if read.deleted || (read.version == 0 && expected > 0) {
+                tracing::info!(store = self.store.kind(), key = %self.key, "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
+                self.version.store(read.version, Ordering::Release);
+                return Ok(Written::Deleted);
+            }
+            if read.tokens.is_some() {
+                tracing::warn!(
+                    store = self.store.kind(),
+                    key = %self.key,
+                    version = read.version,
+                    "another process saved a newer token set during this refresh (a lease expired?); keeping it"
+                );
+                return Ok(Written::Superseded(read));
+            }
+            // Absent or unreadable at a new version: try again over it.
+        }
+        Err(StoreError::backend(
+            self.store.kind(),
+            "save",
+            std::io::Error::other("the entry kept changing under compare-and-swap"),
+        ))
     }
 
     /// Saves `tokens` whatever is stored (a new sign-in's token set).
     pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key);
-        self.saved(self.store.save(self.key.as_str(), &value).instrument(span).await?);
+        self.saved(self.store.save(self.key.as_str(), &value, self.ttl(tokens)).instrument(span).await?);
         Ok(())
+    }
+
+    /// Replaces the entry with a deletion mark, by compare-and-swap over
+    /// what was read, so that the token set it replaces is the one
+    /// returned (to be revoked) and a refresh racing it cannot write after
+    /// it. Returns the token set it replaced, if readable.
+    pub(crate) async fn delete(&self) -> Result<Option<StoredTokens>, StoreError> {
+        let mut last = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let read = self.read().await?;
+            last = read.tokens;
+            if self.store.compare_and_swap(self.key.as_str(), read.version, record::TOMBSTONE, self.idle).await? {
+                self.saved(read.version + 1);
+                return Ok(last);
+            }
+        }
+        // The entry keeps changing: the mark goes over whatever is there.
+        let version = self.store.save(self.key.as_str(), record::TOMBSTONE, self.idle).await?;
+        self.saved(version);
+        Ok(last)
     }
 
     /// Whether this provider holds a token set it has not saved yet (and so
@@ -237,8 +326,9 @@ impl Inner {
         let tokens = self.token_set(&fetched);
         let _writing = link.writing.lock().await;
         match link.write(&tokens).await {
-            Ok(()) => {
+            Ok(written) => {
                 link.drop_unsaved();
+                self.settle(link, written, &fetched)?;
             }
             Err(error) => {
                 tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not save the token set; still holding the lease");
@@ -246,6 +336,32 @@ impl Inner {
             }
         }
         Ok(fetched)
+    }
+
+    /// What a write means for the refresh that made it: a newer set that
+    /// another process saved is continued from (its refresh token), a
+    /// deleted entry discards the refresh's answer.
+    fn settle(&self, link: &StoreLink, written: Written, fetched: &Fetched) -> Result<(), Error> {
+        match written {
+            Written::Saved => Ok(()),
+            Written::Superseded(read) => {
+                let version = read.version;
+                if let Some(tokens) = read.tokens {
+                    link.version.store(version, Ordering::Release);
+                    if let Some(refresh_token) = tokens.refresh_token {
+                        *lock(&self.refresh_token) = Some(refresh_token);
+                    }
+                    if let Some(id_token) = tokens.id_token {
+                        *lock(&self.id_token) = Some(id_token);
+                    }
+                }
+                Ok(())
+            }
+            Written::Deleted => {
+                self.discard(Some(fetched.token.clone()));
+                Err(Error::SignedOut)
+            }
+        }
     }
 
     /// Runs a store operation of a refresh; for a refresh token (which must
@@ -256,22 +372,22 @@ impl Inner {
         link: &StoreLink,
         started: tokio::time::Instant,
         mut op: F,
-    ) -> Result<T, StoreError>
+    ) -> Result<T, Error>
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
+        Fut: Future<Output = Result<T, Error>>,
     {
         let mut attempt = 0_u32;
         loop {
             attempt += 1;
             let error = match op().await {
                 Ok(value) => return Ok(value),
-                Err(error @ StoreError::Backend { .. }) if link.strict => error,
+                Err(Error::Store(error @ StoreError::Backend { .. })) if link.strict => error,
                 Err(error) => return Err(error),
             };
             let pause = self.retry.backoff(attempt, self.jitter);
             if started.elapsed().saturating_add(pause) >= self.retry.total_timeout {
-                return Err(error);
+                return Err(error.into());
             }
             tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "the token store failed; trying again");
             tokio::time::sleep(pause).await;
@@ -287,7 +403,7 @@ impl Inner {
         let mut pause = POLL_START;
         let lease_span = tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key, waits = 0_u32);
         let mut waits = 0_u32;
-        let try_lease = || link.take_lease().instrument(lease_span.clone());
+        let try_lease = || async { Ok(link.take_lease().instrument(lease_span.clone()).await?) };
         while !self.with_store_retries(link, started, try_lease).await? {
             waits += 1;
             lease_span.record("waits", waits);
@@ -339,7 +455,9 @@ impl Inner {
             return Ok(fetched);
         }
         let tokens = self.token_set(&fetched);
-        self.save_with_retries(link, tokens).await;
+        if let Some(written) = self.save_with_retries(link, tokens).await {
+            self.settle(link, written, &fetched)?;
+        }
         Ok(fetched)
     }
 
@@ -355,12 +473,13 @@ impl Inner {
 
     /// Saves a fresh answer, trying a few times. Never an error: the new
     /// token is served either way. When no attempt succeeded, the set is
-    /// handed to the saving task, which keeps the lease until it is saved.
-    async fn save_with_retries(self: &Arc<Self>, link: &StoreLink, tokens: StoredTokens) {
+    /// handed to the saving task, which keeps the lease until it is saved
+    /// (and `None` is returned).
+    async fn save_with_retries(self: &Arc<Self>, link: &StoreLink, tokens: StoredTokens) -> Option<Written> {
         let _writing = link.writing.lock().await;
         for attempt in 1..=SAVE_ATTEMPTS {
             let error = match link.write(&tokens).await {
-                Ok(()) => return,
+                Ok(written) => return Some(written),
                 Err(error) => error,
             };
             if attempt == SAVE_ATTEMPTS {
@@ -372,11 +491,12 @@ impl Inner {
                 );
                 crate::metrics::unsaved(self.region.identity_url(), link.store.kind());
                 self.keep_unsaved(link, tokens);
-                return;
+                return None;
             }
             tracing::warn!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set");
             tokio::time::sleep(self.retry.backoff(attempt, self.jitter)).await;
         }
+        None
     }
 
     /// Makes `tokens` the newest unsaved set and starts the saving task if
@@ -440,7 +560,23 @@ impl Inner {
                 link.write(&tokens).await
             };
             match written {
-                Ok(()) => {
+                Ok(Written::Deleted) => {
+                    // Signed out meanwhile: the set must not land, and what
+                    // it holds is revoked.
+                    link.drop_unsaved();
+                    lock(&link.unsaved).saving = false;
+                    self.discard(tokens.access_token);
+                    link.release_lease().await;
+                    break;
+                }
+                Ok(Written::Superseded(read)) => {
+                    tracing::warn!(store = link.store.kind(), key = %link.key, version = read.version, "a newer token set was saved while this one waited; dropping this one");
+                    link.drop_unsaved();
+                    lock(&link.unsaved).saving = false;
+                    link.release_lease().await;
+                    break;
+                }
+                Ok(Written::Saved) => {
                     let done = {
                         let mut unsaved = lock(&link.unsaved);
                         let newest = unsaved.generation == generation;
@@ -466,10 +602,19 @@ impl Inner {
 
     /// Reads the store and adopts what another process saved, if it is
     /// newer than what this provider has. Returns a token to serve when the
-    /// stored one is fresh (before its refresh time).
-    pub(super) async fn read_and_adopt(&self, link: &StoreLink) -> Result<Option<Fetched>, StoreError> {
-        let (version, tokens) = link.read().await?;
-        Ok(self.adopt(link, version, tokens))
+    /// stored one is fresh (before its refresh time). A deletion mark newer
+    /// than this provider's set signs a refresh-token provider out
+    /// ([`Error::SignedOut`]); for a PAT or client credentials it is only an
+    /// absent entry.
+    pub(super) async fn read_and_adopt(&self, link: &StoreLink) -> Result<Option<Fetched>, Error> {
+        let read = link.read().await?;
+        if read.deleted && link.strict && read.version > link.version.load(Ordering::Acquire) {
+            link.version.store(read.version, Ordering::Release);
+            tracing::info!(store = link.store.kind(), key = %link.key, "the stored token set was deleted (signed out elsewhere)");
+            self.discard(None);
+            return Err(Error::SignedOut);
+        }
+        Ok(self.adopt(link, read.version, read.tokens))
     }
 
     fn adopt(&self, link: &StoreLink, version: u64, tokens: Option<StoredTokens>) -> Option<Fetched> {

@@ -51,6 +51,15 @@ impl StoreKey {
         ])
     }
 
+    /// This key as used by one application: bound to the authority and the
+    /// client id, so two applications (or two identity providers) sharing a
+    /// store and a prefix never read, overwrite or delete each other's
+    /// token sets under the same session name. The SDK binds every key an
+    /// application names.
+    pub(crate) fn bound(&self, authority: &str, client_id: &str) -> Self {
+        Self::from_parts(&[b"bound", self.name.as_bytes(), authority.as_bytes(), client_id.as_bytes()])
+    }
+
     fn from_parts(parts: &[&[u8]]) -> Self {
         let mut hasher = crate::crypto::Sha256::new();
         hasher.update(DOMAIN.as_ref());
@@ -126,6 +135,12 @@ mod tests {
         assert_ne!(StoreKey::from_parts(&[b"ab", b"c"]), StoreKey::from_parts(&[b"a", b"bc"]));
         // A session id and a derived key never collide.
         assert_ne!(StoreKey::session("x"), StoreKey::from_parts(&[b"derived", b"x"]));
+        // One session name, two applications: two keys.
+        let session = StoreKey::session("s");
+        let app = session.bound("https://identity.filevine.com", "app-1");
+        assert_ne!(app, session.bound("https://identity.filevine.com", "app-2"));
+        assert_ne!(app, session.bound("https://identity.filevine.ca", "app-1"));
+        assert_eq!(app, StoreKey::session("s").bound("https://identity.filevine.com", "app-1"));
     }
 
     #[test]

@@ -11,6 +11,10 @@ use super::{Entry, StoreError, TokenStore};
 /// exchange, and a per-request provider for a user's session finds the
 /// tokens the last request saved. Gone when the process exits.
 ///
+/// Bounded by time: an entry expires with the `ttl` of its last write, and
+/// every write drops the expired entries and leases, so a long-running app
+/// holds only the sessions still in use.
+///
 /// ```
 /// use std::sync::Arc;
 /// use filevine_identity_ext::store::{MemoryStore, TokenStore};
@@ -25,9 +29,28 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    entries: HashMap<String, Entry>,
+    /// Each entry with its expiry (`None`: a time too large for the clock).
+    entries: HashMap<String, (Entry, Option<Instant>)>,
     /// Owner and expiry (`None`: a lease time too large for the clock).
     leases: HashMap<String, (String, Option<Instant>)>,
+}
+
+fn live(until: Option<Instant>, now: Instant) -> bool {
+    until.is_none_or(|until| now < until)
+}
+
+impl State {
+    /// The entry under `key` unless it expired.
+    fn live_entry(&self, key: &str, now: Instant) -> Option<&Entry> {
+        self.entries.get(key).filter(|(_, until)| live(*until, now)).map(|(entry, _)| entry)
+    }
+
+    /// Writes `value` as `version`, dropping whatever expired.
+    fn write(&mut self, key: &str, version: u64, value: &[u8], ttl: Duration, now: Instant) {
+        self.entries.retain(|_, (_, until)| live(*until, now));
+        self.leases.retain(|_, (_, until)| live(*until, now));
+        self.entries.insert(key.to_owned(), (Entry { version, value: value.to_vec() }, now.checked_add(ttl)));
+    }
 }
 
 impl MemoryStore {
@@ -45,22 +68,30 @@ impl MemoryStore {
 #[async_trait::async_trait]
 impl TokenStore for MemoryStore {
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        Ok(self.state().entries.get(key).cloned())
+        Ok(self.state().live_entry(key, Instant::now()).cloned())
     }
 
-    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError> {
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
         let mut state = self.state();
-        let version = state.entries.get(key).map_or(0, |e| e.version) + 1;
-        state.entries.insert(key.to_owned(), Entry { version, value: value.to_vec() });
+        let now = Instant::now();
+        let version = state.live_entry(key, now).map_or(0, |e| e.version) + 1;
+        state.write(key, version, value, ttl, now);
         Ok(version)
     }
 
-    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError> {
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         let mut state = self.state();
-        if state.entries.get(key).map_or(0, |e| e.version) != expected {
+        let now = Instant::now();
+        if state.live_entry(key, now).map_or(0, |e| e.version) != expected {
             return Ok(false);
         }
-        state.entries.insert(key.to_owned(), Entry { version: expected + 1, value: value.to_vec() });
+        state.write(key, expected + 1, value, ttl, now);
         Ok(true)
     }
 
@@ -73,7 +104,7 @@ impl TokenStore for MemoryStore {
         let mut state = self.state();
         let now = Instant::now();
         match state.leases.get(key) {
-            Some((holder, until)) if holder != owner && until.is_none_or(|until| now < until) => Ok(false),
+            Some((holder, until)) if holder != owner && live(*until, now) => Ok(false),
             _ => {
                 state.leases.insert(key.to_owned(), (owner.to_owned(), now.checked_add(ttl)));
                 Ok(true)
@@ -95,5 +126,39 @@ impl TokenStore for MemoryStore {
 
     fn is_persistent(&self) -> bool {
         false
+    }
+}
+
+impl MemoryStore {
+    /// How many entries and leases it holds, expired ones included until
+    /// the next write drops them (for tests of its bound).
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn len(&self) -> usize {
+        let state = self.state();
+        state.entries.len() + state.leases.len()
+    }
+
+    /// Whether it holds nothing.
+    #[cfg(any(test, feature = "test-util"))]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn entries_expire_and_writes_drop_them() {
+        let store = MemoryStore::new();
+        for i in 0..100 {
+            store.save(&format!("k{i}"), b"v", Duration::ZERO).await.unwrap();
+        }
+        assert_eq!(store.load("k0").await.unwrap(), None);
+        // Expired: absent to compare-and-swap as well.
+        assert!(store.compare_and_swap("k1", 0, b"w", Duration::from_secs(60)).await.unwrap());
+        assert_eq!(store.len(), 1, "the write dropped the 99 expired entries");
+        assert_eq!(store.load("k1").await.unwrap().unwrap().version, 1);
     }
 }

@@ -46,6 +46,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod encryption;
 mod file;
 mod key;
 mod memory;
@@ -58,6 +59,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
 pub use crate::secret::StoreEncryptionKey;
+pub use encryption::StoreEncryptionKeys;
 pub use file::FileStore;
 pub use key::StoreKey;
 pub use memory::MemoryStore;
@@ -91,12 +93,21 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     /// The entry under `key`, if any.
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError>;
 
-    /// Writes `value` whatever is there; returns its new version.
-    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError>;
+    /// Writes `value` whatever is there; returns its new version. The entry
+    /// expires `ttl` after this write (see [`compare_and_swap`](Self::compare_and_swap)).
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError>;
 
     /// Writes `value` as version `expected + 1` only if the entry is at
     /// version `expected` (0: absent). Returns whether it was written.
-    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError>;
+    ///
+    /// The entry expires `ttl` after this write: from then on it is absent
+    /// (versions start again at 1), and the store removes it when it can
+    /// (Redis at once, the others on a later write). The SDK picks `ttl`:
+    /// what is left of a token set's use (its access token's life, or the
+    /// provider's idle timeout for a refresh token), so no store grows with
+    /// every sign-in ever made.
+    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8], ttl: Duration)
+    -> Result<bool, StoreError>;
 
     /// Removes the entry (and nothing else). Absent is fine.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
@@ -126,11 +137,17 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         (**self).load(key).await
     }
-    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError> {
-        (**self).save(key, value).await
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        (**self).save(key, value, ttl).await
     }
-    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError> {
-        (**self).compare_and_swap(key, expected, value).await
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        (**self).compare_and_swap(key, expected, value, ttl).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         (**self).delete(key).await
@@ -200,7 +217,7 @@ impl StoreError {
 /// use filevine_identity_ext::PersonalAccessToken;
 ///
 /// let key = StoreKey::session("cli/default/pat");
-/// let seal = StoreEncryptionKey::generate().unwrap();
+/// let seal = StoreEncryptionKey::generate().unwrap().into();
 /// let pat = PersonalAccessToken::new("fvpat_example").unwrap();
 /// let value = store::encode_credential(&pat, &key, Some(&seal)).unwrap();
 /// assert!(!value.windows(5).any(|w| w == b"fvpat"));
@@ -214,7 +231,7 @@ impl StoreError {
 pub fn encode_credential(
     pat: &crate::PersonalAccessToken,
     key: &StoreKey,
-    seal: Option<&StoreEncryptionKey>,
+    seal: Option<&StoreEncryptionKeys>,
 ) -> Result<Vec<u8>, StoreError> {
     let refresh = crate::RefreshToken::from_secret(pat.secret().clone());
     let tokens = record::StoredTokens { refresh_token: Some(refresh), ..Default::default() };
@@ -226,7 +243,7 @@ pub fn encode_credential(
 pub fn decode_credential(
     value: &[u8],
     key: &StoreKey,
-    seal: Option<&StoreEncryptionKey>,
+    seal: Option<&StoreEncryptionKeys>,
 ) -> Option<crate::PersonalAccessToken> {
     let tokens = record::decode(value, key, seal).ok()?;
     if tokens.access_token.is_some() || tokens.id_token.is_some() {
@@ -235,11 +252,44 @@ pub fn decode_credential(
     crate::PersonalAccessToken::new(tokens.refresh_token?.expose_secret()).ok()
 }
 
+/// Seals an application's own record (any bytes, say a JSON document) for
+/// a store the way token sets are sealed: AES-256-GCM with the first of
+/// `keys`, bound to `key`, so a copy under another key or an edited value
+/// does not open. For records that decide where secrets go (the command
+/// line tool's sign-in record names the authority its tokens are sent to).
+///
+/// ```
+/// use filevine_identity_ext::store::{self, StoreEncryptionKey, StoreEncryptionKeys, StoreKey};
+///
+/// let keys = StoreEncryptionKeys::new(StoreEncryptionKey::generate().unwrap());
+/// let key = StoreKey::session("cli/default/state");
+/// let value = store::seal_record(br#"{"authority":"https://identity.example"}"#, &key, &keys).unwrap();
+/// assert!(!value.windows(9).any(|w| w == b"authority"));
+/// let opened = store::open_record(&value, &key, &keys).unwrap();
+/// assert_eq!(&opened[..], br#"{"authority":"https://identity.example"}"#);
+/// // An unsealed (or foreign, or edited) value does not open.
+/// assert!(store::open_record(br#"{"authority":"https://elsewhere"}"#, &key, &keys).is_none());
+/// ```
+///
+/// # Errors
+/// Only when the OS random number generator fails.
+pub fn seal_record(plain: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> Result<Vec<u8>, StoreError> {
+    Ok(record::seal_bytes(plain, key, keys)?)
+}
+
+/// Opens what [`seal_record`] sealed; `None` when it is not such a value,
+/// was changed, was stored under another key or sealed with a key not in
+/// `keys`.
+pub fn open_record(value: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    record::open_bytes(value, key, keys).ok()
+}
+
 /// The environment variable naming the store: `memory`, `file:<dir>` or a
 /// Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`, and
 /// their `rediss` forms).
 pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
-/// The environment variable holding the [`StoreEncryptionKey`] (base64).
+/// The environment variable holding the [`StoreEncryptionKeys`]: one
+/// base64 key, or several separated by commas, the sealing key first.
 pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
 
 /// Opens the store `spec` names: `memory`, `file:<dir>`, or (feature

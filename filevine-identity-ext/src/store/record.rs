@@ -1,20 +1,35 @@
 //! What a store holds: a token set as bytes, sealed with AES-256-GCM when
-//! the application gave a key.
+//! the application gave keys, or the mark of a deleted one.
 //!
-//! Layout: `FVTS`, a format byte (1), a mode byte (0 plain JSON, 1 sealed),
-//! then the JSON, or a 12-byte nonce and the ciphertext with its tag. The
-//! header and the store key are the associated data, so a sealed value
-//! moved to another key, or its mode byte flipped, does not open.
+//! Layout (format 2): `FVTS`, a format byte (2), a mode byte, then
+//! - mode 0 (plain): the JSON;
+//! - mode 1 (sealed): the 8-byte id of the key that sealed it
+//!   ([`StoreEncryptionKeys`]), a 12-byte nonce and the ciphertext with its
+//!   tag. The header (key id included) and the store key are the
+//!   associated data, so a sealed value moved to another key, or its
+//!   header changed, does not open;
+//! - mode 2 (deleted): nothing. A signed-out entry is replaced by this
+//!   mark rather than removed, so its version keeps growing and a refresh
+//!   that raced the sign-out fails its compare-and-swap and sees that the
+//!   entry was deleted (it never writes a token set back).
 //!
-//! Anything that does not decode — truncated, corrupted, sealed with another
-//! key, another format, plain text where a key is configured — is treated as
-//! absent (the caller logs why, never the content).
+//! - mode 3 (sealed bytes): as mode 1, for a value that is not a token set
+//!   (the command line tool's sign-in record); the mode byte is
+//!   authenticated, so neither kind opens as the other.
+//!
+//! Format 1 (no key id) is still read: plain, or sealed with whichever of
+//! the keys opens it.
+//!
+//! Anything that does not decode — truncated, corrupted, sealed with
+//! another key, another format, plain text where a key is configured — is
+//! treated as absent (the caller logs why, never the content).
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use filevine_identity::SecretString;
 use serde::{Deserialize, Serialize};
 
+use super::encryption::{KEY_ID_LEN, StoreEncryptionKeys, key_id};
 use super::key::StoreKey;
 use crate::crypto::backend::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use crate::crypto::fill_random;
@@ -23,10 +38,18 @@ use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
 use crate::secret::StoreEncryptionKey;
 
 const MAGIC: &[u8; 4] = b"FVTS";
-const FORMAT: u8 = 1;
+/// The format this SDK writes.
+const FORMAT: u8 = 2;
+/// The format before key ids (read only).
+const FORMAT_1: u8 = 1;
 const PLAIN: u8 = 0;
 const SEALED: u8 = 1;
+const DELETED: u8 = 2;
+/// Sealed bytes that are not a token set (an application's own record).
+const SEALED_BYTES: u8 = 3;
 const HEADER_LEN: usize = 6;
+/// What a deleted entry holds.
+pub(crate) const TOMBSTONE: &[u8] = &[b'F', b'V', b'T', b'S', FORMAT, DELETED];
 /// Largest value decoded: a token set is a few kilobytes at most.
 pub(crate) const MAX_VALUE_BYTES: usize = 64 * 1024;
 
@@ -54,6 +77,8 @@ pub(crate) enum Unreadable {
     Plain,
     WrongKey,
     Malformed,
+    /// The mark of a deleted (signed-out) entry.
+    Deleted,
 }
 
 impl std::fmt::Display for Unreadable {
@@ -61,11 +86,14 @@ impl std::fmt::Display for Unreadable {
         match self {
             Self::TooLarge => f.write_str("it is larger than any token set"),
             Self::NotATokenSet => f.write_str("it is not a stored token set (truncated or foreign)"),
-            Self::OtherFormat(format) => write!(f, "it has format version {format}, this SDK reads {FORMAT}"),
+            Self::OtherFormat(format) => {
+                write!(f, "it has format version {format}, this SDK reads {FORMAT_1} and {FORMAT}")
+            }
             Self::Sealed => f.write_str("it is encrypted and no store key is configured"),
             Self::Plain => f.write_str("it is not encrypted but a store key is configured"),
-            Self::WrongKey => f.write_str("it does not decrypt with the configured key (another key, or corrupted)"),
+            Self::WrongKey => f.write_str("it does not decrypt with any configured key (another key, or corrupted)"),
             Self::Malformed => f.write_str("its content is not a valid token set"),
+            Self::Deleted => f.write_str("it was deleted (signed out)"),
         }
     }
 }
@@ -100,7 +128,7 @@ struct Wire {
 pub(crate) fn encode(
     tokens: &StoredTokens,
     key: &StoreKey,
-    seal: Option<&StoreEncryptionKey>,
+    seal: Option<&StoreEncryptionKeys>,
 ) -> Result<Vec<u8>, RandomnessUnavailable> {
     let wire = Wire {
         access_token: tokens.access_token.as_ref().map(|t| SecretString::from(t.expose_secret())),
@@ -123,13 +151,15 @@ pub(crate) fn encode(
             out.push(PLAIN);
             out.extend_from_slice(&json);
         }
-        Some(seal) => {
+        Some(keys) => {
             out.push(SEALED);
+            let seal = keys.current();
+            out.extend_from_slice(&key_id(seal));
             let mut nonce = [0u8; NONCE_LEN];
             // A nonce must never repeat under one key; 96 random bits make
             // a repeat negligible for far more writes than a store sees.
             fill_random(&mut nonce)?;
-            let aad = associated_data(&out[..HEADER_LEN], key);
+            let aad = associated_data(&out, key);
             let mut body = zeroize::Zeroizing::new(json.to_vec());
             cipher(seal)
                 .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut *body)
@@ -141,11 +171,54 @@ pub(crate) fn encode(
     Ok(out)
 }
 
+/// Seals `plain` (any bytes) for the store under `key` with the sealing key.
+pub(crate) fn seal_bytes(
+    plain: &[u8],
+    key: &StoreKey,
+    keys: &StoreEncryptionKeys,
+) -> Result<Vec<u8>, RandomnessUnavailable> {
+    let seal = keys.current();
+    let mut out = Vec::with_capacity(HEADER_LEN + KEY_ID_LEN + NONCE_LEN + plain.len() + 16);
+    out.extend_from_slice(MAGIC);
+    out.push(FORMAT);
+    out.push(SEALED_BYTES);
+    out.extend_from_slice(&key_id(seal));
+    let mut nonce = [0u8; NONCE_LEN];
+    fill_random(&mut nonce)?;
+    let aad = associated_data(&out, key);
+    let mut body = zeroize::Zeroizing::new(plain.to_vec());
+    cipher(seal)
+        .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut *body)
+        .unwrap_or_else(|_| unreachable!("AES-GCM seals any length a record has"));
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Opens what [`seal_bytes`] sealed under `key` with one of `keys`.
+pub(crate) fn open_bytes(
+    value: &[u8],
+    key: &StoreKey,
+    keys: &StoreEncryptionKeys,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Unreadable> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(Unreadable::TooLarge);
+    }
+    if value.len() < HEADER_LEN + KEY_ID_LEN + NONCE_LEN || &value[..4] != MAGIC || value[5] != SEALED_BYTES {
+        return Err(Unreadable::NotATokenSet);
+    }
+    if value[4] != FORMAT {
+        return Err(Unreadable::OtherFormat(value[4]));
+    }
+    let seal = keys.by_id(&value[HEADER_LEN..HEADER_LEN + KEY_ID_LEN]).ok_or(Unreadable::WrongKey)?;
+    open(&value[..HEADER_LEN + KEY_ID_LEN], &value[HEADER_LEN + KEY_ID_LEN..], key, seal)
+}
+
 /// Decodes a stored value; see [`Unreadable`] for what is refused.
 pub(crate) fn decode(
     value: &[u8],
     key: &StoreKey,
-    seal: Option<&StoreEncryptionKey>,
+    seal: Option<&StoreEncryptionKeys>,
 ) -> Result<StoredTokens, Unreadable> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(Unreadable::TooLarge);
@@ -153,31 +226,56 @@ pub(crate) fn decode(
     if value.len() < HEADER_LEN || &value[..4] != MAGIC {
         return Err(Unreadable::NotATokenSet);
     }
-    if value[4] != FORMAT {
-        return Err(Unreadable::OtherFormat(value[4]));
+    let format = value[4];
+    if format != FORMAT && format != FORMAT_1 {
+        return Err(Unreadable::OtherFormat(format));
     }
     let json = match (value[5], seal) {
+        (DELETED, _) if format == FORMAT => {
+            return Err(if value.len() == HEADER_LEN { Unreadable::Deleted } else { Unreadable::NotATokenSet });
+        }
         (PLAIN, None) => zeroize::Zeroizing::new(value[HEADER_LEN..].to_vec()),
         (PLAIN, Some(_)) => return Err(Unreadable::Plain),
         (SEALED, None) => return Err(Unreadable::Sealed),
-        (SEALED, Some(seal)) => {
+        (SEALED, Some(keys)) if format == FORMAT => {
             let rest = &value[HEADER_LEN..];
-            if rest.len() < NONCE_LEN {
+            if rest.len() < KEY_ID_LEN + NONCE_LEN {
                 return Err(Unreadable::NotATokenSet);
             }
-            let (nonce, body) = rest.split_at(NONCE_LEN);
-            let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unreadable::NotATokenSet)?;
-            let aad = associated_data(&value[..HEADER_LEN], key);
-            let mut body = zeroize::Zeroizing::new(body.to_vec());
-            let plain =
-                cipher(seal).open_in_place(nonce, Aad::from(&aad), &mut body).map_err(|_| Unreadable::WrongKey)?;
-            zeroize::Zeroizing::new(plain.to_vec())
+            // A key id that names none of the keys: sealed with a key this
+            // process does not have.
+            let seal = keys.by_id(&rest[..KEY_ID_LEN]).ok_or(Unreadable::WrongKey)?;
+            open(&value[..HEADER_LEN + KEY_ID_LEN], &rest[KEY_ID_LEN..], key, seal)?
+        }
+        (SEALED, Some(keys)) => {
+            // Format 1 names no key: the first that opens it.
+            let header = &value[..HEADER_LEN];
+            let body = &value[HEADER_LEN..];
+            if body.len() < NONCE_LEN {
+                return Err(Unreadable::NotATokenSet);
+            }
+            keys.iter().find_map(|seal| open(header, body, key, seal).ok()).ok_or(Unreadable::WrongKey)?
         }
         _ => return Err(Unreadable::NotATokenSet),
     };
     // serde_json's error text can quote the input: only its category is kept.
     let wire: Wire = serde_json::from_slice(&json).map_err(|_| Unreadable::Malformed)?;
     tokens(wire).ok_or(Unreadable::Malformed)
+}
+
+/// Opens `nonce ‖ ciphertext` sealed under `header` and `key`.
+fn open(
+    header: &[u8],
+    body: &[u8],
+    key: &StoreKey,
+    seal: &StoreEncryptionKey,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Unreadable> {
+    let (nonce, body) = body.split_at(NONCE_LEN);
+    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| Unreadable::NotATokenSet)?;
+    let aad = associated_data(header, key);
+    let mut body = zeroize::Zeroizing::new(body.to_vec());
+    let plain = cipher(seal).open_in_place(nonce, Aad::from(&aad), &mut body).map_err(|_| Unreadable::WrongKey)?;
+    Ok(zeroize::Zeroizing::new(plain.to_vec()))
 }
 
 fn tokens(wire: Wire) -> Option<StoredTokens> {
@@ -245,9 +343,13 @@ mod tests {
         StoreKey::session("s")
     }
 
+    fn keys() -> StoreEncryptionKeys {
+        StoreEncryptionKeys::new(StoreEncryptionKey::generate().unwrap())
+    }
+
     #[test]
     fn plain_and_sealed_round_trip() {
-        let seal = StoreEncryptionKey::generate().unwrap();
+        let seal = keys();
         for seal in [None, Some(&seal)] {
             let bytes = encode(&set(), &key(), seal).unwrap();
             let back = decode(&bytes, &key(), seal).unwrap();
@@ -266,7 +368,7 @@ mod tests {
 
     #[test]
     fn sealed_values_contain_no_token_text() {
-        let seal = StoreEncryptionKey::generate().unwrap();
+        let seal = keys();
         let bytes = encode(&set(), &key(), Some(&seal)).unwrap();
         assert!(!bytes.windows(8).any(|w| w == b"SENTINEL"));
         // Two writes of the same set differ (fresh nonce).
@@ -275,18 +377,22 @@ mod tests {
 
     #[test]
     fn bad_values_are_refused_with_their_cause() {
-        let seal = StoreEncryptionKey::generate().unwrap();
-        let other = StoreEncryptionKey::generate().unwrap();
+        let seal = keys();
+        let other = keys();
         let sealed = encode(&set(), &key(), Some(&seal)).unwrap();
         let plain = encode(&set(), &key(), None).unwrap();
-        let cases: Vec<(Vec<u8>, Option<&StoreEncryptionKey>, Unreadable)> = vec![
+        let cases: Vec<(Vec<u8>, Option<&StoreEncryptionKeys>, Unreadable)> = vec![
             (sealed.clone(), Some(&other), Unreadable::WrongKey),
             (sealed.clone(), None, Unreadable::Sealed),
             (plain.clone(), Some(&seal), Unreadable::Plain),
             (sealed[..sealed.len() - 1].to_vec(), Some(&seal), Unreadable::WrongKey),
-            (sealed[..HEADER_LEN + 3].to_vec(), Some(&seal), Unreadable::NotATokenSet),
+            (sealed[..HEADER_LEN + KEY_ID_LEN + 3].to_vec(), Some(&seal), Unreadable::NotATokenSet),
+            (b"FVTS\x03\x00{}".to_vec(), None, Unreadable::OtherFormat(3)),
+            (TOMBSTONE.to_vec(), None, Unreadable::Deleted),
+            (TOMBSTONE.to_vec(), Some(&seal), Unreadable::Deleted),
+            (b"FVTS\x02\x02extra".to_vec(), None, Unreadable::NotATokenSet),
+            (b"FVTS\x02\x07".to_vec(), None, Unreadable::NotATokenSet),
             (plain[..plain.len() - 2].to_vec(), None, Unreadable::Malformed),
-            (b"FVTS\x02\x00{}".to_vec(), None, Unreadable::OtherFormat(2)),
             (b"{\"access_token\":\"x\"}".to_vec(), None, Unreadable::NotATokenSet),
             (Vec::new(), None, Unreadable::NotATokenSet),
             (vec![b'F'; MAX_VALUE_BYTES + 1], None, Unreadable::TooLarge),
@@ -307,13 +413,69 @@ mod tests {
             assert_eq!(decode(&value, &key(), seal).unwrap_err(), expected);
         }
         // Flipped bits anywhere in a sealed value.
-        for at in [HEADER_LEN, HEADER_LEN + NONCE_LEN, sealed.len() - 1] {
+        for at in [HEADER_LEN, HEADER_LEN + KEY_ID_LEN, HEADER_LEN + KEY_ID_LEN + NONCE_LEN, sealed.len() - 1] {
             let mut flipped = sealed.clone();
             flipped[at] ^= 1;
             assert_eq!(decode(&flipped, &key(), Some(&seal)).unwrap_err(), Unreadable::WrongKey);
         }
         // Moved to another key: does not open.
         assert_eq!(decode(&sealed, &StoreKey::session("t"), Some(&seal)).unwrap_err(), Unreadable::WrongKey);
+    }
+
+    #[test]
+    fn rotated_keys_open_what_the_previous_key_sealed() {
+        let (old, new) = (StoreEncryptionKey::generate().unwrap(), StoreEncryptionKey::generate().unwrap());
+        let sealed_with_old = encode(&set(), &key(), Some(&StoreEncryptionKeys::new(old.clone()))).unwrap();
+        let rotated = StoreEncryptionKeys::new(new.clone()).with_previous(old.clone());
+        let back = decode(&sealed_with_old, &key(), Some(&rotated)).unwrap();
+        assert_eq!(back.refresh_token.unwrap().expose_secret(), "SENTINEL-refresh");
+        // Written again: sealed with the new key, so the old one can go.
+        let rewritten = encode(&set(), &key(), Some(&rotated)).unwrap();
+        assert_eq!(&rewritten[HEADER_LEN..HEADER_LEN + KEY_ID_LEN], &key_id(&new));
+        assert!(decode(&rewritten, &key(), Some(&StoreEncryptionKeys::new(new))).is_ok());
+        assert_eq!(decode(&rewritten, &key(), Some(&StoreEncryptionKeys::new(old))).unwrap_err(), Unreadable::WrongKey);
+        // A changed key id does not open (it is authenticated).
+        let mut relabelled = rewritten.clone();
+        relabelled[HEADER_LEN] ^= 1;
+        assert_eq!(decode(&relabelled, &key(), Some(&rotated)).unwrap_err(), Unreadable::WrongKey);
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_as_sealed_bytes_under_their_key() {
+        let keys = keys();
+        let value = seal_bytes(b"SENTINEL-record", &key(), &keys).unwrap();
+        assert!(!value.windows(8).any(|w| w == b"SENTINEL"));
+        assert_eq!(&*open_bytes(&value, &key(), &keys).unwrap(), b"SENTINEL-record");
+        assert_eq!(open_bytes(&value, &StoreKey::session("t"), &keys).unwrap_err(), Unreadable::WrongKey);
+        assert_eq!(open_bytes(&value, &key(), &self::keys()).unwrap_err(), Unreadable::WrongKey);
+        // Neither kind opens as the other.
+        assert_eq!(decode(&value, &key(), Some(&keys)).unwrap_err(), Unreadable::NotATokenSet);
+        let tokens = encode(&set(), &key(), Some(&keys)).unwrap();
+        assert_eq!(open_bytes(&tokens, &key(), &keys).unwrap_err(), Unreadable::NotATokenSet);
+        assert_eq!(open_bytes(br#"{"method":"login"}"#, &key(), &keys).unwrap_err(), Unreadable::NotATokenSet);
+        let mut flipped = value.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        assert_eq!(open_bytes(&flipped, &key(), &keys).unwrap_err(), Unreadable::WrongKey);
+    }
+
+    #[test]
+    fn format_1_values_still_open_with_any_of_the_keys() {
+        let (old, new) = (StoreEncryptionKey::generate().unwrap(), StoreEncryptionKey::generate().unwrap());
+        // What the previous release wrote: no key id.
+        let header = [b'F', b'V', b'T', b'S', FORMAT_1, SEALED];
+        let nonce = [7u8; NONCE_LEN];
+        let mut body = br#"{"refresh_token":"SENTINEL-r"}"#.to_vec();
+        cipher(&old)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&associated_data(&header, &key())),
+                &mut body,
+            )
+            .unwrap();
+        let value = [&header[..], &nonce, &body].concat();
+        let keys = StoreEncryptionKeys::new(new).with_previous(old);
+        assert_eq!(decode(&value, &key(), Some(&keys)).unwrap().refresh_token.unwrap().expose_secret(), "SENTINEL-r");
+        assert_eq!(decode(&value, &key(), Some(&self::keys())).unwrap_err(), Unreadable::WrongKey);
     }
 
     #[test]

@@ -340,10 +340,24 @@ async fn seed(server: &TestServer, store: &str, session: &str, refresh_token: &s
     seed.token().await.unwrap();
 }
 
+/// The Redis key of `session`'s token set: the session key as the
+/// providers bind it to the authority and client (read from a provider
+/// built for it; building sends nothing).
+fn entry_key(server: &TestServer, session: &str) -> String {
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .stored_session(ClientId::new(CLIENT_ID).unwrap(), None)
+        .store(store::MemoryStore::new())
+        .store_key(StoreKey::session(session))
+        .build()
+        .unwrap();
+    format!("filevine:tokens:{{{}}}", provider.store_key().unwrap().as_str())
+}
+
 /// The stored version of `session`'s token set on `node` (its primary).
-fn stored_version(node: &Server, session: &str) -> Option<u64> {
-    let key = format!("filevine:tokens:{{{}}}", StoreKey::session(session).as_str());
-    node.cmd::<Option<u64>>(redis::cmd("HGET").arg(key).arg("v"))
+fn stored_version(server: &TestServer, node: &Server, session: &str) -> Option<u64> {
+    node.cmd::<Option<u64>>(redis::cmd("HGET").arg(entry_key(server, session)).arg("v"))
 }
 
 /// Waits (off the runtime) until the fleet has rotated `session`'s token a
@@ -355,8 +369,8 @@ async fn kill_after_a_saved_rotation(server: &TestServer, primary: &Server, sess
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::task::block_in_place(|| {
-        let saved = stored_version(primary, session);
-        while stored_version(primary, session) == saved {
+        let saved = stored_version(server, primary, session);
+        while stored_version(server, primary, session) == saved {
             std::thread::sleep(Duration::from_millis(2));
         }
         primary.signal("KILL");
@@ -419,8 +433,7 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
     let mut covered = std::collections::BTreeSet::new();
     for n in 0.. {
         let session = format!("cluster-user-{n}");
-        let key = format!("filevine:tokens:{{{}}}", StoreKey::session(&session).as_str());
-        if covered.insert(cluster.primary_for(&key)) {
+        if covered.insert(cluster.primary_for(&entry_key(&server, &session))) {
             sessions.push(session);
         }
         if covered.len() == 3 {
@@ -431,7 +444,7 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
         seed(&server, &url, session, &format!("rt-cluster-{n}")).await;
     }
     let victim = &sessions[0];
-    let key = format!("filevine:tokens:{{{}}}", StoreKey::session(victim).as_str());
+    let key = entry_key(&server, victim);
     let primary = cluster.primary_for(&key);
     let (fleet, ()) = tokio::join!(
         fleet_of(&server, &url, "session", &sessions, 3, 15),
@@ -451,7 +464,7 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
         })
     });
     let store = store::open(&url).unwrap();
-    let err = store.load(StoreKey::session(victim).as_str()).await.unwrap_err();
+    let err = store.load(key.trim_start_matches("filevine:tokens:{").trim_end_matches('}')).await.unwrap_err();
     let text = filevine_identity_ext::error::Report(&err).to_string();
     assert!(text.contains("CLUSTERDOWN"), "{text}");
 }

@@ -135,11 +135,17 @@ impl TokenStore for BusyLease {
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         self.inner.load(key).await
     }
-    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError> {
-        self.inner.save(key, value).await
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        self.inner.save(key, value, ttl).await
     }
-    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError> {
-        self.inner.compare_and_swap(key, expected, value).await
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        self.inner.compare_and_swap(key, expected, value, ttl).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await

@@ -17,6 +17,9 @@ use crate::support::Captured;
 use crate::support::metrics::TestRecorder;
 use crate::support::redis::{Cluster, MASTER, Redis, Replicated, SentinelGroup, eventually};
 
+/// A time to live no test reaches.
+const HOUR: Duration = Duration::from_secs(3600);
+
 const CLIENT_ID: &str = "ha-app";
 const CLIENT_SECRET: &str = "ha-secret-0001";
 
@@ -40,7 +43,7 @@ async fn a_cluster_store_keeps_the_contract_with_each_entry_and_its_lease_in_one
     let mut primaries = std::collections::BTreeSet::new();
     for n in 0..30 {
         let key = StoreKey::session(&format!("spread-{n}"));
-        assert!(store.compare_and_swap(key.as_str(), 0, b"v").await.unwrap());
+        assert!(store.compare_and_swap(key.as_str(), 0, b"v", HOUR).await.unwrap());
         assert!(store.try_lease(key.as_str(), "owner", Duration::from_secs(30)).await.unwrap());
         let entry = format!("contract-cluster:{{{}}}", key.as_str());
         let lease = format!("{entry}:lease");
@@ -99,7 +102,7 @@ async fn writes_wait_for_a_replica_and_say_when_it_does_not_answer_in_time() {
     let entry = format!("filevine:tokens:{{{}}}", key.as_str());
     // By default: one replica is connected, so each write waits for one.
     let store = RedisStore::open(&pair.primary.url()).unwrap();
-    assert!(store.compare_and_swap(key.as_str(), 0, b"one").await.unwrap());
+    assert!(store.compare_and_swap(key.as_str(), 0, b"one", HOUR).await.unwrap());
     assert_eq!(pair.primary.calls("wait"), 1);
     assert_eq!(pair.replica.cmd::<Option<Vec<u8>>>(redis::cmd("HGET").arg(&entry).arg("d")), Some(b"one".to_vec()));
     store.delete(key.as_str()).await.unwrap();
@@ -109,11 +112,11 @@ async fn writes_wait_for_a_replica_and_say_when_it_does_not_answer_in_time() {
     assert_eq!(pair.primary.calls("wait"), 2);
     // replicas=0 turns it off.
     let off = RedisStore::open(&format!("{}?replicas=0", pair.primary.url())).unwrap();
-    off.save(key.as_str(), b"two").await.unwrap();
+    off.save(key.as_str(), b"two", HOUR).await.unwrap();
     assert_eq!(pair.primary.calls("wait"), 2);
     // A node without replicas: nothing to wait for.
     let lone = Redis::start();
-    RedisStore::open(&lone.url).unwrap().save(key.as_str(), b"x").await.unwrap();
+    RedisStore::open(&lone.url).unwrap().save(key.as_str(), b"x", HOUR).await.unwrap();
     assert_eq!(lone.server.calls("wait"), 0);
 
     // The replica stops answering: the write is used after the bound, with
@@ -123,7 +126,7 @@ async fn writes_wait_for_a_replica_and_say_when_it_does_not_answer_in_time() {
     let url = format!("{}?replicas=1", pair.primary.url());
     let bounded = RedisStore::open(&url).unwrap().with_replica_wait(Duration::from_millis(300));
     let mark = log.mark();
-    let version = bounded.save(key.as_str(), b"three").await.unwrap();
+    let version = bounded.save(key.as_str(), b"three", HOUR).await.unwrap();
     pair.replica.signal("CONT");
     assert_eq!(version, 2);
     let text = log.text_since(mark);
@@ -184,7 +187,6 @@ async fn an_unsaved_rotation_keeps_its_lease_and_is_saved_when_the_store_is_back
     let recorder = TestRecorder::global();
     let redis = Redis::start();
     let session = StoreKey::session("paused-user");
-    let lease = format!("filevine:tokens:{{{}}}:lease", session.as_str());
     let store = || RedisStore::open(&redis.url).unwrap().with_timeout(Duration::from_millis(300));
     let provider = |credentials: Credentials| {
         TokenProvider::builder()
@@ -214,6 +216,8 @@ async fn an_unsaved_rotation_keeps_its_lease_and_is_saved_when_the_store_is_back
     };
     let a = stored(client());
     let b = stored(client());
+    // The provider binds the session key to its authority and client.
+    let lease = format!("filevine:tokens:{{{}}}:lease", a.store_key().unwrap().as_str());
     let old = a.token().await.unwrap();
     assert_eq!(b.token().await.unwrap().expose_secret(), old.expose_secret(), "both read the stored set");
     assert_eq!(server.grant_requests("refresh_token"), 1);

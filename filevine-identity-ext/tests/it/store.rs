@@ -17,6 +17,9 @@ use filevine_identity_ext::{
 use crate::support::Captured;
 use crate::support::redis::Redis;
 
+/// A time to live no test reaches.
+const HOUR: Duration = Duration::from_secs(3600);
+
 const PAT: &str = "fvpat_store_0001";
 const CLIENT_ID: &str = "partner-app";
 const CLIENT_SECRET: &str = "partner-secret-0001";
@@ -59,13 +62,13 @@ fn client() -> (ClientId, Option<ClientSecret>) {
 pub(crate) async fn store_contract(store: &dyn TokenStore) {
     let key = StoreKey::session("contract").as_str().to_owned();
     assert_eq!(store.load(&key).await.unwrap(), None);
-    assert!(store.compare_and_swap(&key, 0, b"one").await.unwrap(), "CAS on an absent entry at version 0");
-    assert!(!store.compare_and_swap(&key, 0, b"lost").await.unwrap(), "a second CAS at version 0 loses");
+    assert!(store.compare_and_swap(&key, 0, b"one", HOUR).await.unwrap(), "CAS on an absent entry at version 0");
+    assert!(!store.compare_and_swap(&key, 0, b"lost", HOUR).await.unwrap(), "a second CAS at version 0 loses");
     let entry = store.load(&key).await.unwrap().unwrap();
     assert_eq!((entry.version, entry.value.as_slice()), (1, &b"one"[..]));
-    assert!(!store.compare_and_swap(&key, 5, b"lost").await.unwrap(), "CAS at a wrong version loses");
-    assert_eq!(store.save(&key, b"two").await.unwrap(), 2);
-    assert!(store.compare_and_swap(&key, 2, b"three").await.unwrap());
+    assert!(!store.compare_and_swap(&key, 5, b"lost", HOUR).await.unwrap(), "CAS at a wrong version loses");
+    assert_eq!(store.save(&key, b"two", HOUR).await.unwrap(), 2);
+    assert!(store.compare_and_swap(&key, 2, b"three", HOUR).await.unwrap());
     assert_eq!(store.load(&key).await.unwrap().unwrap().version, 3);
 
     let ttl = Duration::from_secs(30);
@@ -82,7 +85,7 @@ pub(crate) async fn store_contract(store: &dyn TokenStore) {
     store.delete(&key).await.unwrap();
     // Keys are independent.
     let other = StoreKey::session("other").as_str().to_owned();
-    assert!(store.compare_and_swap(&other, 0, b"x").await.unwrap());
+    assert!(store.compare_and_swap(&other, 0, b"x", HOUR).await.unwrap());
     assert_eq!(store.load(&key).await.unwrap(), None);
 }
 
@@ -110,11 +113,11 @@ async fn file_store_keeps_the_contract_with_private_files() {
         let open = dir.path().join("open");
         std::fs::create_dir(&open).unwrap();
         std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let err = FileStore::new(&open).save(StoreKey::session("k").as_str(), b"v").await.unwrap_err();
-        assert!(filevine_identity_ext::error::Report(&err).to_string().contains("readable by other users"), "{err}");
+        let err = FileStore::new(&open).save(StoreKey::session("k").as_str(), b"v", HOUR).await.unwrap_err();
+        assert!(filevine_identity_ext::error::Report(&err).to_string().contains("open to other users"), "{err}");
     }
     // A key that is not a StoreKey name cannot name a path.
-    assert!(store.save("../escape", b"v").await.is_err());
+    assert!(store.save("../escape", b"v", HOUR).await.is_err());
 }
 
 #[tokio::test]

@@ -32,6 +32,21 @@ pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
+/// Warns once per process when a store's traffic crosses a network without
+/// TLS (`redis://` to a host that is not this machine).
+fn warn_if_cleartext(target: &Target) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Some(host) = target.cleartext_remote_host()
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            url = %target.display,
+            host,
+            "the Redis token store is reached without TLS on another host: its password, leases and token sets cross the network in the clear; use `rediss://`"
+        );
+    }
+}
+
 /// A connection to a Redis deployment of any form: one node, a primary
 /// behind Sentinels, or a cluster. Cheap to clone (clones share the
 /// connection); connects on first use and reconnects after failures, so
@@ -101,6 +116,7 @@ impl RedisConnection {
     }
 
     fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::ConfigError> {
+        warn_if_cleartext(&target);
         let sentinel = match &target.topology {
             Topology::Sentinel { sentinels, master, db, auth, tls } => {
                 Some(Mutex::new(sentinel_client(sentinels, master, *db, auth, *tls)?))

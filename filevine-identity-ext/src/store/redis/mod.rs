@@ -38,6 +38,12 @@ pub use connection::RedisConnection;
 use connection::millis;
 
 const KIND: &str = "redis";
+/// The longest expiry set: Redis refuses one past its clock's range.
+const MAX_EXPIRY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn expiry_millis(ttl: Duration) -> u64 {
+    millis(ttl.min(MAX_EXPIRY))
+}
 /// How long a write waits for its replicas unless configured.
 const DEFAULT_REPLICA_WAIT: Duration = Duration::from_secs(1);
 
@@ -52,17 +58,21 @@ end
 
 /// Compare-and-swap: write version `ARGV[1] + 1` only if the entry is at
 /// version `ARGV[1]` (an absent entry is version 0).
+/// The entry expires `ARGV[3]` milliseconds later.
 const CAS: &str = r"
 local current = redis.call('HGET', KEYS[1], 'v')
 if (current or '0') ~= ARGV[1] then return {0, replicas()} end
 redis.call('HSET', KEYS[1], 'v', tostring(tonumber(ARGV[1]) + 1), 'd', ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {1, replicas()}
 ";
 
-/// Unconditional write: bump the version, replace the value.
+/// Unconditional write: bump the version, replace the value, expire
+/// `ARGV[2]` milliseconds later.
 const SAVE: &str = r"
 local version = redis.call('HINCRBY', KEYS[1], 'v', 1)
 redis.call('HSET', KEYS[1], 'd', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return {version, replicas()}
 ";
 
@@ -90,8 +100,8 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
-/// Token sets in Redis: a hash per key (`v` version, `d` value) under
-/// `filevine:tokens:{<key>}`, a lease on `filevine:tokens:{<key>}:lease`
+/// Token sets in Redis: a hash per key (`v` version, `d` value, with the
+/// expiry of its last write) under `filevine:tokens:{<key>}`, a lease on `filevine:tokens:{<key>}:lease`
 /// holding its owner (taken, renewed and released by scripts that check
 /// the owner). Compare-and-swap is a script too, so it is atomic on the
 /// server. The braces are a hash tag: an entry and its lease live in one
@@ -274,14 +284,22 @@ impl TokenStore for RedisStore {
         })
     }
 
-    async fn save(&self, key: &str, value: &[u8]) -> Result<u64, StoreError> {
-        let version = self.write("save", SAVE, &self.entry_key(key), &[value]).await?;
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        let ttl = expiry_millis(ttl).to_string();
+        let version = self.write("save", SAVE, &self.entry_key(key), &[value, ttl.as_bytes()]).await?;
         Ok(u64::try_from(version).unwrap_or(0))
     }
 
-    async fn compare_and_swap(&self, key: &str, expected: u64, value: &[u8]) -> Result<bool, StoreError> {
-        let expected = expected.to_string();
-        let written = self.write("compare and swap", CAS, &self.entry_key(key), &[expected.as_bytes(), value]).await?;
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (expected, ttl) = (expected.to_string(), expiry_millis(ttl).to_string());
+        let args: [&[u8]; 3] = [expected.as_bytes(), value, ttl.as_bytes()];
+        let written = self.write("compare and swap", CAS, &self.entry_key(key), &args).await?;
         Ok(written == 1)
     }
 

@@ -74,6 +74,34 @@ pub(crate) struct Target {
     pub(crate) display: String,
 }
 
+impl Target {
+    /// A host that is reached without TLS and is not this machine: token
+    /// sets (sealed or not), leases and the password then cross a network
+    /// in the clear.
+    pub(crate) fn cleartext_remote_host(&self) -> Option<&str> {
+        let (nodes, tls) = match &self.topology {
+            Topology::Single(client) => {
+                return match client.get_connection_info().addr() {
+                    redis::ConnectionAddr::Tcp(host, _) => Some(host.as_str()).filter(|host| !is_loopback(host)),
+                    _ => None,
+                };
+            }
+            Topology::Sentinel { sentinels, tls, .. } => (sentinels, *tls),
+            Topology::Cluster { nodes, tls, .. } => (nodes, *tls),
+        };
+        if tls {
+            return None;
+        }
+        nodes.iter().map(|node| node.host.as_str()).find(|host| !is_loopback(host))
+    }
+}
+
+/// `localhost` or a loopback address (127.0.0.0/8, ::1).
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn invalid(reason: impl Into<String>) -> ConfigError {
     ConfigError::TokenStore { reason: reason.into() }
 }
@@ -266,6 +294,26 @@ fn node(text: &str, default_port: u16) -> Result<Node, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cleartext_to_another_host_is_noticed() {
+        let host = |url: &str| parse(url).unwrap().cleartext_remote_host().map(str::to_owned);
+        assert_eq!(host("redis://10.0.0.5:6379"), Some("10.0.0.5".into()));
+        assert_eq!(host("redis://:pw@cache.internal/0"), Some("cache.internal".into()));
+        assert_eq!(host("redis+sentinel://127.0.0.1,10.0.0.2/m"), Some("10.0.0.2".into()));
+        assert_eq!(host("redis+cluster://[::1]:7000,db.internal:7001"), Some("db.internal".into()));
+        for quiet in [
+            "redis://127.0.0.1:6379",
+            "redis://localhost",
+            "redis://[::1]:6379",
+            "rediss://cache.internal",
+            "rediss+sentinel://10.0.0.1/m",
+            "rediss+cluster://10.0.0.1:7000",
+            "redis+unix:///run/redis.sock",
+        ] {
+            assert_eq!(host(quiet), None, "{quiet}");
+        }
+    }
 
     fn err(url: &str) -> String {
         match parse(url) {
