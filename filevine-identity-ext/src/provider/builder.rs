@@ -470,6 +470,7 @@ impl TokenProviderBuilder {
             runtime: tokio::runtime::Handle::try_current().ok(),
             store,
             epoch: AtomicU64::new(0),
+            signed_out: AtomicBool::new(false),
             revoke: self.revoke,
         });
         match initial {

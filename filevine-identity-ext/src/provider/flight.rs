@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::cache::Cached;
 use super::store::StoreLink;
-use super::{Inner, lock};
+use super::{Forgotten, Inner, lock};
 use crate::error::Error;
 use crate::grant::AccessToken;
 use crate::grant::exchange;
@@ -160,7 +160,10 @@ impl Inner {
             span.record("outcome", label);
             span.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
             crate::metrics::refresh(inner.region.identity_url(), inner.credentials.grant_type(), label, took);
-            let published = inner.finish_flight(&outcome, epoch);
+            let (published, discarded) = inner.finish_flight(&outcome, epoch);
+            if let Some(discarded) = discarded {
+                inner.revoke_discarded(discarded).await;
+            }
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
         };
@@ -211,6 +214,17 @@ impl Inner {
         let grant_type = self.credentials.grant_type();
         // Read the refresh token per attempt: it is the latest one.
         let refresh_token = lock(&self.refresh_token).clone();
+        if refresh_token.is_none()
+            && self.credentials.is_refresh()
+            && self.signed_out.load(std::sync::atomic::Ordering::Acquire)
+        {
+            // Signed out: the refresh token the provider was built with is
+            // not to be sent again.
+            return Err(match &self.store {
+                Some(link) => Error::NotStored { key: link.key.clone() },
+                None => Error::SignedOut,
+            });
+        }
         let Some(request) = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref())
         else {
             // A stored session with nothing stored.
@@ -260,16 +274,23 @@ impl Inner {
     /// or the failure count and backoff advance.
     /// A refresh that started before a `forget` (`epoch` is older) installs
     /// nothing: its answer is discarded and revoked.
-    fn finish_flight(self: &Arc<Self>, outcome: &Result<Fetched, Error>, epoch: u64) -> Result<AccessToken, Error> {
+    fn finish_flight(
+        self: &Arc<Self>,
+        outcome: &Result<Fetched, Error>,
+        epoch: u64,
+    ) -> (Result<AccessToken, Error>, Option<Forgotten>) {
         let mut flight = lock(&self.flight);
         flight.in_flight = None;
         self.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
         if self.epoch.load(std::sync::atomic::Ordering::Acquire) != epoch {
-            if let Ok(fetched) = outcome {
-                self.discard(Some(fetched.token.clone()));
-            }
-            return Err(Error::SignedOut);
+            let discarded = outcome.as_ref().ok().map(|fetched| self.discard(Some(fetched.token.clone())));
+            return (Err(Error::SignedOut), discarded);
         }
+        (self.install(&mut flight, outcome), None)
+    }
+
+    /// Installs a refresh's outcome (the caller holds the flight lock).
+    fn install(self: &Arc<Self>, flight: &mut Flight, outcome: &Result<Fetched, Error>) -> Result<AccessToken, Error> {
         match outcome {
             Ok(Fetched { token, at, life }) => {
                 let cached = self.timing.deadlines(token.clone(), *at, *life, self.jitter);

@@ -141,6 +141,10 @@ struct Inner {
     /// Bumped (under the flight lock) by every `forget`, so a refresh that
     /// started before it never installs what it received.
     epoch: AtomicU64,
+    /// Set by `forget` and by a discarded refresh: the refresh token the
+    /// provider was built with is dead, never to be sent again; only a
+    /// newer set read from the store (a new sign-in) revives the provider.
+    signed_out: AtomicBool,
     /// Revokes tokens this provider discards (a refresh that raced a
     /// sign-out): set when an [`OidcClient`](crate::OidcClient), which knows
     /// the revocation endpoint, built the provider.
@@ -168,23 +172,31 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Inner {
     /// Drops the refresh and ID tokens this provider holds and the current
-    /// token (a sign-out happened while a refresh ran), and revokes them
-    /// with `received` (the access token the refresh got) in the
-    /// background, when the provider knows how.
-    fn discard(&self, received: Option<AccessToken>) {
+    /// token (a sign-out happened while a refresh ran). Returns them with
+    /// `received` (the access token the refresh got), to be revoked.
+    fn discard(&self, received: Option<AccessToken>) -> Forgotten {
+        self.signed_out.store(true, Ordering::Release);
         let forgotten = Forgotten { access_token: received, refresh_token: lock(&self.refresh_token).take() };
         lock(&self.id_token).take();
         self.current.store(None);
         self.generation.fetch_add(1, Ordering::AcqRel);
+        forgotten
+    }
+
+    /// Revokes what [`discard`](Self::discard) dropped, when the provider
+    /// knows how (it came from an [`OidcClient`](crate::OidcClient)).
+    /// Awaited before the refresh's outcome is published, so that a caller
+    /// told [`Error::SignedOut`] knows the tokens are revoked.
+    async fn revoke_discarded(&self, forgotten: Forgotten) {
         if forgotten.access_token.is_none() && forgotten.refresh_token.is_none() {
             return;
         }
-        match (&self.revoke, self.runtime()) {
-            (Some(revoke), Some(runtime)) => {
+        match &self.revoke {
+            Some(revoke) => {
                 tracing::debug!("revoking the tokens a refresh received after a sign-out");
-                runtime.spawn(revoke(forgotten));
+                revoke(forgotten).await;
             }
-            _ => tracing::debug!(
+            None => tracing::debug!(
                 "discarded the tokens a refresh received after a sign-out (no revocation endpoint known)"
             ),
         }
@@ -262,6 +274,7 @@ impl TokenProvider {
             // installing it (see `finish_flight`).
             let _flight = lock(&inner.flight);
             inner.epoch.fetch_add(1, Ordering::AcqRel);
+            inner.signed_out.store(true, Ordering::Release);
             lock(&inner.id_token).take();
             let forgotten = Forgotten {
                 access_token: inner.current.load_full().map(|c| c.token.clone()),

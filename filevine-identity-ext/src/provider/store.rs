@@ -161,12 +161,18 @@ impl StoreLink {
     /// The entry's version and token set; an unreadable entry is logged and
     /// counts as absent (its version is kept, so it can be replaced).
     pub(crate) async fn read(&self) -> Result<Read, StoreError> {
+        let read = self.read_entry().await?;
+        self.seen.store(read.version, Ordering::Release);
+        Ok(read)
+    }
+
+    /// [`read`](Self::read) without recording the version as `seen` (a
+    /// deletion must not move the version a refresh in flight expects).
+    async fn read_entry(&self) -> Result<Read, StoreError> {
         let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key);
         let Some(entry) = self.store.load(self.key.as_str()).instrument(span).await? else {
-            self.seen.store(0, Ordering::Release);
             return Ok(Read::default());
         };
-        self.seen.store(entry.version, Ordering::Release);
         let version = entry.version;
         match record::decode(&entry.value, &self.key, self.seal.as_ref()) {
             Ok(tokens) => Ok(Read { version, tokens: Some(tokens), deleted: false }),
@@ -247,18 +253,20 @@ impl StoreLink {
     /// returned (to be revoked) and a refresh racing it cannot write after
     /// it. Returns the token set it replaced, if readable.
     pub(crate) async fn delete(&self) -> Result<Option<StoredTokens>, StoreError> {
+        // `seen` is left alone: a refresh in flight must fail its
+        // compare-and-swap against the mark, not take the mark's version.
         let mut last = None;
         for _ in 0..CAS_ATTEMPTS {
-            let read = self.read().await?;
+            let read = self.read_entry().await?;
             last = read.tokens;
             if self.store.compare_and_swap(self.key.as_str(), read.version, record::TOMBSTONE, self.idle).await? {
-                self.saved(read.version + 1);
+                self.version.store(read.version + 1, Ordering::Release);
                 return Ok(last);
             }
         }
         // The entry keeps changing: the mark goes over whatever is there.
         let version = self.store.save(self.key.as_str(), record::TOMBSTONE, self.idle).await?;
-        self.saved(version);
+        self.version.store(version, Ordering::Release);
         Ok(last)
     }
 
@@ -328,7 +336,7 @@ impl Inner {
         match link.write(&tokens).await {
             Ok(written) => {
                 link.drop_unsaved();
-                self.settle(link, written, &fetched)?;
+                self.settle(link, written, &fetched).await?;
             }
             Err(error) => {
                 tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not save the token set; still holding the lease");
@@ -341,7 +349,7 @@ impl Inner {
     /// What a write means for the refresh that made it: a newer set that
     /// another process saved is continued from (its refresh token), a
     /// deleted entry discards the refresh's answer.
-    fn settle(&self, link: &StoreLink, written: Written, fetched: &Fetched) -> Result<(), Error> {
+    async fn settle(&self, link: &StoreLink, written: Written, fetched: &Fetched) -> Result<(), Error> {
         match written {
             Written::Saved => Ok(()),
             Written::Superseded(read) => {
@@ -358,7 +366,8 @@ impl Inner {
                 Ok(())
             }
             Written::Deleted => {
-                self.discard(Some(fetched.token.clone()));
+                let discarded = self.discard(Some(fetched.token.clone()));
+                self.revoke_discarded(discarded).await;
                 Err(Error::SignedOut)
             }
         }
@@ -456,7 +465,7 @@ impl Inner {
         }
         let tokens = self.token_set(&fetched);
         if let Some(written) = self.save_with_retries(link, tokens).await {
-            self.settle(link, written, &fetched)?;
+            self.settle(link, written, &fetched).await?;
         }
         Ok(fetched)
     }
@@ -565,7 +574,8 @@ impl Inner {
                     // it holds is revoked.
                     link.drop_unsaved();
                     lock(&link.unsaved).saving = false;
-                    self.discard(tokens.access_token);
+                    let discarded = self.discard(tokens.access_token);
+                    self.revoke_discarded(discarded).await;
                     link.release_lease().await;
                     break;
                 }
@@ -611,7 +621,8 @@ impl Inner {
         if read.deleted && link.strict && read.version > link.version.load(Ordering::Acquire) {
             link.version.store(read.version, Ordering::Release);
             tracing::info!(store = link.store.kind(), key = %link.key, "the stored token set was deleted (signed out elsewhere)");
-            self.discard(None);
+            let discarded = self.discard(None);
+            self.revoke_discarded(discarded).await;
             return Err(Error::SignedOut);
         }
         Ok(self.adopt(link, read.version, read.tokens))

@@ -20,6 +20,7 @@ mod progenitor_client;
 mod provider;
 mod redaction;
 mod redis_forms;
+mod signout;
 mod store;
 mod test_server_signin;
 mod tls;

@@ -32,13 +32,21 @@ pub(super) fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Warns once per process when a store's traffic crosses a network without
-/// TLS (`redis://` to a host that is not this machine).
+/// Warns once per process and URL when a store's traffic crosses a network
+/// without TLS (`redis://` to a host that is not this machine).
 fn warn_if_cleartext(target: &Target) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if let Some(host) = target.cleartext_remote_host()
-        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
-    {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let Some(host) = target.cleartext_remote_host() else { return };
+    let first = {
+        let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let first = !warned.contains(&target.display);
+        // Bounded: an application opens a handful of stores.
+        if first && warned.len() < 64 {
+            warned.push(target.display.clone());
+        }
+        first
+    };
+    if first {
         tracing::warn!(
             url = %target.display,
             host,
