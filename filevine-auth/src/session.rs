@@ -181,8 +181,8 @@ impl Profile {
 /// can read both files can, as with any key kept beside its data.
 fn local_key(dir: &std::path::Path) -> Result<StoreEncryptionKey, CliError> {
     let path = dir.join("store.key");
-    if let Ok(text) = std::fs::read_to_string(&path) {
-        return Ok(StoreEncryptionKey::new(text.trim())?);
+    if let Some(key) = read_key_file(&path)? {
+        return Ok(key);
     }
     create_private_dir(dir)?;
     let key = StoreEncryptionKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
@@ -195,12 +195,61 @@ fn local_key(dir: &std::path::Path) -> Result<StoreEncryptionKey, CliError> {
     let _ = std::fs::remove_file(&temp);
     match linked {
         Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            let text = std::fs::read_to_string(&path).map_err(CliError::io(format!("reading {}", path.display())))?;
-            Ok(StoreEncryptionKey::new(text.trim())?)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path)?
+            .ok_or_else(|| CliError::Failed(format!("{} vanished while it was being created", path.display()))),
         Err(e) => Err(CliError::io(format!("creating {}", path.display()))(e)),
     }
+}
+
+/// Reads `store.key` if it exists, trusting it only when it is a regular
+/// file (not a symbolic link) of this user that nobody else can read or
+/// write: a key someone else planted or can read protects nothing.
+fn read_key_file(path: &std::path::Path) -> Result<Option<StoreEncryptionKey>, CliError> {
+    use std::io::Read as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    let mut file = match options.open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            return Err(CliError::Failed(format!(
+                "{} is a symbolic link; the store key must be a file of its own (remove it to make a new one)",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(CliError::io(format!("reading {}", path.display()))(e)),
+    };
+    let metadata = file.metadata().map_err(CliError::io(format!("reading {}", path.display())))?;
+    if !metadata.is_file() {
+        return Err(CliError::Failed(format!("{} is not a regular file", path.display())));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        let me = rustix::process::geteuid().as_raw();
+        if metadata.uid() != me {
+            return Err(CliError::Failed(format!(
+                "{} belongs to user {}, not to you (user {me}); it is not trusted",
+                path.display(),
+                metadata.uid()
+            )));
+        }
+        if metadata.mode() & 0o077 != 0 {
+            return Err(CliError::Failed(format!(
+                "{} is open to other users (mode {:o}); run `chmod 600 {}`",
+                path.display(),
+                metadata.mode() & 0o777,
+                path.display()
+            )));
+        }
+    }
+    let mut text = zeroize::Zeroizing::new(String::new());
+    // A key is 44 characters; a larger file is not one.
+    (&mut file).take(256).read_to_string(&mut text).map_err(CliError::io(format!("reading {}", path.display())))?;
+    Ok(Some(StoreEncryptionKey::new(text.trim())?))
 }
 
 fn create_private_dir(dir: &std::path::Path) -> Result<(), CliError> {

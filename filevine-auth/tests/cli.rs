@@ -305,3 +305,117 @@ async fn login_token_status_logout_against_the_real_provider() {
     let after = run(cli(config.path(), &env), &["token"]).await;
     assert_eq!(after.status.code(), Some(4), "{}", text(&after.stderr));
 }
+
+/// The path of a profile record in the file store.
+fn record_path(config: &Path, what: &str) -> std::path::PathBuf {
+    let key = filevine_identity_ext::store::StoreKey::session(&format!("filevine-auth/default/{what}"));
+    config.join("tokens").join(format!("{}.token", key.as_str()))
+}
+
+/// Whoever can write the tokens directory (a restored or synced copy) must
+/// not be able to send the stored PAT to a host of their choosing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_record_that_does_not_open_is_refused() {
+    let server = pat_server().await;
+    let elsewhere = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let env = server_env(&server);
+    let env = borrow(&env);
+    let mut login = cli(config.path(), &env);
+    login.args(["login", "--with-pat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let login = tokio::task::spawn_blocking(move || {
+        let mut child = login.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{PAT}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let state = record_path(config.path(), "state");
+    let sealed = std::fs::read(&state).unwrap();
+    assert!(!String::from_utf8_lossy(&sealed).contains("authority"), "the record is sealed");
+
+    // An edited record pointing the profile at another authority, in the
+    // store's file format, as the previous release wrote it.
+    let forged = format!(
+        r#"{{"method":"pat","authority":"{}","gateway":"{}/gateway","since":1}}"#,
+        elsewhere.url(),
+        elsewhere.url()
+    );
+    std::fs::write(&state, format!("9 99999999999999\n{forged}")).unwrap();
+    let token = run(cli(config.path(), &[]), &["token"]).await;
+    assert_eq!(token.status.code(), Some(4), "treated as signed out: {}", text(&token.stderr));
+    assert!(text(&token.stderr).contains("does not open"), "{}", text(&token.stderr));
+    assert_eq!(elsewhere.token_requests(), 0, "the PAT went nowhere");
+    assert!(!text(&token.stderr).contains(PAT));
+}
+
+/// `store.key` is trusted only as a private file of this user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_key_others_can_read_or_a_link_is_not_trusted() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+    assert!(run(cli(config.path(), &env), &["token"]).await.status.success());
+    let key = config.path().join("store.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let open = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(open.status.code(), Some(1));
+    assert!(text(&open.stderr).contains("chmod 600"), "{}", text(&open.stderr));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::rename(&key, config.path().join("real.key")).unwrap();
+    std::os::unix::fs::symlink(config.path().join("real.key"), &key).unwrap();
+    let linked = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(linked.status.code(), Some(1));
+    assert!(text(&linked.stderr).contains("symbolic link"), "{}", text(&linked.stderr));
+    assert_eq!(server.token_requests(), 1, "nothing was refreshed with an untrusted key");
+}
+
+/// `login` starts the browser without the process's secrets: a stand-in
+/// `xdg-open` first on PATH records the environment it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_gets_no_filevine_variable() {
+    let server = TestServer::start().await.unwrap();
+    let config = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let record = bin.path().join("environment");
+    let opener = bin.path().join("xdg-open");
+    std::fs::write(
+        &opener,
+        format!("#!/bin/sh\nenv > '{0}.tmp'\necho \"url=$1\" >> '{0}.tmp'\nmv '{0}.tmp' '{0}'\n", record.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&opener, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let key = filevine_identity_ext::store::StoreEncryptionKey::generate().unwrap();
+    let path = format!("{}:{}", bin.path().display(), std::env::var("PATH").unwrap_or_default());
+    let env = [
+        ("PATH", path.as_str()),
+        ("FILEVINE_AUTHORITY", server.url()),
+        ("FILEVINE_CLIENT_ID", "filevine-cli"),
+        ("FILEVINE_CLIENT_SECRET", "sekrit-client-secret"),
+        ("FILEVINE_PAT", PAT),
+        ("FILEVINE_STORE_KEY", key.expose_secret()),
+        ("DISPLAY", ":0"),
+    ];
+    let mut login = cli(config.path(), &env);
+    login.args(["login", "--timeout", "60s"]).stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = login.spawn().unwrap();
+    let recorded = tokio::task::spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !record.exists() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        std::fs::read_to_string(&record).unwrap_or_default()
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(recorded.contains("url=http"), "the opener was started with the sign-in URL: {recorded}");
+    assert!(recorded.contains("DISPLAY=:0"), "the rest of the environment stays: {recorded}");
+    for secret in ["FILEVINE_", "sekrit-client-secret", PAT, key.expose_secret()] {
+        assert!(!recorded.contains(secret), "{secret} reached the browser: {recorded}");
+    }
+}

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use filevine_identity_ext::provider::TokenProviderBuilder;
-use filevine_identity_ext::store::{FileStore, MemoryStore, RedisStore, StoreEncryptionKey, StoreKey, TokenStore};
+use filevine_identity_ext::store::{
+    FileStore, MemoryStore, RedisStore, StoreEncryptionKey, StoreError, StoreKey, TokenStore,
+};
 use filevine_identity_ext::test_util::TestServer;
 use filevine_identity_ext::{
     ClientId, ClientSecret, ConfigError, Credentials, Error, PersonalAccessToken, RefreshToken, TokenProvider,
@@ -118,6 +120,72 @@ async fn file_store_keeps_the_contract_with_private_files() {
     }
     // A key that is not a StoreKey name cannot name a path.
     assert!(store.save("../escape", b"v", HOUR).await.is_err());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_file_store_follows_no_link_trusts_no_other_user_and_never_reuses_a_leftover_temp_file() {
+    use std::os::unix::fs::{PermissionsExt as _, symlink};
+    let report = |err: StoreError| filevine_identity_ext::error::Report(&err).to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    let store = FileStore::new(&real);
+    let (key, other) = (StoreKey::session("k"), StoreKey::session("other"));
+    store.save(key.as_str(), b"v", HOUR).await.unwrap();
+
+    // A directory reached through a symbolic link: refused, reads too.
+    symlink(&real, dir.path().join("link")).unwrap();
+    let linked = FileStore::new(dir.path().join("link"));
+    assert!(report(linked.load(key.as_str()).await.unwrap_err()).contains("symbolic link"));
+    assert!(report(linked.save(key.as_str(), b"w", HOUR).await.unwrap_err()).contains("symbolic link"));
+
+    // A token file planted as a link: not read through, not written through.
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, b"1 99999999999999\nsomeone else's file").unwrap();
+    symlink(&victim, real.join(format!("{}.token", other.as_str()))).unwrap();
+    assert!(report(store.load(other.as_str()).await.unwrap_err()).contains("symbolic link"));
+    assert!(store.save(other.as_str(), b"w", HOUR).await.is_err());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"1 99999999999999\nsomeone else's file");
+
+    // A leftover temporary file (even a link) is removed and created anew.
+    let temp = real.join(format!(".{}.{}.tmp", key.as_str(), std::process::id()));
+    symlink(&victim, &temp).unwrap();
+    assert_eq!(store.save(key.as_str(), b"v2", HOUR).await.unwrap(), 2);
+    assert_eq!(store.load(key.as_str()).await.unwrap().unwrap().value, b"v2");
+    assert_eq!(std::fs::read(&victim).unwrap(), b"1 99999999999999\nsomeone else's file");
+    assert!(!temp.exists());
+
+    // A directory of another user: refused (only root can make one here).
+    if rustix::process::geteuid().is_root() {
+        let foreign = dir.path().join("foreign");
+        std::fs::create_dir(&foreign).unwrap();
+        std::fs::set_permissions(&foreign, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&foreign, Some(65534), Some(65534)).unwrap();
+        let err = FileStore::new(&foreign).load(key.as_str()).await.unwrap_err();
+        assert!(report(err).contains("belongs to user 65534"));
+    }
+}
+
+#[tokio::test]
+async fn file_entries_expire_and_a_later_write_removes_them() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("tokens");
+    let store = FileStore::new(&dir);
+    let (gone, kept) = (StoreKey::session("gone"), StoreKey::session("kept"));
+    store.save(gone.as_str(), b"v", Duration::ZERO).await.unwrap();
+    assert_eq!(store.load(gone.as_str()).await.unwrap(), None, "expired: absent");
+    // The first write of a store sweeps: the expired file is removed.
+    let fresh = FileStore::new(&dir);
+    fresh.save(kept.as_str(), b"v", HOUR).await.unwrap();
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".token"))
+        .collect();
+    assert_eq!(names, [format!("{}.token", kept.as_str())]);
+    // A file of the previous format (a version line alone) never expires.
+    std::fs::write(dir.join(format!("{}.token", gone.as_str())), b"7\nold").unwrap();
+    assert_eq!(fresh.load(gone.as_str()).await.unwrap().unwrap().version, 7);
 }
 
 #[tokio::test]
