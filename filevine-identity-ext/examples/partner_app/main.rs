@@ -32,10 +32,17 @@
 //! - Logout is a POST carrying the session's CSRF token (`GET /logout`
 //!   does nothing); the end-session `state` is kept in a cookie and checked
 //!   when the provider sends the user back.
-//! - Sessions expire after 8 hours without a request; in memory at most
+//! - Sessions expire after 8 hours without a request
+//!   (`PARTNER_APP_SESSION_IDLE_SECS`); in memory at most
 //!   `PARTNER_APP_MAX_SESSIONS` (default 10,000) sessions and as many
 //!   pending sign-ins are kept ([`stores::BoundedMemory`]); in Redis every
-//!   record carries its expiry.
+//!   record carries its expiry, and is named by an HMAC of its id and
+//!   sealed ([`stores::RedisSessions`]).
+//! - A user's token set expires with the session's idle time
+//!   (`store_idle_timeout`; each refresh renews it). This instance keeps a
+//!   provider per active session only: a sweep drops those unused for the
+//!   idle time, and when the token set is gone from the store too (the
+//!   session ended everywhere) revokes the refresh token it held.
 //!
 //! Sessions are [tower-sessions] sessions; each user's token set lives in
 //! a [token store](filevine_identity_ext::store) under a random key kept
@@ -43,7 +50,7 @@
 //! Redis URL in `FILEVINE_TOKEN_STORE` (`redis://…` for one node,
 //! `redis+sentinel://…/<master>` for a primary behind Sentinels,
 //! `redis+cluster://…` for a cluster) both live in that Redis deployment,
-//! on one connection (set `FILEVINE_STORE_KEY` to encrypt the tokens): run several instances on
+//! on one connection (`FILEVINE_STORE_KEY` is then required: it seals the token sets and the sessions): run several instances on
 //! different `PARTNER_APP_ADDR`s behind one hostname, restart them, and users
 //! stay signed in; a refresh that two instances need at once is made once.
 //!
@@ -51,6 +58,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
@@ -61,7 +69,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
 use filevine_identity_ext::store::redis::RedisConnection;
-use filevine_identity_ext::store::{self, RedisStore, StoreKey, TokenStore};
+use filevine_identity_ext::store::{self, RedisStore, StoreEncryptionKeys, StoreKey, TokenStore};
 use filevine_identity_ext::{OidcClient, TokenProvider};
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::time::{Duration, OffsetDateTime};
@@ -88,19 +96,22 @@ const PENDING: &str = "pending_sign_in";
 /// How long a sign-in may take (the SDK's default sign-in timeout), and so
 /// how long its cookie and record live; the same for the sign-out state.
 const SIGN_IN_TTL: Duration = Duration::minutes(15);
-/// A session ends after this long without a request.
+/// A session ends after this long without a request, unless
+/// `PARTNER_APP_SESSION_IDLE_SECS` says otherwise.
 const SESSION_IDLE: Duration = Duration::hours(8);
 
 #[derive(Clone)]
 struct App {
     oidc: OidcClient,
     tokens: Arc<dyn TokenStore>,
-    /// This instance's providers, by token key: the warm path stays in
-    /// memory; a miss reads the store.
-    providers: Arc<Mutex<HashMap<String, TokenProvider>>>,
+    /// This instance's providers, by token key, with when each was last
+    /// used: the warm path stays in memory; a miss reads the store.
+    providers: Arc<Mutex<HashMap<String, (TokenProvider, Instant)>>>,
     /// Pending sign-ins, named by the sign-in cookie.
     pending: Arc<dyn SessionStore>,
     cookies: cookies::Policy,
+    /// How long a session (and its token set) lives without a request.
+    idle: std::time::Duration,
 }
 
 #[tokio::main]
@@ -113,6 +124,21 @@ async fn main() {
     // One connection for the token sets and the sessions, whichever form
     // the Redis deployment has.
     let redis = spec.starts_with("redis").then(|| RedisConnection::open(&spec).unwrap_or_else(|error| exit(2, &error)));
+    // The key that seals token sets and, in Redis, names and seals the
+    // sessions: required there (instances must share it).
+    let keys = match std::env::var(store::STORE_KEY) {
+        Ok(value) if !value.trim().is_empty() => {
+            Some(StoreEncryptionKeys::parse(&value).unwrap_or_else(|error| exit(2, &error)))
+        }
+        _ => None,
+    };
+    let idle = match std::env::var("PARTNER_APP_SESSION_IDLE_SECS") {
+        Ok(value) => match value.parse::<u64>() {
+            Ok(secs) if secs > 0 => std::time::Duration::from_secs(secs),
+            _ => exit(2, &"PARTNER_APP_SESSION_IDLE_SECS must be a whole number of seconds above 0"),
+        },
+        Err(_) => std::time::Duration::from_secs(SESSION_IDLE.whole_seconds().unsigned_abs()),
+    };
     let tokens: Arc<dyn TokenStore> = match &redis {
         Some(connection) => Arc::new(RedisStore::with_connection(connection.clone())),
         None => store::open(&spec).unwrap_or_else(|error| exit(2, &error)),
@@ -121,11 +147,26 @@ async fn main() {
         Ok(value) => value.parse().unwrap_or_else(|error| exit(2, &format!("PARTNER_APP_MAX_SESSIONS: {error}"))),
         Err(_) => 10_000,
     };
+    let sealed = |prefix| {
+        let Some(keys) = &keys else {
+            exit(
+                2,
+                &"with a Redis store, set FILEVINE_STORE_KEY (32 bytes, base64): it seals the sessions and token sets",
+            )
+        };
+        stores::RedisSessions::new(
+            redis.clone().unwrap_or_else(|| unreachable!("only with Redis")),
+            prefix,
+            keys.clone(),
+        )
+    };
     let pending: Arc<dyn SessionStore> = match &redis {
-        Some(connection) => Arc::new(stores::RedisSessions::new(connection.clone(), "partner-app:signin:")),
+        Some(_) => Arc::new(sealed("partner-app:signin:")),
         None => Arc::new(stores::BoundedMemory::new(capacity)),
     };
-    let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy };
+    let sessions = redis.as_ref().map(|_| sealed("partner-app:session:"));
+    let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy, idle };
+    tokio::spawn(sweep_idle_providers(app.clone()));
     let router = Router::new()
         .route("/", get(home))
         .route("/login", get(login))
@@ -134,11 +175,9 @@ async fn main() {
         .route("/logout", post(logout))
         .route("/logout/callback", get(logged_out))
         .with_state(app);
-    let router = match redis {
-        Some(connection) => {
-            router.layer(session_layer(stores::RedisSessions::new(connection, "partner-app:session:"), policy))
-        }
-        None => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy)),
+    let router = match sessions {
+        Some(sessions) => router.layer(session_layer(sessions, policy, idle)),
+        None => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy, idle)),
     };
     let addr = std::env::var("PARTNER_APP_ADDR").unwrap_or_else(|_| "127.0.0.1:7059".into());
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -151,14 +190,65 @@ async fn main() {
     }
 }
 
-fn session_layer<S: SessionStore + Clone>(store: S, policy: cookies::Policy) -> SessionManagerLayer<S> {
+fn session_layer<S: SessionStore + Clone>(
+    store: S,
+    policy: cookies::Policy,
+    idle: std::time::Duration,
+) -> SessionManagerLayer<S> {
+    let idle = Duration::try_from(idle).unwrap_or(SESSION_IDLE);
     SessionManagerLayer::new(store)
         .with_name(policy.name(cookies::SESSION))
         .with_secure(policy.https)
         .with_http_only(true)
         .with_same_site(tower_sessions::cookie::SameSite::Lax)
         .with_path("/")
-        .with_expiry(Expiry::OnInactivity(SESSION_IDLE))
+        .with_expiry(Expiry::OnInactivity(idle))
+}
+
+/// Drops the providers of sessions idle on this instance, so the map holds
+/// active sessions only. A provider idle for the idle time whose token set
+/// is gone from the store (it expires with the same idle time; every
+/// refresh on any instance renews it) belongs to a session that ended
+/// everywhere: it is dropped and the refresh token it held revoked. One
+/// whose set is still stored (another instance keeps the session alive) is
+/// dropped without revoking once idle here for twice the idle time.
+async fn sweep_idle_providers(app: App) {
+    let every = (app.idle / 4).clamp(std::time::Duration::from_millis(250), std::time::Duration::from_secs(60));
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        let idle: Vec<(String, TokenProvider, bool)> = lock(&app)
+            .iter()
+            .filter(|(_, (_, used))| used.elapsed() >= app.idle)
+            .map(|(key, (provider, used))| (key.clone(), provider.clone(), used.elapsed() >= app.idle * 2))
+            .collect();
+        let (mut dropped, mut revoked) = (0, 0);
+        for (key, provider, long_idle) in idle {
+            let stored = match provider.store_key() {
+                Some(store_key) => app.tokens.load(store_key.as_str()).await,
+                None => Ok(None),
+            };
+            match stored {
+                Ok(None) => {
+                    if let Some(refresh_token) = provider.refresh_token() {
+                        match app.oidc.revoke_refresh_token(&refresh_token).await {
+                            Ok(()) => revoked += 1,
+                            Err(error) => tracing::warn!(%error, "could not revoke an ended session's refresh token"),
+                        }
+                    }
+                }
+                // Still stored (or the store is unreachable): used elsewhere.
+                _ if !long_idle => continue,
+                _ => {}
+            }
+            lock(&app).remove(&key);
+            dropped += 1;
+        }
+        if dropped > 0 {
+            let remaining = lock(&app).len();
+            tracing::info!(dropped, revoked, remaining, "dropped the token providers of idle sessions");
+        }
+    }
 }
 
 fn exit(code: i32, error: &dyn std::fmt::Display) -> ! {
@@ -214,7 +304,10 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
         (Err(error), _) | (_, Err(error)) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
     };
     let provider = match app.oidc.token_provider(signed_in.token_set).await {
-        Ok(builder) => builder.store(app.tokens.clone()).store_key(StoreKey::session(&token_key)).build_saved().await,
+        Ok(builder) => {
+            let builder = builder.store(app.tokens.clone()).store_idle_timeout(app.idle);
+            builder.store_key(StoreKey::session(&token_key)).build_saved().await
+        }
         Err(error) => return failure(StatusCode::BAD_GATEWAY, &error),
     };
     let provider = match provider {
@@ -222,7 +315,7 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
         Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
     };
     tracing::info!(sub = %signed_in.claims.sub, "signed in");
-    lock(&app).insert(token_key.clone(), provider);
+    lock(&app).insert(token_key.clone(), (provider, Instant::now()));
     // A new session id at sign-in: a session id planted before (session
     // fixation) is not the one that gets signed in.
     if let Err(error) = session.cycle_id().await {
@@ -247,11 +340,13 @@ async fn take_pending(app: &App, headers: &HeaderMap) -> Option<PendingSignIn> {
 /// set up from the store (another instance signed the user in, or this one
 /// restarted).
 async fn provider(app: &App, token_key: &str) -> Result<TokenProvider, Box<dyn std::error::Error + Send + Sync>> {
-    if let Some(provider) = lock(app).get(token_key) {
+    if let Some((provider, used)) = lock(app).get_mut(token_key) {
+        *used = Instant::now();
         return Ok(provider.clone());
     }
-    let provider = app.oidc.stored_session(StoreKey::session(token_key)).await?.store(app.tokens.clone()).build()?;
-    lock(app).insert(token_key.to_owned(), provider.clone());
+    let builder = app.oidc.stored_session(StoreKey::session(token_key)).await?.store(app.tokens.clone());
+    let provider = builder.store_idle_timeout(app.idle).build()?;
+    lock(app).insert(token_key.to_owned(), (provider.clone(), Instant::now()));
     Ok(provider)
 }
 
@@ -354,7 +449,7 @@ fn signed_out_page(app: &App) -> Response {
         .into_response()
 }
 
-fn lock(app: &App) -> std::sync::MutexGuard<'_, HashMap<String, TokenProvider>> {
+fn lock(app: &App) -> std::sync::MutexGuard<'_, HashMap<String, (TokenProvider, Instant)>> {
     app.providers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 

@@ -1,11 +1,17 @@
 //! Where sessions and pending sign-ins live: a bounded in-memory store for
 //! one process, or Redis for replicas. Both are tower-sessions
 //! `SessionStore`s, and both let records expire.
+//!
+//! In Redis a record is named by an HMAC of its id under the server's key
+//! and sealed like a token set: a `SCAN` of a replica or an RDB backup
+//! yields neither a session cookie nor what a session holds (the token
+//! set's key, the CSRF token).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use filevine_identity_ext::store::redis::RedisConnection;
+use filevine_identity_ext::store::{self, StoreEncryptionKeys, StoreKey};
 use tower_sessions::cookie::time::OffsetDateTime;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Result, SessionStore};
@@ -82,10 +88,17 @@ fn insert(records: &mut HashMap<Id, Record>, record: Record, capacity: usize) {
 /// published Redis adapter brings a second Redis client and knows one
 /// form). Each record is one key with Redis's own expiry, so every command
 /// touches one key and works on a cluster.
+///
+/// The key is `<prefix><HMAC of the id>` and the value the record's JSON
+/// sealed (AES-256-GCM, bound to that key) with the server's keys
+/// (`FILEVINE_STORE_KEY`): reading Redis gives no usable cookie, and a
+/// value written by someone without the key, or moved to another key, does
+/// not open (it loads as no session).
 #[derive(Clone)]
 pub struct RedisSessions {
     connection: RedisConnection,
     prefix: &'static str,
+    keys: StoreEncryptionKeys,
 }
 
 impl std::fmt::Debug for RedisSessions {
@@ -95,17 +108,20 @@ impl std::fmt::Debug for RedisSessions {
 }
 
 impl RedisSessions {
-    /// Records under `<prefix><id>` on `connection`.
-    pub fn new(connection: RedisConnection, prefix: &'static str) -> Self {
-        Self { connection, prefix }
+    /// Records under `<prefix><HMAC of the id>` on `connection`, sealed
+    /// with `keys`.
+    pub fn new(connection: RedisConnection, prefix: &'static str, keys: StoreEncryptionKeys) -> Self {
+        Self { connection, prefix, keys }
     }
 
     fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 
-    fn key(&self, id: &Id) -> String {
-        format!("{}{id}", self.prefix)
+    /// The record's name under each key, the current key's first (a record
+    /// written before a key rotation is still found).
+    fn names(&self, id: &Id) -> Vec<String> {
+        self.keys.keyed_names(&id.to_string()).into_iter().map(|name| format!("{}{name}", self.prefix)).collect()
     }
 }
 
@@ -118,21 +134,35 @@ impl SessionStore for RedisSessions {
     async fn save(&self, record: &Record) -> Result<()> {
         use redis::AsyncCommands as _;
         use tower_sessions::session_store::Error;
-        let json = serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?;
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?);
+        let name = self.names(&record.id).swap_remove(0);
+        let sealed = store::seal_record(&json, &StoreKey::session(&name), &self.keys)
+            .map_err(|e| Error::Encode(e.to_string()))?;
         let left = (record.expiry_date - OffsetDateTime::now_utc()).whole_milliseconds();
         let millis = u64::try_from(left).unwrap_or(0).max(1);
-        self.connection().pset_ex::<_, _, ()>(self.key(&record.id), json, millis).await.map_err(backend)
+        self.connection().pset_ex::<_, _, ()>(name, sealed, millis).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
         use redis::AsyncCommands as _;
-        use tower_sessions::session_store::Error;
-        let json: Option<Vec<u8>> = self.connection().get(self.key(id)).await.map_err(backend)?;
-        json.map(|json| serde_json::from_slice(&json).map_err(|e| Error::Decode(e.to_string()))).transpose()
+        for name in self.names(id) {
+            let sealed: Option<Vec<u8>> = self.connection().get(&name).await.map_err(backend)?;
+            let Some(sealed) = sealed else { continue };
+            // A value that does not open (forged, moved, another key) or
+            // does not parse is no session.
+            let record = store::open_record(&sealed, &StoreKey::session(&name), &self.keys)
+                .and_then(|json| serde_json::from_slice(&json).ok());
+            return Ok(record);
+        }
+        Ok(None)
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
         use redis::AsyncCommands as _;
-        self.connection().del::<_, ()>(self.key(id)).await.map_err(backend)
+        // One key per command (they may live in different cluster slots).
+        for name in self.names(id) {
+            self.connection().del::<_, ()>(name).await.map_err(backend)?;
+        }
+        Ok(())
     }
 }

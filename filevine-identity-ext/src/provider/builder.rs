@@ -299,6 +299,7 @@ impl TokenProviderBuilder {
 
     /// Revokes what the provider discards (a refresh answer that arrives
     /// after a sign-out).
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn revoke_discarded(mut self, revoke: super::Revoke) -> Self {
         self.revoke = Some(revoke);
         self

@@ -9,6 +9,9 @@ use crate::secret::StoreEncryptionKey;
 /// Domain separation for key ids: a key id is never another digest of the
 /// key.
 const KEY_ID_DOMAIN: &[u8] = b"filevine-identity/store-key-id/v1";
+/// Domain separation for the key of [`StoreEncryptionKeys::keyed_name`]:
+/// the sealing key itself is never used as an HMAC key.
+const NAME_KEY_DOMAIN: &[u8] = b"filevine-identity/keyed-name/v1";
 /// Bytes of a key id in a sealed record.
 pub(crate) const KEY_ID_LEN: usize = 8;
 
@@ -95,6 +98,32 @@ impl StoreEncryptionKeys {
         false
     }
 
+    /// A name for `id` that only holders of the sealing key can compute:
+    /// HMAC-SHA256 (64 hex digits) under a key derived from it. For records
+    /// named by a bearer secret, such as an application's session records
+    /// keyed by the session cookie: a dump, a backup or a replica of the
+    /// database shows names that cannot be turned back into cookies, nor
+    /// computed for a chosen cookie without the key.
+    ///
+    /// ```
+    /// use filevine_identity_ext::store::{StoreEncryptionKey, StoreEncryptionKeys};
+    ///
+    /// let keys = StoreEncryptionKeys::new(StoreEncryptionKey::generate().unwrap());
+    /// let name = keys.keyed_name("session-id-from-the-cookie");
+    /// assert_eq!(name.len(), 64);
+    /// assert!(!name.contains("session"));
+    /// assert_eq!(name, keys.keyed_name("session-id-from-the-cookie"));
+    /// ```
+    pub fn keyed_name(&self, id: &str) -> String {
+        keyed_name(self.current(), id)
+    }
+
+    /// [`keyed_name`](Self::keyed_name) under every key, the sealing key's
+    /// first: to find a record named before a key rotation.
+    pub fn keyed_names(&self, id: &str) -> Vec<String> {
+        self.keys.iter().map(|key| keyed_name(key, id)).collect()
+    }
+
     /// The key whose id is `id`, if it is one of these.
     pub(crate) fn by_id(&self, id: &[u8]) -> Option<&StoreEncryptionKey> {
         self.keys.iter().find(|key| key_id(key) == id)
@@ -131,6 +160,15 @@ pub(crate) fn key_id(key: &StoreEncryptionKey) -> [u8; KEY_ID_LEN] {
     id
 }
 
+fn keyed_name(key: &StoreEncryptionKey, id: &str) -> String {
+    use crate::crypto::backend::hmac;
+    let mut hasher = crate::crypto::Sha256::new();
+    hasher.update(NAME_KEY_DOMAIN);
+    hasher.update(&*key.bytes());
+    let name_key = zeroize::Zeroizing::new(hasher.finish());
+    hex(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &*name_key), id.as_bytes()).as_ref())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -154,6 +192,23 @@ mod tests {
         // Duplicates collapse; whitespace separates too.
         let keys = StoreEncryptionKeys::parse(&format!("{0}\n{0}", good.expose_secret())).unwrap();
         assert_eq!(keys.len(), 1);
+    }
+
+    #[test]
+    fn keyed_names_depend_on_the_key_and_the_id() {
+        let (a, b) = (StoreEncryptionKey::generate().unwrap(), StoreEncryptionKey::generate().unwrap());
+        let keys = StoreEncryptionKeys::new(a.clone()).with_previous(b.clone());
+        let name = keys.keyed_name("id");
+        assert_eq!(name.len(), 64);
+        assert_ne!(name, keys.keyed_name("id2"));
+        assert_eq!(keys.keyed_names("id"), [name.clone(), StoreEncryptionKeys::new(b).keyed_name("id")]);
+        // Not a plain digest of the id.
+        assert_ne!(name, hex(&crate::crypto::sha256(b"id")));
+        // RFC 4231 test case 2, through the backend's HMAC (the derived key
+        // aside): HMAC-SHA256("Jefe", "what do ya want for nothing?").
+        use crate::crypto::backend::hmac;
+        let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"Jefe"), b"what do ya want for nothing?");
+        assert_eq!(hex(tag.as_ref()), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]

@@ -171,7 +171,7 @@ impl FileStore {
     /// Runs `work` holding the OS lock of `key`'s lock file.
     fn locked<T>(&self, key: &str, work: impl FnOnce() -> std::io::Result<T>) -> std::io::Result<T> {
         self.ensure_dir()?;
-        let lock = lock_path(&self.path(key, "lock")?, true)?.ok_or_else(|| unreachable_lock())?;
+        let lock = lock_path(&self.path(key, "lock")?, true)?.ok_or_else(unreachable_lock)?;
         let result = work();
         lock.unlock()?;
         result

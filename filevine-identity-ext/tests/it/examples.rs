@@ -349,6 +349,75 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     }
 }
 
+/// The app's Redis sessions are named by an HMAC of the id and sealed: a
+/// key read from Redis, sent as the cookie, is no session, and nothing in
+/// Redis names the user or holds the CSRF token. With a short idle time, N
+/// sign-ins leave N expiring token sets, and once they expired the
+/// instance's provider map is empty and each refresh token revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_redis_sessions_are_keyed_sealed_and_end_with_their_tokens() {
+    use crate::support::redis::eventually;
+    let redis = crate::support::redis::Redis::start();
+    let port = free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let provider = oidc::Provider::start_for_app(&app);
+    let env = [
+        ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
+        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+        ("PARTNER_APP_SESSION_IDLE_SECS", "2"),
+    ];
+    let child = start_partner_app(port, &provider, &app, &env);
+    let mut browsers = Vec::new();
+    for _ in 0..3 {
+        let mut browser = oidc::Browser::for_app(&app);
+        let login = browser.request(browser.http().get(format!("{app}/login"))).await;
+        let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+        let callback = browser.sign_in(&to_provider, "carol").await;
+        assert_eq!(browser.request(browser.http().get(&callback)).await.headers()["location"], "/me");
+        browsers.push(browser);
+    }
+    let revocations = provider.stats().await["revocation"].as_u64().unwrap();
+    let sessions = redis.keys("partner-app:session:*");
+    assert_eq!(sessions.len(), 3, "{:?}", redis.keys("*"));
+    let tokens = redis.keys("filevine:tokens:*");
+    assert_eq!(tokens.len(), 3, "{:?}", redis.keys("*"));
+    for key in &tokens {
+        let ttl: i64 = redis.server.cmd(redis::cmd("PTTL").arg(key));
+        assert!((1..=2000).contains(&ttl), "{key} expires with the session idle time: {ttl}");
+    }
+    for key in &sessions {
+        let name = key.trim_start_matches("partner-app:session:");
+        assert!(name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()), "an HMAC: {key}");
+        let value = redis.server.cmd::<Vec<u8>>(redis::cmd("GET").arg(key));
+        let shown = String::from_utf8_lossy(&value);
+        for plain in ["carol", "token_key", "csrf", "user"] {
+            assert!(!shown.contains(plain), "{plain} in a session record: {shown}");
+        }
+        // What Redis shows, sent as the session cookie: no session.
+        let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let response = replay.get(format!("{app}/me")).header("cookie", format!("partner_session={name}")).send().await;
+        assert_eq!(response.unwrap().headers()["location"], "/login", "a Redis key is not a cookie");
+    }
+
+    // The token sets expire with the idle time; the sweep then drops every
+    // provider and revokes its refresh token.
+    tokio::task::block_in_place(|| {
+        eventually("the token sets to expire", Duration::from_secs(30), || redis.keys("filevine:tokens:*").is_empty())
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while provider.stats().await["revocation"].as_u64().unwrap() < revocations + 3 {
+        assert!(std::time::Instant::now() < deadline, "the sweep did not revoke the three refresh tokens");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 3);
+    let mut child = child;
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("remaining=0"), "the provider map is empty: {logs}");
+    drop(browsers);
+}
+
 /// The same app on a primary behind Sentinels and on a cluster, chosen by
 /// `FILEVINE_TOKEN_STORE` alone: signed in on one instance, the session and
 /// the token set work on the other; logout removes both.
