@@ -214,19 +214,25 @@ fn store_setting(text: &str) {
     }
 }
 
-/// A value read from a token store: decoded with no key and with a key (the
-/// fuzzer's bytes are also sealed under that key first, so the JSON parser
-/// behind the decryption is reached too). Never panics; a decoded set
+/// A value read from a token store: decoded with no key and with two keys
+/// (the current one and a previous one, so key ids that match, match the
+/// second or match none are all reached), also as an application's sealed
+/// record ([`crate::store::open_record`]) and as a deletion mark. The
+/// fuzzer's bytes are also sealed under the key first, so the JSON parser
+/// behind the decryption is reached too. Never panics; a decoded set
 /// re-encodes and decodes to the same tokens.
 pub fn stored_record(value: &[u8]) {
-    use crate::store::record::{decode, encode};
-    use crate::store::{StoreEncryptionKey, StoreKey};
+    use crate::store::record::{decode, encode, seal_bytes};
+    use crate::store::{StoreEncryptionKey, StoreEncryptionKeys, StoreKey};
     use std::sync::OnceLock;
 
-    static SEAL: OnceLock<StoreEncryptionKey> = OnceLock::new();
-    let seal = SEAL.get_or_init(|| StoreEncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap());
+    static KEYS: OnceLock<StoreEncryptionKeys> = OnceLock::new();
+    let keys = KEYS.get_or_init(|| {
+        StoreEncryptionKeys::new(StoreEncryptionKey::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap())
+            .with_previous(StoreEncryptionKey::new("ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=").unwrap())
+    });
     let key = StoreKey::session("fuzz");
-    for seal in [None, Some(seal)] {
+    for seal in [None, Some(keys)] {
         if let Ok(tokens) = decode(value, &key, seal) {
             let again = decode(&encode(&tokens, &key, seal).unwrap(), &key, seal).expect("a re-encoded set decodes");
             assert_eq!(
@@ -236,8 +242,15 @@ pub fn stored_record(value: &[u8]) {
             let _ = format!("{tokens:?}");
         }
     }
-    // The bytes as the JSON inside a sealed value.
-    let mut sealed = b"FVTS\x01\x00".to_vec();
-    sealed.extend_from_slice(value);
-    let _ = decode(&sealed, &key, None);
+    if let Some(plain) = crate::store::open_record(value, &key, keys) {
+        // Only what was sealed under this key opens; it seals again.
+        let again = crate::store::open_record(&seal_bytes(&plain, &key, keys).unwrap(), &key, keys);
+        assert_eq!(again.as_ref().map(|v| &v[..]), Some(&plain[..]));
+    }
+    // The bytes as the JSON inside a plain and a sealed value.
+    let mut plain = b"FVTS\x02\x00".to_vec();
+    plain.extend_from_slice(value);
+    let _ = decode(&plain, &key, None);
+    let sealed = crate::store::record::seal_as_token_set(value, &key, keys).unwrap();
+    let _ = decode(&sealed, &key, Some(keys));
 }

@@ -143,47 +143,31 @@ pub(crate) fn encode(
         id_token: tokens.id_token.as_ref().map(|t| t.secret().clone()),
     };
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_else(|_| unreachable!("plain fields")));
-    let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + json.len() + 16);
-    out.extend_from_slice(MAGIC);
-    out.push(FORMAT);
     match seal {
         None => {
+            let mut out = Vec::with_capacity(HEADER_LEN + json.len());
+            out.extend_from_slice(MAGIC);
+            out.push(FORMAT);
             out.push(PLAIN);
             out.extend_from_slice(&json);
+            Ok(out)
         }
-        Some(keys) => {
-            out.push(SEALED);
-            let seal = keys.current();
-            out.extend_from_slice(&key_id(seal));
-            let mut nonce = [0u8; NONCE_LEN];
-            // A nonce must never repeat under one key; 96 random bits make
-            // a repeat negligible for far more writes than a store sees.
-            fill_random(&mut nonce)?;
-            let aad = associated_data(&out, key);
-            let mut body = zeroize::Zeroizing::new(json.to_vec());
-            cipher(seal)
-                .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&aad), &mut *body)
-                .unwrap_or_else(|_| unreachable!("AES-GCM seals any length a token set has"));
-            out.extend_from_slice(&nonce);
-            out.extend_from_slice(&body);
-        }
+        Some(keys) => sealed(SEALED, &json, key, keys),
     }
-    Ok(out)
 }
 
-/// Seals `plain` (any bytes) for the store under `key` with the sealing key.
-pub(crate) fn seal_bytes(
-    plain: &[u8],
-    key: &StoreKey,
-    keys: &StoreEncryptionKeys,
-) -> Result<Vec<u8>, RandomnessUnavailable> {
+/// `FVTS`, the format, `mode`, the sealing key's id, a fresh nonce and
+/// `plain` sealed under the header and `key`.
+fn sealed(mode: u8, plain: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> Result<Vec<u8>, RandomnessUnavailable> {
     let seal = keys.current();
     let mut out = Vec::with_capacity(HEADER_LEN + KEY_ID_LEN + NONCE_LEN + plain.len() + 16);
     out.extend_from_slice(MAGIC);
     out.push(FORMAT);
-    out.push(SEALED_BYTES);
+    out.push(mode);
     out.extend_from_slice(&key_id(seal));
     let mut nonce = [0u8; NONCE_LEN];
+    // A nonce must never repeat under one key; 96 random bits make a
+    // repeat negligible for far more writes than a store sees.
     fill_random(&mut nonce)?;
     let aad = associated_data(&out, key);
     let mut body = zeroize::Zeroizing::new(plain.to_vec());
@@ -193,6 +177,26 @@ pub(crate) fn seal_bytes(
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&body);
     Ok(out)
+}
+
+/// Seals `json` as if it were a token set's JSON (the fuzzer reaches the
+/// parser behind the decryption with it).
+#[cfg(fuzzing)]
+pub(crate) fn seal_as_token_set(
+    json: &[u8],
+    key: &StoreKey,
+    keys: &StoreEncryptionKeys,
+) -> Result<Vec<u8>, RandomnessUnavailable> {
+    sealed(SEALED, json, key, keys)
+}
+
+/// Seals `plain` (any bytes) for the store under `key` with the sealing key.
+pub(crate) fn seal_bytes(
+    plain: &[u8],
+    key: &StoreKey,
+    keys: &StoreEncryptionKeys,
+) -> Result<Vec<u8>, RandomnessUnavailable> {
+    sealed(SEALED_BYTES, plain, key, keys)
 }
 
 /// Opens what [`seal_bytes`] sealed under `key` with one of `keys`.
