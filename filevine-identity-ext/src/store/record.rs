@@ -158,7 +158,12 @@ pub(crate) fn encode(
 
 /// `FVTS`, the format, `mode`, the sealing key's id, a fresh nonce and
 /// `plain` sealed under the header and `key`.
-fn sealed(mode: u8, plain: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> Result<Vec<u8>, RandomnessUnavailable> {
+fn sealed(
+    mode: u8,
+    plain: &[u8],
+    key: &StoreKey,
+    keys: &StoreEncryptionKeys,
+) -> Result<Vec<u8>, RandomnessUnavailable> {
     let seal = keys.current();
     let mut out = Vec::with_capacity(HEADER_LEN + KEY_ID_LEN + NONCE_LEN + plain.len() + 16);
     out.extend_from_slice(MAGIC);
