@@ -50,11 +50,17 @@ mod encryption;
 mod file;
 mod key;
 mod memory;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub(crate) mod record;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use self::postgres::PostgresStore;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use self::redis::RedisStore;
@@ -284,9 +290,10 @@ pub fn open_record(value: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> 
     record::open_bytes(value, key, keys).ok()
 }
 
-/// The environment variable naming the store: `memory`, `file:<dir>` or a
+/// The environment variable naming the store: `memory`, `file:<dir>`, a
 /// Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`, and
-/// their `rediss` forms).
+/// their `rediss` forms) or a PostgreSQL URL (`postgres://`,
+/// `postgresql://`).
 pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
 /// The environment variable holding the [`StoreEncryptionKeys`]: one
 /// base64 key, or several separated by commas, the sealing key first.
@@ -301,6 +308,7 @@ pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
 /// | one node | `redis://[user:password@]host[:port][/db]` |
 /// | primary and replicas behind Sentinels | `redis+sentinel://[user:password@]host1[:26379][,host2…]/<master name>[/<db>]` |
 /// | Redis Cluster | `redis+cluster://[user:password@]host1[:6379][,host2…]` |
+/// | PostgreSQL (feature `postgres`) | `postgres://[user:password@]host[:port]/db[?sslmode=…]` |
 ///
 /// `rediss` instead of `redis` uses TLS; `?replicas=N` sets how many
 /// replicas must take a saved token set (see [`RedisStore`]). Connects
@@ -321,6 +329,12 @@ pub fn open(spec: &str) -> Result<Arc<dyn TokenStore>, ConfigError> {
         }
         return Ok(Arc::new(FileStore::new(dir)));
     }
+    if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+        #[cfg(feature = "postgres")]
+        return PostgresStore::open(spec).map(|store| Arc::new(store) as Arc<dyn TokenStore>);
+        #[cfg(not(feature = "postgres"))]
+        return Err(invalid("a PostgreSQL store needs the `postgres` feature of filevine-identity-ext".into()));
+    }
     if ["redis://", "rediss://", "redis+", "rediss+"].iter().any(|scheme| spec.starts_with(scheme)) {
         #[cfg(feature = "redis")]
         return RedisStore::open(spec).map(|store| Arc::new(store) as Arc<dyn TokenStore>);
@@ -328,7 +342,7 @@ pub fn open(spec: &str) -> Result<Arc<dyn TokenStore>, ConfigError> {
         return Err(invalid("a Redis store needs the `redis` feature of filevine-identity-ext".into()));
     }
     Err(invalid(
-        "expected `memory`, `file:<directory>` or a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`)"
+        "expected `memory`, `file:<directory>`, a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`) or a PostgreSQL URL (`postgres://`)"
             .into(),
     ))
 }
@@ -342,7 +356,7 @@ mod tests {
         assert_eq!(open("memory").unwrap().kind(), "memory");
         assert_eq!(open(" file:/tmp/x ").unwrap().kind(), "file");
         for (spec, expected) in
-            [("file:", "needs a directory"), ("postgres://db", "expected `memory`"), ("", "expected `memory`")]
+            [("file:", "needs a directory"), ("mysql://db", "expected `memory`"), ("", "expected `memory`")]
         {
             let err = open(spec).unwrap_err();
             assert!(err.to_string().contains(expected), "{spec}: {err}");

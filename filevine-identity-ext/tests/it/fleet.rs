@@ -25,16 +25,16 @@ use filevine_identity_ext::{
 
 use crate::support::redis::{Cluster, Redis, SentinelGroup, Server};
 
-const PAT: &str = "fvpat_fleet_0001";
-const CLIENT_ID: &str = "fleet-app";
-const CLIENT_SECRET: &str = "fleet-secret-0001";
-const SESSION: &str = "fleet-user-session";
+pub(crate) const PAT: &str = "fvpat_fleet_0001";
+pub(crate) const CLIENT_ID: &str = "fleet-app";
+pub(crate) const CLIENT_SECRET: &str = "fleet-secret-0001";
+pub(crate) const SESSION: &str = "fleet-user-session";
 /// The hard margin of a 2-second token: half its lifetime.
 const MARGIN: Duration = Duration::from_secs(1);
 
 /// What one worker process saw.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-struct Report {
+pub(crate) struct Report {
     served: u64,
     /// Tokens handed out already expired.
     expired: u64,
@@ -47,18 +47,18 @@ struct Report {
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct WorkerConfig {
-    authority: String,
-    store: String,
+pub(crate) struct WorkerConfig {
+    pub(crate) authority: String,
+    pub(crate) store: String,
     /// `pat`, `session` (the stored user session), or `hold` (a PAT: one
     /// call, then wait to be killed).
-    mode: String,
-    seconds: u64,
-    tasks: usize,
+    pub(crate) mode: String,
+    pub(crate) seconds: u64,
+    pub(crate) tasks: usize,
     /// The users of `session` mode (one provider each; tasks spread over
     /// them); empty means the one user `SESSION`.
     #[serde(default)]
-    sessions: Vec<String>,
+    pub(crate) sessions: Vec<String>,
 }
 
 /// The worker process. Ignored in a normal run; the fleet tests start it.
@@ -161,7 +161,7 @@ async fn work(config: WorkerConfig) -> Report {
     }
 }
 
-fn spawn_worker(config: &WorkerConfig) -> Child {
+pub(crate) fn spawn_worker(config: &WorkerConfig) -> Child {
     Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "fleet::store_worker", "--ignored", "--nocapture", "--test-threads=1", "-q"])
         .env("FV_WORKER", serde_json::to_string(config).unwrap())
@@ -171,7 +171,7 @@ fn spawn_worker(config: &WorkerConfig) -> Child {
         .unwrap()
 }
 
-async fn report(child: Child) -> Report {
+pub(crate) async fn report(child: Child) -> Report {
     let output = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line =
@@ -179,7 +179,7 @@ async fn report(child: Child) -> Report {
     serde_json::from_str(line).unwrap()
 }
 
-async fn server() -> TestServer {
+pub(crate) async fn server() -> TestServer {
     let server = TestServer::start().await.unwrap();
     server.add_personal_access_token(PAT);
     server.add_client(CLIENT_ID, CLIENT_SECRET);
@@ -188,14 +188,20 @@ async fn server() -> TestServer {
 }
 
 /// Runs `processes` workers for `seconds` and checks the fleet's counts.
-async fn fleet(server: &TestServer, store: &str, mode: &str, processes: usize, seconds: u64) -> (Report, u64, f64) {
+pub(crate) async fn fleet(
+    server: &TestServer,
+    store: &str,
+    mode: &str,
+    processes: usize,
+    seconds: u64,
+) -> (Report, u64, f64) {
     let (report, requests, elapsed, _) = fleet_of(server, store, mode, &[], processes, seconds).await;
     (report, requests, elapsed)
 }
 
 /// [`fleet`] for the users `sessions`; also returns each worker's longest
 /// gap without a token.
-async fn fleet_of(
+pub(crate) async fn fleet_of(
     server: &TestServer,
     store: &str,
     mode: &str,
@@ -234,7 +240,7 @@ async fn fleet_of(
 /// requests, where four processes refreshing on their own would make four
 /// times the cycles. At least one request per lifetime was needed to serve
 /// without a failure.
-fn assert_one_request_per_cycle(requests: u64, elapsed: f64, processes: usize) {
+pub(crate) fn assert_one_request_per_cycle(requests: u64, elapsed: f64, processes: usize) {
     let most = (elapsed / 0.5).ceil() as u64 + 1;
     let least = (elapsed / 2.0).floor() as u64;
     eprintln!("{processes} processes, {elapsed:.1} s: {requests} token requests (one per cycle: {least}..={most})");
@@ -242,7 +248,7 @@ fn assert_one_request_per_cycle(requests: u64, elapsed: f64, processes: usize) {
     assert!(requests >= least, "{requests} requests in {elapsed:.1} s: fewer than one per token lifetime");
 }
 
-fn assert_clean(report: &Report) {
+pub(crate) fn assert_clean(report: &Report) {
     assert!(report.served > 0);
     assert_eq!(report.expired, 0, "{report:?}");
     assert_eq!(report.below_margin, 0, "{report:?}");
@@ -324,7 +330,7 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
 
 /// The user's token set as stored by a provider that signed in with
 /// `refresh_token` (the seed of a `session` fleet).
-async fn seed(server: &TestServer, store: &str, session: &str, refresh_token: &str) {
+pub(crate) async fn seed(server: &TestServer, store: &str, session: &str, refresh_token: &str) {
     server.add_refresh_token(refresh_token);
     let seed = TokenProvider::builder()
         .env(|_| None)
@@ -343,7 +349,7 @@ async fn seed(server: &TestServer, store: &str, session: &str, refresh_token: &s
 /// The Redis key of `session`'s token set: the session key as the
 /// providers bind it to the authority and client (read from a provider
 /// built for it; building sends nothing).
-fn entry_key(server: &TestServer, session: &str) -> String {
+pub(crate) fn entry_key(server: &TestServer, session: &str) -> String {
     let provider = TokenProvider::builder()
         .env(|_| None)
         .region(server.region())

@@ -16,6 +16,7 @@ mod hostile;
 mod load;
 mod observability;
 mod oidc;
+mod postgres;
 mod progenitor_client;
 mod provider;
 mod redaction;

@@ -2,6 +2,7 @@
 
 pub mod metrics;
 pub mod oidc;
+pub mod postgres;
 pub mod redis;
 pub mod tls;
 

@@ -1,0 +1,257 @@
+//! [`PostgresStore`]: token sets in PostgreSQL (feature `postgres`), for
+//! applications whose only database is PostgreSQL.
+//!
+//! One table (`filevine_token_sets` unless named otherwise), made by
+//! [`PostgresStore::migrate`] and by nothing else: opening a store never
+//! changes a schema, and a missing table is an error that says to call it.
+//! Every operation is one statement, so the store works through a pooler
+//! in transaction mode (no advisory locks, no session state, no named
+//! prepared statements on a pool the store builds):
+//!
+//! - compare-and-swap is one `UPDATE … WHERE version = $n` (one `INSERT …
+//!   ON CONFLICT` for version 0);
+//! - the lease is the row's `lease_owner`/`lease_until`, taken by one
+//!   statement that succeeds only when the lease is free, expired or
+//!   already this owner's, and released only by its owner;
+//! - expired entries and leases are deleted a few at a time by writes
+//!   (`FOR UPDATE SKIP LOCKED`), so no cleanup job is needed.
+//!
+//! Times are the database server's (`now()`), one clock for every process.
+//! Values are what the SDK gives every store: sealed token sets (with
+//! `FILEVINE_STORE_KEY`) under SHA-256 keys.
+
+use std::fmt;
+use std::str::FromStr as _;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{Entry, StoreError, TokenStore};
+use crate::error::ConfigError;
+
+mod failure;
+mod sql;
+
+use failure::Failure;
+use sql::{DEFAULT_TABLE, Statements, Table};
+
+const KIND: &str = "postgres";
+/// Timeout of each statement, acquiring a connection included.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections of a pool the store builds itself.
+const POOL_SIZE: u32 = 4;
+
+/// Token sets in a PostgreSQL table.
+///
+/// ```
+/// use filevine_identity_ext::store::PostgresStore;
+///
+/// // Opening connects to nothing; the first operation does.
+/// let store = PostgresStore::open("postgres://app:hunter2@db.internal/app").unwrap();
+/// assert!(!format!("{store:?}").contains("hunter2"));
+/// let in_schema = PostgresStore::open("postgresql://localhost/app").unwrap().with_table("auth.tokens").unwrap();
+/// # drop(in_schema);
+/// ```
+///
+/// With the application's own pool (one pool for the app and the tokens),
+/// and the table made once, at deploy or start-up:
+///
+/// ```no_run
+/// use filevine_identity_ext::store::PostgresStore;
+///
+/// # async fn run(pool: sqlx::PgPool) -> Result<(), Box<dyn std::error::Error>> {
+/// let store = PostgresStore::with_pool(pool);
+/// store.migrate().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    table: Table,
+    sql: std::sync::Arc<Statements>,
+    timeout: Duration,
+    /// The URL without its password, for logs and `Debug`.
+    display: String,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore").field("url", &self.display).field("table", &self.table).finish()
+    }
+}
+
+impl PostgresStore {
+    /// A store at `url` (`postgres://` or `postgresql://`, with libpq's
+    /// parameters such as `sslmode`), on a small pool of its own that
+    /// connects on first use.
+    ///
+    /// # Errors
+    /// [`ConfigError::TokenStore`] when the URL does not parse; the error
+    /// never repeats the password.
+    pub fn open(url: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: String| ConfigError::TokenStore { reason };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(invalid("a PostgreSQL URL starts with `postgres://` or `postgresql://`".into()));
+        }
+        let display = display(url).ok_or_else(|| invalid("the PostgreSQL URL does not parse".into()))?;
+        // sqlx's own message can quote the URL: only the fact is kept.
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| invalid(format!("the PostgreSQL URL {display} is not valid (its host, port or parameters)")))?
+            // Unnamed statements only: a pooler in transaction mode may
+            // hand each statement another server connection.
+            .statement_cache_capacity(0);
+        let pool =
+            PgPoolOptions::new().max_connections(POOL_SIZE).acquire_timeout(DEFAULT_TIMEOUT).connect_lazy_with(options);
+        Ok(Self::build(pool, display))
+    }
+
+    /// A store on the application's pool.
+    pub fn with_pool(pool: PgPool) -> Self {
+        Self::build(pool, "(the application's pool)".to_owned())
+    }
+
+    fn build(pool: PgPool, display: String) -> Self {
+        let table = Table::parse(DEFAULT_TABLE).unwrap_or_else(|_| unreachable!("a valid name"));
+        let sql = std::sync::Arc::new(table.statements());
+        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display }
+    }
+
+    /// Keeps the token sets in `table` (`name` or `schema.name`) instead of
+    /// `filevine_token_sets`.
+    ///
+    /// # Errors
+    /// [`ConfigError::TokenStore`] for a name that is not a plain identifier.
+    pub fn with_table(mut self, table: &str) -> Result<Self, ConfigError> {
+        self.table = Table::parse(table)?;
+        self.sql = std::sync::Arc::new(self.table.statements());
+        Ok(self)
+    }
+
+    /// Timeout of each operation, acquiring a connection included (default
+    /// 5 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The pool this store runs on.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the table and its index if they do not exist (the schema, if
+    /// named, must exist). Idempotent; safe from several processes at once.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] when the database cannot be reached, refuses
+    /// the login or the statement.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        for statement in &self.sql.create {
+            self.timed("create the table", sqlx::query(statement).execute(&self.pool)).await?;
+        }
+        tracing::info!(store = KIND, table = %self.table, "the token table is ready");
+        Ok(())
+    }
+
+    /// Checks that the table exists and has the columns this store uses,
+    /// with their types; the first operation does this too.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] naming a missing table (call
+    /// [`migrate`](Self::migrate)) or a table of another shape.
+    pub async fn check(&self) -> Result<(), StoreError> {
+        self.timed("check the table", sqlx::query(&self.sql.shape).execute(&self.pool)).await.map(drop)
+    }
+
+    /// Runs a statement with the timeout, naming what failed.
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        statement: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, statement).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(StoreError::backend(KIND, operation, Failure::from_sqlx(&error, &self.table))),
+            Err(_) => Err(StoreError::backend(KIND, operation, Failure::Timeout(self.timeout))),
+        }
+    }
+
+    /// Removes a few expired rows; a failure only delays that.
+    async fn sweep(&self) {
+        if let Err(error) = self.timed("remove expired rows", sqlx::query(&self.sql.sweep).execute(&self.pool)).await {
+            tracing::debug!(store = KIND, error = %crate::error::Report(&error), "could not remove expired token sets");
+        }
+    }
+}
+
+/// Milliseconds for an interval, within what PostgreSQL's `interval`
+/// holds comfortably (a century).
+fn millis(duration: Duration) -> i64 {
+    let century = Duration::from_secs(100 * 365 * 24 * 3600);
+    i64::try_from(duration.min(century).as_millis()).unwrap_or(i64::MAX).max(1)
+}
+
+/// The URL without user password: `postgres://user@host:port/db`.
+fn display(url: &str) -> Option<String> {
+    let mut parsed = url::Url::parse(url).ok()?;
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    Some(parsed.to_string())
+}
+
+#[async_trait::async_trait]
+impl TokenStore for PostgresStore {
+    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let row: Option<(i64, Vec<u8>)> =
+            self.timed("load", sqlx::query_as(&self.sql.load).bind(key).fetch_optional(&self.pool)).await?;
+        Ok(row.map(|(version, value)| Entry { version: u64::try_from(version).unwrap_or(0), value }))
+    }
+
+    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        let query = sqlx::query_scalar(&self.sql.save).bind(key).bind(value).bind(millis(ttl));
+        let version: i64 = self.timed("save", query.fetch_one(&self.pool)).await?;
+        self.sweep().await;
+        Ok(u64::try_from(version).unwrap_or(0))
+    }
+
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let done = if expected == 0 {
+            let query = sqlx::query(&self.sql.insert).bind(key).bind(value).bind(millis(ttl));
+            self.timed("compare and swap", query.execute(&self.pool)).await?
+        } else {
+            let expected = i64::try_from(expected).unwrap_or(i64::MAX);
+            let query = sqlx::query(&self.sql.update).bind(key).bind(expected).bind(value).bind(millis(ttl));
+            self.timed("compare and swap", query.execute(&self.pool)).await?
+        };
+        let written = done.rows_affected() == 1;
+        if written {
+            self.sweep().await;
+        }
+        Ok(written)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.timed("delete", sqlx::query(&self.sql.delete).bind(key).execute(&self.pool)).await.map(drop)
+    }
+
+    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let query = sqlx::query(&self.sql.take_lease).bind(key).bind(owner).bind(millis(ttl));
+        Ok(self.timed("take the lease", query.execute(&self.pool)).await?.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let query = sqlx::query(&self.sql.release_lease).bind(key).bind(owner);
+        self.timed("release the lease", query.execute(&self.pool)).await.map(drop)
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+}

@@ -1,0 +1,206 @@
+//! The PostgreSQL token store against a real PostgreSQL the tests start
+//! (`initdb`/`pg_ctl` in a temporary directory): the contract every store
+//! keeps, the errors a team meets (bad URL, refused login, missing table,
+//! a table of another shape), a fleet rotating one refresh token, a lease
+//! holder killed mid-refresh, and a restart under load.
+
+use std::time::Duration;
+
+use filevine_identity_ext::error::Report;
+use filevine_identity_ext::store::{self, PostgresStore, StoreKey, TokenStore};
+use filevine_identity_ext::{Credentials, PersonalAccessToken, TokenProvider};
+
+use crate::fleet::{
+    PAT, SESSION, WorkerConfig, assert_clean, assert_one_request_per_cycle, fleet, seed, server, spawn_worker,
+};
+use crate::store::store_contract;
+use crate::support::postgres::{PASSWORD, Postgres};
+
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// A store on a database of its own in the shared cluster, migrated.
+async fn migrated(name: &str) -> (String, PostgresStore) {
+    let url = Postgres::shared().database(name);
+    let store = PostgresStore::open(&url).unwrap();
+    store.migrate().await.unwrap();
+    (url, store)
+}
+
+fn text(error: &filevine_identity_ext::store::StoreError) -> String {
+    Report(error).to_string()
+}
+
+#[tokio::test]
+async fn postgres_store_keeps_the_contract() {
+    let (_, store) = migrated("contract").await;
+    store_contract(&store).await;
+    // Migrating again is harmless.
+    store.migrate().await.unwrap();
+    // Through FILEVINE_TOKEN_STORE's form too, in a schema of its own.
+    let url = Postgres::shared().database("contract_schema");
+    Postgres::shared().sql_in("contract_schema", "CREATE SCHEMA auth");
+    let in_schema = PostgresStore::open(&url).unwrap().with_table("auth.tokens").unwrap();
+    in_schema.migrate().await.unwrap();
+    store_contract(&in_schema).await;
+    assert!(store::open(&url.replacen("postgres://", "postgresql://", 1)).is_ok());
+}
+
+#[tokio::test]
+async fn expired_rows_are_absent_and_writes_remove_them() {
+    let (_, store) = migrated("expiry").await;
+    for n in 0..20 {
+        store.save(&format!("gone-{n}"), b"v", Duration::from_millis(1)).await.unwrap();
+    }
+    let key = StoreKey::session("kept");
+    // Expired: absent to load and to compare-and-swap at version 0.
+    let count = || Postgres::shared().sql_in("expiry", "SELECT count(*) FROM filevine_token_sets");
+    Postgres::shared().sql_in("expiry", "SELECT pg_sleep(0.01)");
+    assert_eq!(store.load("gone-0").await.unwrap(), None);
+    assert!(store.compare_and_swap("gone-0", 0, b"again", HOUR).await.unwrap());
+    assert_eq!(store.load("gone-0").await.unwrap().unwrap().version, 1);
+    // Each write removes up to 16 dead rows: two writes leave only the live.
+    store.save(key.as_str(), b"v", HOUR).await.unwrap();
+    store.save(key.as_str(), b"w", HOUR).await.unwrap();
+    assert_eq!(count(), "2", "the 19 expired rows are gone");
+    // A lease on an absent entry is a row that expires with the lease.
+    assert!(store.try_lease("leased", "a", Duration::from_millis(1)).await.unwrap());
+    Postgres::shared().sql_in("expiry", "SELECT pg_sleep(0.01)");
+    assert!(store.try_lease("leased", "b", HOUR).await.unwrap(), "an expired lease is free");
+    assert_eq!(store.load("leased").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn bad_urls_refused_logins_and_missing_or_foreign_tables_are_named() {
+    let postgres = Postgres::shared();
+    for (url, expected) in [
+        ("postgres://u:hunter2@localhost/db?sslmode=sometimes", "not valid"),
+        ("postgres://u:hunter2@/db", "does not parse"),
+        ("mysql://u:hunter2@h/db", "expected `memory`"),
+        ("postgres://u:hunter2@h:notaport/db", "does not parse"),
+    ] {
+        let shown = match store::open(url) {
+            Ok(store) => panic!("{url} opened: {store:?}"),
+            Err(error) => format!("{error} {error:?}"),
+        };
+        assert!(shown.contains(expected), "{url}: {shown}");
+        assert!(!shown.contains("hunter2"), "{url}: {shown}");
+    }
+    let wrong = format!("postgres://postgres:hunter2@127.0.0.1:{}/postgres", postgres.port);
+    let err = PostgresStore::open(&wrong).unwrap().load("k").await.unwrap_err();
+    assert!(text(&err).contains("refused the login"), "{}", text(&err));
+    assert!(!format!("{} {err:?}", text(&err)).contains("hunter2"));
+    let nowhere = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{}/no_such_db", postgres.port);
+    let err = PostgresStore::open(&nowhere).unwrap().load("k").await.unwrap_err();
+    assert!(text(&err).contains("does not exist"), "{}", text(&err));
+    assert!(!text(&err).contains(PASSWORD));
+
+    let url = postgres.database("shapes");
+    let store = PostgresStore::open(&url).unwrap();
+    let err = store.load("k").await.unwrap_err();
+    assert!(text(&err).contains("call PostgresStore::migrate()"), "{}", text(&err));
+    postgres.sql_in("shapes", "CREATE TABLE other (key TEXT PRIMARY KEY, payload JSONB)");
+    let other = PostgresStore::open(&url).unwrap().with_table("other").unwrap();
+    let err = other.check().await.unwrap_err();
+    assert!(text(&err).contains("is not a Filevine token table"), "{}", text(&err));
+    let err = other.save("k", b"v", HOUR).await.unwrap_err();
+    assert!(text(&err).contains("is not a Filevine token table"), "{}", text(&err));
+    // Opening never changes a schema.
+    assert_eq!(
+        postgres.sql_in("shapes", "SELECT count(*) FROM pg_tables WHERE tablename = 'filevine_token_sets'"),
+        "0"
+    );
+    assert!(PostgresStore::open(&url).unwrap().with_table("x; DROP TABLE other").is_err());
+}
+
+#[tokio::test]
+async fn sealed_values_hold_no_token_text() {
+    let (url, _) = migrated("sealed").await;
+    let server = server().await;
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .store(store::open(&url).unwrap())
+        .store_encryption_key(filevine_identity_ext::store::StoreEncryptionKey::generate().unwrap())
+        .build()
+        .unwrap();
+    let token = provider.token().await.unwrap();
+    let stored = Postgres::shared().sql_in("sealed", "SELECT encode(value, 'escape') FROM filevine_token_sets");
+    assert!(!stored.is_empty() && !stored.contains(token.expose_secret()), "{stored}");
+    let key = Postgres::shared().sql_in("sealed", "SELECT key FROM filevine_token_sets");
+    assert_eq!(key, provider.store_key().unwrap().as_str(), "keys are the same digests as the other stores'");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_rotates_one_refresh_token_through_postgres_without_reuse() {
+    let server = server().await;
+    let (url, _) = migrated("fleet").await;
+    seed(&server, &url, SESSION, "rt-pg-0").await;
+    let (report, requests, elapsed) = fleet(&server, &url, "session", 3, 10).await;
+    assert_clean(&report);
+    assert!(requests >= 10, "{requests} refreshes: at least 10 rotation cycles");
+    assert_one_request_per_cycle(requests, elapsed, 3);
+    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
+    assert_eq!(server.grant_requests("refresh_token"), requests + 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_holder_killed_mid_refresh_is_taken_over_after_the_lease_time() {
+    let server = server().await;
+    let (url, _) = migrated("killed").await;
+    let held = server.hold_token_responses();
+    let config = WorkerConfig {
+        authority: server.url().to_owned(),
+        store: url.clone(),
+        mode: "hold".to_owned(),
+        seconds: 0,
+        tasks: 0,
+        sessions: Vec::new(),
+    };
+    let mut worker = spawn_worker(&config);
+    tokio::time::timeout(Duration::from_secs(60), server.wait_for_token_requests(1)).await.expect("no token request");
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .store(store::open(&url).unwrap())
+        .total_timeout(Duration::from_secs(2))
+        .lease_time(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let key = provider.store_key().unwrap().as_str().to_owned();
+    let holder = Postgres::shared()
+        .sql_in("killed", &format!("SELECT lease_owner IS NOT NULL FROM filevine_token_sets WHERE key = '{key}'"));
+    assert_eq!(holder, "t", "the worker holds the lease");
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    drop(held);
+    let token = provider.token().await.unwrap();
+    assert!(server.is_valid_access_token(token.expose_secret()));
+    assert_eq!(server.token_requests(), 2, "the dead worker's request and the takeover's");
+    let released = Postgres::shared()
+        .sql_in("killed", &format!("SELECT lease_owner IS NULL FROM filevine_token_sets WHERE key = '{key}'"));
+    assert_eq!(released, "t", "released after the takeover");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_restart_under_a_fleet_loses_nothing() {
+    let server = server().await;
+    let postgres = Postgres::start();
+    let url = postgres.database("restart");
+    PostgresStore::open(&url).unwrap().migrate().await.unwrap();
+    seed(&server, &url, SESSION, "rt-pg-restart").await;
+    let restart = async {
+        // Restart once the fleet has rotated a few times.
+        let start = server.grant_requests("refresh_token");
+        while server.grant_requests("refresh_token") < start + 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::task::block_in_place(|| postgres.restart());
+    };
+    let ((report, requests, elapsed), ()) = tokio::join!(fleet(&server, &url, "session", 3, 10), restart);
+    assert_clean(&report);
+    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
+    assert_eq!(server.grant_requests("refresh_token"), requests + 1, "every request a refresh, plus the seed");
+    assert_one_request_per_cycle(requests, elapsed, 3);
+}
