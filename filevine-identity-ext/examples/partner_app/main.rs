@@ -47,6 +47,11 @@
 //! Sessions are [tower-sessions] sessions; each user's token set lives in
 //! a [token store](filevine_identity_ext::store) under a random key kept
 //! in the session. By default both are in this process's memory. With a
+//! PostgreSQL URL in `FILEVINE_TOKEN_STORE` (`postgres://…`) both live in
+//! that database on one pool: the token sets in `PostgresStore`, the
+//! sessions in tower-sessions' PostgreSQL store (rows named by an HMAC of
+//! the session id and sealed, [`stores::Sealed`]); the tables are made at
+//! start-up. With a
 //! Redis URL in `FILEVINE_TOKEN_STORE` (`redis://…` for one node,
 //! `redis+sentinel://…/<master>` for a primary behind Sentinels,
 //! `redis+cluster://…` for a cluster) both live in that Redis deployment,
@@ -69,7 +74,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
 use filevine_identity_ext::store::redis::RedisConnection;
-use filevine_identity_ext::store::{self, RedisStore, StoreEncryptionKeys, StoreKey, TokenStore};
+use filevine_identity_ext::store::{self, PostgresStore, RedisStore, StoreEncryptionKeys, StoreKey, TokenStore};
 use filevine_identity_ext::{OidcClient, TokenProvider};
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::time::{Duration, OffsetDateTime};
@@ -121,11 +126,8 @@ async fn main() {
     let oidc = OidcClient::from_env().unwrap_or_else(|error| exit(2, &error));
     let policy = cookies::Policy { https: oidc.redirect_uri().as_str().starts_with("https://") };
     let spec = std::env::var(store::TOKEN_STORE).unwrap_or_else(|_| "memory".into());
-    // One connection for the token sets and the sessions, whichever form
-    // the Redis deployment has.
-    let redis = spec.starts_with("redis").then(|| RedisConnection::open(&spec).unwrap_or_else(|error| exit(2, &error)));
-    // The key that seals token sets and, in Redis, names and seals the
-    // sessions: required there (instances must share it).
+    // The key that seals token sets and, in Redis or PostgreSQL, names and
+    // seals the sessions: required there (instances must share it).
     let keys = match std::env::var(store::STORE_KEY) {
         Ok(value) if !value.trim().is_empty() => {
             Some(StoreEncryptionKeys::parse(&value).unwrap_or_else(|error| exit(2, &error)))
@@ -139,32 +141,34 @@ async fn main() {
         },
         Err(_) => std::time::Duration::from_secs(SESSION_IDLE.whole_seconds().unsigned_abs()),
     };
-    let tokens: Arc<dyn TokenStore> = match &redis {
-        Some(connection) => Arc::new(RedisStore::with_connection(connection.clone())),
-        None => store::open(&spec).unwrap_or_else(|error| exit(2, &error)),
-    };
     let capacity = match std::env::var("PARTNER_APP_MAX_SESSIONS") {
         Ok(value) => value.parse().unwrap_or_else(|error| exit(2, &format!("PARTNER_APP_MAX_SESSIONS: {error}"))),
         Err(_) => 10_000,
     };
-    let sealed = |prefix| {
-        let Some(keys) = &keys else {
-            exit(
-                2,
-                &"with a Redis store, set FILEVINE_STORE_KEY (32 bytes, base64): it seals the sessions and token sets",
-            )
-        };
-        stores::RedisSessions::new(
-            redis.clone().unwrap_or_else(|| unreachable!("only with Redis")),
-            prefix,
-            keys.clone(),
-        )
+    let shared_keys = || match &keys {
+        Some(keys) => keys.clone(),
+        None => exit(
+            2,
+            &"with a Redis or PostgreSQL store, set FILEVINE_STORE_KEY (32 bytes, base64): it seals the sessions and token sets",
+        ),
     };
-    let pending: Arc<dyn SessionStore> = match &redis {
-        Some(_) => Arc::new(sealed("partner-app:signin:")),
-        None => Arc::new(stores::BoundedMemory::new(capacity)),
+    let backend = Backend::open(&spec).await;
+    let (tokens, pending): (Arc<dyn TokenStore>, Arc<dyn SessionStore>) = match &backend {
+        Backend::Memory => {
+            (store::open(&spec).unwrap_or_else(|error| exit(2, &error)), Arc::new(stores::BoundedMemory::new(capacity)))
+        }
+        // One connection for the token sets and the sessions, whichever
+        // form the Redis deployment has.
+        Backend::Redis(connection) => (
+            Arc::new(RedisStore::with_connection(connection.clone())),
+            Arc::new(stores::RedisSessions::new(connection.clone(), "partner-app:signin:", shared_keys())),
+        ),
+        // One pool for the token sets and the sessions.
+        Backend::Postgres(pool) => {
+            let signins = backend.postgres_sessions(pool, "partner_app_signins").await;
+            (Arc::new(PostgresStore::with_pool(pool.clone())), Arc::new(stores::Sealed::new(signins, shared_keys())))
+        }
     };
-    let sessions = redis.as_ref().map(|_| sealed("partner-app:session:"));
     let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy, idle };
     tokio::spawn(sweep_idle_providers(app.clone()));
     let router = Router::new()
@@ -175,9 +179,17 @@ async fn main() {
         .route("/logout", post(logout))
         .route("/logout/callback", get(logged_out))
         .with_state(app);
-    let router = match sessions {
-        Some(sessions) => router.layer(session_layer(sessions, policy, idle)),
-        None => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy, idle)),
+    let router = match &backend {
+        Backend::Memory => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy, idle)),
+        Backend::Redis(connection) => router.layer(session_layer(
+            stores::RedisSessions::new(connection.clone(), "partner-app:session:", shared_keys()),
+            policy,
+            idle,
+        )),
+        Backend::Postgres(pool) => {
+            let sessions = backend.postgres_sessions(pool, "partner_app_sessions").await;
+            router.layer(session_layer(stores::Sealed::new(sessions, shared_keys()), policy, idle))
+        }
     };
     let addr = std::env::var("PARTNER_APP_ADDR").unwrap_or_else(|_| "127.0.0.1:7059".into());
     let listener = match tokio::net::TcpListener::bind(&addr).await {
@@ -187,6 +199,56 @@ async fn main() {
     println!("partner app listening on http://{addr}/");
     if let Err(error) = axum::serve(listener, router).await {
         exit(1, &error);
+    }
+}
+
+/// Where the app keeps its token sets and sessions, from
+/// `FILEVINE_TOKEN_STORE`.
+enum Backend {
+    /// This process's memory (or a file store for the token sets).
+    Memory,
+    /// A Redis deployment of any form.
+    Redis(RedisConnection),
+    /// A PostgreSQL database: the token table is made here if missing
+    /// (`PostgresStore::migrate`), as are the session tables.
+    Postgres(sqlx::PgPool),
+}
+
+impl Backend {
+    async fn open(spec: &str) -> Backend {
+        if spec.starts_with("redis") {
+            return Backend::Redis(RedisConnection::open(spec).unwrap_or_else(|error| exit(2, &error)));
+        }
+        if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
+            return Backend::Memory;
+        }
+        // The store checks the URL without repeating its password.
+        let tokens = PostgresStore::open(spec).unwrap_or_else(|error| exit(2, &error));
+        let pool = tokens.pool().clone();
+        let tokens = PostgresStore::with_pool(pool.clone());
+        if let Err(error) = tokens.migrate().await {
+            exit(1, &filevine_identity_ext::error::Report(&error));
+        }
+        Backend::Postgres(pool)
+    }
+
+    /// tower-sessions' PostgreSQL store on `table`, its table made.
+    async fn postgres_sessions(&self, pool: &sqlx::PgPool, table: &str) -> tower_sessions_sqlx_store::PostgresStore {
+        let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone())
+            .with_table_name(table)
+            .unwrap_or_else(|error| exit(2, &error));
+        if let Err(error) = store.migrate().await {
+            exit(1, &format!("cannot create the session table {table}: {error}"));
+        }
+        // Expired sessions are filtered out on load and deleted here.
+        let sweeper = store.clone();
+        tokio::spawn(async move {
+            use tower_sessions::ExpiredDeletion as _;
+            if let Err(error) = sweeper.continuously_delete_expired(std::time::Duration::from_secs(60)).await {
+                tracing::warn!(%error, "stopped deleting expired sessions");
+            }
+        });
+        store
     }
 }
 

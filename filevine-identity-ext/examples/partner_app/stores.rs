@@ -166,3 +166,83 @@ impl SessionStore for RedisSessions {
         Ok(())
     }
 }
+
+/// Any tower-sessions store, with records named by an HMAC of their id and
+/// sealed, as [`RedisSessions`] does by itself: the PostgreSQL store from
+/// tower-sessions-sqlx-store keeps `(id, data, expiry)` rows, and here the
+/// row's id is derived from the cookie's under the server's key and its
+/// data is one sealed field. A dump of the table yields no cookie, no CSRF
+/// token and no token key; a row not sealed by the app loads as no session.
+#[derive(Clone)]
+pub struct Sealed<S> {
+    inner: S,
+    keys: StoreEncryptionKeys,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Sealed<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealed").field("inner", &self.inner).finish_non_exhaustive()
+    }
+}
+
+/// The one field of a sealed record's data.
+const SEALED_FIELD: &str = "sealed";
+
+impl<S> Sealed<S> {
+    pub fn new(inner: S, keys: StoreEncryptionKeys) -> Self {
+        Self { inner, keys }
+    }
+
+    /// The stored ids of `id` under each key, the current key's first.
+    fn stored_ids(&self, id: &Id) -> Vec<Id> {
+        self.keys.keyed_names(&id.to_string()).iter().map(|name| keyed_id(name)).collect()
+    }
+}
+
+/// An id from the first 128 bits of a keyed name (64 hex digits).
+fn keyed_id(name: &str) -> Id {
+    Id(u128::from_str_radix(&name[..32], 16).map_or(0, |bits| bits as i128))
+}
+
+#[async_trait::async_trait]
+impl<S: SessionStore + Clone> SessionStore for Sealed<S> {
+    async fn save(&self, record: &Record) -> Result<()> {
+        use base64::Engine as _;
+        use tower_sessions::session_store::Error;
+        let stored_id = self.stored_ids(&record.id).swap_remove(0);
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(record).map_err(|e| Error::Encode(e.to_string()))?);
+        let sealed = store::seal_record(&json, &StoreKey::session(&stored_id.to_string()), &self.keys)
+            .map_err(|e| Error::Encode(e.to_string()))?;
+        let data = HashMap::from([(
+            SEALED_FIELD.to_owned(),
+            serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(sealed)),
+        )]);
+        self.inner.save(&Record { id: stored_id, data, expiry_date: record.expiry_date }).await
+    }
+
+    async fn load(&self, id: &Id) -> Result<Option<Record>> {
+        use base64::Engine as _;
+        for stored_id in self.stored_ids(id) {
+            let Some(row) = self.inner.load(&stored_id).await? else { continue };
+            let record = row
+                .data
+                .get(SEALED_FIELD)
+                .and_then(serde_json::Value::as_str)
+                .and_then(|text| base64::engine::general_purpose::STANDARD.decode(text).ok())
+                .and_then(|sealed| store::open_record(&sealed, &StoreKey::session(&stored_id.to_string()), &self.keys))
+                .and_then(|json| serde_json::from_slice::<Record>(&json).ok())
+                // The sealed record names the cookie's id: a row copied
+                // under another id does not open as that session.
+                .filter(|record| record.id == *id);
+            return Ok(record);
+        }
+        Ok(None)
+    }
+
+    async fn delete(&self, id: &Id) -> Result<()> {
+        for stored_id in self.stored_ids(id) {
+            self.inner.delete(&stored_id).await?;
+        }
+        Ok(())
+    }
+}

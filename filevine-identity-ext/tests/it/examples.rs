@@ -418,6 +418,95 @@ async fn partner_app_redis_sessions_are_keyed_sealed_and_end_with_their_tokens()
     drop(browsers);
 }
 
+/// Two instances of the partner app sharing one PostgreSQL database (one
+/// pool each for token sets and sessions), chosen by `FILEVINE_TOKEN_STORE`
+/// alone: signed in on one, `/me` works on the other; a restart keeps the
+/// user signed in; both needing a refresh at once make one refresh; the
+/// session rows are named by an HMAC and sealed; logout removes it all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
+    use crate::support::postgres::Postgres;
+    let postgres = Postgres::shared();
+    let url = postgres.database("partner_app");
+    let (port_a, port_b) = (free_port(), free_port());
+    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let provider = oidc::Provider::start_for_app_with_token_ttl(&app_a, 4);
+    let env = [
+        ("FILEVINE_TOKEN_STORE", url.as_str()),
+        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    ];
+    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    let b = start_partner_app(port_b, &provider, &app_a, &env);
+    let sql = |query: &str| postgres.sql_in("partner_app", query);
+
+    let mut browser = oidc::Browser::for_app(&app_a);
+    let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(sql("SELECT count(*) FROM tower_sessions.partner_app_signins"), "1", "a pending sign-in, in PostgreSQL");
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    let done = browser.request(browser.http().get(&callback)).await;
+    assert_eq!(done.headers()["location"], "/me");
+    assert_eq!(sql("SELECT count(*) FROM tower_sessions.partner_app_signins"), "0", "used once");
+    let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
+    let me = async |browser: &mut oidc::Browser, app: &str| {
+        let response = browser.request(browser.http().get(format!("{app}/me"))).await;
+        response.text().await.unwrap()
+    };
+    assert!(signed_in(&me(&mut browser, &app_a).await), "instance A");
+    assert!(signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
+    assert_eq!(sql("SELECT count(*) FROM filevine_token_sets WHERE value IS NOT NULL"), "1");
+    // Nothing readable in the tables; a row's id is no cookie.
+    let rows = sql("SELECT id || ' ' || encode(data, 'escape') FROM tower_sessions.partner_app_sessions");
+    for plain in ["carol", "csrf", "token_key", "eyJ"] {
+        assert!(!rows.contains(plain), "{plain} in the session table: {rows}");
+    }
+    let tokens = sql("SELECT encode(value, 'escape') FROM filevine_token_sets");
+    assert!(!tokens.contains("eyJ"), "an ID token in the clear: {tokens}");
+    let row_id = sql("SELECT id FROM tower_sessions.partner_app_sessions");
+    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = replay.get(format!("{app_a}/me")).header("cookie", format!("partner_session={row_id}")).send();
+    assert_eq!(response.await.unwrap().headers()["location"], "/login", "a row id is not a cookie");
+
+    // Restart A: the user stays signed in.
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let a = start_partner_app(port_a, &provider, &app_a, &env);
+    assert!(signed_in(&me(&mut browser, &app_a).await), "A after a restart");
+
+    // Past the hard margin (half of 4 s), both at once: one refresh.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = provider.stats().await["token"].as_u64().unwrap();
+    let mut other = oidc::Browser::for_app(&app_a);
+    other.copy_cookies_from(&browser);
+    let (on_a, on_b) = tokio::join!(me(&mut browser, &app_a), async {
+        let response = other.request(other.http().get(format!("{app_b}/me"))).await;
+        response.text().await.unwrap()
+    });
+    assert!(signed_in(&on_a) && signed_in(&on_b), "{on_a}\n{on_b}");
+    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh for both instances");
+
+    let csrf = csrf_of(&me(&mut browser, &app_b).await);
+    let logout = browser.request(browser.http().post(format!("{app_b}/logout")).form(&[("csrf", &csrf)])).await;
+    assert_eq!(logout.status(), 303);
+    assert_eq!(sql("SELECT count(*) FROM tower_sessions.partner_app_sessions"), "0", "the session is gone");
+    assert_eq!(
+        sql(
+            "SELECT count(*) FROM filevine_token_sets WHERE value IS NOT NULL AND encode(value, 'hex') <> '465654530202'"
+        ),
+        "0",
+        "only the deletion mark is left"
+    );
+    let response = browser.request(browser.http().get(format!("{app_a}/me"))).await;
+    assert_eq!(response.headers()["location"], "/login", "signed out on A too");
+    for mut child in [a, b] {
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        let logs = String::from_utf8_lossy(&output.stderr);
+        assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+        assert!(!logs.contains(crate::support::postgres::PASSWORD), "no database password in the logs: {logs}");
+    }
+}
+
 /// The same app on a primary behind Sentinels and on a cluster, chosen by
 /// `FILEVINE_TOKEN_STORE` alone: signed in on one instance, the session and
 /// the token set work on the other; logout removes both.
