@@ -16,7 +16,8 @@
 //!    and a Redis store on each form: one node, a primary with a replica
 //!    behind three Sentinels, a cluster of three primaries with a replica
 //!    each (started for the run by the test suite's `support::redis`; the
-//!    last two wait for a replica after each write).
+//!    last two wait for a replica after each write), and a PostgreSQL store
+//!    (a throwaway cluster from the test suite's `support::postgres`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,6 +33,11 @@ use tokio::runtime::Runtime;
 #[allow(dead_code)]
 #[path = "../tests/it/support/redis.rs"]
 mod redis_support;
+
+/// The test suite's throwaway PostgreSQL cluster.
+#[allow(dead_code)]
+#[path = "../tests/it/support/postgres.rs"]
+mod postgres_support;
 
 fn main() {
     divan::main();
@@ -302,7 +308,7 @@ mod exchange {
 ///    a read under it, the compare-and-swap and the release.
 mod store {
     use super::*;
-    use filevine_identity_ext::store::{MemoryStore, RedisStore, StoreEncryptionKey, TokenStore};
+    use filevine_identity_ext::store::{MemoryStore, PostgresStore, RedisStore, StoreEncryptionKey, TokenStore};
 
     /// The Redis deployments of this run (each started on first use,
     /// stopped when the bench process exits); `None` without redis-server.
@@ -340,10 +346,33 @@ mod store {
         .unwrap()
     }
 
+    /// A migrated PostgreSQL store on a database of its own; `None` without
+    /// PostgreSQL.
+    fn postgres() -> Option<Arc<dyn TokenStore>> {
+        static CLUSTER: LazyLock<Option<postgres_support::Postgres>> = LazyLock::new(|| {
+            let installed = std::path::Path::new("/usr/lib/postgresql").exists()
+                || std::process::Command::new("initdb").arg("--version").output().is_ok();
+            installed.then(postgres_support::Postgres::start)
+        });
+        let cluster = CLUSTER.as_ref()?;
+        static COUNT: AtomicU64 = AtomicU64::new(0);
+        let url = cluster.database(&format!("bench_{}", COUNT.fetch_add(1, Ordering::Relaxed)));
+        let store = PostgresStore::open(&url).unwrap();
+        FIXTURE.runtime.block_on(store.migrate()).unwrap();
+        Some(Arc::new(store))
+    }
+
     fn store(kind: &str) -> Option<Option<Arc<dyn TokenStore>>> {
         match kind {
             "none" => Some(None),
             "memory" => Some(Some(Arc::new(MemoryStore::new()))),
+            "postgres" => match postgres() {
+                Some(store) => Some(Some(store)),
+                None => {
+                    eprintln!("PostgreSQL is not installed: skipping the PostgreSQL store bench");
+                    None
+                }
+            },
             _ => match deployment(kind) {
                 Some(url) => Some(Some(Arc::new(RedisStore::open(&url).unwrap()))),
                 None => {
@@ -354,7 +383,7 @@ mod store {
         }
     }
 
-    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster"], sample_size = 100)]
+    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster", "postgres"], sample_size = 100)]
     fn warm_token(bencher: Bencher<'_, '_>, kind: &str) {
         let Some(store) = store(kind) else { return };
         let provider = with_store(store);
@@ -362,7 +391,7 @@ mod store {
         bencher.bench_local(|| poll_once(provider.token()).unwrap());
     }
 
-    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster"], sample_count = 1000)]
+    #[divan::bench(args = ["none", "memory", "redis", "sentinel", "cluster", "postgres"], sample_count = 1000)]
     fn refresh(bencher: Bencher<'_, '_>, kind: &str) {
         let Some(store) = store(kind) else { return };
         let provider = with_store(store);

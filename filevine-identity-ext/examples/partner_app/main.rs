@@ -222,9 +222,9 @@ impl Backend {
         if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
             return Backend::Memory;
         }
-        // The store checks the URL without repeating its password.
-        let tokens = PostgresStore::open(spec).unwrap_or_else(|error| exit(2, &error));
-        let pool = tokens.pool().clone();
+        // Checked without repeating the password; one pool for all.
+        let options = PostgresStore::connect_options(spec).unwrap_or_else(|error| exit(2, &error));
+        let pool = sqlx::postgres::PgPoolOptions::new().max_connections(8).connect_lazy_with(options);
         let tokens = PostgresStore::with_pool(pool.clone());
         if let Err(error) = tokens.migrate().await {
             exit(1, &filevine_identity_ext::error::Report(&error));

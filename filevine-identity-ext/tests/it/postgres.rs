@@ -47,7 +47,7 @@ async fn postgres_store_keeps_the_contract() {
 
 #[tokio::test]
 async fn expired_rows_are_absent_and_writes_remove_them() {
-    let (_, store) = migrated("expiry").await;
+    let (url, store) = migrated("expiry").await;
     for n in 0..20 {
         store.save(&format!("gone-{n}"), b"v", Duration::from_millis(1)).await.unwrap();
     }
@@ -58,9 +58,12 @@ async fn expired_rows_are_absent_and_writes_remove_them() {
     assert_eq!(store.load("gone-0").await.unwrap(), None);
     assert!(store.compare_and_swap("gone-0", 0, b"again", HOUR).await.unwrap());
     assert_eq!(store.load("gone-0").await.unwrap().unwrap().version, 1);
-    // Each write removes up to 16 dead rows: two writes leave only the live.
-    store.save(key.as_str(), b"v", HOUR).await.unwrap();
-    store.save(key.as_str(), b"w", HOUR).await.unwrap();
+    // A store's first write (then one every 30 s) removes up to 16 dead
+    // rows: two stores' writes leave only the live rows.
+    for _ in 0..2 {
+        let fresh = PostgresStore::open(&url).unwrap();
+        fresh.save(key.as_str(), b"v", HOUR).await.unwrap();
+    }
     assert_eq!(count(), "2", "the 19 expired rows are gone");
     // A lease on an absent entry is a row that expires with the lease.
     assert!(store.try_lease("leased", "a", Duration::from_millis(1)).await.unwrap());
@@ -203,4 +206,17 @@ async fn a_postgres_restart_under_a_fleet_loses_nothing() {
     assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
     assert_eq!(server.grant_requests("refresh_token"), requests + 1, "every request a refresh, plus the seed");
     assert_one_request_per_cycle(requests, elapsed, 3);
+}
+
+#[test]
+fn opening_needs_no_runtime_and_connects_to_nothing() {
+    // A port nobody listens on: nothing is tried until the first operation.
+    let store = store::open("postgres://u:hunter2@127.0.0.1:1/db").unwrap();
+    assert_eq!(store.kind(), "postgres");
+    assert!(!format!("{store:?}").contains("hunter2"));
+    let provider = TokenProvider::builder()
+        .env(|name| (name == "FILEVINE_TOKEN_STORE").then(|| "postgresql://u:hunter2@127.0.0.1:1/db".to_owned()))
+        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+        .build();
+    assert!(provider.is_ok());
 }

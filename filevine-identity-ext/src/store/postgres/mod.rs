@@ -13,8 +13,9 @@
 //! - the lease is the row's `lease_owner`/`lease_until`, taken by one
 //!   statement that succeeds only when the lease is free, expired or
 //!   already this owner's, and released only by its owner;
-//! - expired entries and leases are deleted a few at a time by writes
-//!   (`FOR UPDATE SKIP LOCKED`), so no cleanup job is needed.
+//! - expired entries and leases are deleted a few at a time by a write (at
+//!   most every 30 s per store; `FOR UPDATE SKIP LOCKED`), so no cleanup
+//!   job is needed; until then they are absent to every read.
 //!
 //! Times are the database server's (`now()`), one clock for every process.
 //! Values are what the SDK gives every store: sealed token sets (with
@@ -38,6 +39,8 @@ use sql::{DEFAULT_TABLE, Statements, Table};
 const KIND: &str = "postgres";
 /// Timeout of each statement, acquiring a connection included.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often a store's writes remove expired rows.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// Connections of a pool the store builds itself.
 const POOL_SIZE: u32 = 4;
 
@@ -66,12 +69,14 @@ const POOL_SIZE: u32 = 4;
 /// ```
 #[derive(Clone)]
 pub struct PostgresStore {
-    pool: PgPool,
+    pool: Pool,
     table: Table,
     sql: std::sync::Arc<Statements>,
     timeout: Duration,
     /// The URL without its password, for logs and `Debug`.
     display: String,
+    /// When this store last removed expired rows (seconds since the epoch).
+    swept: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -80,40 +85,85 @@ impl fmt::Debug for PostgresStore {
     }
 }
 
+/// The pool a store runs on: the application's, or one of its own made on
+/// first use (sqlx's pool starts a task, so it needs the runtime that the
+/// first operation runs on; opening a store works anywhere).
+#[derive(Clone)]
+enum Pool {
+    Given(PgPool),
+    Own { options: Box<PgConnectOptions>, pool: std::sync::Arc<std::sync::OnceLock<PgPool>> },
+}
+
+impl Pool {
+    fn get(&self) -> &PgPool {
+        match self {
+            Self::Given(pool) => pool,
+            Self::Own { options, pool } => pool.get_or_init(|| {
+                PgPoolOptions::new()
+                    .max_connections(POOL_SIZE)
+                    .acquire_timeout(DEFAULT_TIMEOUT)
+                    .connect_lazy_with((**options).clone())
+            }),
+        }
+    }
+}
+
 impl PostgresStore {
     /// A store at `url` (`postgres://` or `postgresql://`, with libpq's
-    /// parameters such as `sslmode`), on a small pool of its own that
-    /// connects on first use.
+    /// parameters such as `sslmode`), on a small pool of its own made and
+    /// connected on first use: opening sends nothing and needs no runtime.
     ///
     /// # Errors
     /// [`ConfigError::TokenStore`] when the URL does not parse; the error
     /// never repeats the password.
     pub fn open(url: &str) -> Result<Self, ConfigError> {
+        let options = Self::connect_options(url)?;
+        let display = display(url).unwrap_or_default();
+        Ok(Self::build(Pool::Own { options: Box::new(options), pool: std::sync::Arc::default() }, display))
+    }
+
+    /// The connection settings `url` gives, checked as [`open`](Self::open)
+    /// checks them (errors never repeat the password), with statements left
+    /// unnamed so that a pooler in transaction mode works: for an
+    /// application that builds the one pool it shares with the store.
+    ///
+    /// ```
+    /// use filevine_identity_ext::store::PostgresStore;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let options = PostgresStore::connect_options("postgres://app:secret@db.internal/app")?;
+    /// let pool = sqlx::postgres::PgPoolOptions::new().max_connections(10).connect_lazy_with(options);
+    /// let store = PostgresStore::with_pool(pool.clone()); // and the app's queries on `pool`
+    /// # drop(store);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::TokenStore`] naming what is wrong.
+    pub fn connect_options(url: &str) -> Result<PgConnectOptions, ConfigError> {
         let invalid = |reason: String| ConfigError::TokenStore { reason };
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(invalid("a PostgreSQL URL starts with `postgres://` or `postgresql://`".into()));
         }
         let display = display(url).ok_or_else(|| invalid("the PostgreSQL URL does not parse".into()))?;
         // sqlx's own message can quote the URL: only the fact is kept.
-        let options = PgConnectOptions::from_str(url)
-            .map_err(|_| invalid(format!("the PostgreSQL URL {display} is not valid (its host, port or parameters)")))?
-            // Unnamed statements only: a pooler in transaction mode may
-            // hand each statement another server connection.
-            .statement_cache_capacity(0);
-        let pool =
-            PgPoolOptions::new().max_connections(POOL_SIZE).acquire_timeout(DEFAULT_TIMEOUT).connect_lazy_with(options);
-        Ok(Self::build(pool, display))
+        let options = PgConnectOptions::from_str(url).map_err(|_| {
+            invalid(format!("the PostgreSQL URL {display} is not valid (its host, port or parameters)"))
+        })?;
+        // Unnamed statements only: a pooler in transaction mode may hand
+        // each statement another server connection.
+        Ok(options.statement_cache_capacity(0))
     }
 
     /// A store on the application's pool.
     pub fn with_pool(pool: PgPool) -> Self {
-        Self::build(pool, "(the application's pool)".to_owned())
+        Self::build(Pool::Given(pool), "(the application's pool)".to_owned())
     }
 
-    fn build(pool: PgPool, display: String) -> Self {
+    fn build(pool: Pool, display: String) -> Self {
         let table = Table::parse(DEFAULT_TABLE).unwrap_or_else(|_| unreachable!("a valid name"));
         let sql = std::sync::Arc::new(table.statements());
-        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display }
+        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display, swept: std::sync::Arc::default() }
     }
 
     /// Keeps the token sets in `table` (`name` or `schema.name`) instead of
@@ -135,11 +185,6 @@ impl PostgresStore {
         self
     }
 
-    /// The pool this store runs on.
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Creates the table and its index if they do not exist (the schema, if
     /// named, must exist). Idempotent; safe from several processes at once.
     ///
@@ -148,7 +193,7 @@ impl PostgresStore {
     /// the login or the statement.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         for statement in &self.sql.create {
-            self.timed("create the table", sqlx::query(statement).execute(&self.pool)).await?;
+            self.timed("create the table", sqlx::query(statement).execute(self.pool.get())).await?;
         }
         tracing::info!(store = KIND, table = %self.table, "the token table is ready");
         Ok(())
@@ -161,7 +206,7 @@ impl PostgresStore {
     /// [`StoreError::Backend`] naming a missing table (call
     /// [`migrate`](Self::migrate)) or a table of another shape.
     pub async fn check(&self) -> Result<(), StoreError> {
-        self.timed("check the table", sqlx::query(&self.sql.shape).execute(&self.pool)).await.map(drop)
+        self.timed("check the table", sqlx::query(&self.sql.shape).execute(self.pool.get())).await.map(drop)
     }
 
     /// Runs a statement with the timeout, naming what failed.
@@ -177,9 +222,20 @@ impl PostgresStore {
         }
     }
 
-    /// Removes a few expired rows; a failure only delays that.
+    /// Removes a few expired rows, at most every [`SWEEP_EVERY`] per store
+    /// (a write pays one more statement then); a failure only delays that.
     async fn sweep(&self) {
-        if let Err(error) = self.timed("remove expired rows", sqlx::query(&self.sql.sweep).execute(&self.pool)).await {
+        use std::sync::atomic::Ordering;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let last = self.swept.load(Ordering::Relaxed);
+        if now < last.saturating_add(SWEEP_EVERY.as_secs())
+            || self.swept.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return;
+        }
+        if let Err(error) =
+            self.timed("remove expired rows", sqlx::query(&self.sql.sweep).execute(self.pool.get())).await
+        {
             tracing::debug!(store = KIND, error = %crate::error::Report(&error), "could not remove expired token sets");
         }
     }
@@ -204,13 +260,13 @@ fn display(url: &str) -> Option<String> {
 impl TokenStore for PostgresStore {
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
         let row: Option<(i64, Vec<u8>)> =
-            self.timed("load", sqlx::query_as(&self.sql.load).bind(key).fetch_optional(&self.pool)).await?;
+            self.timed("load", sqlx::query_as(&self.sql.load).bind(key).fetch_optional(self.pool.get())).await?;
         Ok(row.map(|(version, value)| Entry { version: u64::try_from(version).unwrap_or(0), value }))
     }
 
     async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
         let query = sqlx::query_scalar(&self.sql.save).bind(key).bind(value).bind(millis(ttl));
-        let version: i64 = self.timed("save", query.fetch_one(&self.pool)).await?;
+        let version: i64 = self.timed("save", query.fetch_one(self.pool.get())).await?;
         self.sweep().await;
         Ok(u64::try_from(version).unwrap_or(0))
     }
@@ -224,11 +280,11 @@ impl TokenStore for PostgresStore {
     ) -> Result<bool, StoreError> {
         let done = if expected == 0 {
             let query = sqlx::query(&self.sql.insert).bind(key).bind(value).bind(millis(ttl));
-            self.timed("compare and swap", query.execute(&self.pool)).await?
+            self.timed("compare and swap", query.execute(self.pool.get())).await?
         } else {
             let expected = i64::try_from(expected).unwrap_or(i64::MAX);
             let query = sqlx::query(&self.sql.update).bind(key).bind(expected).bind(value).bind(millis(ttl));
-            self.timed("compare and swap", query.execute(&self.pool)).await?
+            self.timed("compare and swap", query.execute(self.pool.get())).await?
         };
         let written = done.rows_affected() == 1;
         if written {
@@ -238,17 +294,17 @@ impl TokenStore for PostgresStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.timed("delete", sqlx::query(&self.sql.delete).bind(key).execute(&self.pool)).await.map(drop)
+        self.timed("delete", sqlx::query(&self.sql.delete).bind(key).execute(self.pool.get())).await.map(drop)
     }
 
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
         let query = sqlx::query(&self.sql.take_lease).bind(key).bind(owner).bind(millis(ttl));
-        Ok(self.timed("take the lease", query.execute(&self.pool)).await?.rows_affected() == 1)
+        Ok(self.timed("take the lease", query.execute(self.pool.get())).await?.rows_affected() == 1)
     }
 
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let query = sqlx::query(&self.sql.release_lease).bind(key).bind(owner);
-        self.timed("release the lease", query.execute(&self.pool)).await.map(drop)
+        self.timed("release the lease", query.execute(self.pool.get())).await.map(drop)
     }
 
     fn kind(&self) -> &'static str {
