@@ -197,14 +197,23 @@ pub fn user_input(text: &str) {
 const FUZZ_PASSWORD: &str = "fuzz-pw-9f3c";
 
 /// `FILEVINE_TOKEN_STORE` as given, and as the hosts and path of each Redis
-/// URL form with a password planted in front: parsing never panics, and
+/// and PostgreSQL URL form with a password planted in front: parsing never panics, and
 /// the password is in neither the error nor the store's `Debug`.
 fn store_setting(text: &str) {
     let _ = crate::store::open(text).map(|store| format!("{store:?}"));
     if text.contains(FUZZ_PASSWORD) {
         return;
     }
-    for scheme in ["redis", "rediss", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"] {
+    for scheme in [
+        "redis",
+        "rediss",
+        "redis+sentinel",
+        "rediss+sentinel",
+        "redis+cluster",
+        "rediss+cluster",
+        "postgres",
+        "postgresql",
+    ] {
         let url = format!("{scheme}://user:{FUZZ_PASSWORD}@{text}");
         let shown = match crate::store::open(&url) {
             Ok(store) => format!("{store:?}"),
