@@ -220,3 +220,24 @@ fn opening_needs_no_runtime_and_connects_to_nothing() {
         .build();
     assert!(provider.is_ok());
 }
+
+/// Behind PgBouncer in transaction mode (two server connections for every
+/// client): the contract and a fleet rotating one refresh token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_works_behind_a_pooler_in_transaction_mode() {
+    let postgres = Postgres::shared();
+    postgres.database("pooled");
+    let Some(bouncer) = postgres.bouncer("pooled") else {
+        panic!("pgbouncer is not installed (apt-get install pgbouncer)");
+    };
+    let store = PostgresStore::open(&bouncer.url).unwrap();
+    store.migrate().await.unwrap();
+    store_contract(&store).await;
+    let server = server().await;
+    seed(&server, &bouncer.url, SESSION, "rt-pg-pooled").await;
+    let (report, requests, elapsed) = fleet(&server, &bouncer.url, "session", 3, 6).await;
+    assert_clean(&report);
+    assert_eq!(server.refresh_token_reuses(), 0);
+    assert_eq!(server.grant_requests("refresh_token"), requests + 1);
+    assert_one_request_per_cycle(requests, elapsed, 3);
+}

@@ -5,8 +5,9 @@
 //! [`PostgresStore::migrate`] and by nothing else: opening a store never
 //! changes a schema, and a missing table is an error that says to call it.
 //! Every operation is one statement, so the store works through a pooler
-//! in transaction mode (no advisory locks, no session state, no named
-//! prepared statements on a pool the store builds):
+//! in transaction mode (no advisory locks, no session state, no prepared
+//! statement: each goes out as one simple query with its values as safe
+//! literals; tested behind PgBouncer in transaction mode):
 //!
 //! - compare-and-swap is one `UPDATE … WHERE version = $n` (one `INSERT …
 //!   ON CONFLICT` for version 0);
@@ -34,7 +35,7 @@ mod failure;
 mod sql;
 
 use failure::Failure;
-use sql::{DEFAULT_TABLE, Statements, Table};
+use sql::{DEFAULT_TABLE, Literal, Statements, Table, fill};
 
 const KIND: &str = "postgres";
 /// Timeout of each statement, acquiring a connection included.
@@ -123,8 +124,9 @@ impl PostgresStore {
     }
 
     /// The connection settings `url` gives, checked as [`open`](Self::open)
-    /// checks them (errors never repeat the password), with statements left
-    /// unnamed so that a pooler in transaction mode works: for an
+    /// checks them (errors never repeat the password), set so that a pooler
+    /// in transaction mode (PgBouncer) works as it is: statements left
+    /// unnamed, no startup parameter a pooler would refuse. For an
     /// application that builds the one pool it shares with the store.
     ///
     /// ```
@@ -150,9 +152,12 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url).map_err(|_| {
             invalid(format!("the PostgreSQL URL {display} is not valid (its host, port or parameters)"))
         })?;
-        // Unnamed statements only: a pooler in transaction mode may hand
-        // each statement another server connection.
-        Ok(options.statement_cache_capacity(0))
+        // No statement cache (the store's statements are unnamed anyway:
+        // a pooler in transaction mode may hand each statement another
+        // server connection). No `extra_float_digits`
+        // startup parameter (the store reads no float): PgBouncer refuses
+        // parameters it does not know unless configured to ignore them.
+        Ok(options.statement_cache_capacity(0).extra_float_digits(None::<i8>))
     }
 
     /// A store on the application's pool.
@@ -193,7 +198,7 @@ impl PostgresStore {
     /// the login or the statement.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         for statement in &self.sql.create {
-            self.timed("create the table", sqlx::query(statement).execute(self.pool.get())).await?;
+            self.timed("create the table", sqlx::raw_sql(statement).execute(self.pool.get())).await?;
         }
         tracing::info!(store = KIND, table = %self.table, "the token table is ready");
         Ok(())
@@ -206,7 +211,7 @@ impl PostgresStore {
     /// [`StoreError::Backend`] naming a missing table (call
     /// [`migrate`](Self::migrate)) or a table of another shape.
     pub async fn check(&self) -> Result<(), StoreError> {
-        self.timed("check the table", sqlx::query(&self.sql.shape).execute(self.pool.get())).await.map(drop)
+        self.timed("check the table", sqlx::raw_sql(&self.sql.shape).execute(self.pool.get())).await.map(drop)
     }
 
     /// Runs a statement with the timeout, naming what failed.
@@ -222,6 +227,21 @@ impl PostgresStore {
         }
     }
 
+    /// A statement with its values as literals; a key or owner that is not a
+    /// plain name is refused (the SDK's are hex digests and random tokens).
+    fn fill(&self, operation: &'static str, template: &str, values: &[Literal<'_>]) -> Result<String, StoreError> {
+        fill(template, values).map_err(|error| StoreError::backend(KIND, operation, error))
+    }
+
+    /// A row's columns; a type this store does not read names the table.
+    fn decode<'r, T: sqlx::FromRow<'r, sqlx::postgres::PgRow>>(
+        &self,
+        operation: &'static str,
+        row: &'r sqlx::postgres::PgRow,
+    ) -> Result<T, StoreError> {
+        T::from_row(row).map_err(|error| StoreError::backend(KIND, operation, Failure::from_sqlx(&error, &self.table)))
+    }
+
     /// Removes a few expired rows, at most every [`SWEEP_EVERY`] per store
     /// (a write pays one more statement then); a failure only delays that.
     async fn sweep(&self) {
@@ -234,7 +254,7 @@ impl PostgresStore {
             return;
         }
         if let Err(error) =
-            self.timed("remove expired rows", sqlx::query(&self.sql.sweep).execute(self.pool.get())).await
+            self.timed("remove expired rows", sqlx::raw_sql(&self.sql.sweep).execute(self.pool.get())).await
         {
             tracing::debug!(store = KIND, error = %crate::error::Report(&error), "could not remove expired token sets");
         }
@@ -259,14 +279,22 @@ fn display(url: &str) -> Option<String> {
 #[async_trait::async_trait]
 impl TokenStore for PostgresStore {
     async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> =
-            self.timed("load", sqlx::query_as(&self.sql.load).bind(key).fetch_optional(self.pool.get())).await?;
-        Ok(row.map(|(version, value)| Entry { version: u64::try_from(version).unwrap_or(0), value }))
+        let sql = self.fill("load", &self.sql.load, &[Literal::Name(key)])?;
+        // (`RawSql::fetch_optional` of sqlx 0.8 errors on no row: all rows,
+        // of which there is one at most, the key being the primary key.)
+        let rows = self.timed("load", sqlx::raw_sql(&sql).fetch_all(self.pool.get())).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let (version, value): (i64, Vec<u8>) = self.decode("load", row)?;
+        Ok(Some(Entry { version: u64::try_from(version).unwrap_or(0), value }))
     }
 
     async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
-        let query = sqlx::query_scalar(&self.sql.save).bind(key).bind(value).bind(millis(ttl));
-        let version: i64 = self.timed("save", query.fetch_one(self.pool.get())).await?;
+        let values = [Literal::Name(key), Literal::Bytes(value), Literal::Int(millis(ttl))];
+        let sql = self.fill("save", &self.sql.save, &values)?;
+        let row = self.timed("save", sqlx::raw_sql(&sql).fetch_one(self.pool.get())).await?;
+        let (version,): (i64,) = self.decode("save", &row)?;
         self.sweep().await;
         Ok(u64::try_from(version).unwrap_or(0))
     }
@@ -278,14 +306,15 @@ impl TokenStore for PostgresStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let done = if expected == 0 {
-            let query = sqlx::query(&self.sql.insert).bind(key).bind(value).bind(millis(ttl));
-            self.timed("compare and swap", query.execute(self.pool.get())).await?
+        let sql = if expected == 0 {
+            let values = [Literal::Name(key), Literal::Bytes(value), Literal::Int(millis(ttl))];
+            self.fill("compare and swap", &self.sql.insert, &values)?
         } else {
-            let expected = i64::try_from(expected).unwrap_or(i64::MAX);
-            let query = sqlx::query(&self.sql.update).bind(key).bind(expected).bind(value).bind(millis(ttl));
-            self.timed("compare and swap", query.execute(self.pool.get())).await?
+            let expected = Literal::Int(i64::try_from(expected).unwrap_or(i64::MAX));
+            let values = [Literal::Name(key), expected, Literal::Bytes(value), Literal::Int(millis(ttl))];
+            self.fill("compare and swap", &self.sql.update, &values)?
         };
+        let done = self.timed("compare and swap", sqlx::raw_sql(&sql).execute(self.pool.get())).await?;
         let written = done.rows_affected() == 1;
         if written {
             self.sweep().await;
@@ -294,17 +323,20 @@ impl TokenStore for PostgresStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.timed("delete", sqlx::query(&self.sql.delete).bind(key).execute(self.pool.get())).await.map(drop)
+        let sql = self.fill("delete", &self.sql.delete, &[Literal::Name(key)])?;
+        self.timed("delete", sqlx::raw_sql(&sql).execute(self.pool.get())).await.map(drop)
     }
 
     async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        let query = sqlx::query(&self.sql.take_lease).bind(key).bind(owner).bind(millis(ttl));
-        Ok(self.timed("take the lease", query.execute(self.pool.get())).await?.rows_affected() == 1)
+        let values = [Literal::Name(key), Literal::Name(owner), Literal::Int(millis(ttl))];
+        let sql = self.fill("take the lease", &self.sql.take_lease, &values)?;
+        Ok(self.timed("take the lease", sqlx::raw_sql(&sql).execute(self.pool.get())).await?.rows_affected() == 1)
     }
 
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        let query = sqlx::query(&self.sql.release_lease).bind(key).bind(owner);
-        self.timed("release the lease", query.execute(self.pool.get())).await.map(drop)
+        let sql =
+            self.fill("release the lease", &self.sql.release_lease, &[Literal::Name(key), Literal::Name(owner)])?;
+        self.timed("release the lease", sqlx::raw_sql(&sql).execute(self.pool.get())).await.map(drop)
     }
 
     fn kind(&self) -> &'static str {

@@ -186,3 +186,91 @@ mod tests {
         }
     }
 }
+
+/// A value put into a statement as a literal. Statements go out as simple
+/// queries with literals, not as prepared statements with parameters: a
+/// pooler in transaction mode may run the parse and the execution of a
+/// prepared statement on two server connections (PgBouncer before 1.21
+/// does), a simple query is one message. Every literal here is safe by
+/// construction: digits, hex, or a name of `[A-Za-z0-9_-]` checked first.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Literal<'a> {
+    /// A store key or lease owner; refused unless `[A-Za-z0-9_-]{1,128}`.
+    Name(&'a str),
+    /// Bytes, as `decode('<hex>', 'hex')`.
+    Bytes(&'a [u8]),
+    /// A whole number.
+    Int(i64),
+}
+
+/// `Name` refused: what a store key or owner may be.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("a store key or lease owner must be 1 to 128 characters of `[A-Za-z0-9_-]`")]
+pub(super) struct NotAName;
+
+impl Literal<'_> {
+    fn write(&self, out: &mut String) -> Result<(), NotAName> {
+        use std::fmt::Write as _;
+        match self {
+            Self::Name(name) => {
+                let valid = (1..=128).contains(&name.len())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                if !valid {
+                    return Err(NotAName);
+                }
+                out.push('\'');
+                out.push_str(name);
+                out.push('\'');
+            }
+            Self::Bytes(bytes) => {
+                out.push_str("decode('");
+                for byte in *bytes {
+                    let _ = write!(out, "{byte:02x}");
+                }
+                out.push_str("', 'hex')");
+            }
+            Self::Int(n) => {
+                let _ = write!(out, "{n}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `template` with `$1`…`$9` replaced by `values` as literals.
+pub(super) fn fill(template: &str, values: &[Literal<'_>]) -> Result<String, NotAName> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let digit = rest[at + 1..].chars().next().and_then(|c| c.to_digit(10));
+        match digit.and_then(|d| values.get((d as usize).wrapping_sub(1))) {
+            Some(value) => {
+                value.write(&mut out)?;
+                rest = &rest[at + 2..];
+            }
+            None => {
+                out.push('$');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod literal_tests {
+    use super::*;
+
+    #[test]
+    fn literals_are_digits_hex_or_checked_names() {
+        let sql =
+            fill("SELECT $1, $2, $3, $4", &[Literal::Name("ab-C_9"), Literal::Bytes(b"\x00'\xff"), Literal::Int(-5)])
+                .unwrap();
+        assert_eq!(sql, "SELECT 'ab-C_9', decode('0027ff', 'hex'), -5, $4");
+        for bad in ["", "a'b", "a b", "k;DROP", "é", &"k".repeat(129)] {
+            assert!(fill("$1", &[Literal::Name(bad)]).is_err(), "{bad:?}");
+        }
+    }
+}

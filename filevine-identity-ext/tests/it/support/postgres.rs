@@ -178,3 +178,70 @@ fn postgres_uid() -> u32 {
         })
         .expect("no `postgres` user: install PostgreSQL (apt-get install postgresql)")
 }
+
+/// A PgBouncer in transaction mode in front of one database: every
+/// transaction may run on another server connection, so session state,
+/// advisory locks and named prepared statements would break.
+pub struct Bouncer {
+    pub url: String,
+    _dir: tempfile::TempDir,
+    _shell: Child,
+    _tie: Option<ChildStdin>,
+}
+
+impl Postgres {
+    /// PgBouncer (transaction pooling, two server connections) for
+    /// `database`; `None` when it is not installed.
+    pub fn bouncer(&self, database: &str) -> Option<Bouncer> {
+        let program = ["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"].into_iter().find(|p| Path::new(p).exists())?;
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let ini = dir.path().join("pgbouncer.ini");
+        let users = dir.path().join("users.txt");
+        std::fs::write(&users, format!("\"postgres\" \"{PASSWORD}\"\n")).unwrap();
+        std::fs::write(
+            &ini,
+            format!(
+                "[databases]\npooled = host=127.0.0.1 port={} dbname={database} user=postgres password={PASSWORD}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = scram-sha-256\nauth_file = {}\npool_mode = transaction\n\
+                 default_pool_size = 2\nmax_client_conn = 100\nlogfile = {}\npidfile = {}\n",
+                self.port,
+                users.display(),
+                dir.path().join("pgbouncer.log").display(),
+                dir.path().join("pgbouncer.pid").display(),
+            ),
+        )
+        .unwrap();
+        if is_root() {
+            for path in [dir.path(), &ini, &users] {
+                std::os::unix::fs::chown(path, Some(postgres_uid()), None).unwrap();
+            }
+        }
+        let mut shell = as_owner(Path::new("/bin/sh"))
+            .arg("-c")
+            .arg(r#""$1" "$2" >/dev/null 2>&1 & echo $!; read _; kill $! 2>/dev/null"#)
+            .arg("sh")
+            .arg(program)
+            .arg(&ini)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start the pgbouncer shell");
+        let mut line = String::new();
+        BufReader::new(shell.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let tie = shell.stdin.take();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pgbouncer did not start: {}",
+                std::fs::read_to_string(dir.path().join("pgbouncer.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let url = format!("postgres://postgres:{PASSWORD}@127.0.0.1:{port}/pooled");
+        Some(Bouncer { url, _dir: dir, _shell: shell, _tie: tie })
+    }
+}
