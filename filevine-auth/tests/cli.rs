@@ -31,6 +31,18 @@ async fn run(mut command: Command, args: &[&str]) -> Output {
     tokio::task::spawn_blocking(move || command.output().unwrap()).await.unwrap()
 }
 
+/// `login --with-pat`, the PAT typed on standard input.
+async fn login_with_pat(mut command: Command, input: String) -> Output {
+    command.args(["login", "--with-pat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    tokio::task::spawn_blocking(move || {
+        let mut child = command.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -126,19 +138,7 @@ async fn login_with_pat_checks_stores_and_logs_out() {
     let config = tempfile::tempdir().unwrap();
     let env = server_env(&server);
     let env = borrow(&env);
-    let with_stdin = |input: &'static str| {
-        let mut command = cli(config.path(), &env);
-        command.args(["login", "--with-pat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-        async move {
-            tokio::task::spawn_blocking(move || {
-                let mut child = command.spawn().unwrap();
-                std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-                child.wait_with_output().unwrap()
-            })
-            .await
-            .unwrap()
-        }
-    };
+    let with_stdin = |input: &str| login_with_pat(cli(config.path(), &env), input.to_owned());
 
     // A PAT the server does not know: exit 1, a message, nothing stored.
     let bad = with_stdin("fvpat_not_known_to_the_server\n").await;
@@ -157,7 +157,7 @@ async fn login_with_pat_checks_stores_and_logs_out() {
     assert_eq!(none.status.code(), Some(4), "sign-in required: {}", text(&none.stderr));
     assert!(text(&none.stderr).contains("filevine-auth login"));
 
-    let good = with_stdin(&*Box::leak(format!("{PAT}\n").into_boxed_str())).await;
+    let good = with_stdin(&format!("{PAT}\n")).await;
     assert!(good.status.success(), "{}", text(&good.stderr));
     assert_eq!(server.token_requests(), 2, "one exchange each");
     // No FILEVINE_PAT in the environment: the stored one is used.
@@ -321,15 +321,7 @@ async fn a_sign_in_record_that_does_not_open_is_refused() {
     let config = tempfile::tempdir().unwrap();
     let env = server_env(&server);
     let env = borrow(&env);
-    let mut login = cli(config.path(), &env);
-    login.args(["login", "--with-pat"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let login = tokio::task::spawn_blocking(move || {
-        let mut child = login.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), format!("{PAT}\n").as_bytes()).unwrap();
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
+    let login = login_with_pat(cli(config.path(), &env), format!("{PAT}\n")).await;
     assert!(login.status.success(), "{}", text(&login.stderr));
     let state = record_path(config.path(), "state");
     let sealed = std::fs::read(&state).unwrap();

@@ -12,7 +12,7 @@ use filevine_identity_ext::store::{
 };
 use filevine_identity_ext::test_util::{TestServer, TestUser};
 use filevine_identity_ext::{
-    ClientId, ClientSecret, Credentials, Error, OidcClient, PersonalAccessToken, Scopes, TokenProvider,
+    AccessToken, ClientId, ClientSecret, Credentials, Error, OidcClient, PersonalAccessToken, Scopes, TokenProvider,
 };
 
 use crate::support::Captured;
@@ -73,6 +73,23 @@ async fn replica(client: &OidcClient, store: Arc<dyn TokenStore>, session: &str)
     client.stored_session(StoreKey::session(session)).await.unwrap().store(store).build().unwrap()
 }
 
+/// Starts a refresh of `provider` whose answer the server holds until the
+/// returned guard is dropped; returns once the request arrived.
+async fn held_refresh(
+    server: &TestServer,
+    provider: &TokenProvider,
+) -> (filevine_identity_ext::test_util::HeldResponses, tokio::task::JoinHandle<Result<AccessToken, Error>>) {
+    let requests = server.token_requests();
+    let held = server.hold_token_responses();
+    provider.invalidate();
+    let refreshing = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    server.wait_for_token_requests(requests + 1).await;
+    (held, refreshing)
+}
+
 fn revocations(server: &TestServer) -> u64 {
     server.sign_in_requests("revocation")
 }
@@ -88,13 +105,7 @@ async fn a_refresh_racing_a_sign_out_elsewhere_is_discarded_and_revoked() {
     let requests = server.token_requests();
 
     // A refreshes; the server holds its answer.
-    let held = server.hold_token_responses();
-    a.invalidate();
-    let refreshing = tokio::spawn({
-        let a = a.clone();
-        async move { a.token().await }
-    });
-    server.wait_for_token_requests(requests + 1).await;
+    let (held, refreshing) = held_refresh(&server, &a).await;
     // Meanwhile B signs the user out (forgets; no revocation of its own).
     let forgotten = b.forget().await.unwrap();
     assert!(forgotten.refresh_token.is_some(), "B returns the stored refresh token to revoke");
@@ -130,13 +141,7 @@ async fn forget_during_this_providers_own_refresh_wins_with_and_without_a_store(
     let plain = client.token_provider(sign_in(&client).await.token_set).await.unwrap().build().unwrap();
     for provider in [stored, plain] {
         let requests = server.token_requests();
-        let held = server.hold_token_responses();
-        provider.invalidate();
-        let refreshing = tokio::spawn({
-            let provider = provider.clone();
-            async move { provider.token().await }
-        });
-        server.wait_for_token_requests(requests + 1).await;
+        let (held, refreshing) = held_refresh(&server, &provider).await;
         let revoked_before = server.revoked_refresh_tokens();
         provider.forget().await.unwrap();
         drop(held);
@@ -178,14 +183,7 @@ async fn a_failed_compare_and_swap_keeps_the_newer_set_another_process_saved() {
     let key = a.store_key().unwrap().as_str().to_owned();
     // The user's sign-in on another replica, saved below while A refreshes.
     let second = client.token_provider(sign_in(&client).await.token_set).await.unwrap();
-    let requests = server.token_requests();
-    let held = server.hold_token_responses();
-    a.invalidate();
-    let refreshing = tokio::spawn({
-        let a = a.clone();
-        async move { a.token().await }
-    });
-    server.wait_for_token_requests(requests + 1).await;
+    let (held, refreshing) = held_refresh(&server, &a).await;
     // The user signs in again on another replica meanwhile: a new set is
     // saved over the one A read.
     let newer = second.store(store.clone()).store_key(StoreKey::session("newer")).build_saved().await.unwrap();

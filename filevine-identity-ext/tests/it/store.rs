@@ -495,11 +495,11 @@ async fn store_configuration_errors_are_named() {
     let build = |pairs: &'static [(&'static str, &'static str)]| {
         TokenProvider::builder().region(server.region()).credentials(pat()).env(env(pairs)).build()
     };
-    let err = build(&[("FILEVINE_TOKEN_STORE", "postgres://x")]).unwrap_err();
+    let err = build(&[("FILEVINE_TOKEN_STORE", "mysql://x")]).unwrap_err();
     assert!(matches!(err, ConfigError::TokenStore { .. }), "{err}");
     assert_eq!(
         err.to_string(),
-        "the token store setting is invalid: expected `memory`, `file:<directory>` or a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`)"
+        "the token store setting is invalid: expected `memory`, `file:<directory>`, a Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`) or a PostgreSQL URL (`postgres://`)"
     );
     for (key, reason) in
         [("c2hvcnQ=", "it must decode to exactly 32 bytes"), ("not base64!", "it is not standard base64")]
