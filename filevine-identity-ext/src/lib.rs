@@ -55,6 +55,7 @@
 //! | `oidc` | yes | partner sign-in: discovery, authorization code + PKCE, ID tokens, userinfo, revocation, introspection |
 //! | `api` | yes | [`FilevineApi`] and the bearer-token middleware for the API gateway |
 //! | `redis` | | `store::RedisStore`, a token store for replicas |
+//! | `postgres` | | `store::PostgresStore`, a token store in PostgreSQL (sqlx, rustls) |
 //! | `metrics` | | counters and latency through the `metrics` facade |
 //! | `blocking` | | `blocking::TokenProvider`, for programs without an async runtime |
 //! | `test-util` | | a loopback Filevine Identity server, a manual clock (for your tests) |
