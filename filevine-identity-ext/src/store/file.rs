@@ -4,11 +4,11 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::record::MAX_VALUE_BYTES;
+use super::sweep::SweepClock;
 use super::{Entry, StoreError, TokenStore};
 
 /// Token sets as files: `<dir>/<key>.token`, one per key.
@@ -38,8 +38,8 @@ pub struct FileStore {
     dir: PathBuf,
     /// The lease files this process holds locked, by key and owner.
     leases: Arc<Mutex<HashMap<(String, String), File>>>,
-    /// When expired files were last removed (seconds since the epoch).
-    swept: Arc<AtomicU64>,
+    /// When expired files were last removed.
+    swept: SweepClock,
 }
 
 const KIND: &str = "file";
@@ -57,7 +57,7 @@ fn refused(what: String) -> std::io::Error {
 impl FileStore {
     /// A store in `dir` (created on first use).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), leases: Arc::default(), swept: Arc::default() }
+        Self { dir: dir.into(), leases: Arc::default(), swept: SweepClock::default() }
     }
 
     /// The directory.
@@ -180,11 +180,7 @@ impl FileStore {
     /// Removes expired entries, at most once a minute per store (a write
     /// pays for it; no background task is needed).
     fn sweep(&self) {
-        let now = now_millis() / 1000;
-        let last = self.swept.load(Ordering::Relaxed);
-        if now < last.saturating_add(SWEEP_EVERY.as_secs())
-            || self.swept.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        if !self.swept.due(SWEEP_EVERY) {
             return;
         }
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::sweep::SweepClock;
 use super::{Entry, StoreError, TokenStore};
 use crate::error::ConfigError;
 
@@ -76,8 +77,8 @@ pub struct PostgresStore {
     timeout: Duration,
     /// The URL without its password, for logs and `Debug`.
     display: String,
-    /// When this store last removed expired rows (seconds since the epoch).
-    swept: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// When this store last removed expired rows.
+    swept: SweepClock,
 }
 
 impl fmt::Debug for PostgresStore {
@@ -168,7 +169,7 @@ impl PostgresStore {
     fn build(pool: Pool, display: String) -> Self {
         let table = Table::parse(DEFAULT_TABLE).unwrap_or_else(|_| unreachable!("a valid name"));
         let sql = std::sync::Arc::new(table.statements());
-        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display, swept: std::sync::Arc::default() }
+        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display, swept: SweepClock::default() }
     }
 
     /// Keeps the token sets in `table` (`name` or `schema.name`) instead of
@@ -245,12 +246,7 @@ impl PostgresStore {
     /// Removes a few expired rows, at most every [`SWEEP_EVERY`] per store
     /// (a write pays one more statement then); a failure only delays that.
     async fn sweep(&self) {
-        use std::sync::atomic::Ordering;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let last = self.swept.load(Ordering::Relaxed);
-        if now < last.saturating_add(SWEEP_EVERY.as_secs())
-            || self.swept.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        if !self.swept.due(SWEEP_EVERY) {
             return;
         }
         if let Err(error) =
