@@ -67,6 +67,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
         /// Refresh unless the cached token has at least this long left (e.g. 90s, 5m, 1h).
+        ///
+        /// Bounded by half the token's lifetime: with 8-second tokens, `5m`
+        /// means 4 s. At most one refresh per call.
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         min_valid: Duration,
     },

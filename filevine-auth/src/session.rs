@@ -319,7 +319,7 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
                 (None, None) => return Err(CliError::SignInRequired("the sign-in record has no client id".into())),
             };
             let oidc = oidc_client(settings, region, client_id, placeholder_redirect())?;
-            oidc.stored_session(profile.login_key()).await?
+            oidc.stored_session(profile.login_key())
         }
         Some(state) => {
             let Some(pat) = profile.pat().await? else {

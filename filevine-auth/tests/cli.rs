@@ -69,15 +69,19 @@ async fn token_is_cached_between_runs_and_formats_are_as_asked() {
     env.push(("FILEVINE_PAT", PAT.to_owned()));
     let env = borrow(&env);
 
-    let first = run(cli(config.path(), &env), &["token"]).await;
+    let first = run(cli(config.path(), &env), &["token", "--verbose"]).await;
     assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("building the HTTP client"), "the cold run builds it");
     let token = text(&first.stdout).trim().to_owned();
     assert!(server.is_valid_access_token(&token), "stdout is the token: {token}");
     assert_eq!(server.token_requests(), 1);
 
-    let second = run(cli(config.path(), &env), &["token", "--header"]).await;
+    // Warm: no request, and no HTTP client built (its TLS roots are what a
+    // warm call would otherwise spend its time on).
+    let second = run(cli(config.path(), &env), &["token", "--header", "--verbose"]).await;
     assert_eq!(text(&second.stdout), format!("Authorization: Bearer {token}\n"));
     assert_eq!(server.token_requests(), 1, "the second run is served from the cache");
+    assert!(!text(&second.stderr).contains("building the HTTP client"), "{}", text(&second.stderr));
 
     let json = run(cli(config.path(), &env), &["token", "--json"]).await;
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
@@ -85,11 +89,12 @@ async fn token_is_cached_between_runs_and_formats_are_as_asked() {
     assert!(value["expires_in"].as_u64().unwrap() > 1000, "{value}");
     assert!(value["scopes"].as_array().unwrap().iter().any(|s| s == "fv.api.gateway.access"), "{value}");
 
-    // --min-valid longer than the cached token has left: one new exchange.
+    // --min-valid longer than half the token's lifetime is bounded by it:
+    // the cached hour-long token has more than half an hour left.
     let longer = run(cli(config.path(), &env), &["token", "--min-valid", "2h"]).await;
     assert!(longer.status.success(), "{}", text(&longer.stderr));
-    assert_ne!(text(&longer.stdout).trim(), token);
-    assert_eq!(server.token_requests(), 2);
+    assert_eq!(text(&longer.stdout).trim(), token);
+    assert_eq!(server.token_requests(), 1);
 
     // The cache: a 0700 directory of 0600 files named by hashes, sealed
     // (with the tool's own key: FILEVINE_STORE_KEY is not set).
@@ -107,6 +112,28 @@ async fn token_is_cached_between_runs_and_formats_are_as_asked() {
         assert!(!text(&output.stderr).contains(&token) && !text(&output.stderr).contains(PAT));
         assert!(!text(&output.stdout).contains(PAT));
     }
+}
+
+/// Tokens that live less than the default --min-valid (5 min): one
+/// refresh for the first call (it was two: the provider's, then one more
+/// for --min-valid), none for the next while the token has over half its
+/// life left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_lived_tokens_make_one_refresh_per_call_at_most() {
+    let server = pat_server().await;
+    server.set_token_lifetime(std::time::Duration::from_secs(30));
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+
+    let first = run(cli(config.path(), &env), &["token"]).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert_eq!(server.token_requests(), 1);
+    let second = run(cli(config.path(), &env), &["token", "--min-valid", "1h"]).await;
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(text(&second.stdout), text(&first.stdout), "served from the cache");
+    assert_eq!(server.token_requests(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

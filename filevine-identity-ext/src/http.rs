@@ -6,6 +6,7 @@
 //! Nothing from a response reaches an [`Error`] without going through
 //! [`redact`](crate::redact::redact).
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use filevine_identity::types::TokenError;
@@ -20,6 +21,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// The `User-Agent` of every request the SDK builds a client for.
 pub(crate) const USER_AGENT: &str = concat!("filevine-identity-rs/", env!("CARGO_PKG_VERSION"));
 
+/// Checks the settings of a client the SDK builds, without building it.
+pub(crate) fn check_timeouts(connect_timeout: Duration, request_timeout: Duration) -> Result<(), ConfigError> {
+    if connect_timeout.is_zero() {
+        return Err(ConfigError::ZeroDuration { setting: "connect_timeout" });
+    }
+    if request_timeout.is_zero() {
+        return Err(ConfigError::ZeroDuration { setting: "request_timeout" });
+    }
+    Ok(())
+}
+
 /// A `reqwest::Client` with the SDK's settings: both timeouts and its user
 /// agent, plus `headers` on every request.
 pub(crate) fn client(
@@ -27,13 +39,11 @@ pub(crate) fn client(
     request_timeout: Duration,
     headers: reqwest::header::HeaderMap,
 ) -> Result<reqwest::Client, ConfigError> {
-    if connect_timeout.is_zero() {
-        return Err(ConfigError::ZeroDuration { setting: "connect_timeout" });
-    }
-    if request_timeout.is_zero() {
-        return Err(ConfigError::ZeroDuration { setting: "request_timeout" });
-    }
+    check_timeouts(connect_timeout, request_timeout)?;
     crate::crypto::install_default_provider();
+    // Building the client loads and parses the system's root certificates
+    // (milliseconds of CPU): logged, so a test can see it did not happen.
+    tracing::debug!("building the HTTP client (TLS roots)");
     reqwest::Client::builder()
         .connect_timeout(connect_timeout)
         .timeout(request_timeout)
@@ -45,6 +55,72 @@ pub(crate) fn client(
         .default_headers(headers)
         .build()
         .map_err(|e| ConfigError::HttpClient(TransportError::new(e)))
+}
+
+/// The HTTP client of a provider or an OIDC client, built on the first
+/// request that needs it and shared by every clone (and by the providers an
+/// `OidcClient` makes): building a provider loads no TLS roots and opens
+/// nothing, so one built per process, job or request that never refreshes
+/// costs microseconds, not the milliseconds of a TLS client.
+#[derive(Clone)]
+pub(crate) struct LazyClient(Arc<LazyInner>);
+
+struct LazyInner {
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    /// Built with the settings above (not a caller's client).
+    sdk_settings: bool,
+    client: OnceLock<reqwest::Client>,
+}
+
+impl LazyClient {
+    /// A client with the SDK's settings, built on first use. The timeouts
+    /// are checked now.
+    pub(crate) fn new(connect_timeout: Duration, request_timeout: Duration) -> Result<Self, ConfigError> {
+        check_timeouts(connect_timeout, request_timeout)?;
+        Ok(Self(Arc::new(LazyInner { connect_timeout, request_timeout, sdk_settings: true, client: OnceLock::new() })))
+    }
+
+    /// A client the caller built (it already paid for its TLS roots).
+    pub(crate) fn ready(client: reqwest::Client) -> Self {
+        let inner = LazyInner {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            sdk_settings: false,
+            client: OnceLock::from(client),
+        };
+        Self(Arc::new(inner))
+    }
+
+    /// The client, built now if this is the first request. Two threads
+    /// racing here may both build one; the first stored wins and the other
+    /// is dropped (a rare, harmless duplicate, never two in use).
+    pub(crate) fn get(&self) -> Result<&reqwest::Client, Error> {
+        if let Some(client) = self.0.client.get() {
+            return Ok(client);
+        }
+        let built = client(self.0.connect_timeout, self.0.request_timeout, Default::default())?;
+        Ok(self.0.client.get_or_init(|| built))
+    }
+
+    /// The per-request timeout the client enforces, when the SDK sets it
+    /// (a caller's own client has timeouts the SDK does not know).
+    pub(crate) fn sdk_timeout(&self) -> Option<Duration> {
+        self.0.sdk_settings.then_some(self.0.request_timeout)
+    }
+
+    /// Whether the client has been built (tests assert that building a
+    /// provider does not).
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.0.client.get().is_some()
+    }
+}
+
+impl std::fmt::Debug for LazyClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyClient").field("built", &self.0.client.get().is_some()).finish_non_exhaustive()
+    }
 }
 
 /// Longest `Retry-After` honoured.

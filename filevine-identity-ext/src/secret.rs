@@ -184,7 +184,7 @@ impl IdToken {
 }
 
 #[cfg(feature = "oidc")]
-pub use sign_in::{CsrfToken, Nonce, PkceCodeVerifier};
+pub use sign_in::{CsrfToken, DeviceCode, Nonce, PkceCodeVerifier};
 
 /// The secrets of one sign-in (feature `oidc`).
 #[cfg(feature = "oidc")]
@@ -224,6 +224,13 @@ mod sign_in {
         /// The `nonce` of one sign-in: binds the ID token to it (replay
         /// protection).
         Nonce
+    );
+    secret_type!(
+        /// The device code of a device sign-in (RFC 8628): whoever holds it
+        /// while the user approves gets the user's tokens, so it stays in
+        /// the [`DeviceAuthorization`](crate::oidc::DeviceAuthorization)
+        /// and goes only to the token endpoint.
+        DeviceCode
     );
 
     /// Per-sign-in random values: generated from the OS CSPRNG, compared in

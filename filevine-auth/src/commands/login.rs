@@ -52,7 +52,7 @@ pub async fn login(
     profile.forget().await?;
     let access_token = signed_in.token_set.access_token.clone();
     let mut builder =
-        oidc.token_provider(signed_in.token_set).await?.store(profile.store.clone()).store_key(profile.login_key());
+        oidc.token_provider(signed_in.token_set).store(profile.store.clone()).store_key(profile.login_key());
     builder = builder.store_encryption_keys(profile.seal().clone());
     builder.build_saved().await?;
 

@@ -21,7 +21,6 @@ pub async fn logout(settings: &Settings) -> Result<(), CliError> {
             let oidc = session::oidc_client(settings, state.region()?, client_id, session::placeholder_redirect())?;
             let provider = oidc
                 .stored_session(profile.login_key())
-                .await?
                 .store(profile.store.clone())
                 .store_encryption_keys(profile.seal().clone())
                 .build()?;

@@ -365,17 +365,12 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
         (Ok(key), Ok(csrf)) => (key.expose_secret().to_owned(), csrf),
         (Err(error), _) | (_, Err(error)) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
     };
-    let provider = match app.oidc.token_provider(signed_in.token_set).await {
-        Ok(builder) => {
-            let builder = builder.store(app.tokens.clone()).store_idle_timeout(app.idle);
-            builder.store_key(StoreKey::session(&token_key)).build_saved().await
-        }
-        Err(error) => return failure(StatusCode::BAD_GATEWAY, &error),
-    };
-    let provider = match provider {
-        Ok(provider) => provider,
-        Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
-    };
+    let builder = app.oidc.token_provider(signed_in.token_set).store(app.tokens.clone());
+    let provider =
+        match builder.store_idle_timeout(app.idle).store_key(StoreKey::session(&token_key)).build_saved().await {
+            Ok(provider) => provider,
+            Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
+        };
     tracing::info!(sub = %signed_in.claims.sub, "signed in");
     lock(&app).insert(token_key.clone(), (provider, Instant::now()));
     // A new session id at sign-in: a session id planted before (session
@@ -406,7 +401,7 @@ async fn provider(app: &App, token_key: &str) -> Result<TokenProvider, Box<dyn s
         *used = Instant::now();
         return Ok(provider.clone());
     }
-    let builder = app.oidc.stored_session(StoreKey::session(token_key)).await?.store(app.tokens.clone());
+    let builder = app.oidc.stored_session(StoreKey::session(token_key)).store(app.tokens.clone());
     let provider = builder.store_idle_timeout(app.idle).build()?;
     lock(app).insert(token_key.to_owned(), (provider.clone(), Instant::now()));
     Ok(provider)

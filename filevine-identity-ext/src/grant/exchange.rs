@@ -11,18 +11,23 @@ use filevine_identity::types::{
 
 use crate::config::scope::Scopes;
 use crate::error::Error;
-use crate::grant::{Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
+use crate::grant::{ClientSecret, Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
 
-/// The form body for `credentials`. `refresh_token` is the current (possibly
+/// The form body for `credentials` (with `form_secret` when the client
+/// secret goes in the form and the credentials do not carry it: an
+/// `OidcClient`'s provider, which learns the method by discovery).
+/// `refresh_token` is the current (possibly
 /// rotated) refresh token for the refresh grant; `None` when a refresh grant
 /// has no refresh token at all (nothing stored).
 pub(crate) fn token_request(
     credentials: &Credentials,
+    form_secret: Option<&ClientSecret>,
     refresh_token: Option<&RefreshToken>,
     scope: Option<&str>,
 ) -> Option<TokenRequest> {
     let client_id = credentials.client.as_ref().map(|c| c.id.as_str().to_owned());
-    let client_secret = credentials.client.as_ref().and_then(|c| c.secret.as_ref()).map(|s| s.secret().clone());
+    let client_secret =
+        credentials.client.as_ref().and_then(|c| c.secret.as_ref()).or(form_secret).map(|s| s.secret().clone());
     let scope = scope.map(str::to_owned);
     Some(match &credentials.grant {
         Grant::PersonalAccessToken(pat) => PersonalAccessTokenRequest {

@@ -131,7 +131,19 @@ impl AccessToken {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
-    pub(crate) fn lifetime(&self) -> Duration {
+    /// The whole life the server gave the token, from its response to its
+    /// expiry (kept across a token store: a restored token has the lifetime
+    /// it was issued with, not what was left when it was read).
+    ///
+    /// ```no_run
+    /// # async fn run(provider: filevine_identity_ext::TokenProvider) -> Result<(), filevine_identity_ext::Error> {
+    /// let token = provider.token().await?;
+    /// // A margin that never makes every call refresh: half the lifetime.
+    /// let margin = std::time::Duration::from_secs(300).min(token.lifetime() / 2);
+    /// # drop(margin);
+    /// # Ok(()) }
+    /// ```
+    pub fn lifetime(&self) -> Duration {
         self.0.expires_at.saturating_duration_since(self.0.received_at)
     }
 

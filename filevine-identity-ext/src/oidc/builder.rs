@@ -286,7 +286,8 @@ impl OidcClientBuilder {
 
         let allowed = self.endpoint_origins.iter().map(|o| endpoint_origin(o)).collect::<Result<Vec<_>, _>>()?;
 
-        let http = crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?;
+        // Built on the first request: building a client sends and loads nothing.
+        let http = crate::http::LazyClient::new(self.connect_timeout, self.request_timeout)?;
         Ok(OidcClient {
             inner: Arc::new(Inner {
                 discovery: DiscoveryCache::new(

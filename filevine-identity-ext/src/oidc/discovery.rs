@@ -9,6 +9,7 @@ use filevine_identity::types::OpenIdConfiguration;
 use url::{Origin, Url};
 
 use crate::error::Error;
+use crate::http::LazyClient;
 use crate::oidc::cache::{Cached, RETRY_INTERVAL};
 use crate::time::Clock;
 
@@ -89,6 +90,7 @@ pub struct ProviderMetadata {
     userinfo_endpoint: Option<Url>,
     end_session_endpoint: Option<Url>,
     revocation_endpoint: Option<Url>,
+    device_authorization_endpoint: Option<Url>,
     introspection_endpoint: Option<Url>,
     iss_parameter_required: bool,
     id_token_algs: Vec<String>,
@@ -173,6 +175,10 @@ impl ProviderMetadata {
                 .transpose()?,
             revocation_endpoint: secret("revocation_endpoint", &document.revocation_endpoint)?,
             introspection_endpoint: secret("introspection_endpoint", &document.introspection_endpoint)?,
+            device_authorization_endpoint: secret(
+                "device_authorization_endpoint",
+                &document.device_authorization_endpoint,
+            )?,
             iss_parameter_required: document.authorization_response_iss_parameter_supported == Some(true),
             issuer: document.issuer.clone(),
             token_endpoint,
@@ -210,6 +216,12 @@ impl ProviderMetadata {
     /// The end-session (RP-initiated logout) endpoint, if any.
     pub fn end_session_endpoint(&self) -> Option<&Url> {
         self.end_session_endpoint.as_ref()
+    }
+
+    /// The device authorization endpoint (RFC 8628), if the provider
+    /// offers device sign-in.
+    pub fn device_authorization_endpoint(&self) -> Option<&Url> {
+        self.device_authorization_endpoint.as_ref()
     }
 
     /// The token revocation endpoint (RFC 7009), if any.
@@ -346,7 +358,7 @@ impl DiscoveryCache {
     /// older than the TTL (a stale copy through an outage).
     pub(crate) async fn get(
         &self,
-        http: &reqwest::Client,
+        http: &LazyClient,
         attempt_timeout: Duration,
     ) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
         self.cached
@@ -357,11 +369,9 @@ impl DiscoveryCache {
             .await
     }
 
-    async fn fetch(
-        &self,
-        http: &reqwest::Client,
-        attempt_timeout: Duration,
-    ) -> Result<ProviderMetadata, DiscoveryError> {
+    async fn fetch(&self, http: &LazyClient, attempt_timeout: Duration) -> Result<ProviderMetadata, DiscoveryError> {
+        let url = || format!("{}/.well-known/openid-configuration", self.base);
+        let http = http.get().map_err(|source| DiscoveryError::Fetch { url: url(), source })?;
         let client = filevine_identity::Client::new_with_client(
             &self.base,
             http.clone(),
@@ -371,7 +381,7 @@ impl DiscoveryCache {
             Ok(response) => response.into_inner(),
             Err(error) => {
                 return Err(DiscoveryError::Fetch {
-                    url: format!("{}/.well-known/openid-configuration", self.base),
+                    url: url(),
                     source: crate::http::map_untyped_error(error, attempt_timeout).await,
                 });
             }
@@ -449,13 +459,21 @@ mod tests {
     #[test]
     fn secret_endpoints_stay_on_the_issuer_origin_unless_allowed() {
         let elsewhere = Url::parse("https://tokens.example").unwrap().origin();
-        for field in ["token_endpoint", "userinfo_endpoint", "revocation_endpoint", "introspection_endpoint"] {
+        let fields = [
+            "token_endpoint",
+            "userinfo_endpoint",
+            "revocation_endpoint",
+            "introspection_endpoint",
+            "device_authorization_endpoint",
+        ];
+        for field in fields {
             let mut doc = document("https://a.example");
             let value = "https://tokens.example/connect/token".to_owned();
             match field {
                 "token_endpoint" => doc.token_endpoint = value,
                 "userinfo_endpoint" => doc.userinfo_endpoint = Some(value),
                 "revocation_endpoint" => doc.revocation_endpoint = Some(value),
+                "device_authorization_endpoint" => doc.device_authorization_endpoint = Some(value),
                 _ => doc.introspection_endpoint = Some(value),
             }
             let err = ProviderMetadata::from_document(doc.clone(), "https://a.example").unwrap_err();

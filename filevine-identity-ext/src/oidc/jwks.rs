@@ -11,6 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, KeyAlgorithm, PublicKeyUse};
 use url::Url;
 
 use crate::error::Error;
+use crate::http::LazyClient;
 use crate::oidc::cache::{Cached, RETRY_INTERVAL};
 use crate::oidc::id_token::IdTokenError;
 use crate::time::{Clock, Stamp};
@@ -118,7 +119,7 @@ impl JwksCache {
     /// The decoding key for a token signed with `alg` by key `kid`.
     pub(crate) async fn key(
         &self,
-        http: &reqwest::Client,
+        http: &LazyClient,
         jwks_uri: &Url,
         kid: Option<&str>,
         alg: &str,
@@ -153,7 +154,8 @@ impl JwksCache {
         true
     }
 
-    async fn fetch(&self, http: &reqwest::Client, jwks_uri: &Url) -> Result<KeySet, IdTokenError> {
+    async fn fetch(&self, http: &LazyClient, jwks_uri: &Url) -> Result<KeySet, IdTokenError> {
+        let http = http.get().map_err(|source| IdTokenError::Keys { url: jwks_uri.to_string(), source })?;
         let span = tracing::info_span!("jwks_fetch", url = %jwks_uri);
         let keys = tracing::Instrument::instrument(fetch(http, jwks_uri, self.request_timeout), span)
             .await

@@ -32,6 +32,7 @@ mod builder;
 mod cache;
 mod claims;
 mod client_auth;
+mod device;
 pub mod discovery;
 mod error;
 pub(crate) mod id_token;
@@ -42,9 +43,11 @@ mod signin;
 #[cfg(any(test, fuzzing, feature = "test-util"))]
 pub(crate) mod test_key;
 
+pub use crate::secret::DeviceCode;
 pub use builder::{DEFAULT_MAX_STALE, DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};
 pub use claims::{IdTokenClaims, ProfileClaims, UserInfo};
 pub use client_auth::ClientAuthMethod;
+pub use device::{DEFAULT_DEVICE_INTERVAL, DeviceAuthorization, SLOW_DOWN_STEP};
 pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::SignInError;
 pub use id_token::{DEFAULT_LEEWAY, IdTokenError};
@@ -59,6 +62,7 @@ use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};
 use crate::grant::{AccessToken, ClientId, ClientSecret, ExpiryPolicy, IdToken, RefreshToken, TokenSet};
+use crate::http::LazyClient;
 use crate::provider::{TokenProvider, TokenProviderBuilder};
 use crate::redact::{endpoint_only, redact};
 use crate::store::StoreKey;
@@ -125,7 +129,7 @@ struct Checks<'a> {
 /// println!("hello {}", signed_in.claims.sub);
 ///
 /// // Access tokens from now on, refreshed (and the refresh token rotated) as needed.
-/// let provider = client.token_provider(signed_in.token_set).await?.build()?;
+/// let provider = client.token_provider(signed_in.token_set).build()?;
 /// let token = provider.token().await?;
 /// # drop(token);
 /// # Ok(()) }
@@ -146,7 +150,7 @@ struct Inner {
     leeway: Duration,
     sign_in_timeout: Duration,
     request_timeout: Duration,
-    http: reqwest::Client,
+    http: LazyClient,
     discovery: DiscoveryCache,
     jwks: JwksCache,
 }
@@ -351,12 +355,11 @@ impl OidcClient {
     /// ([`TokenProvider::latest_id_token`]); validate one with
     /// [`OidcClient::verify_id_token`] before trusting its claims.
     ///
-    /// # Errors
-    /// [`SignInError::Discovery`], or [`SignInError::Config`] when the
-    /// token endpoint is not a usable authority.
-    pub async fn token_provider(&self, token_set: TokenSet) -> Result<TokenProviderBuilder, SignInError> {
-        let (builder, secret) = self.refreshing_builder().await?;
-        Ok(builder.token_set(token_set, self.inner.client_id.clone(), secret))
+    /// Sends nothing: the token endpoint and client authentication are
+    /// discovered on the provider's first refresh (a discovery failure is
+    /// that refresh's error).
+    pub fn token_provider(&self, token_set: TokenSet) -> TokenProviderBuilder {
+        self.refreshing_builder().token_set(token_set, self.inner.client_id.clone(), None)
     }
 
     /// A [`TokenProviderBuilder`] for a user's token set that lives in a
@@ -372,17 +375,17 @@ impl OidcClient {
     ///
     /// # async fn run(oidc: OidcClient, session_id: &str) -> Result<(), Box<dyn std::error::Error>> {
     /// let store = store::open("redis://127.0.0.1:6379")?;
-    /// let provider = oidc.stored_session(StoreKey::session(session_id)).await?.store(store).build()?;
+    /// let provider = oidc.stored_session(StoreKey::session(session_id)).store(store).build()?;
     /// let token = provider.token().await?;
     /// # drop(token);
     /// # Ok(()) }
     /// ```
     ///
-    /// # Errors
-    /// As [`OidcClient::token_provider`].
-    pub async fn stored_session(&self, key: StoreKey) -> Result<TokenProviderBuilder, SignInError> {
-        let (builder, secret) = self.refreshing_builder().await?;
-        Ok(builder.stored_session(self.inner.client_id.clone(), secret).store_key(key))
+    /// Sends nothing, as [`OidcClient::token_provider`]: a process that
+    /// finds a valid token in the store never discovers, never builds a
+    /// TLS client.
+    pub fn stored_session(&self, key: StoreKey) -> TokenProviderBuilder {
+        self.refreshing_builder().stored_session(self.inner.client_id.clone(), None).store_key(key)
     }
 
     /// Signs the provider's user out: forgets and deletes the stored token
@@ -412,37 +415,39 @@ impl OidcClient {
         refresh.and(access)
     }
 
-    /// A provider builder for this client's refresh grant: the discovered
-    /// token endpoint, the client authentication, the HTTP client.
-    async fn refreshing_builder(&self) -> Result<(TokenProviderBuilder, Option<ClientSecret>), SignInError> {
-        let metadata = self.metadata().await?;
-        let method = self.auth_method(&metadata)?;
-        let inner = &self.inner;
-        let base = metadata.token_base();
-        let region = if base == inner.region.identity_url() {
-            inner.region.clone()
-        } else {
-            match inner.region.gateway_url() {
-                Some(gateway) => Region::custom_with_gateway(base, gateway),
-                None => Region::custom(base),
-            }
-            .map_err(ConfigError::from)?
-        };
-        let builder = TokenProvider::builder().region(region).http_client(self.inner.http.clone()).client_options(
-            self.client_auth(method)?.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone()),
-        );
+    /// A provider builder for this client's refresh grant: the HTTP client,
+    /// and the discovered token endpoint and client authentication, found
+    /// on the provider's first request (so a process whose store holds a
+    /// valid token sends nothing, not even discovery).
+    fn refreshing_builder(&self) -> TokenProviderBuilder {
+        let oidc = self.clone();
+        let resolve: crate::provider::Resolve = Arc::new(move || {
+            let oidc = oidc.clone();
+            Box::pin(async move {
+                let metadata = oidc.metadata().await.map_err(discovery_failure)?;
+                let method = oidc.auth_method(&metadata).map_err(resolve_failure)?;
+                let auth = oidc.client_auth(method).map_err(resolve_failure)?;
+                Ok(crate::provider::Resolved {
+                    options: auth.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone()),
+                    form_secret: oidc.form_secret(method).cloned(),
+                })
+            })
+        });
+        let builder = TokenProvider::builder()
+            .region(self.inner.region.clone())
+            .shared_http(self.inner.http.clone())
+            .resolve_with(resolve);
         // What a refresh receives after a sign-out is revoked, not dropped
         // alive.
         let oidc = self.clone();
-        let builder = builder.revoke_discarded(Arc::new(move |forgotten| {
+        builder.revoke_discarded(Arc::new(move |forgotten| {
             let oidc = oidc.clone();
             Box::pin(async move {
                 if let Err(error) = oidc.revoke_forgotten(&forgotten).await {
                     tracing::warn!(error = %crate::error::Report(&error), "could not revoke the tokens a refresh received after a sign-out");
                 }
             })
-        }));
-        Ok((builder, self.form_secret(method).cloned()))
+        }))
     }
 
     /// The user's claims from the userinfo endpoint, checked to be about
@@ -459,7 +464,7 @@ impl OidcClient {
         let options = ClientOptions::new()
             .endpoint(&operations::GET_USERINFO, endpoint)
             .bearer(SecretString::from(access_token.expose_secret()));
-        let client = self.wire(&metadata, options);
+        let client = self.wire(&metadata, options)?;
         let timeout = self.inner.request_timeout;
         let info = match client.get_userinfo().await {
             Ok(response) => UserInfo::from(response.into_inner()),
@@ -516,7 +521,8 @@ impl OidcClient {
             client_id: self.form_client_id(method),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint));
+        let client =
+            self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint))?;
         match client.introspect_token(&request).await {
             Ok(answer) => Ok(answer.into_inner().into()),
             Err(e) => Err(self.token_call_error(e, token).await),
@@ -587,7 +593,7 @@ impl OidcClient {
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
             code_verifier: Some(pending.pkce_verifier.secret().clone()),
         };
-        let client = self.wire(metadata, self.client_auth(method)?);
+        let client = self.wire(metadata, self.client_auth(method)?)?;
         // Not retried: a code is good for one exchange, and a retry after a
         // lost response would only earn `invalid_grant`.
         let result = crate::grant::exchange::exchange(
@@ -669,7 +675,7 @@ impl OidcClient {
             client_id: self.form_client_id(method),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::REVOKE_TOKEN, endpoint));
+        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::REVOKE_TOKEN, endpoint))?;
         if let Err(e) = client.revoke_token(&request).await {
             return Err(self.token_call_error(e, token).await);
         }
@@ -691,9 +697,10 @@ impl OidcClient {
 
     /// The generated client for this provider: `options` plus the
     /// discovered token endpoint, on the SDK's HTTP client.
-    fn wire(&self, metadata: &ProviderMetadata, options: ClientOptions) -> filevine_identity::Client {
+    fn wire(&self, metadata: &ProviderMetadata, options: ClientOptions) -> Result<filevine_identity::Client, Error> {
         let options = options.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone());
-        filevine_identity::Client::new_with_client(metadata.token_base(), self.inner.http.clone(), options)
+        let http = self.inner.http.get()?.clone();
+        Ok(filevine_identity::Client::new_with_client(metadata.token_base(), http, options))
     }
 
     /// The header half of the client authentication `method`: Basic
@@ -716,5 +723,33 @@ impl OidcClient {
     /// The `client_id` form field: with Basic the header names the client.
     fn form_client_id(&self, method: ClientAuthMethod) -> Option<String> {
         (method != ClientAuthMethod::ClientSecretBasic).then(|| self.inner.client_id.as_str().to_owned())
+    }
+}
+
+/// A discovery failure met by a provider's first refresh, as the provider's
+/// error: the network or server error that stopped the fetch, or the
+/// document's fault, named.
+fn discovery_failure(error: DiscoveryError) -> Error {
+    match error {
+        DiscoveryError::Fetch { source, .. } => source,
+        other => Error::MalformedResponse {
+            status: None,
+            reason: format!("the discovery document cannot be used: {other}"),
+            excerpt: String::new(),
+            source: None,
+        },
+    }
+}
+
+/// The client-authentication choice of a provider's first refresh, as the
+/// provider's error.
+fn resolve_failure(error: SignInError) -> Error {
+    match error {
+        SignInError::Config(config) => Error::Config(config),
+        SignInError::Token(error) => error,
+        SignInError::Discovery(error) => discovery_failure(error),
+        other => {
+            Error::MalformedResponse { status: None, reason: other.to_string(), excerpt: String::new(), source: None }
+        }
     }
 }

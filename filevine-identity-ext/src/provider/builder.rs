@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use super::cache::Timing;
 use super::jitter::Jitter;
 use super::retry::RetryPolicy;
+use super::wire::{Resolve, Wire};
 use super::{Inner, TokenProvider, next_provider_id};
 use crate::config::env::{self, EnvSource, Lookup};
 use crate::config::region::Region;
@@ -17,7 +18,7 @@ use crate::config::scope::Scopes;
 use crate::error::ConfigError;
 use crate::error::Error;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
-use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
 use crate::provider::StoreLink;
 use crate::store::record::StoredTokens;
 use crate::store::{STORE_KEY, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TOKEN_STORE, TokenStore};
@@ -50,10 +51,10 @@ pub struct TokenProviderBuilder {
     request_timeout: Duration,
     retry: RetryPolicy,
     background_refresh: bool,
-    http_client: Option<reqwest::Client>,
-    /// Set by `OidcClient`: Basic client authentication and the discovered
-    /// token endpoint for the refresh grant.
-    client_options: filevine_identity::ClientOptions,
+    http_client: Option<LazyClient>,
+    /// Set by `OidcClient`: finds the token endpoint and client
+    /// authentication by discovery on the first request.
+    resolve: Option<Resolve>,
     env: EnvSource,
     clock: Clock,
     jitter: Jitter,
@@ -99,7 +100,7 @@ impl Default for TokenProviderBuilder {
             retry: RetryPolicy::default(),
             background_refresh: false,
             http_client: None,
-            client_options: filevine_identity::ClientOptions::new(),
+            resolve: None,
             env: Box::new(env::process_env),
             clock: Clock::System,
             jitter: Jitter::Random,
@@ -210,16 +211,22 @@ impl TokenProviderBuilder {
 
     /// Use this `reqwest::Client` (its timeouts, proxy, TLS settings).
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
+        self.http_client = Some(LazyClient::ready(client));
+        self
+    }
+
+    /// An `OidcClient`'s HTTP client, built lazily and shared with it.
+    #[cfg(feature = "oidc")]
+    pub(crate) fn shared_http(mut self, client: LazyClient) -> Self {
         self.http_client = Some(client);
         self
     }
 
-    /// What the generated client applies to token requests besides the
-    /// form (an `OidcClient`'s Basic client authentication and discovered
-    /// token endpoint).
+    /// Finds the token endpoint and client authentication on the first
+    /// request (an `OidcClient`'s discovery) instead of at build.
     #[cfg(feature = "oidc")]
-    pub(crate) fn client_options(mut self, options: filevine_identity::ClientOptions) -> Self {
-        self.client_options = options;
+    pub(crate) fn resolve_with(mut self, resolve: Resolve) -> Self {
+        self.resolve = Some(resolve);
         self
     }
 
@@ -380,11 +387,13 @@ impl TokenProviderBuilder {
         if self.retry.total_timeout.is_zero() {
             return Err(ConfigError::ZeroDuration { setting: "total_timeout" });
         }
-        let enforced_attempt_timeout = self.http_client.is_none().then_some(self.request_timeout);
+        // Nothing is built or opened here: the HTTP client (and its TLS
+        // roots) comes with the first request that needs it.
         let http = match self.http_client {
             Some(client) => client,
-            None => crate::http::client(self.connect_timeout, self.request_timeout, Default::default())?,
+            None => LazyClient::new(self.connect_timeout, self.request_timeout)?,
         };
+        let enforced_attempt_timeout = http.sdk_timeout();
         if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime { feature: "background refresh" });
         }
@@ -449,7 +458,7 @@ impl TokenProviderBuilder {
         };
         let inner = Arc::new(Inner {
             id: next_provider_id(),
-            client: filevine_identity::Client::new_with_client(region.identity_url(), http, self.client_options),
+            wire: Wire::new(http, region.identity_url(), self.resolve),
             region,
             scope,
             credentials,

@@ -17,8 +17,8 @@ use super::cache::Cached;
 use super::store::StoreLink;
 use super::{Forgotten, Inner, lock};
 use crate::error::Error;
-use crate::grant::AccessToken;
 use crate::grant::exchange;
+use crate::grant::{AccessToken, ClientSecret, Grant};
 use crate::time::Stamp;
 
 /// First backoff step after a failed refresh.
@@ -225,21 +225,29 @@ impl Inner {
                 None => Error::SignedOut,
             });
         }
-        let Some(request) = exchange::token_request(&self.credentials, refresh_token.as_ref(), self.scope.as_deref())
-        else {
-            // A stored session with nothing stored.
-            let key = self.store.as_ref().map(|link| link.key.clone());
-            return Err(match key {
-                Some(key) => Error::NotStored { key },
-                None => Error::Config(crate::error::ConfigError::NoStore),
-            });
+        // A stored session with nothing stored: nothing to send, so nothing
+        // is built or discovered either.
+        let not_stored = || match &self.store {
+            Some(link) => Error::NotStored { key: link.key.clone() },
+            None => Error::Config(crate::error::ConfigError::NoStore),
         };
+        if refresh_token.is_none() && matches!(self.credentials.grant, Grant::StoredRefreshToken) {
+            return Err(not_stored());
+        }
+        let wire = self.wire.get().await?;
+        let request = exchange::token_request(
+            &self.credentials,
+            wire.form_secret.as_ref(),
+            refresh_token.as_ref(),
+            self.scope.as_deref(),
+        )
+        .ok_or_else(not_stored)?;
         tracing::debug!(grant_type, attempt, authority = self.region.identity_url(), "requesting an access token");
         // Deadlines count from before the request left: never later than
         // the server's own clock started the lifetime.
         let sent_at = self.clock.now();
         let set = exchange::exchange(
-            &self.client,
+            &wire.client,
             &request,
             self.credentials.is_refresh(),
             &self.expiry,
@@ -248,6 +256,7 @@ impl Inner {
         .await
         .map_err(|error| {
             let mut secrets = self.credentials.secrets();
+            secrets.extend(wire.form_secret.as_ref().map(ClientSecret::expose_secret));
             if let Some(token) = &refresh_token {
                 secrets.push(token.expose_secret());
             }

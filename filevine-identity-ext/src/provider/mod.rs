@@ -55,6 +55,9 @@ mod flight;
 mod jitter;
 mod retry;
 mod store;
+mod wire;
+#[cfg(feature = "oidc")]
+pub(crate) use wire::{Resolve, Resolved};
 
 pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, DEFAULT_STORE_IDLE_TIMEOUT, TokenProviderBuilder};
@@ -103,7 +106,8 @@ impl std::fmt::Debug for TokenProvider {
 struct Inner {
     /// Unique per provider (never reused), keys the thread-local entries.
     id: u64,
-    client: filevine_identity::Client,
+    /// The generated client, made on the first request.
+    wire: wire::Wire,
     region: Region,
     credentials: Credentials,
     /// The `scope` form value, built once.
@@ -447,6 +451,45 @@ fn next_provider_id() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Building loads no TLS roots: the HTTP client comes with the first
+    /// request (here one to a closed port), and is then kept.
+    #[tokio::test]
+    async fn the_http_client_is_built_by_the_first_request() {
+        use crate::grant::PersonalAccessToken;
+        let provider = TokenProvider::builder()
+            .region(Region::custom("http://127.0.0.1:9").unwrap())
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new("pat").unwrap()))
+            .max_attempts(1)
+            .env(|_| None)
+            .build()
+            .unwrap();
+        assert!(!provider.inner.wire.is_built());
+        assert!(provider.token().await.is_err());
+        assert!(provider.inner.wire.is_built());
+    }
+
+    /// A stored session with nothing stored has nothing to send: no
+    /// discovery, no HTTP client.
+    #[cfg(feature = "oidc")]
+    #[tokio::test]
+    async fn a_stored_session_builds_nothing_before_it_sends() {
+        let oidc = crate::OidcClient::builder()
+            .region(Region::custom("http://127.0.0.1:9").unwrap())
+            .client_id(crate::ClientId::new("cli").unwrap())
+            .redirect_uri(crate::oidc::RedirectUrl::new("http://127.0.0.1/callback").unwrap())
+            .env(|_| None)
+            .build()
+            .unwrap();
+        let provider = oidc
+            .stored_session(crate::store::StoreKey::session("nobody"))
+            .store(crate::store::MemoryStore::new())
+            .env(|_| None)
+            .build()
+            .unwrap();
+        assert!(matches!(provider.token().await, Err(Error::NotStored { .. })));
+        assert!(!provider.inner.wire.is_built());
+    }
 
     /// Holds every lock the provider has while another thread asks for a
     /// fresh token twice (the checked path, then the hot path): both calls

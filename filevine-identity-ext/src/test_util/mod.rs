@@ -45,6 +45,7 @@ use axum::routing::{get, post};
 
 use crate::config::region::Region;
 
+mod device;
 mod failure;
 mod gateway;
 mod server;
@@ -85,6 +86,9 @@ struct Registry {
     grants: HashMap<String, signin::Grant>,
     id_token_algorithm: IdTokenAlgorithm,
     revoked_refresh_tokens: u64,
+    /// Device sign-ins (RFC 8628) by device code.
+    devices: HashMap<String, device::Device>,
+    device_settings: device::DeviceSettings,
 }
 
 #[derive(Clone)]
@@ -105,6 +109,7 @@ struct Counts {
     revocation: AtomicU64,
     introspection: AtomicU64,
     end_session: AtomicU64,
+    device_authorization: AtomicU64,
 }
 
 struct Shared {
@@ -180,6 +185,7 @@ impl TestServer {
             .route("/connect/revocation", post(signin::revocation))
             .route("/connect/introspect", post(signin::introspection))
             .route("/connect/endsession", get(signin::end_session))
+            .route("/connect/deviceauthorization", post(device::device_authorization))
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
             .with_state(Arc::clone(&shared));
@@ -313,8 +319,8 @@ impl TestServer {
     }
 
     /// Requests received by one sign-in endpoint: `"authorization"`,
-    /// `"jwks"`, `"userinfo"`, `"revocation"`, `"introspection"` or
-    /// `"end_session"` (0 for another name).
+    /// `"jwks"`, `"userinfo"`, `"revocation"`, `"introspection"`,
+    /// `"end_session"` or `"device_authorization"` (0 for another name).
     pub fn sign_in_requests(&self, endpoint: &str) -> u64 {
         let counts = &self.shared.counts;
         let counter = match endpoint {
@@ -324,9 +330,83 @@ impl TestServer {
             "revocation" => &counts.revocation,
             "introspection" => &counts.introspection,
             "end_session" => &counts.end_session,
+            "device_authorization" => &counts.device_authorization,
             _ => return 0,
         };
         counter.load(Ordering::SeqCst)
+    }
+
+    /// Approves the device sign-in whose user code is `user_code` (typed as
+    /// a person would: any case, with or without the dash), as the user
+    /// would at the verification URI; its next poll gets the tokens of
+    /// the [`TestUser`]. `false` when no device sign-in has that code.
+    ///
+    /// ```
+    /// use filevine_identity_ext::test_util::TestServer;
+    /// use filevine_identity_ext::{ClientId, OidcClient, oidc::RedirectUrl};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = TestServer::start().await?;
+    /// server.add_sign_in_client("cli", None, &["http://127.0.0.1/callback"], &[]);
+    /// server.set_device_polling(0, 600);
+    /// let client = OidcClient::builder()
+    ///     .region(server.region())
+    ///     .client_id(ClientId::new("cli")?)
+    ///     .redirect_uri(RedirectUrl::new("http://127.0.0.1/callback")?)
+    ///     .build()?;
+    /// let device = client.device_authorization().await?;
+    /// assert!(server.approve_device(&device.user_code.to_lowercase()));
+    /// let signed_in = client.complete_device_sign_in(&device).await?;
+    /// assert_eq!(signed_in.claims.sub, server_user_sub());
+    /// # fn server_user_sub() -> String { filevine_identity_ext::test_util::TestUser::default().subject().to_owned() }
+    /// # Ok(()) }
+    /// ```
+    pub fn approve_device(&self, user_code: &str) -> bool {
+        device::decide(&mut lock(&self.shared.registry), user_code, Some(true))
+    }
+
+    /// Denies the device sign-in of `user_code`: its next poll gets
+    /// `access_denied`.
+    pub fn deny_device(&self, user_code: &str) -> bool {
+        device::decide(&mut lock(&self.shared.registry), user_code, Some(false))
+    }
+
+    /// Lets the device code of `user_code` expire: its next poll gets
+    /// `expired_token`.
+    pub fn expire_device(&self, user_code: &str) -> bool {
+        device::decide(&mut lock(&self.shared.registry), user_code, None)
+    }
+
+    /// The `interval` and `expires_in` (seconds) of the next device
+    /// authorizations (default 5 and 600).
+    pub fn set_device_polling(&self, interval: u64, expires_in: u64) {
+        let mut registry = lock(&self.shared.registry);
+        registry.device_settings.interval = interval;
+        registry.device_settings.expires_in = expires_in;
+    }
+
+    /// The device code issued with `user_code` (for tests that check it
+    /// is never shown).
+    pub fn device_code(&self, user_code: &str) -> Option<String> {
+        device::device_code(&lock(&self.shared.registry), user_code)
+    }
+
+    /// Whether discovery advertises the device authorization endpoint
+    /// (default yes); the endpoint answers either way.
+    pub fn set_device_flow_advertised(&self, advertised: bool) {
+        lock(&self.shared.registry).device_settings.advertised = advertised;
+    }
+
+    /// The next `count` device code polls are answered `slow_down`.
+    pub fn slow_down_device_polls(&self, count: u32) {
+        lock(&self.shared.registry).device_settings.slow_downs = count;
+    }
+
+    /// When each token request polling the device sign-in of `user_code`
+    /// arrived, on tokio's clock (paused-time tests see their own time).
+    pub fn device_polls(&self, user_code: &str) -> Vec<tokio::time::Instant> {
+        device::polls(&lock(&self.shared.registry), user_code)
     }
 
     /// Refresh tokens revoked through the revocation endpoint.

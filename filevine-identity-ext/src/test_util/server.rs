@@ -199,6 +199,20 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
                 refresh_token = Some(shared.next_value(&mut registry, "rt"));
             }
         }
+        super::device::GRANT_TYPE => {
+            if !client_ok(&registry) {
+                return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+            match super::device::poll(&mut registry, field("device_code").as_deref(), client_id_sent.as_deref()) {
+                Ok(grant) => {
+                    if grant.scope.split(' ').any(|s| s == "offline_access") {
+                        refresh_token = Some(shared.next_value(&mut registry, "rt"));
+                    }
+                    sign_in = Some(grant);
+                }
+                Err(answer) => return *answer,
+            }
+        }
         _ => return oauth_error(400, "unsupported_grant_type", "this grant type is not supported"),
     }
 
@@ -245,9 +259,8 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
 pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
     let base = &shared.base_url;
-    json_response(
-        200,
-        serde_json::json!({
+    let device = lock(&shared.registry).device_settings.advertised;
+    let mut document = serde_json::json!({
             "issuer": base,
             "authorization_endpoint": format!("{base}/connect/authorize"),
             "token_endpoint": format!("{base}/connect/token"),
@@ -255,12 +268,13 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "end_session_endpoint": format!("{base}/connect/endsession"),
             "revocation_endpoint": format!("{base}/connect/revocation"),
             "introspection_endpoint": format!("{base}/connect/introspect"),
+            "device_authorization_endpoint": format!("{base}/connect/deviceauthorization"),
             "jwks_uri": format!("{base}/.well-known/openid-configuration/jwks"),
             "scopes_supported": crate::config::scope::PARTNER_APP_SCOPES,
             "claims_supported": ["sub", "email", "email_verified", "name", "tenant"],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
-            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "personal_access_token"],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token", "personal_access_token", "urn:ietf:params:oauth:grant-type:device_code"],
             "subject_types_supported": ["public"],
             "code_challenge_methods_supported": ["S256"],
             "id_token_signing_alg_values_supported": ["RS512", "RS256"],
@@ -268,6 +282,9 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
             "authorization_response_iss_parameter_supported": true,
             "frontchannel_logout_supported": false,
             "backchannel_logout_supported": false,
-        }),
-    )
+    });
+    if !device {
+        document.as_object_mut().map(|fields| fields.remove("device_authorization_endpoint"));
+    }
+    json_response(200, document)
 }

@@ -209,7 +209,7 @@ async fn every_operation_goes_to_the_url_discovery_names() {
     }))
     .unwrap();
     let set = filevine_identity_ext::TokenSet::from_response(response, std::time::Instant::now()).unwrap();
-    let provider = client.token_provider(set).await.unwrap().build().unwrap();
+    let provider = client.token_provider(set).build().unwrap();
     provider.invalidate();
     let token = provider.token().await.unwrap();
     assert_eq!(token.expose_secret(), "at-2", "refreshed at the discovered token endpoint");

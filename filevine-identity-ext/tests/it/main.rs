@@ -9,6 +9,7 @@ mod support;
 
 mod api;
 mod blocking;
+mod device;
 mod examples;
 mod faults;
 mod fleet;

@@ -127,7 +127,7 @@ async fn partner_sign_in_end_to_end() {
 
     // The token set plugs into the provider: refreshes through the real
     // provider rotate the refresh token.
-    let token_provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
+    let token_provider = client.token_provider(signed_in.token_set.clone()).build().unwrap();
     let first = token_provider.token().await.unwrap();
     assert!(first.same_token(&signed_in.token_set.access_token), "the sign-in's token is served first");
     let token_requests = own.stats().await["token"].as_u64().unwrap();
@@ -163,7 +163,7 @@ async fn partner_sign_in_end_to_end() {
     // The original refresh token was rotated away: the provider refuses it
     // (SignInRequired), and, detecting the reuse, revokes the whole grant,
     // so the rotated refresh token stops working too.
-    let stale = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
+    let stale = client.token_provider(signed_in.token_set.clone()).build().unwrap();
     stale.invalidate();
     let err = stale.token().await.unwrap_err();
     assert!(matches!(err, Error::SignInRequired { .. }), "{err}");
@@ -204,7 +204,7 @@ async fn client_secret_basic_and_refresh_token_revocation() {
     let client = basic(oidc::BASIC_CLIENT_SECRET);
     let signed_in = sign_in(&client, "bob").await;
     assert_eq!(signed_in.claims.sub, "bob");
-    let provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
+    let provider = client.token_provider(signed_in.token_set.clone()).build().unwrap();
     provider.invalidate();
     let token = provider.token().await.expect("refresh with client_secret_basic");
     // Introspection with Basic: the provider knows who asks; a wrong secret
@@ -220,7 +220,7 @@ async fn client_secret_basic_and_refresh_token_revocation() {
     // a new sign-in.
     let signed_in = sign_in(&client, "bob").await;
     client.revoke_refresh_token(signed_in.token_set.refresh_token.as_ref().unwrap()).await.unwrap();
-    let provider = client.token_provider(signed_in.token_set).await.unwrap().build().unwrap();
+    let provider = client.token_provider(signed_in.token_set).build().unwrap();
     provider.invalidate();
     let err = provider.token().await.unwrap_err();
     assert!(matches!(err, Error::SignInRequired { .. }), "{err}");
@@ -609,7 +609,7 @@ async fn sign_in_never_shows_a_secret() {
     shown.push(format!("{signed_in:?} {signed_in:#?}"));
 
     // Refresh, userinfo, end session, revocation.
-    let provider = client.token_provider(set.clone()).await.unwrap().build().unwrap();
+    let provider = client.token_provider(set.clone()).build().unwrap();
     provider.invalidate();
     let refreshed = provider.token().await.unwrap();
     secrets.push(refreshed.expose_secret().to_owned());

@@ -56,21 +56,13 @@ async fn sign_in(client: &OidcClient) -> SignedIn {
 /// A signed-in user's provider whose token set is saved in `store`.
 async fn signed_in(client: &OidcClient, store: Arc<dyn TokenStore>, session: &str) -> TokenProvider {
     let set = sign_in(client).await.token_set;
-    client
-        .token_provider(set)
-        .await
-        .unwrap()
-        .store(store)
-        .store_key(StoreKey::session(session))
-        .build_saved()
-        .await
-        .unwrap()
+    client.token_provider(set).store(store).store_key(StoreKey::session(session)).build_saved().await.unwrap()
 }
 
 /// The same session read from the store, as another process (or replica)
 /// builds it.
 async fn replica(client: &OidcClient, store: Arc<dyn TokenStore>, session: &str) -> TokenProvider {
-    client.stored_session(StoreKey::session(session)).await.unwrap().store(store).build().unwrap()
+    client.stored_session(StoreKey::session(session)).store(store).build().unwrap()
 }
 
 /// Starts a refresh of `provider` whose answer the server holds until the
@@ -138,7 +130,7 @@ async fn forget_during_this_providers_own_refresh_wins_with_and_without_a_store(
     let client = oidc(&server, CLIENT);
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let stored = signed_in(&client, store.clone(), "own").await;
-    let plain = client.token_provider(sign_in(&client).await.token_set).await.unwrap().build().unwrap();
+    let plain = client.token_provider(sign_in(&client).await.token_set).build().unwrap();
     for provider in [stored, plain] {
         let requests = server.token_requests();
         let (held, refreshing) = held_refresh(&server, &provider).await;
@@ -182,7 +174,7 @@ async fn a_failed_compare_and_swap_keeps_the_newer_set_another_process_saved() {
     let a = signed_in(&client, store.clone(), "newer").await;
     let key = a.store_key().unwrap().as_str().to_owned();
     // The user's sign-in on another replica, saved below while A refreshes.
-    let second = client.token_provider(sign_in(&client).await.token_set).await.unwrap();
+    let second = client.token_provider(sign_in(&client).await.token_set);
     let (held, refreshing) = held_refresh(&server, &a).await;
     // The user signs in again on another replica meanwhile: a new set is
     // saved over the one A read.
@@ -203,7 +195,7 @@ async fn store_keys_rotate_without_signing_anyone_out() {
     let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
     let (old, new) = (StoreEncryptionKey::generate().unwrap(), StoreEncryptionKey::generate().unwrap());
     let set = sign_in(&client).await.token_set;
-    let builder = client.token_provider(set).await.unwrap().store(store.clone()).store_key(StoreKey::session("r"));
+    let builder = client.token_provider(set).store(store.clone()).store_key(StoreKey::session("r"));
     builder.store_encryption_key(old.clone()).build_saved().await.unwrap();
     let requests = server.token_requests();
 
@@ -211,8 +203,6 @@ async fn store_keys_rotate_without_signing_anyone_out() {
     let env = format!("{},{}", new.expose_secret(), old.expose_secret());
     let rotated = client
         .stored_session(StoreKey::session("r"))
-        .await
-        .unwrap()
         .store(store.clone())
         .env(move |name| (name == "FILEVINE_STORE_KEY").then(|| env.clone()))
         .build()
@@ -224,8 +214,6 @@ async fn store_keys_rotate_without_signing_anyone_out() {
     rotated.token().await.unwrap();
     let only_new = client
         .stored_session(StoreKey::session("r"))
-        .await
-        .unwrap()
         .store(store.clone())
         .store_encryption_keys(StoreEncryptionKeys::new(new))
         .build()
@@ -295,7 +283,7 @@ async fn every_write_carries_an_expiry_the_set_needs_no_longer_than() {
     let store = Arc::new(Recorded::default());
     let idle = Duration::from_secs(8 * 3600);
     let set = sign_in(&client).await.token_set;
-    let session = client.token_provider(set).await.unwrap().store(store.clone()).store_idle_timeout(idle);
+    let session = client.token_provider(set).store(store.clone()).store_idle_timeout(idle);
     let session = session.store_key(StoreKey::session("ttl")).build_saved().await.unwrap();
     session.forget().await.unwrap();
     server.add_personal_access_token("fvpat_ttl");
@@ -326,7 +314,7 @@ async fn n_sessions_in_redis_leave_n_expiring_keys() {
     let idle = Duration::from_secs(120);
     for n in 0..3 {
         let set = sign_in(&client).await.token_set;
-        let builder = client.token_provider(set).await.unwrap().store(store.clone()).store_idle_timeout(idle);
+        let builder = client.token_provider(set).store(store.clone()).store_idle_timeout(idle);
         builder.store_key(StoreKey::session(&format!("user-{n}"))).build_saved().await.unwrap();
     }
     let keys = redis.keys("filevine:tokens:*");

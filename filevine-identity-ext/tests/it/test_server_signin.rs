@@ -74,7 +74,7 @@ async fn the_whole_flow_runs_against_the_test_server() {
     assert_eq!((answer.subject.as_deref(), answer.client_id.as_deref()), (Some("1001"), Some("partner-app")));
 
     // Refresh: rotation, and a new ID token that validates.
-    let provider = client.token_provider(signed_in.token_set.clone()).await.unwrap().build().unwrap();
+    let provider = client.token_provider(signed_in.token_set.clone()).build().unwrap();
     provider.invalidate();
     let refreshed = provider.token().await.unwrap();
     assert!(!refreshed.same_token(&access));

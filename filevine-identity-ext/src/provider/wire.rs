@@ -1,0 +1,77 @@
+//! How a provider reaches the token endpoint: the generated client, made on
+//! the first request that needs it.
+//!
+//! Building a provider does no I/O. The HTTP client (whose TLS roots cost
+//! milliseconds to load) is built on the first exchange; for a provider an
+//! [`OidcClient`](crate::OidcClient) made, the discovered token endpoint and
+//! client authentication are resolved then too, so a process that finds a
+//! valid token in its store sends nothing and builds nothing.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use filevine_identity::ClientOptions;
+
+use crate::error::Error;
+use crate::grant::ClientSecret;
+use crate::http::LazyClient;
+
+/// What a resolver finds out on the first request: the options of the
+/// generated client (endpoint, Basic credentials) and, for
+/// `client_secret_post`, the secret that goes in the form.
+pub(crate) struct Resolved {
+    pub(crate) options: ClientOptions,
+    pub(crate) form_secret: Option<ClientSecret>,
+}
+
+/// Finds the token endpoint and client authentication (discovery).
+pub(crate) type Resolve = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Resolved, Error>> + Send>> + Send + Sync>;
+
+/// The generated client of a provider, made once.
+pub(crate) struct Wire {
+    http: LazyClient,
+    base: String,
+    resolve: Option<Resolve>,
+    ready: tokio::sync::OnceCell<Ready>,
+}
+
+/// The generated client and the form secret it sends with.
+pub(crate) struct Ready {
+    pub(crate) client: filevine_identity::Client,
+    pub(crate) form_secret: Option<ClientSecret>,
+}
+
+impl Wire {
+    /// A client for `base`, or for what `resolve` finds on the first
+    /// request.
+    pub(crate) fn new(http: LazyClient, base: &str, resolve: Option<Resolve>) -> Self {
+        Self { http, base: base.to_owned(), resolve, ready: tokio::sync::OnceCell::new() }
+    }
+
+    /// The generated client, made now if this is the first request. A
+    /// failure (discovery down, no TLS backend) is returned and tried again
+    /// on the next request.
+    pub(crate) async fn get(&self) -> Result<&Ready, Error> {
+        self.ready
+            .get_or_try_init(|| async {
+                let http = self.http.get()?.clone();
+                let (options, form_secret) = match &self.resolve {
+                    Some(resolve) => {
+                        let resolved = resolve().await?;
+                        (resolved.options, resolved.form_secret)
+                    }
+                    None => (ClientOptions::new(), None),
+                };
+                let client = filevine_identity::Client::new_with_client(&self.base, http, options);
+                Ok(Ready { client, form_secret })
+            })
+            .await
+    }
+
+    /// Whether the HTTP client has been built.
+    #[cfg(test)]
+    pub(crate) fn is_built(&self) -> bool {
+        self.http.is_built()
+    }
+}
