@@ -77,8 +77,12 @@ pub enum Command {
     ///
     /// Needs FILEVINE_CLIENT_ID (or the profile's client_id): a native
     /// client registered with the redirect URI http://127.0.0.1/callback.
-    /// The URL is always printed on stderr.
+    /// The URL is always printed on stderr. Without a browser on this
+    /// machine (SSH, a container), use --device.
     Login {
+        /// Sign in from another device: print a URL and a code to enter there (RFC 8628 device code).
+        #[arg(long, conflicts_with_all = ["no_browser", "port", "with_pat"])]
+        device: bool,
         /// Do not open a browser; open the printed URL yourself.
         #[arg(long)]
         no_browser: bool,

@@ -63,6 +63,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Token { header, json, min_valid } => commands::token(&settings, header, json, min_valid).await,
         Command::Login { with_pat: true, .. } => commands::login_with_pat(&settings).await,
+        Command::Login { device: true, .. } => commands::login_with_device(&settings).await,
         Command::Login { no_browser, port, timeout, .. } => {
             commands::login(&settings, !no_browser, port, timeout).await
         }

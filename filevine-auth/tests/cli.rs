@@ -316,6 +316,7 @@ async fn login_token_status_logout_against_the_real_provider() {
     let again = run(cli(config.path(), &env), &["token", "--header", "--min-valid", "1m"]).await;
     assert_eq!(text(&again.stdout).trim(), format!("Authorization: Bearer {access}"));
     assert_eq!(provider.stats().await["token"], before["token"], "served from the cache");
+    assert_eq!(provider.stats().await["discovery"], before["discovery"], "a warm token discovers nothing");
 
     let status = run(cli(config.path(), &env), &["status"]).await;
     let shown = text(&status.stdout);
@@ -331,6 +332,98 @@ async fn login_token_status_logout_against_the_real_provider() {
     assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 2, "refresh and access token");
     let after = run(cli(config.path(), &env), &["token"]).await;
     assert_eq!(after.status.code(), Some(4), "{}", text(&after.stderr));
+}
+
+/// Starts `login --device` and reads what it prints for the user: the
+/// verification URI and the user code. The rest of its standard error is
+/// read on a thread of its own, for [`finish`].
+async fn start_device_login(config: &Path, env: &[(&str, &str)]) -> (Running, String, String) {
+    let mut login = cli(config, env);
+    login.args(["login", "--device"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (uri, code, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr)).map(Result::unwrap);
+        let mut seen = Vec::new();
+        let mut uri = None;
+        for line in lines.by_ref() {
+            seen.push(line.clone());
+            if let Some(rest) = line.strip_prefix("To sign in to Filevine, open ") {
+                uri = rest.split_once(' ').map(|(uri, _)| uri.to_owned());
+            } else if let Some(uri) = uri.clone()
+                && !line.trim().is_empty()
+            {
+                let rest = std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n"));
+                return (uri, line.trim().to_owned(), rest);
+            }
+        }
+        panic!("no code printed: {seen:?}");
+    })
+    .await
+    .unwrap();
+    (Running { child: Some(child), rest: Some(rest) }, uri, code)
+}
+
+/// A `login --device` process, killed if the test fails before it ends
+/// (it would poll for the code's whole 10 minutes).
+struct Running {
+    child: Option<std::process::Child>,
+    rest: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Waits for the process to end: its exit status and the rest of its
+/// standard error.
+async fn finish(mut running: Running) -> (std::process::ExitStatus, String) {
+    let (mut child, rest) = (running.child.take().unwrap(), running.rest.take().unwrap());
+    tokio::task::spawn_blocking(move || (child.wait().unwrap(), rest.join().unwrap())).await.unwrap()
+}
+
+/// `login --device` against the real provider: the user types the code
+/// in a browser elsewhere; one poll later the tool is signed in, and
+/// `token` serves the stored session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_with_a_device_code_against_the_real_provider() {
+    let provider = oidc::Provider::start();
+    let config = tempfile::tempdir().unwrap();
+    let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
+    let (child, uri, code) = start_device_login(config.path(), &env).await;
+    assert!(uri.starts_with(&provider.issuer), "{uri}");
+    let page = oidc::Browser::new().enter_device_code(&uri, &code, "erin", true).await;
+    assert!(page.contains("Sign-in Success"), "{page}");
+    let (status, stderr) = finish(child).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("Signed in as erin@example.com"), "{stderr}");
+    // One poll: the code was entered within the provider's 5 s interval.
+    assert_eq!(provider.stats().await["token"], 1);
+
+    let token = run(cli(config.path(), &env), &["token"]).await;
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    assert_eq!(provider.stats().await["token"], 1, "the device sign-in's token, from the store");
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    assert!(text(&status.stdout).contains("erin@example.com"), "{}", text(&status.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_device_code_ends_the_login_with_the_reason() {
+    let provider = oidc::Provider::start();
+    let config = tempfile::tempdir().unwrap();
+    let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
+    let (child, uri, code) = start_device_login(config.path(), &env).await;
+    oidc::Browser::new().enter_device_code(&uri, &code, "frank", false).await;
+    let (status, stderr) = finish(child).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("access_denied"), "{stderr}");
+    let after = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(after.status.code(), Some(4), "not signed in: {}", text(&after.stderr));
 }
 
 /// The path of a profile record in the file store.

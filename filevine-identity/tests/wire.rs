@@ -12,7 +12,10 @@ use filevine_identity::types::{
     ClientCredentialsRequestGrantType, PersonalAccessTokenRequest, PersonalAccessTokenRequestGrantType,
     RefreshTokenRequest, RefreshTokenRequestGrantType, TokenRequest, TokenResponseExpiresIn,
 };
-use filevine_identity::types::{IntrospectionRequest, IntrospectionResponseAud, RevocationRequest};
+use filevine_identity::types::{
+    DeviceAuthorizationRequest, DeviceCodeRequest, DeviceCodeRequestGrantType, IntrospectionRequest,
+    IntrospectionResponseAud, RevocationRequest,
+};
 use filevine_identity::{Client, ClientOptions, Error, MAX_RESPONSE_BYTES, ResponseTooLarge, SecretString, operations};
 
 /// One request as the server saw it.
@@ -144,6 +147,24 @@ fn refresh_token_request() -> TokenRequest {
     .into()
 }
 
+fn device_code_request() -> TokenRequest {
+    DeviceCodeRequest {
+        grant_type: DeviceCodeRequestGrantType::UrnIetfParamsOauthGrantTypeDeviceCode,
+        device_code: SecretString::from("dc+1"),
+        client_id: "client-1".to_owned(),
+        client_secret: None,
+    }
+    .into()
+}
+
+fn device_authorization_request() -> DeviceAuthorizationRequest {
+    DeviceAuthorizationRequest {
+        client_id: "client-1".to_owned(),
+        client_secret: None,
+        scope: Some("openid offline_access".to_owned()),
+    }
+}
+
 /// Sends `request` and checks the exact body and headers on the wire.
 async fn assert_wire(request: TokenRequest, expected_body: &str, expected_pairs: &[(&str, &str)]) {
     let server = Server::json(200, TOKEN_JSON).await;
@@ -250,11 +271,55 @@ async fn refresh_token_form_body() {
 }
 
 #[tokio::test]
+async fn device_code_form_body() {
+    assert_wire(
+        device_code_request(),
+        "client_id=client-1&device_code=dc%2B1&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code",
+        &[
+            ("client_id", "client-1"),
+            ("device_code", "dc+1"),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn device_authorization_is_a_form_post_and_its_answer_is_parsed() {
+    let body = r#"{"device_code":"dc-9","user_code":"WDJB-MJHT","verification_uri":"https://id.example/device",
+                   "verification_uri_complete":"https://id.example/device?user_code=WDJB-MJHT","expires_in":600,"interval":5}"#;
+    let server = Server::json(200, body).await;
+    let answer = server.client.authorize_device(&device_authorization_request()).await.unwrap().into_inner();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::POST, "/connect/deviceauthorization"));
+    assert_eq!(seen.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(seen.body, "client_id=client-1&scope=openid+offline_access");
+    assert_eq!((answer.user_code.as_str(), answer.expires_in, answer.interval), ("WDJB-MJHT", 600, Some(5)));
+    assert!(!format!("{answer:?}").contains("dc-9"), "the device code is a secret");
+    // Without the optional members, and a refusal as a typed error.
+    let server =
+        Server::json(200, r#"{"device_code":"d","user_code":"U","verification_uri":"https://x","expires_in":1}"#).await;
+    let answer = server.client.authorize_device(&device_authorization_request()).await.unwrap().into_inner();
+    assert_eq!((answer.interval, answer.verification_uri_complete), (None, None));
+    let server = Server::json(401, r#"{"error":"invalid_client"}"#).await;
+    match server.client.authorize_device(&device_authorization_request()).await {
+        Err(Error::ErrorResponse(response)) => assert_eq!(response.error.as_deref(), Some("invalid_client")),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn success_response_is_parsed_for_every_grant() {
     let body = r#"{"access_token":"at-9","token_type":"bearer","expires_in":3600,"scope":"openid offline_access",
                    "refresh_token":"rt-9","id_token":"eyJ.x.y","unknown_field":true}"#;
-    for request in [pat_request(), client_credentials_request(), authorization_code_request(), refresh_token_request()]
-    {
+    let requests = [
+        pat_request(),
+        client_credentials_request(),
+        authorization_code_request(),
+        refresh_token_request(),
+        device_code_request(),
+    ];
+    for request in requests {
         let server = Server::json(200, body).await;
         let token = server.client.get_access_token(&request).await.unwrap().into_inner();
         assert_eq!(token.access_token.expose_secret(), "at-9");
@@ -434,6 +499,7 @@ async fn call(server: &Server, id: &str) -> Result<(), Error<String>> {
         "get_access_token" => erase(client.get_access_token(&pat_request()).await),
         "revoke_token" => erase(client.revoke_token(&revocation_request()).await),
         "introspect_token" => erase(client.introspect_token(&introspection_request()).await),
+        "authorize_device" => erase(client.authorize_device(&device_authorization_request()).await),
         other => panic!("no wire call for operation {other}: add it to `call` and a wire test for it"),
     }
 }
@@ -511,8 +577,14 @@ async fn a_chunked_body_without_length_is_bounded_too() {
 
 #[test]
 fn every_form_body_round_trips_through_serde_urlencoded() {
-    for request in [pat_request(), client_credentials_request(), authorization_code_request(), refresh_token_request()]
-    {
+    let requests = [
+        pat_request(),
+        client_credentials_request(),
+        authorization_code_request(),
+        refresh_token_request(),
+        device_code_request(),
+    ];
+    for request in requests {
         let encoded = serde_urlencoded::to_string(&request).unwrap();
         let decoded: TokenRequest = serde_urlencoded::from_str(&encoded).unwrap();
         assert_eq!(decoded, request, "{encoded}");
@@ -530,8 +602,14 @@ fn every_form_body_round_trips_through_serde_urlencoded() {
 
 #[test]
 fn request_debug_never_shows_secrets() {
-    for request in [pat_request(), client_credentials_request(), authorization_code_request(), refresh_token_request()]
-    {
+    let requests = [
+        pat_request(),
+        client_credentials_request(),
+        authorization_code_request(),
+        refresh_token_request(),
+        device_code_request(),
+    ];
+    for request in requests {
         let debug = format!("{request:?}");
         for secret in ["pat+/=&%", "sec ret", "s3cret", "code-xyz", "vvvvvvvv", "rt-1"] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");

@@ -1,5 +1,6 @@
 //! `login`: the authorization code flow with PKCE for a native client, with
-//! an RFC 8252 loopback redirect; `login --with-pat`: a PAT from stdin.
+//! an RFC 8252 loopback redirect; `login --device`: the device code flow
+//! (RFC 8628); `login --with-pat`: a PAT from stdin.
 
 use std::time::Duration;
 
@@ -27,11 +28,7 @@ pub async fn login(
     port: Option<u16>,
     timeout: Duration,
 ) -> Result<(), CliError> {
-    let client_id = settings.client_id.clone().ok_or_else(|| {
-        CliError::Usage(
-            "login needs FILEVINE_CLIENT_ID (or the profile's client_id): a native client registered with the redirect URI http://127.0.0.1/callback".into(),
-        )
-    })?;
+    let client_id = client_id(settings)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
         .await
         .map_err(CliError::io(format!("listening on 127.0.0.1:{}", port.unwrap_or(0))))?;
@@ -42,19 +39,67 @@ pub async fn login(
 
     // Always on stderr: the browser may not open, or be on another machine.
     eprintln!("Open this URL in a browser to sign in to Filevine:\n{}", request.url);
-    if open_browser && let Err(error) = crate::browser::open(request.url.as_str()) {
-        eprintln!("(could not open a browser: {error}; open the URL yourself)");
+    if open_browser {
+        match crate::browser::usable() {
+            false => eprintln!(
+                "(no browser here: open the URL on this machine, or run `filevine-auth login --device` to sign in from another device)"
+            ),
+            true => {
+                if let Err(error) = crate::browser::open(request.url.as_str()) {
+                    eprintln!(
+                        "(could not open a browser: {error}; open the URL yourself, or run `filevine-auth login --device`)"
+                    );
+                }
+            }
+        }
     }
     let callback = with_spinner("waiting for the browser…", wait_for_callback(listener, port, timeout)).await?;
     let signed_in = oidc.complete_sign_in(&callback, request.pending).await?;
+    finish(settings, &oidc, signed_in, &client_id).await
+}
 
+/// `login --device`: the device authorization grant (RFC 8628), for a
+/// terminal without a usable browser. The URI and the user code are
+/// printed; the user enters the code on any device; the tool polls.
+pub async fn login_with_device(settings: &Settings) -> Result<(), CliError> {
+    let client_id = client_id(settings)?;
+    let oidc =
+        session::oidc_client(settings, settings.region.clone(), client_id.clone(), session::placeholder_redirect())?;
+    let device = oidc.device_authorization().await?;
+    eprintln!(
+        "To sign in to Filevine, open {} on any device and enter the code:\n\n    {}\n",
+        device.verification_uri, device.user_code
+    );
+    if let Some(complete) = &device.verification_uri_complete {
+        eprintln!("(or open {complete}, which has the code in it)");
+    }
+    let minutes = device.expires_in.as_secs().div_ceil(60);
+    let waiting = format!("waiting for the code to be entered (it expires in {minutes} min)…");
+    let signed_in = with_spinner(&waiting, oidc.complete_device_sign_in(&device)).await?;
+    finish(settings, &oidc, signed_in, &client_id).await
+}
+
+fn client_id(settings: &Settings) -> Result<filevine_identity_ext::ClientId, CliError> {
+    settings.client_id.clone().ok_or_else(|| {
+        CliError::Usage(
+            "login needs FILEVINE_CLIENT_ID (or the profile's client_id): a native client registered with the redirect URI http://127.0.0.1/callback (or allowed the device code grant, for --device)".into(),
+        )
+    })
+}
+
+/// Stores a sign-in (browser or device alike): the token set under the
+/// profile's session key, then the sign-in record with who signed in.
+async fn finish(
+    settings: &Settings,
+    oidc: &filevine_identity_ext::OidcClient,
+    signed_in: filevine_identity_ext::oidc::SignedIn,
+    client_id: &filevine_identity_ext::ClientId,
+) -> Result<(), CliError> {
     let profile = Profile::open(settings)?;
     profile.forget().await?;
     let access_token = signed_in.token_set.access_token.clone();
-    let mut builder =
-        oidc.token_provider(signed_in.token_set).store(profile.store.clone()).store_key(profile.login_key());
-    builder = builder.store_encryption_keys(profile.seal().clone());
-    builder.build_saved().await?;
+    let builder = oidc.token_provider(signed_in.token_set).store(profile.store.clone()).store_key(profile.login_key());
+    builder.store_encryption_keys(profile.seal().clone()).build_saved().await?;
 
     // Name and e-mail: from the ID token, else (conformant ID tokens carry
     // only `sub`) from userinfo; best effort.
@@ -65,7 +110,7 @@ pub async fn login(
     {
         profile_claims = info.profile;
     }
-    let mut state = SignIn::new(Method::Login, &settings.region, Some(&client_id));
+    let mut state = SignIn::new(Method::Login, &settings.region, Some(client_id));
     state.subject = Some(claims.sub.clone());
     state.name = profile_claims.name.clone();
     state.email = profile_claims.email.clone();
@@ -100,7 +145,7 @@ async fn wait_for_callback(
     match target {
         Ok(Some(target)) => Ok(format!("http://127.0.0.1:{port}{target}")),
         _ => Err(CliError::Failed(format!(
-            "no sign-in within {} s; run `filevine-auth login` again (with --no-browser to open the URL yourself)",
+            "no sign-in within {} s; run `filevine-auth login` again (with --no-browser to open the URL yourself, or --device to sign in from another device)",
             timeout.as_secs()
         ))),
     }

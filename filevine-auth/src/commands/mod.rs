@@ -6,7 +6,7 @@ mod status;
 mod token;
 mod whoami;
 
-pub use login::{login, login_with_pat};
+pub use login::{login, login_with_device, login_with_pat};
 pub use logout::logout;
 pub use status::status;
 pub use token::token;

@@ -9,7 +9,8 @@
 // and exits when its standard input closes, so a test process that dies
 // cannot leave it running. PORT=0 (the default) picks a free port.
 //
-// Like Filevine: IdentityServer's endpoint paths (/connect/token, …),
+// Like Filevine: IdentityServer's endpoint paths (/connect/token, …; the
+// device flow at IdentityServer's /connect/deviceauthorization),
 // confidential clients, PKCE required, RS512 ID tokens, refresh-token
 // rotation, the Filevine scopes, a 5-minute access token.
 //
@@ -69,7 +70,8 @@ clients.push({
   client_id: 'filevine-cli',
   application_type: 'native',
   token_endpoint_auth_method: 'none',
-  grant_types: ['authorization_code', 'refresh_token'],
+  // `filevine-auth login --device` (RFC 8628) too.
+  grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
   response_types: ['code'],
   redirect_uris: ['http://127.0.0.1/callback'],
   id_token_signed_response_alg: 'RS512',
@@ -118,6 +120,8 @@ const configuration = {
     revocation: '/connect/revocation',
     introspection: '/connect/introspect',
     jwks: '/.well-known/openid-configuration/jwks',
+    device_authorization: '/connect/deviceauthorization',
+    code_verification: '/device',
   },
   pkce: { required: () => true },
   features: {
@@ -125,6 +129,8 @@ const configuration = {
     revocation: { enabled: true },
     introspection: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    // Device sign-in (RFC 8628): the user types the code at /device.
+    deviceFlow: { enabled: true },
   },
   enabledJWA: { idTokenSigningAlgValues: ['RS256', 'RS384', 'RS512'] },
   issueRefreshToken: async (_ctx, client, code) =>

@@ -210,6 +210,67 @@ impl Browser {
         panic!("no callback after 20 steps");
     }
 
+    /// What a person does with a device sign-in's code: opens the
+    /// verification URI, types the code (lower case, as people do), confirms
+    /// it, signs in as `login` and consents (or declines with `consent:
+    /// false`). Returns the provider's last page.
+    pub async fn enter_device_code(
+        &mut self,
+        verification_uri: &str,
+        user_code: &str,
+        login: &str,
+        consent: bool,
+    ) -> String {
+        let mut next = Some((Url::parse(verification_uri).expect("verification URI"), None::<Vec<(String, String)>>));
+        let mut entered = false;
+        for _ in 0..20 {
+            let (url, form) = next.take().expect("a next step");
+            let request = match &form {
+                Some(form) => self.http.post(url.clone()).form(form),
+                None => self.http.get(url.clone()),
+            };
+            let response = self.with_cookies(request).send().await.expect("provider request");
+            self.keep_cookies(&response);
+            if let Some(location) = response.headers().get(LOCATION) {
+                let target = url.join(location.to_str().expect("ascii location")).expect("location URL");
+                next = Some((target, None));
+                continue;
+            }
+            let status = response.status();
+            let page = response.text().await.expect("page");
+            assert!(status.is_success(), "provider answered {status}: {page}");
+            let Some(action) = between(&page, "action=\"", "\"") else { return page };
+            let action = url.join(&action.replace("&amp;", "&")).expect("form action");
+            let mut fields: Vec<(String, String)> = hidden_inputs(&page);
+            if page.contains("name=\"user_code\"") && !fields.iter().any(|(k, _)| k == "user_code") {
+                if entered {
+                    // Back at the code page (a declined sign-in): done.
+                    return page;
+                }
+                entered = true;
+                fields.push(("user_code".into(), user_code.to_lowercase()));
+            } else if page.contains("name=\"prompt\" value=\"login\"") {
+                fields = vec![
+                    ("prompt".into(), "login".into()),
+                    ("login".into(), login.into()),
+                    ("password".into(), "x".into()),
+                ];
+            } else if page.contains("name=\"prompt\" value=\"consent\"") {
+                if !consent {
+                    let end = page.find("\">[ Cancel ]").expect("a cancel link");
+                    let abort = &page[page[..end].rfind("href=\"").expect("its href") + 6..end];
+                    next = Some((url.join(&abort.replace("&amp;", "&")).expect("abort URL"), None));
+                    continue;
+                }
+                fields = vec![("prompt".into(), "consent".into())];
+            } else if !page.contains("name=\"confirm\"") {
+                return page;
+            }
+            next = Some((action, Some(fields)));
+        }
+        panic!("no end of the device sign-in after 20 steps");
+    }
+
     fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         if self.cookies.is_empty() {
             return request;
@@ -232,6 +293,19 @@ impl Browser {
             }
         }
     }
+}
+
+/// The hidden inputs of the first form on a page, in order.
+fn hidden_inputs(page: &str) -> Vec<(String, String)> {
+    let form_end = page.find("</form>").unwrap_or(page.len());
+    page[..form_end]
+        .split("<input")
+        .skip(1)
+        .filter(|input| input.contains("type=\"hidden\""))
+        .filter_map(|input| {
+            Some((between(input, "name=\"", "\"")?, between(input, "value=\"", "\"").unwrap_or_default()))
+        })
+        .collect()
 }
 
 fn between(text: &str, start: &str, end: &str) -> Option<String> {
