@@ -42,6 +42,18 @@ fn spawn(mut command: Command) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether a browser can plausibly open here: on Linux and the BSDs a
+/// graphical session (`DISPLAY` or `WAYLAND_DISPLAY`) and not an SSH
+/// session without one (`gh` and `az` use the same signals); elsewhere
+/// (macOS, Windows) the system opener always has one.
+pub fn usable() -> bool {
+    if cfg!(any(target_os = "macos", windows)) {
+        return true;
+    }
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    set("DISPLAY") || set("WAYLAND_DISPLAY")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -57,14 +69,3 @@ mod tests {
     }
 }
 
-/// Whether a browser can plausibly open here: on Linux and the BSDs a
-/// graphical session (`DISPLAY` or `WAYLAND_DISPLAY`) and not an SSH
-/// session without one (`gh` and `az` use the same signals); elsewhere
-/// (macOS, Windows) the system opener always has one.
-pub fn usable() -> bool {
-    if cfg!(any(target_os = "macos", windows)) {
-        return true;
-    }
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    set("DISPLAY") || set("WAYLAND_DISPLAY")
-}
