@@ -670,3 +670,31 @@ async fn max_age_is_sent_and_auth_time_checked_end_to_end() {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     assert!(auth_time <= now && now - auth_time < 300, "auth_time {auth_time}, now {now}");
 }
+
+/// Device sign-in (RFC 8628) against the real provider: a person types
+/// the code at the verification URI, confirms, signs in and consents; the
+/// waiting client gets a checked sign-in and a refresh token.
+#[tokio::test]
+async fn device_sign_in_end_to_end() {
+    let provider = provider();
+    let client = OidcClient::builder()
+        .region(Region::custom(&provider.issuer).unwrap())
+        .client_id(ClientId::new("filevine-cli").unwrap())
+        .redirect_uri(RedirectUrl::new("http://127.0.0.1/callback").unwrap())
+        .scopes("openid email offline_access".parse::<Scopes>().unwrap())
+        .env(|_| None)
+        .build()
+        .unwrap();
+    let device = client.device_authorization().await.unwrap();
+    assert_eq!(device.interval, Duration::from_secs(5), "the RFC's default: the provider names none");
+    let waiting = {
+        let (client, device) = (client.clone(), device.clone());
+        tokio::spawn(async move { client.complete_device_sign_in(&device).await })
+    };
+    let page =
+        Browser::new().enter_device_code(device.verification_uri.as_str(), &device.user_code, "gina", true).await;
+    assert!(page.contains("Sign-in Success"), "{page}");
+    let signed_in = waiting.await.unwrap().unwrap();
+    assert_eq!(signed_in.claims.sub, "gina");
+    assert!(signed_in.token_set.refresh_token.is_some());
+}
