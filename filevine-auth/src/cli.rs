@@ -14,8 +14,9 @@ Exit codes:
 
 Environment: FILEVINE_PAT, FILEVINE_CLIENT_ID, FILEVINE_CLIENT_SECRET, FILEVINE_SCOPES,
 FILEVINE_REGION, FILEVINE_AUTHORITY, FILEVINE_GATEWAY, FILEVINE_STORE_KEY (encrypts the
-cached tokens), FILEVINE_CONFIG_DIR (default: the platform's config directory + filevine),
-NO_COLOR.";
+cached tokens; else a key kept in the OS keyring, or in store.key without one),
+FILEVINE_KEYRING=off (keep the key in store.key), FILEVINE_CONFIG_DIR (default: the
+platform's config directory + filevine), NO_COLOR.";
 
 /// Filevine access tokens, sign-in and "who am I", for scripts and terminals.
 ///

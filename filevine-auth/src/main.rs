@@ -21,6 +21,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod keys;
 mod output;
 mod session;
 

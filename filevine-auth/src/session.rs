@@ -11,14 +11,15 @@
 //! - `filevine-auth/<profile>/pat`: the PAT of `login --with-pat`, in the
 //!   store's record format.
 //!
-//! Everything is sealed (AES-256-GCM, by the library) with FILEVINE_STORE_KEY,
-//! or else with a key the tool makes once in `<config dir>/store.key`.
+//! Everything is sealed (AES-256-GCM, by the library) with the key
+//! [`crate::keys`] finds: FILEVINE_STORE_KEY, the OS keyring, or
+//! `<config dir>/store.key`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use filevine_identity_ext::oidc::RedirectUrl;
-use filevine_identity_ext::store::{self, FileStore, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TokenStore};
+use filevine_identity_ext::store::{self, FileStore, StoreEncryptionKeys, StoreKey, TokenStore};
 use filevine_identity_ext::{ClientId, Credentials, OidcClient, PersonalAccessToken, Region, TokenProvider};
 use serde::{Deserialize, Serialize};
 
@@ -92,18 +93,22 @@ pub struct Profile {
     pub store: Arc<FileStore>,
     pub name: String,
     seal: StoreEncryptionKeys,
+    /// Where the sealing key came from (for `status`).
+    pub key_source: crate::keys::KeySource,
 }
 
 /// The sign-in record and the PAT stay until `logout`.
 const UNTIL_LOGOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 impl Profile {
-    pub fn open(settings: &Settings) -> Result<Self, CliError> {
-        let seal = match std::env::var(filevine_identity_ext::store::STORE_KEY) {
-            Ok(keys) if !keys.trim().is_empty() => StoreEncryptionKeys::parse(&keys)?,
-            _ => local_key(&settings.dir)?.into(),
-        };
-        Ok(Self { store: Arc::new(FileStore::new(settings.tokens_dir())), name: settings.profile.clone(), seal })
+    pub async fn open(settings: &Settings) -> Result<Self, CliError> {
+        let (seal, key_source) = crate::keys::load(&settings.dir).await?;
+        Ok(Self {
+            store: Arc::new(FileStore::new(settings.tokens_dir())),
+            name: settings.profile.clone(),
+            seal,
+            key_source,
+        })
     }
 
     fn key(&self, what: &str) -> StoreKey {
@@ -172,103 +177,6 @@ impl Profile {
     pub fn seal(&self) -> &StoreEncryptionKeys {
         &self.seal
     }
-}
-
-/// The key that seals the cache when FILEVINE_STORE_KEY is not set:
-/// `<config dir>/store.key` (0600), made on first use. Token sets and the
-/// PAT are then never on disk in the clear, and a copy of the token
-/// directory alone (a backup, a synced folder) opens nothing; someone who
-/// can read both files can, as with any key kept beside its data.
-fn local_key(dir: &std::path::Path) -> Result<StoreEncryptionKey, CliError> {
-    let path = dir.join("store.key");
-    if let Some(key) = read_key_file(&path)? {
-        return Ok(key);
-    }
-    create_private_dir(dir)?;
-    let key = StoreEncryptionKey::generate().map_err(|e| CliError::Failed(e.to_string()))?;
-    // Written to a temporary file, then linked into place: two processes
-    // starting at once agree on the first key, and nobody reads half a file.
-    let temp = dir.join(format!(".store.key.{}.tmp", std::process::id()));
-    write_private(&temp, key.expose_secret().as_bytes())
-        .map_err(CliError::io(format!("writing {}", temp.display())))?;
-    let linked = std::fs::hard_link(&temp, &path);
-    let _ = std::fs::remove_file(&temp);
-    match linked {
-        Ok(()) => Ok(key),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key_file(&path)?
-            .ok_or_else(|| CliError::Failed(format!("{} vanished while it was being created", path.display()))),
-        Err(e) => Err(CliError::io(format!("creating {}", path.display()))(e)),
-    }
-}
-
-/// Reads `store.key` if it exists, trusting it only when it is a regular
-/// file (not a symbolic link) of this user that nobody else can read or
-/// write: a key someone else planted or can read protects nothing.
-fn read_key_file(path: &std::path::Path) -> Result<Option<StoreEncryptionKey>, CliError> {
-    use std::io::Read as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    let mut file = match options.open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        #[cfg(unix)]
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
-            return Err(CliError::Failed(format!(
-                "{} is a symbolic link; the store key must be a file of its own (remove it to make a new one)",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(CliError::io(format!("reading {}", path.display()))(e)),
-    };
-    let metadata = file.metadata().map_err(CliError::io(format!("reading {}", path.display())))?;
-    if !metadata.is_file() {
-        return Err(CliError::Failed(format!("{} is not a regular file", path.display())));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::MetadataExt as _;
-        let me = rustix::process::geteuid().as_raw();
-        if metadata.uid() != me {
-            return Err(CliError::Failed(format!(
-                "{} belongs to user {}, not to you (user {me}); it is not trusted",
-                path.display(),
-                metadata.uid()
-            )));
-        }
-        if metadata.mode() & 0o077 != 0 {
-            return Err(CliError::Failed(format!(
-                "{} is open to other users (mode {:o}); run `chmod 600 {}`",
-                path.display(),
-                metadata.mode() & 0o777,
-                path.display()
-            )));
-        }
-    }
-    let mut text = zeroize::Zeroizing::new(String::new());
-    // A key is 44 characters; a larger file is not one.
-    (&mut file).take(256).read_to_string(&mut text).map_err(CliError::io(format!("reading {}", path.display())))?;
-    Ok(Some(StoreEncryptionKey::new(text.trim())?))
-}
-
-fn create_private_dir(dir: &std::path::Path) -> Result<(), CliError> {
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(CliError::io(format!("creating {}", dir.display())))
-}
-
-fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 /// The redirect URI a stored `login` session is refreshed with (the code

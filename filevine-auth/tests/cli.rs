@@ -25,6 +25,30 @@ fn cli(config: &Path, env: &[(&str, &str)]) -> Command {
     command
 }
 
+/// The binary inside a D-Bus session of its own with an unlocked
+/// Secret Service (the Debian `gnome-keyring` daemon), whose keyrings live
+/// under `home`: what a desktop user has. Each run is a new session; the
+/// keyring persists in `home` between runs, as a login keyring does.
+fn cli_with_keyring(config: &Path, home: &Path, env: &[(&str, &str)]) -> Command {
+    for program in ["dbus-run-session", "gnome-keyring-daemon"] {
+        let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+            .chain(["/usr/bin".into()])
+            .any(|dir| dir.join(program).is_file());
+        assert!(found, "{program} is not installed (apt-get install dbus-daemon gnome-keyring)");
+    }
+    let script = "printf keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec \"$0\" \"$@\"";
+    let mut command = Command::new("dbus-run-session");
+    command
+        .args(["--", "sh", "-c", script, env!("CARGO_BIN_EXE_filevine-auth")])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("FILEVINE_CONFIG_DIR", config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    command
+}
+
 /// Runs it on the blocking pool (the test server keeps serving meanwhile).
 async fn run(mut command: Command, args: &[&str]) -> Output {
     command.args(args);
@@ -530,4 +554,55 @@ async fn the_browser_gets_no_filevine_variable() {
     for secret in ["FILEVINE_", "sekrit-client-secret", PAT, key.expose_secret()] {
         assert!(!recorded.contains(secret), "{secret} reached the browser: {recorded}");
     }
+}
+
+/// With a Secret Service, the sealing key lives in the keyring, not in a
+/// file beside the tokens; the next run (a new session) finds it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
+    let server = pat_server().await;
+    let (config, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+    let first = run(cli_with_keyring(config.path(), home.path(), &env), &["token"]).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(!config.path().join("store.key").exists(), "no key file beside the tokens");
+    let again = run(cli_with_keyring(config.path(), home.path(), &env), &["token"]).await;
+    assert_eq!(text(&again.stdout), text(&first.stdout), "the cache opens with the keyring's key");
+    assert_eq!(server.token_requests(), 1);
+    let status = run(cli_with_keyring(config.path(), home.path(), &env), &["status"]).await;
+    assert!(text(&status.stdout).contains("store key: the OS keyring (Secret Service)"), "{}", text(&status.stdout));
+    // FILEVINE_STORE_KEY still wins.
+    let key = filevine_identity_ext::store::StoreEncryptionKey::generate().unwrap();
+    let mut with_key = env.clone();
+    with_key.push(("FILEVINE_STORE_KEY", key.expose_secret()));
+    let status = run(cli_with_keyring(config.path(), home.path(), &with_key), &["status"]).await;
+    assert!(text(&status.stdout).contains("store key: FILEVINE_STORE_KEY"), "{}", text(&status.stdout));
+    assert!(!text(&status.stdout).contains(key.expose_secret()));
+}
+
+/// A user who signed in without a keyring (store.key) and then has one:
+/// the key moves into the keyring and the user stays signed in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moving_store_key_into_the_keyring_keeps_the_user_signed_in() {
+    let server = pat_server().await;
+    let (config, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let env = server_env(&server);
+    let env = borrow(&env);
+    let login = login_with_pat(cli(config.path(), &env), format!("{PAT}\n")).await;
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    assert!(text(&status.stdout).contains("store.key (no OS keyring here)"), "{}", text(&status.stdout));
+    let before = run(cli(config.path(), &env), &["token"]).await;
+    assert!(config.path().join("store.key").exists());
+
+    let after = run(cli_with_keyring(config.path(), home.path(), &env), &["token"]).await;
+    assert!(after.status.success(), "still signed in: {}", text(&after.stderr));
+    assert_eq!(text(&after.stdout), text(&before.stdout), "the same cache, opened with the same key");
+    assert!(!config.path().join("store.key").exists(), "moved, not copied");
+    let status = run(cli_with_keyring(config.path(), home.path(), &env), &["status"]).await;
+    assert!(text(&status.stdout).contains("signed in: personal access token"), "{}", text(&status.stdout));
+    assert!(text(&status.stdout).contains("store key: the OS keyring"), "{}", text(&status.stdout));
+    assert_eq!(server.grant_requests("personal_access_token"), 1, "one exchange: login's");
 }

@@ -95,7 +95,7 @@ async fn finish(
     signed_in: filevine_identity_ext::oidc::SignedIn,
     client_id: &filevine_identity_ext::ClientId,
 ) -> Result<(), CliError> {
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     profile.forget().await?;
     let access_token = signed_in.token_set.access_token.clone();
     let builder = oidc.token_provider(signed_in.token_set).store(profile.store.clone()).store_key(profile.login_key());
@@ -163,7 +163,7 @@ pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
         .map_err(CliError::io("reading the PAT from standard input"))?;
     let pat = PersonalAccessToken::new(text.trim())
         .map_err(|_| CliError::Usage("no personal access token on standard input".into()))?;
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     let mut credentials = Credentials::personal_access_token(pat.clone());
     if let (Some(id), Some(secret)) = (&settings.client_id, &settings.client_secret) {
         credentials = credentials.with_client(id.clone(), secret.clone());

@@ -9,7 +9,7 @@ use crate::error::CliError;
 use crate::session::{self, Method, Profile};
 
 pub async fn logout(settings: &Settings) -> Result<(), CliError> {
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     let state = profile.state().await?;
     match &state {
         Some(state) if state.method == Method::Login => {

@@ -5,9 +5,10 @@ use crate::error::CliError;
 use crate::session::{Method, Profile, provider};
 
 pub async fn status(settings: &Settings) -> Result<(), CliError> {
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     println!("profile:   {}", settings.profile);
     println!("config:    {}", settings.dir.display());
+    println!("store key: {}", profile.key_source);
     match profile.state().await? {
         Some(state) => {
             let method = match state.method {

@@ -9,7 +9,7 @@ use crate::error::CliError;
 use crate::session::{Profile, provider};
 
 pub async fn token(settings: &Settings, header: bool, json: bool, min_valid: Duration) -> Result<(), CliError> {
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     let provider = provider(settings, &profile).await?;
     let mut token = provider.token().await?;
     if token.expires_in() < effective_min_valid(min_valid, token.lifetime()) {

@@ -7,7 +7,7 @@ use crate::error::CliError;
 use crate::session::{Profile, provider};
 
 pub async fn whoami(settings: &Settings, json: bool) -> Result<(), CliError> {
-    let profile = Profile::open(settings)?;
+    let profile = Profile::open(settings).await?;
     let provider = provider(settings, &profile).await?;
     let api = match FilevineApi::new(provider) {
         Ok(api) => api,
