@@ -18,6 +18,8 @@
 //!    each (started for the run by the test suite's `support::redis`; the
 //!    last two wait for a replica after each write), and a PostgreSQL store
 //!    (a throwaway cluster from the test suite's `support::postgres`).
+//! 5. `build`: `TokenProvider` and `OidcClient` builds (no I/O) beside
+//!    building the HTTP client they make on their first request.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -298,6 +300,46 @@ mod exchange {
                     .unwrap()
             })
         });
+    }
+}
+
+/// 5. `build`: building a provider and an OIDC client (no I/O: the HTTP
+///    client comes with the first request), beside what building the HTTP
+///    client costs (its TLS roots: what every build paid when it was eager).
+mod build {
+    use super::*;
+    use filevine_identity_ext::oidc::RedirectUrl;
+    use filevine_identity_ext::{ClientId, OidcClient, Region};
+
+    #[divan::bench(sample_count = 1000)]
+    fn token_provider(bencher: Bencher<'_, '_>) {
+        bencher.bench(|| {
+            TokenProvider::builder()
+                .env(|_| None)
+                .region(Region::Us)
+                .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+                .build()
+                .unwrap()
+        });
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn oidc_client(bencher: Bencher<'_, '_>) {
+        bencher.bench(|| {
+            OidcClient::builder()
+                .env(|_| None)
+                .region(Region::Us)
+                .client_id(ClientId::new("partner-app").unwrap())
+                .redirect_uri(RedirectUrl::new("http://127.0.0.1/callback").unwrap())
+                .build()
+                .unwrap()
+        });
+    }
+
+    /// The HTTP client the first request builds, with the SDK's settings.
+    #[divan::bench(sample_count = 200)]
+    fn http_client_alone(bencher: Bencher<'_, '_>) {
+        bencher.bench(http_client);
     }
 }
 
