@@ -319,6 +319,12 @@ async fn login_token_status_logout_against_the_real_provider() {
     let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
     assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
     let app = redirect.trim_end_matches("/callback").to_owned();
+    // A stray request first (another tab, a wrong state): refused, and the
+    // sign-in goes on.
+    let stray = reqwest::get(format!("{app}/callback?code=stray&state=not-this-one")).await.unwrap();
+    assert_eq!(stray.status(), 400);
+    let stray = reqwest::get(format!("{app}/callback")).await.unwrap();
+    assert_eq!(stray.status(), 400);
     let mut browser = oidc::Browser::for_app(&app);
     let callback = browser.sign_in(&url, "dave").await;
     let page = reqwest::get(&callback).await.unwrap().text().await.unwrap();
@@ -349,6 +355,8 @@ async fn login_token_status_logout_against_the_real_provider() {
         "{shown}"
     );
     assert!(!shown.contains(&access) && !text(&status.stderr).contains(&access), "{shown}");
+    assert!(shown.contains("the cache drops it after 30 days unused"), "{shown}");
+    assert!(shown.contains("store key: ") && shown.contains("store.key (no OS keyring here)"), "{shown}");
 
     let revocations = provider.stats().await["revocation"].as_u64().unwrap();
     let logout = run(cli(config.path(), &env), &["logout"]).await;
@@ -448,6 +456,38 @@ async fn a_declined_device_code_ends_the_login_with_the_reason() {
     assert!(stderr.contains("access_denied"), "{stderr}");
     let after = run(cli(config.path(), &env), &["token"]).await;
     assert_eq!(after.status.code(), Some(4), "not signed in: {}", text(&after.stderr));
+}
+
+/// The user declines at the provider: the page and the terminal say what
+/// the provider answered, and the tool exits 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_browser_sign_in_shows_the_providers_answer() {
+    let provider = oidc::Provider::start();
+    let config = tempfile::tempdir().unwrap();
+    let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
+    let mut login = cli(config.path(), &env);
+    login.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr)).map(Result::unwrap);
+        let url = lines.by_ref().find(|l| l.starts_with("http")).expect("the URL on stderr");
+        (url, std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n")))
+    })
+    .await
+    .unwrap();
+    let running = Running { child: Some(child), rest: Some(rest) };
+    let url = url::Url::parse(&url).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    let mut browser = oidc::Browser::for_app(redirect.trim_end_matches("/callback"));
+    let callback = browser.sign_in_with(&url, "ivan", false).await;
+    assert!(callback.contains("error=access_denied"), "{callback}");
+    let page = reqwest::get(&callback).await.unwrap().text().await.unwrap();
+    assert!(page.contains("sign-in failed") && page.contains("<code>access_denied</code>"), "{page}");
+    assert!(!page.contains("close this tab"), "{page}");
+    let (status, stderr) = finish(running).await;
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("access_denied"), "{stderr}");
 }
 
 /// The path of a profile record in the file store.

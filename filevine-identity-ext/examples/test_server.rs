@@ -12,7 +12,6 @@
 //! input closes (so a script that dies leaves nothing running).
 
 use filevine_identity_ext::test_util::TestServer;
-use tokio::io::AsyncReadExt as _;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
@@ -21,8 +20,8 @@ async fn main() -> std::io::Result<()> {
         server.add_personal_access_token(&pat);
     }
     println!(r#"{{"authority":"{}","gateway":"{}/gateway"}}"#, server.url(), server.url());
-    // Serve until stdin closes.
-    let mut sink = Vec::new();
-    tokio::io::stdin().read_to_end(&mut sink).await?;
+    // Serve until stdin closes (read on a thread of its own: the runtime
+    // keeps serving meanwhile).
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink())).await??;
     Ok(())
 }

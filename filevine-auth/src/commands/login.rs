@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::Uri;
+use axum::http::{StatusCode, Uri};
 use axum::response::Html;
-use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, RedirectUrl};
 use filevine_identity_ext::{Credentials, PersonalAccessToken, TokenProvider};
 use tokio::io::AsyncReadExt as _;
 use tokio::sync::mpsc;
@@ -53,7 +53,8 @@ pub async fn login(
             }
         }
     }
-    let callback = with_spinner("waiting for the browser…", wait_for_callback(listener, port, timeout)).await?;
+    let waiting = wait_for_callback(listener, port, timeout, request.pending.state().clone());
+    let callback = with_spinner("waiting for the browser…", waiting).await?;
     let signed_in = oidc.complete_sign_in(&callback, request.pending).await?;
     finish(settings, &oidc, signed_in, &client_id).await
 }
@@ -121,22 +122,38 @@ async fn finish(
 }
 
 /// Serves `http://127.0.0.1:<port>/callback` until the browser arrives
-/// there, or `timeout`; returns the full callback URL.
+/// there with this sign-in's `state`, or `timeout`; returns the full
+/// callback URL. Any other request to `/callback` (a stray tab, a wrong or
+/// missing `state`) gets a plain 400 and is logged at debug level: it
+/// does not end the sign-in. The page says what the provider answered,
+/// its error too.
 async fn wait_for_callback(
     listener: tokio::net::TcpListener,
     port: u16,
     timeout: Duration,
+    state: CsrfToken,
 ) -> Result<String, CliError> {
     let (sender, mut received) = mpsc::channel::<String>(1);
+    let expected = std::sync::Arc::new(state);
     let app = axum::Router::new()
         .route(
             "/callback",
-            axum::routing::get(|State(sender): State<mpsc::Sender<String>>, uri: Uri| async move {
+            axum::routing::get(|State((sender, expected)): State<Callback>, uri: Uri| async move {
+                let query: Vec<(String, String)> =
+                    url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()).into_owned().collect();
+                let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+                if !field("state").is_some_and(|state| expected.matches(state)) {
+                    tracing::debug!("a request to /callback without this sign-in's state; still waiting");
+                    return (
+                        StatusCode::BAD_REQUEST,
+                        Html("<p>Not the sign-in this terminal is waiting for.</p>".to_owned()),
+                    );
+                }
                 let _ = sender.try_send(uri.to_string());
-                Html("<h1>Filevine sign-in</h1><p>You can close this tab and return to the terminal.</p>")
+                (StatusCode::OK, Html(callback_page(field("error"), field("error_description"))))
             }),
         )
-        .with_state(sender);
+        .with_state((sender, expected));
     let server = axum::serve(listener, app).into_future();
     let target = tokio::select! {
         result = tokio::time::timeout(timeout, received.recv()) => result,
@@ -149,6 +166,39 @@ async fn wait_for_callback(
             timeout.as_secs()
         ))),
     }
+}
+
+/// The state of the loopback server: where the callback goes, and the
+/// `state` it must carry.
+type Callback = (mpsc::Sender<String>, std::sync::Arc<CsrfToken>);
+
+/// The page the browser shows after the redirect: done, or the
+/// provider's error (HTML-escaped: it comes from the query string).
+fn callback_page(error: Option<&str>, description: Option<&str>) -> String {
+    match error {
+        None => "<h1>Filevine sign-in</h1><p>You can close this tab and return to the terminal.</p>".to_owned(),
+        Some(error) => format!(
+            "<h1>Filevine sign-in failed</h1><p>The identity provider answered <code>{}</code>{}.</p><p>Return to the terminal.</p>",
+            escape(error),
+            description.map(|d| format!(": {}", escape(d))).unwrap_or_default()
+        ),
+    }
+}
+
+/// HTML-escapes text for an element's content.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars().take(300) {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// `login --with-pat`: a PAT from standard input (never an argument, where
@@ -179,4 +229,16 @@ pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
     profile.save_state(&SignIn::new(Method::Pat, &settings.region, settings.client_id.as_ref())).await?;
     eprintln!("Signed in with a personal access token ({}, profile {:?})", settings.region, settings.profile);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_callback_page_escapes_the_providers_error() {
+        let page = super::callback_page(Some("access_denied"), Some("<script>alert(1)</script> & \"more\""));
+        assert!(page.contains("<code>access_denied</code>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;"), "{page}");
+        assert!(!page.contains("<script>") && !page.contains("close this tab"), "{page}");
+        assert!(super::callback_page(None, None).contains("close this tab"));
+    }
 }

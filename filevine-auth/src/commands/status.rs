@@ -24,6 +24,14 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
             if let Some(client) = &state.client_id {
                 println!("client:    {client}");
             }
+            if state.method == Method::Login {
+                // No token response field or endpoint of Filevine's tells a
+                // refresh token's lifetime; the cache's own limit is known.
+                let idle = filevine_identity_ext::provider::DEFAULT_STORE_IDLE_TIMEOUT.as_secs() / 86_400;
+                println!(
+                    "refresh:   the provider does not say how long the refresh token lasts; the cache drops it after {idle} days unused"
+                );
+            }
             let who = [state.name.as_deref(), state.email.as_deref(), state.subject.as_deref()];
             let who: Vec<&str> = who.into_iter().flatten().collect();
             if !who.is_empty() {

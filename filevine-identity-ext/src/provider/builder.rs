@@ -441,7 +441,7 @@ impl TokenProviderBuilder {
                     key,
                     seal,
                     idle: self.store_idle_timeout,
-                    owner: owner_id(),
+                    owner: std::sync::OnceLock::new(),
                     lease,
                     version: AtomicU64::new(0),
                     seen: AtomicU64::new(0),
@@ -507,14 +507,4 @@ fn derived_key(region: &Region, credentials: &Credentials, scope: Option<&str>) 
     };
     let client_id = credentials.client_id().map_or("", ClientId::as_str);
     Some(StoreKey::derived(region.identity_url(), credentials.grant_type(), client_id, scope.unwrap_or(""), secret))
-}
-
-/// A lease owner id: random, so two providers (in one process or two)
-/// never share one.
-fn owner_id() -> String {
-    crate::crypto::random_token(16).unwrap_or_else(|_| {
-        // Without randomness: still unique per provider in this process,
-        // and the process id separates processes.
-        format!("{}-{}", std::process::id(), next_provider_id())
-    })
 }

@@ -110,8 +110,10 @@ pub(crate) struct StoreLink {
     /// How long a token set with a refresh token, or a deletion mark,
     /// stays in the store after its last write.
     pub(crate) idle: Duration,
-    /// This provider's lease owner id (random).
-    pub(crate) owner: String,
+    /// This provider's lease owner id (random), made when the first lease
+    /// is taken: the OS random number generator's first use costs
+    /// milliseconds (aws-lc seeds it), which a warm `token()` never pays.
+    pub(crate) owner: std::sync::OnceLock<String>,
     /// How long a lease holds before others may take over.
     pub(crate) lease: Duration,
     /// The version of the entry the current token came from or was saved
@@ -146,6 +148,11 @@ impl std::fmt::Debug for StoreLink {
 }
 
 impl StoreLink {
+    /// The lease owner id, made on first use.
+    fn owner(&self) -> &str {
+        self.owner.get_or_init(owner_id)
+    }
+
     /// Warns once per process when a persistent store would hold token
     /// sets unencrypted.
     pub(crate) fn warn_if_unencrypted(&self) {
@@ -278,13 +285,13 @@ impl StoreLink {
 
     /// Takes the lease for this provider, or renews it if it holds it.
     pub(crate) async fn take_lease(&self) -> Result<bool, StoreError> {
-        self.store.try_lease(self.key.as_str(), &self.owner, self.lease).await
+        self.store.try_lease(self.key.as_str(), self.owner(), self.lease).await
     }
 
     /// Gives the lease back; a failure is logged (the lease expires on its
     /// own).
     pub(crate) async fn release_lease(&self) {
-        if let Err(error) = self.store.release_lease(self.key.as_str(), &self.owner).await {
+        if let Err(error) = self.store.release_lease(self.key.as_str(), self.owner()).await {
             tracing::warn!(store = self.store.kind(), key = %self.key, error = %Report(&error), "could not release the token store lease");
         }
     }
@@ -652,4 +659,14 @@ impl Inner {
         tracing::debug!(store = link.store.kind(), key = %link.key, version, "using the token set another process saved");
         Some(Fetched { token, at: now, life })
     }
+}
+
+/// A lease owner id: random, so two providers (in one process or two)
+/// never share one.
+fn owner_id() -> String {
+    crate::crypto::random_token(16).unwrap_or_else(|_| {
+        // Without randomness: still unique per provider in this process,
+        // and the process id separates processes.
+        format!("{}-{}", std::process::id(), super::next_provider_id())
+    })
 }
