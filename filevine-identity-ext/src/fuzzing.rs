@@ -55,6 +55,7 @@ pub fn discovery(body: &[u8]) {
                     metadata.userinfo_endpoint(),
                     metadata.revocation_endpoint(),
                     metadata.introspection_endpoint(),
+                    metadata.device_authorization_endpoint(),
                 ];
                 for endpoint in secret_endpoints.into_iter().flatten() {
                     assert_eq!(endpoint.origin(), issuer_url.origin(), "a secret endpoint off the issuer's origin");
@@ -78,10 +79,30 @@ pub fn discovery(body: &[u8]) {
     sign_in_answers(body);
 }
 
-/// The same bytes as a userinfo and an introspection answer, as the
-/// generated client parses them and the SDK converts them. An inactive
-/// token's answer carries nothing else.
+/// The same bytes as a userinfo, an introspection and a device
+/// authorization answer, as the generated client parses them and the SDK
+/// converts them. An inactive token's answer carries nothing else; an
+/// accepted device authorization has bounded times, an https:// (or
+/// loopback http://) verification URI, and never shows its device code.
 fn sign_in_answers(body: &[u8]) {
+    if let Ok(answer) = serde_json::from_slice::<filevine_identity::types::DeviceAuthorizationResponse>(body) {
+        let device_code = answer.device_code.expose_secret().to_owned();
+        if let Ok(device) = crate::oidc::device::check_for_fuzzing(answer) {
+            assert!(device.expires_in > std::time::Duration::ZERO && device.expires_in.as_secs() <= 30 * 60);
+            assert!(device.interval.as_secs() <= 60);
+            let uri = &device.verification_uri;
+            let loopback = uri.scheme() == "http" && crate::config::region::is_loopback(uri);
+            assert!(uri.scheme() == "https" || loopback, "an http:// verification URI off loopback");
+            assert!(!device.user_code.is_empty() && !device.user_code.chars().any(char::is_control));
+            let shown = format!("{device:?}");
+            if device_code.len() >= 8
+                && !device.user_code.contains(&device_code)
+                && !uri.as_str().contains(&device_code)
+            {
+                assert!(!shown.contains(&device_code), "the device code in Debug");
+            }
+        }
+    }
     if let Ok(info) = serde_json::from_slice::<filevine_identity::types::UserInfo>(body) {
         let sub = info.sub.clone();
         assert_eq!(crate::oidc::UserInfo::from(info).sub, sub);

@@ -117,6 +117,12 @@ impl DeviceAuthorization {
     }
 }
 
+/// [`DeviceAuthorization::from_response`] for the fuzz target.
+#[cfg(fuzzing)]
+pub(crate) fn check_for_fuzzing(response: DeviceAuthorizationResponse) -> Result<DeviceAuthorization, Error> {
+    DeviceAuthorization::from_response(response, Instant::now())
+}
+
 /// What one poll says.
 enum Poll {
     Done(crate::grant::TokenSet),

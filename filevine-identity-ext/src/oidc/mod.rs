@@ -32,7 +32,7 @@ mod builder;
 mod cache;
 mod claims;
 mod client_auth;
-mod device;
+pub(crate) mod device;
 pub mod discovery;
 mod error;
 pub(crate) mod id_token;
