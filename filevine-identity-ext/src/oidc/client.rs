@@ -1,0 +1,232 @@
+//! [`OidcClient`]: the type, its configuration and what every call of it
+//! shares (discovery, ID token checks, client authentication, the
+//! generated client for the discovered endpoints).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use filevine_identity::{ClientOptions, operations};
+
+use super::client_auth::ClientAuthMethod;
+use super::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
+use super::id_token::{self, Expectations, unix_now};
+use super::jwks::JwksCache;
+use super::{IdTokenClaims, Nonce, OidcClientBuilder, RedirectUrl, SignInError};
+use crate::config::region::Region;
+use crate::config::scope::Scopes;
+use crate::error::{ConfigError, Error};
+use crate::grant::{ClientId, ClientSecret, IdToken};
+use crate::http::LazyClient;
+
+/// What an ID token is checked against beyond the provider and the client:
+/// what the sign-in it answers asked for and received.
+#[derive(Default)]
+pub(super) struct Checks<'a> {
+    pub(super) nonce: Option<&'a Nonce>,
+    /// The access token issued with it (`at_hash`).
+    pub(super) access_token: Option<&'a str>,
+    /// The `max_age` the sign-in requested (`auth_time`).
+    pub(super) max_age: Option<u64>,
+}
+
+/// A partner app's OpenID Connect client for Filevine: sends users to sign
+/// in, completes the callback, validates ID tokens, and hands the tokens to
+/// a [`TokenProvider`](crate::TokenProvider) that keeps them fresh.
+///
+/// Cheap to clone; discovery and signing keys are fetched on first use and
+/// cached (1 hour by default).
+///
+/// ```no_run
+/// use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+/// use filevine_identity_ext::{ClientId, ClientSecret, OidcClient, Region};
+///
+/// # async fn run(callback_url: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// let client = OidcClient::builder()
+///     .region(Region::Us)
+///     .client_id(ClientId::new("partner-app")?)
+///     .client_secret(ClientSecret::new(std::env::var("FILEVINE_CLIENT_SECRET")?)?)
+///     .redirect_uri(RedirectUrl::new("https://localhost:7059/signin-oidc")?)
+///     .build()?;
+///
+/// // /login: send the user to Filevine, keep `pending` in the server-side session.
+/// let request = client.authorization_request(AuthorizationOptions::default()).await?;
+/// let (redirect_to, pending) = (request.url, request.pending);
+/// # drop(redirect_to);
+///
+/// // /signin-oidc: check the callback, exchange the code, validate the ID token.
+/// let signed_in = client.complete_sign_in(callback_url, pending).await?;
+/// println!("hello {}", signed_in.claims.sub);
+///
+/// // Access tokens from now on, refreshed (and the refresh token rotated) as needed.
+/// let provider = client.token_provider(signed_in.token_set).build()?;
+/// let token = provider.token().await?;
+/// # drop(token);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct OidcClient {
+    pub(super) inner: Arc<Inner>,
+}
+
+pub(super) struct Inner {
+    pub(super) region: Region,
+    pub(super) client_id: ClientId,
+    pub(super) client_secret: Option<ClientSecret>,
+    pub(super) redirect_uri: RedirectUrl,
+    pub(super) post_logout_redirect_uri: Option<RedirectUrl>,
+    pub(super) scopes: Scopes,
+    pub(super) auth_method: Option<ClientAuthMethod>,
+    pub(super) leeway: Duration,
+    pub(super) sign_in_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    pub(super) http: LazyClient,
+    pub(super) discovery: DiscoveryCache,
+    pub(super) jwks: JwksCache,
+}
+
+impl fmt::Debug for OidcClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = &self.inner;
+        f.debug_struct("OidcClient")
+            .field("region", &inner.region)
+            .field("client_id", &inner.client_id)
+            .field("client_secret", &inner.client_secret)
+            .field("redirect_uri", &inner.redirect_uri.as_str())
+            .field("scopes", &inner.scopes.to_string())
+            .field("auth_method", &inner.auth_method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OidcClient {
+    /// A builder; see [`OidcClientBuilder`]. Like
+    /// [`TokenProvider::builder`](crate::TokenProvider::builder), it installs the `ring` crypto provider
+    /// when that is the backend.
+    pub fn builder() -> OidcClientBuilder {
+        crate::crypto::install_default_provider();
+        OidcClientBuilder::default()
+    }
+
+    /// Everything from the environment: `FILEVINE_AUTHORITY` or
+    /// `FILEVINE_REGION`, `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_REDIRECT_URI`, `FILEVINE_POST_LOGOUT_REDIRECT_URI`,
+    /// `FILEVINE_SCOPES`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build()
+    }
+
+    /// The region (identity authority) this client signs in with.
+    pub fn region(&self) -> &Region {
+        &self.inner.region
+    }
+
+    /// The redirect URI sign-ins come back to. An application served over
+    /// `https://` (this URI's scheme) marks its cookies `Secure`.
+    pub fn redirect_uri(&self) -> &RedirectUrl {
+        &self.inner.redirect_uri
+    }
+
+    /// The provider's checked metadata, from the cache or a fresh fetch.
+    ///
+    /// # Errors
+    /// [`DiscoveryError`] when it cannot be fetched or fails a check.
+    pub async fn metadata(&self) -> Result<Arc<ProviderMetadata>, DiscoveryError> {
+        self.inner.discovery.get(&self.inner.http, self.inner.request_timeout).await
+    }
+
+    pub(super) async fn verify_with(
+        &self,
+        metadata: &ProviderMetadata,
+        id_token: &IdToken,
+        checks: Checks<'_>,
+    ) -> Result<IdTokenClaims, SignInError> {
+        let parsed = id_token::parse(id_token.expose_secret())?;
+        parsed.check_header(metadata.id_token_algorithms())?;
+        let key = self.inner.jwks.key(&self.inner.http, metadata.jwks_uri(), parsed.kid(), parsed.alg()).await?;
+        let expect = Expectations {
+            issuer: metadata.issuer(),
+            client_id: self.inner.client_id.as_str(),
+            algorithms: metadata.id_token_algorithms(),
+            leeway: self.inner.leeway,
+            nonce: checks.nonce,
+            access_token: checks.access_token,
+            max_age: checks.max_age,
+        };
+        Ok(parsed.verify(&key, &expect, unix_now())?)
+    }
+
+    pub(super) fn auth_method(&self, metadata: &ProviderMetadata) -> Result<ClientAuthMethod, SignInError> {
+        let inner = &self.inner;
+        let method = match inner.auth_method {
+            Some(method) => method,
+            None => ClientAuthMethod::choose(
+                &metadata.document().token_endpoint_auth_methods_supported,
+                inner.client_secret.is_some(),
+            )?,
+        };
+        if method != ClientAuthMethod::None && inner.client_secret.is_none() {
+            return Err(ConfigError::SecretRequired { method: method.as_str() }.into());
+        }
+        Ok(method)
+    }
+
+    /// The client secret to put in a form body: only for
+    /// `client_secret_post` (Basic sends it in the header, public clients
+    /// have none).
+    pub(super) fn form_secret(&self, method: ClientAuthMethod) -> Option<&ClientSecret> {
+        match method {
+            ClientAuthMethod::ClientSecretPost => self.inner.client_secret.as_ref(),
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
+        }
+    }
+
+    /// The typed error of a revocation or introspection call, with the
+    /// token it carried and the client secret scrubbed from its text.
+    pub(super) async fn token_call_error(
+        &self,
+        error: filevine_identity::Error<filevine_identity::types::TokenError>,
+        token: &str,
+    ) -> SignInError {
+        let secret = self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret);
+        let error = crate::http::map_error(error, false, self.inner.request_timeout).await;
+        error.scrub(&[token, secret]).into()
+    }
+
+    /// The generated client for this provider: `options` plus the
+    /// discovered token endpoint, on the SDK's HTTP client.
+    pub(super) fn wire(
+        &self,
+        metadata: &ProviderMetadata,
+        options: ClientOptions,
+    ) -> Result<filevine_identity::Client, Error> {
+        let options = options.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone());
+        let http = self.inner.http.get()?.clone();
+        Ok(filevine_identity::Client::new_with_client(metadata.token_base(), http, options))
+    }
+
+    /// The header half of the client authentication `method`: Basic
+    /// credentials for `client_secret_basic`, nothing otherwise (the form
+    /// carries them, or a public client has none).
+    pub(super) fn client_auth(&self, method: ClientAuthMethod) -> Result<ClientOptions, SignInError> {
+        let inner = &self.inner;
+        match method {
+            ClientAuthMethod::ClientSecretBasic => {
+                let secret = inner
+                    .client_secret
+                    .as_ref()
+                    .ok_or(ConfigError::SecretRequired { method: "client_secret_basic" })?;
+                Ok(ClientOptions::new().basic(inner.client_id.as_str(), secret.secret()))
+            }
+            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::None => Ok(ClientOptions::new()),
+        }
+    }
+
+    /// The `client_id` form field: with Basic the header names the client.
+    pub(super) fn form_client_id(&self, method: ClientAuthMethod) -> Option<String> {
+        (method != ClientAuthMethod::ClientSecretBasic).then(|| self.inner.client_id.as_str().to_owned())
+    }
+}
