@@ -53,6 +53,7 @@ mod builder;
 mod cache;
 mod flight;
 mod jitter;
+mod link;
 mod retry;
 mod store;
 mod wire;

@@ -1,0 +1,286 @@
+//! [`StoreLink`]: a provider's store, its key and what it last read or
+//! wrote there; the store-side steps a refresh is made of (read, lease,
+//! compare-and-swap write, deletion mark). How a refresh strings them
+//! together is `store.rs`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tracing::Instrument as _;
+
+use super::lock;
+use crate::error::Report;
+use crate::store::record::{self, StoredTokens, Unreadable};
+use crate::store::{StoreEncryptionKeys, StoreError, StoreKey, TokenStore};
+
+/// First pause while another process holds the lease.
+pub(super) const POLL_START: Duration = Duration::from_millis(10);
+/// Longest pause between two reads of the store while waiting.
+pub(super) const POLL_MAX: Duration = Duration::from_millis(250);
+/// Attempts to save a token set before its saving moves to a task of its
+/// own (which keeps the lease and retries until it succeeds).
+pub(super) const SAVE_ATTEMPTS: u32 = 3;
+/// Longest pause between two attempts of the task that saves an unsaved
+/// token set: it renews the lease on each, and should notice a returning
+/// store quickly.
+pub(super) const UNSAVED_RETRY_MAX: Duration = Duration::from_secs(1);
+/// Compare-and-swap attempts of a write or a deletion before it gives up
+/// (a write) or writes its mark unconditionally (a deletion).
+pub(super) const CAS_ATTEMPTS: u32 = 5;
+
+/// The entry under a provider's key, as read.
+#[derive(Debug, Default)]
+pub(crate) struct Read {
+    /// Its version (0: absent).
+    pub(crate) version: u64,
+    /// Its token set, when it holds a readable one.
+    pub(crate) tokens: Option<StoredTokens>,
+    /// Whether it is the mark of a deleted (signed-out) token set.
+    pub(crate) deleted: bool,
+}
+
+/// What became of a write.
+#[derive(Debug)]
+pub(crate) enum Written {
+    /// Saved as the newest token set.
+    Saved,
+    /// Another process saved a newer token set first (this one is not
+    /// written); it is what the provider should continue from.
+    Superseded(Read),
+    /// The entry was deleted (signed out) meanwhile: nothing was written.
+    Deleted,
+}
+
+/// A token set this provider holds but could not save yet.
+#[derive(Default)]
+pub(crate) struct Unsaved {
+    /// The newest such set (`None`: everything is saved).
+    pub(super) tokens: Option<StoredTokens>,
+    /// Bumped with every new unsaved set, so the saving task knows whether
+    /// what it saved is still the newest.
+    pub(super) generation: u64,
+    /// Whether the saving task runs.
+    pub(super) saving: bool,
+}
+
+/// A provider's store, its key and what it last read or wrote there.
+pub(crate) struct StoreLink {
+    pub(crate) store: Arc<dyn TokenStore>,
+    pub(crate) key: StoreKey,
+    pub(crate) seal: Option<StoreEncryptionKeys>,
+    /// How long a token set with a refresh token, or a deletion mark,
+    /// stays in the store after its last write.
+    pub(crate) idle: Duration,
+    /// This provider's lease owner id (random), made when the first lease
+    /// is taken: the OS random number generator's first use costs
+    /// milliseconds (aws-lc seeds it), which a warm `token()` never pays.
+    pub(crate) owner: std::sync::OnceLock<String>,
+    /// How long a lease holds before others may take over.
+    pub(crate) lease: Duration,
+    /// The version of the entry the current token came from or was saved
+    /// as; 0 before the first read.
+    pub(crate) version: AtomicU64,
+    /// The version of the entry as last read (what a save replaces).
+    pub(crate) seen: AtomicU64,
+    /// One more than the version of the last unreadable entry warned
+    /// about (0: none), so that the read and the re-read under the lease
+    /// make one warning, not two.
+    pub(crate) warned_unreadable: AtomicU64,
+    /// A refresh token must not be refreshed outside the store.
+    pub(crate) strict: bool,
+    /// A token set not saved yet; while there is one, this provider keeps
+    /// the lease.
+    pub(crate) unsaved: std::sync::Mutex<Unsaved>,
+    /// One write of this provider at a time (a refresh and the saving
+    /// task), so an older set never overwrites a newer one.
+    pub(crate) writing: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for StoreLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreLink")
+            .field("store", &self.store)
+            .field("key", &self.key)
+            .field("encrypted", &self.seal.is_some())
+            .field("lease", &self.lease)
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreLink {
+    /// The lease owner id, made on first use.
+    pub(super) fn owner(&self) -> &str {
+        self.owner.get_or_init(owner_id)
+    }
+
+    /// Warns once per process when a persistent store would hold token
+    /// sets unencrypted.
+    pub(crate) fn warn_if_unencrypted(&self) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if self.seal.is_none() && self.store.is_persistent() && !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                store = self.store.kind(),
+                "token sets are stored unencrypted; set FILEVINE_STORE_KEY (32 bytes, base64) to encrypt them"
+            );
+        }
+    }
+
+    /// The entry's version and token set; an unreadable entry is logged and
+    /// counts as absent (its version is kept, so it can be replaced).
+    pub(crate) async fn read(&self) -> Result<Read, StoreError> {
+        let read = self.read_entry().await?;
+        self.seen.store(read.version, Ordering::Release);
+        Ok(read)
+    }
+
+    /// [`read`](Self::read) without recording the version as `seen` (a
+    /// deletion must not move the version a refresh in flight expects).
+    pub(super) async fn read_entry(&self) -> Result<Read, StoreError> {
+        let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key);
+        let Some(entry) = self.store.load(self.key.as_str()).instrument(span).await? else {
+            return Ok(Read::default());
+        };
+        let version = entry.version;
+        match record::decode(&entry.value, &self.key, self.seal.as_ref()) {
+            Ok(tokens) => Ok(Read { version, tokens: Some(tokens), deleted: false }),
+            Err(Unreadable::Deleted) => Ok(Read { version, tokens: None, deleted: true }),
+            Err(cause) => {
+                let marker = version.saturating_add(1);
+                if self.warned_unreadable.swap(marker, Ordering::Relaxed) != marker {
+                    tracing::warn!(
+                        store = self.store.kind(),
+                        key = %self.key,
+                        version,
+                        %cause,
+                        "ignoring an unreadable stored token set"
+                    );
+                }
+                Ok(Read { version, tokens: None, deleted: false })
+            }
+        }
+    }
+
+    /// How long `tokens` stay in the store: a refresh token for the idle
+    /// timeout, an access token alone for the rest of its life.
+    pub(super) fn ttl(&self, tokens: &StoredTokens) -> Duration {
+        match (&tokens.refresh_token, &tokens.access_token) {
+            (None, Some(access)) => access.expires_in().max(Duration::from_secs(1)),
+            _ => self.idle,
+        }
+    }
+
+    /// Saves `tokens` over the version last read or written (`seen`). When
+    /// the entry moved on meanwhile it is read again: deleted (a sign-out)
+    /// wins and nothing is written; a newer token set another process saved
+    /// (a lease that expired under a slow refresh) is kept, not overwritten.
+    pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<Written, StoreError> {
+        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        let ttl = self.ttl(tokens);
+        for _ in 0..CAS_ATTEMPTS {
+            let expected = self.seen.load(Ordering::Acquire);
+            let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
+            if self.store.compare_and_swap(self.key.as_str(), expected, &value, ttl).instrument(span).await? {
+                self.saved(expected + 1);
+                return Ok(Written::Saved);
+            }
+            let read = self.read().await?;
+            if read.deleted || (read.version == 0 && expected > 0) {
+                tracing::info!(store = self.store.kind(), key = %self.key, "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
+                self.version.store(read.version, Ordering::Release);
+                return Ok(Written::Deleted);
+            }
+            if read.tokens.is_some() {
+                tracing::warn!(
+                    store = self.store.kind(),
+                    key = %self.key,
+                    version = read.version,
+                    "another process saved a newer token set during this refresh (a lease expired?); keeping it"
+                );
+                return Ok(Written::Superseded(read));
+            }
+            // Absent or unreadable at a new version: try again over it.
+        }
+        Err(StoreError::backend(
+            self.store.kind(),
+            "save",
+            std::io::Error::other("the entry kept changing under compare-and-swap"),
+        ))
+    }
+
+    /// Saves `tokens` whatever is stored (a new sign-in's token set).
+    pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
+        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key);
+        self.saved(self.store.save(self.key.as_str(), &value, self.ttl(tokens)).instrument(span).await?);
+        Ok(())
+    }
+
+    /// Replaces the entry with a deletion mark, by compare-and-swap over
+    /// what was read, so that the token set it replaces is the one
+    /// returned (to be revoked) and a refresh racing it cannot write after
+    /// it. Returns the token set it replaced, if readable.
+    pub(crate) async fn delete(&self) -> Result<Option<StoredTokens>, StoreError> {
+        // `seen` is left alone: a refresh in flight must fail its
+        // compare-and-swap against the mark, not take the mark's version.
+        let mut last = None;
+        for _ in 0..CAS_ATTEMPTS {
+            let read = self.read_entry().await?;
+            last = read.tokens;
+            if self.store.compare_and_swap(self.key.as_str(), read.version, record::TOMBSTONE, self.idle).await? {
+                self.version.store(read.version + 1, Ordering::Release);
+                return Ok(last);
+            }
+        }
+        // The entry keeps changing: the mark goes over whatever is there.
+        let version = self.store.save(self.key.as_str(), record::TOMBSTONE, self.idle).await?;
+        self.version.store(version, Ordering::Release);
+        Ok(last)
+    }
+
+    /// Whether this provider holds a token set it has not saved yet (and so
+    /// holds the lease).
+    pub(crate) fn has_unsaved(&self) -> bool {
+        lock(&self.unsaved).tokens.is_some()
+    }
+
+    /// Takes the lease for this provider, or renews it if it holds it.
+    pub(crate) async fn take_lease(&self) -> Result<bool, StoreError> {
+        self.store.try_lease(self.key.as_str(), self.owner(), self.lease).await
+    }
+
+    /// Gives the lease back; a failure is logged (the lease expires on its
+    /// own).
+    pub(crate) async fn release_lease(&self) {
+        if let Err(error) = self.store.release_lease(self.key.as_str(), self.owner()).await {
+            tracing::warn!(store = self.store.kind(), key = %self.key, error = %Report(&error), "could not release the token store lease");
+        }
+    }
+
+    /// Drops an unsaved token set: it was saved by a later write, or the
+    /// tokens were forgotten (signing out must not be undone by a save that
+    /// lands later). The saving task then releases the lease and ends.
+    pub(crate) fn drop_unsaved(&self) {
+        let mut unsaved = lock(&self.unsaved);
+        unsaved.tokens = None;
+        unsaved.generation += 1;
+    }
+
+    /// Records that this provider's token set is now `version`.
+    pub(super) fn saved(&self, version: u64) {
+        self.version.store(version, Ordering::Release);
+        self.seen.store(version, Ordering::Release);
+        tracing::debug!(store = self.store.kind(), key = %self.key, version, "saved the token set");
+    }
+}
+
+/// A lease owner id: random, so two providers (in one process or two)
+/// never share one.
+fn owner_id() -> String {
+    crate::crypto::random_token(16).unwrap_or_else(|_| {
+        // Without randomness: still unique per provider in this process,
+        // and the process id separates processes.
+        format!("{}-{}", std::process::id(), super::next_provider_id())
+    })
+}
