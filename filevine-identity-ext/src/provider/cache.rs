@@ -53,7 +53,7 @@ impl Timing {
         let margin = self.hard_margin.min(lifetime / 2);
         let usable_for = life.saturating_sub(margin);
         let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
-        let refresh_after = usable_for.saturating_sub(window.mul_f64(0.5 + 0.5 * jitter.unit()));
+        let refresh_after = usable_for.saturating_sub(jitter.upper_half(window));
         Cached::new(token, stamp.plus(usable_for), stamp.plus(refresh_after))
     }
 }

@@ -14,6 +14,7 @@ use tracing::Instrument as _;
 use tokio::sync::watch;
 
 use super::cache::Cached;
+use super::jitter::Jitter;
 use super::store::StoreLink;
 use super::{Forgotten, Inner, lock};
 use crate::error::Error;
@@ -50,10 +51,10 @@ pub(super) struct Flight {
     not_before: Option<Stamp>,
 }
 
-/// Full-jitter exponential backoff after `failures` consecutive failures.
-fn backoff(failures: u32, jitter: f64) -> Duration {
-    let ceiling = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16)).min(BACKOFF_CAP);
-    ceiling.mul_f64(jitter)
+/// Full-jitter exponential backoff after `failures` consecutive failed
+/// refreshes.
+fn backoff(failures: u32, jitter: Jitter) -> Duration {
+    jitter.backoff(BACKOFF_BASE, BACKOFF_CAP, failures)
 }
 
 /// Clears its flight when the task ends without finishing it (its runtime
@@ -310,10 +311,7 @@ impl Inner {
             }
             Err(error) => {
                 flight.failures = flight.failures.saturating_add(1);
-                let wait = match error {
-                    Error::RateLimited { retry_after: Some(wait), .. } => *wait,
-                    _ => backoff(flight.failures, self.jitter.unit()),
-                };
+                let wait = super::retry::wait_before_retry(error, || backoff(flight.failures, self.jitter));
                 let now = self.clock.now();
                 let retry_at = now.plus(wait);
                 flight.not_before = Some(retry_at);
@@ -354,10 +352,11 @@ mod tests {
 
     #[test]
     fn backoff_grows_with_failures_and_is_capped() {
-        assert_eq!(backoff(0, 0.5), Duration::from_millis(100));
-        assert_eq!(backoff(1, 0.5), Duration::from_millis(200));
-        assert_eq!(backoff(3, 0.5), Duration::from_millis(800));
-        assert_eq!(backoff(40, 0.5), BACKOFF_CAP / 2);
-        assert_eq!(backoff(40, 0.0), Duration::ZERO);
+        let half = Jitter::Fixed(0.5);
+        assert_eq!(backoff(0, half), Duration::from_millis(100));
+        assert_eq!(backoff(1, half), Duration::from_millis(200));
+        assert_eq!(backoff(3, half), Duration::from_millis(800));
+        assert_eq!(backoff(40, half), BACKOFF_CAP / 2);
+        assert_eq!(backoff(40, Jitter::Fixed(0.0)), Duration::ZERO);
     }
 }

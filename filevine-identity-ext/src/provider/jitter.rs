@@ -25,6 +25,24 @@ impl Jitter {
             Self::Fixed(fraction) => fraction.clamp(0.0, 1.0 - f64::EPSILON),
         }
     }
+
+    /// `span` scaled by a value in `[0.5, 1)`: spread, but never less than
+    /// half (the soft refresh window, the pause between store polls).
+    pub(crate) fn upper_half(self, span: std::time::Duration) -> std::time::Duration {
+        span.mul_f64(0.5 + 0.5 * self.unit())
+    }
+
+    /// Full-jitter exponential backoff: uniform in
+    /// `[0, min(cap, base · 2^exponent))`. The one backoff formula of the
+    /// crate (retries within a refresh, and failed refreshes).
+    pub(crate) fn backoff(
+        self,
+        base: std::time::Duration,
+        cap: std::time::Duration,
+        exponent: u32,
+    ) -> std::time::Duration {
+        base.saturating_mul(1u32 << exponent.min(16)).min(cap).mul_f64(self.unit())
+    }
 }
 
 thread_local! {
@@ -52,6 +70,23 @@ fn random_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_backoff_formula_and_one_spread() {
+        use std::time::Duration;
+        let (base, cap) = (Duration::from_millis(100), Duration::from_secs(5));
+        assert_eq!(Jitter::Fixed(0.5).backoff(base, cap, 0), Duration::from_millis(50));
+        assert_eq!(Jitter::Fixed(0.5).backoff(base, cap, 3), Duration::from_millis(400));
+        assert_eq!(Jitter::Fixed(0.5).backoff(base, cap, 60), cap / 2, "capped, no overflow");
+        assert_eq!(Jitter::Fixed(0.0).backoff(base, cap, 3), Duration::ZERO);
+        let span = Duration::from_secs(10);
+        assert_eq!(Jitter::Fixed(0.0).upper_half(span), span / 2);
+        assert!(Jitter::Fixed(1.0).upper_half(span) < span);
+        for _ in 0..1000 {
+            let spread = Jitter::Random.upper_half(span);
+            assert!(spread >= span / 2 && spread < span);
+        }
+    }
 
     #[test]
     fn random_values_are_in_range_and_spread() {

@@ -42,12 +42,21 @@ impl Default for RetryPolicy {
     }
 }
 
+/// How long to wait after `error` before trying again: the server's
+/// `Retry-After` when it sent one (capped where it was parsed), else
+/// `backoff`. The one `Retry-After` rule of the crate.
+pub(crate) fn wait_before_retry(error: &Error, backoff: impl FnOnce() -> Duration) -> Duration {
+    match error {
+        Error::RateLimited { retry_after: Some(wait), .. } => *wait,
+        _ => backoff(),
+    }
+}
+
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1`: uniform in
     /// `[0, min(max_delay, base_delay · 2^(attempt−1)))` ("full jitter").
     pub(crate) fn backoff(&self, attempt: u32, jitter: Jitter) -> Duration {
-        let ceiling = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16)).min(self.max_delay);
-        ceiling.mul_f64(jitter.unit())
+        jitter.backoff(self.base_delay, self.max_delay, attempt.saturating_sub(1))
     }
 
     /// Runs `attempt` until it succeeds, fails for good, runs out of
@@ -87,10 +96,7 @@ impl RetryPolicy {
             if !error.is_retryable() || number >= self.max_attempts.max(1) {
                 return Err(error);
             }
-            let wait = match &error {
-                Error::RateLimited { retry_after: Some(wait), .. } => *wait,
-                _ => self.backoff(number, jitter),
-            };
+            let wait = wait_before_retry(&error, || self.backoff(number, jitter));
             if Instant::now().checked_add(wait).is_none_or(|at| at >= deadline) {
                 // Waiting would overrun the bound on the whole call.
                 return Err(error);

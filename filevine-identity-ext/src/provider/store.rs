@@ -169,7 +169,7 @@ impl Inner {
                 return Err(StoreError::LeaseWait { key: link.key.clone(), waited: started.elapsed() }.into());
             }
             // Jittered, so waiters do not read the store in lockstep.
-            tokio::time::sleep(pause.mul_f64(0.5 + 0.5 * self.jitter.unit())).await;
+            tokio::time::sleep(self.jitter.upper_half(pause)).await;
             pause = (pause * 2).min(POLL_MAX);
             if let Some(adopted) = self.with_store_retries(link, started, || self.read_and_adopt(link)).await? {
                 return Ok(adopted);
