@@ -43,6 +43,7 @@ mod lint;
 mod load;
 mod non_exhaustive;
 mod operations;
+mod public;
 mod semver;
 mod servers;
 mod surface;

@@ -22,7 +22,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use quote::ToTokens;
-use syn::{Fields, ImplItem, Item, Visibility};
+use syn::{Fields, ImplItem, Item};
+
+use crate::public::is_public;
 
 /// Whether a change can break users' code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,10 +193,6 @@ fn attrs(attrs: &[syn::Attribute]) -> (bool, BTreeSet<String>) {
     (exhaustive, derives)
 }
 
-fn is_public(vis: &Visibility) -> bool {
-    matches!(vis, Visibility::Public(_))
-}
-
 fn shapes(file: &syn::File) -> BTreeMap<String, Shape> {
     let mut out = BTreeMap::new();
     collect(&file.items, "", &mut out);
@@ -202,75 +200,69 @@ fn shapes(file: &syn::File) -> BTreeMap<String, Shape> {
 }
 
 fn collect(items: &[Item], prefix: &str, out: &mut BTreeMap<String, Shape>) {
-    for item in items {
-        match item {
-            Item::Mod(m) if is_public(&m.vis) => {
-                if let Some((_, inner)) = &m.content {
-                    collect(inner, &format!("{prefix}{}::", m.ident), out);
-                }
-            }
-            Item::Struct(s) if is_public(&s.vis) => {
-                let (exhaustive, derives) = attrs(&s.attrs);
-                let fields = match &s.fields {
-                    Fields::Named(named) => named
-                        .named
-                        .iter()
-                        .filter(|f| is_public(&f.vis))
-                        .map(|f| (f.ident.as_ref().map(ToString::to_string).unwrap_or_default(), text(&f.ty)))
-                        .collect(),
-                    Fields::Unnamed(unnamed) => unnamed
-                        .unnamed
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, f)| is_public(&f.vis))
-                        .map(|(i, f)| (i.to_string(), text(&f.ty)))
-                        .collect(),
-                    Fields::Unit => BTreeMap::new(),
-                };
-                // A struct with a private field cannot be built outside
-                // the crate either.
-                let all_public = s.fields.iter().all(|f| is_public(&f.vis));
-                out.insert(
-                    format!("struct {prefix}{}", s.ident),
-                    Shape::Struct { exhaustive: exhaustive && all_public, derives, fields },
-                );
-            }
-            Item::Enum(e) if is_public(&e.vis) => {
-                let (exhaustive, derives) = attrs(&e.attrs);
-                let variants = e.variants.iter().map(|v| (v.ident.to_string(), text(&v.fields))).collect();
-                out.insert(format!("enum {prefix}{}", e.ident), Shape::Enum { exhaustive, derives, variants });
-            }
-            Item::Const(c) if is_public(&c.vis) => {
-                out.insert(
-                    format!("const {prefix}{}", c.ident),
-                    Shape::Const { ty: text(&c.ty), value: text(&c.expr) },
-                );
-            }
-            Item::Fn(f) if is_public(&f.vis) => {
-                out.insert(format!("fn {prefix}{}", f.sig.ident), Shape::Fn(text(&f.sig)));
-            }
-            Item::Impl(block) if block.trait_.is_none() => {
-                let owner = text(&block.self_ty);
-                for member in &block.items {
-                    if let ImplItem::Fn(method) = member
-                        && is_public(&method.vis)
-                    {
-                        out.insert(format!("fn {prefix}{owner}::{}", method.sig.ident), Shape::Fn(text(&method.sig)));
-                    }
-                }
-            }
-            Item::Impl(block) => {
-                let header = format!("impl {} for {}", text(block.trait_.as_ref().map(|t| &t.0)), text(&block.self_ty));
-                out.insert(format!("{header}{}", scope(prefix)), Shape::Other);
-            }
-            Item::Use(u) if is_public(&u.vis) => {
-                out.insert(format!("use {}{}", text(&u.tree), scope(prefix)), Shape::Other);
-            }
-            Item::Type(t) if is_public(&t.vis) => {
-                out.insert(format!("type {prefix}{}", t.ident), Shape::Fn(text(&t.ty)));
-            }
-            _ => {}
+    crate::public::walk(items, prefix, &mut |item, prefix| collect_item(item, prefix, out));
+}
+
+fn collect_item(item: &Item, prefix: &str, out: &mut BTreeMap<String, Shape>) {
+    match item {
+        Item::Struct(s) if is_public(&s.vis) => {
+            let (exhaustive, derives) = attrs(&s.attrs);
+            let fields = match &s.fields {
+                Fields::Named(named) => named
+                    .named
+                    .iter()
+                    .filter(|f| is_public(&f.vis))
+                    .map(|f| (f.ident.as_ref().map(ToString::to_string).unwrap_or_default(), text(&f.ty)))
+                    .collect(),
+                Fields::Unnamed(unnamed) => unnamed
+                    .unnamed
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| is_public(&f.vis))
+                    .map(|(i, f)| (i.to_string(), text(&f.ty)))
+                    .collect(),
+                Fields::Unit => BTreeMap::new(),
+            };
+            // A struct with a private field cannot be built outside
+            // the crate either.
+            let all_public = s.fields.iter().all(|f| is_public(&f.vis));
+            out.insert(
+                format!("struct {prefix}{}", s.ident),
+                Shape::Struct { exhaustive: exhaustive && all_public, derives, fields },
+            );
         }
+        Item::Enum(e) if is_public(&e.vis) => {
+            let (exhaustive, derives) = attrs(&e.attrs);
+            let variants = e.variants.iter().map(|v| (v.ident.to_string(), text(&v.fields))).collect();
+            out.insert(format!("enum {prefix}{}", e.ident), Shape::Enum { exhaustive, derives, variants });
+        }
+        Item::Const(c) if is_public(&c.vis) => {
+            out.insert(format!("const {prefix}{}", c.ident), Shape::Const { ty: text(&c.ty), value: text(&c.expr) });
+        }
+        Item::Fn(f) if is_public(&f.vis) => {
+            out.insert(format!("fn {prefix}{}", f.sig.ident), Shape::Fn(text(&f.sig)));
+        }
+        Item::Impl(block) if block.trait_.is_none() => {
+            let owner = text(&block.self_ty);
+            for member in &block.items {
+                if let ImplItem::Fn(method) = member
+                    && is_public(&method.vis)
+                {
+                    out.insert(format!("fn {prefix}{owner}::{}", method.sig.ident), Shape::Fn(text(&method.sig)));
+                }
+            }
+        }
+        Item::Impl(block) => {
+            let header = format!("impl {} for {}", text(block.trait_.as_ref().map(|t| &t.0)), text(&block.self_ty));
+            out.insert(format!("{header}{}", scope(prefix)), Shape::Other);
+        }
+        Item::Use(u) if is_public(&u.vis) => {
+            out.insert(format!("use {}{}", text(&u.tree), scope(prefix)), Shape::Other);
+        }
+        Item::Type(t) if is_public(&t.vis) => {
+            out.insert(format!("type {prefix}{}", t.ident), Shape::Fn(text(&t.ty)));
+        }
+        _ => {}
     }
 }
 

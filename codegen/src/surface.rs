@@ -18,6 +18,8 @@ use proc_macro2::{Delimiter, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::{Attribute, Fields, ImplItem, Item, Visibility};
 
+use crate::public::is_public;
+
 /// Renders the public surface of a generated file.
 ///
 /// # Example
@@ -45,71 +47,64 @@ pub fn surface_listing(file: &syn::File) -> String {
     out
 }
 
-fn is_public(vis: &Visibility) -> bool {
-    matches!(vis, Visibility::Public(_))
+fn list_items(items: &[Item], prefix: &str, out: &mut String) {
+    crate::public::walk(items, prefix, &mut |item, prefix| list_item(item, prefix, out));
 }
 
-fn list_items(items: &[Item], prefix: &str, out: &mut String) {
-    for item in items {
-        match item {
-            Item::Mod(m) if is_public(&m.vis) => {
-                if let Some((_, inner)) = &m.content {
-                    list_items(inner, &format!("{prefix}{}::", m.ident), out);
-                }
-            }
-            Item::Use(u) if is_public(&u.vis) => {
-                let scope =
-                    if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
-                out.push_str(&format!("use {}{scope}\n", compact(u.tree.to_token_stream())));
-            }
-            Item::Const(c) if is_public(&c.vis) => {
-                out.push_str(&format!(
-                    "const {prefix}{}: {} = {}\n",
-                    c.ident,
-                    compact(c.ty.to_token_stream()),
-                    compact(c.expr.to_token_stream())
-                ));
-            }
-            Item::Type(t) if is_public(&t.vis) => {
-                out.push_str(&format!("type {prefix}{} = {}\n", t.ident, compact(t.ty.to_token_stream())));
-            }
-            Item::Struct(s) if is_public(&s.vis) => {
-                out.push_str(&format!(
-                    "struct {prefix}{}{}{}\n",
-                    s.ident,
-                    compact(s.generics.to_token_stream()),
-                    attrs(&s.attrs)
-                ));
-                list_fields(&s.fields, "    ", out);
-            }
-            Item::Enum(e) if is_public(&e.vis) => {
-                out.push_str(&format!(
-                    "enum {prefix}{}{}{}\n",
-                    e.ident,
-                    compact(e.generics.to_token_stream()),
-                    attrs(&e.attrs)
-                ));
-                for variant in &e.variants {
-                    let shape = match &variant.fields {
-                        Fields::Unit => String::new(),
-                        Fields::Unnamed(f) => format!(
-                            "({})",
-                            f.unnamed.iter().map(|f| compact(f.ty.to_token_stream())).collect::<Vec<_>>().join(", ")
-                        ),
-                        Fields::Named(_) => " { .. }".to_owned(),
-                    };
-                    out.push_str(&format!("    {}{shape}{}\n", variant.ident, attrs(&variant.attrs)));
-                    if let Fields::Named(_) = &variant.fields {
-                        list_fields(&variant.fields, "        ", out);
-                    }
-                }
-            }
-            Item::Fn(f) if is_public(&f.vis) => {
-                out.push_str(&format!("{}\n", signature(&f.sig, prefix)));
-            }
-            Item::Impl(i) => list_impl(i, prefix, out),
-            _ => {}
+fn list_item(item: &Item, prefix: &str, out: &mut String) {
+    match item {
+        Item::Use(u) if is_public(&u.vis) => {
+            let scope =
+                if prefix.is_empty() { String::new() } else { format!("  (in {})", prefix.trim_end_matches("::")) };
+            out.push_str(&format!("use {}{scope}\n", compact(u.tree.to_token_stream())));
         }
+        Item::Const(c) if is_public(&c.vis) => {
+            out.push_str(&format!(
+                "const {prefix}{}: {} = {}\n",
+                c.ident,
+                compact(c.ty.to_token_stream()),
+                compact(c.expr.to_token_stream())
+            ));
+        }
+        Item::Type(t) if is_public(&t.vis) => {
+            out.push_str(&format!("type {prefix}{} = {}\n", t.ident, compact(t.ty.to_token_stream())));
+        }
+        Item::Struct(s) if is_public(&s.vis) => {
+            out.push_str(&format!(
+                "struct {prefix}{}{}{}\n",
+                s.ident,
+                compact(s.generics.to_token_stream()),
+                attrs(&s.attrs)
+            ));
+            list_fields(&s.fields, "    ", out);
+        }
+        Item::Enum(e) if is_public(&e.vis) => {
+            out.push_str(&format!(
+                "enum {prefix}{}{}{}\n",
+                e.ident,
+                compact(e.generics.to_token_stream()),
+                attrs(&e.attrs)
+            ));
+            for variant in &e.variants {
+                let shape = match &variant.fields {
+                    Fields::Unit => String::new(),
+                    Fields::Unnamed(f) => format!(
+                        "({})",
+                        f.unnamed.iter().map(|f| compact(f.ty.to_token_stream())).collect::<Vec<_>>().join(", ")
+                    ),
+                    Fields::Named(_) => " { .. }".to_owned(),
+                };
+                out.push_str(&format!("    {}{shape}{}\n", variant.ident, attrs(&variant.attrs)));
+                if let Fields::Named(_) = &variant.fields {
+                    list_fields(&variant.fields, "        ", out);
+                }
+            }
+        }
+        Item::Fn(f) if is_public(&f.vis) => {
+            out.push_str(&format!("{}\n", signature(&f.sig, prefix)));
+        }
+        Item::Impl(i) => list_impl(i, prefix, out),
+        _ => {}
     }
 }
 
