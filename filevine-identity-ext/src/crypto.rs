@@ -25,8 +25,6 @@ pub(crate) use ring as backend;
 
 use backend::rand::SecureRandom as _;
 
-use crate::error::RandomnessUnavailable;
-
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn fill_random(buf: &mut [u8]) -> Result<(), RandomnessUnavailable> {
     backend::rand::SystemRandom::new().fill(buf).map_err(RandomnessUnavailable)
@@ -240,6 +238,22 @@ mod ring_jwt {
         Ok(Box::new(Signer { alg: *alg, encoding, key }))
     }
 }
+
+/// The operating system's random number generator failed: no `state`,
+/// `nonce`, PKCE verifier, store nonce or key can be made (better none than
+/// a guessable one). Seen in sandboxes that block `getrandom(2)`.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the operating system's random number generator failed")]
+pub struct RandomnessUnavailable(#[source] pub(crate) backend::error::Unspecified);
+
+/// The backend's error carries no detail: one failure equals another.
+impl PartialEq for RandomnessUnavailable {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for RandomnessUnavailable {}
 
 #[cfg(test)]
 mod tests {

@@ -13,8 +13,9 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::region::RegionError;
+use crate::config::region_error::RegionError;
 use crate::config::scope::ScopesError;
+pub use crate::crypto::RandomnessUnavailable;
 use crate::redact::{redact, scrub};
 
 /// Everything that can go wrong getting a token.
@@ -130,13 +131,13 @@ pub enum Error {
     /// than a silent fallback: refreshing without the store could race
     /// another replica and lose the rotated token.
     #[error("token store: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::store::contract::StoreError),
     /// The store has no token set under this key (the user never signed in
     /// here, signed out, or the entry was unreadable). Sign in again.
     #[error("no token set is stored under {key}; the user must sign in")]
     NotStored {
         /// The key's fingerprint.
-        key: crate::store::StoreKey,
+        key: crate::store::key::StoreKey,
     },
     /// The tokens were forgotten (signed out) while a refresh ran, in this
     /// process or another sharing the store. What the refresh received was
@@ -520,19 +521,3 @@ impl PartialEq for TransportError {
 }
 
 impl Eq for TransportError {}
-
-/// The operating system's random number generator failed: no `state`,
-/// `nonce`, PKCE verifier, store nonce or key can be made (better none than
-/// a guessable one). Seen in sandboxes that block `getrandom(2)`.
-#[derive(Debug, Clone, Copy, thiserror::Error)]
-#[error("the operating system's random number generator failed")]
-pub struct RandomnessUnavailable(#[source] pub(crate) crate::crypto::backend::error::Unspecified);
-
-/// The backend's error carries no detail: one failure equals another.
-impl PartialEq for RandomnessUnavailable {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for RandomnessUnavailable {}

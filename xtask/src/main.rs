@@ -7,6 +7,7 @@
 //!                                or if the spec has a warning it does not accept
 //! cargo xtask codegen --accept   regenerate, refresh the snapshots, list the ones to read
 //! cargo xtask test [ARGS]        install the test OpenID provider (npm ci), then cargo test --workspace [ARGS]
+//! cargo xtask cycles             exit 1 when the files of a library or tool import each other in a circle
 //! ```
 //!
 //! One module per task; this file only parses arguments (clap) and
@@ -18,6 +19,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod codegen;
+mod cycles;
 mod test;
 
 /// Maintenance tasks for the Filevine Identity SDK workspace.
@@ -40,12 +42,16 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         cargo_args: Vec<String>,
     },
+    /// Fails when the files of a crate import each other in a circle (the
+    /// floors of ARCHITECTURE.md).
+    Cycles,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Codegen(codegen) => codegen.run(),
         Task::Test { cargo_args } => test::run(&cargo_args),
+        Task::Cycles => cycles::run(&workspace_root()),
     }
 }
 

@@ -7,4 +7,5 @@
 
 pub mod env;
 pub mod region;
+pub(crate) mod region_error;
 pub mod scope;

@@ -9,14 +9,13 @@ use std::str::FromStr;
 
 use url::{Host, Url};
 
+pub use super::region_error::RegionError;
 use crate::config::env::{AUTHORITY, GATEWAY, Lookup, REGION};
 
 /// API gateway of the US region.
 pub const US_GATEWAY: &str = "https://api.filevine.io";
 /// API gateway of the Canada region.
 pub const CANADA_GATEWAY: &str = "https://api.filevineapp.ca";
-
-const ACCEPTED: &str = "`us`, `ca`, `canada`, or an https:// authority URL (http:// only for loopback hosts)";
 
 /// A Filevine region: an identity authority and, where known, its API gateway.
 ///
@@ -59,18 +58,6 @@ pub struct CustomRegion {
     /// Discovery §4.3 compares it character for character).
     issuer: String,
     gateway: Option<String>,
-}
-
-/// A region that could not be parsed or validated.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {what} {given:?}: {reason}; accepted: {ACCEPTED}")]
-pub struct RegionError {
-    /// What was being parsed, e.g. `region`, `FILEVINE_AUTHORITY`.
-    pub what: String,
-    /// The value as given.
-    pub given: String,
-    /// Why it was refused.
-    pub reason: String,
 }
 
 impl Region {

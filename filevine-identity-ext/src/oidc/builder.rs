@@ -77,6 +77,29 @@ impl fmt::Debug for OidcClientBuilder {
     }
 }
 
+/// Where a client's configuration starts (beside its builder, which the
+/// client's own file does not import).
+impl OidcClient {
+    /// A builder; see [`OidcClientBuilder`]. Like
+    /// [`TokenProvider::builder`](crate::TokenProvider::builder), it installs the `ring` crypto provider
+    /// when that is the backend.
+    pub fn builder() -> OidcClientBuilder {
+        crate::crypto::install_default_provider();
+        OidcClientBuilder::default()
+    }
+
+    /// Everything from the environment: `FILEVINE_AUTHORITY` or
+    /// `FILEVINE_REGION`, `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_REDIRECT_URI`, `FILEVINE_POST_LOGOUT_REDIRECT_URI`,
+    /// `FILEVINE_SCOPES`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::builder().build()
+    }
+}
+
 impl Default for OidcClientBuilder {
     fn default() -> Self {
         Self {

@@ -12,7 +12,7 @@ use super::client_auth::ClientAuthMethod;
 use super::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
 use super::id_token::{self, Expectations, unix_now};
 use super::jwks::JwksCache;
-use super::{IdTokenClaims, Nonce, OidcClientBuilder, RedirectUrl, SignInError};
+use super::{IdTokenClaims, Nonce, RedirectUrl, SignInError};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};
@@ -100,25 +100,6 @@ impl fmt::Debug for OidcClient {
 }
 
 impl OidcClient {
-    /// A builder; see [`OidcClientBuilder`]. Like
-    /// [`TokenProvider::builder`](crate::TokenProvider::builder), it installs the `ring` crypto provider
-    /// when that is the backend.
-    pub fn builder() -> OidcClientBuilder {
-        crate::crypto::install_default_provider();
-        OidcClientBuilder::default()
-    }
-
-    /// Everything from the environment: `FILEVINE_AUTHORITY` or
-    /// `FILEVINE_REGION`, `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`,
-    /// `FILEVINE_REDIRECT_URI`, `FILEVINE_POST_LOGOUT_REDIRECT_URI`,
-    /// `FILEVINE_SCOPES`.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the missing or malformed variable.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::builder().build()
-    }
-
     /// The region (identity authority) this client signs in with.
     pub fn region(&self) -> &Region {
         &self.inner.region

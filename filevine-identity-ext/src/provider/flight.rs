@@ -15,7 +15,7 @@ use tokio::sync::watch;
 
 use super::cache::Cached;
 use super::jitter::Jitter;
-use super::store::StoreLink;
+use super::link::StoreLink;
 use super::{Forgotten, Inner, lock};
 use crate::error::Error;
 use crate::grant::exchange;

@@ -64,7 +64,7 @@ pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, DEFAULT_STORE_IDLE_TIMEOUT, TokenProviderBuilder};
 pub use retry::RetryPolicy;
 
-pub(crate) use store::StoreLink;
+pub(crate) use link::StoreLink;
 
 use cache::{Cached, Timing};
 use flight::Flight;

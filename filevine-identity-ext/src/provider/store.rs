@@ -52,7 +52,7 @@ use crate::store::StoreError;
 use crate::store::record::StoredTokens;
 
 use super::link::{POLL_MAX, POLL_START, SAVE_ATTEMPTS, UNSAVED_RETRY_MAX};
-pub(crate) use super::link::{StoreLink, Written};
+use super::link::{StoreLink, Written};
 
 impl Inner {
     /// A refresh through the store; see the module documentation.

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::contract::{Entry, StoreError, TokenStore};
 use super::record::MAX_VALUE_BYTES;
 use super::sweep::SweepClock;
-use super::{Entry, StoreError, TokenStore};
 
 /// Token sets as files: `<dir>/<key>.token`, one per key.
 ///

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{Entry, StoreError, TokenStore};
+use super::contract::{Entry, StoreError, TokenStore};
 
 /// Token sets in memory, shared by every provider given this store (clone
 /// an `Arc` of it): several providers for the same credentials make one

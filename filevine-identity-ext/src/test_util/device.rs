@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
-use super::server::{json_response, oauth_error};
+use super::response::{json_response, oauth_error};
 use super::signin::{Grant, basic_credentials, now};
 use super::{Registry, Shared, lock};
 

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::server::json_response;
+use super::response::json_response;
 use super::{Shared, lock};
 
 /// A request to the gateway stub as the server received it.

@@ -48,6 +48,7 @@ use crate::config::region::Region;
 mod device;
 mod failure;
 mod gateway;
+mod response;
 mod server;
 mod signin;
 

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, header};
+use axum::response::Response;
 use base64::Engine as _;
 
 use super::failure::{ExpiresIn, injected};
+use super::response::{json_response, oauth_error};
 use super::{Registry, Shared, lock};
 
 /// A token request as the server received it.
@@ -47,16 +48,6 @@ impl RecordedRequest {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
-}
-
-pub(super) fn json_response(status: u16, body: serde_json::Value) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
-        .into_response()
-}
-
-pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Response {
-    json_response(status, serde_json::json!({"error": error, "error_description": description}))
 }
 
 fn envelope(status: u16, message: &str) -> Response {

@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
-use super::server::{json_response, oauth_error};
+use super::response::{json_response, oauth_error};
 use super::{CodeGrant, Registry, Shared, lock};
 
 /// The key id of the test server's signing key in its JWKS.

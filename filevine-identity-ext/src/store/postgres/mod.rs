@@ -28,8 +28,8 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
+use super::contract::{Entry, StoreError, TokenStore};
 use super::sweep::SweepClock;
-use super::{Entry, StoreError, TokenStore};
 use crate::error::ConfigError;
 
 mod failure;

@@ -29,7 +29,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use super::{Entry, StoreError, TokenStore};
+use super::contract::{Entry, StoreError, TokenStore};
 
 mod connection;
 mod url;
