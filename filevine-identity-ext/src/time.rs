@@ -116,6 +116,19 @@ impl Clock {
         }
     }
 
+    /// The wall clock in whole seconds since the Unix epoch: what ID token
+    /// claims (`iat`, `exp`, `auth_time`) and a sign-in's age are compared
+    /// with. The injected source in tests, so they move it instead of
+    /// sleeping.
+    pub(crate) fn unix_seconds(&self) -> u64 {
+        match self {
+            Self::System => {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+            }
+            Self::Source(source) => source.wall().as_secs(),
+        }
+    }
+
     /// Both clocks, now, precisely: near deadlines and to compute them.
     pub(crate) fn now(&self) -> Stamp {
         match self {

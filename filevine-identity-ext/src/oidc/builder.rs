@@ -226,8 +226,9 @@ impl OidcClientBuilder {
         self
     }
 
-    /// The clock that ages the cached discovery document and signing keys
-    /// (default: the system's). Tests pass a
+    /// The clock that ages the cached discovery document and signing keys,
+    /// and that ID token times (`iat`, `exp`, `auth_time`) and a pending
+    /// sign-in's age are checked against (default: the system's). Tests pass a
     /// [`ManualTimeSource`](crate::time::ManualTimeSource) to move time
     /// without sleeping.
     pub fn time_source(mut self, source: impl TimeSource + 'static) -> Self {
@@ -326,8 +327,9 @@ impl OidcClientBuilder {
                     self.max_stale,
                     JWKS_REFETCH_INTERVAL,
                     self.request_timeout,
-                    self.clock,
+                    self.clock.clone(),
                 ),
+                clock: self.clock,
                 region,
                 client_id,
                 client_secret,

@@ -10,7 +10,7 @@ use filevine_identity::{ClientOptions, operations};
 
 use super::client_auth::ClientAuthMethod;
 use super::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
-use super::id_token::{self, Expectations, unix_now};
+use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
 use super::{IdTokenClaims, Nonce, RedirectUrl, SignInError};
 use crate::config::region::Region;
@@ -81,6 +81,9 @@ pub(super) struct Inner {
     pub(super) sign_in_timeout: Duration,
     pub(super) request_timeout: Duration,
     pub(super) http: LazyClient,
+    /// ID token times and sign-in ages are read from it (the injected
+    /// source in tests).
+    pub(super) clock: crate::time::Clock,
     pub(super) discovery: DiscoveryCache,
     pub(super) jwks: JwksCache,
 }
@@ -137,7 +140,7 @@ impl OidcClient {
             access_token: checks.access_token,
             max_age: checks.max_age,
         };
-        Ok(parsed.verify(&key, &expect, unix_now())?)
+        Ok(parsed.verify(&key, &expect, self.inner.clock.unix_seconds())?)
     }
 
     pub(super) fn auth_method(&self, metadata: &ProviderMetadata) -> Result<ClientAuthMethod, SignInError> {

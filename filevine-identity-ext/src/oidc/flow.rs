@@ -6,7 +6,6 @@ use std::time::Duration;
 use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType};
 
 use super::discovery::ProviderMetadata;
-use super::id_token::unix_now;
 use super::{
     AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, Checks, CsrfToken, IdTokenClaims, Nonce,
     OidcClient, PendingSignIn, PkceCodeVerifier, SignInError, SignedIn,
@@ -39,7 +38,7 @@ impl OidcClient {
             scopes: inner.scopes.to_string(),
             issuer: metadata.issuer().to_owned(),
             client_id: inner.client_id.as_str().to_owned(),
-            created_at: unix_now(),
+            created_at: self.inner.clock.unix_seconds(),
             max_age: options.max_age,
         };
         let challenge = pending.pkce_verifier.challenge();
@@ -177,7 +176,7 @@ impl OidcClient {
                 found: pending.issuer.clone(),
             });
         }
-        let age = Duration::from_secs(unix_now().saturating_sub(pending.created_at));
+        let age = Duration::from_secs(self.inner.clock.unix_seconds().saturating_sub(pending.created_at));
         if age > self.inner.sign_in_timeout {
             return Err(SignInError::Expired { age, limit: self.inner.sign_in_timeout });
         }

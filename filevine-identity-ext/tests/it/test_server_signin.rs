@@ -212,3 +212,41 @@ async fn the_test_server_serves_every_operation_of_the_spec() {
         assert!(status != 404 && status != 405, "{} {}: {status}", operation.method, operation.path);
     }
 }
+
+/// ID token times and a pending sign-in's age are read from the injected
+/// clock: a test moves it past an ID token's `exp` or the sign-in timeout
+/// instead of sleeping.
+#[tokio::test]
+async fn id_token_expiry_and_sign_in_age_follow_the_injected_clock() {
+    use filevine_identity_ext::oidc::IdTokenError;
+    use filevine_identity_ext::time::ManualTimeSource;
+    use std::time::Duration;
+
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    let clock = ManualTimeSource::new();
+    let client = OidcClient::builder()
+        .region(server.region())
+        .client_id(ClientId::new("partner-app").unwrap())
+        .client_secret(ClientSecret::new("partner-secret").unwrap())
+        .redirect_uri(filevine_identity_ext::oidc::RedirectUrl::new(CALLBACK).unwrap())
+        .time_source(clock.clone())
+        .env(|_| None)
+        .build()
+        .unwrap();
+
+    let signed_in = sign_in(&client).await.unwrap();
+    let id_token = signed_in.token_set.id_token.clone().unwrap();
+    client.verify_id_token(&id_token, None).await.unwrap();
+    // The test server's ID tokens live 5 minutes; the leeway is 5 s.
+    clock.advance(Duration::from_secs(300 + 6));
+    let error = client.verify_id_token(&id_token, None).await.unwrap_err();
+    assert!(matches!(error, SignInError::IdToken(IdTokenError::Expired { .. })), "{error}");
+
+    // A sign-in started, then left for longer than the 15-minute timeout.
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    let callback = follow(&request.url).await.headers()["location"].to_str().unwrap().to_owned();
+    clock.advance(Duration::from_secs(15 * 60 + 1));
+    let error = client.complete_sign_in(&callback, request.pending).await.unwrap_err();
+    assert!(matches!(error, SignInError::Expired { .. }), "{error}");
+}
