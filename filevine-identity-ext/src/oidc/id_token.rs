@@ -2,7 +2,7 @@
 //! the `jsonwebtoken` crate; no cryptography here), then the OpenID Connect
 //! Core §3.1.3.7 checks on the claims.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -407,7 +407,7 @@ struct WireClaims {
 /// Seconds since the epoch.
 #[cfg(any(test, fuzzing))]
 pub(crate) fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
