@@ -120,6 +120,7 @@ impl Clock {
     /// claims (`iat`, `exp`, `auth_time`) and a sign-in's age are compared
     /// with. The injected source in tests, so they move it instead of
     /// sleeping.
+    #[cfg(feature = "oidc")]
     pub(crate) fn unix_seconds(&self) -> u64 {
         match self {
             Self::System => {
