@@ -8,12 +8,12 @@
 
 use std::sync::Arc;
 
-use super::cache::Cached;
+use super::cache::CachedToken;
 use super::{Inner, lock};
 
 /// Arms the timer for `cached`'s refresh time, replacing the previous one.
 /// Without a runtime there is no timer; calls still refresh on demand.
-pub(super) fn arm(inner: &Arc<Inner>, cached: &Cached) {
+pub(super) fn arm(inner: &Arc<Inner>, cached: &CachedToken) {
     let Some(runtime) = inner.runtime() else { return };
     let wait = inner.clock.now().until(cached.refresh_at);
     let weak = Arc::downgrade(inner);

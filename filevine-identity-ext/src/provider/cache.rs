@@ -29,7 +29,7 @@ pub(crate) struct Timing {
 /// they share one cache line (a 16-byte stamp at the end would straddle two).
 #[derive(Debug)]
 #[repr(C)]
-pub(crate) struct Cached {
+pub(crate) struct CachedToken {
     /// Before this point the hot path may trust the coarse clocks
     /// ([`COARSE_GUARD`] before `refresh_at`).
     pub(crate) coarse_until: Stamp,
@@ -48,17 +48,17 @@ impl Timing {
     /// - soft window `W = min(soft_window, (L−M)/2)`: the refresh starts at a
     ///   random point between `W` and `W/2` before `L−M`, so a fleet does not
     ///   refresh in lockstep and a refresh has at least `W/2` to finish.
-    pub(crate) fn deadlines(&self, token: AccessToken, stamp: Stamp, life: Duration, jitter: Jitter) -> Cached {
+    pub(crate) fn deadlines(&self, token: AccessToken, stamp: Stamp, life: Duration, jitter: Jitter) -> CachedToken {
         let lifetime = token.lifetime();
         let margin = self.hard_margin.min(lifetime / 2);
         let usable_for = life.saturating_sub(margin);
         let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
         let refresh_after = usable_for.saturating_sub(jitter.upper_half(window));
-        Cached::new(token, stamp.plus(usable_for), stamp.plus(refresh_after))
+        CachedToken::new(token, stamp.plus(usable_for), stamp.plus(refresh_after))
     }
 }
 
-impl Cached {
+impl CachedToken {
     /// A token with these deadlines; the hot path's coarse bound is derived
     /// from the refresh time.
     pub(crate) fn new(token: AccessToken, usable_until: Stamp, refresh_at: Stamp) -> Self {
@@ -76,7 +76,7 @@ struct Local {
 }
 
 /// (provider id, generation, token).
-type Remembered = (u64, u64, Arc<Cached>);
+type Remembered = (u64, u64, Arc<CachedToken>);
 
 thread_local! {
     // `const` initialisation: no lazy-init check on every access.
@@ -99,7 +99,7 @@ pub(crate) fn remembered(id: u64, generation: u64, now: impl FnOnce() -> Stamp) 
 }
 
 /// Remembers `cached` for this thread, tagged with `generation`.
-pub(crate) fn remember(id: u64, generation: u64, cached: Arc<Cached>) {
+pub(crate) fn remember(id: u64, generation: u64, cached: Arc<CachedToken>) {
     LOCAL.with(|local| {
         let mut local = local.borrow_mut();
         match local.last.replace((id, generation, cached)) {

@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use tokio::sync::watch;
 
-use super::cache::Cached;
+use super::cache::CachedToken;
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::{Forgotten, Inner, lock};
@@ -321,7 +321,7 @@ impl Inner {
                     Some(cached) if now.before(cached.usable_until) && cached.refresh_at.before(retry_at) => {
                         let refresh_at =
                             if retry_at.before(cached.usable_until) { retry_at } else { cached.usable_until };
-                        let postponed = Cached::new(cached.token.clone(), cached.usable_until, refresh_at);
+                        let postponed = CachedToken::new(cached.token.clone(), cached.usable_until, refresh_at);
                         self.set_current(Some(Arc::new(postponed)));
                     }
                     Some(_) => {}

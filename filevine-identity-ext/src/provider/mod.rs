@@ -66,7 +66,7 @@ pub use retry::RetryPolicy;
 
 pub(crate) use link::StoreLink;
 
-use cache::{Cached, Timing};
+use cache::{CachedToken, Timing};
 use flight::Flight;
 use jitter::Jitter;
 
@@ -129,7 +129,7 @@ struct Inner {
     /// Refresh ahead of time without waiting for a call.
     background: bool,
     /// The current token and its deadlines. Read without locks.
-    current: ArcSwapOption<Cached>,
+    current: ArcSwapOption<CachedToken>,
     /// Bumped after every change of `current`; thread-local entries tagged
     /// with an older generation are not used.
     generation: AtomicU64,
@@ -432,7 +432,7 @@ impl Inner {
 
     /// Replaces the current token, bumps the generation, and (refreshing in
     /// the background) arms the timer for the new token's refresh time.
-    fn set_current(self: &Arc<Self>, cached: Option<Arc<Cached>>) {
+    fn set_current(self: &Arc<Self>, cached: Option<Arc<CachedToken>>) {
         self.current.store(cached.clone());
         self.generation.fetch_add(1, Ordering::AcqRel);
         if self.background
@@ -510,7 +510,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let token = AccessToken::new("fresh".to_owned().into(), "Bearer", None, Instant::now(), hour).unwrap();
         let now = provider.inner.clock.now();
-        provider.inner.set_current(Some(Arc::new(Cached::new(token, now.plus(hour), now.plus(hour / 2)))));
+        provider.inner.set_current(Some(Arc::new(CachedToken::new(token, now.plus(hour), now.plus(hour / 2)))));
 
         let inner = &provider.inner;
         let held = (lock(&inner.flight), lock(&inner.refresh_token), lock(&inner.id_token), lock(&inner.timer));
