@@ -11,7 +11,8 @@
 //!    one token request was made.
 //! 3. `exchange`: one PAT exchange through the SDK beside a hand-written
 //!    reqwest form POST of the same body to the same server with the same
-//!    client settings.
+//!    client settings: from `block_on` (a caller outside the runtime) and
+//!    from a task on a runtime worker (`*_in_runtime`, 100 per sample).
 //! 4. `store`: warm `token()` and a refresh with no store, a memory store
 //!    and a Redis store on each form: one node, a primary with a replica
 //!    behind three Sentinels, a cluster of three primaries with a replica
@@ -275,29 +276,75 @@ mod exchange {
     }
 
     /// The same form POST written by hand with reqwest, parsed into a struct.
+    async fn raw_exchange(client: &reqwest::Client, url: &str) -> RawTokenResponse {
+        client
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[
+                ("grant_type", "personal_access_token"),
+                ("scope", "filevine.v2.api.* fv.api.gateway.access"),
+                ("token", PAT),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json::<RawTokenResponse>()
+            .await
+            .unwrap()
+    }
+
+    /// One exchange per `block_on` (a caller outside the runtime).
     #[divan::bench(sample_count = 3000)]
     fn raw_reqwest(bencher: Bencher<'_, '_>) {
         let fixture = &*FIXTURE;
         let client = http_client();
         let url = format!("{}/connect/token", fixture.server.url());
-        bencher.bench_local(|| {
+        bencher.bench_local(|| fixture.runtime.block_on(raw_exchange(&client, &url)));
+    }
+
+    /// Exchanges made by a task already on a runtime worker (the common
+    /// case: a `#[tokio::main]` application): 100 per sample, so the one
+    /// `block_on` that enters the runtime is spread over them.
+    const IN_RUNTIME: usize = 100;
+
+    #[divan::bench(sample_count = 100)]
+    fn sdk_in_runtime(bencher: Bencher<'_, '_>) {
+        let fixture = &*FIXTURE;
+        let provider = provider();
+        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
             fixture.runtime.block_on(async {
-                client
-                    .post(&url)
-                    .header(reqwest::header::ACCEPT, "application/json")
-                    .form(&[
-                        ("grant_type", "personal_access_token"),
-                        ("scope", "filevine.v2.api.* fv.api.gateway.access"),
-                        ("token", PAT),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .error_for_status()
-                    .unwrap()
-                    .json::<RawTokenResponse>()
-                    .await
-                    .unwrap()
+                tokio::spawn({
+                    let provider = provider.clone();
+                    async move {
+                        for _ in 0..IN_RUNTIME {
+                            provider.invalidate();
+                            divan::black_box(provider.token().await.unwrap());
+                        }
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        });
+    }
+
+    #[divan::bench(sample_count = 100)]
+    fn raw_reqwest_in_runtime(bencher: Bencher<'_, '_>) {
+        let fixture = &*FIXTURE;
+        let client = http_client();
+        let url = format!("{}/connect/token", fixture.server.url());
+        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
+            fixture.runtime.block_on(async {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    for _ in 0..IN_RUNTIME {
+                        divan::black_box(raw_exchange(&client, &url).await);
+                    }
+                })
+                .await
+                .unwrap()
             })
         });
     }
