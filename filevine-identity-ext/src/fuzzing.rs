@@ -222,7 +222,10 @@ const FUZZ_PASSWORD: &str = "fuzz-pw-9f3c";
 /// the password is in neither the error nor the store's `Debug`.
 fn store_setting(text: &str) {
     let _ = crate::store::open(text).map(|store| format!("{store:?}"));
-    if text.contains(FUZZ_PASSWORD) {
+    // The URL parser drops ASCII tabs and newlines (WHATWG): an input that
+    // spells the password with them in it would put it in the path itself.
+    let parsed_as: String = text.chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    if parsed_as.contains(FUZZ_PASSWORD) {
         return;
     }
     for scheme in [
