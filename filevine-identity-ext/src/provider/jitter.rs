@@ -26,8 +26,8 @@ impl Jitter {
         }
     }
 
-    /// `span` scaled by a value in `[0.5, 1)`: spread, but never less than
-    /// half (the soft refresh window, the pause between store polls).
+    /// `span` scaled by a value from one half to one: spread, but never
+    /// less than half (the soft refresh window, the pause between store polls).
     pub(crate) fn upper_half(self, span: std::time::Duration) -> std::time::Duration {
         span.mul_f64(0.5 + 0.5 * self.unit())
     }
@@ -81,10 +81,10 @@ mod tests {
         assert_eq!(Jitter::Fixed(0.0).backoff(base, cap, 3), Duration::ZERO);
         let span = Duration::from_secs(10);
         assert_eq!(Jitter::Fixed(0.0).upper_half(span), span / 2);
-        assert!(Jitter::Fixed(1.0).upper_half(span) < span);
+        assert!(Jitter::Fixed(1.0).upper_half(span) <= span);
         for _ in 0..1000 {
             let spread = Jitter::Random.upper_half(span);
-            assert!(spread >= span / 2 && spread < span);
+            assert!(spread >= span / 2 && spread <= span);
         }
     }
 
