@@ -170,42 +170,15 @@ impl Browser {
     /// As [`Browser::sign_in`]; `consent: false` aborts at the consent page
     /// (the user declines).
     pub async fn sign_in_with(&mut self, url: &Url, login: &str, consent: bool) -> String {
-        let mut next = Some((url.clone(), None::<Vec<(&str, String)>>));
+        let mut next = (url.clone(), None);
         for _ in 0..20 {
-            let (url, form) = next.take().expect("a next step");
-            let request = match &form {
-                Some(form) => self.http.post(url.clone()).form(form),
-                None => self.http.get(url.clone()),
+            let (url, form) = next;
+            next = match self.step(&url, form).await {
+                Step::Redirect(target) if target.as_str().starts_with(&self.app) => return target.to_string(),
+                Step::Redirect(target) => (target, None),
+                Step::Page(page) => login_or_consent(&page, &url, login, consent)
+                    .unwrap_or_else(|| panic!("an unexpected page: {page}")),
             };
-            let response = self.with_cookies(request).send().await.expect("provider request");
-            self.keep_cookies(&response);
-            if let Some(location) = response.headers().get(LOCATION) {
-                let target = url.join(location.to_str().expect("ascii location")).expect("location URL");
-                if target.as_str().starts_with(&self.app) {
-                    return target.to_string();
-                }
-                next = Some((target, None));
-                continue;
-            }
-            let status = response.status();
-            let page = response.text().await.expect("page");
-            assert!(status.is_success(), "provider answered {status}: {page}");
-            let action = between(&page, "action=\"", "\"").expect("a form on the page");
-            let action = url.join(&action.replace("&amp;", "&")).expect("form action");
-            if page.contains("name=\"prompt\" value=\"login\"") {
-                let form = vec![("prompt", "login".to_owned()), ("login", login.to_owned()), ("password", "x".into())];
-                next = Some((action, Some(form)));
-            } else if page.contains("name=\"prompt\" value=\"consent\"") {
-                if consent {
-                    next = Some((action, Some(vec![("prompt", "consent".to_owned())])));
-                } else {
-                    let end = page.find("\">[ Cancel ]").expect("a cancel link");
-                    let abort = &page[page[..end].rfind("href=\"").expect("its href") + 6..end];
-                    next = Some((url.join(&abort.replace("&amp;", "&")).expect("abort URL"), None));
-                }
-            } else {
-                panic!("an unexpected page: {page}");
-            }
         }
         panic!("no callback after 20 steps");
     }
@@ -221,27 +194,23 @@ impl Browser {
         login: &str,
         consent: bool,
     ) -> String {
-        let mut next = Some((Url::parse(verification_uri).expect("verification URI"), None::<Vec<(String, String)>>));
+        let mut next = (Url::parse(verification_uri).expect("verification URI"), None);
         let mut entered = false;
         for _ in 0..20 {
-            let (url, form) = next.take().expect("a next step");
-            let request = match &form {
-                Some(form) => self.http.post(url.clone()).form(form),
-                None => self.http.get(url.clone()),
+            let (url, form) = next;
+            let page = match self.step(&url, form).await {
+                Step::Redirect(target) => {
+                    next = (target, None);
+                    continue;
+                }
+                Step::Page(page) => page,
             };
-            let response = self.with_cookies(request).send().await.expect("provider request");
-            self.keep_cookies(&response);
-            if let Some(location) = response.headers().get(LOCATION) {
-                let target = url.join(location.to_str().expect("ascii location")).expect("location URL");
-                next = Some((target, None));
+            if let Some(answer) = login_or_consent(&page, &url, login, consent) {
+                next = answer;
                 continue;
             }
-            let status = response.status();
-            let page = response.text().await.expect("page");
-            assert!(status.is_success(), "provider answered {status}: {page}");
-            let Some(action) = between(&page, "action=\"", "\"") else { return page };
-            let action = url.join(&action.replace("&amp;", "&")).expect("form action");
-            let mut fields: Vec<(String, String)> = hidden_inputs(&page);
+            let Some(action) = form_action(&page, &url) else { return page };
+            let mut fields = hidden_inputs(&page);
             if page.contains("name=\"user_code\"") && !fields.iter().any(|(k, _)| k == "user_code") {
                 if entered {
                     // Back at the code page (a declined sign-in): done.
@@ -249,26 +218,30 @@ impl Browser {
                 }
                 entered = true;
                 fields.push(("user_code".into(), user_code.to_lowercase()));
-            } else if page.contains("name=\"prompt\" value=\"login\"") {
-                fields = vec![
-                    ("prompt".into(), "login".into()),
-                    ("login".into(), login.into()),
-                    ("password".into(), "x".into()),
-                ];
-            } else if page.contains("name=\"prompt\" value=\"consent\"") {
-                if !consent {
-                    let end = page.find("\">[ Cancel ]").expect("a cancel link");
-                    let abort = &page[page[..end].rfind("href=\"").expect("its href") + 6..end];
-                    next = Some((url.join(&abort.replace("&amp;", "&")).expect("abort URL"), None));
-                    continue;
-                }
-                fields = vec![("prompt".into(), "consent".into())];
             } else if !page.contains("name=\"confirm\"") {
                 return page;
             }
-            next = Some((action, Some(fields)));
+            next = (action, Some(fields));
         }
         panic!("no end of the device sign-in after 20 steps");
+    }
+
+    /// One request of a walk through the provider's pages, with the cookie
+    /// jar: where a redirect points, or the page (a success status).
+    async fn step(&mut self, url: &Url, form: Option<Vec<(String, String)>>) -> Step {
+        let request = match &form {
+            Some(form) => self.http.post(url.clone()).form(form),
+            None => self.http.get(url.clone()),
+        };
+        let response = self.with_cookies(request).send().await.expect("provider request");
+        self.keep_cookies(&response);
+        if let Some(location) = response.headers().get(LOCATION) {
+            return Step::Redirect(url.join(location.to_str().expect("ascii location")).expect("location URL"));
+        }
+        let status = response.status();
+        let page = response.text().await.expect("page");
+        assert!(status.is_success(), "provider answered {status}: {page}");
+        Step::Page(page)
     }
 
     fn with_cookies(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -293,6 +266,44 @@ impl Browser {
             }
         }
     }
+}
+
+/// A request of a walk: where, and the form to post (a GET without one).
+type Request = (Url, Option<Vec<(String, String)>>);
+
+/// What one request of a walk led to.
+enum Step {
+    Redirect(Url),
+    Page(String),
+}
+
+/// The next request for the provider's login page (log in as `login`) or
+/// consent page (consent, or follow its cancel link); `None` for any other
+/// page.
+fn login_or_consent(page: &str, url: &Url, login: &str, consent: bool) -> Option<Request> {
+    let field = |name: &str, value: &str| (name.to_owned(), value.to_owned());
+    if page.contains("name=\"prompt\" value=\"login\"") {
+        let form = vec![field("prompt", "login"), field("login", login), field("password", "x")];
+        Some((form_action(page, url).expect("a form on the login page"), Some(form)))
+    } else if page.contains("name=\"prompt\" value=\"consent\"") {
+        if consent {
+            return Some((
+                form_action(page, url).expect("a form on the consent page"),
+                Some(vec![field("prompt", "consent")]),
+            ));
+        }
+        let end = page.find("\">[ Cancel ]").expect("a cancel link");
+        let abort = &page[page[..end].rfind("href=\"").expect("its href") + 6..end];
+        Some((url.join(&abort.replace("&amp;", "&")).expect("abort URL"), None))
+    } else {
+        None
+    }
+}
+
+/// The action of the first form on a page, resolved against its URL.
+fn form_action(page: &str, url: &Url) -> Option<Url> {
+    let action = between(page, "action=\"", "\"")?;
+    Some(url.join(&action.replace("&amp;", "&")).expect("form action"))
 }
 
 /// The hidden inputs of the first form on a page, in order.
