@@ -250,6 +250,44 @@ fn start_partner_app(port: u16, provider: &oidc::Provider, app: &str, env: &[(&s
     child
 }
 
+/// The partner app's `/me` page as `browser` sees it on `app`.
+async fn me(browser: &mut oidc::Browser, app: &str) -> String {
+    let response = browser.request(browser.http().get(format!("{app}/me"))).await;
+    response.text().await.unwrap()
+}
+
+/// Whether a `/me` page shows carol signed in (her e-mail and tenant).
+fn carol_signed_in(page: &str) -> bool {
+    page.contains("carol@example.com") && page.contains("acme-law")
+}
+
+/// Two replicas, A and B, sharing one store: restarts A (the user stays
+/// signed in), then lets the access token pass its hard margin (half of the
+/// provider's 4 s) and asks both replicas at once: one refresh between
+/// them. Returns the new A.
+async fn restart_a_then_one_refresh_for_both(
+    mut a: std::process::Child,
+    port_a: u16,
+    provider: &oidc::Provider,
+    (app_a, app_b): (&str, &str),
+    env: &[(&str, &str)],
+    browser: &mut oidc::Browser,
+) -> std::process::Child {
+    a.kill().unwrap();
+    a.wait().unwrap();
+    let a = start_partner_app(port_a, provider, app_a, env);
+    assert!(carol_signed_in(&me(browser, app_a).await), "A after a restart");
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let before = provider.stats().await["token"].as_u64().unwrap();
+    let mut other = oidc::Browser::for_app(app_a);
+    other.copy_cookies_from(browser);
+    let (on_a, on_b) = tokio::join!(me(browser, app_a), me(&mut other, app_b));
+    assert!(carol_signed_in(&on_a) && carol_signed_in(&on_b), "{on_a}\n{on_b}");
+    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh for both instances");
+    a
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
@@ -269,7 +307,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
         ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
         ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
     ];
-    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    let a = start_partner_app(port_a, &provider, &app_a, &env);
     let b = start_partner_app(port_b, &provider, &app_a, &env);
 
     let mut browser = oidc::Browser::for_app(&app_a);
@@ -291,13 +329,8 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     let sessions = redis.keys("partner-app:session:*");
     assert_eq!(sessions.len(), 1);
     assert!((1..=8 * 3600 * 1000).contains(&ttl(&sessions[0])), "a session expires after 8 idle hours");
-    let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
-    let me = async |browser: &mut oidc::Browser, app: &str| {
-        let response = browser.request(browser.http().get(format!("{app}/me"))).await;
-        response.text().await.unwrap()
-    };
-    assert!(signed_in(&me(&mut browser, &app_a).await), "instance A");
-    assert!(signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
+    assert!(carol_signed_in(&me(&mut browser, &app_a).await), "instance A");
+    assert!(carol_signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
     // Nothing token-shaped in Redis: sealed token sets, sessions without tokens.
     for key in redis.keys("*") {
         let mut connection = redis::Client::open(redis.url.as_str()).unwrap().get_connection().unwrap();
@@ -305,24 +338,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
         assert!(!String::from_utf8_lossy(&dump).contains("eyJ"), "{key} holds an ID token in the clear");
     }
 
-    // Restart A: the user stays signed in.
-    a.kill().unwrap();
-    a.wait().unwrap();
-    let a = start_partner_app(port_a, &provider, &app_a, &env);
-    assert!(signed_in(&me(&mut browser, &app_a).await), "A after a restart");
-
-    // Let the access token pass its hard margin (half of 4 s), then ask
-    // both instances at once: one refresh.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let before = provider.stats().await["token"].as_u64().unwrap();
-    let mut other = oidc::Browser::for_app(&app_a);
-    other.copy_cookies_from(&browser);
-    let (on_a, on_b) = tokio::join!(me(&mut browser, &app_a), async {
-        let response = other.request(other.http().get(format!("{app_b}/me"))).await;
-        response.text().await.unwrap()
-    });
-    assert!(signed_in(&on_a) && signed_in(&on_b), "{on_a}\n{on_b}");
-    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh for both instances");
+    let a = restart_a_then_one_refresh_for_both(a, port_a, &provider, (&app_a, &app_b), &env, &mut browser).await;
 
     // Logout on B: the refresh and access tokens are revoked, the stored
     // token set and the session are gone, A sends the user to /login.
@@ -435,7 +451,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
         ("FILEVINE_TOKEN_STORE", url.as_str()),
         ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
     ];
-    let mut a = start_partner_app(port_a, &provider, &app_a, &env);
+    let a = start_partner_app(port_a, &provider, &app_a, &env);
     let b = start_partner_app(port_b, &provider, &app_a, &env);
     let sql = |query: &str| postgres.sql_in("partner_app", query);
 
@@ -447,13 +463,8 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
     let done = browser.request(browser.http().get(&callback)).await;
     assert_eq!(done.headers()["location"], "/me");
     assert_eq!(sql("SELECT count(*) FROM tower_sessions.partner_app_signins"), "0", "used once");
-    let signed_in = |page: &str| page.contains("carol@example.com") && page.contains("acme-law");
-    let me = async |browser: &mut oidc::Browser, app: &str| {
-        let response = browser.request(browser.http().get(format!("{app}/me"))).await;
-        response.text().await.unwrap()
-    };
-    assert!(signed_in(&me(&mut browser, &app_a).await), "instance A");
-    assert!(signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
+    assert!(carol_signed_in(&me(&mut browser, &app_a).await), "instance A");
+    assert!(carol_signed_in(&me(&mut browser, &app_b).await), "instance B, with A's session cookie");
     assert_eq!(sql("SELECT count(*) FROM filevine_token_sets WHERE value IS NOT NULL"), "1");
     // Nothing readable in the tables; a row's id is no cookie.
     let rows = sql("SELECT id || ' ' || encode(data, 'escape') FROM tower_sessions.partner_app_sessions");
@@ -467,23 +478,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
     let response = replay.get(format!("{app_a}/me")).header("cookie", format!("partner_session={row_id}")).send();
     assert_eq!(response.await.unwrap().headers()["location"], "/login", "a row id is not a cookie");
 
-    // Restart A: the user stays signed in.
-    a.kill().unwrap();
-    a.wait().unwrap();
-    let a = start_partner_app(port_a, &provider, &app_a, &env);
-    assert!(signed_in(&me(&mut browser, &app_a).await), "A after a restart");
-
-    // Past the hard margin (half of 4 s), both at once: one refresh.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let before = provider.stats().await["token"].as_u64().unwrap();
-    let mut other = oidc::Browser::for_app(&app_a);
-    other.copy_cookies_from(&browser);
-    let (on_a, on_b) = tokio::join!(me(&mut browser, &app_a), async {
-        let response = other.request(other.http().get(format!("{app_b}/me"))).await;
-        response.text().await.unwrap()
-    });
-    assert!(signed_in(&on_a) && signed_in(&on_b), "{on_a}\n{on_b}");
-    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh for both instances");
+    let a = restart_a_then_one_refresh_for_both(a, port_a, &provider, (&app_a, &app_b), &env, &mut browser).await;
 
     let csrf = csrf_of(&me(&mut browser, &app_b).await);
     let logout = browser.request(browser.http().post(format!("{app_b}/logout")).form(&[("csrf", &csrf)])).await;
@@ -529,10 +524,6 @@ async fn partner_app_replicas_share_sessions_on_sentinel_and_on_a_cluster() {
         let callback = browser.sign_in(&to_provider, "carol").await;
         let done = browser.request(browser.http().get(&callback)).await;
         assert_eq!(done.headers()["location"], "/me", "{url}");
-        let me = async |browser: &mut oidc::Browser, app: &str| {
-            let response = browser.request(browser.http().get(format!("{app}/me"))).await;
-            response.text().await.unwrap()
-        };
         let page = me(&mut browser, &app_b).await;
         assert!(page.contains("carol@example.com"), "{url}: instance B, with A's session cookie: {page}");
         let csrf = csrf_of(&page);
