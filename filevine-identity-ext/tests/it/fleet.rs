@@ -280,23 +280,48 @@ async fn four_replicas_rotate_one_refresh_token_without_reuse() {
     let server = server().await;
     let redis = Redis::start();
     // The user signed in on one replica: its token set is in the store.
-    seed(&server, &redis.url, SESSION, "rt-fleet-0").await;
-    let (report, requests, elapsed) = fleet(&server, &redis.url, "session", 4, 15).await;
-    assert_clean(&report);
-    assert!(requests >= 20, "{requests} refreshes: at least 20 rotation cycles");
-    assert_one_request_per_cycle(requests, elapsed, 4);
-    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
-    assert_eq!(server.grant_requests("refresh_token"), requests + 1);
+    rotates_without_reuse(&server, &redis.url, "rt-fleet-0", 4, 15, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time() {
     let server = server().await;
     let redis = Redis::start();
+    let lease = |key: &str| format!("filevine:tokens:{{{key}}}:lease");
+    killed_holder_is_taken_over(&server, &redis.url, |key| redis.exists(&lease(key))).await;
+}
+
+/// `workers` replicas share the user's session (seeded with
+/// `refresh_token`) through `store` for `seconds`: at least `min_cycles`
+/// rotations, one request per cycle, no rotated-away refresh token ever
+/// presented.
+pub(crate) async fn rotates_without_reuse(
+    server: &TestServer,
+    store: &str,
+    refresh_token: &str,
+    workers: usize,
+    seconds: u64,
+    min_cycles: u64,
+) {
+    seed(server, store, SESSION, refresh_token).await;
+    let (report, requests, elapsed) = fleet(server, store, "session", workers, seconds).await;
+    assert_clean(&report);
+    assert!(requests >= min_cycles, "{requests} refreshes: at least {min_cycles} rotation cycles");
+    assert_one_request_per_cycle(requests, elapsed, workers);
+    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
+    assert_eq!(server.grant_requests("refresh_token"), requests + 1);
+}
+
+/// A worker process asks for a PAT token through `store` and is killed
+/// while it holds the lease (its request held at the server); a provider
+/// of this process then takes over once the lease expires: exactly one
+/// more request, and the lease released. `holds(key)` says whether the
+/// store holds a lease on a key.
+pub(crate) async fn killed_holder_is_taken_over(server: &TestServer, store: &str, holds: impl Fn(&str) -> bool) {
     let held = server.hold_token_responses();
     let config = WorkerConfig {
         authority: server.url().to_owned(),
-        store: redis.url.clone(),
+        store: store.to_owned(),
         mode: "hold".to_owned(),
         seconds: 0,
         tasks: 0,
@@ -311,13 +336,13 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
         .env(|_| None)
         .region(server.region())
         .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-        .store(store::open(&redis.url).unwrap())
+        .store(store::open(store).unwrap())
         .total_timeout(Duration::from_secs(2))
         .lease_time(Duration::from_secs(3))
         .build()
         .unwrap();
-    let lease = format!("filevine:tokens:{{{}}}:lease", provider.store_key().unwrap().as_str());
-    assert!(redis.exists(&lease), "the worker holds the lease");
+    let key = provider.store_key().unwrap().as_str().to_owned();
+    assert!(holds(&key), "the worker holds the lease");
     worker.kill().unwrap();
     worker.wait().unwrap();
     drop(held);
@@ -325,7 +350,7 @@ async fn a_replica_killed_holding_the_lease_is_taken_over_after_the_lease_time()
     let token = provider.token().await.unwrap();
     assert!(server.is_valid_access_token(token.expose_secret()));
     assert_eq!(server.token_requests(), 2, "the dead worker's request and the takeover's");
-    assert!(!redis.exists(&lease), "released after the takeover");
+    assert!(!holds(&key), "released after the takeover");
 }
 
 /// The user's token set as stored by a provider that signed in with

@@ -11,7 +11,8 @@ use filevine_identity_ext::store::{self, PostgresStore, StoreKey, TokenStore};
 use filevine_identity_ext::{Credentials, PersonalAccessToken, TokenProvider};
 
 use crate::fleet::{
-    PAT, SESSION, WorkerConfig, assert_clean, assert_one_request_per_cycle, fleet, seed, server, spawn_worker,
+    PAT, SESSION, assert_clean, assert_one_request_per_cycle, fleet, killed_holder_is_taken_over,
+    rotates_without_reuse, seed, server,
 };
 use crate::store::store_contract;
 use crate::support::postgres::{PASSWORD, Postgres};
@@ -138,52 +139,18 @@ async fn sealed_values_hold_no_token_text() {
 async fn a_fleet_rotates_one_refresh_token_through_postgres_without_reuse() {
     let server = server().await;
     let (url, _) = migrated("fleet").await;
-    seed(&server, &url, SESSION, "rt-pg-0").await;
-    let (report, requests, elapsed) = fleet(&server, &url, "session", 3, 10).await;
-    assert_clean(&report);
-    assert!(requests >= 10, "{requests} refreshes: at least 10 rotation cycles");
-    assert_one_request_per_cycle(requests, elapsed, 3);
-    assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
-    assert_eq!(server.grant_requests("refresh_token"), requests + 1);
+    rotates_without_reuse(&server, &url, "rt-pg-0", 3, 10, 10).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_holder_killed_mid_refresh_is_taken_over_after_the_lease_time() {
     let server = server().await;
     let (url, _) = migrated("killed").await;
-    let held = server.hold_token_responses();
-    let config = WorkerConfig {
-        authority: server.url().to_owned(),
-        store: url.clone(),
-        mode: "hold".to_owned(),
-        seconds: 0,
-        tasks: 0,
-        sessions: Vec::new(),
+    let holds = |key: &str| {
+        let query = format!("SELECT lease_owner IS NOT NULL FROM filevine_token_sets WHERE key = '{key}'");
+        Postgres::shared().sql_in("killed", &query) == "t"
     };
-    let mut worker = spawn_worker(&config);
-    tokio::time::timeout(Duration::from_secs(60), server.wait_for_token_requests(1)).await.expect("no token request");
-    let provider = TokenProvider::builder()
-        .env(|_| None)
-        .region(server.region())
-        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-        .store(store::open(&url).unwrap())
-        .total_timeout(Duration::from_secs(2))
-        .lease_time(Duration::from_secs(3))
-        .build()
-        .unwrap();
-    let key = provider.store_key().unwrap().as_str().to_owned();
-    let holder = Postgres::shared()
-        .sql_in("killed", &format!("SELECT lease_owner IS NOT NULL FROM filevine_token_sets WHERE key = '{key}'"));
-    assert_eq!(holder, "t", "the worker holds the lease");
-    worker.kill().unwrap();
-    worker.wait().unwrap();
-    drop(held);
-    let token = provider.token().await.unwrap();
-    assert!(server.is_valid_access_token(token.expose_secret()));
-    assert_eq!(server.token_requests(), 2, "the dead worker's request and the takeover's");
-    let released = Postgres::shared()
-        .sql_in("killed", &format!("SELECT lease_owner IS NULL FROM filevine_token_sets WHERE key = '{key}'"));
-    assert_eq!(released, "t", "released after the takeover");
+    killed_holder_is_taken_over(&server, &url, holds).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
