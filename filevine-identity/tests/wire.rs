@@ -157,6 +157,17 @@ fn device_code_request() -> TokenRequest {
     .into()
 }
 
+/// One request of each grant, as the tests above build them.
+fn every_token_request() -> [TokenRequest; 5] {
+    [
+        pat_request(),
+        client_credentials_request(),
+        authorization_code_request(),
+        refresh_token_request(),
+        device_code_request(),
+    ]
+}
+
 fn device_authorization_request() -> DeviceAuthorizationRequest {
     DeviceAuthorizationRequest {
         client_id: "client-1".to_owned(),
@@ -312,14 +323,7 @@ async fn device_authorization_is_a_form_post_and_its_answer_is_parsed() {
 async fn success_response_is_parsed_for_every_grant() {
     let body = r#"{"access_token":"at-9","token_type":"bearer","expires_in":3600,"scope":"openid offline_access",
                    "refresh_token":"rt-9","id_token":"eyJ.x.y","unknown_field":true}"#;
-    let requests = [
-        pat_request(),
-        client_credentials_request(),
-        authorization_code_request(),
-        refresh_token_request(),
-        device_code_request(),
-    ];
-    for request in requests {
+    for request in every_token_request() {
         let server = Server::json(200, body).await;
         let token = server.client.get_access_token(&request).await.unwrap().into_inner();
         assert_eq!(token.access_token.expose_secret(), "at-9");
@@ -577,14 +581,7 @@ async fn a_chunked_body_without_length_is_bounded_too() {
 
 #[test]
 fn every_form_body_round_trips_through_serde_urlencoded() {
-    let requests = [
-        pat_request(),
-        client_credentials_request(),
-        authorization_code_request(),
-        refresh_token_request(),
-        device_code_request(),
-    ];
-    for request in requests {
+    for request in every_token_request() {
         let encoded = serde_urlencoded::to_string(&request).unwrap();
         let decoded: TokenRequest = serde_urlencoded::from_str(&encoded).unwrap();
         assert_eq!(decoded, request, "{encoded}");
@@ -602,16 +599,9 @@ fn every_form_body_round_trips_through_serde_urlencoded() {
 
 #[test]
 fn request_debug_never_shows_secrets() {
-    let requests = [
-        pat_request(),
-        client_credentials_request(),
-        authorization_code_request(),
-        refresh_token_request(),
-        device_code_request(),
-    ];
-    for request in requests {
+    for request in every_token_request() {
         let debug = format!("{request:?}");
-        for secret in ["pat+/=&%", "sec ret", "s3cret", "code-xyz", "vvvvvvvv", "rt-1"] {
+        for secret in ["pat+/=&%", "sec ret", "s3cret", "code-xyz", "vvvvvvvv", "rt-1", "dc+1"] {
             assert!(!debug.contains(secret), "{secret} leaked in {debug}");
         }
     }
