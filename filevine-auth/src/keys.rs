@@ -31,8 +31,9 @@ pub enum KeySource {
     Environment,
     /// The OS keyring.
     Keyring,
-    /// A file of its own, beside the cache.
-    File(PathBuf),
+    /// A file of its own, beside the cache: the keyring is off
+    /// (`FILEVINE_KEYRING=off`) or there is none.
+    File { path: PathBuf, keyring_off: bool },
 }
 
 impl std::fmt::Display for KeySource {
@@ -40,7 +41,8 @@ impl std::fmt::Display for KeySource {
         match self {
             Self::Environment => f.write_str("FILEVINE_STORE_KEY (the environment)"),
             Self::Keyring => f.write_str(KEYRING_NAME),
-            Self::File(path) => write!(f, "{} (no OS keyring here)", path.display()),
+            Self::File { path, keyring_off: true } => write!(f, "{} ({KEYRING_VAR}=off)", path.display()),
+            Self::File { path, keyring_off: false } => write!(f, "{} (no OS keyring here)", path.display()),
         }
     }
 }
@@ -73,7 +75,7 @@ pub async fn load(dir: &Path) -> Result<(StoreEncryptionKeys, KeySource), CliErr
         }
     }
     let path = dir.join("store.key");
-    Ok((local_key(dir)?.into(), KeySource::File(path)))
+    Ok((local_key(dir)?.into(), KeySource::File { path, keyring_off: off }))
 }
 
 /// The keyring entry of the cache in `dir`: one per configuration

@@ -620,6 +620,12 @@ async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
     let status = run(cli_with_keyring(config.path(), home.path(), &with_key), &["status"]).await;
     assert!(text(&status.stdout).contains("store key: FILEVINE_STORE_KEY"), "{}", text(&status.stdout));
     assert!(!text(&status.stdout).contains(key.expose_secret()));
+    // FILEVINE_KEYRING=off keeps the key in a file, and status says why.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut off = env.clone();
+    off.push(("FILEVINE_KEYRING", "off"));
+    let status = run(cli_with_keyring(elsewhere.path(), home.path(), &off), &["status"]).await;
+    assert!(text(&status.stdout).contains("store.key (FILEVINE_KEYRING=off)"), "{}", text(&status.stdout));
 }
 
 /// A user who signed in without a keyring (store.key) and then has one:
