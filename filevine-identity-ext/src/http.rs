@@ -65,12 +65,11 @@ pub(crate) fn client(
 #[derive(Clone)]
 pub(crate) struct LazyClient(Arc<LazyInner>);
 
-struct LazyInner {
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    /// Built with the settings above (not a caller's client).
-    sdk_settings: bool,
-    client: OnceLock<reqwest::Client>,
+enum LazyInner {
+    /// A client the caller built (its timeouts are its own).
+    Ready(reqwest::Client),
+    /// The SDK's settings; the client is built on the first request.
+    Deferred { connect_timeout: Duration, request_timeout: Duration, client: OnceLock<reqwest::Client> },
 }
 
 impl LazyClient {
@@ -78,48 +77,58 @@ impl LazyClient {
     /// are checked now.
     pub(crate) fn new(connect_timeout: Duration, request_timeout: Duration) -> Result<Self, ConfigError> {
         check_timeouts(connect_timeout, request_timeout)?;
-        Ok(Self(Arc::new(LazyInner { connect_timeout, request_timeout, sdk_settings: true, client: OnceLock::new() })))
+        Ok(Self(Arc::new(LazyInner::Deferred { connect_timeout, request_timeout, client: OnceLock::new() })))
     }
 
     /// A client the caller built (it already paid for its TLS roots).
     pub(crate) fn ready(client: reqwest::Client) -> Self {
-        let inner = LazyInner {
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            sdk_settings: false,
-            client: OnceLock::from(client),
-        };
-        Self(Arc::new(inner))
+        Self(Arc::new(LazyInner::Ready(client)))
     }
 
     /// The client, built now if this is the first request. Two threads
     /// racing here may both build one; the first stored wins and the other
     /// is dropped (a rare, harmless duplicate, never two in use).
     pub(crate) fn get(&self) -> Result<&reqwest::Client, Error> {
-        if let Some(client) = self.0.client.get() {
-            return Ok(client);
+        match &*self.0 {
+            LazyInner::Ready(client) => Ok(client),
+            LazyInner::Deferred { connect_timeout, request_timeout, client: cell } => {
+                if let Some(built) = cell.get() {
+                    return Ok(built);
+                }
+                let built = client(*connect_timeout, *request_timeout, Default::default())?;
+                Ok(cell.get_or_init(|| built))
+            }
         }
-        let built = client(self.0.connect_timeout, self.0.request_timeout, Default::default())?;
-        Ok(self.0.client.get_or_init(|| built))
     }
 
     /// The per-request timeout the client enforces, when the SDK sets it
     /// (a caller's own client has timeouts the SDK does not know).
     pub(crate) fn sdk_timeout(&self) -> Option<Duration> {
-        self.0.sdk_settings.then_some(self.0.request_timeout)
+        match &*self.0 {
+            LazyInner::Ready(_) => None,
+            LazyInner::Deferred { request_timeout, .. } => Some(*request_timeout),
+        }
+    }
+
+    /// Whether the client has been built.
+    fn built(&self) -> bool {
+        match &*self.0 {
+            LazyInner::Ready(_) => true,
+            LazyInner::Deferred { client, .. } => client.get().is_some(),
+        }
     }
 
     /// Whether the client has been built (tests assert that building a
     /// provider does not).
     #[cfg(test)]
     pub(crate) fn is_built(&self) -> bool {
-        self.0.client.get().is_some()
+        self.built()
     }
 }
 
 impl std::fmt::Debug for LazyClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LazyClient").field("built", &self.0.client.get().is_some()).finish_non_exhaustive()
+        f.debug_struct("LazyClient").field("built", &self.built()).finish_non_exhaustive()
     }
 }
 
