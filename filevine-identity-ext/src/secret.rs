@@ -284,6 +284,12 @@ mod tests {
             format!("{:?}", Nonce::from_secret(SecretString::from(sentinel))),
             #[cfg(feature = "oidc")]
             format!("{:#?}", PkceCodeVerifier::from_secret(SecretString::from(sentinel))),
+            #[cfg(feature = "oidc")]
+            format!(
+                "{:?} {}",
+                DeviceCode::from_secret(SecretString::from(sentinel)),
+                DeviceCode::from_secret(SecretString::from(sentinel))
+            ),
             format!(
                 "{:?} {}",
                 StoreEncryptionKey::from_secret(SecretString::from(sentinel)),

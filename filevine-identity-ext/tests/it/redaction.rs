@@ -300,3 +300,55 @@ async fn token_store_types_and_events_stay_clean() {
         &[SESSION, seal.expose_secret(), token.expose_secret(), rotated.expose_secret()],
     );
 }
+
+/// A device sign-in, approved after one pending poll and then one that is
+/// denied: the device code and the tokens it brings appear in no `Debug`,
+/// no error and no event recorded at TRACE.
+#[tokio::test(flavor = "current_thread")]
+async fn the_device_flow_shows_no_device_code_and_no_token() {
+    use filevine_identity_ext::OidcClient;
+    use filevine_identity_ext::oidc::RedirectUrl;
+
+    let captured = Captured::global();
+    let since = captured.mark();
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("cli", Some(CLIENT_SECRET), &["http://127.0.0.1/callback"], &[]);
+    server.set_device_polling(0, 600);
+    let client = OidcClient::builder()
+        .env(|_| None)
+        .region(server.region())
+        .client_id(ClientId::new("cli").unwrap())
+        .client_secret(ClientSecret::new(CLIENT_SECRET).unwrap())
+        .redirect_uri(RedirectUrl::new("http://127.0.0.1/callback").unwrap())
+        .scopes("openid offline_access".parse().unwrap())
+        .build()
+        .unwrap();
+
+    let approved = client.device_authorization().await.unwrap();
+    let approved_code = server.device_code(&approved.user_code).unwrap();
+    let waiting = {
+        let (client, device) = (client.clone(), approved.clone());
+        tokio::spawn(async move { client.complete_device_sign_in(&device).await })
+    };
+    server.wait_for_token_requests(1).await;
+    assert!(server.approve_device(&approved.user_code));
+    let signed_in = waiting.await.unwrap().unwrap();
+
+    let denied = client.device_authorization().await.unwrap();
+    let denied_code = server.device_code(&denied.user_code).unwrap();
+    assert!(server.deny_device(&denied.user_code));
+    let error = client.complete_device_sign_in(&denied).await.unwrap_err();
+
+    let set = &signed_in.token_set;
+    let secrets = [
+        approved_code.as_str(),
+        denied_code.as_str(),
+        set.access_token.expose_secret(),
+        set.refresh_token.as_ref().unwrap().expose_secret(),
+        set.id_token.as_ref().unwrap().expose_secret(),
+    ];
+    assert_clean("DeviceAuthorization", &shown(&approved), &secrets);
+    assert_clean("SignedIn", &shown(&signed_in), &secrets);
+    assert_clean("the denial", &shown_all(&error), &secrets);
+    assert_clean("tracing", &captured.text_since(since), &secrets);
+}
