@@ -298,12 +298,19 @@ mod tests {
         let long = DeviceAuthorization::from_response(response("https://id.example/d", 86_400, Some(3600)), now);
         let long = long.unwrap();
         assert_eq!((long.expires_in, long.interval), (MAX_EXPIRES_IN, MAX_INTERVAL));
-        for (uri, expires_in) in [("http://id.example/device", 600), ("not a url", 600), ("https://id.example/d", 0)] {
+        let bad = [
+            ("http://id.example/device", 600, "verification_uri \"http://id.example/device\" is not an https:// URL"),
+            ("not a url", 600, "verification_uri \"not a url\" is not a URL"),
+            ("https://id.example/d", 0, "expires_in 0 is not a positive number"),
+        ];
+        for (uri, expires_in, says) in bad {
             let error = DeviceAuthorization::from_response(response(uri, expires_in, None), now).unwrap_err();
             assert!(matches!(error, Error::MalformedResponse { .. }), "{uri}: {error}");
+            assert!(error.to_string().contains(says), "{uri}: {error}");
         }
         let mut control = response("https://id.example/d", 600, None);
         control.user_code = "AB\u{1b}[2J".into();
-        assert!(DeviceAuthorization::from_response(control, now).is_err());
+        let error = DeviceAuthorization::from_response(control, now).unwrap_err();
+        assert!(error.to_string().contains("the user_code is empty, too long or not printable"), "{error}");
     }
 }
