@@ -74,6 +74,22 @@ impl Stamp {
         Self { monotonic: self.monotonic.saturating_sub(by), wall: self.wall.saturating_sub(by) }
     }
 
+    /// This stamp moved `by` later on both clocks; `None` past the range.
+    pub(crate) fn checked_plus(self, by: Duration) -> Option<Self> {
+        let by = u64::try_from(by.as_nanos()).ok()?;
+        Some(Self { monotonic: self.monotonic.checked_add(by)?, wall: self.wall.checked_add(by)? })
+    }
+
+    /// The wall-clock reading: time since the Unix epoch.
+    pub(crate) fn since_epoch(self) -> Duration {
+        Duration::from_nanos(self.wall)
+    }
+
+    /// How long until `deadline` on the monotonic clock alone.
+    pub(crate) fn monotonic_until(self, deadline: Stamp) -> Duration {
+        Duration::from_nanos(deadline.monotonic.saturating_sub(self.monotonic))
+    }
+
     /// Whether `self` is before `deadline` on both clocks.
     #[inline]
     pub(crate) fn before(self, deadline: Stamp) -> bool {

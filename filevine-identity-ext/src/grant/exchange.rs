@@ -1,7 +1,7 @@
 //! One token request through the generated client: the form body for a
 //! grant, and the answer as a [`TokenSet`] or an [`Error`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use filevine_identity::Client;
 use filevine_identity::types::{
@@ -11,6 +11,7 @@ use filevine_identity::types::{
 
 use crate::config::scope::Scopes;
 use crate::error::Error;
+use crate::time::Clock;
 use crate::grant::{ClientSecret, Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
 
 /// The form body for `credentials` (with `form_secret` when the client
@@ -71,14 +72,12 @@ pub(crate) async fn exchange(
     request: &TokenRequest,
     is_refresh: bool,
     policy: &ExpiryPolicy,
+    clock: &Clock,
     attempt_timeout: Duration,
 ) -> Result<TokenSet, Error> {
     match client.get_access_token(request).await {
-        Ok(response) => {
-            // Expiry counts from the moment the response arrived.
-            let received_at = Instant::now();
-            TokenSet::from_response_with(response.into_inner(), received_at, policy)
-        }
+        // Expiry counts from the moment the response arrived.
+        Ok(response) => TokenSet::from_response_with(response.into_inner(), clock, clock.now(), policy),
         Err(error) => Err(crate::http::map_error(error, is_refresh, attempt_timeout).await),
     }
 }

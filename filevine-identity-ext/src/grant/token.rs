@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use filevine_identity::SecretString;
 use filevine_identity::types::{TokenResponse, TokenResponseExpiresIn};
@@ -12,12 +12,19 @@ use crate::config::scope::Scopes;
 use crate::error::Error;
 use crate::redact::redact;
 use crate::secret::{IdToken, RefreshToken};
+use crate::time::{Clock, Stamp};
 
 /// A bearer access token.
 ///
 /// Cheap to clone (one `Arc`). The token itself is reachable only through
 /// [`AccessToken::expose_secret`] and [`AccessToken::authorization_header`];
 /// `Debug` shows its type, scopes and remaining life, never its value.
+///
+/// Its expiry is read from the clock of whatever obtained it: the system's,
+/// or the [`TimeSource`](crate::time::TimeSource) given to the provider or
+/// [`OidcClient`](crate::oidc::OidcClient) (so a test moves that clock past
+/// the expiry instead of sleeping). Both the monotonic and the wall clock
+/// count, as in [`crate::time`].
 #[derive(Clone)]
 pub struct AccessToken(Arc<TokenInner>);
 
@@ -29,21 +36,39 @@ struct TokenInner {
     /// never ask.
     granted: Option<String>,
     scopes: std::sync::OnceLock<Scopes>,
+    /// The clock `expires` is on.
+    clock: Clock,
+    /// From this point on both clocks say the token has expired.
+    expires: Stamp,
+    /// The whole life the server gave it.
+    lifetime: Duration,
+    /// `expires` and the arrival on the standard clocks, for the public
+    /// accessors (mapped when the token was made).
     received_at: Instant,
     expires_at: Instant,
-    /// The same expiry on the wall clock, which keeps counting while the
-    /// machine is suspended.
-    expiry: SystemTime,
 }
 
 impl AccessToken {
-    /// Builds a token from a response's parts. `lifetime` counts from
-    /// `received_at`, the moment the response arrived.
+    /// Builds a token from a response's parts: it arrived at `received` on
+    /// `clock` and was given `lifetime` from then.
     pub(crate) fn new(
         secret: SecretString,
         token_type: &str,
         granted: Option<String>,
-        received_at: Instant,
+        clock: &Clock,
+        received: Stamp,
+        lifetime: Duration,
+    ) -> Result<Self, Error> {
+        Self::with_deadline(secret, token_type, granted, clock, received.checked_plus(lifetime), lifetime)
+    }
+
+    /// A token that expires at `expires` on `clock`, issued with `lifetime`.
+    fn with_deadline(
+        secret: SecretString,
+        token_type: &str,
+        granted: Option<String>,
+        clock: &Clock,
+        expires: Option<Stamp>,
         lifetime: Duration,
     ) -> Result<Self, Error> {
         // RFC 6750: the scheme is `Bearer`, whatever case the server used.
@@ -56,20 +81,23 @@ impl AccessToken {
         if secret.is_empty() {
             return Err(Error::malformed("the access token is empty"));
         }
+        let expires = expires.ok_or_else(|| Error::malformed("expires_in is too large"))?;
+        // The standard clocks' view of the same moments: now, plus what is
+        // left on the token's clock.
+        let (now, left) = (Instant::now(), clock.now().monotonic_until(expires));
+        let expires_at = now.checked_add(left).ok_or_else(|| Error::malformed("expires_in is too large"))?;
+        let received_at = expires_at.checked_sub(lifetime).unwrap_or(now.min(expires_at));
         Ok(Self(Arc::new(TokenInner {
             secret,
             header,
             token_type: token_type.to_owned(),
             granted,
             scopes: std::sync::OnceLock::new(),
+            clock: clock.clone(),
+            expires,
+            lifetime,
             received_at,
-            expires_at: received_at.checked_add(lifetime).ok_or_else(|| Error::malformed("expires_in is too large"))?,
-            // The wall-clock time the response arrived: now, less the time
-            // since then on the monotonic clock.
-            expiry: SystemTime::now()
-                .checked_sub(received_at.elapsed())
-                .and_then(|received| received.checked_add(lifetime))
-                .ok_or_else(|| Error::malformed("expires_in is too large"))?,
+            expires_at,
         })))
     }
 
@@ -96,28 +124,39 @@ impl AccessToken {
         self.0.scopes.get_or_init(|| self.0.granted.as_deref().map(Scopes::from_granted).unwrap_or_default())
     }
 
-    /// When the token expires, on the monotonic clock.
+    /// When the token expires, as an [`Instant`] (mapped from the token's
+    /// clock when it was made).
     pub fn expires_at(&self) -> Instant {
         self.0.expires_at
     }
 
-    /// When the response carrying the token arrived.
+    /// When the response carrying the token arrived, as an [`Instant`].
     pub fn received_at(&self) -> Instant {
         self.0.received_at
     }
 
-    /// When the token expires, on the wall clock: what to persist, and what
-    /// still holds after the machine was suspended.
+    /// When the token expires on the wall clock (of the token's clock): what
+    /// to persist, and what still holds after the machine was suspended.
     pub fn expiry(&self) -> SystemTime {
-        self.0.expiry
+        UNIX_EPOCH + self.0.expires.since_epoch()
     }
 
     /// Life left now (zero once expired), by whichever of the monotonic and
-    /// the wall clock says less.
+    /// the wall clock says less, read from the token's clock.
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use filevine_identity_ext::grant::TokenSet;
+    ///
+    /// let response = serde_json::from_value(serde_json::json!({
+    ///     "access_token": "at", "token_type": "Bearer", "expires_in": 60,
+    /// })).unwrap();
+    /// let set = TokenSet::from_response(response, Instant::now()).unwrap();
+    /// assert!(set.access_token.expires_in() <= Duration::from_secs(60));
+    /// assert!(!set.access_token.is_expired());
+    /// ```
     pub fn expires_in(&self) -> Duration {
-        let monotonic = self.0.expires_at.saturating_duration_since(Instant::now());
-        let wall = self.0.expiry.duration_since(SystemTime::now()).unwrap_or_default();
-        monotonic.min(wall)
+        self.0.clock.now().until(self.0.expires)
     }
 
     /// Whether the token has expired, by the monotonic or the wall clock (a
@@ -144,7 +183,7 @@ impl AccessToken {
     /// # Ok(()) }
     /// ```
     pub fn lifetime(&self) -> Duration {
-        self.0.expires_at.saturating_duration_since(self.0.received_at)
+        self.0.lifetime
     }
 
     /// The granted scope list as the server sent it.
@@ -153,28 +192,25 @@ impl AccessToken {
     }
 
     /// A token read back from a store: it was issued with `lifetime` and
-    /// expires at `expiry` on the wall clock. `None` once that has passed.
+    /// expires `expiry` after the Unix epoch on `clock`'s wall clock. `None`
+    /// once that has passed.
     pub(crate) fn restore(
         secret: SecretString,
         token_type: &str,
         granted: Option<String>,
-        expiry: SystemTime,
+        clock: &Clock,
+        expiry: Duration,
         lifetime: Duration,
     ) -> Result<Option<Self>, Error> {
-        let Ok(left) = expiry.duration_since(SystemTime::now()) else { return Ok(None) };
+        let now = clock.now();
+        let left = expiry.saturating_sub(now.since_epoch());
         if left.is_zero() {
             return Ok(None);
         }
-        // Never more life than it was issued with (a clock set back).
+        // Never more life than it was issued with (a clock set back); the
+        // monotonic clock counts the rest from now.
         let left = left.min(lifetime);
-        // Received `lifetime − left` ago, so the hard margin and soft window
-        // are computed from the lifetime it was issued with.
-        let now = Instant::now();
-        match now.checked_sub(lifetime - left) {
-            Some(received_at) => Self::new(secret, token_type, granted, received_at, lifetime).map(Some),
-            // A monotonic clock younger than that (a fresh boot).
-            None => Self::new(secret, token_type, granted, now, left).map(Some),
-        }
+        Self::with_deadline(secret, token_type, granted, clock, now.checked_plus(left), lifetime).map(Some)
     }
 }
 
@@ -213,20 +249,26 @@ impl TokenSet {
     /// # Errors
     /// [`Error::MalformedResponse`] for a token type other than Bearer, an
     /// unusable `expires_in`, or an access token that cannot be a header.
+    /// The token's expiry is on the system clock.
     pub fn from_response(response: TokenResponse, received_at: Instant) -> Result<Self, Error> {
-        Self::from_response_with(response, received_at, &ExpiryPolicy::default())
+        let clock = Clock::System;
+        let received = clock.now().minus(received_at.elapsed());
+        Self::from_response_with(response, &clock, received, &ExpiryPolicy::default())
     }
 
+    /// [`from_response`](Self::from_response) for a response that arrived at
+    /// `received` on `clock`.
     pub(crate) fn from_response_with(
         response: TokenResponse,
-        received_at: Instant,
+        clock: &Clock,
+        received: Stamp,
         policy: &ExpiryPolicy,
     ) -> Result<Self, Error> {
         let lifetime = policy.lifetime(response.expires_in.as_ref())?;
         let refresh_token = response.refresh_token.filter(|t| !t.is_empty()).map(RefreshToken::from_secret);
         let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken::from_secret);
         let access_token =
-            AccessToken::new(response.access_token, &response.token_type, response.scope, received_at, lifetime)?;
+            AccessToken::new(response.access_token, &response.token_type, response.scope, clock, received, lifetime)?;
         Ok(Self { access_token, refresh_token, id_token })
     }
 }

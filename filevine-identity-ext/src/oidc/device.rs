@@ -247,6 +247,7 @@ impl OidcClient {
             &request.into(),
             false,
             &ExpiryPolicy::default(),
+            &self.inner.clock,
             self.inner.request_timeout,
         )
         .await;

@@ -207,6 +207,7 @@ impl OidcClient {
             &request.into(),
             false,
             &ExpiryPolicy::default(),
+            &inner.clock,
             inner.request_timeout,
         )
         .await;

@@ -447,6 +447,7 @@ impl TokenProviderBuilder {
                     seen: AtomicU64::new(0),
                     warned_unreadable: AtomicU64::new(0),
                     strict: credentials.is_refresh(),
+                    clock: self.clock.clone(),
                     unsaved: std::sync::Mutex::default(),
                     writing: tokio::sync::Mutex::const_new(()),
                 };

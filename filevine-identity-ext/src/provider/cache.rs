@@ -119,10 +119,9 @@ pub(crate) fn remember(id: u64, generation: u64, cached: Arc<CachedToken>) {
 mod tests {
     use super::*;
     use filevine_identity::SecretString;
-    use std::time::Instant;
 
     fn token(lifetime: Duration) -> AccessToken {
-        AccessToken::new(SecretString::from("t"), "Bearer", None, Instant::now(), lifetime).unwrap()
+        AccessToken::new(SecretString::from("t"), "Bearer", None, &crate::time::Clock::System, crate::time::Clock::System.now(), lifetime).unwrap()
     }
 
     fn timing() -> Timing {

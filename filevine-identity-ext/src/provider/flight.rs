@@ -252,6 +252,7 @@ impl Inner {
             &request,
             self.credentials.is_refresh(),
             &self.expiry,
+            &self.clock,
             self.request_timeout,
         )
         .await

@@ -11,6 +11,7 @@ use tracing::Instrument as _;
 
 use super::lock;
 use crate::error::Report;
+use crate::time::Clock;
 use crate::store::record::{self, StoredTokens, Unreadable};
 use crate::store::{StoreEncryptionKeys, StoreError, StoreKey, TokenStore};
 
@@ -89,6 +90,8 @@ pub(crate) struct StoreLink {
     pub(crate) warned_unreadable: AtomicU64,
     /// A refresh token must not be refreshed outside the store.
     pub(crate) strict: bool,
+    /// The provider's clock, which restored tokens' expiry is read on.
+    pub(crate) clock: Clock,
     /// A token set not saved yet; while there is one, this provider keeps
     /// the lease.
     pub(crate) unsaved: std::sync::Mutex<Unsaved>,
@@ -143,7 +146,7 @@ impl StoreLink {
             return Ok(Read::default());
         };
         let version = entry.version;
-        match record::decode(&entry.value, &self.key, self.seal.as_ref()) {
+        match record::decode_at(&entry.value, &self.key, self.seal.as_ref(), &self.clock) {
             Ok(tokens) => Ok(Read { version, tokens: Some(tokens), deleted: false }),
             Err(Unreadable::Deleted) => Ok(Read { version, tokens: None, deleted: true }),
             Err(cause) => {

@@ -499,7 +499,7 @@ mod tests {
     #[test]
     fn serving_a_fresh_token_takes_no_lock() {
         use crate::grant::PersonalAccessToken;
-        use std::time::{Duration, Instant};
+        use std::time::Duration;
 
         let provider = TokenProvider::builder()
             .region(Region::custom("http://127.0.0.1:9").unwrap())
@@ -508,7 +508,7 @@ mod tests {
             .build()
             .unwrap();
         let hour = Duration::from_secs(3600);
-        let token = AccessToken::new("fresh".to_owned().into(), "Bearer", None, Instant::now(), hour).unwrap();
+        let token = AccessToken::new("fresh".to_owned().into(), "Bearer", None, &crate::time::Clock::System, crate::time::Clock::System.now(), hour).unwrap();
         let now = provider.inner.clock.now();
         provider.inner.set_current(Some(Arc::new(CachedToken::new(token, now.plus(hour), now.plus(hour / 2)))));
 

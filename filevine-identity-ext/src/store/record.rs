@@ -36,6 +36,7 @@ use crate::crypto::fill_random;
 use crate::error::RandomnessUnavailable;
 use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
 use crate::secret::StoreEncryptionKey;
+use crate::time::Clock;
 
 const MAGIC: &[u8; 4] = b"FVTS";
 /// The format this SDK writes.
@@ -223,11 +224,22 @@ pub(crate) fn open_bytes(
     open(&value[..HEADER_LEN + KEY_ID_LEN], &value[HEADER_LEN + KEY_ID_LEN..], key, seal)
 }
 
-/// Decodes a stored value; see [`Unreadable`] for what is refused.
+/// Decodes a stored value, its access token's expiry on the system clock;
+/// see [`Unreadable`] for what is refused.
 pub(crate) fn decode(
     value: &[u8],
     key: &StoreKey,
     seal: Option<&StoreEncryptionKeys>,
+) -> Result<StoredTokens, Unreadable> {
+    decode_at(value, key, seal, &Clock::System)
+}
+
+/// [`decode`] with the access token's expiry on `clock` (a provider's).
+pub(crate) fn decode_at(
+    value: &[u8],
+    key: &StoreKey,
+    seal: Option<&StoreEncryptionKeys>,
+    clock: &Clock,
 ) -> Result<StoredTokens, Unreadable> {
     if value.len() > MAX_VALUE_BYTES {
         return Err(Unreadable::TooLarge);
@@ -269,7 +281,7 @@ pub(crate) fn decode(
     };
     // serde_json's error text can quote the input: only its category is kept.
     let wire: Wire = serde_json::from_slice(&json).map_err(|_| Unreadable::Malformed)?;
-    tokens(wire).ok_or(Unreadable::Malformed)
+    tokens(wire, clock).ok_or(Unreadable::Malformed)
 }
 
 /// Opens `nonce ‖ ciphertext` sealed under `header` and `key`.
@@ -287,13 +299,13 @@ fn open(
     Ok(zeroize::Zeroizing::new(plain.to_vec()))
 }
 
-fn tokens(wire: Wire) -> Option<StoredTokens> {
+fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
     let access_token = match (wire.access_token, wire.expires_at, wire.lifetime) {
         (Some(secret), Some(expires_at), Some(lifetime)) => {
-            let expiry = UNIX_EPOCH.checked_add(duration(expires_at)?)?;
             let token_type = wire.token_type.as_deref().unwrap_or("Bearer");
             // An expired token is simply not there any more.
-            AccessToken::restore(secret, token_type, wire.scope, expiry, duration(lifetime)?).ok()?
+            AccessToken::restore(secret, token_type, wire.scope, clock, duration(expires_at)?, duration(lifetime)?)
+                .ok()?
         }
         (None, None, None) => None,
         _ => return None,
@@ -330,14 +342,14 @@ fn cipher(seal: &StoreEncryptionKey) -> LessSafeKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn set() -> StoredTokens {
         let access = AccessToken::new(
             SecretString::from("SENTINEL-access"),
             "Bearer",
             Some("openid email".into()),
-            Instant::now(),
+            &crate::time::Clock::System,
+            crate::time::Clock::System.now(),
             Duration::from_secs(1200),
         )
         .unwrap();

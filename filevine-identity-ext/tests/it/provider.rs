@@ -614,6 +614,44 @@ async fn a_suspended_machine_does_not_get_the_expired_token() {
     assert_eq!(server.token_requests(), 2);
 }
 
+/// A token's own `expires_in` and `is_expired` read the provider's clock:
+/// a test moves it instead of sleeping, and a suspend counts. The same for
+/// a token read back from a store.
+#[tokio::test]
+async fn a_tokens_expiry_reads_the_providers_clock() {
+    let server = server().await;
+    let (builder, clock) = timed(&server);
+    let store = Arc::new(filevine_identity_ext::store::MemoryStore::new());
+    let provider = builder.credentials(pat()).store(store.clone()).build().unwrap();
+    let token = provider.token().await.unwrap();
+    assert_eq!(token.expires_in(), Duration::from_secs(1200));
+    clock.advance(Duration::from_secs(200));
+    assert_eq!(token.expires_in(), Duration::from_secs(1000));
+    // A second provider on the same clock reads the stored token: it
+    // expires at the same moment.
+    let restored = self::builder(&server)
+        .time_source(clock.clone())
+        .credentials(pat())
+        .store(store)
+        .build()
+        .unwrap()
+        .token()
+        .await
+        .unwrap();
+    assert_eq!(restored.expose_secret(), token.expose_secret());
+    // The store keeps the expiry to the millisecond, rounded down.
+    let stored_to_the_ms = |left: Duration| left.as_millis();
+    assert_eq!(stored_to_the_ms(restored.expires_in() + Duration::from_millis(1)), 1_000_000);
+    assert_eq!(restored.lifetime(), Duration::from_secs(1200));
+    clock.suspend(Duration::from_secs(999));
+    assert_eq!(token.expires_in(), Duration::from_secs(1));
+    assert_eq!(stored_to_the_ms(restored.expires_in() + Duration::from_millis(1)), 1_000);
+    assert!(!token.is_expired() && !restored.is_expired());
+    clock.advance(Duration::from_secs(1));
+    assert!(token.is_expired() && restored.is_expired());
+    assert_eq!(server.token_requests(), 1);
+}
+
 /// The runtime that would run any timer is blocked past the hard margin
 /// while other threads keep calling: none of them gets the stale token.
 #[test]
