@@ -384,7 +384,10 @@ mod tests {
         assert_eq!(set.access_token.expose_secret(), "at");
         assert_eq!(set.access_token.authorization_header(), "Bearer at");
         assert!(set.access_token.authorization_header().is_sensitive());
-        assert_eq!(set.access_token.expires_at(), now + Duration::from_secs(60));
+        assert_eq!(set.access_token.lifetime(), Duration::from_secs(60));
+        // Mapped from the clock the token was made on: to the millisecond.
+        assert_eq!(set.access_token.expires_at().duration_since(now).as_millis().div_ceil(1000), 60);
+        assert_eq!(set.access_token.expires_at() - set.access_token.received_at(), Duration::from_secs(60));
         assert_eq!(set.access_token.scopes().len(), 2);
         assert_eq!(set.refresh_token.unwrap().expose_secret(), "rt");
     }

@@ -731,6 +731,27 @@ async fn a_cancelled_first_caller_does_not_cancel_the_refresh() {
     assert_eq!(server.token_requests(), 1);
 }
 
+/// The first caller polls the refresh itself; one that stops polling
+/// (kept alive, never polled again) holds nobody up: the next caller drives
+/// the same refresh. One request; both get the same token.
+#[tokio::test]
+async fn a_first_caller_that_stops_polling_holds_nobody_up() {
+    let server = server().await;
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let held = server.hold_token_responses();
+    let mut stalled = Box::pin(provider.token());
+    let first_poll = std::future::poll_fn(|cx| std::task::Poll::Ready(stalled.as_mut().poll(cx))).await;
+    assert!(first_poll.is_pending());
+    let (token, ()) = tokio::join!(provider.token(), async {
+        server.wait_for_token_requests(1).await;
+        drop(held);
+    });
+    let token = token.unwrap();
+    assert_eq!(server.token_requests(), 1);
+    assert!(stalled.await.unwrap().same_token(&token));
+    assert_eq!(server.token_requests(), 1);
+}
+
 /// A caller whose future is dropped after starting the refresh: the refresh
 /// still completes and is stored, so the next call makes no request.
 #[tokio::test]
