@@ -21,6 +21,8 @@
 //!    (a throwaway cluster from the test suite's `support::postgres`).
 //! 5. `build`: `TokenProvider` and `OidcClient` builds (no I/O) beside
 //!    building the HTTP client they make on their first request.
+//! 6. `registry`: a warm firm's token through `TokenProviders` beside a
+//!    provider held by hand and a hand-written map of providers.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -487,6 +489,79 @@ mod store {
         bencher.bench_local(|| {
             provider.invalidate();
             FIXTURE.runtime.block_on(provider.token()).unwrap()
+        });
+    }
+}
+
+/// 6. `registry`: a warm firm's token through `TokenProviders` (1,000 firms
+///    held) beside a warm `token()` of a provider held by hand and the map a
+///    competent user writes without the registry (`Mutex<HashMap>` of
+///    providers by firm id, cloned out, then `token()`).
+mod registry {
+    use super::*;
+    use filevine_identity_ext::Scopes;
+    use filevine_identity_ext::provider::TokenProviders;
+    use std::collections::HashMap;
+
+    const FIRMS: usize = 1_000;
+
+    fn firm_pat(n: usize) -> Credentials {
+        Credentials::personal_access_token(PersonalAccessToken::new(format!("fvpat_bench_firm_{n:04}")).unwrap())
+    }
+
+    struct Firms {
+        registry: TokenProviders,
+        by_hand: std::sync::Mutex<HashMap<String, TokenProvider>>,
+        held: TokenProvider,
+    }
+
+    static FIRMS_FIXTURE: LazyLock<Firms> = LazyLock::new(|| {
+        let fixture = &*FIXTURE;
+        let region = fixture.server.region();
+        let registry = TokenProviders::builder()
+            .template(move || TokenProvider::builder().env(|_| None).region(region.clone()))
+            .max_providers(FIRMS)
+            .build()
+            .unwrap();
+        let mut by_hand = HashMap::new();
+        fixture.runtime.block_on(async {
+            for n in 0..FIRMS {
+                fixture.server.add_personal_access_token(&format!("fvpat_bench_firm_{n:04}"));
+                registry.token(&firm_pat(n), &Scopes::gateway(), &format!("firm-{n}")).await.unwrap();
+                let provider = TokenProvider::builder()
+                    .env(|_| None)
+                    .region(fixture.server.region())
+                    .credentials(firm_pat(n))
+                    .build()
+                    .unwrap();
+                provider.token().await.unwrap();
+                by_hand.insert(format!("firm-{n}"), provider);
+            }
+        });
+        let held = by_hand["firm-500"].clone();
+        Firms { registry, by_hand: std::sync::Mutex::new(by_hand), held }
+    });
+
+    #[divan::bench(sample_count = 1000)]
+    fn provider_held_by_hand(bencher: Bencher<'_, '_>) {
+        let firms = &*FIRMS_FIXTURE;
+        bencher.bench(|| poll_once(firms.held.token()).unwrap());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn registry_lookup(bencher: Bencher<'_, '_>) {
+        let firms = &*FIRMS_FIXTURE;
+        let credentials = firm_pat(500);
+        let scopes = Scopes::gateway();
+        bencher.bench(|| poll_once(firms.registry.token(&credentials, &scopes, "firm-500")).unwrap());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn hand_written_map(bencher: Bencher<'_, '_>) {
+        let firms = &*FIRMS_FIXTURE;
+        bencher.bench(|| {
+            let provider = firms.by_hand.lock().unwrap().get("firm-500").cloned().unwrap();
+            poll_once(provider.token()).unwrap()
         });
     }
 }

@@ -471,6 +471,15 @@ pub enum ConfigError {
     /// derived from changes with every refresh.
     #[error("a store for a refresh token needs a key: call store_key(StoreKey::session(…)) with the user's session id")]
     StoreKeyRequired,
+    /// A registry of providers was asked for a refresh token's provider: it
+    /// changes with every refresh, so it cannot key one.
+    #[error(
+        "a provider registry takes a personal access token or client credentials with a secret; for a signed-in user use TokenProviders::session"
+    )]
+    RegistryCredentials,
+    /// A provider registry bounded to zero providers.
+    #[error("max_providers must be at least 1")]
+    ZeroProviders,
     /// The store lease is shorter than the total timeout of a refresh: a
     /// slow but live refresh would be raced by another process.
     #[error("the store lease time ({} s) must be at least the total timeout ({} s)", lease.as_secs_f64(), total_timeout.as_secs_f64())]

@@ -11,6 +11,8 @@
 //! | `filevine_identity_refresh_waiters_total` | counter | `authority`, `grant` | callers that joined a refresh already in flight (single flight) |
 //! | `filevine_identity_store_lease_waits_total` | counter | `authority`, `store` | times a refresh found the token store's lease held by another process and waited |
 //! | `filevine_identity_store_replication_shortfall_total` | counter | `store`, `url` | a saved token set was used although fewer replicas than asked acknowledged it in time (Redis `WAIT`; `url` is the store's URL without user and password) |
+//! | `filevine_identity_registry_providers` | gauge | | providers a `TokenProviders` registry holds (the last registry to change) |
+//! | `filevine_identity_registry_evictions_total` | counter | `reason` | providers a registry dropped: `capacity` (least recently used, at the bound) or `idle` |
 //! | `filevine_identity_store_unsaved_total` | counter | `authority`, `store` | a new token set could not be saved at once; its refresh keeps the lease and retries until it is saved |
 //!
 //! No label carries a secret: the authority is the identity provider's URL,
@@ -76,6 +78,14 @@ mod emit {
         metrics::counter!("filevine_identity_store_unsaved_total", "authority" => authority.to_owned(), "store" => store)
             .increment(1);
     }
+
+    pub(crate) fn registry_size(providers: usize) {
+        metrics::gauge!("filevine_identity_registry_providers").set(providers as f64);
+    }
+
+    pub(crate) fn registry_eviction(reason: &'static str) {
+        metrics::counter!("filevine_identity_registry_evictions_total", "reason" => reason).increment(1);
+    }
 }
 
 #[cfg(not(feature = "metrics"))]
@@ -89,8 +99,10 @@ mod emit {
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn replication_shortfall(_: &'static str, _: &str) {}
     pub(crate) fn unsaved(_: &str, _: &'static str) {}
+    pub(crate) fn registry_size(_: usize) {}
+    pub(crate) fn registry_eviction(_: &'static str) {}
 }
 
 #[cfg(feature = "redis")]
 pub(crate) use emit::replication_shortfall;
-pub(crate) use emit::{lease_wait, refresh, served_stale, unsaved, waiter};
+pub(crate) use emit::{lease_wait, refresh, registry_eviction, registry_size, served_stale, unsaved, waiter};

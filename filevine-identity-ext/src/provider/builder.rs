@@ -349,6 +349,25 @@ impl TokenProviderBuilder {
         Ok(provider)
     }
 
+    /// Uses `http` (shared with other providers) unless a client was set.
+    pub(super) fn share_http_client(&mut self, http: LazyClient) {
+        self.http_client.get_or_insert(http);
+    }
+
+    /// The region this builder would build with.
+    pub(super) fn resolved_region(&self) -> Result<Region, ConfigError> {
+        Ok(Region::resolve_with(self.region.clone(), &*self.env)?)
+    }
+
+    /// A deferred HTTP client with this builder's timeouts, for providers to
+    /// share; `None` when the builder has a client of its own.
+    pub(super) fn shareable_http_client(&self) -> Result<Option<LazyClient>, ConfigError> {
+        match self.http_client {
+            Some(_) => Ok(None),
+            None => LazyClient::new(self.connect_timeout, self.request_timeout).map(Some),
+        }
+    }
+
     /// Validates the configuration and builds the provider. Sends nothing.
     ///
     /// # Errors

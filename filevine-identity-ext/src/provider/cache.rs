@@ -121,7 +121,15 @@ mod tests {
     use filevine_identity::SecretString;
 
     fn token(lifetime: Duration) -> AccessToken {
-        AccessToken::new(SecretString::from("t"), "Bearer", None, &crate::time::Clock::System, crate::time::Clock::System.now(), lifetime).unwrap()
+        AccessToken::new(
+            SecretString::from("t"),
+            "Bearer",
+            None,
+            &crate::time::Clock::System,
+            crate::time::Clock::System.now(),
+            lifetime,
+        )
+        .unwrap()
     }
 
     fn timing() -> Timing {

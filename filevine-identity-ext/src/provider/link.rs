@@ -11,9 +11,9 @@ use tracing::Instrument as _;
 
 use super::lock;
 use crate::error::Report;
-use crate::time::Clock;
 use crate::store::record::{self, StoredTokens, Unreadable};
 use crate::store::{StoreEncryptionKeys, StoreError, StoreKey, TokenStore};
+use crate::time::Clock;
 
 /// First pause while another process holds the lease.
 pub(super) const POLL_START: Duration = Duration::from_millis(10);

@@ -54,6 +54,7 @@ mod cache;
 mod flight;
 mod jitter;
 mod link;
+mod registry;
 mod retry;
 mod store;
 mod wire;
@@ -62,6 +63,7 @@ pub(crate) use wire::{Resolve, Resolved};
 
 pub use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 pub use builder::{DEFAULT_HARD_MARGIN, DEFAULT_SOFT_WINDOW, DEFAULT_STORE_IDLE_TIMEOUT, TokenProviderBuilder};
+pub use registry::{DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_PROVIDERS, TokenProviders, TokenProvidersBuilder};
 pub use retry::RetryPolicy;
 
 pub(crate) use link::StoreLink;
@@ -508,7 +510,15 @@ mod tests {
             .build()
             .unwrap();
         let hour = Duration::from_secs(3600);
-        let token = AccessToken::new("fresh".to_owned().into(), "Bearer", None, &crate::time::Clock::System, crate::time::Clock::System.now(), hour).unwrap();
+        let token = AccessToken::new(
+            "fresh".to_owned().into(),
+            "Bearer",
+            None,
+            &crate::time::Clock::System,
+            crate::time::Clock::System.now(),
+            hour,
+        )
+        .unwrap();
         let now = provider.inner.clock.now();
         provider.inner.set_current(Some(Arc::new(CachedToken::new(token, now.plus(hour), now.plus(hour / 2)))));
 

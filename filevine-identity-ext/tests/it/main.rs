@@ -22,6 +22,7 @@ mod progenitor_client;
 mod provider;
 mod redaction;
 mod redis_forms;
+mod registry;
 mod signout;
 mod store;
 mod test_server_signin;
