@@ -477,6 +477,18 @@ pub enum ConfigError {
         "a provider registry takes a personal access token or client credentials with a secret; for a signed-in user use TokenProviders::session"
     )]
     RegistryCredentials,
+    /// A credentials file could not be used. Names the file, never its
+    /// content.
+    #[error("credentials file {}: {reason}", path.display())]
+    CredentialsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A credential source gave no credentials.
+    #[error("the credential source gave no credentials")]
+    NoSourceCredentials,
     /// A provider registry bounded to zero providers.
     #[error("max_providers must be at least 1")]
     ZeroProviders,

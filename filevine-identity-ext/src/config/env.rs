@@ -14,6 +14,12 @@ pub const PAT: &str = "FILEVINE_PAT";
 pub const CLIENT_ID: &str = "FILEVINE_CLIENT_ID";
 /// The OAuth client secret.
 pub const CLIENT_SECRET: &str = "FILEVINE_CLIENT_SECRET";
+/// A file holding the personal access token, re-read when it changes
+/// ([`FileCredentials`](crate::grant::FileCredentials)).
+pub const PAT_FILE: &str = "FILEVINE_PAT_FILE";
+/// A file holding the OAuth client secret (or two lines during a
+/// changeover, newer first), re-read when it changes.
+pub const CLIENT_SECRET_FILE: &str = "FILEVINE_CLIENT_SECRET_FILE";
 /// Space-separated scopes.
 pub const SCOPES: &str = "FILEVINE_SCOPES";
 /// A region (`us`, `ca`, `canada`) or an authority URL.

@@ -54,6 +54,8 @@ pub(crate) fn token_request(
             client_secret,
         }
         .into(),
+        // Only the credentials the source gives are sent.
+        Grant::Sourced(_) => return None,
         Grant::StoredRefreshToken => RefreshTokenRequest {
             grant_type: RefreshTokenRequestGrantType::RefreshToken,
             refresh_token: refresh_token?.secret().clone(),

@@ -8,9 +8,11 @@ use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, Lookup, PAT};
 use crate::error::ConfigError;
 
 pub(crate) mod exchange;
+pub(crate) mod source;
 mod token;
 
 pub use crate::secret::{ClientSecret, IdToken, PersonalAccessToken, RefreshToken};
+pub use source::{CredentialSource, FileCredentials};
 pub use token::{AccessToken, ExpiryPolicy, TokenSet};
 
 /// An OAuth client id. Not a secret.
@@ -85,6 +87,9 @@ pub(crate) enum Grant {
     /// A refresh token read from the provider's token store (a user's
     /// session, picked up by another replica or after a restart).
     StoredRefreshToken,
+    /// A PAT or client credentials asked of a
+    /// [`CredentialSource`] on each refresh; the `grant_type` it sends.
+    Sourced(&'static str),
 }
 
 /// A client id with its secret (or, for a public client, without one).
@@ -134,7 +139,7 @@ impl Credentials {
         match &self.grant {
             Grant::PersonalAccessToken(pat) => secrets.push(pat.expose_secret()),
             Grant::RefreshToken(token) => secrets.push(token.expose_secret()),
-            Grant::ClientCredentials | Grant::StoredRefreshToken => {}
+            Grant::ClientCredentials | Grant::StoredRefreshToken | Grant::Sourced(_) => {}
         }
         if let Some(secret) = self.client.as_ref().and_then(|c| c.secret.as_ref()) {
             secrets.push(secret.expose_secret());
@@ -148,6 +153,7 @@ impl Credentials {
             Grant::PersonalAccessToken(_) => "personal_access_token",
             Grant::ClientCredentials => "client_credentials",
             Grant::RefreshToken(_) | Grant::StoredRefreshToken => "refresh_token",
+            Grant::Sourced(grant_type) => grant_type,
         }
     }
 

@@ -17,6 +17,7 @@ use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::ConfigError;
 use crate::error::Error;
+use crate::grant::CredentialSource;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
 use crate::provider::StoreLink;
@@ -67,6 +68,7 @@ pub struct TokenProviderBuilder {
     stored_session: Option<ClientAuth>,
     /// Set by `build_saved`, which saves the starting token set itself.
     allow_unsaved: bool,
+    source: Option<Arc<dyn CredentialSource>>,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
@@ -112,6 +114,7 @@ impl Default for TokenProviderBuilder {
             lease_time: None,
             stored_session: None,
             allow_unsaved: false,
+            source: None,
         }
     }
 }
@@ -368,11 +371,31 @@ impl TokenProviderBuilder {
         }
     }
 
+    /// Credentials asked of `source` on each refresh instead of fixed ones
+    /// (a rotated PAT or client secret is picked up without a restart): see
+    /// [`CredentialSource`]. Without `credentials` or a source,
+    /// `FILEVINE_PAT_FILE` / `FILEVINE_CLIENT_SECRET_FILE` make a
+    /// [`FileCredentials`](crate::grant::FileCredentials).
+    ///
+    /// ```
+    /// use filevine_identity_ext::TokenProvider;
+    /// use filevine_identity_ext::grant::FileCredentials;
+    ///
+    /// let provider = TokenProvider::builder()
+    ///     .credential_source(FileCredentials::personal_access_token("/run/secrets/filevine-pat"))
+    ///     .build()?; // reads nothing yet
+    /// # Ok::<(), filevine_identity_ext::ConfigError>(())
+    /// ```
+    pub fn credential_source(mut self, source: impl CredentialSource + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+
     /// Validates the configuration and builds the provider. Sends nothing.
     ///
     /// # Errors
     /// A [`ConfigError`] naming what is missing or wrong.
-    pub fn build(self) -> Result<TokenProvider, ConfigError> {
+    pub fn build(mut self) -> Result<TokenProvider, ConfigError> {
         let lookup: Lookup<'_> = &*self.env;
         let region = Region::resolve_with(self.region, lookup)?;
         let scopes = match self.scopes {
@@ -389,9 +412,17 @@ impl TokenProviderBuilder {
                 (credentials, Some(set.access_token), Some(refresh), set.id_token)
             }
             (None, None) => {
-                let credentials = match self.credentials {
-                    Some(credentials) => credentials,
-                    None => Credentials::from_lookup(lookup)?,
+                let credentials = match (self.credentials, &self.source) {
+                    (Some(credentials), _) => credentials,
+                    (None, Some(source)) => Credentials { grant: Grant::Sourced(source.grant_type()), client: None },
+                    (None, None) => match crate::grant::source::from_lookup(lookup)? {
+                        Some(source) => {
+                            let credentials = Credentials { grant: Grant::Sourced(source.grant_type()), client: None };
+                            self.source = Some(Arc::new(source));
+                            credentials
+                        }
+                        None => Credentials::from_lookup(lookup)?,
+                    },
                 };
                 let refresh = match &credentials.grant {
                     Grant::RefreshToken(token) => Some(token.clone()),
@@ -418,7 +449,9 @@ impl TokenProviderBuilder {
         }
         let scope = scopes.as_ref().map(Scopes::to_string).or_else(|| match credentials.grant {
             // PAT and client credentials ask for the gateway scopes by default.
-            Grant::PersonalAccessToken(_) | Grant::ClientCredentials => Some(Scopes::gateway().to_string()),
+            Grant::PersonalAccessToken(_) | Grant::ClientCredentials | Grant::Sourced(_) => {
+                Some(Scopes::gateway().to_string())
+            }
             Grant::RefreshToken(_) | Grant::StoredRefreshToken => None,
         });
         let store = match self.store {
@@ -444,9 +477,8 @@ impl TokenProviderBuilder {
                     // Bound to this authority and client: another app on the
                     // same store never shares a token set by session name.
                     Some(key) => key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)),
-                    None => {
-                        derived_key(&region, &credentials, scope.as_deref()).ok_or(ConfigError::StoreKeyRequired)?
-                    }
+                    None => derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
+                        .ok_or(ConfigError::StoreKeyRequired)?,
                 };
                 let lease = self.lease_time.unwrap_or(self.retry.total_timeout.saturating_add(Duration::from_secs(5)));
                 if lease < self.retry.total_timeout {
@@ -482,6 +514,7 @@ impl TokenProviderBuilder {
             region,
             scope,
             credentials,
+            source: self.source,
             refresh_token: Mutex::new(refresh_token),
             id_token: Mutex::new(id_token),
             timing: Timing { hard_margin: self.hard_margin, soft_window: self.soft_window },
@@ -519,10 +552,21 @@ impl TokenProviderBuilder {
 /// The key a PAT or client-credentials provider stores its token under:
 /// the same credentials against the same authority and scopes share it.
 /// `None` for a refresh token (it changes with every refresh).
-fn derived_key(region: &Region, credentials: &Credentials, scope: Option<&str>) -> Option<StoreKey> {
+/// A source's credentials change: its key comes from its name.
+fn derived_key(
+    region: &Region,
+    credentials: &Credentials,
+    source: Option<&dyn CredentialSource>,
+    scope: Option<&str>,
+) -> Option<StoreKey> {
+    let named;
     let secret = match &credentials.grant {
         Grant::PersonalAccessToken(pat) => pat.expose_secret(),
         Grant::ClientCredentials => credentials.client.as_ref()?.secret.as_ref()?.expose_secret(),
+        Grant::Sourced(_) => {
+            named = source?.name();
+            &named
+        }
         Grant::RefreshToken(_) | Grant::StoredRefreshToken => return None,
     };
     let client_id = credentials.client_id().map_or("", ClientId::as_str);

@@ -17,7 +17,7 @@ use super::cache::CachedToken;
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::{Forgotten, Inner, lock};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::grant::exchange;
 use crate::grant::{AccessToken, ClientSecret, Grant};
 use crate::time::Stamp;
@@ -228,21 +228,50 @@ impl Inner {
         }
         // A stored session with nothing stored: nothing to send, so nothing
         // is built or discovered either.
-        let not_stored = || match &self.store {
-            Some(link) => Error::NotStored { key: link.key.clone() },
-            None => Error::Config(crate::error::ConfigError::NoStore),
-        };
         if refresh_token.is_none() && matches!(self.credentials.grant, Grant::StoredRefreshToken) {
-            return Err(not_stored());
+            return Err(self.not_stored());
         }
         let wire = self.wire.get().await?;
-        let request = exchange::token_request(
-            &self.credentials,
-            wire.form_secret.as_ref(),
-            refresh_token.as_ref(),
-            self.scope.as_deref(),
-        )
-        .ok_or_else(not_stored)?;
+        let Some(source) = &self.source else {
+            return self.request_with(&self.credentials, wire, refresh_token.as_ref(), attempt).await;
+        };
+        let candidates = source.credentials().await?;
+        let first = candidates.first().ok_or(ConfigError::NoSourceCredentials)?;
+        match self.request_with(first, wire, refresh_token.as_ref(), attempt).await {
+            Err(error @ Error::InvalidCredentials { .. }) => {
+                // Refused: asked again, the source may have a new value (a
+                // rewritten file); else the older of a changeover. Exactly
+                // one more request either way.
+                let again = source.credentials().await?;
+                let retry = match again.first() {
+                    Some(newer) if newer != first => Some(newer.clone()),
+                    _ => candidates.get(1).cloned(),
+                };
+                let Some(retry) = retry else { return Err(error) };
+                tracing::info!(
+                    grant_type,
+                    source = %source.name(),
+                    "the credentials were refused; retrying once with the source's other value"
+                );
+                self.request_with(&retry, wire, refresh_token.as_ref(), attempt).await
+            }
+            other => other,
+        }
+    }
+
+    /// One token request with `credentials`. The rotated refresh token and
+    /// the ID token are kept before this returns.
+    async fn request_with(
+        &self,
+        credentials: &crate::grant::Credentials,
+        wire: &super::wire::Ready,
+        refresh_token: Option<&crate::grant::RefreshToken>,
+        attempt: u32,
+    ) -> Result<Fetched, Error> {
+        let grant_type = credentials.grant_type();
+        let request =
+            exchange::token_request(credentials, wire.form_secret.as_ref(), refresh_token, self.scope.as_deref())
+                .ok_or_else(|| self.not_stored())?;
         tracing::debug!(grant_type, attempt, authority = self.region.identity_url(), "requesting an access token");
         // Deadlines count from before the request left: never later than
         // the server's own clock started the lifetime.
@@ -250,16 +279,16 @@ impl Inner {
         let set = exchange::exchange(
             &wire.client,
             &request,
-            self.credentials.is_refresh(),
+            credentials.is_refresh(),
             &self.expiry,
             &self.clock,
             self.request_timeout,
         )
         .await
         .map_err(|error| {
-            let mut secrets = self.credentials.secrets();
+            let mut secrets = credentials.secrets();
             secrets.extend(wire.form_secret.as_ref().map(ClientSecret::expose_secret));
-            if let Some(token) = &refresh_token {
+            if let Some(token) = refresh_token {
                 secrets.push(token.expose_secret());
             }
             error.scrub(&secrets)
@@ -279,6 +308,14 @@ impl Inner {
         );
         let life = set.access_token.lifetime();
         Ok(Fetched { token: set.access_token, at: sent_at, life })
+    }
+
+    /// The error for a refresh with nothing stored to refresh with.
+    fn not_stored(&self) -> Error {
+        match &self.store {
+            Some(link) => Error::NotStored { key: link.key.clone() },
+            None => Error::Config(ConfigError::NoStore),
+        }
     }
 
     /// Stores the outcome before it is published: the token becomes current,

@@ -113,6 +113,8 @@ struct Inner {
     wire: wire::Wire,
     region: Region,
     credentials: Credentials,
+    /// Asked for the credentials on each refresh (`Grant::Sourced`).
+    source: Option<Arc<dyn crate::grant::CredentialSource>>,
     /// The `scope` form value, built once.
     scope: Option<String>,
     /// The latest refresh token (rotated by every refresh response).

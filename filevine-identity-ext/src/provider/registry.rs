@@ -175,7 +175,9 @@ impl TokenProviders {
                 .and_then(|client| client.secret.as_ref())
                 .map(ClientSecret::expose_secret)
                 .ok_or(ConfigError::RegistryCredentials)?,
-            Grant::RefreshToken(_) | Grant::StoredRefreshToken => return Err(ConfigError::RegistryCredentials),
+            Grant::RefreshToken(_) | Grant::StoredRefreshToken | Grant::Sourced(_) => {
+                return Err(ConfigError::RegistryCredentials);
+            }
         };
         let client_id = credentials.client_id().map_or("", ClientId::as_str);
         let key = key(&[

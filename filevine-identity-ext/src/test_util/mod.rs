@@ -213,6 +213,11 @@ impl TestServer {
         lock(&self.shared.registry).pats.insert(pat.to_owned());
     }
 
+    /// Stops accepting this personal access token (revoked, or rotated away).
+    pub fn revoke_personal_access_token(&self, pat: &str) {
+        lock(&self.shared.registry).pats.remove(pat);
+    }
+
     /// Accepts this client id and secret (client credentials, and the
     /// client authentication of the other grants).
     pub fn add_client(&self, id: &str, secret: &str) {

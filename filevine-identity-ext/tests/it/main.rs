@@ -23,6 +23,7 @@ mod provider;
 mod redaction;
 mod redis_forms;
 mod registry;
+mod rotation;
 mod signout;
 mod store;
 mod test_server_signin;

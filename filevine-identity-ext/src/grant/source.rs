@@ -1,0 +1,279 @@
+//! Credentials that change while a process runs: a PAT or a client secret
+//! rotated by hand, mounted as a file by a secret manager or Kubernetes, or
+//! fetched by the application's own code.
+//!
+//! A provider with a source asks it for the credentials on every refresh
+//! (never on the hot path: a cached token is served without it), and once
+//! more when the identity provider refuses them (`invalid_client`, or a
+//! PAT's `invalid_grant`): when the answer differs, the request is retried
+//! exactly once with the new value. During a client secret changeover a
+//! source may give two, newer first; the older is tried once when the newer
+//! is refused.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::config::env::{CLIENT_ID, CLIENT_SECRET_FILE, Lookup, PAT_FILE};
+use crate::error::ConfigError;
+use crate::grant::{ClientId, ClientSecret, Credentials, PersonalAccessToken};
+
+/// Largest credentials file read (a PAT or two secrets are far smaller).
+const MAX_FILE_BYTES: u64 = 64 * 1024;
+
+/// Where a provider gets its credentials on each refresh; see the
+/// [module docs](self). Implement it for a secret manager; files are
+/// [`FileCredentials`].
+///
+/// ```
+/// use filevine_identity_ext::grant::{CredentialSource, Credentials};
+/// use filevine_identity_ext::{ConfigError, PersonalAccessToken};
+///
+/// #[derive(Debug)]
+/// struct Vault;
+///
+/// #[async_trait::async_trait]
+/// impl CredentialSource for Vault {
+///     fn grant_type(&self) -> &'static str {
+///         "personal_access_token"
+///     }
+///     fn name(&self) -> String {
+///         "vault:filevine/pat".into()
+///     }
+///     async fn credentials(&self) -> Result<Vec<Credentials>, ConfigError> {
+///         // Ask the secret manager here.
+///         Ok(vec![Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?)])
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait CredentialSource: Send + Sync + fmt::Debug {
+    /// The `grant_type` every credential of this source uses
+    /// (`personal_access_token` or `client_credentials`).
+    fn grant_type(&self) -> &'static str;
+
+    /// A stable, non-secret name for the source (a file path, a secret
+    /// manager's key): it names the provider's token store entry.
+    fn name(&self) -> String;
+
+    /// The credentials to use now, newer first (a second one only during a
+    /// client secret changeover). Called on each refresh.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming what could not be read (never its content).
+    async fn credentials(&self) -> Result<Vec<Credentials>, ConfigError>;
+}
+
+/// Credentials read from files, re-read when a file changes (its size or
+/// modification time, checked on each refresh): `FILEVINE_PAT_FILE` and
+/// `FILEVINE_CLIENT_SECRET_FILE`, as secret managers and Kubernetes mount
+/// them.
+///
+/// The PAT file holds the PAT; the client secret file holds the secret, or
+/// two lines during a changeover (the newer first). Surrounding whitespace
+/// is ignored.
+///
+/// ```
+/// use filevine_identity_ext::grant::FileCredentials;
+/// use filevine_identity_ext::ClientId;
+///
+/// let source = FileCredentials::personal_access_token("/run/secrets/filevine-pat");
+/// let machine = FileCredentials::client_credentials(ClientId::new("reporting")?, "/run/secrets/client-secret");
+/// # Ok::<(), filevine_identity_ext::ConfigError>(())
+/// ```
+pub struct FileCredentials {
+    pat_file: Option<PathBuf>,
+    client: Option<(ClientId, PathBuf)>,
+    /// The files' (size, modification time) when last read, and what they
+    /// gave.
+    cached: Mutex<Option<(Vec<FileStamp>, Vec<Credentials>)>>,
+}
+
+/// A file's size and modification time: when either moves, it is read again.
+type FileStamp = (u64, Option<SystemTime>);
+
+impl fmt::Debug for FileCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileCredentials")
+            .field("pat_file", &self.pat_file)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FileCredentials {
+    /// A PAT read from `path`.
+    pub fn personal_access_token(path: impl Into<PathBuf>) -> Self {
+        Self { pat_file: Some(path.into()), client: None, cached: Mutex::default() }
+    }
+
+    /// The client credentials grant with the secret read from `path`.
+    pub fn client_credentials(id: ClientId, secret_file: impl Into<PathBuf>) -> Self {
+        Self { pat_file: None, client: Some((id, secret_file.into())), cached: Mutex::default() }
+    }
+
+    /// Sends a client id and the secret read from `secret_file` with the PAT.
+    #[must_use]
+    pub fn with_client(mut self, id: ClientId, secret_file: impl Into<PathBuf>) -> Self {
+        self.client = Some((id, secret_file.into()));
+        self
+    }
+
+    fn files(&self) -> impl Iterator<Item = &Path> {
+        self.pat_file.iter().map(PathBuf::as_path).chain(self.client.iter().map(|(_, path)| path.as_path()))
+    }
+
+    fn read(&self) -> Result<Vec<Credentials>, ConfigError> {
+        let secrets = match &self.client {
+            Some((id, path)) => {
+                let text = read_file(path)?;
+                let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+                if lines.is_empty() || lines.len() > 2 {
+                    return Err(file_error(path, "it must hold the client secret, or two lines (newer first)"));
+                }
+                let secrets: Result<Vec<ClientSecret>, _> = lines.into_iter().map(ClientSecret::new).collect();
+                Some((id, secrets.map_err(|_| file_error(path, "it is not a client secret"))?))
+            }
+            None => None,
+        };
+        match (&self.pat_file, secrets) {
+            (Some(path), secrets) => {
+                let text = read_file(path)?;
+                let pat = PersonalAccessToken::new(text.trim()).map_err(|_| file_error(path, "it is empty"))?;
+                let pat = Credentials::personal_access_token(pat);
+                Ok(match secrets {
+                    Some((id, secrets)) => {
+                        secrets.into_iter().map(|secret| pat.clone().with_client(id.clone(), secret)).collect()
+                    }
+                    None => vec![pat],
+                })
+            }
+            (None, Some((id, secrets))) => {
+                Ok(secrets.into_iter().map(|secret| Credentials::client_credentials(id.clone(), secret)).collect())
+            }
+            (None, None) => Err(ConfigError::MissingVar { name: PAT_FILE, hint: "" }),
+        }
+    }
+}
+
+fn file_error(path: &Path, reason: &str) -> ConfigError {
+    ConfigError::CredentialsFile { path: path.to_owned(), reason: reason.to_owned() }
+}
+
+/// Reads a credentials file, bounded in size.
+fn read_file(path: &Path) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|e| file_error(path, &e.kind().to_string()))?;
+    let mut text = zeroize::Zeroizing::new(String::new());
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| file_error(path, &format!("it could not be read as UTF-8 text ({})", e.kind())))?;
+    if text.len() as u64 > MAX_FILE_BYTES {
+        return Err(file_error(path, "it is larger than 64 KiB"));
+    }
+    Ok(text)
+}
+
+#[async_trait::async_trait]
+impl CredentialSource for FileCredentials {
+    fn grant_type(&self) -> &'static str {
+        if self.pat_file.is_some() { "personal_access_token" } else { "client_credentials" }
+    }
+
+    fn name(&self) -> String {
+        let files: Vec<String> = self.files().map(|p| p.display().to_string()).collect();
+        format!("file:{}", files.join(","))
+    }
+
+    /// Stats the files; reads them again only when one changed.
+    async fn credentials(&self) -> Result<Vec<Credentials>, ConfigError> {
+        let stamps: Vec<FileStamp> = self
+            .files()
+            .map(|path| {
+                let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e.kind().to_string()))?;
+                Ok((meta.len(), meta.modified().ok()))
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        let mut cached = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((seen, credentials)) = cached.as_ref()
+            && *seen == stamps
+        {
+            return Ok(credentials.clone());
+        }
+        let credentials = self.read()?;
+        tracing::debug!(source = %self.name(), "read the credentials files");
+        *cached = Some((stamps, credentials.clone()));
+        Ok(credentials)
+    }
+}
+
+/// `FILEVINE_PAT_FILE` / `FILEVINE_CLIENT_SECRET_FILE` (with
+/// `FILEVINE_CLIENT_ID`) as a [`FileCredentials`]; `None` when neither is set.
+pub(crate) fn from_lookup(lookup: Lookup<'_>) -> Result<Option<FileCredentials>, ConfigError> {
+    let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    let client = match var(CLIENT_SECRET_FILE) {
+        Some(path) => {
+            let id = var(CLIENT_ID).ok_or(ConfigError::MissingVar {
+                name: CLIENT_ID,
+                hint: " (it is needed because FILEVINE_CLIENT_SECRET_FILE is set)",
+            })?;
+            let id =
+                ClientId::new(id).map_err(|e| ConfigError::MalformedVar { name: CLIENT_ID, reason: e.to_string() })?;
+            Some((id, PathBuf::from(path)))
+        }
+        None => None,
+    };
+    let pat_file = var(PAT_FILE).map(PathBuf::from);
+    if pat_file.is_none() && client.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(FileCredentials { pat_file, client, cached: Mutex::default() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn files_are_read_and_reread_when_they_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pat, secret) = (dir.path().join("pat"), dir.path().join("secret"));
+        std::fs::write(&pat, "  fvpat_one\n").unwrap();
+        std::fs::write(&secret, "new-secret\nold-secret\n").unwrap();
+        let source = FileCredentials::personal_access_token(&pat).with_client(ClientId::new("app").unwrap(), &secret);
+        let first = source.credentials().await.unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].secrets(), ["fvpat_one", "new-secret"]);
+        assert_eq!(first[1].secrets(), ["fvpat_one", "old-secret"]);
+        std::fs::write(&pat, "fvpat_two_longer").unwrap();
+        assert_eq!(source.credentials().await.unwrap()[0].secrets()[0], "fvpat_two_longer");
+        assert_eq!(source.grant_type(), "personal_access_token");
+        assert!(source.name().contains("pat") && !format!("{source:?}").contains("fvpat"));
+    }
+
+    #[tokio::test]
+    async fn bad_files_name_the_file_and_not_the_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let error = FileCredentials::personal_access_token(&missing).credentials().await.unwrap_err();
+        assert!(error.to_string().contains("missing") && error.to_string().contains("not found"), "{error}");
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, " \n").unwrap();
+        let error = FileCredentials::personal_access_token(&empty).credentials().await.unwrap_err();
+        assert!(error.to_string().contains("empty"), "{error}");
+        let three = dir.path().join("three");
+        std::fs::write(&three, "SENTINEL-a\nSENTINEL-b\nSENTINEL-c\n").unwrap();
+        let error =
+            FileCredentials::client_credentials(ClientId::new("app").unwrap(), &three).credentials().await.unwrap_err();
+        assert!(error.to_string().contains("two lines") && !error.to_string().contains("SENTINEL"), "{error}");
+        let big = dir.path().join("big");
+        std::fs::write(&big, "x".repeat(70_000)).unwrap();
+        let error = FileCredentials::personal_access_token(&big).credentials().await.unwrap_err();
+        assert!(error.to_string().contains("64 KiB"), "{error}");
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, [0xff, 0xfe, 0x00]).unwrap();
+        let error = FileCredentials::personal_access_token(&binary).credentials().await.unwrap_err();
+        assert!(error.to_string().contains("UTF-8"), "{error}");
+    }
+}
