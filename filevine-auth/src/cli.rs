@@ -105,6 +105,10 @@ pub enum Command {
     },
     /// Show who is signed in, where, and until when; never a secret.
     Status,
+    /// Check the configuration, the token cache, discovery, the token
+    /// endpoint, the credentials and the clock: one line each, exit 1 if any
+    /// fails. Makes one fresh token request; prints no secret.
+    Doctor,
     /// Revoke what can be revoked and delete the profile's cached tokens.
     Logout,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

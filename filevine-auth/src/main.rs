@@ -70,6 +70,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Whoami { json } => commands::whoami(&settings, json).await,
         Command::Status => commands::status(&settings).await,
+        Command::Doctor => commands::doctor(&settings).await,
         Command::Logout => commands::logout(&settings).await,
         Command::Completions { .. } => Ok(()),
     }

@@ -652,3 +652,60 @@ async fn moving_store_key_into_the_keyring_keeps_the_user_signed_in() {
     assert!(text(&status.stdout).contains("store key: the OS keyring"), "{}", text(&status.stdout));
     assert_eq!(server.grant_requests("personal_access_token"), 1, "one exchange: login's");
 }
+
+/// `doctor`: one line per check, exit 0 when all pass and 1 otherwise; a
+/// wrong PAT, an unreachable authority and a server clock an hour behind
+/// each fail their own line. No secret in the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_checks_each_part_and_names_what_failed() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let line = |out: &str, check: &str| out.lines().find(|l| l[5..].starts_with(check)).unwrap_or("").to_owned();
+
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let healthy = run(cli(config.path(), &borrow(&env)), &["doctor"]).await;
+    let out = text(&healthy.stdout);
+    assert!(healthy.status.success(), "{out}{}", text(&healthy.stderr));
+    for check in ["configuration", "token cache", "discovery", "clock", "token endpoint", "credentials"] {
+        assert!(line(&out, check).starts_with("ok   "), "{check}: {out}");
+    }
+    assert_eq!(out.lines().count(), 6, "{out}");
+    assert_eq!(server.token_requests(), 1, "one fresh token request");
+
+    // A PAT the server does not know.
+    let mut wrong = server_env(&server);
+    wrong.push(("FILEVINE_PAT", "fvpat_SENTINEL_not_known".to_owned()));
+    let refused = run(cli(config.path(), &borrow(&wrong)), &["doctor"]).await;
+    let out = text(&refused.stdout);
+    assert_eq!(refused.status.code(), Some(1), "{out}");
+    assert!(line(&out, "credentials").starts_with("FAIL "), "{out}");
+    assert!(line(&out, "token endpoint").starts_with("ok   "), "{out}");
+    assert!(line(&out, "discovery").starts_with("ok   "), "{out}");
+    let all = format!("{out}{}", text(&refused.stderr));
+    assert!(!all.contains("SENTINEL"), "{all}");
+
+    // The server's clock an hour behind this machine's.
+    server.set_date_behind(std::time::Duration::from_secs(3600));
+    let skewed = run(cli(config.path(), &borrow(&env)), &["doctor"]).await;
+    let out = text(&skewed.stdout);
+    assert_eq!(skewed.status.code(), Some(1), "{out}");
+    let clock = line(&out, "clock");
+    assert!(clock.starts_with("FAIL ") && clock.contains("ahead of the server"), "{out}");
+    let seconds: u64 = clock.split_whitespace().find_map(|w| w.parse().ok()).unwrap();
+    assert!((3599..=3601).contains(&seconds), "{clock}");
+    assert!(line(&out, "credentials").starts_with("ok   "), "{out}");
+    server.set_date_behind(std::time::Duration::ZERO);
+
+    // An authority where nothing listens.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let nowhere = [("FILEVINE_AUTHORITY", format!("http://127.0.0.1:{port}")), ("FILEVINE_PAT", PAT.to_owned())];
+    let unreachable = run(cli(config.path(), &borrow(&nowhere)), &["doctor"]).await;
+    let out = text(&unreachable.stdout);
+    assert_eq!(unreachable.status.code(), Some(1), "{out}");
+    assert!(line(&out, "discovery").starts_with("FAIL "), "{out}");
+    assert!(line(&out, "token endpoint").starts_with("FAIL "), "{out}");
+    assert!(line(&out, "configuration").starts_with("ok   "), "{out}");
+}

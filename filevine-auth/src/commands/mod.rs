@@ -1,11 +1,13 @@
 //! One function per command.
 
+mod doctor;
 mod login;
 mod logout;
 mod status;
 mod token;
 mod whoami;
 
+pub use doctor::doctor;
 pub use login::{login, login_with_device, login_with_pat};
 pub use logout::logout;
 pub use status::status;

@@ -40,6 +40,7 @@ pub(crate) mod id_token;
 mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod pkce;
+mod probe;
 mod session;
 mod signin;
 #[cfg(any(test, fuzzing, feature = "test-util"))]
@@ -55,6 +56,7 @@ pub use error::SignInError;
 pub use id_token::{DEFAULT_LEEWAY, IdTokenError};
 pub use introspection::TokenIntrospection;
 pub use pkce::{PkceCodeChallenge, PkceCodeVerifier, RandomnessUnavailable};
+pub use probe::{Probe, probe};
 pub use signin::{
     AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, Nonce, PendingSignIn, RedirectUrl,
     SignedIn,

@@ -122,6 +122,8 @@ struct Shared {
     /// While `true`, token responses wait.
     held: tokio::sync::watch::Sender<bool>,
     discovery_requests: AtomicU64,
+    /// Seconds the discovery answer's `Date` is set back (0: the real time).
+    date_behind: AtomicU64,
     gateway_requests: AtomicU64,
     per_grant: Mutex<HashMap<String, u64>>,
     counts: Counts,
@@ -172,6 +174,7 @@ impl TestServer {
             arrived: tokio::sync::watch::Sender::new(0),
             held: tokio::sync::watch::Sender::new(false),
             discovery_requests: AtomicU64::new(0),
+            date_behind: AtomicU64::new(0),
             gateway_requests: AtomicU64::new(0),
             per_grant: Mutex::new(HashMap::new()),
             counts: Counts::default(),
@@ -211,6 +214,12 @@ impl TestServer {
     /// Accepts this personal access token.
     pub fn add_personal_access_token(&self, pat: &str) {
         lock(&self.shared.registry).pats.insert(pat.to_owned());
+    }
+
+    /// Sends a `Date` header `behind` in the past with the discovery
+    /// document, as a server whose clock (or this machine's) is off.
+    pub fn set_date_behind(&self, behind: Duration) {
+        self.shared.date_behind.store(behind.as_secs(), Ordering::SeqCst);
     }
 
     /// Stops accepting this personal access token (revoked, or rotated away).

@@ -277,5 +277,13 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     if !device {
         document.as_object_mut().map(|fields| fields.remove("device_authorization_endpoint"));
     }
-    json_response(200, document)
+    let mut response = json_response(200, document);
+    let behind = shared.date_behind.load(Ordering::SeqCst);
+    if behind > 0 {
+        let date = std::time::SystemTime::now() - std::time::Duration::from_secs(behind);
+        if let Ok(value) = axum::http::HeaderValue::from_str(&httpdate::fmt_http_date(date)) {
+            response.headers_mut().insert(axum::http::header::DATE, value);
+        }
+    }
+    response
 }
