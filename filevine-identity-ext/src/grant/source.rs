@@ -22,9 +22,13 @@ use crate::grant::{ClientId, ClientSecret, Credentials, PersonalAccessToken};
 /// Largest credentials file read (a PAT or two secrets are far smaller).
 const MAX_FILE_BYTES: u64 = 64 * 1024;
 
-/// Where a provider gets its credentials on each refresh; see the
-/// [module docs](self). Implement it for a secret manager; files are
-/// [`FileCredentials`].
+/// Where a provider gets its credentials on each refresh (never on the hot
+/// path: a cached token is served without asking). When the identity
+/// provider refuses them (`invalid_client`, a PAT's `invalid_grant`), the
+/// source is asked once more; if the answer differs, or a changeover gave
+/// two values (newer first), the request is retried exactly once.
+/// Implement it for a secret manager; files are [`FileCredentials`].
+/// Set with [`TokenProviderBuilder::credential_source`](crate::provider::TokenProviderBuilder::credential_source).
 ///
 /// ```
 /// use filevine_identity_ext::grant::{CredentialSource, Credentials};

@@ -44,8 +44,19 @@ pub const DEFAULT_MAX_PROVIDERS: usize = 1_000;
 /// Default time after which an unused provider is dropped.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3_600);
 
-/// The providers of many credentials, made on first use and shared after;
-/// see the [module docs](self). `Clone` shares the registry.
+/// The providers of many credentials, made on first use and shared after.
+/// `Clone` shares the registry.
+///
+/// - Keyed by a SHA-256 digest of the authority, grant, client id, scopes
+///   and credential (never the secret itself): equal requests share one
+///   provider and one single flight; different scopes never share a token.
+/// - At most [`TokenProvidersBuilder::max_providers`] held (the least
+///   recently used is evicted); one unused for
+///   [`TokenProvidersBuilder::idle_timeout`] is dropped. Evicting never
+///   cancels a refresh in flight.
+/// - Every provider comes from one template (so a fleet shares tokens
+///   through a Redis or PostgreSQL store) and one HTTP client.
+/// - Spans carry the caller's label (a firm's id), never the credential.
 ///
 /// ```
 /// use filevine_identity_ext::provider::{TokenProvider, TokenProviders};
