@@ -241,8 +241,8 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
             use filevine_identity_ext::config::env::{CLIENT_SECRET_FILE, PAT, PAT_FILE};
             let has_pat = env(PAT).is_some() || env(PAT_FILE).is_some();
-            let has_client = settings.client_id.is_some()
-                && (settings.client_secret.is_some() || env(CLIENT_SECRET_FILE).is_some());
+            let has_client =
+                settings.client_id.is_some() && (settings.client_secret.is_some() || env(CLIENT_SECRET_FILE).is_some());
             if !has_pat && !has_client {
                 return Err(CliError::SignInRequired(format!("profile {:?} is not signed in", profile.name)));
             }

@@ -204,8 +204,17 @@ const FUZZ_ACCESS_TOKEN: &str = "fuzz-access-token";
 /// The `max_age` the fuzzed sign-in asked for.
 const FUZZ_MAX_AGE: u64 = 3600;
 
-/// User input: a region, a scope list and a token store setting.
+/// User input: a region, a scope list, a token store setting and a
+/// credentials file's content.
 pub fn user_input(text: &str) {
+    // A credentials file: at most two secrets, each trimmed and non-empty.
+    if let Ok(secrets) = crate::grant::source::parse_secrets(text) {
+        assert!(matches!(secrets.len(), 1 | 2), "{} secrets", secrets.len());
+        assert!(secrets.iter().all(|s| !s.expose_secret().is_empty() && s.expose_secret().trim() == s.expose_secret()));
+    }
+    if let Ok(pat) = crate::grant::source::parse_pat(text) {
+        assert_eq!(pat.expose_secret(), text.trim());
+    }
     let _ = text.parse::<crate::Region>().map(|r| r.to_string());
     if let Ok(scopes) = text.parse::<crate::Scopes>() {
         let wire = scopes.to_string();

@@ -131,20 +131,13 @@ impl FileCredentials {
     fn read(&self) -> Result<Vec<Credentials>, ConfigError> {
         let secrets = match &self.client {
             Some((id, path)) => {
-                let text = read_file(path)?;
-                let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
-                if lines.is_empty() || lines.len() > 2 {
-                    return Err(file_error(path, "it must hold the client secret, or two lines (newer first)"));
-                }
-                let secrets: Result<Vec<ClientSecret>, _> = lines.into_iter().map(ClientSecret::new).collect();
-                Some((id, secrets.map_err(|_| file_error(path, "it is not a client secret"))?))
+                Some((id, parse_secrets(&read_file(path)?).map_err(|reason| file_error(path, reason))?))
             }
             None => None,
         };
         match (&self.pat_file, secrets) {
             (Some(path), secrets) => {
-                let text = read_file(path)?;
-                let pat = PersonalAccessToken::new(text.trim()).map_err(|_| file_error(path, "it is empty"))?;
+                let pat = parse_pat(&read_file(path)?).map_err(|reason| file_error(path, reason))?;
                 let pat = Credentials::personal_access_token(pat);
                 Ok(match secrets {
                     Some((id, secrets)) => {
@@ -159,6 +152,21 @@ impl FileCredentials {
             (None, None) => Err(ConfigError::MissingVar { name: PAT_FILE, hint: "" }),
         }
     }
+}
+
+/// A client secret file's content: the secret, or two lines during a
+/// changeover (newer first). The error names the problem, never the text.
+pub(crate) fn parse_secrets(text: &str) -> Result<Vec<ClientSecret>, &'static str> {
+    let lines: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    if lines.is_empty() || lines.len() > 2 {
+        return Err("it must hold the client secret, or two lines (newer first)");
+    }
+    lines.into_iter().map(|line| ClientSecret::new(line).map_err(|_| "it is not a client secret")).collect()
+}
+
+/// A PAT file's content, surrounding whitespace ignored.
+pub(crate) fn parse_pat(text: &str) -> Result<PersonalAccessToken, &'static str> {
+    PersonalAccessToken::new(text.trim()).map_err(|_| "it is empty")
 }
 
 fn file_error(path: &Path, reason: &str) -> ConfigError {
