@@ -69,6 +69,7 @@ pub struct TokenProviderBuilder {
     /// Set by `build_saved`, which saves the starting token set itself.
     allow_unsaved: bool,
     source: Option<Arc<dyn CredentialSource>>,
+    tenant: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
@@ -115,6 +116,7 @@ impl Default for TokenProviderBuilder {
             stored_session: None,
             allow_unsaved: false,
             source: None,
+            tenant: None,
         }
     }
 }
@@ -391,6 +393,17 @@ impl TokenProviderBuilder {
         self
     }
 
+    /// A non-secret label for the caller this provider acts for (a firm's
+    /// id): a `tenant` field on its `token_refresh` span and a `tenant`
+    /// label on its metrics. [`TokenProviders`](crate::provider::TokenProviders)
+    /// sets it to the label each provider is asked for with. Never put a
+    /// secret here; keep the number of values bounded, as with any metric
+    /// label.
+    pub fn tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
     /// Validates the configuration and builds the provider. Sends nothing.
     ///
     /// # Errors
@@ -515,6 +528,7 @@ impl TokenProviderBuilder {
             scope,
             credentials,
             source: self.source,
+            tenant: self.tenant,
             refresh_token: Mutex::new(refresh_token),
             id_token: Mutex::new(id_token),
             timing: Timing { hard_margin: self.hard_margin, soft_window: self.soft_window },

@@ -91,7 +91,11 @@ impl Inner {
                 }
                 match &flight.in_flight {
                     Some(receiver) => {
-                        crate::metrics::waiter(self.region.identity_url(), self.credentials.grant_type());
+                        crate::metrics::waiter(
+                            self.region.identity_url(),
+                            self.credentials.grant_type(),
+                            self.tenant.as_deref(),
+                        );
                         receiver.clone()
                     }
                     None => self.start_flight(&mut flight)?,
@@ -145,6 +149,7 @@ impl Inner {
             "token_refresh",
             grant_type = self.credentials.grant_type(),
             authority = self.region.identity_url(),
+            tenant = self.tenant.as_deref(),
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
@@ -160,7 +165,13 @@ impl Inner {
             let span = tracing::Span::current();
             span.record("outcome", label);
             span.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-            crate::metrics::refresh(inner.region.identity_url(), inner.credentials.grant_type(), label, took);
+            crate::metrics::refresh(
+                inner.region.identity_url(),
+                inner.credentials.grant_type(),
+                inner.tenant.as_deref(),
+                label,
+                took,
+            );
             let (published, discarded) = inner.finish_flight(&outcome, epoch);
             if let Some(discarded) = discarded {
                 inner.revoke_discarded(discarded).await;

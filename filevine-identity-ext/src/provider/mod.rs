@@ -112,6 +112,8 @@ struct Inner {
     /// The generated client, made on the first request.
     wire: wire::Wire,
     region: Region,
+    /// The caller's non-secret label (a firm's id) on spans and metrics.
+    tenant: Option<Arc<str>>,
     credentials: Credentials,
     /// Asked for the credentials on each refresh (`Grant::Sourced`).
     source: Option<Arc<dyn crate::grant::CredentialSource>>,
@@ -370,7 +372,11 @@ impl TokenProvider {
             }
             // Due for a refresh, still before its deadline: served while
             // the refresh runs (or after it failed).
-            crate::metrics::served_stale(self.inner.region.identity_url(), self.inner.credentials.grant_type());
+            crate::metrics::served_stale(
+                self.inner.region.identity_url(),
+                self.inner.credentials.grant_type(),
+                self.inner.tenant.as_deref(),
+            );
             return Some(cached.token.clone());
         }
         None

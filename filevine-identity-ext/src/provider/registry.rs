@@ -21,8 +21,8 @@
 //! - every provider is made from one template, so a fleet of registries
 //!   shares tokens through a Redis or PostgreSQL store as providers do, and
 //!   all of them share one HTTP client (one connection pool, one TLS setup);
-//! - metrics and spans carry the caller's label (a firm's id, say), never
-//!   the credential.
+//! - metrics and spans carry the caller's label (a firm's id, say) as
+//!   `tenant`, never the credential.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3_600);
 ///   cancels a refresh in flight.
 /// - Every provider comes from one template (so a fleet shares tokens
 ///   through a Redis or PostgreSQL store) and one HTTP client.
-/// - Spans carry the caller's label (a firm's id), never the credential.
+/// - Spans and metrics carry the caller's label (a firm's id) as `tenant`,
+///   never the credential.
 ///
 /// ```
 /// use filevine_identity_ext::provider::{TokenProvider, TokenProviders};
@@ -199,7 +200,7 @@ impl TokenProviders {
             secret.as_bytes(),
         ]);
         self.get_or_build(key, label, || {
-            self.template().credentials(credentials.clone()).scopes(scopes.clone()).build()
+            self.template().credentials(credentials.clone()).scopes(scopes.clone()).tenant(label).build()
         })
     }
 
@@ -232,6 +233,7 @@ impl TokenProviders {
                 .stored_session(client_id.clone(), client_secret.cloned())
                 .store_key(session.clone())
                 .scopes(scopes.clone())
+                .tenant(label)
                 .build()
         })
     }
@@ -244,7 +246,7 @@ impl TokenProviders {
     /// As [`TokenProviders::provider`] (as [`Error::Config`]) and
     /// [`TokenProvider::token`].
     pub async fn token(&self, credentials: &Credentials, scopes: &Scopes, label: &str) -> Result<AccessToken, Error> {
-        let span = tracing::info_span!("tenant_token", label);
+        let span = tracing::info_span!("tenant_token", tenant = label);
         async {
             let provider = self.provider(credentials, scopes, label)?;
             provider.token().await

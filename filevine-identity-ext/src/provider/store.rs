@@ -164,7 +164,7 @@ impl Inner {
         while !self.with_store_retries(link, started, try_lease).await? {
             waits += 1;
             lease_span.record("waits", waits);
-            crate::metrics::lease_wait(self.region.identity_url(), link.store.kind());
+            crate::metrics::lease_wait(self.region.identity_url(), link.store.kind(), self.tenant.as_deref());
             if started.elapsed() >= patience {
                 return Err(StoreError::LeaseWait { key: link.key.clone(), waited: started.elapsed() }.into());
             }
@@ -246,7 +246,7 @@ impl Inner {
                     error = %Report(&error),
                     "could not save the new token set; keeping the lease and retrying until it is saved (other processes wait meanwhile)"
                 );
-                crate::metrics::unsaved(self.region.identity_url(), link.store.kind());
+                crate::metrics::unsaved(self.region.identity_url(), link.store.kind(), self.tenant.as_deref());
                 self.keep_unsaved(link, tokens);
                 return None;
             }

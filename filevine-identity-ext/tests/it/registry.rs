@@ -282,10 +282,40 @@ async fn the_label_is_in_the_spans_and_the_credential_is_not() {
     let text = captured.text_since(since);
     let ours: Vec<&str> = text.lines().filter(|l| l.contains(server.url())).collect();
     assert!(
-        ours.iter().any(|l| l.contains("tenant_token{label=\"firm-label-7731\"}") && l.contains("token_refresh")),
+        ours.iter().any(|l| l.contains("tenant_token{tenant=\"firm-label-7731\"}") && l.contains("token_refresh")),
         "{ours:#?}"
     );
     assert!(!text.contains(&pat(0)), "the PAT is in the logs");
     let shown = format!("{providers:?}");
     assert!(!shown.contains(&pat(0)) && shown.contains("providers: 1"), "{shown}");
+}
+
+/// Each firm's refreshes are counted under its own `tenant` label (the
+/// label is this test's own, so the counts are too); the credential is in
+/// no metric.
+#[tokio::test]
+async fn metrics_carry_the_tenant_label() {
+    let recorder = crate::support::metrics::TestRecorder::global();
+    let server = server_with_firms(2).await;
+    let providers = registry(&server, 10);
+    let authority = format!("authority={}", server.url());
+    let count = |tenant: &str, outcome: &str| {
+        recorder.counter(
+            "filevine_identity_refreshes_total",
+            &[&authority, "grant=personal_access_token", &format!("tenant={tenant}"), &format!("outcome={outcome}")],
+        )
+    };
+    providers.token(&credentials(0), &Scopes::gateway(), "metrics-firm-a").await.unwrap();
+    let b = providers.provider(&credentials(1), &Scopes::gateway(), "metrics-firm-b").unwrap();
+    b.token().await.unwrap();
+    b.invalidate();
+    b.token().await.unwrap();
+    assert_eq!((count("metrics-firm-a", "ok"), count("metrics-firm-b", "ok")), (1, 2));
+    // Firm a's PAT revoked: a rejected refresh under its label.
+    server.revoke_personal_access_token(&pat(0));
+    let a = providers.provider(&credentials(0), &Scopes::gateway(), "metrics-firm-a").unwrap();
+    a.invalidate();
+    a.token().await.unwrap_err();
+    assert_eq!(count("metrics-firm-a", "rejected"), 1);
+    assert_eq!(count("metrics-firm-b", "rejected"), 0);
 }
