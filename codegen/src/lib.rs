@@ -48,6 +48,8 @@ mod semver;
 mod servers;
 mod surface;
 pub mod translate;
+mod translate_error;
+mod walk;
 
 pub use diff::diff;
 pub use error::Error;
