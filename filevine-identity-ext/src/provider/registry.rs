@@ -342,8 +342,11 @@ impl TokenProvidersBuilder {
     /// How each provider starts: a closure returning a
     /// [`TokenProviderBuilder`] with the settings every provider shares
     /// (region, store, timeouts, retry policy). The registry sets the
-    /// credentials and scopes, and one HTTP client for all (unless the
-    /// template sets its own).
+    /// credentials, scopes and `tenant` label, and one HTTP client for all
+    /// (unless the template sets its own). It runs under the registry's
+    /// lock, so it must not call the registry. A provider keeps the label
+    /// it was first made with, should another caller name the same
+    /// credential and scopes with another label.
     pub fn template(mut self, template: impl Fn() -> TokenProviderBuilder + Send + Sync + 'static) -> Self {
         self.template = Some(Box::new(template));
         self
