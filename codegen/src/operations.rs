@@ -5,8 +5,9 @@
 //! a generated method sends no credentials. The hand-written hooks of the
 //! generated crate (`filevine-identity/src/hooks.rs`) apply them instead,
 //! per operation, from this table: the bearer token only to an operation
-//! that asks for it, Basic client credentials only to one that accepts
-//! them. The table also lets a client point an operation at a URL from a
+//! that asks for it, Basic client credentials (or a client assertion) only
+//! to one that accepts them, a DPoP proof to one marked `x-dpop-proof` or
+//! secured with the `DPoP` scheme. The table also lets a client point an operation at a URL from a
 //! discovery document whose path differs from the spec's.
 
 use heck::ToSnakeCase;
@@ -23,6 +24,7 @@ const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "p
 enum Scheme {
     Bearer,
     Basic,
+    Dpop,
 }
 
 impl Scheme {
@@ -30,6 +32,7 @@ impl Scheme {
         match self {
             Scheme::Bearer => quote! { crate::Scheme::Bearer },
             Scheme::Basic => quote! { crate::Scheme::Basic },
+            Scheme::Dpop => quote! { crate::Scheme::Dpop },
         }
     }
 }
@@ -71,6 +74,13 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
                     return Err(unsupported(format!("{pointer}/security"), "`security` must be an array".into()));
                 }
             };
+            let dpop_proof = match operation.get("x-dpop-proof") {
+                None => false,
+                Some(Value::Bool(flag)) => *flag,
+                Some(_) => {
+                    return Err(unsupported(format!("{pointer}/x-dpop-proof"), "`x-dpop-proof` must be a boolean".into()));
+                }
+            };
             let name = method_name(id);
             let constant = format_ident!("{}", name.to_ascii_uppercase());
             let http_method = method.to_ascii_uppercase();
@@ -83,6 +93,7 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
                     method: #http_method,
                     path: #path,
                     security: &[#(#alternatives),*],
+                    dpop_proof: #dpop_proof,
                 };
             });
             all.push(quote! { #constant });
@@ -119,10 +130,12 @@ fn security_schemes(
             match (kind, http.as_str()) {
                 ("http", "bearer") => Ok((name.clone(), Scheme::Bearer)),
                 ("http", "basic") => Ok((name.clone(), Scheme::Basic)),
+                // RFC 9449 §7.1 registers the `DPoP` authentication scheme.
+                ("http", "dpop") => Ok((name.clone(), Scheme::Dpop)),
                 _ => Err(unsupported(
                     pointer,
                     format!(
-                        "the client's hooks apply `type: http` with `scheme: bearer` or `basic` only, found type \
+                        "the client's hooks apply `type: http` with `scheme: bearer`, `basic` or `dpop` only, found type \
                          {kind:?} scheme {http:?}; add the kind to Scheme in filevine-identity/src/operation.rs"
                     ),
                 )),
@@ -178,5 +191,25 @@ mod tests {
         });
         let error = operations_module("s.yaml", &doc).unwrap_err().to_string();
         assert!(error.contains("/paths/~1a/get/security/0/nope") && error.contains("not declared"), "{error}");
+    }
+
+    #[test]
+    fn dpop_scheme_and_proof_marker_reach_the_table() {
+        let doc = serde_json::json!({
+            "components": {"securitySchemes": {"d": {"type": "http", "scheme": "DPoP"}}},
+            "paths": {
+                "/t": {"post": {"operationId": "t", "x-dpop-proof": true, "responses": {}}},
+                "/u": {"get": {"operationId": "u", "security": [{"d": []}], "responses": {}}}
+            }
+        });
+        let module = operations_module("s.yaml", &doc).unwrap().to_string();
+        assert!(module.contains("dpop_proof : true"), "{module}");
+        assert!(module.contains("crate :: Scheme :: Dpop"), "{module}");
+
+        let doc = serde_json::json!({
+            "paths": {"/t": {"post": {"operationId": "t", "x-dpop-proof": "yes", "responses": {}}}}
+        });
+        let error = operations_module("s.yaml", &doc).unwrap_err().to_string();
+        assert!(error.contains("/paths/~1t/post/x-dpop-proof") && error.contains("boolean"), "{error}");
     }
 }

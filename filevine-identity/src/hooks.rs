@@ -70,17 +70,79 @@ impl ClientHooks<ClientOptions> for Client {
     /// with [`ResponseTooLarge`] after [`MAX_RESPONSE_BYTES`]. The generated
     /// code reads whole bodies (`ResponseValue::from_response`); without
     /// this a hostile or broken server could make it buffer without end.
-    async fn exec(&self, request: reqwest::Request, _info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
-        let response = self.client().execute(request).await?;
-        Ok(bounded(response, MAX_RESPONSE_BYTES))
+    ///
+    /// With a [`DpopProver`](crate::DpopProver), every `DPoP-Nonce` a
+    /// server sends is handed to it, and a `use_dpop_nonce` challenge
+    /// (RFC 9449 §8, §9) is answered once: the request is signed again
+    /// (new proof with the nonce, new client assertion) and repeated. Any
+    /// other error is never repeated: a refresh token or a code is never
+    /// sent twice.
+    async fn exec(&self, request: reqwest::Request, info: &OperationInfo) -> reqwest::Result<reqwest::Response> {
+        let options = self.inner();
+        let operation = Operation::find(info.operation_id);
+        let Some((prover, operation)) = operation.and_then(|op| Some((options.prover_for(op)?, op))) else {
+            let response = self.client().execute(request).await?;
+            return Ok(bounded(response, MAX_RESPONSE_BYTES));
+        };
+        let repeat = request.try_clone();
+        let url = request.url().clone();
+        let response = bounded(self.client().execute(request).await?, MAX_RESPONSE_BYTES);
+        let Some(nonce) = nonce_of(&response) else { return Ok(response) };
+        prover.nonce(&url, &nonce);
+        let (challenged, response) = asks_for_nonce(response).await?;
+        let Some(mut repeat) = repeat.filter(|_| challenged) else { return Ok(response) };
+        if options.sign(operation, &mut repeat).is_err() {
+            // The first answer stands; it names the challenge.
+            return Ok(response);
+        }
+        let response = bounded(self.client().execute(repeat).await?, MAX_RESPONSE_BYTES);
+        if let Some(nonce) = nonce_of(&response) {
+            prover.nonce(&url, &nonce);
+        }
+        Ok(response)
+    }
+}
+
+/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
+fn nonce_of(response: &reqwest::Response) -> Option<String> {
+    let value = response.headers().get("dpop-nonce")?.to_str().ok()?;
+    // NQCHAR (RFC 9449 §8.1): printable ASCII without `"` and `\`.
+    let valid = !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    valid.then(|| value.to_owned())
+}
+
+/// Whether `response` is a `use_dpop_nonce` challenge: a resource
+/// server's 401 says so in `WWW-Authenticate` (§9), the token endpoint's
+/// 400 in its JSON error (§8). The body is read only for a 400 that came
+/// with a nonce, and handed on in a response equal to the one received.
+async fn asks_for_nonce(response: reqwest::Response) -> reqwest::Result<(bool, reqwest::Response)> {
+    match response.status().as_u16() {
+        401 => {
+            let challenged = response
+                .headers()
+                .get_all(reqwest::header::WWW_AUTHENTICATE)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
+            Ok((challenged, response))
+        }
+        400 => {
+            let head = head_of(&response);
+            let body = response.bytes().await?;
+            #[derive(serde::Deserialize)]
+            struct OAuthError {
+                error: String,
+            }
+            let challenged = serde_json::from_slice::<OAuthError>(&body).is_ok_and(|e| e.error == "use_dpop_nonce");
+            Ok((challenged, rebuild(head, reqwest::Body::from(body))))
+        }
+        _ => Ok((false, response)),
     }
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// `response` with its body cut off by an error after `limit` bytes; the
-/// status, version, headers and URL are kept.
-fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+/// A response's status, version, headers and URL.
+fn head_of(response: &reqwest::Response) -> http::response::Builder {
     use reqwest::ResponseBuilderExt as _;
 
     let mut builder =
@@ -88,6 +150,25 @@ fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
     if let Some(headers) = builder.headers_mut() {
         headers.extend(response.headers().iter().map(|(name, value)| (name.clone(), value.clone())));
     }
+    builder
+}
+
+/// The response `head` describes, with `body`.
+fn rebuild(head: http::response::Builder, body: reqwest::Body) -> reqwest::Response {
+    match head.body(body) {
+        Ok(response) => reqwest::Response::from(response),
+        // Status, version and headers came from a valid response; the
+        // builder cannot refuse them. Should it, an empty 502 says so.
+        Err(_) => reqwest::Response::from(
+            http::Response::builder().status(http::StatusCode::BAD_GATEWAY).body(Vec::<u8>::new()).unwrap_or_default(),
+        ),
+    }
+}
+
+/// `response` with its body cut off by an error after `limit` bytes; the
+/// status, version, headers and URL are kept.
+fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    let head = head_of(&response);
     let body = futures_util::stream::try_unfold((response, 0_usize), move |(mut response, read)| async move {
         let Some(chunk) = response.chunk().await.map_err(BoxError::from)? else {
             return Ok::<_, BoxError>(None);
@@ -98,14 +179,7 @@ fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
         }
         Ok(Some((chunk, (response, read))))
     });
-    match builder.body(reqwest::Body::wrap_stream(body)) {
-        Ok(response) => reqwest::Response::from(response),
-        // Status, version and headers came from a valid response; the
-        // builder cannot refuse them. Should it, an empty 502 says so.
-        Err(_) => reqwest::Response::from(
-            http::Response::builder().status(http::StatusCode::BAD_GATEWAY).body(Vec::<u8>::new()).unwrap_or_default(),
-        ),
-    }
+    rebuild(head, reqwest::Body::wrap_stream(body))
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ mod hooks;
 mod operation;
 mod options;
 mod secret;
+pub mod signing;
 
 // The generated module is never edited by hand; `cargo xtask codegen`
 // rewrites it from the spec. Lints that the generator's style trips are
@@ -106,3 +107,4 @@ pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge};
 pub use operation::{Operation, Scheme};
 pub use options::ClientOptions;
 pub use secret::SecretString;
+pub use signing::{CLIENT_ASSERTION_TYPE, ClientAssertion, DpopProver};

@@ -9,8 +9,13 @@ pub enum Scheme {
     /// `Authorization: Bearer <access token>` (RFC 6750).
     Bearer,
     /// `Authorization: Basic` with the client id and secret
-    /// (`client_secret_basic`, RFC 6749 §2.3.1).
+    /// (`client_secret_basic`, RFC 6749 §2.3.1). With a
+    /// [`ClientAssertion`](crate::ClientAssertion) in the options, the hooks
+    /// authenticate such an operation with `private_key_jwt` instead.
     Basic,
+    /// `Authorization: DPoP <access token>` with a `DPoP` proof for the
+    /// request (RFC 9449 §7.1): a sender-constrained access token.
+    Dpop,
 }
 
 /// One operation of the spec.
@@ -20,7 +25,8 @@ pub enum Scheme {
 ///
 /// let userinfo = operations::GET_USERINFO;
 /// assert_eq!((userinfo.method, userinfo.path), ("GET", "/connect/userinfo"));
-/// assert_eq!(userinfo.security, &[&[Scheme::Bearer][..]]);
+/// assert_eq!(userinfo.security, &[&[Scheme::Bearer][..], &[Scheme::Dpop][..]]);
+/// assert!(operations::GET_ACCESS_TOKEN.dpop_proof && !userinfo.dpop_proof);
 /// assert!(operations::ALL.iter().any(|op| op.id == "get_access_token"));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +43,11 @@ pub struct Operation {
     /// empty alternative: the operation may be called without any (e.g. a
     /// public client, or credentials in the form body).
     pub security: &'static [&'static [Scheme]],
+    /// Whether the operation takes a DPoP proof of its own (RFC 9449 §5:
+    /// the token endpoint), which the hooks add when the options hold a
+    /// [`DpopProver`](crate::DpopProver); the spec marks it
+    /// `x-dpop-proof: true`.
+    pub dpop_proof: bool,
 }
 
 impl Operation {

@@ -3,11 +3,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
 
-use crate::{Operation, Scheme, SecretString};
+use crate::signing::CLIENT_ASSERTION_TYPE;
+use crate::{ClientAssertion, DpopProver, Operation, Scheme, SecretString};
 
 /// Per-client settings the generated client's hooks apply to each request
 /// (progenitor's "inner type"; pass it to [`Client::new`](crate::Client::new)).
@@ -18,10 +20,12 @@ use crate::{Operation, Scheme, SecretString};
 ///   instead of to base URL + path.
 /// - **Credentials.** progenitor ignores the spec's `security`; the hooks
 ///   apply it. A bearer token is sent only to operations whose security
-///   names the bearer scheme (userinfo), Basic client credentials only to
-///   those that accept them (token, revocation, introspection). An
-///   operation that requires credentials the options do not hold fails
-///   before anything is sent.
+///   names the bearer scheme (userinfo), Basic client credentials (or a
+///   client assertion) only to those that accept them (token, revocation,
+///   introspection). An operation that requires credentials the options do
+///   not hold fails before anything is sent.
+/// - **Signed per request.** A [`ClientAssertion`] and a [`DpopProver`]
+///   sign each attempt anew (see [`signing`](crate::signing)).
 ///
 /// `Debug` shows which credentials are set, never their values.
 ///
@@ -34,7 +38,7 @@ use crate::{Operation, Scheme, SecretString};
 /// assert_eq!(
 ///     format!("{options:?}"),
 ///     "ClientOptions { endpoints: {\"get_userinfo\": \"https://identity.example/oauth/userinfo\"}, \
-///      bearer: true, basic: false }",
+///      bearer: true, dpop_token: false, basic: false, client_assertion: false, dpop: false }",
 /// );
 /// let client = Client::new("https://identity.example", options);
 /// # drop(client);
@@ -42,9 +46,23 @@ use crate::{Operation, Scheme, SecretString};
 #[derive(Clone, Default)]
 pub struct ClientOptions {
     endpoints: BTreeMap<&'static str, url::Url>,
-    bearer: Option<SecretString>,
+    access: Option<(Scheme, SecretString)>,
     basic: Option<SecretString>,
+    assertion: Option<Arc<dyn ClientAssertion>>,
+    dpop: Option<Arc<dyn DpopProver>>,
 }
+
+/// The credentials the options send to one operation.
+enum Credential<'a> {
+    Bearer(&'a SecretString),
+    Dpop(&'a SecretString),
+    Basic(&'a SecretString),
+    Assertion(&'a dyn ClientAssertion),
+}
+
+/// The form fields a client assertion adds; removed before a request is
+/// signed again.
+const ASSERTION_FIELDS: [&str; 2] = ["client_assertion_type", "client_assertion"];
 
 impl ClientOptions {
     /// No endpoint overrides, no credentials.
@@ -62,7 +80,17 @@ impl ClientOptions {
     /// The access token for operations secured with [`Scheme::Bearer`].
     #[must_use]
     pub fn bearer(mut self, access_token: SecretString) -> Self {
-        self.bearer = Some(access_token);
+        self.access = Some((Scheme::Bearer, access_token));
+        self
+    }
+
+    /// A DPoP-bound access token, for operations secured with
+    /// [`Scheme::Dpop`]: sent as `Authorization: DPoP …` with a proof from
+    /// the [`DpopProver`] (which [`dpop`](Self::dpop) sets), never as a
+    /// bearer token.
+    #[must_use]
+    pub fn dpop_token(mut self, access_token: SecretString) -> Self {
+        self.access = Some((Scheme::Dpop, access_token));
         self
     }
 
@@ -75,6 +103,33 @@ impl ClientOptions {
         let pair = format!("{}:{}", encode(client_id), encode(client_secret.expose_secret()));
         self.basic = Some(SecretString::from(base64::engine::general_purpose::STANDARD.encode(pair)));
         self
+    }
+
+    /// Authenticates the client with `private_key_jwt` (RFC 7523 §2.2) on
+    /// the operations that accept [`Scheme::Basic`]: each request's form
+    /// gets `client_assertion_type` and a freshly signed
+    /// `client_assertion`. Takes the place of [`basic`](Self::basic).
+    #[must_use]
+    pub fn client_assertion(mut self, signer: Arc<dyn ClientAssertion>) -> Self {
+        self.assertion = Some(signer);
+        self
+    }
+
+    /// Adds a DPoP proof (RFC 9449) to the operations that take one (the
+    /// token endpoint) and to those sent with a [`dpop_token`](Self::dpop_token);
+    /// remembers each `DPoP-Nonce` a server sends, and repeats a request
+    /// once, newly signed, when the server answers `use_dpop_nonce`.
+    #[must_use]
+    pub fn dpop(mut self, prover: Arc<dyn DpopProver>) -> Self {
+        self.dpop = Some(prover);
+        self
+    }
+
+    /// The prover, when requests to `operation` carry proofs.
+    pub(crate) fn prover_for(&self, operation: &Operation) -> Option<&dyn DpopProver> {
+        let prover = self.dpop.as_deref()?;
+        let bound = matches!(self.credentials_for(operation), Ok(Some(Credential::Dpop(_))));
+        (operation.dpop_proof || bound).then_some(prover)
     }
 
     /// Points `request` at the operation's endpoint and adds the
@@ -92,47 +147,112 @@ impl ClientOptions {
             }
             *request.url_mut() = target;
         }
-        let header = match self.credentials_for(operation)? {
-            None => return Ok(()),
-            Some((Scheme::Bearer, token)) => format!("Bearer {}", token.expose_secret()),
-            Some((Scheme::Basic, pair)) => format!("Basic {}", pair.expose_secret()),
+        self.sign(operation, request)
+    }
+
+    /// Adds the operation's credentials to `request`, replacing the
+    /// per-request signatures of an earlier attempt (a request repeated
+    /// with a server's nonce is signed anew: a `jti` is never sent twice).
+    pub(crate) fn sign(&self, operation: &Operation, request: &mut reqwest::Request) -> Result<(), String> {
+        request.headers_mut().remove(reqwest::header::AUTHORIZATION);
+        request.headers_mut().remove(DPOP);
+        let credential = self.credentials_for(operation)?;
+        let header = match credential {
+            None | Some(Credential::Assertion(_)) => None,
+            Some(Credential::Bearer(token)) => Some(format!("Bearer {}", token.expose_secret())),
+            Some(Credential::Dpop(token)) => Some(format!("DPoP {}", token.expose_secret())),
+            Some(Credential::Basic(pair)) => Some(format!("Basic {}", pair.expose_secret())),
         };
-        // The value is a secret: the message names the scheme, never it.
-        let mut value = HeaderValue::from_str(&header)
-            .map_err(|_| format!("`{}`: the credentials are not a valid header value", operation.id))?;
-        value.set_sensitive(true);
-        request.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
+        if let Some(header) = header {
+            // The value is a secret: the message names the scheme, never it.
+            let value = sensitive(&header)
+                .ok_or_else(|| format!("`{}`: the credentials are not a valid header value", operation.id))?;
+            request.headers_mut().insert(reqwest::header::AUTHORIZATION, value);
+        }
+        if let Some(Credential::Assertion(signer)) = credential {
+            let assertion = signer.assertion().map_err(|e| format!("`{}`: client assertion: {e}", operation.id))?;
+            add_assertion(request, &assertion);
+        }
+        if let Some(prover) = self.prover_for(operation) {
+            let token = match credential {
+                Some(Credential::Dpop(token)) => Some(token),
+                _ => None,
+            };
+            let proof = prover
+                .proof(request.method().as_str(), request.url(), token)
+                .map_err(|e| format!("`{}`: DPoP proof: {e}", operation.id))?;
+            let value = sensitive(proof.expose_secret())
+                .ok_or_else(|| format!("`{}`: the DPoP proof is not a valid header value", operation.id))?;
+            request.headers_mut().insert(DPOP, value);
+        }
         Ok(())
     }
 
     /// The first security alternative these options satisfy: one with
     /// credentials first, else an empty one (no credentials needed).
-    fn credentials_for(&self, operation: &Operation) -> Result<Option<(Scheme, &SecretString)>, String> {
+    fn credentials_for(&self, operation: &Operation) -> Result<Option<Credential<'_>>, String> {
         for alternative in operation.security {
             if let [scheme] = alternative {
-                let held = match scheme {
-                    Scheme::Bearer => self.bearer.as_ref(),
-                    Scheme::Basic => self.basic.as_ref(),
+                let held = match (scheme, &self.access) {
+                    (Scheme::Bearer, Some((Scheme::Bearer, token))) => Some(Credential::Bearer(token)),
+                    (Scheme::Dpop, Some((Scheme::Dpop, token))) if self.dpop.is_some() => {
+                        Some(Credential::Dpop(token))
+                    }
+                    (Scheme::Basic, _) => match (&self.assertion, &self.basic) {
+                        (Some(signer), _) => Some(Credential::Assertion(signer.as_ref())),
+                        (None, Some(pair)) => Some(Credential::Basic(pair)),
+                        (None, None) => None,
+                    },
+                    _ => None,
                 };
-                if let Some(secret) = held {
-                    return Ok(Some((*scheme, secret)));
+                if held.is_some() {
+                    return Ok(held);
                 }
             }
         }
         if operation.allows_anonymous() {
             return Ok(None);
         }
-        let wanted: Vec<&str> = operation
+        let mut wanted: Vec<&str> = operation
             .security
             .iter()
             .flat_map(|alternative| alternative.iter())
             .map(|scheme| match scheme {
                 Scheme::Bearer => "an access token (bearer)",
                 Scheme::Basic => "client credentials (Basic)",
+                Scheme::Dpop => "a DPoP-bound access token with a DPoP prover",
             })
             .collect();
+        wanted.dedup();
         Err(format!("`{}` needs {}; the client has none", operation.id, wanted.join(" or ")))
     }
+}
+
+/// The `DPoP` request header (RFC 9449 §4.1).
+const DPOP: &str = "dpop";
+
+/// A header value marked sensitive (left out of HTTP/2 header tables and
+/// `Debug`).
+fn sensitive(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// Appends `client_assertion_type` and `assertion` to the form body,
+/// dropping any an earlier attempt added.
+fn add_assertion(request: &mut reqwest::Request, assertion: &SecretString) {
+    let body = request.body().and_then(reqwest::Body::as_bytes).unwrap_or_default();
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if !ASSERTION_FIELDS.contains(&name.as_ref()) {
+            form.append_pair(&name, &value);
+        }
+    }
+    form.append_pair("client_assertion_type", CLIENT_ASSERTION_TYPE);
+    form.append_pair("client_assertion", assertion.expose_secret());
+    let body = zeroize::Zeroizing::new(form.finish());
+    *request.body_mut() = Some(reqwest::Body::from(body.as_bytes().to_vec()));
 }
 
 impl fmt::Debug for ClientOptions {
@@ -140,8 +260,11 @@ impl fmt::Debug for ClientOptions {
         let endpoints: BTreeMap<_, _> = self.endpoints.iter().map(|(k, v)| (*k, v.as_str())).collect();
         f.debug_struct("ClientOptions")
             .field("endpoints", &endpoints)
-            .field("bearer", &self.bearer.is_some())
+            .field("bearer", &matches!(self.access, Some((Scheme::Bearer, _))))
+            .field("dpop_token", &matches!(self.access, Some((Scheme::Dpop, _))))
             .field("basic", &self.basic.is_some())
+            .field("client_assertion", &self.assertion.is_some())
+            .field("dpop", &self.dpop.is_some())
             .finish()
     }
 }
@@ -150,9 +273,9 @@ impl fmt::Debug for ClientOptions {
 mod tests {
     use super::*;
 
-    const BOTH: Operation = Operation { id: "op", method: "POST", path: "/op", security: &[&[Scheme::Basic], &[]] };
-    const BEARER: Operation = Operation { id: "me", method: "GET", path: "/me", security: &[&[Scheme::Bearer]] };
-    const OPEN: Operation = Operation { id: "open", method: "GET", path: "/open", security: &[] };
+    const BOTH: Operation = Operation { id: "op", method: "POST", path: "/op", security: &[&[Scheme::Basic], &[]], dpop_proof: true };
+    const BEARER: Operation = Operation { id: "me", method: "GET", path: "/me", security: &[&[Scheme::Bearer], &[Scheme::Dpop]], dpop_proof: false };
+    const OPEN: Operation = Operation { id: "open", method: "GET", path: "/open", security: &[], dpop_proof: false };
 
     fn request(url: &str) -> reqwest::Request {
         reqwest::Client::new().get(url).build().unwrap()
@@ -182,7 +305,7 @@ mod tests {
     fn missing_required_credentials_are_refused_by_name() {
         let mut r = request("http://127.0.0.1/me");
         let error = ClientOptions::new().basic("a", &"s".into()).apply(&BEARER, &mut r).unwrap_err();
-        assert_eq!(error, "`me` needs an access token (bearer); the client has none");
+        assert_eq!(error, "`me` needs an access token (bearer) or a DPoP-bound access token with a DPoP prover; the client has none");
         assert_eq!(authorization(&r), None);
         let mut r = request("http://127.0.0.1/op");
         ClientOptions::new().apply(&BOTH, &mut r).unwrap();
@@ -205,5 +328,75 @@ mod tests {
         let options = ClientOptions::new().bearer("tok-secret".into()).basic("id", &"sec-secret".into());
         let shown = format!("{options:?}");
         assert!(!shown.contains("secret") && !shown.contains("tok-"), "{shown}");
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl ClientAssertion for Counting {
+        fn assertion(&self) -> Result<SecretString, String> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(SecretString::from(format!("jwt-{n}")))
+        }
+    }
+
+    impl DpopProver for Counting {
+        fn proof(&self, method: &str, url: &url::Url, token: Option<&SecretString>) -> Result<SecretString, String> {
+            let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let ath = token.map_or("-", |t| t.expose_secret());
+            Ok(SecretString::from(format!("proof-{n}-{method}-{}-{ath}", url.path())))
+        }
+
+        fn nonce(&self, _: &url::Url, _: &str) {}
+    }
+
+    fn form_request(body: &str) -> reqwest::Request {
+        reqwest::Client::new().post("http://127.0.0.1/op").body(body.to_owned()).build().unwrap()
+    }
+
+    fn body(request: &reqwest::Request) -> &str {
+        std::str::from_utf8(request.body().unwrap().as_bytes().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_client_assertion_replaces_basic_and_is_signed_anew_per_attempt() {
+        let signer = Arc::new(Counting(0.into()));
+        let options = ClientOptions::new().basic("id", &"s".into()).client_assertion(signer);
+        let mut r = form_request("grant_type=client_credentials&client_id=id");
+        options.apply(&BOTH, &mut r).unwrap();
+        assert_eq!(authorization(&r), None, "no Basic with an assertion");
+        let expected = "grant_type=client_credentials&client_id=id&client_assertion_type=\
+                        urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=jwt-0";
+        assert_eq!(body(&r), expected);
+        options.sign(&BOTH, &mut r).unwrap();
+        assert_eq!(body(&r), expected.replace("jwt-0", "jwt-1"), "the old assertion is replaced, not repeated");
+        let mut r = request("http://127.0.0.1/me");
+        options.apply(&BEARER, &mut r).unwrap_err();
+        assert_eq!(r.body().map(|b| b.as_bytes()), None, "an assertion goes only where Basic would");
+    }
+
+    #[test]
+    fn a_dpop_token_goes_only_with_a_proof_and_never_as_bearer() {
+        let prover = Arc::new(Counting(0.into()));
+        let options = ClientOptions::new().dpop_token("at".into()).dpop(prover.clone());
+        let mut r = request("http://127.0.0.1/me?x=1");
+        options.apply(&BEARER, &mut r).unwrap();
+        assert_eq!(authorization(&r), Some("DPoP at"));
+        assert_eq!(r.headers()["dpop"], "proof-0-GET-/me-at");
+        assert!(r.headers()["dpop"].is_sensitive());
+
+        let without_prover = ClientOptions::new().dpop_token("at".into());
+        let mut r = request("http://127.0.0.1/me");
+        let error = without_prover.apply(&BEARER, &mut r).unwrap_err();
+        assert!(error.contains("DPoP prover") && !error.contains("at "), "{error}");
+        assert_eq!(authorization(&r), None, "a DPoP token is never sent as bearer");
+
+        // The token endpoint takes a proof of its own, without a token.
+        let options = ClientOptions::new().dpop(prover);
+        let mut r = form_request("grant_type=client_credentials");
+        options.apply(&BOTH, &mut r).unwrap();
+        assert_eq!(r.headers()["dpop"], "proof-1-POST-/op--");
+        let mut r = request("http://127.0.0.1/open");
+        options.apply(&OPEN, &mut r).unwrap();
+        assert!(r.headers().get("dpop").is_none(), "no proof where neither the operation nor a token asks");
     }
 }

@@ -39,6 +39,8 @@ struct Reply {
 struct State {
     seen: Vec<Seen>,
     reply: Option<Reply>,
+    /// Replies (status, JSON body, extra headers) given before `reply`, first first.
+    script: std::collections::VecDeque<(u16, &'static str, Vec<(&'static str, &'static str)>)>,
 }
 
 /// A loopback server that records requests and answers with a set reply.
@@ -50,7 +52,7 @@ struct Server {
 
 impl Server {
     async fn start(reply: Reply) -> Self {
-        let state = Arc::new(Mutex::new(State { seen: Vec::new(), reply: Some(reply) }));
+        let state = Arc::new(Mutex::new(State { seen: Vec::new(), reply: Some(reply), script: Default::default() }));
         let shared = state.clone();
         let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
             let shared = shared.clone();
@@ -62,6 +64,13 @@ impl Server {
                     headers,
                     body: String::from_utf8(body.to_vec()).unwrap(),
                 });
+                if let Some((status, body, headers)) = state.script.pop_front() {
+                    let mut response = (StatusCode::from_u16(status).unwrap(), body).into_response();
+                    for (name, value) in headers.into_iter().chain([("content-type", "application/json")]) {
+                        response.headers_mut().insert(name, value.parse().unwrap());
+                    }
+                    return response;
+                }
                 let reply = state.reply.clone().unwrap();
                 (
                     StatusCode::from_u16(reply.status).unwrap(),
@@ -118,7 +127,7 @@ fn client_credentials_request() -> TokenRequest {
     ClientCredentialsRequest {
         grant_type: ClientCredentialsRequestGrantType::ClientCredentials,
         client_id: "client-1".to_owned(),
-        client_secret: SecretString::from("s3cret"),
+        client_secret: Some(SecretString::from("s3cret")),
         scope: Some(SCOPE.to_owned()),
     }
     .into()
@@ -772,4 +781,99 @@ async fn introspection_form_and_response() {
         server.client.introspect_token(&introspection_request()).await,
         Err(Error::InvalidResponsePayload(..))
     ));
+}
+
+/// Signs with a counter, so each attempt's signature is visibly new, and
+/// records the nonces it is handed.
+#[derive(Default)]
+struct Signer {
+    signed: std::sync::atomic::AtomicUsize,
+    nonces: Mutex<Vec<String>>,
+}
+
+impl filevine_identity::ClientAssertion for Signer {
+    fn assertion(&self) -> Result<SecretString, String> {
+        let n = self.signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(SecretString::from(format!("assertion-{n}")))
+    }
+}
+
+impl filevine_identity::DpopProver for Signer {
+    fn proof(&self, method: &str, url: &url::Url, _: Option<&SecretString>) -> Result<SecretString, String> {
+        let n = self.signed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let nonce = self.nonces.lock().unwrap().last().cloned().unwrap_or_default();
+        Ok(SecretString::from(format!("proof-{n}-{method}-{}-{nonce}", url.path())))
+    }
+
+    fn nonce(&self, _: &url::Url, nonce: &str) {
+        self.nonces.lock().unwrap().push(nonce.to_owned());
+    }
+}
+
+#[tokio::test]
+async fn a_use_dpop_nonce_challenge_is_answered_once_with_everything_signed_anew() {
+    let server = Server::json(200, TOKEN_JSON).await;
+    server.state.lock().unwrap().script.push_back((
+        400,
+        r#"{"error":"use_dpop_nonce","error_description":"nonce required"}"#,
+        vec![("dpop-nonce", "n-1")],
+    ));
+    let signer = Arc::new(Signer::default());
+    let options = ClientOptions::new().client_assertion(signer.clone()).dpop(signer.clone());
+    let client = server.client_with(options);
+    let response = client.get_access_token(&client_credentials_request()).await.unwrap();
+    assert_eq!(response.into_inner().access_token.expose_secret(), "at-123");
+
+    let seen = server.state.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 2, "one challenge, one repeat");
+    let field = |seen: &Seen, name: &str| {
+        url::form_urlencoded::parse(seen.body.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+    };
+    assert_eq!(field(&seen[0], "client_assertion").as_deref(), Some("assertion-0"));
+    assert_eq!(seen[0].headers["dpop"], "proof-1-POST-/connect/token-");
+    assert_eq!(field(&seen[1], "client_assertion").as_deref(), Some("assertion-2"), "a new jti, not a replay");
+    assert_eq!(seen[1].headers["dpop"], "proof-3-POST-/connect/token-n-1", "the new proof carries the nonce");
+    assert_eq!(
+        seen[1].body.matches("client_assertion=").count(),
+        1,
+        "the first attempt's assertion is replaced: {}",
+        seen[1].body
+    );
+}
+
+#[tokio::test]
+async fn other_errors_are_never_repeated_even_with_a_nonce() {
+    let server = Server::json(200, TOKEN_JSON).await;
+    server.state.lock().unwrap().script.push_back((
+        400,
+        r#"{"error":"invalid_grant","error_description":"used refresh token"}"#,
+        vec![("dpop-nonce", "n-2")],
+    ));
+    let signer = Arc::new(Signer::default());
+    let client = server.client_with(ClientOptions::new().dpop(signer.clone()));
+    let error = client.get_access_token(&refresh_token_request()).await.unwrap_err();
+    match error {
+        Error::ErrorResponse(response) => assert_eq!(response.status().as_u16(), 400),
+        other => panic!("expected the server's error, got {other:?}"),
+    }
+    assert_eq!(server.requests(), 1, "a refresh token is never sent twice");
+    assert_eq!(*signer.nonces.lock().unwrap(), ["n-2"], "the nonce is remembered all the same");
+}
+
+#[tokio::test]
+async fn a_resource_servers_nonce_challenge_on_userinfo_is_answered_once() {
+    let server = Server::json(200, r#"{"sub":"u-1"}"#).await;
+    server.state.lock().unwrap().script.push_back((
+        401,
+        "",
+        vec![("dpop-nonce", "r-1"), ("www-authenticate", r#"DPoP error="use_dpop_nonce", algs="ES256""#)],
+    ));
+    let signer = Arc::new(Signer::default());
+    let client = server.client_with(ClientOptions::new().dpop_token("bound-at".into()).dpop(signer));
+    let info = client.get_userinfo().await.unwrap().into_inner();
+    assert_eq!(info.sub, "u-1");
+    let seen = server.state.lock().unwrap().seen.clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].headers["authorization"], "DPoP bound-at");
+    assert_eq!(seen[1].headers["dpop"], "proof-1-GET-/connect/userinfo-r-1");
 }
