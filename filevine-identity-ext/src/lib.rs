@@ -96,6 +96,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 pub mod grant;
+pub mod jose;
 pub mod metrics;
 #[cfg(feature = "oidc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "oidc")))]

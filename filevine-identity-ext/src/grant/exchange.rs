@@ -42,7 +42,7 @@ pub(crate) fn token_request(
         Grant::ClientCredentials => ClientCredentialsRequest {
             grant_type: ClientCredentialsRequestGrantType::ClientCredentials,
             client_id: client_id.unwrap_or_default(),
-            client_secret: client_secret.unwrap_or_default(),
+            client_secret,
             scope,
         }
         .into(),

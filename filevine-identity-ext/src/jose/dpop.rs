@@ -1,0 +1,164 @@
+//! [`DpopKey`]: the key pair DPoP-bound tokens are bound to (RFC 9449), and
+//! the proofs it signs.
+//!
+//! A key is made (ES256) when a provider first asks for DPoP-bound tokens,
+//! and lives as long as the tokens bound to it: it is stored with the token
+//! set (sealed like the tokens), so a restarted process or another replica
+//! signs with the same key the refresh token is bound to.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use filevine_identity::SecretString;
+use zeroize::Zeroizing;
+
+use super::error::KeyError;
+use super::jws::{Algorithm, SigningKey};
+use crate::time::Clock;
+
+/// Most origins whose nonce a key remembers (an identity provider and a
+/// gateway or two in practice); past it the oldest is forgotten and costs
+/// one `use_dpop_nonce` round trip.
+const MAX_NONCES: usize = 16;
+
+/// A DPoP key pair (ES256). `Debug` shows its thumbprint, never the key.
+///
+/// ```
+/// use filevine_identity_ext::jose::DpopKey;
+///
+/// let key = DpopKey::generate()?;
+/// assert_eq!(key.thumbprint().len(), 43, "base64url SHA-256");
+/// assert!(format!("{key:?}").contains(key.thumbprint()));
+/// # Ok::<(), filevine_identity_ext::jose::KeyError>(())
+/// ```
+#[derive(Clone)]
+pub struct DpopKey(Arc<Inner>);
+
+struct Inner {
+    key: SigningKey,
+    pkcs8: Zeroizing<Vec<u8>>,
+    /// The public key as a JWK, for each proof's header.
+    jwk: serde_json::Value,
+    /// RFC 7638 thumbprint of `jwk` (`jkt`, `cnf.jkt`).
+    thumbprint: String,
+    /// The last `DPoP-Nonce` each origin sent.
+    nonces: Mutex<HashMap<String, String>>,
+}
+
+impl DpopKey {
+    /// A new ES256 key pair from the operating system's random numbers.
+    ///
+    /// # Errors
+    /// [`KeyError::Signing`] when no random numbers can be had.
+    pub fn generate() -> Result<Self, KeyError> {
+        let (key, pkcs8) = SigningKey::generate_ec()?;
+        Self::from_parts(key, pkcs8)
+    }
+
+    /// The key a store holds (PKCS#8).
+    pub(crate) fn from_pkcs8(pkcs8: &[u8]) -> Option<Self> {
+        let key = SigningKey::ec_from_pkcs8(pkcs8).ok()?;
+        Self::from_parts(key, Zeroizing::new(pkcs8.to_vec())).ok()
+    }
+
+    fn from_parts(key: SigningKey, pkcs8: Zeroizing<Vec<u8>>) -> Result<Self, KeyError> {
+        let point = key.ec_public_point().filter(|p| p.len() == 65).ok_or(KeyError::Signing("not a P-256 key"))?;
+        let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..]));
+        // RFC 7638 §3.2: the required members, sorted, no whitespace.
+        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        let thumbprint = URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes()));
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
+        Ok(Self(Arc::new(Inner { key, pkcs8, jwk, thumbprint, nonces: Mutex::new(HashMap::new()) })))
+    }
+
+    /// The PKCS#8 form, for the store (sealed with the tokens).
+    pub(crate) fn pkcs8(&self) -> &[u8] {
+        &self.0.pkcs8
+    }
+
+    /// The JWK thumbprint (RFC 7638) a bound token's `cnf.jkt` names.
+    pub fn thumbprint(&self) -> &str {
+        &self.0.thumbprint
+    }
+
+    /// The public key as a JWK.
+    pub fn public_jwk(&self) -> &serde_json::Value {
+        &self.0.jwk
+    }
+
+    /// A proof for one request (RFC 9449 §4.2): `htm`, `htu` (the URL
+    /// without query and fragment), `iat` from `clock`, a fresh `jti`, the
+    /// origin's last nonce, and `ath` for `access_token`.
+    pub(crate) fn proof(
+        &self,
+        method: &str,
+        url: &url::Url,
+        access_token: Option<&str>,
+        clock: &Clock,
+    ) -> Result<SecretString, KeyError> {
+        let mut htu = url.clone();
+        htu.set_query(None);
+        htu.set_fragment(None);
+        let jti = crate::crypto::random_token(18).map_err(|_| KeyError::Signing("no randomness for a jti"))?;
+        let mut claims = serde_json::json!({
+            "jti": jti,
+            "htm": method,
+            "htu": htu.as_str(),
+            "iat": clock.unix_seconds(),
+        });
+        if let Some(nonce) = self.nonce_for(url) {
+            claims["nonce"] = nonce.into();
+        }
+        if let Some(token) = access_token {
+            claims["ath"] = URL_SAFE_NO_PAD.encode(crate::crypto::sha256(token.as_bytes())).into();
+        }
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": self.0.jwk});
+        self.0.key.sign(Algorithm::Es256, &header, &claims).map(SecretString::from)
+    }
+
+    fn nonce_for(&self, url: &url::Url) -> Option<String> {
+        let nonces = self.0.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        nonces.get(&url.origin().ascii_serialization()).cloned()
+    }
+
+    /// Remembers `nonce` for `url`'s origin.
+    pub(crate) fn remember_nonce(&self, url: &url::Url, nonce: &str) {
+        let mut nonces = self.0.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let origin = url.origin().ascii_serialization();
+        if nonces.len() >= MAX_NONCES && !nonces.contains_key(&origin) {
+            nonces.clear();
+        }
+        nonces.insert(origin, nonce.to_owned());
+    }
+
+    /// Whether `self` and `other` are the same key pair.
+    pub(crate) fn same_key(&self, other: &DpopKey) -> bool {
+        self.0.thumbprint == other.0.thumbprint
+    }
+}
+
+impl fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DpopKey").field("thumbprint", &self.0.thumbprint).field("key", &"[REDACTED]").finish()
+    }
+}
+
+/// A [`DpopKey`] with the clock its proofs' `iat` is read from, as the
+/// generated client's hooks take it.
+pub(crate) struct Prover {
+    pub(crate) key: DpopKey,
+    pub(crate) clock: Clock,
+}
+
+impl filevine_identity::DpopProver for Prover {
+    fn proof(&self, method: &str, url: &url::Url, access_token: Option<&SecretString>) -> Result<SecretString, String> {
+        self.key.proof(method, url, access_token.map(SecretString::expose_secret), &self.clock).map_err(|e| e.to_string())
+    }
+
+    fn nonce(&self, url: &url::Url, nonce: &str) {
+        self.key.remember_nonce(url, nonce);
+    }
+}
