@@ -375,6 +375,17 @@ pub enum ConfigError {
     /// An invalid scope list.
     #[error(transparent)]
     Scopes(#[from] ScopesError),
+    /// A client key (`FILEVINE_CLIENT_KEY`) or DPoP key that cannot be
+    /// used; names the file and the check, never key material.
+    #[error(transparent)]
+    ClientKey(#[from] crate::jose::KeyError),
+    /// A client authenticated with both a secret and a key, or a key
+    /// without a client id.
+    #[error("client authentication: {reason}")]
+    ClientAuth {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A secret (PAT, client secret, refresh token) is empty or blank.
     #[error("the {what} is empty")]
     EmptySecret {

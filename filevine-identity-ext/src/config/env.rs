@@ -20,6 +20,13 @@ pub const PAT_FILE: &str = "FILEVINE_PAT_FILE";
 /// A file holding the OAuth client secret (or two lines during a
 /// changeover, newer first), re-read when it changes.
 pub const CLIENT_SECRET_FILE: &str = "FILEVINE_CLIENT_SECRET_FILE";
+/// A file with the client's private key (PEM or JWK), for `private_key_jwt`
+/// instead of `FILEVINE_CLIENT_SECRET`.
+pub const CLIENT_KEY: &str = "FILEVINE_CLIENT_KEY";
+/// The key id (`kid`) the client key is registered under.
+pub const CLIENT_KEY_ID: &str = "FILEVINE_CLIENT_KEY_ID";
+/// `true`: ask for DPoP-bound tokens (RFC 9449).
+pub const DPOP: &str = "FILEVINE_DPOP";
 /// Space-separated scopes.
 pub const SCOPES: &str = "FILEVINE_SCOPES";
 /// A region (`us`, `ca`, `canada`) or an authority URL.
@@ -49,6 +56,17 @@ pub(crate) fn process_env(name: &str) -> Option<String> {
 }
 
 /// The scopes [`SCOPES`] names, if it is set and not blank.
+/// A `true`/`false` variable (also `1`/`0`, `yes`/`no`, any case); unset
+/// or empty is `false`.
+pub(crate) fn flag(lookup: Lookup<'_>, name: &'static str) -> Result<bool, ConfigError> {
+    let Some(value) = lookup(name).filter(|v| !v.trim().is_empty()) else { return Ok(false) };
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError::MalformedVar { name, reason: format!("{value:?} is neither true nor false") }),
+    }
+}
+
 pub(crate) fn scopes(lookup: Lookup<'_>) -> Result<Option<Scopes>, ConfigError> {
     match lookup(SCOPES).filter(|v| !v.trim().is_empty()) {
         Some(list) => list

@@ -11,6 +11,7 @@ use filevine_identity::types::{
 
 use crate::config::scope::Scopes;
 use crate::error::Error;
+use crate::jose::DpopKey;
 use crate::grant::{ClientSecret, Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
 use crate::time::Clock;
 
@@ -69,6 +70,8 @@ pub(crate) fn token_request(
 
 /// Sends one token request and turns the answer into a [`TokenSet`] or an
 /// [`Error`]. `is_refresh` makes `invalid_grant` mean "sign in again".
+/// `dpop`: the key the client's prover signs with, which a `DPoP` answer
+/// is bound to.
 pub(crate) async fn exchange(
     client: &Client,
     request: &TokenRequest,
@@ -76,10 +79,11 @@ pub(crate) async fn exchange(
     policy: &ExpiryPolicy,
     clock: &Clock,
     attempt_timeout: Duration,
+    dpop: Option<&DpopKey>,
 ) -> Result<TokenSet, Error> {
     match client.get_access_token(request).await {
         // Expiry counts from the moment the response arrived.
-        Ok(response) => TokenSet::from_response_with(response.into_inner(), clock, clock.now(), policy),
+        Ok(response) => TokenSet::from_response_with(response.into_inner(), clock, clock.now(), policy, dpop),
         Err(error) => Err(crate::http::map_error(error, is_refresh, attempt_timeout).await),
     }
 }

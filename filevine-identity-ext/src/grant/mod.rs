@@ -4,7 +4,8 @@
 
 use std::fmt;
 
-use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, Lookup, PAT};
+use crate::config::env::{self, CLIENT_ID, CLIENT_KEY, CLIENT_KEY_ID, CLIENT_SECRET, Lookup, PAT};
+use crate::jose::ClientKey;
 use crate::error::ConfigError;
 
 pub(crate) mod exchange;
@@ -97,6 +98,47 @@ pub(crate) enum Grant {
 pub(crate) struct ClientAuth {
     pub(crate) id: ClientId,
     pub(crate) secret: Option<ClientSecret>,
+    /// `private_key_jwt` instead of a secret.
+    pub(crate) key: Option<ClientKeyRef>,
+}
+
+impl ClientAuth {
+    pub(crate) fn with_secret(id: ClientId, secret: Option<ClientSecret>) -> Self {
+        Self { id, secret, key: None }
+    }
+}
+
+/// A client key, or where to read it on the first request (building does
+/// no I/O).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum ClientKeyRef {
+    Loaded(ClientKey),
+    File { path: std::path::PathBuf, kid: Option<String> },
+}
+
+impl ClientKeyRef {
+    /// The key, read now if it is a file.
+    pub(crate) fn load(&self) -> Result<ClientKey, crate::jose::KeyError> {
+        match self {
+            Self::Loaded(key) => Ok(key.clone()),
+            Self::File { path, kid } => {
+                let key = ClientKey::from_file(path)?;
+                match kid {
+                    Some(kid) => key.with_key_id(kid.clone()),
+                    None => Ok(key),
+                }
+            }
+        }
+    }
+
+    /// What names the key without showing it (a store key's input): the
+    /// file and key id, or the public key's digest.
+    pub(crate) fn identity(&self) -> String {
+        match self {
+            Self::Loaded(key) => key.fingerprint(),
+            Self::File { path, kid } => format!("{}#{}", path.display(), kid.as_deref().unwrap_or("")),
+        }
+    }
 }
 
 impl Credentials {
@@ -107,7 +149,7 @@ impl Credentials {
 
     /// The client credentials grant: a machine identity.
     pub fn client_credentials(id: ClientId, secret: ClientSecret) -> Self {
-        Self { grant: Grant::ClientCredentials, client: Some(ClientAuth { id, secret: Some(secret) }) }
+        Self { grant: Grant::ClientCredentials, client: Some(ClientAuth::with_secret(id, Some(secret))) }
     }
 
     /// The refresh token grant. The provider stores the rotated refresh
@@ -120,7 +162,7 @@ impl Credentials {
     /// with their PAT; confidential clients with their refresh token).
     #[must_use]
     pub fn with_client(mut self, id: ClientId, secret: ClientSecret) -> Self {
-        self.client = Some(ClientAuth { id, secret: Some(secret) });
+        self.client = Some(ClientAuth::with_secret(id, Some(secret)));
         self
     }
 
@@ -128,12 +170,38 @@ impl Credentials {
     #[must_use]
     pub fn with_public_client(mut self, id: ClientId) -> Self {
         if !matches!(self.grant, Grant::ClientCredentials) {
-            self.client = Some(ClientAuth { id, secret: None });
+            self.client = Some(ClientAuth::with_secret(id, None));
         }
         self
     }
 
     /// Every secret these credentials send, for scrubbing error text.
+    /// The client credentials grant for a client that authenticates with
+    /// a private key (`private_key_jwt`, RFC 7523) instead of a secret.
+    ///
+    /// ```
+    /// use filevine_identity_ext::jose::ClientKey;
+    /// use filevine_identity_ext::{ClientId, Credentials};
+    ///
+    /// # let jwk = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cLyW8bn0WUXqrVHBxgEcXs"}"#;
+    /// let key = ClientKey::from_jwk(jwk)?.with_key_id("2026-key")?;
+    /// let credentials = Credentials::client_credentials_with_key(ClientId::new("my-service")?, key);
+    /// assert_eq!(credentials.grant_type(), "client_credentials");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn client_credentials_with_key(id: ClientId, key: ClientKey) -> Self {
+        let client = ClientAuth { id, secret: None, key: Some(ClientKeyRef::Loaded(key)) };
+        Self { grant: Grant::ClientCredentials, client: Some(client) }
+    }
+
+    /// Names the confidential client a PAT or refresh-token grant goes
+    /// with, authenticated by a private key instead of a secret.
+    #[must_use]
+    pub fn with_client_key(mut self, id: ClientId, key: ClientKey) -> Self {
+        self.client = Some(ClientAuth { id, secret: None, key: Some(ClientKeyRef::Loaded(key)) });
+        self
+    }
+
     pub(crate) fn secrets(&self) -> Vec<&str> {
         let mut secrets = Vec::with_capacity(2);
         match &self.grant {
@@ -192,34 +260,42 @@ impl Credentials {
                 })
             })
             .transpose()?;
-        let client = match (client_id, client_secret) {
-            (Some(id), Some(secret)) => Some((id, secret)),
-            (None, None) => None,
-            (Some(_), None) => {
+        let client_key = var(CLIENT_KEY).map(|path| ClientKeyRef::File {
+            path: path.into(),
+            kid: var(CLIENT_KEY_ID).map(|kid| kid.trim().to_owned()),
+        });
+        if client_key.is_some() && client_secret.is_some() {
+            return Err(ConfigError::ClientAuth {
+                reason: "FILEVINE_CLIENT_SECRET and FILEVINE_CLIENT_KEY are both set; a client authenticates with one",
+            });
+        }
+        let client = match (client_id, client_secret, client_key) {
+            (Some(id), Some(secret), None) => Some(ClientAuth::with_secret(id, Some(secret))),
+            (Some(id), None, Some(key)) => Some(ClientAuth { id, secret: None, key: Some(key) }),
+            (None, None, None) => None,
+            (Some(_), None, None) => {
                 return Err(ConfigError::MissingVar {
                     name: CLIENT_SECRET,
-                    hint: " (it is needed because FILEVINE_CLIENT_ID is set)",
+                    hint: " (or FILEVINE_CLIENT_KEY; one is needed because FILEVINE_CLIENT_ID is set)",
                 });
             }
-            (None, Some(_)) => {
+            (None, _, _) => {
                 return Err(ConfigError::MissingVar {
                     name: CLIENT_ID,
-                    hint: " (it is needed because FILEVINE_CLIENT_SECRET is set)",
+                    hint: " (it is needed because FILEVINE_CLIENT_SECRET or FILEVINE_CLIENT_KEY is set)",
                 });
             }
+            (Some(_), Some(_), Some(_)) => unreachable!("refused above"),
         };
         match var(PAT) {
             Some(pat) => {
                 let pat = PersonalAccessToken::new(pat)
                     .map_err(|_| ConfigError::MalformedVar { name: PAT, reason: "it is only whitespace".into() })?;
                 let credentials = Self::personal_access_token(pat);
-                Ok(match client {
-                    Some((id, secret)) => credentials.with_client(id, secret),
-                    None => credentials,
-                })
+                Ok(Self { client, ..credentials })
             }
             None => match client {
-                Some((id, secret)) => Ok(Self::client_credentials(id, secret)),
+                Some(client) => Ok(Self { grant: Grant::ClientCredentials, client: Some(client) }),
                 None => Err(ConfigError::MissingVar {
                     name: PAT,
                     hint: " (or set FILEVINE_CLIENT_ID and FILEVINE_CLIENT_SECRET for client credentials)",

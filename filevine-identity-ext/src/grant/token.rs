@@ -9,12 +9,14 @@ use filevine_identity::types::{TokenResponse, TokenResponseExpiresIn};
 use reqwest::header::HeaderValue;
 
 use crate::config::scope::Scopes;
+use crate::jose::DpopKey;
 use crate::error::Error;
 use crate::redact::redact;
 use crate::secret::{IdToken, RefreshToken};
 use crate::time::{Clock, Stamp};
 
-/// A bearer access token.
+/// An access token: a bearer token, or a DPoP-bound one (RFC 9449) that
+/// goes out only with a proof signed by its [`DpopKey`].
 ///
 /// Cheap to clone (one `Arc`). The token itself is reachable only through
 /// [`AccessToken::expose_secret`] and [`AccessToken::authorization_header`];
@@ -46,6 +48,8 @@ struct TokenInner {
     /// accessors (mapped when the token was made).
     received_at: Instant,
     expires_at: Instant,
+    /// The key a `DPoP` token is bound to.
+    dpop: Option<DpopKey>,
 }
 
 impl AccessToken {
@@ -58,8 +62,9 @@ impl AccessToken {
         clock: &Clock,
         received: Stamp,
         lifetime: Duration,
+        dpop: Option<&DpopKey>,
     ) -> Result<Self, Error> {
-        Self::with_deadline(secret, token_type, granted, clock, received.checked_plus(lifetime), lifetime)
+        Self::with_deadline(secret, token_type, granted, clock, received.checked_plus(lifetime), lifetime, dpop)
     }
 
     /// A token that expires at `expires` on `clock`, issued with `lifetime`.
@@ -70,12 +75,21 @@ impl AccessToken {
         clock: &Clock,
         expires: Option<Stamp>,
         lifetime: Duration,
+        dpop: Option<&DpopKey>,
     ) -> Result<Self, Error> {
-        // RFC 6750: the scheme is `Bearer`, whatever case the server used.
-        if !token_type.eq_ignore_ascii_case("bearer") {
-            return Err(Error::malformed(format!("token_type {:?} is not Bearer", redact(token_type, 40))));
-        }
-        let mut header = HeaderValue::try_from(format!("Bearer {}", secret.expose_secret()))
+        // RFC 6750 and RFC 9449: the scheme is `Bearer` or `DPoP`, whatever
+        // case the server used. A bearer answer to a request with a proof
+        // is a bearer token (a server without DPoP ignores the proof); a
+        // `DPoP` answer needs the key the proof was signed with.
+        let (scheme, dpop) = if token_type.eq_ignore_ascii_case("bearer") {
+            ("Bearer", None)
+        } else if token_type.eq_ignore_ascii_case("dpop") {
+            let key = dpop.ok_or_else(|| Error::malformed("token_type is DPoP, but no DPoP proof was sent"))?;
+            ("DPoP", Some(key.clone()))
+        } else {
+            return Err(Error::malformed(format!("token_type {:?} is neither Bearer nor DPoP", redact(token_type, 40))));
+        };
+        let mut header = HeaderValue::try_from(format!("{scheme} {}", secret.expose_secret()))
             .map_err(|_| Error::malformed("the access token contains characters not allowed in an HTTP header"))?;
         header.set_sensitive(true);
         if secret.is_empty() {
@@ -98,6 +112,7 @@ impl AccessToken {
             lifetime,
             received_at,
             expires_at,
+            dpop,
         })))
     }
 
@@ -107,14 +122,38 @@ impl AccessToken {
         self.0.secret.expose_secret()
     }
 
-    /// `Bearer <token>` as a header value, marked sensitive (so hyper and
-    /// reqwest leave it out of their debug output). Cloning it does not
-    /// copy the token.
+    /// `Bearer <token>` (or `DPoP <token>` for a DPoP-bound token, which
+    /// also needs [`dpop_proof`](Self::dpop_proof)) as a header value,
+    /// marked sensitive (so hyper and reqwest leave it out of their debug
+    /// output). Cloning it does not copy the token.
     pub fn authorization_header(&self) -> HeaderValue {
         self.0.header.clone()
     }
 
-    /// The token type as the server sent it (`Bearer`, any case).
+    /// The key a DPoP-bound token is bound to; `None` for a bearer token.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.0.dpop.as_ref()
+    }
+
+    /// The `DPoP` header value for one request with this token (RFC 9449
+    /// §7.1: `method`, `url`, `ath`, and the last nonce `url`'s origin
+    /// sent); `None` for a bearer token. Make one per request: a resource
+    /// server refuses a proof it has seen.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the proof cannot be signed (no randomness).
+    pub fn dpop_proof(&self, method: &reqwest::Method, url: &url::Url) -> Result<Option<HeaderValue>, Error> {
+        let Some(key) = &self.0.dpop else { return Ok(None) };
+        let proof = key
+            .proof(method.as_str(), url, Some(self.expose_secret()), &self.0.clock)
+            .map_err(|e| Error::Config(crate::error::ConfigError::ClientKey(e)))?;
+        let mut value = HeaderValue::try_from(proof.expose_secret())
+            .map_err(|_| Error::malformed("a DPoP proof is not a header value"))?;
+        value.set_sensitive(true);
+        Ok(Some(value))
+    }
+
+    /// The token type as the server sent it (`Bearer` or `DPoP`, any case).
     pub fn token_type(&self) -> &str {
         &self.0.token_type
     }
@@ -201,6 +240,7 @@ impl AccessToken {
         clock: &Clock,
         expiry: Duration,
         lifetime: Duration,
+        dpop: Option<&DpopKey>,
     ) -> Result<Option<Self>, Error> {
         let now = clock.now();
         let left = expiry.saturating_sub(now.since_epoch());
@@ -210,7 +250,7 @@ impl AccessToken {
         // Never more life than it was issued with (a clock set back); the
         // monotonic clock counts the rest from now.
         let left = left.min(lifetime);
-        Self::with_deadline(secret, token_type, granted, clock, now.checked_plus(left), lifetime).map(Some)
+        Self::with_deadline(secret, token_type, granted, clock, now.checked_plus(left), lifetime, dpop).map(Some)
     }
 }
 
@@ -253,7 +293,7 @@ impl TokenSet {
     pub fn from_response(response: TokenResponse, received_at: Instant) -> Result<Self, Error> {
         let clock = Clock::System;
         let received = clock.now().minus(received_at.elapsed());
-        Self::from_response_with(response, &clock, received, &ExpiryPolicy::default())
+        Self::from_response_with(response, &clock, received, &ExpiryPolicy::default(), None)
     }
 
     /// [`from_response`](Self::from_response) for a response that arrived at
@@ -263,12 +303,13 @@ impl TokenSet {
         clock: &Clock,
         received: Stamp,
         policy: &ExpiryPolicy,
+        dpop: Option<&DpopKey>,
     ) -> Result<Self, Error> {
         let lifetime = policy.lifetime(response.expires_in.as_ref())?;
         let refresh_token = response.refresh_token.filter(|t| !t.is_empty()).map(RefreshToken::from_secret);
         let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken::from_secret);
         let access_token =
-            AccessToken::new(response.access_token, &response.token_type, response.scope, clock, received, lifetime)?;
+            AccessToken::new(response.access_token, &response.token_type, response.scope, clock, received, lifetime, dpop)?;
         Ok(Self { access_token, refresh_token, id_token })
     }
 }

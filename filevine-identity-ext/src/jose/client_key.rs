@@ -79,7 +79,7 @@ impl ClientKey {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyError> {
         use std::io::Read as _;
         let path = path.as_ref();
-        let unreadable = |source| KeyError::Unreadable { path: path.to_owned(), source };
+        let unreadable = |source| KeyError::Unreadable { path: path.to_owned(), source: Arc::new(source) };
         let file = std::fs::File::open(path).map_err(unreadable)?;
         let mut text = Zeroizing::new(String::new());
         file.take(MAX_KEY_FILE_BYTES + 1).read_to_string(&mut text).map_err(unreadable)?;
@@ -254,6 +254,22 @@ impl ClientKey {
         Ok(Self(Arc::new(Inner { key: Arc::new(key), kid: jwk.kid.clone(), jwk_kid: jwk.kid, alg, path })))
     }
 }
+
+impl ClientKey {
+    /// A digest of the public key: names the key without showing it.
+    pub(crate) fn fingerprint(&self) -> String {
+        URL_SAFE_NO_PAD.encode(crate::crypto::sha256(self.0.key.public_bytes()))
+    }
+}
+
+/// The same key pair (by its public key), whatever its id or algorithm.
+impl PartialEq for ClientKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.key.public_bytes() == other.0.key.public_bytes()
+    }
+}
+
+impl Eq for ClientKey {}
 
 impl fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -133,11 +133,6 @@ impl DpopKey {
         }
         nonces.insert(origin, nonce.to_owned());
     }
-
-    /// Whether `self` and `other` are the same key pair.
-    pub(crate) fn same_key(&self, other: &DpopKey) -> bool {
-        self.0.thumbprint == other.0.thumbprint
-    }
 }
 
 impl fmt::Debug for DpopKey {

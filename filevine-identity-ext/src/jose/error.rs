@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// A client key (`FILEVINE_CLIENT_KEY`, [`ClientKey`](super::ClientKey))
 /// that cannot be used, or a signature that could not be made.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum KeyError {
     /// The key file could not be read.
@@ -15,7 +15,7 @@ pub enum KeyError {
         path: PathBuf,
         /// Why.
         #[source]
-        source: std::io::Error,
+        source: std::sync::Arc<std::io::Error>,
     },
     /// The key is in a form or of a type the SDK does not sign with.
     #[error("the client key{} is not supported: {what}", from(.path))]
@@ -52,3 +52,13 @@ pub enum KeyError {
 fn from(path: &Option<PathBuf>) -> String {
     path.as_ref().map(|p| format!(" in {}", p.display())).unwrap_or_default()
 }
+
+/// Equal when they say the same (an I/O error has no equality of its own),
+/// so that [`ConfigError`](crate::ConfigError) keeps its `PartialEq`.
+impl PartialEq for KeyError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for KeyError {}

@@ -82,6 +82,14 @@ impl SigningKey {
         }
     }
 
+    /// The public key's bytes (the uncompressed point, or RSA's DER).
+    pub(crate) fn public_bytes(&self) -> &[u8] {
+        match self {
+            Self::Ec(pair) => pair.public_key().as_ref(),
+            Self::Rsa(pair) => pair.public_key().as_ref(),
+        }
+    }
+
     /// Whether `alg` is one this key signs with.
     pub(crate) fn can_sign(&self, alg: Algorithm) -> bool {
         matches!((self, alg), (Self::Ec(_), Algorithm::Es256) | (Self::Rsa(_), Algorithm::Rs256 | Algorithm::Ps256))

@@ -249,6 +249,7 @@ impl OidcClient {
             &ExpiryPolicy::default(),
             &self.inner.clock,
             self.inner.request_timeout,
+            None,
         )
         .await;
         let secrets = [

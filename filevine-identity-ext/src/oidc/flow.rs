@@ -209,6 +209,7 @@ impl OidcClient {
             &ExpiryPolicy::default(),
             &inner.clock,
             inner.request_timeout,
+            None,
         )
         .await;
         let secrets = [

@@ -70,6 +70,7 @@ pub struct TokenProviderBuilder {
     allow_unsaved: bool,
     source: Option<Arc<dyn CredentialSource>>,
     tenant: Option<Arc<str>>,
+    dpop: Option<bool>,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
@@ -117,6 +118,7 @@ impl Default for TokenProviderBuilder {
             allow_unsaved: false,
             source: None,
             tenant: None,
+            dpop: None,
         }
     }
 }
@@ -141,7 +143,7 @@ impl TokenProviderBuilder {
     /// (with `client_secret` for a confidential client). The token set must
     /// carry a refresh token.
     pub fn token_set(mut self, token_set: TokenSet, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
-        self.token_set = Some((token_set, ClientAuth { id: client_id, secret: client_secret }));
+        self.token_set = Some((token_set, ClientAuth::with_secret(client_id, client_secret)));
         self
     }
 
@@ -333,7 +335,7 @@ impl TokenProviderBuilder {
     /// [`OidcClient::stored_session`](crate::OidcClient::stored_session)
     /// fills these in from the sign-in configuration.
     pub fn stored_session(mut self, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
-        self.stored_session = Some(ClientAuth { id: client_id, secret: client_secret });
+        self.stored_session = Some(ClientAuth::with_secret(client_id, client_secret));
         self
     }
 
@@ -401,6 +403,27 @@ impl TokenProviderBuilder {
     /// label.
     pub fn tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
         self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449): a key pair is made on the
+    /// first request and kept with the token set (in the store, sealed), a
+    /// proof goes with each token request, and the tokens answered as
+    /// `DPoP` go out only with a proof ([`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof);
+    /// [`BearerAuth`](crate::api::BearerAuth) adds it). Default: the
+    /// `FILEVINE_DPOP` environment variable (`true`/`false`), else off.
+    ///
+    /// ```
+    /// # use filevine_identity_ext::{TokenProvider, Credentials, PersonalAccessToken};
+    /// let provider = TokenProvider::builder()
+    ///     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?))
+    ///     .dpop(true)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = Some(enabled);
         self
     }
 
@@ -490,7 +513,7 @@ impl TokenProviderBuilder {
                     // Bound to this authority and client: another app on the
                     // same store never shares a token set by session name.
                     Some(key) => key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)),
-                    None => derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
+                    None => super::derived_key::derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
                         .ok_or(ConfigError::StoreKeyRequired)?,
                 };
                 let lease = self.lease_time.unwrap_or(self.retry.total_timeout.saturating_add(Duration::from_secs(5)));
@@ -521,9 +544,20 @@ impl TokenProviderBuilder {
             None if matches!(credentials.grant, Grant::StoredRefreshToken) => return Err(ConfigError::NoStore),
             None => None,
         };
+        let dpop = match self.dpop {
+            Some(enabled) => enabled,
+            None => env::flag(lookup, env::DPOP)?,
+        };
+        let dpop_key = initial.as_ref().and_then(|token| token.dpop_key().cloned());
+        let mut wire = Wire::new(http, region.identity_url(), self.resolve, self.clock.clone());
+        if let Some(ClientAuth { id, key: Some(key), .. }) = &credentials.client {
+            wire = wire.with_client_key(key.clone(), id.as_str());
+        }
         let inner = Arc::new(Inner {
             id: next_provider_id(),
-            wire: Wire::new(http, region.identity_url(), self.resolve),
+            wire,
+            dpop,
+            dpop_key: Mutex::new(dpop_key),
             region,
             scope,
             credentials,
@@ -561,28 +595,4 @@ impl TokenProviderBuilder {
         }
         Ok(TokenProvider { inner })
     }
-}
-
-/// The key a PAT or client-credentials provider stores its token under:
-/// the same credentials against the same authority and scopes share it.
-/// `None` for a refresh token (it changes with every refresh).
-/// A source's credentials change: its key comes from its name.
-fn derived_key(
-    region: &Region,
-    credentials: &Credentials,
-    source: Option<&dyn CredentialSource>,
-    scope: Option<&str>,
-) -> Option<StoreKey> {
-    let named;
-    let secret = match &credentials.grant {
-        Grant::PersonalAccessToken(pat) => pat.expose_secret(),
-        Grant::ClientCredentials => credentials.client.as_ref()?.secret.as_ref()?.expose_secret(),
-        Grant::Sourced(_) => {
-            named = source?.name();
-            &named
-        }
-        Grant::RefreshToken(_) | Grant::StoredRefreshToken => return None,
-    };
-    let client_id = credentials.client_id().map_or("", ClientId::as_str);
-    Some(StoreKey::derived(region.identity_url(), credentials.grant_type(), client_id, scope.unwrap_or(""), secret))
 }

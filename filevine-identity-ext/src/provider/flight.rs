@@ -20,6 +20,7 @@ use super::{Forgotten, Inner, lock};
 use crate::error::{ConfigError, Error};
 use crate::grant::exchange;
 use crate::grant::{AccessToken, ClientSecret, Grant};
+use crate::jose::DpopKey;
 use crate::time::Stamp;
 
 /// First backoff step after a failed refresh.
@@ -287,13 +288,23 @@ impl Inner {
         // Deadlines count from before the request left: never later than
         // the server's own clock started the lifetime.
         let sent_at = self.clock.now();
+        // The key the refresh token is bound to, else (asked for DPoP) a
+        // new one: the answer is bound to the key its proof was signed with.
+        let held = lock(&self.dpop_key).clone();
+        let dpop_key = match held {
+            Some(key) => Some(key),
+            None if self.dpop => Some(DpopKey::generate().map_err(ConfigError::from)?),
+            None => None,
+        };
+        let client = wire.client_for(dpop_key.as_ref(), &self.clock);
         let set = exchange::exchange(
-            &wire.client,
+            &client,
             &request,
             credentials.is_refresh(),
             &self.expiry,
             &self.clock,
             self.request_timeout,
+            dpop_key.as_ref(),
         )
         .await
         .map_err(|error| {
@@ -307,6 +318,9 @@ impl Inner {
         .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))?;
         if let Some(rotated) = set.refresh_token {
             *lock(&self.refresh_token) = Some(rotated);
+        }
+        if dpop_key.is_some() {
+            *lock(&self.dpop_key) = dpop_key;
         }
         if let Some(id_token) = set.id_token {
             *lock(&self.id_token) = Some(id_token);

@@ -51,6 +51,7 @@ use crate::time::Clock;
 mod background;
 mod builder;
 mod cache;
+mod derived_key;
 mod flight;
 mod jitter;
 mod link;
@@ -123,6 +124,11 @@ struct Inner {
     refresh_token: Mutex<Option<RefreshToken>>,
     /// The latest ID token from a refresh response.
     id_token: Mutex<Option<IdToken>>,
+    /// Ask for DPoP-bound tokens.
+    dpop: bool,
+    /// The key the current tokens are bound to (with `dpop`: the one the
+    /// next token request signs with). Moves with the refresh token.
+    dpop_key: Mutex<Option<crate::jose::DpopKey>>,
     timing: Timing,
     expiry: ExpiryPolicy,
     retry: RetryPolicy,
@@ -188,6 +194,7 @@ impl Inner {
     fn discard(&self, received: Option<AccessToken>) -> Forgotten {
         self.signed_out.store(true, Ordering::Release);
         let forgotten = Forgotten { access_token: received, refresh_token: lock(&self.refresh_token).take() };
+        lock(&self.dpop_key).take();
         lock(&self.id_token).take();
         self.current.store(None);
         self.generation.fetch_add(1, Ordering::AcqRel);

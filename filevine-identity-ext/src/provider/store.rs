@@ -106,6 +106,7 @@ impl Inner {
                     link.version.store(version, Ordering::Release);
                     if let Some(refresh_token) = tokens.refresh_token {
                         *lock(&self.refresh_token) = Some(refresh_token);
+                        *lock(&self.dpop_key) = tokens.dpop_key;
                     }
                     if let Some(id_token) = tokens.id_token {
                         *lock(&self.id_token) = Some(id_token);
@@ -225,6 +226,7 @@ impl Inner {
             access_token: Some(fetched.token.clone()),
             refresh_token: lock(&self.refresh_token).clone(),
             id_token: lock(&self.id_token).clone(),
+            dpop_key: lock(&self.dpop_key).clone(),
         }
     }
 
@@ -386,6 +388,10 @@ impl Inner {
         link.version.store(version, Ordering::Release);
         if let Some(refresh_token) = tokens.refresh_token {
             *lock(&self.refresh_token) = Some(refresh_token);
+            // The stored refresh token is bound to the stored key.
+            *lock(&self.dpop_key) = tokens.dpop_key.clone();
+        } else if let Some(key) = &tokens.dpop_key {
+            *lock(&self.dpop_key) = Some(key.clone());
         }
         if let Some(id_token) = tokens.id_token {
             *lock(&self.id_token) = Some(id_token);

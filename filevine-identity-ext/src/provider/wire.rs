@@ -13,9 +13,13 @@ use std::sync::Arc;
 
 use filevine_identity::ClientOptions;
 
-use crate::error::Error;
-use crate::grant::ClientSecret;
+use crate::error::{ConfigError, Error};
+use crate::grant::{ClientKeyRef, ClientSecret};
 use crate::http::LazyClient;
+use filevine_identity::ClientInfo as _;
+
+use crate::jose::{DpopKey, PrivateKeyJwt, Prover};
+use crate::time::Clock;
 
 /// What a resolver finds out on the first request: the options of the
 /// generated client (endpoint, Basic credentials) and, for
@@ -33,6 +37,10 @@ pub(crate) struct Wire {
     http: LazyClient,
     base: String,
     resolve: Option<Resolve>,
+    /// `private_key_jwt` for a provider without a resolver: the key (read
+    /// on the first request), the client id, and the issuer as audience.
+    assertion: Option<(ClientKeyRef, String)>,
+    clock: Clock,
     ready: tokio::sync::OnceCell<Ready>,
 }
 
@@ -42,11 +50,35 @@ pub(crate) struct Ready {
     pub(crate) form_secret: Option<ClientSecret>,
 }
 
+impl Ready {
+    /// The client, with DPoP proofs signed by `key` when there is one (a
+    /// client per token request: it costs a few `Arc` clones, nothing next
+    /// to the request).
+    pub(crate) fn client_for(&self, key: Option<&DpopKey>, clock: &Clock) -> filevine_identity::Client {
+        match key {
+            None => self.client.clone(),
+            Some(key) => filevine_identity::Client::new_with_client(
+                self.client.baseurl(),
+                self.client.client().clone(),
+                self.client.inner().clone().dpop(Arc::new(Prover { key: key.clone(), clock: clock.clone() })),
+            ),
+        }
+    }
+}
+
 impl Wire {
     /// A client for `base`, or for what `resolve` finds on the first
     /// request.
-    pub(crate) fn new(http: LazyClient, base: &str, resolve: Option<Resolve>) -> Self {
-        Self { http, base: base.to_owned(), resolve, ready: tokio::sync::OnceCell::new() }
+    pub(crate) fn new(http: LazyClient, base: &str, resolve: Option<Resolve>, clock: Clock) -> Self {
+        Self { http, base: base.to_owned(), resolve, assertion: None, clock, ready: tokio::sync::OnceCell::new() }
+    }
+
+    /// Authenticates the client with `key` (`private_key_jwt`); the
+    /// assertions' audience is the issuer, the authority without a
+    /// trailing slash.
+    pub(crate) fn with_client_key(mut self, key: ClientKeyRef, client_id: &str) -> Self {
+        self.assertion = Some((key, client_id.to_owned()));
+        self
     }
 
     /// The generated client, made now if this is the first request. A
@@ -62,6 +94,19 @@ impl Wire {
                         (resolved.options, resolved.form_secret)
                     }
                     None => (ClientOptions::new(), None),
+                };
+                let options = match &self.assertion {
+                    Some((key, client_id)) => {
+                        let key = key.load().map_err(ConfigError::from)?;
+                        options.client_assertion(Arc::new(PrivateKeyJwt {
+                            alg: key.algorithm(),
+                            key,
+                            client_id: client_id.clone(),
+                            audience: self.base.trim_end_matches('/').to_owned(),
+                            clock: self.clock.clone(),
+                        }))
+                    }
+                    None => options,
                 };
                 let client = filevine_identity::Client::new_with_client(&self.base, http, options);
                 Ok(Ready { client, form_secret })

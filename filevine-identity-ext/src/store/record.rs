@@ -26,6 +26,8 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use filevine_identity::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +37,7 @@ use crate::crypto::backend::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Non
 use crate::crypto::fill_random;
 use crate::error::RandomnessUnavailable;
 use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
+use crate::jose::DpopKey;
 use crate::secret::StoreEncryptionKey;
 use crate::time::Clock;
 
@@ -60,11 +63,15 @@ pub(crate) struct StoredTokens {
     pub(crate) access_token: Option<AccessToken>,
     pub(crate) refresh_token: Option<RefreshToken>,
     pub(crate) id_token: Option<IdToken>,
+    /// The key DPoP-bound tokens of the set are bound to: it lives as long
+    /// as they do, sealed with them.
+    pub(crate) dpop_key: Option<DpopKey>,
 }
 
 impl From<TokenSet> for StoredTokens {
     fn from(set: TokenSet) -> Self {
-        Self { access_token: Some(set.access_token), refresh_token: set.refresh_token, id_token: set.id_token }
+        let dpop_key = set.access_token.dpop_key().cloned();
+        Self { access_token: Some(set.access_token), refresh_token: set.refresh_token, id_token: set.id_token, dpop_key }
     }
 }
 
@@ -120,6 +127,9 @@ struct Wire {
     refresh_token: Option<SecretString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_token: Option<SecretString>,
+    /// The DPoP key pair, PKCS#8 in base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<SecretString>,
 }
 
 /// Encodes `tokens` for the store under `key`, sealed when `seal` is given.
@@ -142,6 +152,7 @@ pub(crate) fn encode(
         lifetime: tokens.access_token.as_ref().map(|t| millis(t.lifetime())),
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.secret().clone()),
         id_token: tokens.id_token.as_ref().map(|t| t.secret().clone()),
+        dpop_key: tokens.dpop_key.as_ref().map(|k| SecretString::from(URL_SAFE_NO_PAD.encode(k.pkcs8()))),
     };
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_else(|_| unreachable!("plain fields")));
     match seal {
@@ -300,12 +311,21 @@ fn open(
 }
 
 fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
+    // A key that does not load makes the set unusable: its tokens are bound
+    // to it.
+    let dpop_key = match &wire.dpop_key {
+        None => None,
+        Some(encoded) => {
+            let pkcs8 = zeroize::Zeroizing::new(URL_SAFE_NO_PAD.decode(encoded.expose_secret()).ok()?);
+            Some(DpopKey::from_pkcs8(&pkcs8)?)
+        }
+    };
     let access_token = match (wire.access_token, wire.expires_at, wire.lifetime) {
         (Some(secret), Some(expires_at), Some(lifetime)) => {
             let token_type = wire.token_type.as_deref().unwrap_or("Bearer");
+            let (expiry, lifetime) = (duration(expires_at)?, duration(lifetime)?);
             // An expired token is simply not there any more.
-            AccessToken::restore(secret, token_type, wire.scope, clock, duration(expires_at)?, duration(lifetime)?)
-                .ok()?
+            AccessToken::restore(secret, token_type, wire.scope, clock, expiry, lifetime, dpop_key.as_ref()).ok()?
         }
         (None, None, None) => None,
         _ => return None,
@@ -314,7 +334,7 @@ fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
         Some(secret) if secret.expose_secret().trim().is_empty() => return None,
         other => other.map(RefreshToken::from_secret),
     };
-    Some(StoredTokens { access_token, refresh_token, id_token: wire.id_token.map(IdToken::from_secret) })
+    Some(StoredTokens { access_token, refresh_token, id_token: wire.id_token.map(IdToken::from_secret), dpop_key })
 }
 
 /// Seconds with a millisecond fraction, rounded down.
@@ -351,12 +371,14 @@ mod tests {
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),
             Duration::from_secs(1200),
+            None,
         )
         .unwrap();
         StoredTokens {
             access_token: Some(access),
             refresh_token: Some(RefreshToken::new("SENTINEL-refresh").unwrap()),
             id_token: Some(IdToken::new("SENTINEL-id")),
+            dpop_key: None,
         }
     }
 
