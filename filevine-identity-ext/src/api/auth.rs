@@ -115,8 +115,14 @@ impl BearerAuth {
     /// Attaches the token and user headers; the caller checked the origin.
     async fn authorize_as(&self, request: &mut Request, user: Option<FilevineUser>) -> Result<AccessToken, Error> {
         let token = self.provider.token().await?;
+        let proof = token.dpop_proof(request.method(), request.url())?;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, token.authorization_header());
+        // A DPoP-bound token never goes without its proof (RFC 9449 §7.1).
+        match proof {
+            Some(proof) => headers.insert(DPOP, proof),
+            None => headers.remove(DPOP),
+        };
         if let Some(user) = user {
             if !headers.contains_key(ORG_ID_HEADER) {
                 headers.insert(ORG_ID_HEADER, HeaderValue::from(user.org_id));
@@ -160,9 +166,14 @@ impl BearerAuth {
             tracing::debug!("401 for a request whose body cannot be cloned; not retrying");
             return None;
         };
+        // A nonce challenge (RFC 9449 §9) is answered with the same token
+        // and a new proof carrying the nonce; the token is fine.
+        let nonce = nonce_challenge(response);
         // Only the first 401 for a token invalidates it; the others find a
         // new token (or the refresh in flight) and share it.
-        if let Some(sent) = sent {
+        if let Some(sent) = sent
+            && nonce.is_none()
+        {
             self.provider.invalidate_header(sent);
         }
         let token = match self.provider.token().await {
@@ -172,11 +183,26 @@ impl BearerAuth {
                 return None;
             }
         };
-        if sent.is_some_and(|sent| *sent == token.authorization_header()) {
-            return None;
+        match (&nonce, token.dpop_key()) {
+            (Some(nonce), Some(key)) => {
+                key.remember_nonce(retry.url(), nonce);
+                tracing::debug!("the API asked for a DPoP nonce; retrying once with a new proof");
+            }
+            _ if sent.is_some_and(|sent| *sent == token.authorization_header()) => return None,
+            _ => tracing::debug!("the API answered 401; retrying once with a fresh token"),
         }
-        tracing::debug!("the API answered 401; retrying once with a fresh token");
+        let proof = match token.dpop_proof(retry.method(), retry.url()) {
+            Ok(proof) => proof,
+            Err(error) => {
+                tracing::warn!(%error, "no DPoP proof could be signed for the retry");
+                return None;
+            }
+        };
         retry.headers_mut().insert(AUTHORIZATION, token.authorization_header());
+        match proof {
+            Some(proof) => retry.headers_mut().insert(DPOP, proof),
+            None => retry.headers_mut().remove(DPOP),
+        };
         Some(retry)
     }
 }
@@ -204,6 +230,21 @@ impl Middleware for BearerAuth {
             None => Ok(response),
         }
     }
+}
+
+/// The `DPoP` request header.
+const DPOP: &str = "dpop";
+
+/// The nonce of a resource server's `use_dpop_nonce` challenge: a 401 with
+/// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and `DPoP-Nonce`.
+fn nonce_challenge(response: &Response) -> Option<String> {
+    let challenged = response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
+    let nonce = response.headers().get("dpop-nonce")?.to_str().ok()?;
+    (challenged && !nonce.is_empty()).then(|| nonce.to_owned())
 }
 
 /// The origin of a gateway URL, if it parses.

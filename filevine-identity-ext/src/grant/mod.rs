@@ -183,7 +183,7 @@ impl Credentials {
     /// use filevine_identity_ext::jose::ClientKey;
     /// use filevine_identity_ext::{ClientId, Credentials};
     ///
-    /// # let jwk = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cLyW8bn0WUXqrVHBxgEcXs"}"#;
+    /// # let jwk = r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#;
     /// let key = ClientKey::from_jwk(jwk)?.with_key_id("2026-key")?;
     /// let credentials = Credentials::client_credentials_with_key(ClientId::new("my-service")?, key);
     /// assert_eq!(credentials.grant_type(), "client_credentials");

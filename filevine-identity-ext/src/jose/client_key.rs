@@ -27,12 +27,12 @@ pub const MAX_KEY_FILE_BYTES: u64 = 64 * 1024;
 /// use filevine_identity_ext::jose::{Algorithm, ClientKey};
 ///
 /// let jwk = r#"{"kty":"EC","crv":"P-256","kid":"k1",
-///   "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
-///   "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0",
-///   "d":"jpsQnnGQmL-YBIffH1136cLyW8bn0WUXqrVHBxgEcXs"}"#;
+///   "x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+///   "y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM",
+///   "d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#;
 /// let key = ClientKey::from_jwk(jwk)?;
 /// assert_eq!((key.key_id(), key.algorithm()), (Some("k1"), Algorithm::Es256));
-/// assert!(!format!("{key:?}").contains("jpsQ"));
+/// assert!(!format!("{key:?}").contains("870MB"));
 /// assert!(ClientKey::from_jwk(jwk)?.with_key_id("k2").is_err(), "the JWK says k1");
 /// # Ok::<(), filevine_identity_ext::jose::KeyError>(())
 /// ```
@@ -134,21 +134,6 @@ impl ClientKey {
     /// The algorithm assertions are signed with.
     pub fn algorithm(&self) -> Algorithm {
         self.0.alg
-    }
-
-    /// The algorithm to sign with at a provider that accepts `offered`
-    /// (`token_endpoint_auth_signing_alg_values_supported`; empty: it did
-    /// not say): the key's own when offered, else PS256 for an RSA key
-    /// where only that is offered.
-    pub(crate) fn algorithm_for(&self, offered: &[String]) -> Algorithm {
-        let offers = |alg: Algorithm| offered.iter().any(|a| a == alg.as_str());
-        if offered.is_empty() || offers(self.0.alg) {
-            self.0.alg
-        } else if self.0.key.can_sign(Algorithm::Ps256) && offers(Algorithm::Ps256) {
-            Algorithm::Ps256
-        } else {
-            self.0.alg
-        }
     }
 
     pub(crate) fn signing_key(&self) -> &SigningKey {

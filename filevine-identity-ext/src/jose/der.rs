@@ -73,6 +73,17 @@ pub(crate) fn rsa_private_key(integers: &[&[u8]; 8]) -> Zeroizing<Vec<u8>> {
     element(0x30, &content)
 }
 
+/// A SEC1 `ECPrivateKey` from the private scalar and the uncompressed
+/// public point (a JWK's `d`, and `04 || x || y`).
+pub(crate) fn sec1(private: &[u8], public_point: &[u8]) -> Zeroizing<Vec<u8>> {
+    let mut content = Zeroizing::new(vec![0x02, 0x01, 0x01]);
+    content.extend_from_slice(&element(0x04, private));
+    let mut bits = Zeroizing::new(vec![0x00]);
+    bits.extend_from_slice(public_point);
+    content.extend_from_slice(&element(0xa1, &element(0x03, &bits)));
+    element(0x30, &content)
+}
+
 /// `AlgorithmIdentifier` for an EC P-256 key: id-ecPublicKey, prime256v1.
 const EC_P256_ALGORITHM: &[u8] = &[
     0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03,

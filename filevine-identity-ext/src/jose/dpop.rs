@@ -119,6 +119,37 @@ impl DpopKey {
         self.0.key.sign(Algorithm::Es256, &header, &claims).map(SecretString::from)
     }
 
+    /// A `DPoP` header value for one request of your own (`access_token`:
+    /// the token the request carries, for `ath`), with `iat` from the
+    /// system clock. [`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof)
+    /// does this for a token's own key.
+    ///
+    /// ```
+    /// use filevine_identity_ext::jose::DpopKey;
+    ///
+    /// let key = DpopKey::generate()?;
+    /// let url = "https://api.example/v2/me?x=1".parse().unwrap();
+    /// let proof = key.proof_header("GET", &url, Some("an-access-token"))?;
+    /// assert_eq!(proof.to_str().unwrap().split('.').count(), 3);
+    /// assert!(proof.is_sensitive());
+    /// # Ok::<(), filevine_identity_ext::jose::KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeyError::Signing`] when no random numbers can be had.
+    pub fn proof_header(
+        &self,
+        method: &str,
+        url: &url::Url,
+        access_token: Option<&str>,
+    ) -> Result<reqwest::header::HeaderValue, KeyError> {
+        let proof = self.proof(method, url, access_token, &Clock::System)?;
+        let mut value = reqwest::header::HeaderValue::try_from(proof.expose_secret())
+            .map_err(|_| KeyError::Signing("the proof is not a header value"))?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
     fn nonce_for(&self, url: &url::Url) -> Option<String> {
         let nonces = self.0.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         nonces.get(&url.origin().ascii_serialization()).cloned()

@@ -50,13 +50,11 @@ impl SigningKey {
         pair.map(Self::Ec).map_err(|e| format!("not a P-256 key ({e})"))
     }
 
-    /// A P-256 key from its private scalar and uncompressed public point.
+    /// A P-256 key from its private scalar and uncompressed public point
+    /// (the backend checks that they are one pair).
     pub(crate) fn ec_from_parts(private: &[u8], public: &[u8]) -> Result<Self, String> {
-        #[cfg(feature = "aws-lc")]
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(ES256, private, public);
-        #[cfg(not(feature = "aws-lc"))]
-        let pair = EcdsaKeyPair::from_private_key_and_public_key(ES256, private, public, &SystemRandom::new());
-        pair.map(Self::Ec).map_err(|_| "d, x and y are not one P-256 key pair".to_owned())
+        let pkcs8 = super::der::sec1_to_pkcs8(&super::der::sec1(private, public));
+        Self::ec_from_pkcs8(&pkcs8).map_err(|_| "d, x and y are not one P-256 key pair".to_owned())
     }
 
     /// A new P-256 key and its PKCS#8 form.

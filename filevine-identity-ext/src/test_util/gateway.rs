@@ -57,12 +57,16 @@ fn gateway_check(shared: &Shared, method: &str, path: &str, headers: &HeaderMap)
         });
         let reject = registry.gateway_rejections > 0;
         registry.gateway_rejections = registry.gateway_rejections.saturating_sub(1);
+        // A DPoP-bound token only with a proof from its key for this request.
+        if let Err(refused) = registry.proofs.resource(headers, method, &format!("{}/gateway{path}", shared.base_url)) {
+            return Some(refused);
+        }
         reject
     };
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("DPoP ")))
         .unwrap_or_default();
     if reject || !shared.is_valid_access_token(token) {
         return Some(

@@ -48,6 +48,7 @@ use crate::config::region::Region;
 mod device;
 mod failure;
 mod gateway;
+mod proofs;
 mod response;
 mod server;
 mod signin;
@@ -90,6 +91,8 @@ struct Registry {
     /// Device sign-ins (RFC 8628) by device code.
     devices: HashMap<String, device::Device>,
     device_settings: device::DeviceSettings,
+    /// Client assertions, DPoP proofs and bound tokens.
+    proofs: proofs::ProofState,
 }
 
 #[derive(Clone)]

@@ -100,11 +100,24 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     }
 
     let mut registry = lock(&shared.registry);
+    // A DPoP proof binds what is issued to its key (RFC 9449 §5).
+    let jkt = match registry.proofs.token_proof(&headers, &format!("{}/connect/token", shared.base_url)) {
+        Ok(jkt) => jkt,
+        Err(refused) => return refused,
+    };
+    // private_key_jwt (RFC 7523): the assertion names and authenticates
+    // the client.
+    let asserted = match registry.proofs.client_assertion(&field, &shared.base_url) {
+        None => None,
+        Some(Ok(client_id)) => Some(client_id),
+        Some(Err(why)) => return oauth_error(400, "invalid_client", &why),
+    };
     // Client authentication, when a client is named: Basic or the form; a
     // public sign-in client has no secret.
     let basic = super::signin::basic_credentials(&headers);
-    let client_id_sent = basic.as_ref().map(|(id, _)| id.clone()).or_else(|| field("client_id"));
-    let client_ok = |registry: &Registry| match &basic {
+    let client_id_sent =
+        basic.as_ref().map(|(id, _)| id.clone()).or_else(|| field("client_id")).or_else(|| asserted.clone());
+    let client_ok = |registry: &Registry| asserted.is_some() || match &basic {
         Some((id, secret)) => registry.clients.get(id) == Some(secret),
         None => match field("client_id") {
             None => true,
@@ -131,7 +144,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             }
         }
         "client_credentials" => {
-            let has_secret = basic.is_some() || field("client_secret").is_some();
+            let has_secret = basic.is_some() || field("client_secret").is_some() || asserted.is_some();
             if client_id_sent.is_none() || !has_secret || !client_ok(&registry) {
                 return oauth_error(400, "invalid_client", "unknown client or wrong secret");
             }
@@ -172,6 +185,11 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             };
             if !client_ok(&registry) {
                 return oauth_error(400, "invalid_client", "unknown client or wrong secret");
+            }
+            if let Some(bound) = registry.proofs.bound.get(&token)
+                && jkt.as_ref() != Some(bound)
+            {
+                return oauth_error(400, "invalid_dpop_proof", "the refresh token is bound to another key");
             }
             if !registry.refresh_tokens.contains(&token) {
                 let reason = if registry.used_refresh_tokens.contains(&token) {
@@ -218,6 +236,12 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     if let Some(rt) = &refresh_token {
         registry.refresh_tokens.insert(rt.clone());
     }
+    if let Some(jkt) = &jkt {
+        registry.proofs.bound.insert(access_token.clone(), jkt.clone());
+        if let Some(rt) = &refresh_token {
+            registry.proofs.bound.insert(rt.clone(), jkt.clone());
+        }
+    }
     let id_token = sign_in.as_ref().and_then(|grant| super::signin::id_token(&shared, &registry, grant, &access_token));
     if let Some(grant) = sign_in {
         registry.grants.insert(access_token.clone(), grant.clone());
@@ -230,7 +254,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
 
     let mut body = serde_json::json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "scope": granted.unwrap_or_else(|| crate::config::scope::GATEWAY_SCOPES.join(" ")),
     });
     match expires_in {

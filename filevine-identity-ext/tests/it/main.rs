@@ -10,6 +10,7 @@ mod support;
 mod api;
 mod blocking;
 mod device;
+mod dpop;
 mod examples;
 mod faults;
 mod fleet;

@@ -61,7 +61,7 @@ fn every_secret_bearing_type_is_redacted() {
         types::ClientCredentialsRequest {
             grant_type: types::ClientCredentialsRequestGrantType::ClientCredentials,
             client_id: "c".into(),
-            client_secret: CLIENT_SECRET.into(),
+            client_secret: Some(CLIENT_SECRET.into()),
             scope: None,
         }
         .into(),
