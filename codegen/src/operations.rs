@@ -78,7 +78,10 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
                 None => false,
                 Some(Value::Bool(flag)) => *flag,
                 Some(_) => {
-                    return Err(unsupported(format!("{pointer}/x-dpop-proof"), "`x-dpop-proof` must be a boolean".into()));
+                    return Err(unsupported(
+                        format!("{pointer}/x-dpop-proof"),
+                        "`x-dpop-proof` must be a boolean".into(),
+                    ));
                 }
             };
             let name = method_name(id);

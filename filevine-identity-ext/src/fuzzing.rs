@@ -221,6 +221,29 @@ pub fn user_input(text: &str) {
         assert_eq!(wire.parse::<crate::Scopes>().ok(), Some(scopes), "scopes round-trip");
     }
     store_setting(text);
+    client_key(text);
+}
+
+/// A client key file (`FILEVINE_CLIENT_KEY`), as PEM and as a JWK, and the
+/// same text wrapped in PEM armour: never a panic, and no error repeats
+/// the input (it may be key material).
+fn client_key(text: &str) {
+    use base64::Engine as _;
+    let armoured = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+        base64::engine::general_purpose::STANDARD.encode(text)
+    );
+    for result in [
+        crate::jose::ClientKey::from_pem(text),
+        crate::jose::ClientKey::from_jwk(text),
+        crate::jose::ClientKey::from_pem(&armoured),
+    ] {
+        if let Err(error) = result
+            && text.len() >= 8
+        {
+            assert!(!error.to_string().contains(text), "the error repeats the input: {error}");
+        }
+    }
 }
 
 /// The password planted in fuzzed Redis URLs.

@@ -135,8 +135,7 @@ impl Clock {
     /// The wall clock in whole seconds since the Unix epoch: what ID token
     /// claims (`iat`, `exp`, `auth_time`) and a sign-in's age are compared
     /// with. The injected source in tests, so they move it instead of
-    /// sleeping.
-    #[cfg(feature = "oidc")]
+    /// sleeping. Also a client assertion's and a DPoP proof's `iat`.
     pub(crate) fn unix_seconds(&self) -> u64 {
         match self {
             Self::System => {

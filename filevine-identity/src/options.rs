@@ -195,9 +195,7 @@ impl ClientOptions {
             if let [scheme] = alternative {
                 let held = match (scheme, &self.access) {
                     (Scheme::Bearer, Some((Scheme::Bearer, token))) => Some(Credential::Bearer(token)),
-                    (Scheme::Dpop, Some((Scheme::Dpop, token))) if self.dpop.is_some() => {
-                        Some(Credential::Dpop(token))
-                    }
+                    (Scheme::Dpop, Some((Scheme::Dpop, token))) if self.dpop.is_some() => Some(Credential::Dpop(token)),
                     (Scheme::Basic, _) => match (&self.assertion, &self.basic) {
                         (Some(signer), _) => Some(Credential::Assertion(signer.as_ref())),
                         (None, Some(pair)) => Some(Credential::Basic(pair)),
@@ -273,8 +271,15 @@ impl fmt::Debug for ClientOptions {
 mod tests {
     use super::*;
 
-    const BOTH: Operation = Operation { id: "op", method: "POST", path: "/op", security: &[&[Scheme::Basic], &[]], dpop_proof: true };
-    const BEARER: Operation = Operation { id: "me", method: "GET", path: "/me", security: &[&[Scheme::Bearer], &[Scheme::Dpop]], dpop_proof: false };
+    const BOTH: Operation =
+        Operation { id: "op", method: "POST", path: "/op", security: &[&[Scheme::Basic], &[]], dpop_proof: true };
+    const BEARER: Operation = Operation {
+        id: "me",
+        method: "GET",
+        path: "/me",
+        security: &[&[Scheme::Bearer], &[Scheme::Dpop]],
+        dpop_proof: false,
+    };
     const OPEN: Operation = Operation { id: "open", method: "GET", path: "/open", security: &[], dpop_proof: false };
 
     fn request(url: &str) -> reqwest::Request {
@@ -305,7 +310,10 @@ mod tests {
     fn missing_required_credentials_are_refused_by_name() {
         let mut r = request("http://127.0.0.1/me");
         let error = ClientOptions::new().basic("a", &"s".into()).apply(&BEARER, &mut r).unwrap_err();
-        assert_eq!(error, "`me` needs an access token (bearer) or a DPoP-bound access token with a DPoP prover; the client has none");
+        assert_eq!(
+            error,
+            "`me` needs an access token (bearer) or a DPoP-bound access token with a DPoP prover; the client has none"
+        );
         assert_eq!(authorization(&r), None);
         let mut r = request("http://127.0.0.1/op");
         ClientOptions::new().apply(&BOTH, &mut r).unwrap();

@@ -63,8 +63,7 @@ pub trait DpopProver: Send + Sync + 'static {
     /// # Errors
     /// When the proof cannot be signed; the message names the cause, never
     /// key material.
-    fn proof(&self, method: &str, url: &url::Url, access_token: Option<&SecretString>)
-    -> Result<SecretString, String>;
+    fn proof(&self, method: &str, url: &url::Url, access_token: Option<&SecretString>) -> Result<SecretString, String>;
 
     /// A server at `url`'s origin sent `nonce` (`DPoP-Nonce`); later proofs
     /// for that origin carry it.

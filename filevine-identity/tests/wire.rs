@@ -35,12 +35,15 @@ struct Reply {
     body: String,
 }
 
+/// A scripted reply: status, JSON body, extra headers.
+type Step = (u16, &'static str, Vec<(&'static str, &'static str)>);
+
 #[derive(Default)]
 struct State {
     seen: Vec<Seen>,
     reply: Option<Reply>,
     /// Replies (status, JSON body, extra headers) given before `reply`, first first.
-    script: std::collections::VecDeque<(u16, &'static str, Vec<(&'static str, &'static str)>)>,
+    script: std::collections::VecDeque<Step>,
 }
 
 /// A loopback server that records requests and answers with a set reply.

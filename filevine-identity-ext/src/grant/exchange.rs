@@ -11,8 +11,8 @@ use filevine_identity::types::{
 
 use crate::config::scope::Scopes;
 use crate::error::Error;
-use crate::jose::DpopKey;
 use crate::grant::{ClientSecret, Credentials, ExpiryPolicy, Grant, RefreshToken, TokenSet};
+use crate::jose::DpopKey;
 use crate::time::Clock;
 
 /// The form body for `credentials` (with `form_secret` when the client

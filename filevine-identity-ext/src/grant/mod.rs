@@ -5,8 +5,8 @@
 use std::fmt;
 
 use crate::config::env::{self, CLIENT_ID, CLIENT_KEY, CLIENT_KEY_ID, CLIENT_SECRET, Lookup, PAT};
-use crate::jose::ClientKey;
 use crate::error::ConfigError;
+use crate::jose::ClientKey;
 
 pub(crate) mod exchange;
 pub(crate) mod source;

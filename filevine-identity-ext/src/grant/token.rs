@@ -9,8 +9,8 @@ use filevine_identity::types::{TokenResponse, TokenResponseExpiresIn};
 use reqwest::header::HeaderValue;
 
 use crate::config::scope::Scopes;
-use crate::jose::DpopKey;
 use crate::error::Error;
+use crate::jose::DpopKey;
 use crate::redact::redact;
 use crate::secret::{IdToken, RefreshToken};
 use crate::time::{Clock, Stamp};
@@ -87,7 +87,10 @@ impl AccessToken {
             let key = dpop.ok_or_else(|| Error::malformed("token_type is DPoP, but no DPoP proof was sent"))?;
             ("DPoP", Some(key.clone()))
         } else {
-            return Err(Error::malformed(format!("token_type {:?} is neither Bearer nor DPoP", redact(token_type, 40))));
+            return Err(Error::malformed(format!(
+                "token_type {:?} is neither Bearer nor DPoP",
+                redact(token_type, 40)
+            )));
         };
         let mut header = HeaderValue::try_from(format!("{scheme} {}", secret.expose_secret()))
             .map_err(|_| Error::malformed("the access token contains characters not allowed in an HTTP header"))?;
@@ -308,8 +311,15 @@ impl TokenSet {
         let lifetime = policy.lifetime(response.expires_in.as_ref())?;
         let refresh_token = response.refresh_token.filter(|t| !t.is_empty()).map(RefreshToken::from_secret);
         let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken::from_secret);
-        let access_token =
-            AccessToken::new(response.access_token, &response.token_type, response.scope, clock, received, lifetime, dpop)?;
+        let access_token = AccessToken::new(
+            response.access_token,
+            &response.token_type,
+            response.scope,
+            clock,
+            received,
+            lifetime,
+            dpop,
+        )?;
         Ok(Self { access_token, refresh_token, id_token })
     }
 }

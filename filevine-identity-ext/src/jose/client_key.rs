@@ -144,7 +144,11 @@ impl ClientKey {
         let malformed = |reason: String| KeyError::Malformed { path: path.clone(), reason };
         let unsupported = |what: &str| KeyError::Unsupported { path: path.clone(), what: what.to_owned() };
         let block = der::pem(text).map_err(|reason| {
-            if reason.contains("encrypted") { unsupported("an encrypted PEM key; decrypt it first") } else { malformed(reason) }
+            if reason.contains("encrypted") {
+                unsupported("an encrypted PEM key; decrypt it first")
+            } else {
+                malformed(reason)
+            }
         })?;
         let (key, alg) = match block.label.as_str() {
             "PRIVATE KEY" => match SigningKey::ec_from_pkcs8(&block.der) {
@@ -195,7 +199,9 @@ impl ClientKey {
         let malformed = |reason: String| KeyError::Malformed { path: path.clone(), reason };
         let unsupported = |what: String| KeyError::Unsupported { path: path.clone(), what };
         // serde_json's message names a position, never the text.
-        let jwk: Jwk = serde_json::from_str(json).map_err(|e| malformed(format!("not a JWK ({:?} error at line {}, column {})", e.classify(), e.line(), e.column())))?;
+        let jwk: Jwk = serde_json::from_str(json).map_err(|e| {
+            malformed(format!("not a JWK ({:?} error at line {}, column {})", e.classify(), e.line(), e.column()))
+        })?;
         let bytes = |name: &str, value: Option<&str>| -> Result<Zeroizing<Vec<u8>>, KeyError> {
             let value = value.ok_or_else(|| malformed(format!("the JWK has no `{name}`")))?;
             URL_SAFE_NO_PAD
@@ -263,5 +269,57 @@ impl fmt::Debug for ClientKey {
             .field("alg", &self.0.alg.as_str())
             .field("key", &"[REDACTED]")
             .finish()
+    }
+}
+
+#[cfg(all(test, feature = "oidc"))]
+mod tests {
+    use base64::Engine as _;
+
+    use super::*;
+    use crate::crypto::backend::signature::{self, UnparsedPublicKey};
+
+    /// The crate's RSA test key (PKCS#1) as PEM.
+    fn rsa_pem() -> String {
+        let der = base64::engine::general_purpose::STANDARD.encode(crate::oidc::test_key::pkcs1_der());
+        format!("-----BEGIN RSA PRIVATE KEY-----\n{der}\n-----END RSA PRIVATE KEY-----\n")
+    }
+
+    fn verifies(key: &ClientKey, alg: Algorithm, verification: &'static dyn signature::VerificationAlgorithm) -> bool {
+        let jws = key
+            .signing_key()
+            .sign(alg, &serde_json::json!({"alg": alg.as_str()}), &serde_json::json!({"a": 1}))
+            .unwrap();
+        let (input, sig) = jws.rsplit_once('.').unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        UnparsedPublicKey::new(verification, key.signing_key().public_bytes()).verify(input.as_bytes(), &sig).is_ok()
+    }
+
+    #[test]
+    fn an_rsa_key_signs_rs256_and_ps256_that_the_backend_verifies() {
+        let key = ClientKey::from_pem(&rsa_pem()).unwrap();
+        assert_eq!(key.algorithm(), Algorithm::Rs256);
+        assert!(verifies(&key, Algorithm::Rs256, &signature::RSA_PKCS1_2048_8192_SHA256));
+        let pss = key.clone().with_algorithm(Algorithm::Ps256).unwrap();
+        assert!(verifies(&pss, Algorithm::Ps256, &signature::RSA_PSS_2048_8192_SHA256));
+        assert!(!verifies(&key, Algorithm::Rs256, &signature::RSA_PSS_2048_8192_SHA256), "a check that can fail");
+        assert!(key.with_algorithm(Algorithm::Es256).is_err());
+    }
+
+    #[test]
+    fn sec1_and_pkcs8_ec_keys_load_and_sign_es256() {
+        // A generated key's PKCS#8, and its SEC1 body re-wrapped by hand.
+        let (_, pkcs8) = SigningKey::generate_ec().unwrap();
+        let pem = |label: &str, der: &[u8]| {
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+        };
+        let key = ClientKey::from_pem(&pem("PRIVATE KEY", &pkcs8)).unwrap();
+        assert!(verifies(&key, Algorithm::Es256, &signature::ECDSA_P256_SHA256_FIXED));
+        // PKCS#8 for P-256 ends with the SEC1 ECPrivateKey in an OCTET STRING.
+        let sec1_start = pkcs8.iter().position(|b| *b == 0x04).map(|i| i + 2).unwrap();
+        let sec1 = &pkcs8[sec1_start..];
+        let from_sec1 = ClientKey::from_pem(&pem("EC PRIVATE KEY", sec1)).unwrap();
+        assert_eq!(from_sec1, key, "the same key pair");
     }
 }

@@ -12,6 +12,13 @@ pub(crate) struct Pem {
     pub(crate) der: Zeroizing<Vec<u8>>,
 }
 
+impl std::fmt::Debug for Pem {
+    /// The label only: the body is key material.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pem").field("label", &self.label).finish_non_exhaustive()
+    }
+}
+
 /// The first PEM block of `text`.
 pub(crate) fn pem(text: &str) -> Result<Pem, String> {
     let start = text.find("-----BEGIN ").ok_or("no `-----BEGIN` line")?;

@@ -181,7 +181,9 @@ pub(crate) struct Prover {
 
 impl filevine_identity::DpopProver for Prover {
     fn proof(&self, method: &str, url: &url::Url, access_token: Option<&SecretString>) -> Result<SecretString, String> {
-        self.key.proof(method, url, access_token.map(SecretString::expose_secret), &self.clock).map_err(|e| e.to_string())
+        self.key
+            .proof(method, url, access_token.map(SecretString::expose_secret), &self.clock)
+            .map_err(|e| e.to_string())
     }
 
     fn nonce(&self, url: &url::Url, nonce: &str) {

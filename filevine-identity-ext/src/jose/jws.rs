@@ -94,7 +94,12 @@ impl SigningKey {
     }
 
     /// `header.claims.signature`, each part base64url without padding.
-    pub(crate) fn sign(&self, alg: Algorithm, header: &serde_json::Value, claims: &serde_json::Value) -> Result<String, KeyError> {
+    pub(crate) fn sign(
+        &self,
+        alg: Algorithm,
+        header: &serde_json::Value,
+        claims: &serde_json::Value,
+    ) -> Result<String, KeyError> {
         let mut jws = String::with_capacity(512);
         URL_SAFE_NO_PAD.encode_string(header.to_string(), &mut jws);
         jws.push('.');
@@ -110,7 +115,8 @@ impl SigningKey {
                 let padding: &dyn signature::RsaEncoding =
                     if alg == Algorithm::Ps256 { &signature::RSA_PSS_SHA256 } else { &signature::RSA_PKCS1_SHA256 };
                 let mut out = vec![0; rsa_len(pair)];
-                pair.sign(padding, &rng, jws.as_bytes(), &mut out).map_err(|_| KeyError::Signing("RSA signing failed"))?;
+                pair.sign(padding, &rng, jws.as_bytes(), &mut out)
+                    .map_err(|_| KeyError::Signing("RSA signing failed"))?;
                 out
             }
             _ => return Err(KeyError::Signing("the key does not sign with this algorithm")),

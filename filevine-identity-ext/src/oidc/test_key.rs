@@ -17,6 +17,13 @@ pub(crate) fn signing_keys() -> Option<&'static (jsonwebtoken::EncodingKey, json
     .as_ref()
 }
 
+/// The private key, PKCS#1 DER.
+#[cfg(test)]
+pub(crate) fn pkcs1_der() -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(KEY_PKCS1_DER.concat()).unwrap_or_default()
+}
+
 /// The modulus of the RSA key (base64url), for verification.
 pub(crate) const KEY_N: &str = "pGnL7OF5hO-UuGFJCWQLDgVP6p6YDOHtN3aYXyYO5eejJGAN6l56wa5D_XU7H_7_zIFTeT1qa8TaK8YEgksJu91jTpzIyrIX8bwvATEFRKcXeQvwYZIpCLPbPKOIjwTFYnoQ-cIvia8l2IKQQEt_KcHVYqwMbb2tst3FCeYfwXFMH6zc8RiZoKj-L_st5xtTk3bUuBkbhi_7Mow0MUnKb7XmanWiuKiK7EkFLDujctkgeN0QKTpiCHjriO0N7P_KRw2bXTJFIjzR9TQX34uDw1KDS_RuIxcMqDFvGqHfpZZC7SkmYcFRIPnwpBx4lrubMe0u5fScQHXVcwB8lhlJNQ";
 

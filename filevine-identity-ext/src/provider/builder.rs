@@ -421,7 +421,6 @@ impl TokenProviderBuilder {
     ///     .build()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    #[must_use]
     pub fn dpop(mut self, enabled: bool) -> Self {
         self.dpop = Some(enabled);
         self
@@ -513,8 +512,10 @@ impl TokenProviderBuilder {
                     // Bound to this authority and client: another app on the
                     // same store never shares a token set by session name.
                     Some(key) => key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)),
-                    None => super::derived_key::derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
-                        .ok_or(ConfigError::StoreKeyRequired)?,
+                    None => {
+                        super::derived_key::derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
+                            .ok_or(ConfigError::StoreKeyRequired)?
+                    }
                 };
                 let lease = self.lease_time.unwrap_or(self.retry.total_timeout.saturating_add(Duration::from_secs(5)));
                 if lease < self.retry.total_timeout {

@@ -128,6 +128,7 @@ mod tests {
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),
             lifetime,
+            None,
         )
         .unwrap()
     }

@@ -532,6 +532,7 @@ mod tests {
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),
             hour,
+            None,
         )
         .unwrap();
         let now = provider.inner.clock.now();

@@ -71,7 +71,12 @@ pub(crate) struct StoredTokens {
 impl From<TokenSet> for StoredTokens {
     fn from(set: TokenSet) -> Self {
         let dpop_key = set.access_token.dpop_key().cloned();
-        Self { access_token: Some(set.access_token), refresh_token: set.refresh_token, id_token: set.id_token, dpop_key }
+        Self {
+            access_token: Some(set.access_token),
+            refresh_token: set.refresh_token,
+            id_token: set.id_token,
+            dpop_key,
+        }
     }
 }
 

@@ -46,7 +46,10 @@ impl TestServer {
     pub fn add_client_key(&self, client_id: &str, key: &ClientKey) {
         let signing = key.signing_key();
         let is_ec = signing.ec_public_point().is_some();
-        lock(&self.shared.registry).proofs.client_keys.insert(client_id.to_owned(), (is_ec, signing.public_bytes().to_vec()));
+        lock(&self.shared.registry)
+            .proofs
+            .client_keys
+            .insert(client_id.to_owned(), (is_ec, signing.public_bytes().to_vec()));
     }
 
     /// Refuses token requests without a DPoP proof (`invalid_dpop_proof`).

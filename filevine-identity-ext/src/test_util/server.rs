@@ -117,15 +117,18 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     let basic = super::signin::basic_credentials(&headers);
     let client_id_sent =
         basic.as_ref().map(|(id, _)| id.clone()).or_else(|| field("client_id")).or_else(|| asserted.clone());
-    let client_ok = |registry: &Registry| asserted.is_some() || match &basic {
-        Some((id, secret)) => registry.clients.get(id) == Some(secret),
-        None => match field("client_id") {
-            None => true,
-            Some(id) => match registry.clients.get(&id) {
-                Some(secret) => field("client_secret").as_ref() == Some(secret),
-                None => registry.sign_in_clients.contains_key(&id) && field("client_secret").is_none(),
-            },
-        },
+    let client_ok = |registry: &Registry| {
+        asserted.is_some()
+            || match &basic {
+                Some((id, secret)) => registry.clients.get(id) == Some(secret),
+                None => match field("client_id") {
+                    None => true,
+                    Some(id) => match registry.clients.get(&id) {
+                        Some(secret) => field("client_secret").as_ref() == Some(secret),
+                        None => registry.sign_in_clients.contains_key(&id) && field("client_secret").is_none(),
+                    },
+                },
+            }
     };
     let mut refresh_token = None;
     let mut sign_in: Option<super::signin::Grant> = None;

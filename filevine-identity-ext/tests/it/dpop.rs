@@ -171,7 +171,9 @@ async fn a_dpop_bound_refresh_token_survives_a_restart_through_the_store() {
     let client = || (ClientId::new("partner-app").unwrap(), Some(ClientSecret::new("partner-secret").unwrap()));
     let (id, secret) = client();
     let one = builder(&server)
-        .credentials(Credentials::refresh_token(RefreshToken::new("rt-dpop-0").unwrap()).with_client(id, secret.unwrap()))
+        .credentials(
+            Credentials::refresh_token(RefreshToken::new("rt-dpop-0").unwrap()).with_client(id, secret.unwrap()),
+        )
         .dpop(true)
         .store(store.clone())
         .store_key(session.clone())
@@ -235,9 +237,13 @@ async fn bad_keys_are_typed_errors_that_name_the_file_or_the_check() {
     let error = ClientKey::from_jwk(KEY_A).unwrap().with_algorithm(Algorithm::Rs256).unwrap_err();
     assert!(error.to_string().contains("RS256"), "{error}");
     // x and y of one key, d of another: not one pair.
-    let mismatched = KEY_A.replace("fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8", "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE");
+    let mismatched =
+        KEY_A.replace("fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8", "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE");
     let error = ClientKey::from_jwk(&mismatched).unwrap_err();
-    assert!(matches!(error, KeyError::Malformed { .. }) && error.to_string().contains("not one P-256 key pair"), "{error}");
+    assert!(
+        matches!(error, KeyError::Malformed { .. }) && error.to_string().contains("not one P-256 key pair"),
+        "{error}"
+    );
     let public_jwk = KEY_A.replace(r#""d":"fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8""#, r#""use":"sig""#);
     assert!(matches!(ClientKey::from_jwk(&public_jwk).unwrap_err(), KeyError::Unsupported { .. }));
 
