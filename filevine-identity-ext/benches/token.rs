@@ -565,3 +565,48 @@ mod registry {
         });
     }
 }
+
+/// What DPoP adds per request: a warm `token()` is the same lookup either
+/// way; the proof (an ES256 signature, a fresh `jti`, the token's hash) is
+/// signed for every request the token goes out with.
+mod dpop {
+    use super::*;
+
+    fn warm(dpop: bool) -> TokenProvider {
+        let fixture = &*FIXTURE;
+        let _guard = fixture.runtime.enter();
+        let provider = TokenProvider::builder()
+            .env(|_| None)
+            .region(fixture.server.region())
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+            .dpop(dpop)
+            .build()
+            .unwrap();
+        fixture.runtime.block_on(provider.token()).unwrap();
+        provider
+    }
+
+    static BEARER: LazyLock<TokenProvider> = LazyLock::new(|| warm(false));
+    static BOUND: LazyLock<TokenProvider> = LazyLock::new(|| warm(true));
+    static URL: LazyLock<url::Url> = LazyLock::new(|| {
+        format!("{}/fv-app/v2/Users/Me", FIXTURE.server.region().gateway_url().unwrap()).parse().unwrap()
+    });
+
+    #[divan::bench(sample_count = 1000)]
+    fn warm_token_bearer(bencher: Bencher<'_, '_>) {
+        bencher.bench(|| poll_once(BEARER.token()).unwrap());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn warm_token_dpop(bencher: Bencher<'_, '_>) {
+        bencher.bench(|| poll_once(BOUND.token()).unwrap());
+    }
+
+    #[divan::bench(sample_count = 1000)]
+    fn warm_token_and_proof(bencher: Bencher<'_, '_>) {
+        bencher.bench(|| {
+            let token = poll_once(BOUND.token()).unwrap();
+            token.dpop_proof(&reqwest::Method::GET, &URL).unwrap()
+        });
+    }
+}
