@@ -446,7 +446,10 @@ mod tests {
     #[test]
     fn bad_token_responses_are_errors() {
         let err = TokenSet::from_response(response("mac", "at"), Instant::now()).unwrap_err();
-        assert!(err.to_string().contains("not Bearer"), "{err}");
+        assert!(err.to_string().contains("neither Bearer nor DPoP"), "{err}");
+        // A DPoP token is usable only with the key its proof was signed with.
+        let err = TokenSet::from_response(response("DPoP", "at"), Instant::now()).unwrap_err();
+        assert!(err.to_string().contains("no DPoP proof was sent"), "{err}");
         let err = TokenSet::from_response(response("Bearer", "bad\ntoken"), Instant::now()).unwrap_err();
         assert!(err.to_string().contains("not allowed in an HTTP header"), "{err}");
         assert!(!err.to_string().contains("bad"), "{err}");
