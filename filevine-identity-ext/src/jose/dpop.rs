@@ -67,9 +67,7 @@ impl DpopKey {
     fn from_parts(key: SigningKey, pkcs8: Zeroizing<Vec<u8>>) -> Result<Self, KeyError> {
         let point = key.ec_public_point().filter(|p| p.len() == 65).ok_or(KeyError::Signing("not a P-256 key"))?;
         let (x, y) = (URL_SAFE_NO_PAD.encode(&point[1..33]), URL_SAFE_NO_PAD.encode(&point[33..]));
-        // RFC 7638 §3.2: the required members, sorted, no whitespace.
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let thumbprint = URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes()));
+        let thumbprint = thumbprint(&x, &y);
         let jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "x": x, "y": y});
         Ok(Self(Arc::new(Inner { key, pkcs8, jwk, thumbprint, nonces: Mutex::new(HashMap::new()) })))
     }
@@ -170,6 +168,13 @@ impl fmt::Debug for DpopKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DpopKey").field("thumbprint", &self.0.thumbprint).field("key", &"[REDACTED]").finish()
     }
+}
+
+/// The RFC 7638 thumbprint of a P-256 public key given as a JWK's `x` and
+/// `y`: SHA-256 over the required members, sorted, no whitespace (§3.2).
+pub(crate) fn thumbprint(x: &str, y: &str) -> String {
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
+    URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes()))
 }
 
 /// A [`DpopKey`] with the clock its proofs' `iat` is read from, as the

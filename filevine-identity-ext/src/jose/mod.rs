@@ -24,6 +24,6 @@ mod jws;
 pub(crate) use assertion::PrivateKeyJwt;
 pub use client_key::{ClientKey, MAX_KEY_FILE_BYTES};
 pub use dpop::DpopKey;
-pub(crate) use dpop::Prover;
+pub(crate) use dpop::{Prover, thumbprint};
 pub use error::KeyError;
 pub use jws::Algorithm;

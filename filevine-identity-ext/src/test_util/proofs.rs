@@ -114,7 +114,7 @@ fn verify(is_ec: bool, alg: &str, public: &[u8], jws: &Jws) -> bool {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    crate::time::Clock::System.unix_seconds()
 }
 
 impl ProofState {
@@ -293,8 +293,7 @@ impl ProofState {
         if !self.proof_jtis.insert(jti) {
             return Err(invalid(self, "proof: jti replayed"));
         }
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        Ok(URL_SAFE_NO_PAD.encode(crate::crypto::sha256(canonical.as_bytes())))
+        Ok(crate::jose::thumbprint(&x, &y))
     }
 }
 
