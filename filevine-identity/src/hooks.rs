@@ -7,6 +7,7 @@ use std::fmt;
 
 use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
 
+use crate::signing::{dpop_nonce, is_resource_nonce_challenge};
 use crate::{Client, ClientOptions, Operation};
 
 /// Most bytes of a response body the client reads, for every operation
@@ -87,7 +88,7 @@ impl ClientHooks<ClientOptions> for Client {
         let repeat = request.try_clone();
         let url = request.url().clone();
         let response = bounded(self.client().execute(request).await?, MAX_RESPONSE_BYTES);
-        let Some(nonce) = nonce_of(&response) else { return Ok(response) };
+        let Some(nonce) = dpop_nonce(response.headers()) else { return Ok(response) };
         prover.nonce(&url, &nonce);
         let (challenged, response) = asks_for_nonce(response).await?;
         let Some(mut repeat) = repeat.filter(|_| challenged) else { return Ok(response) };
@@ -96,19 +97,11 @@ impl ClientHooks<ClientOptions> for Client {
             return Ok(response);
         }
         let response = bounded(self.client().execute(repeat).await?, MAX_RESPONSE_BYTES);
-        if let Some(nonce) = nonce_of(&response) {
+        if let Some(nonce) = dpop_nonce(response.headers()) {
             prover.nonce(&url, &nonce);
         }
         Ok(response)
     }
-}
-
-/// The `DPoP-Nonce` response header (RFC 9449 §8.1).
-fn nonce_of(response: &reqwest::Response) -> Option<String> {
-    let value = response.headers().get("dpop-nonce")?.to_str().ok()?;
-    // NQCHAR (RFC 9449 §8.1): printable ASCII without `"` and `\`.
-    let valid = !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
-    valid.then(|| value.to_owned())
 }
 
 /// Whether `response` is a `use_dpop_nonce` challenge: a resource
@@ -117,14 +110,7 @@ fn nonce_of(response: &reqwest::Response) -> Option<String> {
 /// with a nonce, and handed on in a response equal to the one received.
 async fn asks_for_nonce(response: reqwest::Response) -> reqwest::Result<(bool, reqwest::Response)> {
     match response.status().as_u16() {
-        401 => {
-            let challenged = response
-                .headers()
-                .get_all(reqwest::header::WWW_AUTHENTICATE)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
-            Ok((challenged, response))
-        }
+        401 => Ok((is_resource_nonce_challenge(&response), response)),
         400 => {
             let head = head_of(&response);
             let body = response.bytes().await?;

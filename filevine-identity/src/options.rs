@@ -8,7 +8,7 @@ use std::sync::Arc;
 use base64::Engine as _;
 use reqwest::header::HeaderValue;
 
-use crate::signing::CLIENT_ASSERTION_TYPE;
+use crate::signing::{CLIENT_ASSERTION_TYPE, DPOP_HEADER as DPOP};
 use crate::{ClientAssertion, DpopProver, Operation, Scheme, SecretString};
 
 /// Per-client settings the generated client's hooks apply to each request
@@ -225,9 +225,6 @@ impl ClientOptions {
         Err(format!("`{}` needs {}; the client has none", operation.id, wanted.join(" or ")))
     }
 }
-
-/// The `DPoP` request header (RFC 9449 §4.1).
-const DPOP: &str = "dpop";
 
 /// A header value marked sensitive (left out of HTTP/2 header tables and
 /// `Debug`).

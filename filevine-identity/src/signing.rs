@@ -10,6 +10,36 @@
 
 use crate::SecretString;
 
+/// The request header a DPoP proof goes in (RFC 9449 §4.1).
+pub const DPOP_HEADER: &str = "dpop";
+
+/// The nonce a server sends in `DPoP-Nonce` (RFC 9449 §8.1), when it is a
+/// valid one (NQCHAR: printable ASCII without `"` and `\`).
+///
+/// ```
+/// let mut headers = reqwest::header::HeaderMap::new();
+/// headers.insert("dpop-nonce", "eyJ7S_zG.eyJH0-Z.HX4w-7v".parse().unwrap());
+/// assert_eq!(filevine_identity::signing::dpop_nonce(&headers).as_deref(), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
+/// headers.insert("dpop-nonce", "has \"quotes\"".parse().unwrap());
+/// assert_eq!(filevine_identity::signing::dpop_nonce(&headers), None);
+/// ```
+pub fn dpop_nonce(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let value = headers.get("dpop-nonce")?.to_str().ok()?;
+    let valid = !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    valid.then(|| value.to_owned())
+}
+
+/// Whether a resource server's answer is a `use_dpop_nonce` challenge
+/// (RFC 9449 §9): a 401 whose `WWW-Authenticate` says so.
+pub fn is_resource_nonce_challenge(response: &reqwest::Response) -> bool {
+    response.status() == reqwest::StatusCode::UNAUTHORIZED
+        && response
+            .headers()
+            .get_all(reqwest::header::WWW_AUTHENTICATE)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")))
+}
+
 /// `client_assertion_type` for a JWT client assertion (RFC 7523 §2.2).
 pub const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

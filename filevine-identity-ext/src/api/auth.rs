@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use filevine_identity::signing;
 use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use reqwest::{Request, Response, StatusCode};
 use reqwest_middleware::{Middleware, Next};
@@ -120,8 +121,8 @@ impl BearerAuth {
         headers.insert(AUTHORIZATION, token.authorization_header());
         // A DPoP-bound token never goes without its proof (RFC 9449 §7.1).
         match proof {
-            Some(proof) => headers.insert(DPOP, proof),
-            None => headers.remove(DPOP),
+            Some(proof) => headers.insert(signing::DPOP_HEADER, proof),
+            None => headers.remove(signing::DPOP_HEADER),
         };
         if let Some(user) = user {
             if !headers.contains_key(ORG_ID_HEADER) {
@@ -200,8 +201,8 @@ impl BearerAuth {
         };
         retry.headers_mut().insert(AUTHORIZATION, token.authorization_header());
         match proof {
-            Some(proof) => retry.headers_mut().insert(DPOP, proof),
-            None => retry.headers_mut().remove(DPOP),
+            Some(proof) => retry.headers_mut().insert(signing::DPOP_HEADER, proof),
+            None => retry.headers_mut().remove(signing::DPOP_HEADER),
         };
         Some(retry)
     }
@@ -232,19 +233,12 @@ impl Middleware for BearerAuth {
     }
 }
 
-/// The `DPoP` request header.
-const DPOP: &str = "dpop";
-
-/// The nonce of a resource server's `use_dpop_nonce` challenge: a 401 with
-/// `WWW-Authenticate: DPoP error="use_dpop_nonce"` and `DPoP-Nonce`.
+/// The nonce of a resource server's `use_dpop_nonce` challenge.
 fn nonce_challenge(response: &Response) -> Option<String> {
-    let challenged = response
-        .headers()
-        .get_all(reqwest::header::WWW_AUTHENTICATE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|v| v.contains("use_dpop_nonce")));
-    let nonce = response.headers().get("dpop-nonce")?.to_str().ok()?;
-    (challenged && !nonce.is_empty()).then(|| nonce.to_owned())
+    if !signing::is_resource_nonce_challenge(response) {
+        return None;
+    }
+    signing::dpop_nonce(response.headers())
 }
 
 /// The origin of a gateway URL, if it parses.

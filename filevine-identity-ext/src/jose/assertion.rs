@@ -4,7 +4,6 @@
 use filevine_identity::SecretString;
 
 use super::client_key::ClientKey;
-use super::jws::Algorithm;
 use crate::time::Clock;
 
 /// How long an assertion is good for. Long enough for a slow network and a
@@ -14,8 +13,8 @@ pub(crate) const ASSERTION_LIFETIME_S: u64 = 60;
 
 /// Signs assertions for one client at one provider.
 pub(crate) struct PrivateKeyJwt {
+    /// Signs with its own algorithm ([`ClientKey::algorithm`]).
     pub(crate) key: ClientKey,
-    pub(crate) alg: Algorithm,
     pub(crate) client_id: String,
     /// The issuer: RFC 7523 §3 makes the authorization server the audience.
     pub(crate) audience: String,
@@ -28,7 +27,8 @@ impl PrivateKeyJwt {
     pub(crate) fn sign(&self) -> Result<SecretString, super::KeyError> {
         let now = self.clock.unix_seconds();
         let jti = crate::crypto::random_token(18).map_err(|_| super::KeyError::Signing("no randomness for a jti"))?;
-        let mut header = serde_json::json!({"alg": self.alg.as_str(), "typ": "JWT"});
+        let alg = self.key.algorithm();
+        let mut header = serde_json::json!({"alg": alg.as_str(), "typ": "JWT"});
         if let Some(kid) = self.key.key_id() {
             header["kid"] = kid.into();
         }
@@ -40,7 +40,7 @@ impl PrivateKeyJwt {
             "iat": now,
             "exp": now + ASSERTION_LIFETIME_S,
         });
-        self.key.signing_key().sign(self.alg, &header, &claims).map(SecretString::from)
+        self.key.signing_key().sign(alg, &header, &claims).map(SecretString::from)
     }
 }
 

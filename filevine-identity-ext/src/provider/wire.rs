@@ -99,7 +99,6 @@ impl Wire {
                     Some((key, client_id)) => {
                         let key = key.load().map_err(ConfigError::from)?;
                         options.client_assertion(Arc::new(PrivateKeyJwt {
-                            alg: key.algorithm(),
                             key,
                             client_id: client_id.clone(),
                             audience: self.base.trim_end_matches('/').to_owned(),
