@@ -5,8 +5,9 @@
 //!   instead of a client secret (`private_key_jwt`, RFC 7523): every token,
 //!   revocation and introspection request carries a fresh assertion signed
 //!   with it. Set it with
-//!   [`TokenProviderBuilder::client_key`](crate::provider::TokenProviderBuilder::client_key)
-//!   or `FILEVINE_CLIENT_KEY` (a PEM or JWK file) and
+//!   [`Credentials::client_credentials_with_key`](crate::Credentials::client_credentials_with_key)
+//!   (or [`with_client_key`](crate::Credentials::with_client_key)) or
+//!   `FILEVINE_CLIENT_KEY` (a PEM or JWK file) and
 //!   `FILEVINE_CLIENT_KEY_ID`.
 //! - [`DpopKey`]: sender-constrained tokens (DPoP, RFC 9449). With
 //!   [`TokenProviderBuilder::dpop`](crate::provider::TokenProviderBuilder::dpop)
