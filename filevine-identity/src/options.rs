@@ -333,6 +333,9 @@ mod tests {
         let options = ClientOptions::new().bearer("tok-secret".into()).basic("id", &"sec-secret".into());
         let shown = format!("{options:?}");
         assert!(!shown.contains("secret") && !shown.contains("tok-"), "{shown}");
+        let bound = ClientOptions::new().dpop_token("tok-secret".into()).dpop(Arc::new(Counting(0.into())));
+        let shown = format!("{bound:?}");
+        assert!(!shown.contains("tok-") && shown.contains("dpop_token: true"), "{shown}");
     }
 
     struct Counting(std::sync::atomic::AtomicUsize);
