@@ -25,6 +25,9 @@ mod jws;
 pub(crate) use assertion::PrivateKeyJwt;
 pub use client_key::{ClientKey, MAX_KEY_FILE_BYTES};
 pub use dpop::DpopKey;
-pub(crate) use dpop::{Prover, thumbprint};
+pub(crate) use dpop::Prover;
+// The test server computes a proof's key thumbprint the same way.
+#[cfg(feature = "test-util")]
+pub(crate) use dpop::thumbprint;
 pub use error::KeyError;
 pub use jws::Algorithm;
