@@ -260,6 +260,28 @@ impl Error {
         matches!(self, Self::Network { .. } | Self::Timeout { .. } | Self::Server { .. } | Self::RateLimited { .. })
     }
 
+    /// Whether the identity provider refused a token request because it
+    /// carried no DPoP proof (RFC 9449): `invalid_dpop_proof`, or an
+    /// OAuth error whose description names DPoP (oidc-provider answers a
+    /// DPoP-bound client's unproven request with `invalid_grant`, "DPoP proof
+    /// JWT not provided"). Asked only of a request sent without a proof, so
+    /// the worst a wrong guess costs is one request signed with a proof.
+    pub(crate) fn demands_dpop(&self) -> bool {
+        let details = match self {
+            Self::InvalidCredentials { details, .. }
+            | Self::SignInRequired { details, .. }
+            | Self::Forbidden { details, .. } => details,
+            _ => return false,
+        };
+        match details.code.as_deref() {
+            Some("invalid_dpop_proof") => true,
+            Some("invalid_request" | "invalid_grant" | "invalid_client" | "unauthorized_client") => {
+                details.description.as_deref().is_some_and(|d| d.to_ascii_lowercase().contains("dpop"))
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the user has to sign in again: the refresh token was
     /// rejected, there is no stored token set, or it was signed out.
     pub fn needs_sign_in(&self) -> bool {
@@ -553,3 +575,29 @@ impl PartialEq for TransportError {
 }
 
 impl Eq for TransportError {}
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, ErrorDetails};
+
+    #[test]
+    fn a_demand_for_dpop_is_recognised_and_nothing_else_is() {
+        let refused = |code: &str, description: Option<&str>| Error::InvalidCredentials {
+            status: 400,
+            details: ErrorDetails::oauth(code, description),
+        };
+        assert!(refused("invalid_dpop_proof", None).demands_dpop());
+        assert!(refused("invalid_grant", Some("DPoP proof JWT not provided")).demands_dpop());
+        assert!(
+            Error::SignInRequired {
+                status: 400,
+                details: ErrorDetails::oauth("invalid_grant", Some("DPoP proof JWT not provided"))
+            }
+            .demands_dpop()
+        );
+        assert!(!refused("invalid_grant", Some("refresh token is expired")).demands_dpop());
+        assert!(!refused("invalid_grant", None).demands_dpop());
+        assert!(!refused("server_error", Some("dpop")).demands_dpop());
+        assert!(!Error::Server { status: 500, body: "invalid_dpop_proof".into() }.demands_dpop());
+    }
+}

@@ -117,6 +117,13 @@ pub(crate) enum ClientKeyRef {
 }
 
 impl ClientKeyRef {
+    /// `FILEVINE_CLIENT_KEY` (a file, read on the first request that needs
+    /// it) and `FILEVINE_CLIENT_KEY_ID`.
+    pub(crate) fn from_env(lookup: Lookup<'_>) -> Option<Self> {
+        let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        var(CLIENT_KEY).map(|path| Self::File { path: path.into(), kid: var(CLIENT_KEY_ID) })
+    }
+
     /// The key, read now if it is a file.
     pub(crate) fn load(&self) -> Result<ClientKey, crate::jose::KeyError> {
         match self {
@@ -260,10 +267,7 @@ impl Credentials {
                 })
             })
             .transpose()?;
-        let client_key = var(CLIENT_KEY).map(|path| ClientKeyRef::File {
-            path: path.into(),
-            kid: var(CLIENT_KEY_ID).map(|kid| kid.trim().to_owned()),
-        });
+        let client_key = ClientKeyRef::from_env(lookup);
         if client_key.is_some() && client_secret.is_some() {
             return Err(ConfigError::ClientAuth {
                 reason: "FILEVINE_CLIENT_SECRET and FILEVINE_CLIENT_KEY are both set; a client authenticates with one",

@@ -153,8 +153,22 @@ impl DpopKey {
         nonces.get(&url.origin().ascii_serialization()).cloned()
     }
 
-    /// Remembers `nonce` for `url`'s origin.
-    pub(crate) fn remember_nonce(&self, url: &url::Url, nonce: &str) {
+    /// Remembers the `DPoP-Nonce` a server at `url`'s origin sent (RFC 9449
+    /// §8, §9): later proofs for that origin carry it. The SDK's own requests
+    /// do this themselves; this is for a request made by hand with
+    /// [`proof_header`](Self::proof_header).
+    ///
+    /// ```
+    /// use filevine_identity_ext::jose::DpopKey;
+    ///
+    /// let key = DpopKey::generate()?;
+    /// let url = url::Url::parse("https://api.example/users/me").unwrap();
+    /// key.remember_nonce(&url, "eyJ7S_zG.eyJH0-Z.HX4w-7v");
+    /// let proof = key.proof_header("GET", &url, None)?;
+    /// # drop(proof);
+    /// # Ok::<(), filevine_identity_ext::jose::KeyError>(())
+    /// ```
+    pub fn remember_nonce(&self, url: &url::Url, nonce: &str) {
         let mut nonces = self.0.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let origin = url.origin().ascii_serialization();
         if nonces.len() >= MAX_NONCES && !nonces.contains_key(&origin) {

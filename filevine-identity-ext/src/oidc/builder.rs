@@ -16,8 +16,9 @@ use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, EnvSource, Lookup, POST
 use crate::config::region::Region;
 use crate::config::scope::{Scope, Scopes};
 use crate::error::ConfigError;
-use crate::grant::{ClientId, ClientSecret};
+use crate::grant::{ClientId, ClientKeyRef, ClientSecret};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
+use crate::jose::ClientKey;
 use crate::time::{Clock, TimeSource};
 
 /// How long discovery documents and signing keys are cached by default.
@@ -40,7 +41,9 @@ const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// Each setting falls back to the environment, then to a default: region
 /// (`FILEVINE_AUTHORITY` / `FILEVINE_REGION`, else US), client id
 /// (`FILEVINE_CLIENT_ID`, required), client secret
-/// (`FILEVINE_CLIENT_SECRET`, optional: without one the client is public),
+/// (`FILEVINE_CLIENT_SECRET`, optional: without one, or a client key, the
+/// client is public), client key (`FILEVINE_CLIENT_KEY`, a PEM or JWK file,
+/// and `FILEVINE_CLIENT_KEY_ID`), DPoP (`FILEVINE_DPOP`),
 /// redirect URI (`FILEVINE_REDIRECT_URI`, required), post-logout redirect
 /// URI (`FILEVINE_POST_LOGOUT_REDIRECT_URI`, optional), scopes
 /// (`FILEVINE_SCOPES`, else [`Scopes::partner_app`]; `openid` is always
@@ -50,6 +53,8 @@ pub struct OidcClientBuilder {
     region: Option<Region>,
     client_id: Option<ClientId>,
     client_secret: Option<ClientSecret>,
+    client_key: Option<ClientKey>,
+    dpop: Option<bool>,
     redirect_uri: Option<RedirectUrl>,
     post_logout_redirect_uri: Option<RedirectUrl>,
     scopes: Option<Scopes>,
@@ -71,6 +76,8 @@ impl fmt::Debug for OidcClientBuilder {
             .field("region", &self.region)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
+            .field("client_key", &self.client_key)
+            .field("dpop", &self.dpop)
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
@@ -90,6 +97,7 @@ impl OidcClient {
 
     /// Everything from the environment: `FILEVINE_AUTHORITY` or
     /// `FILEVINE_REGION`, `FILEVINE_CLIENT_ID`, `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_CLIENT_KEY`, `FILEVINE_CLIENT_KEY_ID`, `FILEVINE_DPOP`,
     /// `FILEVINE_REDIRECT_URI`, `FILEVINE_POST_LOGOUT_REDIRECT_URI`,
     /// `FILEVINE_SCOPES`.
     ///
@@ -106,6 +114,8 @@ impl Default for OidcClientBuilder {
             region: None,
             client_id: None,
             client_secret: None,
+            client_key: None,
+            dpop: None,
             redirect_uri: None,
             post_logout_redirect_uri: None,
             scopes: None,
@@ -139,6 +149,42 @@ impl OidcClientBuilder {
     /// The client secret Filevine issued (confidential client).
     pub fn client_secret(mut self, secret: ClientSecret) -> Self {
         self.client_secret = Some(secret);
+        self
+    }
+
+    /// Authenticates the client with a private key instead of a secret
+    /// (`private_key_jwt`, RFC 7523): every token, revocation and
+    /// introspection request carries a fresh assertion signed with it, for
+    /// the issuer as audience, with an algorithm the provider lists.
+    /// Default: `FILEVINE_CLIENT_KEY` (a PEM or JWK file, read on the first
+    /// request that needs it) with `FILEVINE_CLIENT_KEY_ID`.
+    ///
+    /// ```
+    /// use filevine_identity_ext::jose::ClientKey;
+    /// use filevine_identity_ext::oidc::{OidcClient, RedirectUrl};
+    /// use filevine_identity_ext::ClientId;
+    ///
+    /// # fn run(pem: &str) -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = OidcClient::builder()
+    ///     .client_id(ClientId::new("partner-app")?)
+    ///     .client_key(ClientKey::from_pem(pem)?.with_key_id("partner-app-2026")?)
+    ///     .dpop(true)
+    ///     .redirect_uri(RedirectUrl::new("https://localhost:7059/signin-oidc")?)
+    ///     .build()?;
+    /// # drop(client); Ok(()) }
+    /// ```
+    pub fn client_key(mut self, key: ClientKey) -> Self {
+        self.client_key = Some(key);
+        self
+    }
+
+    /// Asks for DPoP-bound tokens (RFC 9449) at sign-in: the code exchange
+    /// carries a proof from a new ES256 key, which then moves with the
+    /// token set into the [provider](OidcClient::token_provider) and its
+    /// store. Default: `FILEVINE_DPOP`, else off; a provider that refuses a
+    /// code exchange without a proof turns it on for this client.
+    pub fn dpop(mut self, enabled: bool) -> Self {
+        self.dpop = Some(enabled);
         self
     }
 
@@ -276,6 +322,19 @@ impl OidcClientBuilder {
             // The secret's value never goes into the error.
             None => var(CLIENT_SECRET).map(ClientSecret::new).transpose().map_err(malformed(CLIENT_SECRET))?,
         };
+        let client_key = match self.client_key {
+            Some(key) => Some(ClientKeyRef::Loaded(key)),
+            None => ClientKeyRef::from_env(lookup),
+        };
+        if client_key.is_some() && client_secret.is_some() {
+            return Err(ConfigError::ClientAuth {
+                reason: "a client secret and a client key are both set; a client authenticates with one",
+            });
+        }
+        let dpop = match self.dpop {
+            Some(enabled) => enabled,
+            None => env::flag(lookup, env::DPOP)?,
+        };
         let redirect_uri = match self.redirect_uri {
             Some(uri) => uri,
             None => {
@@ -300,6 +359,9 @@ impl OidcClientBuilder {
             && client_secret.is_none()
         {
             return Err(ConfigError::SecretRequired { method: method.as_str() });
+        }
+        if self.auth_method == Some(ClientAuthMethod::PrivateKeyJwt) && client_key.is_none() {
+            return Err(ConfigError::ClientAuth { reason: "private_key_jwt needs a client key" });
         }
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::LeewayTooLarge { given: self.leeway, max: MAX_LEEWAY });
@@ -333,6 +395,10 @@ impl OidcClientBuilder {
                 region,
                 client_id,
                 client_secret,
+                client_key,
+                loaded_key: std::sync::Mutex::new(None),
+                dpop,
+                dpop_demanded: std::sync::atomic::AtomicBool::new(false),
                 redirect_uri,
                 post_logout_redirect_uri,
                 scopes,

@@ -3,12 +3,13 @@
 //! generated client for the discovered endpoints).
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use filevine_identity::{ClientOptions, operations};
 
-use super::client_auth::ClientAuthMethod;
+use super::client_auth::{ClientAuthMethod, assertion_key};
 use super::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
@@ -16,8 +17,9 @@ use super::{IdTokenClaims, Nonce, RedirectUrl, SignInError};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};
-use crate::grant::{ClientId, ClientSecret, IdToken};
+use crate::grant::{ClientId, ClientKeyRef, ClientSecret, IdToken};
 use crate::http::LazyClient;
+use crate::jose::{ClientKey, DpopKey, PrivateKeyJwt, Prover};
 
 /// What an ID token is checked against beyond the provider and the client:
 /// what the sign-in it answers asked for and received.
@@ -73,6 +75,16 @@ pub(super) struct Inner {
     pub(super) region: Region,
     pub(super) client_id: ClientId,
     pub(super) client_secret: Option<ClientSecret>,
+    /// `private_key_jwt` instead of a secret: the key, or the file it is
+    /// read from on the first request that authenticates the client.
+    pub(super) client_key: Option<ClientKeyRef>,
+    /// The key once read (a file is read once).
+    pub(super) loaded_key: Mutex<Option<ClientKey>>,
+    /// Ask for DPoP-bound tokens at sign-in.
+    pub(super) dpop: bool,
+    /// The provider refused a code exchange without a DPoP proof: later
+    /// sign-ins send one from the start.
+    pub(super) dpop_demanded: AtomicBool,
     pub(super) redirect_uri: RedirectUrl,
     pub(super) post_logout_redirect_uri: Option<RedirectUrl>,
     pub(super) scopes: Scopes,
@@ -95,6 +107,8 @@ impl fmt::Debug for OidcClient {
             .field("region", &inner.region)
             .field("client_id", &inner.client_id)
             .field("client_secret", &inner.client_secret)
+            .field("client_key", &inner.client_key)
+            .field("dpop", &inner.dpop)
             .field("redirect_uri", &inner.redirect_uri.as_str())
             .field("scopes", &inner.scopes.to_string())
             .field("auth_method", &inner.auth_method)
@@ -145,17 +159,66 @@ impl OidcClient {
 
     pub(super) fn auth_method(&self, metadata: &ProviderMetadata) -> Result<ClientAuthMethod, SignInError> {
         let inner = &self.inner;
+        let offered = &metadata.document().token_endpoint_auth_methods_supported;
         let method = match inner.auth_method {
             Some(method) => method,
-            None => ClientAuthMethod::choose(
-                &metadata.document().token_endpoint_auth_methods_supported,
-                inner.client_secret.is_some(),
-            )?,
+            None if inner.client_key.is_some() => ClientAuthMethod::choose_with_key(offered)?,
+            None => ClientAuthMethod::choose(offered, inner.client_secret.is_some())?,
         };
-        if method != ClientAuthMethod::None && inner.client_secret.is_none() {
-            return Err(ConfigError::SecretRequired { method: method.as_str() }.into());
+        match method {
+            ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretBasic
+                if inner.client_secret.is_none() =>
+            {
+                Err(ConfigError::SecretRequired { method: method.as_str() }.into())
+            }
+            ClientAuthMethod::PrivateKeyJwt if inner.client_key.is_none() => {
+                Err(ConfigError::ClientAuth { reason: "private_key_jwt needs a client key" }.into())
+            }
+            _ => Ok(method),
         }
-        Ok(method)
+    }
+
+    /// The client key, read from its file the first time (a failure is
+    /// not kept: the next request reads again).
+    fn client_key(&self) -> Result<ClientKey, ConfigError> {
+        let mut loaded = self.inner.loaded_key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = &*loaded {
+            return Ok(key.clone());
+        }
+        let key = self.inner.client_key.as_ref().ok_or(ConfigError::ClientAuth { reason: "no client key" })?.load()?;
+        *loaded = Some(key.clone());
+        Ok(key)
+    }
+
+    /// A new key for a DPoP-bound token request, when this client asks for
+    /// DPoP or the provider demanded it; checked against the algorithms
+    /// the provider lists for proofs (the SDK signs ES256).
+    pub(super) fn dpop_key(&self, metadata: &ProviderMetadata) -> Result<Option<DpopKey>, SignInError> {
+        if !self.inner.dpop && !self.inner.dpop_demanded.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let offered = &metadata.document().dpop_signing_alg_values_supported;
+        if !offered.is_empty() && !offered.iter().any(|alg| alg == "ES256") {
+            return Err(DiscoveryError::Unsupported { what: "ES256 DPoP proofs", offered: offered.clone() }.into());
+        }
+        Ok(Some(DpopKey::generate().map_err(ConfigError::from)?))
+    }
+
+    /// Remembers that the provider refused a token request without a DPoP
+    /// proof; tells whether this is news (the caller then retries once).
+    pub(super) fn note_dpop_demand(&self, error: &Error, proof_sent: bool) -> bool {
+        if proof_sent || !error.demands_dpop() {
+            return false;
+        }
+        tracing::info!("the identity provider requires DPoP; binding tokens to a new key");
+        self.inner.dpop_demanded.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// Whether tokens are DPoP-bound (asked for, or demanded by the
+    /// provider).
+    pub(super) fn uses_dpop(&self) -> bool {
+        self.inner.dpop || self.inner.dpop_demanded.load(Ordering::Relaxed)
     }
 
     /// The client secret to put in a form body: only for
@@ -164,7 +227,7 @@ impl OidcClient {
     pub(super) fn form_secret(&self, method: ClientAuthMethod) -> Option<&ClientSecret> {
         match method {
             ClientAuthMethod::ClientSecretPost => self.inner.client_secret.as_ref(),
-            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::None => None,
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::PrivateKeyJwt | ClientAuthMethod::None => None,
         }
     }
 
@@ -192,10 +255,16 @@ impl OidcClient {
         Ok(filevine_identity::Client::new_with_client(metadata.token_base(), http, options))
     }
 
-    /// The header half of the client authentication `method`: Basic
-    /// credentials for `client_secret_basic`, nothing otherwise (the form
-    /// carries them, or a public client has none).
-    pub(super) fn client_auth(&self, method: ClientAuthMethod) -> Result<ClientOptions, SignInError> {
+    /// What the generated client adds for the client authentication
+    /// `method`: Basic credentials for `client_secret_basic`, a signer of
+    /// fresh assertions (audience: the issuer) for `private_key_jwt`,
+    /// nothing otherwise (the form carries them, or a public client has
+    /// none).
+    pub(super) fn client_auth(
+        &self,
+        method: ClientAuthMethod,
+        metadata: &ProviderMetadata,
+    ) -> Result<ClientOptions, SignInError> {
         let inner = &self.inner;
         match method {
             ClientAuthMethod::ClientSecretBasic => {
@@ -205,7 +274,25 @@ impl OidcClient {
                     .ok_or(ConfigError::SecretRequired { method: "client_secret_basic" })?;
                 Ok(ClientOptions::new().basic(inner.client_id.as_str(), secret.secret()))
             }
+            ClientAuthMethod::PrivateKeyJwt => {
+                let offered = &metadata.document().token_endpoint_auth_signing_alg_values_supported;
+                let key = assertion_key(self.client_key()?, offered)?;
+                Ok(ClientOptions::new().client_assertion(Arc::new(PrivateKeyJwt {
+                    key,
+                    client_id: inner.client_id.as_str().to_owned(),
+                    audience: metadata.issuer().to_owned(),
+                    clock: inner.clock.clone(),
+                })))
+            }
             ClientAuthMethod::ClientSecretPost | ClientAuthMethod::None => Ok(ClientOptions::new()),
+        }
+    }
+
+    /// `options` with DPoP proofs signed by `key`, when there is one.
+    pub(super) fn with_proofs(&self, options: ClientOptions, key: Option<&DpopKey>) -> ClientOptions {
+        match key {
+            Some(key) => options.dpop(Arc::new(Prover { key: key.clone(), clock: self.inner.clock.clone() })),
+            None => options,
         }
     }
 

@@ -162,7 +162,7 @@ impl OidcClient {
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
             scope: Some(self.inner.scopes.to_string()),
         };
-        let options = self.client_auth(method)?.endpoint(&operations::AUTHORIZE_DEVICE, endpoint);
+        let options = self.client_auth(method, &metadata)?.endpoint(&operations::AUTHORIZE_DEVICE, endpoint);
         let client = self.wire(&metadata, options)?;
         let issued_at = Instant::now();
         let response = match client.authorize_device(&request).await {
@@ -241,7 +241,10 @@ impl OidcClient {
             client_id: self.inner.client_id.as_str().to_owned(),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        let client = self.wire(&metadata, self.client_auth(method)?)?;
+        // A key per poll: the one the answer is bound to goes with the set.
+        let dpop = self.dpop_key(&metadata)?;
+        let options = self.with_proofs(self.client_auth(method, &metadata)?, dpop.as_ref());
+        let client = self.wire(&metadata, options)?;
         let result = crate::grant::exchange::exchange(
             &client,
             &request.into(),
@@ -249,9 +252,15 @@ impl OidcClient {
             &ExpiryPolicy::default(),
             &self.inner.clock,
             self.inner.request_timeout,
-            None,
+            dpop.as_ref(),
         )
         .await;
+        // A provider that requires DPoP: the next poll carries a proof.
+        if let Err(error) = &result
+            && self.note_dpop_demand(error, dpop.is_some())
+        {
+            return Ok(Poll::Pending);
+        }
         let secrets = [
             device.device_code.expose_secret(),
             self.inner.client_secret.as_ref().map_or("", ClientSecret::expose_secret),

@@ -43,9 +43,13 @@ impl OidcClient {
         let metadata = self.metadata().await?;
         let endpoint =
             metadata.userinfo_endpoint().ok_or(DiscoveryError::MissingEndpoint("userinfo_endpoint"))?.clone();
-        let options = ClientOptions::new()
-            .endpoint(&operations::GET_USERINFO, endpoint)
-            .bearer(SecretString::from(access_token.expose_secret()));
+        let options = ClientOptions::new().endpoint(&operations::GET_USERINFO, endpoint);
+        // A DPoP-bound token goes out only with a proof for this request.
+        let secret = SecretString::from(access_token.expose_secret());
+        let options = match access_token.dpop_key() {
+            Some(key) => self.with_proofs(options.dpop_token(secret), Some(key)),
+            None => options.bearer(secret),
+        };
         let client = self.wire(&metadata, options)?;
         let timeout = self.inner.request_timeout;
         let info = match client.get_userinfo().await {
@@ -103,8 +107,8 @@ impl OidcClient {
             client_id: self.form_client_id(method),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        let client =
-            self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint))?;
+        let client = self
+            .wire(&metadata, self.client_auth(method, &metadata)?.endpoint(&operations::INTROSPECT_TOKEN, endpoint))?;
         match client.introspect_token(&request).await {
             Ok(answer) => Ok(answer.into_inner().into()),
             Err(e) => Err(self.token_call_error(e, token).await),
@@ -148,7 +152,8 @@ impl OidcClient {
             client_id: self.form_client_id(method),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        let client = self.wire(&metadata, self.client_auth(method)?.endpoint(&operations::REVOKE_TOKEN, endpoint))?;
+        let client =
+            self.wire(&metadata, self.client_auth(method, &metadata)?.endpoint(&operations::REVOKE_TOKEN, endpoint))?;
         if let Err(e) = client.revoke_token(&request).await {
             return Err(self.token_call_error(e, token).await);
         }

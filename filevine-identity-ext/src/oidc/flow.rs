@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType};
+use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType, TokenRequest};
 
 use super::discovery::ProviderMetadata;
 use super::{
@@ -191,27 +191,39 @@ impl OidcClient {
     ) -> Result<TokenSet, SignInError> {
         let inner = &self.inner;
         let method = self.auth_method(metadata)?;
-        let request = AuthorizationCodeRequest {
+        let request: TokenRequest = AuthorizationCodeRequest {
             grant_type: AuthorizationCodeRequestGrantType::AuthorizationCode,
             code: code.clone(),
             redirect_uri: pending.redirect_uri.as_str().to_owned(),
             client_id: inner.client_id.as_str().to_owned(),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
             code_verifier: Some(pending.pkce_verifier.secret().clone()),
-        };
-        let client = self.wire(metadata, self.client_auth(method)?)?;
+        }
+        .into();
+        let auth = self.client_auth(method, metadata)?;
+        let mut dpop = self.dpop_key(metadata)?;
         // Not retried: a code is good for one exchange, and a retry after a
-        // lost response would only earn `invalid_grant`.
-        let result = crate::grant::exchange::exchange(
-            &client,
-            &request.into(),
-            false,
-            &ExpiryPolicy::default(),
-            &inner.clock,
-            inner.request_timeout,
-            None,
-        )
-        .await;
+        // lost response would only earn `invalid_grant`. The one exception:
+        // a provider that refuses the exchange for want of a DPoP proof has
+        // refused it before using the code (oidc-provider checks the proof
+        // first), so it is sent once more, with one.
+        let result = loop {
+            let client = self.wire(metadata, self.with_proofs(auth.clone(), dpop.as_ref()))?;
+            let result = crate::grant::exchange::exchange(
+                &client,
+                &request,
+                false,
+                &ExpiryPolicy::default(),
+                &inner.clock,
+                inner.request_timeout,
+                dpop.as_ref(),
+            )
+            .await;
+            match result {
+                Err(error) if self.note_dpop_demand(&error, dpop.is_some()) => dpop = self.dpop_key(metadata)?,
+                result => break result,
+            }
+        };
         let secrets = [
             code.expose_secret(),
             pending.pkce_verifier.expose_secret(),

@@ -93,7 +93,7 @@ impl OidcClient {
             Box::pin(async move {
                 let metadata = oidc.metadata().await.map_err(discovery_failure)?;
                 let method = oidc.auth_method(&metadata).map_err(resolve_failure)?;
-                let auth = oidc.client_auth(method).map_err(resolve_failure)?;
+                let auth = oidc.client_auth(method, &metadata).map_err(resolve_failure)?;
                 Ok(crate::provider::Resolved {
                     options: auth.endpoint(&operations::GET_ACCESS_TOKEN, metadata.token_endpoint().clone()),
                     form_secret: oidc.form_secret(method).cloned(),
@@ -102,6 +102,9 @@ impl OidcClient {
         });
         let builder = TokenProvider::builder()
             .region(self.inner.region.clone())
+            // A sign-in's DPoP key comes with its token set; this asks for
+            // one for a stored session without a key.
+            .dpop(self.uses_dpop())
             .shared_http(self.inner.http.clone())
             .resolve_with(resolve);
         // What a refresh receives after a sign-out is revoked, not dropped

@@ -558,6 +558,7 @@ impl TokenProviderBuilder {
             id: next_provider_id(),
             wire,
             dpop,
+            dpop_demanded: AtomicBool::new(false),
             dpop_key: Mutex::new(dpop_key),
             region,
             scope,

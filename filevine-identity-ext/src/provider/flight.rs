@@ -7,6 +7,7 @@
 //! cancelled with it (a client disconnect, a `timeout`), and the rotated
 //! token lost. A task runs to the end whoever is still waiting.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -288,34 +289,43 @@ impl Inner {
         // Deadlines count from before the request left: never later than
         // the server's own clock started the lifetime.
         let sent_at = self.clock.now();
-        // The key the refresh token is bound to, else (asked for DPoP) a
-        // new one: the answer is bound to the key its proof was signed with.
-        let held = lock(&self.dpop_key).clone();
-        let dpop_key = match held {
-            Some(key) => Some(key),
-            None if self.dpop => Some(DpopKey::generate().map_err(ConfigError::from)?),
-            None => None,
-        };
-        let client = wire.client_for(dpop_key.as_ref(), &self.clock);
-        let set = exchange::exchange(
-            &client,
-            &request,
-            credentials.is_refresh(),
-            &self.expiry,
-            &self.clock,
-            self.request_timeout,
-            dpop_key.as_ref(),
-        )
-        .await
-        .map_err(|error| {
+        let scrub = |error: Error| {
             let mut secrets = credentials.secrets();
             secrets.extend(wire.form_secret.as_ref().map(ClientSecret::expose_secret));
             if let Some(token) = refresh_token {
                 secrets.push(token.expose_secret());
             }
             error.scrub(&secrets)
-        })
-        .inspect_err(|error| tracing::debug!(grant_type, attempt, %error, "token request failed"))?;
+        };
+        let mut dpop_key = self.dpop_key_for_request()?;
+        let set = loop {
+            let client = wire.client_for(dpop_key.as_ref(), &self.clock);
+            let result = exchange::exchange(
+                &client,
+                &request,
+                credentials.is_refresh(),
+                &self.expiry,
+                &self.clock,
+                self.request_timeout,
+                dpop_key.as_ref(),
+            )
+            .await;
+            match result {
+                Ok(set) => break set,
+                // A provider that requires DPoP (RFC 9449 §5) said so: once,
+                // sign this request with a new key, and every later one.
+                Err(error) if dpop_key.is_none() && error.demands_dpop() => {
+                    tracing::info!(grant_type, "the identity provider requires DPoP; binding tokens to a new key");
+                    self.dpop_demanded.store(true, Ordering::Relaxed);
+                    dpop_key = self.dpop_key_for_request()?;
+                }
+                Err(error) => {
+                    let error = scrub(error);
+                    tracing::debug!(grant_type, attempt, %error, "token request failed");
+                    return Err(error);
+                }
+            }
+        };
         if let Some(rotated) = set.refresh_token {
             *lock(&self.refresh_token) = Some(rotated);
         }
@@ -333,6 +343,20 @@ impl Inner {
         );
         let life = set.access_token.lifetime();
         Ok(Fetched { token: set.access_token, at: sent_at, life })
+    }
+
+    /// The key a token request signs its proof with: the one the refresh
+    /// token is bound to, else (DPoP asked for or demanded) a new one, since
+    /// the answer is bound to the key its proof was signed with.
+    fn dpop_key_for_request(&self) -> Result<Option<DpopKey>, Error> {
+        let held = lock(&self.dpop_key).clone();
+        Ok(match held {
+            Some(key) => Some(key),
+            None if self.dpop || self.dpop_demanded.load(Ordering::Relaxed) => {
+                Some(DpopKey::generate().map_err(ConfigError::from)?)
+            }
+            None => None,
+        })
     }
 
     /// The error for a refresh with nothing stored to refresh with.

@@ -126,6 +126,9 @@ struct Inner {
     id_token: Mutex<Option<IdToken>>,
     /// Ask for DPoP-bound tokens.
     dpop: bool,
+    /// The identity provider refused a request without a DPoP proof: every
+    /// later request of this provider carries one.
+    dpop_demanded: AtomicBool,
     /// The key the current tokens are bound to (with `dpop`: the one the
     /// next token request signs with). Moves with the refresh token.
     dpop_key: Mutex<Option<crate::jose::DpopKey>>,

@@ -200,16 +200,57 @@ async fn a_dpop_bound_refresh_token_survives_a_restart_through_the_store() {
 }
 
 #[tokio::test]
-async fn a_server_that_requires_dpop_refuses_a_token_request_without_a_proof() {
+async fn a_server_that_demands_dpop_gets_it_from_then_on() {
     let server = TestServer::start().await.unwrap();
     server.add_personal_access_token(PAT);
     server.require_dpop(true);
+    // Not asked for DPoP: the server's `invalid_dpop_proof` turns it on, the
+    // request goes again with a proof, and every later one starts with one.
     let credentials = Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap());
-    let without = builder(&server).credentials(credentials.clone()).build().unwrap();
-    let error = without.token().await.unwrap_err();
-    assert!(error.to_string().contains("invalid_dpop_proof"), "{error}");
-    let with = builder(&server).credentials(credentials).dpop(true).build().unwrap();
-    assert_eq!(with.token().await.unwrap().token_type(), "DPoP");
+    let provider = builder(&server).credentials(credentials).build().unwrap();
+    let token = provider.token().await.unwrap();
+    assert_eq!(token.token_type(), "DPoP");
+    assert_eq!(server.token_requests(), 2, "the refusal and the repeat");
+    assert_eq!(server.proof_rejections(), ["token request without a DPoP proof"]);
+    provider.invalidate();
+    provider.token().await.unwrap();
+    assert_eq!(server.token_requests(), 3);
+    assert_eq!(server.proof_rejections().len(), 1);
+    // A refusal that is not about DPoP is not repeated.
+    let wrong = Credentials::personal_access_token(PersonalAccessToken::new("fvpat_unknown").unwrap());
+    let error = builder(&server).credentials(wrong).build().unwrap().token().await.unwrap_err();
+    assert!(matches!(error, Error::InvalidCredentials { .. }), "{error}");
+    assert_eq!(server.token_requests(), 5, "refused without a proof, then (DPoP demanded) with one");
+}
+
+#[tokio::test]
+async fn a_sign_in_at_a_server_that_demands_dpop_is_bound_and_the_next_starts_bound() {
+    use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
+    let server = TestServer::start().await.unwrap();
+    let callback = "http://127.0.0.1:7059/signin-oidc";
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[callback], &[]);
+    server.require_dpop(true);
+    let client = filevine_identity_ext::OidcClient::builder()
+        .region(server.region())
+        .client_id(ClientId::new("partner-app").unwrap())
+        .client_secret(ClientSecret::new("partner-secret").unwrap())
+        .redirect_uri(RedirectUrl::new(callback).unwrap())
+        .env(|_| None)
+        .build()
+        .unwrap();
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (round, exchanges) in [(1, 2), (2, 3)] {
+        let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+        let answer = http.get(request.url.clone()).send().await.unwrap();
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        let signed_in = client.complete_sign_in(&location, request.pending).await.unwrap();
+        let access = &signed_in.token_set.access_token;
+        assert_eq!(access.token_type(), "DPoP", "round {round}");
+        let key = access.dpop_key().unwrap();
+        assert_eq!(server.bound_key(access.expose_secret()).as_deref(), Some(key.thumbprint()));
+        assert_eq!(server.grant_requests("authorization_code"), exchanges, "round {round}");
+    }
+    assert_eq!(server.proof_rejections(), ["token request without a DPoP proof"]);
 }
 
 #[tokio::test]

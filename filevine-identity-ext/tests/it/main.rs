@@ -18,6 +18,7 @@ mod hostile;
 mod load;
 mod observability;
 mod oidc;
+mod oidc_pop;
 mod postgres;
 mod progenitor_client;
 mod provider;

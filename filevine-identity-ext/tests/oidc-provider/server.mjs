@@ -9,6 +9,11 @@
 // and exits when its standard input closes, so a test process that dies
 // cannot leave it running. PORT=0 (the default) picks a free port.
 //
+// Proof of possession (private_key_jwt, RFC 7523; DPoP, RFC 9449): two
+// clients authenticate with keys the provider makes at start and hands to
+// the tests (/_harness/client-keys); one of them gets only DPoP-bound
+// tokens, and every DPoP proof must carry a server nonce.
+//
 // Like Filevine: IdentityServer's endpoint paths (/connect/token, …; the
 // device flow at IdentityServer's /connect/deviceauthorization),
 // confidential clients, PKCE required, RS512 ID tokens, refresh-token
@@ -20,7 +25,7 @@
 // provider's clock forward (/_harness/advance), so a test can let an
 // authorization code expire without waiting for it.
 
-import { generateKeyPairSync, createPrivateKey, createSign } from 'node:crypto';
+import { generateKeyPairSync, createPrivateKey, createSign, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
 
@@ -43,6 +48,15 @@ function rsaKey(kid) {
 const keys = { provider: rsaKey('filevine-test-1'), rotated: rsaKey('filevine-test-2'), stranger: rsaKey('stranger') };
 const publicJwk = ({ kty, n, e, kid, use }) => ({ kty, n, e, kid, use });
 
+// The clients' own keys: a P-256 JWK and an RSA key (given to the tests as
+// PKCS#8 PEM). The provider registers only their public halves.
+const clientKeys = {
+  ec: { ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), kid: 'partner-app-jwt-1' },
+  rsa: generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey,
+};
+const publicEc = ({ kty, crv, x, y, kid }) => ({ kty, crv, x, y, kid });
+const rsaClientJwk = { ...publicJwk(clientKeys.rsa.export({ format: 'jwk' })), kid: 'partner-app-rsa-1' };
+
 const clients = [
   {
     // The partner app of the tests and examples/partner_app.rs.
@@ -54,6 +68,19 @@ const clients = [
     client_id: 'partner-app-basic',
     client_secret: 'partner-app-basic-secret',
     token_endpoint_auth_method: 'client_secret_basic',
+  },
+  {
+    // private_key_jwt with an EC key, and only DPoP-bound tokens.
+    client_id: 'partner-app-jwt',
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [publicEc(clientKeys.ec)] },
+    dpop_bound_access_tokens: true,
+  },
+  {
+    // private_key_jwt with an RSA key; the provider accepts PS256, not RS256.
+    client_id: 'partner-app-rsa',
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: { keys: [rsaClientJwk] },
   },
 ].map((client) => ({
   ...client,
@@ -131,8 +158,14 @@ const configuration = {
     rpInitiatedLogout: { enabled: true },
     // Device sign-in (RFC 8628): the user types the code at /device.
     deviceFlow: { enabled: true },
+    // DPoP with server nonces on every proof (RFC 9449 §8, §9).
+    dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
   },
-  enabledJWA: { idTokenSigningAlgValues: ['RS256', 'RS384', 'RS512'] },
+  enabledJWA: {
+    idTokenSigningAlgValues: ['RS256', 'RS384', 'RS512'],
+    // As FAPI 2.0 asks: no RS256 client assertions.
+    clientAuthSigningAlgValues: ['ES256', 'PS256'],
+  },
   issueRefreshToken: async (_ctx, client, code) =>
     client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
   rotateRefreshToken: true,
@@ -197,6 +230,13 @@ server.listen(port, '127.0.0.1', () => {
         if (!Number.isInteger(seconds) || seconds < 0) throw new Error('seconds must be a non-negative integer');
         clockOffsetMs += seconds * 1000;
         return sendJson(res, 200, { offset_seconds: clockOffsetMs / 1000 });
+      }
+      if (path === '/_harness/client-keys') {
+        return sendJson(res, 200, {
+          ec_jwk: clientKeys.ec,
+          rsa_pem: clientKeys.rsa.export({ format: 'pem', type: 'pkcs8' }),
+          rsa_kid: rsaClientJwk.kid,
+        });
       }
       if (path === '/_harness/public-keys') {
         return sendJson(res, 200, { provider: publicJwk(keys.provider), rotated: publicJwk(keys.rotated) });
