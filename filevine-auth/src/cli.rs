@@ -13,6 +13,8 @@ Exit codes:
   4  sign-in required: run `filevine-auth login`, or set FILEVINE_PAT
 
 Environment: FILEVINE_PAT, FILEVINE_CLIENT_ID, FILEVINE_CLIENT_SECRET, FILEVINE_SCOPES,
+FILEVINE_CLIENT_KEY (a PEM or JWK file: private_key_jwt instead of a client secret) with
+FILEVINE_CLIENT_KEY_ID, FILEVINE_DPOP=true (DPoP-bound tokens, the key kept with them),
 FILEVINE_REGION, FILEVINE_AUTHORITY, FILEVINE_GATEWAY, FILEVINE_STORE_KEY (encrypts the
 cached tokens; else a key kept in the OS keyring, or in store.key without one),
 FILEVINE_KEYRING=off (keep the key in store.key), FILEVINE_CONFIG_DIR (default: the

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use filevine_identity_ext::config::env as vars;
-use filevine_identity_ext::{ClientId, ClientSecret, Region, Scopes};
+use filevine_identity_ext::jose::ClientKey;
+use filevine_identity_ext::{ClientId, ClientSecret, ConfigError, Credentials, Region, Scopes};
 use serde::Deserialize;
 
 use crate::cli::Global;
@@ -52,6 +53,10 @@ pub struct Settings {
     pub region_from_flags: bool,
     pub client_id: Option<ClientId>,
     pub client_secret: Option<ClientSecret>,
+    /// `FILEVINE_CLIENT_KEY` (a PEM or JWK file, read when a command needs
+    /// it) and `FILEVINE_CLIENT_KEY_ID`: `private_key_jwt` instead of a
+    /// secret.
+    pub client_key: Option<(PathBuf, Option<String>)>,
     pub scopes: Option<Scopes>,
 }
 
@@ -96,12 +101,52 @@ impl Settings {
             .map(ClientSecret::new)
             .transpose()
             .map_err(|e| usage(&format_args!("{}: {e}", vars::CLIENT_SECRET)))?;
+        let client_key = var(vars::CLIENT_KEY).map(|path| (PathBuf::from(path), var(vars::CLIENT_KEY_ID)));
         let scopes = var(vars::SCOPES)
             .or_else(|| profile.scopes.clone())
             .map(|s| s.parse::<Scopes>())
             .transpose()
             .map_err(|e| usage(&e))?;
-        Ok(Self { profile: global.profile.clone(), dir, region, region_from_flags, client_id, client_secret, scopes })
+        Ok(Self {
+            profile: global.profile.clone(),
+            dir,
+            region,
+            region_from_flags,
+            client_id,
+            client_secret,
+            client_key,
+            scopes,
+        })
+    }
+
+    /// The client key, read from its file now. The error names the file
+    /// or the check that failed, never the key.
+    pub fn client_key(&self) -> Result<Option<ClientKey>, CliError> {
+        let Some((path, kid)) = &self.client_key else { return Ok(None) };
+        let key = ClientKey::from_file(path).map_err(ConfigError::from)?;
+        let key = match kid {
+            Some(kid) => key.with_key_id(kid.clone()).map_err(ConfigError::from)?,
+            None => key,
+        };
+        Ok(Some(key))
+    }
+
+    /// The client authentication of a PAT exchange: the client id with its
+    /// secret or its key, a public client's id, or none.
+    pub fn with_client(&self, credentials: Credentials) -> Result<Credentials, CliError> {
+        Ok(match (&self.client_id, &self.client_secret, self.client_key()?) {
+            (Some(_), Some(_), Some(_)) => {
+                return Err(CliError::Usage(format!(
+                    "{} and {} are both set; a client authenticates with one",
+                    vars::CLIENT_SECRET,
+                    vars::CLIENT_KEY
+                )));
+            }
+            (Some(id), Some(secret), None) => credentials.with_client(id.clone(), secret.clone()),
+            (Some(id), None, Some(key)) => credentials.with_client_key(id.clone(), key),
+            (Some(id), None, None) => credentials.with_public_client(id.clone()),
+            (None, _, _) => credentials,
+        })
     }
 
     /// The token cache: the file store's directory.

@@ -234,15 +234,17 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
                 return Err(CliError::SignInRequired(format!("profile {:?} has no readable PAT", profile.name)));
             };
             let region = if settings.region_from_flags { settings.region.clone() } else { state.region()? };
-            let credentials = with_client(Credentials::personal_access_token(pat), settings);
+            let credentials = settings.with_client(Credentials::personal_access_token(pat))?;
             TokenProvider::builder().region(region).credentials(credentials)
         }
         None => {
             let env = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
             use filevine_identity_ext::config::env::{CLIENT_SECRET_FILE, PAT, PAT_FILE};
             let has_pat = env(PAT).is_some() || env(PAT_FILE).is_some();
-            let has_client =
-                settings.client_id.is_some() && (settings.client_secret.is_some() || env(CLIENT_SECRET_FILE).is_some());
+            let has_client = settings.client_id.is_some()
+                && (settings.client_secret.is_some()
+                    || settings.client_key.is_some()
+                    || env(CLIENT_SECRET_FILE).is_some());
             if !has_pat && !has_client {
                 return Err(CliError::SignInRequired(format!("profile {:?} is not signed in", profile.name)));
             }
@@ -254,12 +256,4 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
         builder = builder.scopes(scopes.clone());
     }
     Ok(builder.build()?)
-}
-
-fn with_client(credentials: Credentials, settings: &Settings) -> Credentials {
-    match (&settings.client_id, &settings.client_secret) {
-        (Some(id), Some(secret)) => credentials.with_client(id.clone(), secret.clone()),
-        (Some(id), None) => credentials.with_public_client(id.clone()),
-        (None, _) => credentials,
-    }
 }

@@ -249,6 +249,65 @@ async fn login_with_pat_checks_stores_and_logs_out() {
     assert!(left[0].ends_with(b"\nFVTS\x02\x02"), "{:?}", String::from_utf8_lossy(&left[0]));
 }
 
+/// A P-256 key made for this test (a JWK, as `FILEVINE_CLIENT_KEY` may be).
+const CLIENT_JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"cli-key",
+  "x":"oHA-qSWD32yP0REgUdhaAO0cyhgl0AkS0H8UmDWqb2M",
+  "y":"oPhRkXBUJOoRubdjM7ZEzI4jCCBMdGPgrCNz3APsXwo",
+  "d":"fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_key_and_dpop_from_the_environment() {
+    let server = pat_server().await;
+    server.add_client_key("svc-cli", &filevine_identity_ext::jose::ClientKey::from_jwk(CLIENT_JWK).unwrap());
+    let config = tempfile::tempdir().unwrap();
+    let key_file = config.path().join("client.jwk");
+    std::fs::write(&key_file, CLIENT_JWK).unwrap();
+    let mut env = server_env(&server);
+    env.extend([
+        ("FILEVINE_CLIENT_ID", "svc-cli".to_owned()),
+        ("FILEVINE_CLIENT_KEY", key_file.display().to_string()),
+        ("FILEVINE_CLIENT_KEY_ID", "cli-key".to_owned()),
+        ("FILEVINE_DPOP", "true".to_owned()),
+    ]);
+    let env = borrow(&env);
+
+    // The PAT exchange authenticates the client with an assertion and
+    // binds the token to a new key, which is stored with it.
+    let login = login_with_pat(cli(config.path(), &env), format!("{PAT}\n")).await;
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    assert_eq!(server.token_requests(), 1);
+    let request = &server.requests()[0];
+    let field = |name: &str| request.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(field("client_id").as_deref(), Some("svc-cli"));
+    assert!(field("client_assertion").is_some() && field("client_secret").is_none());
+
+    // The next process reads the token and its key from the cache: the
+    // token is bound, and the gateway takes it with this process's proofs.
+    let token = run(cli(config.path(), &env), &["token"]).await;
+    assert!(token.status.success(), "{}", text(&token.stderr));
+    assert!(text(&token.stderr).contains("DPoP-bound"), "{}", text(&token.stderr));
+    let access = text(&token.stdout).trim().to_owned();
+    assert!(server.bound_key(&access).is_some(), "bound to a key");
+    let whoami = run(cli(config.path(), &env), &["whoami"]).await;
+    assert!(whoami.status.success(), "{}", text(&whoami.stderr));
+    assert_eq!(server.token_requests(), 1, "served from the cache each time");
+    assert_eq!(server.proof_rejections(), Vec::<String>::new());
+    for output in [&login, &token, &whoami] {
+        let all = text(&output.stdout) + &text(&output.stderr);
+        assert!(!all.contains("fwb0hjTg") && !all.contains(PAT), "a secret in: {all}");
+    }
+
+    // A key file that is not there: exit 1 naming the file, nothing sent.
+    let mut env = env.clone();
+    env.retain(|(name, _)| *name != "FILEVINE_CLIENT_KEY");
+    env.push(("FILEVINE_CLIENT_KEY", "/nonexistent/client.pem"));
+    let other = tempfile::tempdir().unwrap();
+    let missing = login_with_pat(cli(other.path(), &env), format!("{PAT}\n")).await;
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing.stderr));
+    assert!(text(&missing.stderr).contains("/nonexistent/client.pem"), "{}", text(&missing.stderr));
+    assert_eq!(server.token_requests(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupted_cache_file_is_absent_with_one_warning() {
     let server = pat_server().await;

@@ -214,10 +214,11 @@ pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
     let pat = PersonalAccessToken::new(text.trim())
         .map_err(|_| CliError::Usage("no personal access token on standard input".into()))?;
     let profile = Profile::open(settings).await?;
-    let mut credentials = Credentials::personal_access_token(pat.clone());
-    if let (Some(id), Some(secret)) = (&settings.client_id, &settings.client_secret) {
-        credentials = credentials.with_client(id.clone(), secret.clone());
-    }
+    // The client id with its secret or key; without either, the PAT alone.
+    let credentials = match (&settings.client_id, &settings.client_secret, &settings.client_key) {
+        (Some(_), None, None) => Credentials::personal_access_token(pat.clone()),
+        _ => settings.with_client(Credentials::personal_access_token(pat.clone()))?,
+    };
     let mut builder =
         TokenProvider::builder().region(settings.region.clone()).credentials(credentials).store(profile.store.clone());
     builder = builder.store_encryption_keys(profile.seal().clone());

@@ -17,6 +17,12 @@ pub async fn token(settings: &Settings, header: bool, json: bool, min_valid: Dur
         provider.invalidate_token(&token);
         token = provider.token().await?;
     }
+    if token.dpop_key().is_some() {
+        // Printed as asked, but a copy of it is refused without a proof.
+        eprintln!(
+            "note: this token is DPoP-bound (RFC 9449): a request with it also needs a DPoP proof signed by the key kept in the token cache"
+        );
+    }
     if json {
         let expires_in = token.expires_in().as_secs();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());

@@ -16,6 +16,13 @@
 //! `FILEVINE_SCOPES` overrides the scopes; `PARTNER_APP_ADDR` the address
 //! (default 127.0.0.1:7059).
 //!
+//! Without a shared secret: `FILEVINE_CLIENT_KEY` (a PEM or JWK file) and
+//! `FILEVINE_CLIENT_KEY_ID` in place of `FILEVINE_CLIENT_SECRET` sign each
+//! token, revocation and introspection request with the key
+//! (`private_key_jwt`); `FILEVINE_DPOP=true` binds the tokens to a key pair
+//! kept with them in the token store (DPoP), so `/me` and every refresh
+//! send proofs.
+//!
 //! Routes: `/login` redirects to Filevine, `/signin-oidc` completes the
 //! sign-in, `/me` shows the ID token's claims and the userinfo (never a
 //! token) and a logout button, `POST /logout` (with the form's `csrf`)

@@ -227,6 +227,55 @@ fn csrf_of(page: &str) -> String {
     page.split("name=\"csrf\" value=\"").nth(1).expect("a csrf input").split('"').next().unwrap().to_owned()
 }
 
+/// The partner app as a client that has no secret: `private_key_jwt` with
+/// `FILEVINE_CLIENT_KEY` (a JWK file) and DPoP-bound tokens
+/// (`FILEVINE_DPOP`), which the provider requires of this client. Sign-in,
+/// `/me` (userinfo with a proof), and a refresh once the 4-second token is
+/// past its margin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_signs_in_with_a_client_key_and_dpop() {
+    let port = free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let provider = oidc::Provider::start_for_app_with_token_ttl(&app, 4);
+    let keys = provider.harness("client-keys", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("partner-app-jwt.jwk");
+    std::fs::write(&key_file, keys["ec_jwk"].to_string()).unwrap();
+    let key_path = key_file.display().to_string();
+    let env = [
+        ("FILEVINE_CLIENT_ID", "partner-app-jwt"),
+        // Empty is unset: this client has no secret.
+        ("FILEVINE_CLIENT_SECRET", ""),
+        ("FILEVINE_CLIENT_KEY", key_path.as_str()),
+        ("FILEVINE_CLIENT_KEY_ID", "partner-app-jwt-1"),
+        ("FILEVINE_DPOP", "true"),
+    ];
+    let mut child = start_partner_app(port, &provider, &app, &env);
+
+    let mut browser = oidc::Browser::for_app(&app);
+    let login = browser.request(browser.http().get(format!("{app}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    let done = browser.request(browser.http().get(&callback)).await;
+    let location = done.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+    let status = done.status();
+    assert_eq!(location.as_deref(), Some("/me"), "{status} {}", done.text().await.unwrap());
+    assert!(carol_signed_in(&me(&mut browser, &app).await), "signed in, userinfo with a proof");
+    let before = provider.stats().await["token"].as_u64().unwrap();
+    // Past the token's hard margin (half of 4 s): /me refreshes first, with
+    // an assertion and a proof from the same key.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(carol_signed_in(&me(&mut browser, &app).await), "after a refresh");
+    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 1, "one refresh");
+
+    child.kill().unwrap();
+    let output = child.wait_with_output().unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(logs.contains("signed in sub=carol"), "{logs}");
+    let private = keys["ec_jwk"]["d"].as_str().unwrap();
+    assert!(!logs.contains("eyJ") && !logs.contains(private), "no token or key in the logs: {logs}");
+}
+
 /// Starts examples/partner_app.rs on `port` with `env`; returns once it
 /// listens.
 fn start_partner_app(port: u16, provider: &oidc::Provider, app: &str, env: &[(&str, &str)]) -> std::process::Child {
