@@ -197,10 +197,7 @@ impl OidcClient {
         if !self.inner.dpop && !self.inner.dpop_demanded.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let offered = &metadata.document().dpop_signing_alg_values_supported;
-        if !offered.is_empty() && !offered.iter().any(|alg| alg == "ES256") {
-            return Err(DiscoveryError::Unsupported { what: "ES256 DPoP proofs", offered: offered.clone() }.into());
-        }
+        check_dpop_algorithms(&metadata.document().dpop_signing_alg_values_supported)?;
         Ok(Some(DpopKey::generate().map_err(ConfigError::from)?))
     }
 
@@ -299,5 +296,28 @@ impl OidcClient {
     /// The `client_id` form field: with Basic the header names the client.
     pub(super) fn form_client_id(&self, method: ClientAuthMethod) -> Option<String> {
         (method != ClientAuthMethod::ClientSecretBasic).then(|| self.inner.client_id.as_str().to_owned())
+    }
+}
+
+/// The SDK signs DPoP proofs with ES256: a provider that lists the
+/// algorithms it takes (`dpop_signing_alg_values_supported`) must list it.
+fn check_dpop_algorithms(offered: &[String]) -> Result<(), DiscoveryError> {
+    if offered.is_empty() || offered.iter().any(|alg| alg == "ES256") {
+        Ok(())
+    } else {
+        Err(DiscoveryError::Unsupported { what: "ES256 DPoP proofs", offered: offered.to_vec() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dpop_needs_es256_among_what_the_provider_lists() {
+        let list = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        assert!(super::check_dpop_algorithms(&[]).is_ok());
+        assert!(super::check_dpop_algorithms(&list(&["EdDSA", "ES256"])).is_ok());
+        let err = super::check_dpop_algorithms(&list(&["PS256", "EdDSA"])).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("ES256 DPoP proofs") && shown.contains("PS256"), "{shown}");
     }
 }
