@@ -265,15 +265,22 @@ pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
 }
 
 /// `GET /connect/userinfo`: the claims of the user an unexpired access
-/// token of a sign-in was issued for (RFC 6750 errors otherwise).
+/// token of a sign-in was issued for (RFC 6750 errors otherwise); a
+/// DPoP-bound token with a valid proof only.
 pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
     shared.counts.userinfo.fetch_add(1, Ordering::SeqCst);
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("DPoP ")))
         .map(str::to_owned);
-    let registry = lock(&shared.registry);
+    let mut registry = lock(&shared.registry);
+    // A DPoP-bound token only with a proof from its key for this request
+    // (and never as Bearer), as at the gateway.
+    let url = format!("{}/connect/userinfo", shared.base_url);
+    if let Err(refused) = registry.proofs.resource(&headers, "GET", &url) {
+        return refused;
+    }
     let grant = token.as_deref().filter(|t| shared.is_valid_in(&registry, t)).and_then(|t| registry.grants.get(t));
     match grant {
         Some(grant) if grant.scope.split_whitespace().any(|s| s == "openid") => {

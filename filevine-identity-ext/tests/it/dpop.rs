@@ -249,8 +249,24 @@ async fn a_sign_in_at_a_server_that_demands_dpop_is_bound_and_the_next_starts_bo
         let key = access.dpop_key().unwrap();
         assert_eq!(server.bound_key(access.expose_secret()).as_deref(), Some(key.thumbprint()));
         assert_eq!(server.grant_requests("authorization_code"), exchanges, "round {round}");
+        // userinfo with a proof; a copy of the token as Bearer is refused.
+        client.userinfo(access, &signed_in.claims.sub).await.unwrap();
+        let as_bearer = http
+            .get(format!("{}/connect/userinfo", server.url()))
+            .bearer_auth(access.expose_secret())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(as_bearer.status(), 401, "round {round}");
     }
-    assert_eq!(server.proof_rejections(), ["token request without a DPoP proof"]);
+    assert_eq!(
+        server.proof_rejections(),
+        [
+            "token request without a DPoP proof",
+            "a DPoP-bound token sent as Bearer",
+            "a DPoP-bound token sent as Bearer"
+        ]
+    );
 }
 
 #[tokio::test]
