@@ -26,7 +26,7 @@ pub const USER_ID_HEADER: HeaderName = HeaderName::from_static("x-fv-userid");
 /// # async fn run(api: filevine_identity_ext::FilevineApi) -> Result<(), Box<dyn std::error::Error>> {
 /// use filevine_identity_ext::api::FilevineUser;
 /// let me = api
-///     .http()
+///     .http()?
 ///     .get(api.url("/fv-app/v2/Users/Me"))
 ///     .with_extension(FilevineUser { org_id: 42, user_id: 1001 })
 ///     .send()

@@ -31,6 +31,10 @@ pub enum ApiError {
         #[source]
         source: Option<TransportError>,
     },
+    /// The HTTP client could not be built (on the first request: building
+    /// a [`FilevineApi`](crate::FilevineApi) builds nothing).
+    #[error("{0}")]
+    Config(#[from] crate::error::ConfigError),
     /// A body that is not what the call expects.
     #[error("unexpected response from the Filevine API: {reason} (body starts: {excerpt:?})")]
     Decode {

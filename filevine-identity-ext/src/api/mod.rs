@@ -17,6 +17,8 @@
 //! `pre` hook and [`BearerAuth::execute`] in its `exec` hook (see the
 //! `progenitor_client` test).
 
+use std::sync::{Arc, OnceLock};
+
 use reqwest::{Response, StatusCode};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 
@@ -42,20 +44,59 @@ use crate::redact::body_excerpt;
 /// let api = FilevineApi::new(TokenProvider::from_env()?)?;
 /// let orgs = api.get_user_orgs_with_token().await?;
 /// let as_me = api.with_user(orgs.as_user_in(orgs.orgs[0].org_id));
-/// let me = as_me.http().get(as_me.url("/fv-app/v2/Users/Me")).send().await?;
+/// let me = as_me.http()?.get(as_me.url("/fv-app/v2/Users/Me")).send().await?;
 /// # drop(me);
 /// # Ok(()) }
 /// ```
+///
+/// Building one sends nothing and builds no HTTP client (whose TLS roots cost
+/// milliseconds): [`FilevineApi::new`]'s client is built by the first
+/// request, and shared by every clone and [`with_user`](Self::with_user).
 #[derive(Debug, Clone)]
 pub struct FilevineApi {
-    http: ClientWithMiddleware,
     auth: BearerAuth,
     gateway: String,
-    reqwest: reqwest::Client,
+    transport: Transport,
+    /// The middleware stack over the transport, made on first use.
+    http: Arc<OnceLock<ClientWithMiddleware>>,
+}
+
+/// The reqwest client under the middleware: the caller's, or the SDK's
+/// API settings, built on the first request.
+#[derive(Debug, Clone)]
+enum Transport {
+    Ready(reqwest::Client),
+    Deferred(Arc<OnceLock<reqwest::Client>>),
+}
+
+impl Transport {
+    fn get(&self) -> Result<&reqwest::Client, ConfigError> {
+        match self {
+            Self::Ready(client) => Ok(client),
+            Self::Deferred(cell) => {
+                if let Some(built) = cell.get() {
+                    return Ok(built);
+                }
+                // The identity calls' connect timeout, the API's own
+                // request timeout; a client of your own through
+                // `with_gateway` for other settings.
+                crate::crypto::install_default_provider();
+                tracing::debug!("building the API's HTTP client (TLS roots)");
+                let built = reqwest::Client::builder()
+                    .connect_timeout(crate::http::DEFAULT_CONNECT_TIMEOUT)
+                    .timeout(API_TIMEOUT)
+                    .user_agent(crate::http::USER_AGENT)
+                    .build()
+                    .map_err(|e| ConfigError::HttpClient(crate::error::TransportError::new(e)))?;
+                Ok(cell.get_or_init(|| built))
+            }
+        }
+    }
 }
 
 impl FilevineApi {
-    /// A client for the gateway of the provider's region.
+    /// A client for the gateway of the provider's region. Builds no HTTP
+    /// client: the first request does.
     ///
     /// # Errors
     /// [`ConfigError::NoGateway`] when the region has no gateway URL (a
@@ -66,47 +107,49 @@ impl FilevineApi {
             .gateway_url()
             .map(str::to_owned)
             .ok_or_else(|| ConfigError::NoGateway { region: provider.region().to_string() })?;
-        // The identity calls' timeouts; a client of your own through
-        // `with_gateway` for other settings.
-        crate::crypto::install_default_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(crate::http::DEFAULT_CONNECT_TIMEOUT)
-            .timeout(API_TIMEOUT)
-            .user_agent(crate::http::USER_AGENT)
-            .build()
-            .map_err(|e| ConfigError::HttpClient(crate::error::TransportError::new(e)))?;
-        Ok(Self::with_gateway(provider, &gateway, client))
+        Ok(Self::with_transport(provider, &gateway, Transport::Deferred(Arc::default())))
     }
 
     /// A client for an explicit gateway URL, sending with `client` (its
     /// timeouts, proxy and TLS settings). The bearer token goes to this
     /// gateway's origin only.
     pub fn with_gateway(provider: TokenProvider, gateway: &str, client: reqwest::Client) -> Self {
-        let auth = BearerAuth::for_gateway(provider, gateway);
+        Self::with_transport(provider, gateway, Transport::Ready(client))
+    }
+
+    fn with_transport(provider: TokenProvider, gateway: &str, transport: Transport) -> Self {
         Self {
-            http: ClientBuilder::new(client.clone()).with(auth.clone()).build(),
-            auth,
+            auth: BearerAuth::for_gateway(provider, gateway),
             gateway: gateway.trim_end_matches('/').to_owned(),
-            reqwest: client,
+            transport,
+            http: Arc::default(),
         }
     }
 
     /// The same client, sending `x-fv-orgid` / `x-fv-userid` for `user`.
     #[must_use]
     pub fn with_user(&self, user: FilevineUser) -> Self {
-        let auth = self.auth.clone().with_user(user);
         Self {
-            http: ClientBuilder::new(self.reqwest.clone()).with(auth.clone()).build(),
-            auth,
+            auth: self.auth.clone().with_user(user),
             gateway: self.gateway.clone(),
-            reqwest: self.reqwest.clone(),
+            transport: self.transport.clone(),
+            http: Arc::default(),
         }
     }
 
-    /// The authenticated client. The bearer token goes only to the
-    /// gateway's origin; requests elsewhere are sent without it.
-    pub fn http(&self) -> &ClientWithMiddleware {
-        &self.http
+    /// The authenticated client, built on the first call. The bearer token
+    /// goes only to the gateway's origin; requests elsewhere are sent
+    /// without it.
+    ///
+    /// # Errors
+    /// [`ApiError::Config`] when the HTTP client cannot be built (no TLS
+    /// backend); tried again on the next call.
+    pub fn http(&self) -> Result<&ClientWithMiddleware, ApiError> {
+        if let Some(http) = self.http.get() {
+            return Ok(http);
+        }
+        let client = self.transport.get()?.clone();
+        Ok(self.http.get_or_init(|| ClientBuilder::new(client).with(self.auth.clone()).build()))
     }
 
     /// The middleware, for building your own client stack.
@@ -131,7 +174,7 @@ impl FilevineApi {
     /// An [`ApiError`] for a token failure, a second 401, another status,
     /// the network, or an unexpected body.
     pub async fn get_user_orgs_with_token(&self) -> Result<UserOrgs, ApiError> {
-        let response = self.http.post(self.url("/fv-app/v2/utils/GetUserOrgsWithToken")).send().await?;
+        let response = self.http()?.post(self.url("/fv-app/v2/utils/GetUserOrgsWithToken")).send().await?;
         decode(response).await
     }
 }
@@ -162,4 +205,40 @@ async fn decode<T: serde::de::DeserializeOwned>(mut response: Response) -> Resul
     }
     serde_json::from_slice(&body)
         .map_err(|e| ApiError::Decode { reason: DecodeError::from(&e).to_string(), excerpt: body_excerpt(&body) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Credentials, PersonalAccessToken, Region};
+
+    fn api() -> FilevineApi {
+        let provider = TokenProvider::builder()
+            .env(|_| None)
+            .region(Region::Us)
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_unit").unwrap()))
+            .build()
+            .unwrap();
+        FilevineApi::new(provider).unwrap()
+    }
+
+    fn is_built(api: &FilevineApi) -> bool {
+        match &api.transport {
+            Transport::Deferred(cell) => cell.get().is_some(),
+            Transport::Ready(_) => true,
+        }
+    }
+
+    #[test]
+    fn building_builds_no_http_client_and_the_first_use_builds_one_for_all() {
+        let api = api();
+        let as_user = api.with_user(FilevineUser { org_id: 1, user_id: 2 });
+        let copy = api.clone();
+        assert!(!is_built(&api) && !is_built(&as_user) && !is_built(&copy));
+        api.http().unwrap();
+        assert!(is_built(&api) && is_built(&as_user) && is_built(&copy), "one transport, shared");
+        // The same stack on a second call, a stack of its own for another user.
+        assert!(std::ptr::eq(api.http().unwrap(), copy.http().unwrap()));
+        assert!(!std::ptr::eq(api.http().unwrap(), as_user.http().unwrap()));
+    }
 }

@@ -91,13 +91,14 @@ async fn org_and_user_headers_per_client_and_per_request() {
     let orgs = api.get_user_orgs_with_token().await.unwrap();
     let as_me = api.with_user(orgs.as_user_in(42));
     let me: serde_json::Value =
-        as_me.http().get(as_me.url("/fv-app/v2/Users/Me")).send().await.unwrap().json().await.unwrap();
+        as_me.http().unwrap().get(as_me.url("/fv-app/v2/Users/Me")).send().await.unwrap().json().await.unwrap();
     assert_eq!(me["orgId"], 42);
     assert_eq!(me["userId"], 1001);
 
     // A per-request extension wins over the client's user.
     let other: serde_json::Value = as_me
         .http()
+        .unwrap()
         .get(as_me.url("/fv-app/v2/Users/Me"))
         .with_extension(FilevineUser { org_id: 43, user_id: 7 })
         .send()
@@ -111,6 +112,7 @@ async fn org_and_user_headers_per_client_and_per_request() {
     // Explicit headers win over both.
     let explicit: serde_json::Value = as_me
         .http()
+        .unwrap()
         .get(as_me.url("/fv-app/v2/Users/Me"))
         .header("x-fv-orgid", "99")
         .send()
@@ -122,7 +124,7 @@ async fn org_and_user_headers_per_client_and_per_request() {
     assert_eq!((explicit["orgId"].as_i64(), explicit["userId"].as_i64()), (Some(99), Some(1001)));
 
     // Without a user the call is not user-scoped.
-    let status = api.http().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap().status();
+    let status = api.http().unwrap().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap().status();
     assert_eq!(status, 400);
     assert_eq!(server.gateway_log().last().unwrap().header("x-fv-userid"), None);
 }
@@ -134,7 +136,8 @@ async fn requests_whose_body_cannot_be_cloned_are_not_retried() {
     server.revoke_access_tokens();
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![Ok(b"{}".to_vec())];
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
-    let response = api.http().post(api.url("/fv-app/v2/utils/GetUserOrgsWithToken")).body(body).send().await.unwrap();
+    let response =
+        api.http().unwrap().post(api.url("/fv-app/v2/utils/GetUserOrgsWithToken")).body(body).send().await.unwrap();
     assert_eq!(response.status(), 401, "returned as it is");
     assert_eq!(server.gateway_requests(), 1, "no retry");
 }
@@ -241,7 +244,7 @@ async fn the_bearer_token_goes_only_to_the_gateway_origin() {
     assert_eq!(server.token_requests(), 1);
     let elsewhere = TestServer::start().await.unwrap();
     let foreign = format!("{}/gateway/fv-app/v2/Users/Me", elsewhere.url());
-    let response = api.http().get(&foreign).send().await.unwrap();
+    let response = api.http().unwrap().get(&foreign).send().await.unwrap();
     assert_eq!(response.status(), 401, "the other server saw no token of its own");
     let log = elsewhere.gateway_log();
     assert_eq!(log.len(), 1, "sent once: its 401 is not retried");
@@ -257,7 +260,7 @@ async fn the_bearer_token_goes_only_to_the_gateway_origin() {
     assert!(request.headers().get("authorization").is_none());
     // The gateway itself still gets it.
     let token = provider.token().await.unwrap();
-    api.http().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap();
+    api.http().unwrap().get(api.url("/fv-app/v2/Users/Me")).send().await.unwrap();
     let authorization = server.gateway_log().last().unwrap().header("authorization").map(str::to_owned);
     assert_eq!(authorization, Some(format!("Bearer {}", token.expose_secret())));
 }
