@@ -30,6 +30,11 @@ fn cli(config: &Path, env: &[(&str, &str)]) -> Command {
 /// under `home`: what a desktop user has. Each run is a new session; the
 /// keyring persists in `home` between runs, as a login keyring does.
 fn cli_with_keyring(config: &Path, home: &Path, env: &[(&str, &str)]) -> Command {
+    in_keyring_session(env!("CARGO_BIN_EXE_filevine-auth"), config, home, env)
+}
+
+/// `program` inside such a session (the binary, or `secret-tool`).
+fn in_keyring_session(program: &str, config: &Path, home: &Path, env: &[(&str, &str)]) -> Command {
     for program in ["dbus-run-session", "gnome-keyring-daemon"] {
         let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .chain(["/usr/bin".into()])
@@ -39,7 +44,7 @@ fn cli_with_keyring(config: &Path, home: &Path, env: &[(&str, &str)]) -> Command
     let script = "printf keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec \"$0\" \"$@\"";
     let mut command = Command::new("dbus-run-session");
     command
-        .args(["--", "sh", "-c", script, env!("CARGO_BIN_EXE_filevine-auth")])
+        .args(["--", "sh", "-c", script, program])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -685,6 +690,42 @@ async fn the_store_key_lives_in_the_os_keyring_when_there_is_one() {
     off.push(("FILEVINE_KEYRING", "off"));
     let status = run(cli_with_keyring(elsewhere.path(), home.path(), &off), &["status"]).await;
     assert!(text(&status.stdout).contains("store.key (FILEVINE_KEYRING=off)"), "{}", text(&status.stdout));
+}
+
+/// A keyring entry that holds something other than a key (another tool
+/// wrote it, or it was edited by hand): exit 1 with what to do, the entry's
+/// text not repeated, nothing sent, no store.key written instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyring_entry_that_is_not_a_key_is_refused_with_what_to_do() {
+    assert!(
+        std::process::Command::new("secret-tool").arg("--version").output().is_ok(),
+        "secret-tool is not installed (apt-get install libsecret-tools)"
+    );
+    let server = pat_server().await;
+    let (config, home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The entry filevine-auth looks up: service filevine-auth, user
+    // store-key:<the configuration directory>.
+    let dir = std::fs::canonicalize(config.path()).unwrap();
+    let user = format!("store-key:{}", dir.display());
+    let mut store = in_keyring_session("secret-tool", config.path(), home.path(), &[]);
+    store.args(["store", "--label=filevine-auth", "service", "filevine-auth", "username", &user]);
+    store.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = store.spawn().unwrap();
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"not-a-key-but-hunter2").unwrap();
+    drop(child.stdin.take());
+    let stored = child.wait_with_output().unwrap();
+    assert!(stored.status.success(), "secret-tool store: {}", text(&stored.stderr));
+
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let env = borrow(&env);
+    let token = run(cli_with_keyring(config.path(), home.path(), &env), &["token"]).await;
+    assert_eq!(token.status.code(), Some(1), "{}", text(&token.stderr));
+    let message = text(&token.stderr);
+    assert!(message.contains("is not a key") && message.contains("delete the keyring entry"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
+    assert_eq!(server.token_requests(), 0);
+    assert!(!config.path().join("store.key").exists(), "no second key beside the keyring's");
 }
 
 /// A user who signed in without a keyring (store.key) and then has one:
