@@ -352,3 +352,76 @@ async fn the_device_flow_shows_no_device_code_and_no_token() {
     assert_clean("the denial", &shown_all(&error), &secrets);
     assert_clean("tracing", &captured.text_since(since), &secrets);
 }
+
+/// `private_key_jwt` and DPoP: a client key, the assertions and proofs the
+/// SDK signs, and the bound token appear in no `Debug`, no error and no
+/// event recorded at TRACE, through nonce challenges at the token endpoint
+/// and the gateway, gateway calls, and an assertion the server refuses.
+#[tokio::test(flavor = "current_thread")]
+async fn keys_assertions_and_proofs_stay_out_of_logs_and_errors() {
+    use filevine_identity_ext::FilevineApi;
+    use filevine_identity_ext::jose::ClientKey;
+
+    // A P-256 key made for this test; `d` is its private part.
+    const JWK: &str = r#"{"kty":"EC","crv":"P-256","kid":"redaction",
+      "x":"oHA-qSWD32yP0REgUdhaAO0cyhgl0AkS0H8UmDWqb2M",
+      "y":"oPhRkXBUJOoRubdjM7ZEzI4jCCBMdGPgrCNz3APsXwo",
+      "d":"fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8"}"#;
+    const D: &str = "fwb0hjTg-W_2kOPzr8dc5L82iGSFXlpeoJvZzaitFD8";
+
+    let captured = Captured::global();
+    let since = captured.mark();
+    let server = TestServer::start().await.unwrap();
+    let key = ClientKey::from_jwk(JWK).unwrap();
+    server.add_client_key("svc-redaction", &key);
+    server.require_dpop_nonce("token-nonce-r");
+    server.require_gateway_dpop_nonce("gateway-nonce-r");
+    let credentials = Credentials::client_credentials_with_key(ClientId::new("svc-redaction").unwrap(), key.clone());
+    let provider = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(credentials)
+        .dpop(true)
+        .build()
+        .unwrap();
+    let token = provider.token().await.unwrap();
+    let api = FilevineApi::new(provider.clone()).unwrap();
+    api.get_user_orgs_with_token().await.unwrap();
+    api.get_user_orgs_with_token().await.unwrap();
+
+    // A key the server does not know for this client: refused.
+    let stranger = ClientKey::from_jwk(
+        r#"{"kty":"EC","crv":"P-256","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4",
+        "y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#,
+    )
+    .unwrap();
+    let refused = TokenProvider::builder()
+        .env(|_| None)
+        .region(server.region())
+        .credentials(Credentials::client_credentials_with_key(ClientId::new("svc-redaction").unwrap(), stranger))
+        .build()
+        .unwrap()
+        .token()
+        .await
+        .unwrap_err();
+
+    // Everything that was signed and sent: assertions and proofs.
+    let mut sent: Vec<String> = Vec::new();
+    for request in server.requests() {
+        sent.extend(request.form.iter().filter(|(k, _)| k == "client_assertion").map(|(_, v)| v.clone()));
+        sent.extend(request.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case("dpop")).map(|(_, v)| v.clone()));
+    }
+    for request in server.gateway_log() {
+        sent.extend(request.header("dpop").map(str::to_owned));
+    }
+    assert!(sent.len() >= 6, "assertions and proofs were recorded: {}", sent.len());
+    let mut secrets: Vec<&str> = sent.iter().map(String::as_str).collect();
+    secrets.extend([D, "870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE", token.expose_secret()]);
+    assert_clean("ClientKey", &shown(&key), &secrets);
+    assert_clean("the DPoP key", &shown(token.dpop_key().unwrap()), &secrets);
+    assert_clean("the provider", &shown(&provider), &secrets);
+    assert_clean("the refusal", &shown_all(&refused), &secrets);
+    let logs = captured.text_since(since);
+    assert!(logs.contains("requesting an access token"), "the exchange was captured:\n{logs}");
+    assert_clean("tracing", &logs, &secrets);
+}
