@@ -430,6 +430,66 @@ async fn login_token_status_logout_against_the_real_provider() {
     assert_eq!(after.status.code(), Some(4), "{}", text(&after.stderr));
 }
 
+/// `login --no-browser` as `login` at `provider`, the user's part played
+/// by a [`oidc::Browser`]; the exit status and what the login printed.
+async fn browser_login(config: &Path, env: &[(&str, &str)], login: &str) -> (std::process::ExitStatus, String) {
+    let mut command = cli(config, env);
+    command.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+        let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
+        (url, lines)
+    })
+    .await
+    .unwrap();
+    let url = url::Url::parse(&url).unwrap();
+    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+    let app = redirect.trim_end_matches("/callback").to_owned();
+    let callback = oidc::Browser::for_app(&app).sign_in(&url, login).await;
+    reqwest::get(&callback).await.unwrap();
+    tokio::task::spawn_blocking(move || {
+        let rest: Vec<String> = rest.map(Result::unwrap).collect();
+        (child.wait().unwrap(), rest.join("\n"))
+    })
+    .await
+    .unwrap()
+}
+
+/// `FILEVINE_DPOP=true` with the real provider: the sign-in's tokens are
+/// bound to a key kept (sealed) in the token cache, and another process
+/// refreshes the bound refresh token with it. oidc-provider binds a public
+/// client's refresh token to the key, so the refresh fails with any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dpop_bound_sign_in_is_refreshed_by_the_next_process() {
+    // 4-second access tokens: the next process finds it past its margin.
+    let provider = oidc::Provider::start_for_app_with_token_ttl("http://127.0.0.1:7059", 4);
+    let config = tempfile::tempdir().unwrap();
+    let env = [
+        ("FILEVINE_AUTHORITY", provider.issuer.as_str()),
+        ("FILEVINE_CLIENT_ID", "filevine-cli"),
+        ("FILEVINE_DPOP", "true"),
+    ];
+    let (status, printed) = browser_login(config.path(), &env, "erin").await;
+    assert!(status.success(), "{printed}");
+    let first = run(cli(config.path(), &env), &["token"]).await;
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(text(&first.stderr).contains("DPoP-bound"), "{}", text(&first.stderr));
+    let before = provider.stats().await["token"].as_u64().unwrap();
+
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let refreshed = run(cli(config.path(), &env), &["token", "--json"]).await;
+    assert!(refreshed.status.success(), "the stored key signs the refresh: {}", text(&refreshed.stderr));
+    let value: serde_json::Value = serde_json::from_slice(&refreshed.stdout).unwrap();
+    assert_eq!(value["token_type"], "DPoP");
+    assert_ne!(value["access_token"].as_str().unwrap(), text(&first.stdout).trim(), "a new token");
+    // The provider wants a server nonce in every proof; a new process has
+    // none yet: the refresh is challenged once (use_dpop_nonce) and sent
+    // again with it.
+    assert_eq!(provider.stats().await["token"].as_u64().unwrap(), before + 2, "one refresh and its nonce challenge");
+}
+
 /// Starts `login --device` and reads what it prints for the user: the
 /// verification URI and the user code. The rest of its standard error is
 /// read on a thread of its own, for [`finish`].
