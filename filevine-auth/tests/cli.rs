@@ -368,37 +368,17 @@ async fn login_token_status_logout_against_the_real_provider() {
     let config = tempfile::tempdir().unwrap();
     let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
 
-    let mut login = cli(config.path(), &env);
-    login.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-        let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
-        (url, lines)
-    })
-    .await
-    .unwrap();
-    let url = url::Url::parse(&url).unwrap();
-    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
-    assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
-    let app = redirect.trim_end_matches("/callback").to_owned();
+    let login = BrowserLogin::start(config.path(), &env).await;
+    let app = login.app.clone();
     // A stray request first (another tab, a wrong state): refused, and the
     // sign-in goes on.
     let stray = reqwest::get(format!("{app}/callback?code=stray&state=not-this-one")).await.unwrap();
     assert_eq!(stray.status(), 400);
     let stray = reqwest::get(format!("{app}/callback")).await.unwrap();
     assert_eq!(stray.status(), 400);
-    let mut browser = oidc::Browser::for_app(&app);
-    let callback = browser.sign_in(&url, "dave").await;
-    let page = reqwest::get(&callback).await.unwrap().text().await.unwrap();
+    let page = login.sign_in("dave").await;
     assert!(page.contains("return to the terminal"), "{page}");
-    let output = tokio::task::spawn_blocking(move || {
-        let rest: Vec<String> = rest.map(Result::unwrap).collect();
-        (child.wait().unwrap(), rest.join("\n"))
-    })
-    .await
-    .unwrap();
+    let output = login.finish().await;
     assert!(output.0.success(), "{}", output.1);
     assert!(output.1.contains("Signed in as dave@example.com"), "{}", output.1);
 
@@ -430,31 +410,51 @@ async fn login_token_status_logout_against_the_real_provider() {
     assert_eq!(after.status.code(), Some(4), "{}", text(&after.stderr));
 }
 
-/// `login --no-browser` as `login` at `provider`, the user's part played
-/// by a [`oidc::Browser`]; the exit status and what the login printed.
-async fn browser_login(config: &Path, env: &[(&str, &str)], login: &str) -> (std::process::ExitStatus, String) {
-    let mut command = cli(config, env);
-    command.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = command.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
-        let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
-        (url, lines)
-    })
-    .await
-    .unwrap();
-    let url = url::Url::parse(&url).unwrap();
-    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
-    let app = redirect.trim_end_matches("/callback").to_owned();
-    let callback = oidc::Browser::for_app(&app).sign_in(&url, login).await;
-    reqwest::get(&callback).await.unwrap();
-    tokio::task::spawn_blocking(move || {
-        let rest: Vec<String> = rest.map(Result::unwrap).collect();
-        (child.wait().unwrap(), rest.join("\n"))
-    })
-    .await
-    .unwrap()
+/// A `login --no-browser` in progress: the sign-in URL it printed, the
+/// loopback address it waits on, and the rest of its standard error.
+struct BrowserLogin {
+    child: std::process::Child,
+    url: url::Url,
+    app: String,
+    rest: std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+}
+
+impl BrowserLogin {
+    async fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut command = cli(config, env);
+        command.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (url, rest) = tokio::task::spawn_blocking(move || {
+            let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+            let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
+            (url, lines)
+        })
+        .await
+        .unwrap();
+        let url = url::Url::parse(&url).unwrap();
+        let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+        assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
+        let app = redirect.trim_end_matches("/callback").to_owned();
+        Self { child, url, app, rest }
+    }
+
+    /// The user signs in as `login`; the page the callback shows.
+    async fn sign_in(&self, login: &str) -> String {
+        let callback = oidc::Browser::for_app(&self.app).sign_in(&self.url, login).await;
+        reqwest::get(&callback).await.unwrap().text().await.unwrap()
+    }
+
+    /// The login's exit status and the rest of what it printed.
+    async fn finish(self) -> (std::process::ExitStatus, String) {
+        let Self { mut child, rest, .. } = self;
+        tokio::task::spawn_blocking(move || {
+            let rest: Vec<String> = rest.map(Result::unwrap).collect();
+            (child.wait().unwrap(), rest.join("\n"))
+        })
+        .await
+        .unwrap()
+    }
 }
 
 /// `FILEVINE_DPOP=true` with the real provider: the sign-in's tokens are
@@ -471,7 +471,9 @@ async fn a_dpop_bound_sign_in_is_refreshed_by_the_next_process() {
         ("FILEVINE_CLIENT_ID", "filevine-cli"),
         ("FILEVINE_DPOP", "true"),
     ];
-    let (status, printed) = browser_login(config.path(), &env, "erin").await;
+    let login = BrowserLogin::start(config.path(), &env).await;
+    login.sign_in("erin").await;
+    let (status, printed) = login.finish().await;
     assert!(status.success(), "{printed}");
     let first = run(cli(config.path(), &env), &["token"]).await;
     assert!(first.status.success(), "{}", text(&first.stderr));
