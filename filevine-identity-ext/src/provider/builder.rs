@@ -411,7 +411,8 @@ impl TokenProviderBuilder {
     /// proof goes with each token request, and the tokens answered as
     /// `DPoP` go out only with a proof ([`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof);
     /// [`BearerAuth`](crate::api::BearerAuth) adds it). Default: the
-    /// `FILEVINE_DPOP` environment variable (`true`/`false`), else off.
+    /// `FILEVINE_DPOP` environment variable (`true`/`false`), else off; off,
+    /// a server's `invalid_dpop_proof` still turns it on.
     ///
     /// ```
     /// # use filevine_identity_ext::{TokenProvider, Credentials, PersonalAccessToken};
@@ -524,23 +525,8 @@ impl TokenProviderBuilder {
                 if initial.is_some() && !self.allow_unsaved {
                     return Err(ConfigError::UnsavedTokenSet);
                 }
-                let link = StoreLink {
-                    store,
-                    key,
-                    seal,
-                    idle: self.store_idle_timeout,
-                    owner: std::sync::OnceLock::new(),
-                    lease,
-                    version: AtomicU64::new(0),
-                    seen: AtomicU64::new(0),
-                    warned_unreadable: AtomicU64::new(0),
-                    strict: credentials.is_refresh(),
-                    clock: self.clock.clone(),
-                    unsaved: std::sync::Mutex::default(),
-                    writing: tokio::sync::Mutex::const_new(()),
-                };
-                link.warn_if_unencrypted();
-                Some(link)
+                let strict = credentials.is_refresh();
+                Some(StoreLink::new((store, key), seal, (self.store_idle_timeout, lease), strict, self.clock.clone()))
             }
             None if matches!(credentials.grant, Grant::StoredRefreshToken) => return Err(ConfigError::NoStore),
             None => None,

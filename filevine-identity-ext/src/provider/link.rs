@@ -113,6 +113,36 @@ impl std::fmt::Debug for StoreLink {
 }
 
 impl StoreLink {
+    /// A provider's link to `store` under `key`, nothing read yet; warns
+    /// when a persistent store would hold token sets unencrypted.
+    /// `strict`: the provider refreshes a user's token set, which is never
+    /// refreshed outside the store.
+    pub(super) fn new(
+        (store, key): (Arc<dyn TokenStore>, StoreKey),
+        seal: Option<StoreEncryptionKeys>,
+        (idle, lease): (Duration, Duration),
+        strict: bool,
+        clock: Clock,
+    ) -> Self {
+        let link = Self {
+            store,
+            key,
+            seal,
+            idle,
+            owner: std::sync::OnceLock::new(),
+            lease,
+            version: AtomicU64::new(0),
+            seen: AtomicU64::new(0),
+            warned_unreadable: AtomicU64::new(0),
+            strict,
+            clock,
+            unsaved: std::sync::Mutex::default(),
+            writing: tokio::sync::Mutex::const_new(()),
+        };
+        link.warn_if_unencrypted();
+        link
+    }
+
     /// The lease owner id, made on first use.
     pub(super) fn owner(&self) -> &str {
         self.owner.get_or_init(owner_id)
