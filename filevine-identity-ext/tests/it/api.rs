@@ -212,7 +212,7 @@ async fn bad_gateway_answers_are_typed_errors() {
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let api =
-        |prefix: &str| FilevineApi::with_gateway(provider.clone(), &format!("{base}/{prefix}"), reqwest::Client::new());
+        |prefix: &str| FilevineApi::with_gateway(provider.clone(), &format!("{base}/{prefix}"), crate::support::http());
 
     let err = api("garbage").get_user_orgs_with_token().await.unwrap_err();
     assert!(matches!(&err, ApiError::Decode { excerpt, .. } if excerpt == "not json at all"), "{err:?}");

@@ -66,7 +66,7 @@ async fn private_key_jwt_signs_a_fresh_assertion_for_each_request_and_a_replay_i
     assert_eq!(server.proof_rejections(), Vec::<String>::new());
 
     // Sent again by someone who copied it: refused as a replay.
-    let replay = reqwest::Client::new()
+    let replay = crate::support::http()
         .post(format!("{}/connect/token", server.url()))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(requests[0].body.clone())
@@ -113,7 +113,7 @@ async fn dpop_binds_the_token_and_the_gateway_takes_it_only_with_a_proof_from_it
 
     // A thief with the token: as Bearer, or with a proof from their own key.
     let url = format!("{}/gateway/fv-app/v2/utils/GetUserOrgsWithToken", server.url());
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let as_bearer = http.post(&url).bearer_auth(token.expose_secret()).send().await.unwrap();
     assert_eq!(as_bearer.status(), 401);
     let thief = DpopKey::generate().unwrap();
@@ -238,7 +238,7 @@ async fn a_sign_in_at_a_server_that_demands_dpop_is_bound_and_the_next_starts_bo
         .env(|_| None)
         .build()
         .unwrap();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = crate::support::http_no_redirects();
     for (round, exchanges) in [(1, 2), (2, 3)] {
         let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
         let answer = http.get(request.url.clone()).send().await.unwrap();

@@ -295,7 +295,17 @@ fn start_partner_app(port: u16, provider: &oidc::Provider, app: &str, env: &[(&s
         .unwrap();
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-    assert!(line.contains("listening"), "{line}");
+    if !line.contains("listening") {
+        // It stopped before listening: what it said on the way out is the
+        // only clue to why.
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!(
+            "the partner app did not start ({}): stdout {line:?}, stderr:\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
     child
 }
 
@@ -459,7 +469,7 @@ async fn partner_app_redis_sessions_are_keyed_sealed_and_end_with_their_tokens()
             assert!(!shown.contains(plain), "{plain} in a session record: {shown}");
         }
         // What Redis shows, sent as the session cookie: no session.
-        let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let replay = crate::support::http_no_redirects();
         let response = replay.get(format!("{app}/me")).header("cookie", format!("partner_session={name}")).send().await;
         assert_eq!(response.unwrap().headers()["location"], "/login", "a Redis key is not a cookie");
     }
@@ -523,7 +533,7 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
     let tokens = sql("SELECT encode(value, 'escape') FROM filevine_token_sets");
     assert!(!tokens.contains("eyJ"), "an ID token in the clear: {tokens}");
     let row_id = sql("SELECT id FROM tower_sessions.partner_app_sessions");
-    let replay = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let replay = crate::support::http_no_redirects();
     let response = replay.get(format!("{app_a}/me")).header("cookie", format!("partner_session={row_id}")).send();
     assert_eq!(response.await.unwrap().headers()["location"], "/login", "a row id is not a cookie");
 

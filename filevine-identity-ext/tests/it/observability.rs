@@ -92,7 +92,7 @@ async fn sign_in_discovery_jwks_and_store_operations_are_spans() {
         .build()
         .unwrap();
     let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
-    let browser = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let browser = crate::support::http_no_redirects();
     let answer = browser.get(request.url.clone()).send().await.unwrap();
     let location = answer.headers()["location"].to_str().unwrap().to_owned();
     let signed_in = client.complete_sign_in(&location, request.pending).await.unwrap();

@@ -94,7 +94,7 @@ async fn private_key_jwt_and_dpop_sign_in_userinfo_refresh_and_revocation() {
     // A copy of the token is worth nothing: as Bearer, or with a proof from
     // another key (carrying a valid server nonce, so only the key is wrong).
     let url = userinfo_url(&client).await;
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let as_bearer = http.get(url.clone()).bearer_auth(access.expose_secret()).send().await.unwrap();
     assert_eq!(as_bearer.status(), 401);
     assert!(challenge(&as_bearer).contains("invalid_token"), "{}", challenge(&as_bearer));

@@ -33,7 +33,7 @@ async fn a_generated_client_is_authenticated_and_retries_a_401_once() {
         .build()
         .unwrap();
     let gateway = provider.region().gateway_url().unwrap().to_owned();
-    let client = Client::new_with_client(&gateway, reqwest::Client::new(), BearerAuth::new(provider.clone()));
+    let client = Client::new_with_client(&gateway, crate::support::http(), BearerAuth::new(provider.clone()));
 
     let orgs = client.get_user_orgs_with_token().await.unwrap().into_inner();
     assert_eq!(orgs.user.user_id.native, 1001);

@@ -47,7 +47,7 @@ fn oidc(server: &TestServer, client: &str) -> OidcClient {
 /// The authorization code flow; the test server approves at once.
 async fn sign_in(client: &OidcClient) -> SignedIn {
     let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
-    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let http = crate::support::http_no_redirects();
     let answer = http.get(request.url.clone()).send().await.unwrap();
     let location = answer.headers()["location"].to_str().unwrap().to_owned();
     client.complete_sign_in(&location, request.pending).await.unwrap()

@@ -27,7 +27,7 @@ fn client(server: &TestServer, id: &str, secret: Option<&str>, method: Option<Cl
 }
 
 fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    crate::support::http_no_redirects()
 }
 
 /// The browser's part: the server approves at once; the redirect's target.

@@ -32,7 +32,7 @@ fn provider(front: &TlsFront, client: impl FnOnce() -> reqwest::Client) -> Token
 }
 
 fn client_trusting(pem: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::support::http_builder()
         .tls_certs_only([reqwest::Certificate::from_pem(pem).unwrap()])
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -9,6 +9,23 @@ pub mod tls;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+/// A reqwest builder for a test's own requests (a browser, a replayed
+/// cookie), with the crate's rustls provider installed first: with the
+/// `ring` backend reqwest has no provider of its own, and whether another
+/// test had installed one would depend on the order tests run in.
+pub use oidc::http_builder;
+
+/// A test's own HTTP client ([`http_builder`]).
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("a reqwest client")
+}
+
+/// A test's own HTTP client that follows no redirect: a browser whose
+/// every hop the test looks at.
+pub fn http_no_redirects() -> reqwest::Client {
+    http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("a reqwest client")
+}
+
 /// Collects everything a `tracing` subscriber writes.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

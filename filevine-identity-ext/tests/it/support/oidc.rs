@@ -90,7 +90,7 @@ fn start_with_env(app: &str, env: &[(&str, String)]) -> Provider {
 impl Provider {
     /// A harness route: JSON in, JSON out.
     pub async fn harness(&self, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
-        let client = reqwest::Client::new();
+        let client = http_builder().build().expect("client");
         let url = format!("{}/_harness/{path}", self.issuer);
         let request = match body {
             Some(body) => client.post(url).json(&body),
@@ -136,7 +136,7 @@ impl Browser {
 
     /// A browser whose sign-ins end at the app at `app`.
     pub fn for_app(app: &str) -> Self {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let http = http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         Self { http, cookies: BTreeMap::new(), app: format!("{app}/") }
     }
 
@@ -323,4 +323,12 @@ fn between(text: &str, start: &str, end: &str) -> Option<String> {
     let from = text.find(start)? + start.len();
     let len = text[from..].find(end)?;
     Some(text[from..from + len].to_owned())
+}
+
+/// A reqwest builder with the SDK's rustls provider installed first (with
+/// the `ring` backend reqwest has none of its own). Here, not in `mod.rs`:
+/// the CLI's tests include this file alone.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    filevine_identity_ext::crypto::install_default_provider();
+    reqwest::Client::builder()
 }
