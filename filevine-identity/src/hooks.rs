@@ -153,7 +153,16 @@ fn rebuild(head: http::response::Builder, body: reqwest::Body) -> reqwest::Respo
 
 /// `response` with its body cut off by an error after `limit` bytes; the
 /// status, version, headers and URL are kept.
+///
+/// A body whose `Content-Length` is within the limit is handed on as it
+/// is: hyper reads exactly the declared length and never more (bytes past
+/// it are not part of this response), so the bound already holds, and the
+/// common case (a token response of a few hundred bytes) pays for no
+/// second response and no boxed stream.
 fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    if response.content_length().is_some_and(|length| length <= limit as u64) {
+        return response;
+    }
     let head = head_of(&response);
     let body = futures_util::stream::try_unfold((response, 0_usize), move |(mut response, read)| async move {
         let Some(chunk) = response.chunk().await.map_err(BoxError::from)? else {

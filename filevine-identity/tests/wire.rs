@@ -591,6 +591,37 @@ async fn a_chunked_body_without_length_is_bounded_too() {
     assert_eq!(too_large(&err), Some(ResponseTooLarge { limit: MAX_RESPONSE_BYTES }), "{err:?}");
 }
 
+#[tokio::test]
+async fn bytes_past_the_declared_length_are_never_read() {
+    // The client hands a body with a `Content-Length` within the limit on
+    // unwrapped, trusting hyper to read exactly that many bytes. A server
+    // that declares a token response and then keeps sending (more than the
+    // limit) must not make the client read on: the answer parses, and the
+    // extra bytes are not part of it.
+    use tokio::io::AsyncWriteExt as _;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = [0_u8; 4096];
+        let _ = tokio::io::AsyncReadExt::read(&mut socket, &mut request).await;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{TOKEN_JSON}",
+            TOKEN_JSON.len()
+        );
+        let _ = socket.write_all(head.as_bytes()).await;
+        let garbage = vec![b'x'; 8192];
+        for _ in 0..(2 * MAX_RESPONSE_BYTES / garbage.len()) {
+            if socket.write_all(&garbage).await.is_err() {
+                break;
+            }
+        }
+    });
+    let client = Client::new(&format!("http://{address}"), ClientOptions::new());
+    let token = client.get_access_token(&pat_request()).await.unwrap().into_inner();
+    assert_eq!(token.access_token.expose_secret(), "at-123");
+}
+
 #[test]
 fn every_form_body_round_trips_through_serde_urlencoded() {
     for request in every_token_request() {
