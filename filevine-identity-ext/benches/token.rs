@@ -353,6 +353,28 @@ mod exchange {
             })
         });
     }
+    /// The hand-written exchange, each in a task of its own that the
+    /// caller awaits: the hand-off the SDK's refresh task costs, alone.
+    #[divan::bench(sample_count = 100)]
+    fn raw_reqwest_spawned_in_runtime(bencher: Bencher<'_, '_>) {
+        let fixture = &*FIXTURE;
+        let client = http_client();
+        let url = format!("{}/connect/token", fixture.server.url());
+        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
+            fixture.runtime.block_on(async {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    for _ in 0..IN_RUNTIME {
+                        let (client, url) = (client.clone(), url.clone());
+                        let task = tokio::spawn(async move { raw_exchange(&client, &url).await });
+                        divan::black_box(task.await.unwrap());
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        });
+    }
 }
 
 /// 5. `build`: building a provider and an OIDC client (no I/O: the HTTP

@@ -70,9 +70,9 @@
 //!   (60 s before expiry by default), whatever the runtime, its timers or
 //!   the machine (a suspended laptop) did: every call checks the clock
 //!   ([`time`]).
-//! - However many tasks ask at once, one refresh request is made; it runs in
-//!   a task of its own, so a caller that gives up never loses a rotated
-//!   refresh token.
+//! - However many tasks ask at once, one refresh request is made; it runs to
+//!   the end even when every caller gives up (in a task of its own then), so
+//!   a caller that gives up never loses a rotated refresh token.
 //! - Secrets (PATs, client secrets, refresh, access and ID tokens, PKCE
 //!   verifiers) live in redacting types: `Debug` and `Display` print
 //!   `[REDACTED]`, and reading the value is an explicit `expose_secret()`.

@@ -1,12 +1,12 @@
-//! The single flight: at most one refresh per provider at a time, run in
-//! its own task, its outcome stored before it is published to every waiter.
+//! The single flight: at most one refresh per provider at a time, its
+//! outcome stored before it is published to every waiter.
 //!
-//! Why a task of its own: the answer to a refresh-token grant carries the
-//! rotated refresh token, and the old one is dead once the server has sent
-//! it. A refresh that ran inside the first caller's future would be
-//! cancelled with it (a client disconnect, a `timeout`), and the rotated
-//! token lost. A task runs to the end whoever is still waiting.
+//! The refresh is run by the callers waiting for it, and by a task of its
+//! own once the last of them has gone ([`super::drive`]): the answer to a
+//! refresh-token grant carries the rotated refresh token, so a refresh is
+//! never cancelled with a caller.
 
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -15,6 +15,7 @@ use tracing::Instrument as _;
 use tokio::sync::watch;
 
 use super::cache::CachedToken;
+use super::drive::{Drive, Refresh};
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::{Forgotten, Inner, lock};
@@ -42,11 +43,24 @@ pub(super) struct Fetched {
 /// A refresh's outcome as published: `None` until it is known.
 pub(super) type Outcome = Option<Result<AccessToken, Error>>;
 
+/// A refresh in progress: where its outcome is published, and a weak
+/// handle on the refresh itself, which a caller that joins helps to run.
+pub(super) struct InFlight {
+    pub(super) outcome: watch::Receiver<Outcome>,
+    refresh: Option<futures_util::future::WeakShared<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl std::fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InFlight").finish_non_exhaustive()
+    }
+}
+
 /// The refresh in flight and the failure backoff. Guarded by `Inner::flight`.
 #[derive(Debug, Default)]
 pub(super) struct Flight {
     /// The refresh in progress, if any.
-    pub(super) in_flight: Option<watch::Receiver<Outcome>>,
+    pub(super) in_flight: Option<InFlight>,
     /// Consecutive failed refreshes.
     failures: u32,
     /// No new refresh starts before this (backoff after failures).
@@ -57,6 +71,12 @@ pub(super) struct Flight {
 /// refreshes.
 fn backoff(failures: u32, jitter: Jitter) -> Duration {
     jitter.backoff(BACKOFF_BASE, BACKOFF_CAP, failures)
+}
+
+/// Whether this thread is in a Tokio runtime, where a caller can run a
+/// refresh while it waits.
+fn on_a_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok()
 }
 
 /// Clears its flight when the task ends without finishing it (its runtime
@@ -70,7 +90,7 @@ impl Drop for FlightGuard {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
             let mut flight = lock(&inner.flight);
-            if flight.in_flight.as_ref().is_some_and(|r| r.same_channel(&self.flight)) {
+            if flight.in_flight.as_ref().is_some_and(|r| r.outcome.same_channel(&self.flight)) {
                 flight.in_flight = None;
                 inner.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
             }
@@ -79,12 +99,13 @@ impl Drop for FlightGuard {
 }
 
 impl Inner {
-    /// The slow path: waits for the refresh in flight, or starts one.
+    /// The slow path: waits for the refresh in flight, or starts one. A
+    /// caller on a runtime helps to run the refresh while it waits.
     pub(super) async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, Error> {
-        // A flight whose task vanished (its runtime shut down) is started
+        // A flight whose refresh vanished (its runtime shut down) is started
         // again once; vanishing twice means there is no runtime to run on.
         for _ in 0..2 {
-            let mut receiver = {
+            let (mut receiver, drive) = {
                 let mut flight = lock(&self.flight);
                 // Re-check under the lock: a refresh may have finished since
                 // the fast path looked.
@@ -92,17 +113,28 @@ impl Inner {
                     return Ok(token);
                 }
                 match &flight.in_flight {
-                    Some(receiver) => {
+                    Some(running) => {
                         crate::metrics::waiter(
                             self.region.identity_url(),
                             self.credentials.grant_type(),
                             self.tenant.as_deref(),
                         );
-                        receiver.clone()
+                        // Only taken by a caller that will run it: a handle
+                        // dropped here, under the lock, could be the last.
+                        let refresh =
+                            running.refresh.as_ref().filter(|_| on_a_runtime()).and_then(|weak| weak.upgrade());
+                        (running.outcome.clone(), refresh)
                     }
-                    None => self.start_flight(&mut flight)?,
+                    None => {
+                        let (receiver, refresh) = self.start_flight(&mut flight)?;
+                        (receiver, self.run_here_or_spawn(refresh))
+                    }
                 }
             };
+            // Built outside the lock: dropping a `Drive` takes it.
+            if let Some(refresh) = drive {
+                Drive::new(self, refresh).await;
+            }
             if let Ok(outcome) = receiver.wait_for(Option::is_some).await {
                 match outcome.clone() {
                     Some(Ok(token)) => return Ok(token),
@@ -112,6 +144,19 @@ impl Inner {
             }
         }
         Err(Error::NoRuntime)
+    }
+
+    /// The refresh back for a caller on a runtime to run while it waits;
+    /// otherwise (a caller outside any runtime, polling with another
+    /// executor) spawned now on the provider's runtime.
+    fn run_here_or_spawn(self: &Arc<Self>, refresh: Refresh) -> Option<Refresh> {
+        if on_a_runtime() {
+            return Some(refresh);
+        }
+        if let Some(runtime) = self.runtime() {
+            drop(runtime.spawn(refresh));
+        }
+        None
     }
 
     /// The current token if it is before its hard margin.
@@ -128,17 +173,22 @@ impl Inner {
         if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| this.clock.now().before(t)) {
             return;
         }
-        if let Err(error) = this.start_flight(&mut flight) {
-            tracing::warn!(%error, "could not start a background token refresh");
+        match this.start_flight(&mut flight) {
+            // Nobody waits for it: a task of its own runs it.
+            Ok((_, refresh)) => match this.runtime() {
+                Some(runtime) => drop(runtime.spawn(refresh)),
+                None => tracing::warn!("could not start a background token refresh: no runtime"),
+            },
+            Err(error) => tracing::warn!(%error, "could not start a background token refresh"),
         }
     }
 
-    /// Starts a refresh task on the caller's runtime (or the one the provider
-    /// was built in); the caller holds the flight lock.
-    fn start_flight(self: &Arc<Self>, flight: &mut Flight) -> Result<watch::Receiver<Outcome>, Error> {
-        let runtime = self.runtime().ok_or(Error::NoRuntime)?;
+    /// Makes the refresh and records it as in flight; the caller holds the
+    /// flight lock, and runs the refresh or spawns it. A refresh needs a
+    /// runtime (the caller's, or the one the provider was built in).
+    fn start_flight(self: &Arc<Self>, flight: &mut Flight) -> Result<(watch::Receiver<Outcome>, Refresh), Error> {
+        self.runtime().ok_or(Error::NoRuntime)?;
         let (sender, receiver) = watch::channel(None);
-        flight.in_flight = Some(receiver.clone());
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
         // Read under the flight lock, as `forget` bumps it.
@@ -146,7 +196,7 @@ impl Inner {
         let guard = FlightGuard { inner: Arc::downgrade(self), flight: receiver.clone() };
         let inner = Arc::clone(self);
         // Created here, so its parent is the span of the caller that
-        // started the refresh, though the refresh runs in its own task.
+        // started the refresh, even if the refresh ends in a task of its own.
         let span = tracing::info_span!(
             "token_refresh",
             grant_type = self.credentials.grant_type(),
@@ -181,8 +231,9 @@ impl Inner {
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
         };
-        runtime.spawn(refresh.instrument(span));
-        Ok(receiver)
+        let refresh = super::drive::shared(refresh.instrument(span));
+        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade() });
+        Ok((receiver, refresh))
     }
 
     /// One refresh: through the token store when there is one, else a

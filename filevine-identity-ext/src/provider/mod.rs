@@ -16,11 +16,12 @@
 //!   the background; past the hard margin it is never returned.
 //! - **Slow path** (`flight`). With no usable token, the caller takes the
 //!   flight lock (a short `std` mutex, never held across `.await`),
-//!   re-checks, and joins the refresh in flight or starts one. A refresh
-//!   runs in its own task: a caller that gives up (a dropped future, a
-//!   timeout) never cancels a request whose answer may carry a rotated
-//!   refresh token. Everyone waiting gets the outcome through a `watch`
-//!   channel, after the token was stored.
+//!   re-checks, and joins the refresh in flight or starts one. The waiting
+//!   callers run the refresh (`drive`); when the last of them gives up (a
+//!   dropped future, a timeout) it moves to a task of its own, so no caller
+//!   cancels a request whose answer may carry a rotated refresh token.
+//!   Everyone waiting gets the outcome through a `watch` channel, after the
+//!   token was stored.
 //! - **Background refresh** (`background`, opt-in): a timer starts the
 //!   refresh at the soft deadline, so callers never wait on the network.
 //!   The timer only makes refreshes earlier; correctness never depends on it.
@@ -52,6 +53,7 @@ mod background;
 mod builder;
 mod cache;
 mod derived_key;
+mod drive;
 mod flight;
 mod jitter;
 mod link;
@@ -350,7 +352,7 @@ impl TokenProvider {
     /// can assert on its outcome without sleeping.
     #[cfg(feature = "test-util")]
     pub async fn settled(&self) {
-        let receiver = lock(&self.inner.flight).in_flight.clone();
+        let receiver = lock(&self.inner.flight).in_flight.as_ref().map(|f| f.outcome.clone());
         if let Some(mut receiver) = receiver {
             let _ = receiver.wait_for(Option::is_some).await;
         }

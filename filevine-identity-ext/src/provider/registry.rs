@@ -15,8 +15,8 @@
 //! - at most [`TokenProvidersBuilder::max_providers`] providers are held; a
 //!   new one evicts the least recently used, and one unused for
 //!   [`TokenProvidersBuilder::idle_timeout`] is dropped when next seen;
-//! - evicting drops the registry's handle only: a refresh in flight runs in
-//!   its own task and still finishes (and is saved, with a store), and a
+//! - evicting drops the registry's handle only: a refresh in flight outlives
+//!   every handle (in a task of its own once no caller waits) and still finishes (and is saved, with a store), and a
 //!   caller holding the provider keeps a working provider;
 //! - every provider is made from one template, so a fleet of registries
 //!   shares tokens through a Redis or PostgreSQL store as providers do, and

@@ -1,8 +1,8 @@
 //! The provider's side of a [`TokenStore`]: read it on a miss, refresh
 //! under its lease, save before anyone uses the answer.
 //!
-//! A refresh with a store (in the flight's own task, so no caller can
-//! cancel it):
+//! A refresh with a store (the flight's refresh, which no caller can
+//! cancel):
 //!
 //! 1. read the store: a fresh token another process saved is adopted, no
 //!    request;

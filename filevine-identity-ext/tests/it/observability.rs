@@ -1,6 +1,6 @@
 //! Spans and metrics: a refresh is a span (grant, outcome, duration) whose
-//! parent is the span of the caller that started it, though it runs in a
-//! task of its own; sign-in, discovery, JWKS and store operations are spans
+//! parent is the span of the caller that started it, even when it outlives
+//! that caller in a task of its own; sign-in, discovery, JWKS and store operations are spans
 //! too; and the `metrics` feature counts refreshes, latency, served-stale
 //! tokens, single-flight waiters and store lease waits. No secret in any
 //! span field.

@@ -731,6 +731,104 @@ async fn a_cancelled_first_caller_does_not_cancel_the_refresh() {
     assert_eq!(server.token_requests(), 1);
 }
 
+/// The one caller of a refresh-token grant gives up while the server holds
+/// the answer (which carries the rotated refresh token): the refresh runs
+/// on in a task of its own, the rotated token is kept, and the next refresh
+/// sends it. Two refresh grants in all, no token presented twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_caller_that_gives_up_never_loses_the_rotated_refresh_token() {
+    let server = server().await;
+    server.add_refresh_token("rt-initial");
+    let (id, secret) = client();
+    let credentials = Credentials::refresh_token(RefreshToken::new("rt-initial").unwrap()).with_client(id, secret);
+    let provider = builder(&server).credentials(credentials).build().unwrap();
+    let held = server.hold_token_responses();
+    let caller = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    server.wait_for_token_requests(1).await;
+    caller.abort();
+    assert!(caller.await.unwrap_err().is_cancelled(), "the caller gave up before the answer");
+    drop(held);
+    provider.settled().await;
+    provider.invalidate();
+    provider.token().await.unwrap();
+    let sent: Vec<String> = server.requests().iter().map(|r| r.field("refresh_token").unwrap().to_owned()).collect();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0], "rt-initial");
+    assert_ne!(sent[1], sent[0], "the second refresh sent the rotated token");
+    assert_eq!(server.refresh_token_reuses(), 0);
+}
+
+/// Two callers driving the same refresh are dropped at the same moment:
+/// exactly one of them hands the refresh to a task, which stores it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_callers_dropped_together_leave_one_refresh_running() {
+    let server = server().await;
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let held = server.hold_token_responses();
+    let callers: Vec<_> = (0..2)
+        .map(|_| {
+            let provider = provider.clone();
+            tokio::spawn(async move { provider.token().await })
+        })
+        .collect();
+    server.wait_for_token_requests(1).await;
+    for caller in &callers {
+        caller.abort();
+    }
+    for caller in callers {
+        assert!(caller.await.unwrap_err().is_cancelled());
+    }
+    drop(held);
+    provider.settled().await;
+    futures_now(provider.token()).expect("the abandoned refresh was stored").unwrap();
+    assert_eq!(server.token_requests(), 1);
+}
+
+/// A caller on a thread with no Tokio runtime (another executor) gets its
+/// token: the refresh runs in a task on the runtime the provider was built
+/// in, not in the caller's poll.
+#[test]
+fn a_caller_outside_any_runtime_gets_a_token_from_the_providers_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let server = runtime.block_on(server());
+    let provider = runtime.block_on(async { builder(&server).credentials(pat()).build().unwrap() });
+    let token = std::thread::spawn({
+        let provider = provider.clone();
+        move || {
+            assert!(tokio::runtime::Handle::try_current().is_err());
+            park_on(provider.token())
+        }
+    })
+    .join()
+    .unwrap()
+    .unwrap();
+    assert!(!token.expose_secret().is_empty());
+    assert_eq!(server.token_requests(), 1);
+}
+
+/// The smallest executor: polls `future` on this thread, parking between
+/// polls until its waker is called.
+fn park_on<F: std::future::Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
 /// The first caller polls the refresh itself; one that stops polling
 /// (kept alive, never polled again) holds nobody up: the next caller drives
 /// the same refresh. One request; both get the same token.

@@ -1,0 +1,212 @@
+//! Who runs a refresh: the callers waiting for it, and a task of its own
+//! only when the last of them goes away before it is done.
+//!
+//! A refresh must run to the end whoever is still waiting: the answer to a
+//! refresh-token grant carries the rotated refresh token, and the old one
+//! is dead once the server has sent it. Running every refresh in a task of
+//! its own guarantees that, but costs each refresh a hand-off to the task
+//! and a wake-up back (two more thread wake-ups per refresh on a
+//! multi-threaded runtime, measured with `strace -c` in BENCHMARKS.md).
+//!
+//! So the refresh is a [`Shared`] future that every waiting caller on a
+//! runtime polls: whichever of them is polled drives it, so a caller that
+//! stalls (polled once, then neither polled nor dropped) holds nobody up.
+//! The flight keeps only a weak handle. When the last caller holding the
+//! refresh is dropped before it finished (a client disconnect, a
+//! `timeout`), [`Drive`] hands the refresh to a task on the runtime, where
+//! it runs to the end exactly as if it had always been one.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+use futures_util::FutureExt as _;
+use futures_util::future::Shared;
+
+use super::{Inner, lock};
+
+/// One refresh: the request, storing its outcome, publishing it.
+pub(super) type Refresh = Shared<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+/// A caller's share in a refresh. Awaiting it polls the refresh until it
+/// is done; dropping it unfinished, as the last holder, hands the refresh
+/// to a task.
+pub(super) struct Drive {
+    inner: Arc<Inner>,
+    refresh: Option<Refresh>,
+    forward: Arc<Forward>,
+    waker: Waker,
+}
+
+impl Drive {
+    /// A share in `refresh` for a caller of `inner`.
+    pub(super) fn new(inner: &Arc<Inner>, refresh: Refresh) -> Self {
+        let forward = Arc::new(Forward::default());
+        let waker = Waker::from(Arc::clone(&forward));
+        Self { inner: Arc::clone(inner), refresh: Some(refresh), forward, waker }
+    }
+}
+
+impl Future for Drive {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        let Some(refresh) = this.refresh.as_mut() else { return Poll::Ready(()) };
+        this.forward.start(cx.waker());
+        let polled = refresh.poll_unpin(&mut Context::from_waker(&this.waker));
+        let woken = this.forward.finish();
+        match polled {
+            Poll::Ready(()) => {
+                this.refresh = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => {
+                if woken {
+                    cx.waker().wake_by_ref();
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The waker a [`Drive`] polls the refresh with: it passes wake-ups on to
+/// the caller's task, except those that come while this very caller is
+/// polling. [`Shared`] wakes every registered waker when the refresh
+/// completes, the poller's own included; a task woken during its own poll
+/// is rescheduled at the back of the queue and another worker is woken to
+/// help (one futex wake and one I/O driver wake per refresh, for nothing,
+/// since the poller already has the outcome). A wake-up during a poll that
+/// ends `Pending` is passed on once the poll is over, so none is lost.
+#[derive(Default)]
+struct Forward {
+    state: std::sync::Mutex<ForwardState>,
+}
+
+#[derive(Default)]
+struct ForwardState {
+    target: Option<Waker>,
+    polling: bool,
+    woken_while_polling: bool,
+}
+
+impl Forward {
+    fn start(&self, target: &Waker) {
+        let mut state = lock(&self.state);
+        if !state.target.as_ref().is_some_and(|current| current.will_wake(target)) {
+            state.target = Some(target.clone());
+        }
+        state.polling = true;
+        state.woken_while_polling = false;
+    }
+
+    /// Ends a poll; whether a wake-up came during it.
+    fn finish(&self) -> bool {
+        let mut state = lock(&self.state);
+        state.polling = false;
+        std::mem::take(&mut state.woken_while_polling)
+    }
+}
+
+impl Wake for Forward {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let target = {
+            let mut state = lock(&self.state);
+            if state.polling {
+                state.woken_while_polling = true;
+                return;
+            }
+            state.target.clone()
+        };
+        if let Some(target) = target {
+            target.wake();
+        }
+    }
+}
+
+impl Drop for Drive {
+    fn drop(&mut self) {
+        let Some(refresh) = self.refresh.take() else { return };
+        if refresh.peek().is_some() {
+            return;
+        }
+        // Counted and released under the flight lock, where callers join
+        // (upgrade the flight's weak handle): two callers dropping at once
+        // cannot both see the other still holding it.
+        let orphan = {
+            let _flight = lock(&self.inner.flight);
+            if refresh.strong_count() == Some(1) {
+                Some(refresh)
+            } else {
+                drop(refresh);
+                None
+            }
+        };
+        // Spawned outside the lock: on a runtime that is shutting down the
+        // refresh is dropped at once, and its guard takes the flight lock.
+        if let Some(refresh) = orphan {
+            match self.inner.runtime() {
+                Some(_runtime) => drop(refresh),
+                None => tracing::warn!("a token refresh was abandoned: no runtime left to finish it on"),
+            }
+        }
+    }
+}
+
+/// The refresh future as a [`Refresh`].
+pub(super) fn shared(refresh: impl Future<Output = ()> + Send + 'static) -> Refresh {
+    let boxed: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(refresh);
+    boxed.shared()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_wake_during_the_poll_is_held_back_and_one_after_it_passes_on() {
+        let count = Arc::new(Count::default());
+        let target = Waker::from(Arc::clone(&count));
+        let forward = Arc::new(Forward::default());
+        let waker = Waker::from(Arc::clone(&forward));
+
+        forward.start(&target);
+        waker.wake_by_ref();
+        waker.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not while this caller polls");
+        assert!(forward.finish(), "the poll learns it was woken");
+        assert!(!forward.finish(), "once");
+
+        waker.wake_by_ref();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "after the poll, to the caller's task");
+    }
+
+    #[test]
+    fn a_new_target_replaces_the_old_one() {
+        let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
+        let forward = Arc::new(Forward::default());
+        let waker = Waker::from(Arc::clone(&forward));
+        forward.start(&Waker::from(Arc::clone(&first)));
+        forward.finish();
+        forward.start(&Waker::from(Arc::clone(&second)));
+        forward.finish();
+        waker.wake();
+        assert_eq!((first.0.load(Ordering::SeqCst), second.0.load(Ordering::SeqCst)), (0, 1));
+    }
+}
