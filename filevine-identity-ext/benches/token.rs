@@ -12,7 +12,10 @@
 //! 3. `exchange`: one PAT exchange through the SDK beside a hand-written
 //!    reqwest form POST of the same body to the same server with the same
 //!    client settings: from `block_on` (a caller outside the runtime) and
-//!    from a task on a runtime worker (`*_in_runtime`, 100 per sample).
+//!    from a task on a runtime worker (`*_in_runtime`, 100 per sample),
+//!    with the server on the same runtime or on one of its own
+//!    (`*_server_apart`); and the hand-written exchange in a spawned task
+//!    (what a hand-off to a task costs).
 //! 4. `store`: warm `token()` and a refresh with no store, a memory store
 //!    and a Redis store on each form: one node, a primary with a replica
 //!    behind three Sentinels, a cluster of three primaries with a replica
@@ -353,6 +356,70 @@ mod exchange {
             })
         });
     }
+    /// A server on a runtime of its own (one worker thread), as the
+    /// identity provider is never on the caller's runtime: the caller's
+    /// 2-worker runtime then runs only the client side.
+    static APART: LazyLock<(Runtime, TestServer)> = LazyLock::new(|| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("bench-server")
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = runtime.block_on(TestServer::start()).unwrap();
+        server.add_personal_access_token(PAT);
+        (runtime, server)
+    });
+
+    #[divan::bench(sample_count = 100)]
+    fn sdk_in_runtime_server_apart(bencher: Bencher<'_, '_>) {
+        let fixture = &*FIXTURE;
+        let server = &APART.1;
+        let provider = {
+            let _guard = fixture.runtime.enter();
+            TokenProvider::builder()
+                .env(|_| None)
+                .region(server.region())
+                .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+                .build()
+                .unwrap()
+        };
+        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
+            fixture.runtime.block_on(async {
+                tokio::spawn({
+                    let provider = provider.clone();
+                    async move {
+                        for _ in 0..IN_RUNTIME {
+                            provider.invalidate();
+                            divan::black_box(provider.token().await.unwrap());
+                        }
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        });
+    }
+
+    #[divan::bench(sample_count = 100)]
+    fn raw_reqwest_in_runtime_server_apart(bencher: Bencher<'_, '_>) {
+        let fixture = &*FIXTURE;
+        let client = http_client();
+        let url = format!("{}/connect/token", APART.1.url());
+        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
+            fixture.runtime.block_on(async {
+                let (client, url) = (client.clone(), url.clone());
+                tokio::spawn(async move {
+                    for _ in 0..IN_RUNTIME {
+                        divan::black_box(raw_exchange(&client, &url).await);
+                    }
+                })
+                .await
+                .unwrap()
+            })
+        });
+    }
+
     /// The hand-written exchange, each in a task of its own that the
     /// caller awaits: the hand-off the SDK's refresh task costs, alone.
     #[divan::bench(sample_count = 100)]
