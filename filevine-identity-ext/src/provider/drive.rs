@@ -1,5 +1,5 @@
-//! Who runs a refresh: the callers waiting for it, and a task of its own
-//! only when the last of them goes away before it is done.
+//! Who runs a refresh: the caller that started it, and a task of its own
+//! once someone else waits for it too or that caller goes away first.
 //!
 //! A refresh must run to the end whoever is still waiting: the answer to a
 //! refresh-token grant carries the rotated refresh token, and the old one
@@ -8,13 +8,16 @@
 //! and a wake-up back (two more thread wake-ups per refresh on a
 //! multi-threaded runtime, measured with `strace -c` in BENCHMARKS.md).
 //!
-//! So the refresh is a [`Shared`] future that every waiting caller on a
-//! runtime polls: whichever of them is polled drives it, so a caller that
-//! stalls (polled once, then neither polled nor dropped) holds nobody up.
-//! The flight keeps only a weak handle. When the last caller holding the
-//! refresh is dropped before it finished (a client disconnect, a
-//! `timeout`), [`Drive`] hands the refresh to a task on the runtime, where
-//! it runs to the end exactly as if it had always been one.
+//! So the refresh is a [`Shared`] future, polled in place by the caller on
+//! a runtime that started it: the common case, one caller, pays no
+//! hand-off. The flight keeps only a weak handle. The first caller that
+//! joins hands a second handle to a task (`InFlight::detach` in
+//! `flight.rs`), so a starter that stalls (polled once, then neither
+//! polled nor dropped) holds nobody up, and the callers that joined wait
+//! for the outcome alone (woken once, not at each step of the request).
+//! When the last holder is dropped before the refresh finished (a client
+//! disconnect, a `timeout`), [`Drive`] hands it to a task on the runtime,
+//! where it runs to the end exactly as if it had always been one.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -152,7 +155,7 @@ impl Drop for Drive {
         // refresh is dropped at once, and its guard takes the flight lock.
         if let Some(refresh) = orphan {
             match self.inner.runtime() {
-                Some(_runtime) => drop(refresh),
+                Some(runtime) => drop(runtime.spawn(refresh)),
                 None => tracing::warn!("a token refresh was abandoned: no runtime left to finish it on"),
             }
         }

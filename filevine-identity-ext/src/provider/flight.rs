@@ -48,6 +48,23 @@ pub(super) type Outcome = Option<Result<AccessToken, Error>>;
 pub(super) struct InFlight {
     pub(super) outcome: watch::Receiver<Outcome>,
     refresh: Option<futures_util::future::WeakShared<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    /// Whether a task of its own runs the refresh (beside the caller that
+    /// started it, if that one still polls).
+    detached: bool,
+}
+
+impl InFlight {
+    /// For a caller that joins: the refresh to hand to a task of its own,
+    /// the first time anyone joins. From then on the caller that started
+    /// it may stall without holding anybody up, and the ones waiting are
+    /// woken once, by the outcome (a `Shared` future wakes every caller
+    /// polling it at each step of the request: a herd, with thousands).
+    fn detach(&mut self) -> Option<Refresh> {
+        if std::mem::replace(&mut self.detached, true) {
+            return None;
+        }
+        self.refresh.as_ref().and_then(futures_util::future::WeakShared::upgrade)
+    }
 }
 
 impl std::fmt::Debug for InFlight {
@@ -99,39 +116,52 @@ impl Drop for FlightGuard {
 }
 
 impl Inner {
-    /// The slow path: waits for the refresh in flight, or starts one. A
-    /// caller on a runtime helps to run the refresh while it waits.
+    /// The slow path: waits for the refresh in flight, or starts one. The
+    /// caller that starts a refresh on a runtime runs it while it waits; the
+    /// first caller to join hands it to a task ([`InFlight::detach`]).
     pub(super) async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, Error> {
         // A flight whose refresh vanished (its runtime shut down) is started
         // again once; vanishing twice means there is no runtime to run on.
         for _ in 0..2 {
-            let (mut receiver, drive) = {
+            let (mut receiver, drive, detach) = {
                 let mut flight = lock(&self.flight);
                 // Re-check under the lock: a refresh may have finished since
                 // the fast path looked.
                 if let Some(token) = self.usable() {
                     return Ok(token);
                 }
-                match &flight.in_flight {
+                match &mut flight.in_flight {
                     Some(running) => {
                         crate::metrics::waiter(
                             self.region.identity_url(),
                             self.credentials.grant_type(),
                             self.tenant.as_deref(),
                         );
-                        // Only taken by a caller that will run it: a handle
-                        // dropped here, under the lock, could be the last.
-                        let refresh =
-                            running.refresh.as_ref().filter(|_| on_a_runtime()).and_then(|weak| weak.upgrade());
-                        (running.outcome.clone(), refresh)
+                        (running.outcome.clone(), None, running.detach())
                     }
                     None => {
                         let (receiver, refresh) = self.start_flight(&mut flight)?;
-                        (receiver, self.run_here_or_spawn(refresh))
+                        if on_a_runtime() {
+                            (receiver, Some(refresh), None)
+                        } else {
+                            // Another executor cannot run Tokio I/O: a task
+                            // on the provider's runtime does.
+                            if let Some(running) = &mut flight.in_flight {
+                                running.detached = true;
+                            }
+                            (receiver, None, Some(refresh))
+                        }
                     }
                 }
             };
-            // Built outside the lock: dropping a `Drive` takes it.
+            // Both outside the lock: dropping a refresh handle may drop the
+            // refresh, whose guard takes the lock.
+            if let Some(refresh) = detach {
+                match self.runtime() {
+                    Some(runtime) => drop(runtime.spawn(refresh)),
+                    None => drop(refresh),
+                }
+            }
             if let Some(refresh) = drive {
                 Drive::new(self, refresh).await;
             }
@@ -144,19 +174,6 @@ impl Inner {
             }
         }
         Err(Error::NoRuntime)
-    }
-
-    /// The refresh back for a caller on a runtime to run while it waits;
-    /// otherwise (a caller outside any runtime, polling with another
-    /// executor) spawned now on the provider's runtime.
-    fn run_here_or_spawn(self: &Arc<Self>, refresh: Refresh) -> Option<Refresh> {
-        if on_a_runtime() {
-            return Some(refresh);
-        }
-        if let Some(runtime) = self.runtime() {
-            drop(runtime.spawn(refresh));
-        }
-        None
     }
 
     /// The current token if it is before its hard margin.
@@ -232,7 +249,7 @@ impl Inner {
             let _ = sender.send(Some(published));
         };
         let refresh = super::drive::shared(refresh.instrument(span));
-        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade() });
+        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached: false });
         Ok((receiver, refresh))
     }
 

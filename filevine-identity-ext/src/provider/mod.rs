@@ -16,10 +16,11 @@
 //!   the background; past the hard margin it is never returned.
 //! - **Slow path** (`flight`). With no usable token, the caller takes the
 //!   flight lock (a short `std` mutex, never held across `.await`),
-//!   re-checks, and joins the refresh in flight or starts one. The waiting
-//!   callers run the refresh (`drive`); when the last of them gives up (a
-//!   dropped future, a timeout) it moves to a task of its own, so no caller
-//!   cancels a request whose answer may carry a rotated refresh token.
+//!   re-checks, and joins the refresh in flight or starts one. The caller
+//!   that starts it runs it in place (`drive`); once another joins, or when
+//!   it gives up (a dropped future, a timeout), a task of its own runs it,
+//!   so no caller cancels a request whose answer may carry a rotated
+//!   refresh token.
 //!   Everyone waiting gets the outcome through a `watch` channel, after the
 //!   token was stored.
 //! - **Background refresh** (`background`, opt-in): a timer starts the

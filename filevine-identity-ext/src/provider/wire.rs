@@ -7,6 +7,7 @@
 //! client authentication are resolved then too, so a process that finds a
 //! valid token in its store sends nothing and builds nothing.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -51,17 +52,18 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
-    /// The client, with DPoP proofs signed by `key` when there is one (a
-    /// client per token request: it costs a few `Arc` clones, nothing next
-    /// to the request).
-    pub(crate) fn client_for(&self, key: Option<&DpopKey>, clock: &Clock) -> filevine_identity::Client {
+    /// The client, with DPoP proofs signed by `key` when there is one (then
+    /// a client per token request, since the proof's key belongs to the
+    /// token set; without DPoP the one client, borrowed: a clone copies its
+    /// base URL and options on every refresh).
+    pub(crate) fn client_for(&self, key: Option<&DpopKey>, clock: &Clock) -> Cow<'_, filevine_identity::Client> {
         match key {
-            None => self.client.clone(),
-            Some(key) => filevine_identity::Client::new_with_client(
+            None => Cow::Borrowed(&self.client),
+            Some(key) => Cow::Owned(filevine_identity::Client::new_with_client(
                 self.client.baseurl(),
                 self.client.client().clone(),
                 self.client.inner().clone().dpop(Arc::new(Prover { key: key.clone(), clock: clock.clone() })),
-            ),
+            )),
         }
     }
 }

@@ -761,8 +761,9 @@ async fn a_lone_caller_that_gives_up_never_loses_the_rotated_refresh_token() {
     assert_eq!(server.refresh_token_reuses(), 0);
 }
 
-/// Two callers driving the same refresh are dropped at the same moment:
-/// exactly one of them hands the refresh to a task, which stores it.
+/// Two callers of the same refresh (the one that started it runs it, the
+/// one that joined handed it to a task) are dropped at the same moment:
+/// the refresh still ends and is stored. One request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_callers_dropped_together_leave_one_refresh_running() {
     let server = server().await;
