@@ -317,19 +317,16 @@ mod exchange {
     /// `block_on` that enters the runtime is spread over them.
     const IN_RUNTIME: usize = 100;
 
-    #[divan::bench(sample_count = 100)]
-    fn sdk_in_runtime(bencher: Bencher<'_, '_>) {
-        let fixture = &*FIXTURE;
-        let provider = provider();
+    /// `IN_RUNTIME` exchanges through `provider` per sample, from a task on
+    /// a worker of the caller's runtime.
+    fn sdk_exchanges_in_runtime(bencher: Bencher<'_, '_>, provider: TokenProvider) {
         bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
-            fixture.runtime.block_on(async {
-                tokio::spawn({
-                    let provider = provider.clone();
-                    async move {
-                        for _ in 0..IN_RUNTIME {
-                            provider.invalidate();
-                            divan::black_box(provider.token().await.unwrap());
-                        }
+            FIXTURE.runtime.block_on(async {
+                let provider = provider.clone();
+                tokio::spawn(async move {
+                    for _ in 0..IN_RUNTIME {
+                        provider.invalidate();
+                        divan::black_box(provider.token().await.unwrap());
                     }
                 })
                 .await
@@ -338,13 +335,13 @@ mod exchange {
         });
     }
 
-    #[divan::bench(sample_count = 100)]
-    fn raw_reqwest_in_runtime(bencher: Bencher<'_, '_>) {
-        let fixture = &*FIXTURE;
+    /// `IN_RUNTIME` hand-written exchanges with `server` per sample, from a
+    /// task on a worker of the caller's runtime.
+    fn raw_exchanges_in_runtime(bencher: Bencher<'_, '_>, server: &TestServer) {
         let client = http_client();
-        let url = format!("{}/connect/token", fixture.server.url());
+        let url = format!("{}/connect/token", server.url());
         bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
-            fixture.runtime.block_on(async {
+            FIXTURE.runtime.block_on(async {
                 let (client, url) = (client.clone(), url.clone());
                 tokio::spawn(async move {
                     for _ in 0..IN_RUNTIME {
@@ -356,6 +353,17 @@ mod exchange {
             })
         });
     }
+
+    #[divan::bench(sample_count = 100)]
+    fn sdk_in_runtime(bencher: Bencher<'_, '_>) {
+        sdk_exchanges_in_runtime(bencher, provider());
+    }
+
+    #[divan::bench(sample_count = 100)]
+    fn raw_reqwest_in_runtime(bencher: Bencher<'_, '_>) {
+        raw_exchanges_in_runtime(bencher, &FIXTURE.server);
+    }
+
     /// A server on a runtime of its own (one worker thread), as the
     /// identity provider is never on the caller's runtime: the caller's
     /// 2-worker runtime then runs only the client side.
@@ -373,51 +381,20 @@ mod exchange {
 
     #[divan::bench(sample_count = 100)]
     fn sdk_in_runtime_server_apart(bencher: Bencher<'_, '_>) {
-        let fixture = &*FIXTURE;
-        let server = &APART.1;
-        let provider = {
-            let _guard = fixture.runtime.enter();
-            TokenProvider::builder()
-                .env(|_| None)
-                .region(server.region())
-                .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-                .build()
-                .unwrap()
-        };
-        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
-            fixture.runtime.block_on(async {
-                tokio::spawn({
-                    let provider = provider.clone();
-                    async move {
-                        for _ in 0..IN_RUNTIME {
-                            provider.invalidate();
-                            divan::black_box(provider.token().await.unwrap());
-                        }
-                    }
-                })
-                .await
-                .unwrap()
-            })
-        });
+        let guard = FIXTURE.runtime.enter();
+        let provider = TokenProvider::builder()
+            .env(|_| None)
+            .region(APART.1.region())
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
+            .build()
+            .unwrap();
+        drop(guard);
+        sdk_exchanges_in_runtime(bencher, provider);
     }
 
     #[divan::bench(sample_count = 100)]
     fn raw_reqwest_in_runtime_server_apart(bencher: Bencher<'_, '_>) {
-        let fixture = &*FIXTURE;
-        let client = http_client();
-        let url = format!("{}/connect/token", APART.1.url());
-        bencher.counter(divan::counter::ItemsCount::new(IN_RUNTIME)).bench_local(|| {
-            fixture.runtime.block_on(async {
-                let (client, url) = (client.clone(), url.clone());
-                tokio::spawn(async move {
-                    for _ in 0..IN_RUNTIME {
-                        divan::black_box(raw_exchange(&client, &url).await);
-                    }
-                })
-                .await
-                .unwrap()
-            })
-        });
+        raw_exchanges_in_runtime(bencher, &APART.1);
     }
 
     /// The hand-written exchange, each in a task of its own that the
