@@ -25,12 +25,34 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 use futures_util::FutureExt as _;
-use futures_util::future::Shared;
+use futures_util::future::{Shared, WeakShared};
 
 use super::{Inner, lock};
 
-/// One refresh: the request, storing its outcome, publishing it.
-pub(super) type Refresh = Shared<Pin<Box<dyn Future<Output = ()> + Send>>>;
+/// The refresh's own future: the request, storing its outcome, publishing
+/// it.
+type RefreshFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A handle on one refresh; the refresh lives as long as one does.
+pub(super) type Refresh = Shared<RefreshFuture>;
+
+/// The flight's handle on a refresh, which does not keep it alive.
+pub(super) type WeakRefresh = WeakShared<RefreshFuture>;
+
+/// Hands `refresh` to a task on the provider's runtime (the caller's, else
+/// the one it was built in); `false` when there is none, and the refresh
+/// handle is dropped. Called without the flight lock: on a runtime that is
+/// shutting down the task is dropped at once, and the refresh's guard then
+/// takes that lock.
+pub(super) fn run_in_task(inner: &Inner, refresh: Refresh) -> bool {
+    match inner.runtime() {
+        Some(runtime) => {
+            drop(runtime.spawn(refresh));
+            true
+        }
+        None => false,
+    }
+}
 
 /// A caller's share in a refresh. Awaiting it polls the refresh until it
 /// is done; dropping it unfinished, as the last holder, hands the refresh
@@ -139,9 +161,9 @@ impl Drop for Drive {
         if refresh.peek().is_some() {
             return;
         }
-        // Counted and released under the flight lock, where callers join
-        // (upgrade the flight's weak handle): two callers dropping at once
-        // cannot both see the other still holding it.
+        // Counted and released under the flight lock, where a joining
+        // caller upgrades the flight's weak handle: the count cannot change
+        // between reading it and acting on it.
         let orphan = {
             let _flight = lock(&self.inner.flight);
             if refresh.strong_count() == Some(1) {
@@ -151,20 +173,17 @@ impl Drop for Drive {
                 None
             }
         };
-        // Spawned outside the lock: on a runtime that is shutting down the
-        // refresh is dropped at once, and its guard takes the flight lock.
-        if let Some(refresh) = orphan {
-            match self.inner.runtime() {
-                Some(runtime) => drop(runtime.spawn(refresh)),
-                None => tracing::warn!("a token refresh was abandoned: no runtime left to finish it on"),
-            }
+        if let Some(refresh) = orphan
+            && !run_in_task(&self.inner, refresh)
+        {
+            tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
         }
     }
 }
 
 /// The refresh future as a [`Refresh`].
 pub(super) fn shared(refresh: impl Future<Output = ()> + Send + 'static) -> Refresh {
-    let boxed: Pin<Box<dyn Future<Output = ()> + Send>> = Box::pin(refresh);
+    let boxed: RefreshFuture = Box::pin(refresh);
     boxed.shared()
 }
 

@@ -1,12 +1,11 @@
 //! The single flight: at most one refresh per provider at a time, its
 //! outcome stored before it is published to every waiter.
 //!
-//! The refresh is run by the callers waiting for it, and by a task of its
-//! own once the last of them has gone ([`super::drive`]): the answer to a
-//! refresh-token grant carries the rotated refresh token, so a refresh is
-//! never cancelled with a caller.
+//! The caller that starts a refresh runs it in place, and a task of its own
+//! runs it once another caller joins or that caller goes away
+//! ([`super::drive`]): the answer to a refresh-token grant carries the
+//! rotated refresh token, so a refresh is never cancelled with a caller.
 
-use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use tracing::Instrument as _;
 use tokio::sync::watch;
 
 use super::cache::CachedToken;
-use super::drive::{Drive, Refresh};
+use super::drive::{Drive, Refresh, WeakRefresh, run_in_task};
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::{Forgotten, Inner, lock};
@@ -44,10 +43,11 @@ pub(super) struct Fetched {
 pub(super) type Outcome = Option<Result<AccessToken, Error>>;
 
 /// A refresh in progress: where its outcome is published, and a weak
-/// handle on the refresh itself, which a caller that joins helps to run.
+/// handle on the refresh itself, for the first caller that joins to hand
+/// to a task.
 pub(super) struct InFlight {
     pub(super) outcome: watch::Receiver<Outcome>,
-    refresh: Option<futures_util::future::WeakShared<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
+    refresh: Option<WeakRefresh>,
     /// Whether a task of its own runs the refresh (beside the caller that
     /// started it, if that one still polls).
     detached: bool,
@@ -63,7 +63,7 @@ impl InFlight {
         if std::mem::replace(&mut self.detached, true) {
             return None;
         }
-        self.refresh.as_ref().and_then(futures_util::future::WeakShared::upgrade)
+        self.refresh.as_ref().and_then(WeakRefresh::upgrade)
     }
 }
 
@@ -140,27 +140,18 @@ impl Inner {
                         (running.outcome.clone(), None, running.detach())
                     }
                     None => {
-                        let (receiver, refresh) = self.start_flight(&mut flight)?;
-                        if on_a_runtime() {
-                            (receiver, Some(refresh), None)
-                        } else {
-                            // Another executor cannot run Tokio I/O: a task
-                            // on the provider's runtime does.
-                            if let Some(running) = &mut flight.in_flight {
-                                running.detached = true;
-                            }
-                            (receiver, None, Some(refresh))
-                        }
+                        // Another executor cannot run Tokio I/O: a task on
+                        // the provider's runtime does.
+                        let here = on_a_runtime();
+                        let (receiver, refresh) = self.start_flight(&mut flight, !here)?;
+                        if here { (receiver, Some(refresh), None) } else { (receiver, None, Some(refresh)) }
                     }
                 }
             };
-            // Both outside the lock: dropping a refresh handle may drop the
-            // refresh, whose guard takes the lock.
+            // Outside the lock (see `run_in_task`). No runtime: the refresh
+            // is dropped, its outcome never comes, and the loop says so.
             if let Some(refresh) = detach {
-                match self.runtime() {
-                    Some(runtime) => drop(runtime.spawn(refresh)),
-                    None => drop(refresh),
-                }
+                run_in_task(self, refresh);
             }
             if let Some(refresh) = drive {
                 Drive::new(self, refresh).await;
@@ -186,24 +177,33 @@ impl Inner {
     /// Starts a refresh without waiting for it, unless one runs already or
     /// the backoff says not yet.
     pub(super) fn start_soft_refresh(this: &Arc<Self>) {
-        let mut flight = lock(&this.flight);
-        if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| this.clock.now().before(t)) {
-            return;
-        }
-        match this.start_flight(&mut flight) {
+        let started = {
+            let mut flight = lock(&this.flight);
+            if flight.in_flight.is_some() || flight.not_before.is_some_and(|t| this.clock.now().before(t)) {
+                return;
+            }
             // Nobody waits for it: a task of its own runs it.
-            Ok((_, refresh)) => match this.runtime() {
-                Some(runtime) => drop(runtime.spawn(refresh)),
-                None => tracing::warn!("could not start a background token refresh: no runtime"),
-            },
+            this.start_flight(&mut flight, true)
+        };
+        match started {
+            Ok((_, refresh)) => {
+                if !run_in_task(this, refresh) {
+                    tracing::warn!("could not start a background token refresh: no runtime");
+                }
+            }
             Err(error) => tracing::warn!(%error, "could not start a background token refresh"),
         }
     }
 
     /// Makes the refresh and records it as in flight; the caller holds the
-    /// flight lock, and runs the refresh or spawns it. A refresh needs a
-    /// runtime (the caller's, or the one the provider was built in).
-    fn start_flight(self: &Arc<Self>, flight: &mut Flight) -> Result<(watch::Receiver<Outcome>, Refresh), Error> {
+    /// flight lock, and runs the refresh or hands it to a task (`detached`:
+    /// a task, so no joining caller needs to start another). A refresh
+    /// needs a runtime (the caller's, or the one the provider was built in).
+    fn start_flight(
+        self: &Arc<Self>,
+        flight: &mut Flight,
+        detached: bool,
+    ) -> Result<(watch::Receiver<Outcome>, Refresh), Error> {
         self.runtime().ok_or(Error::NoRuntime)?;
         let (sender, receiver) = watch::channel(None);
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -249,7 +249,7 @@ impl Inner {
             let _ = sender.send(Some(published));
         };
         let refresh = super::drive::shared(refresh.instrument(span));
-        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached: false });
+        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached });
         Ok((receiver, refresh))
     }
 

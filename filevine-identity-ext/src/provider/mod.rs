@@ -20,9 +20,8 @@
 //!   that starts it runs it in place (`drive`); once another joins, or when
 //!   it gives up (a dropped future, a timeout), a task of its own runs it,
 //!   so no caller cancels a request whose answer may carry a rotated
-//!   refresh token.
-//!   Everyone waiting gets the outcome through a `watch` channel, after the
-//!   token was stored.
+//!   refresh token. Everyone waiting gets the outcome through a `watch`
+//!   channel, after the token was stored.
 //! - **Background refresh** (`background`, opt-in): a timer starts the
 //!   refresh at the soft deadline, so callers never wait on the network.
 //!   The timer only makes refreshes earlier; correctness never depends on it.

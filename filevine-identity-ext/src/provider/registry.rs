@@ -16,8 +16,9 @@
 //!   new one evicts the least recently used, and one unused for
 //!   [`TokenProvidersBuilder::idle_timeout`] is dropped when next seen;
 //! - evicting drops the registry's handle only: a refresh in flight outlives
-//!   every handle (in a task of its own once no caller waits) and still finishes (and is saved, with a store), and a
-//!   caller holding the provider keeps a working provider;
+//!   every handle (in a task of its own once no caller waits) and still
+//!   finishes (and is saved, with a store), and a caller holding the
+//!   provider keeps a working provider;
 //! - every provider is made from one template, so a fleet of registries
 //!   shares tokens through a Redis or PostgreSQL store as providers do, and
 //!   all of them share one HTTP client (one connection pool, one TLS setup);
