@@ -144,6 +144,7 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     let mut file: syn::File =
         syn::parse2(tokens).map_err(|e| Error::InvalidRust { path: spec.label.clone(), message: e.to_string() })?;
     crate::non_exhaustive::mark_response_structs(&mut file);
+    crate::api_version::drop_api_version(&mut file);
     let body = prettyplease::unparse(&file);
     let source = format!("{}{body}", header(spec));
     let elapsed = started.elapsed();

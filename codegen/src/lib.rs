@@ -36,6 +36,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+mod api_version;
 mod diff;
 mod error;
 mod generate;

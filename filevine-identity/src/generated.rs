@@ -818,12 +818,6 @@ Sends a `GET` request to `/.well-known/openid-configuration`
         &'a self,
     ) -> Result<ResponseValue<types::OpenIdConfiguration>, Error<()>> {
         let url = format!("{}/.well-known/openid-configuration", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -832,7 +826,6 @@ Sends a `GET` request to `/.well-known/openid-configuration`
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "get_openid_configuration",
@@ -858,12 +851,6 @@ Sends a `GET` request to `/.well-known/openid-configuration/jwks`
         &'a self,
     ) -> Result<ResponseValue<types::JsonWebKeySet>, Error<()>> {
         let url = format!("{}/.well-known/openid-configuration/jwks", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -872,7 +859,6 @@ Sends a `GET` request to `/.well-known/openid-configuration/jwks`
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "get_jwks",
@@ -902,12 +888,6 @@ Sends a `POST` request to `/connect/deviceauthorization`
         Error<types::TokenError>,
     > {
         let url = format!("{}/connect/deviceauthorization", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -917,7 +897,6 @@ Sends a `POST` request to `/connect/deviceauthorization`
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .form_urlencoded(&body)?
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "authorize_device",
@@ -950,12 +929,6 @@ Sends a `POST` request to `/connect/introspect`
         body: &'a types::IntrospectionRequest,
     ) -> Result<ResponseValue<types::IntrospectionResponse>, Error<types::TokenError>> {
         let url = format!("{}/connect/introspect", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -965,7 +938,6 @@ Sends a `POST` request to `/connect/introspect`
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .form_urlencoded(&body)?
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "introspect_token",
@@ -998,12 +970,6 @@ Sends a `POST` request to `/connect/revocation`
         body: &'a types::RevocationRequest,
     ) -> Result<ResponseValue<()>, Error<types::TokenError>> {
         let url = format!("{}/connect/revocation", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -1013,7 +979,6 @@ Sends a `POST` request to `/connect/revocation`
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .form_urlencoded(&body)?
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "revoke_token",
@@ -1048,12 +1013,6 @@ Sends a `POST` request to `/connect/token`
         body: &'a types::TokenRequest,
     ) -> Result<ResponseValue<types::TokenResponse>, Error<types::TokenError>> {
         let url = format!("{}/connect/token", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -1063,7 +1022,6 @@ Sends a `POST` request to `/connect/token`
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .form_urlencoded(&body)?
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "get_access_token",
@@ -1095,12 +1053,6 @@ Sends a `GET` request to `/connect/userinfo`
         &'a self,
     ) -> Result<ResponseValue<types::UserInfo>, Error<()>> {
         let url = format!("{}/connect/userinfo", self.baseurl,);
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map
-            .append(
-                ::reqwest::header::HeaderName::from_static("api-version"),
-                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
-            );
         #[allow(unused_mut)]
         let mut request = self
             .client
@@ -1109,7 +1061,6 @@ Sends a `GET` request to `/connect/userinfo`
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "get_userinfo",

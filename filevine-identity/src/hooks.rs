@@ -1,7 +1,6 @@
 //! The [`ClientHooks`] implementation code generation wires into every
-//! operation: `pre` removes progenitor's `api-version` header and applies
-//! the operation's endpoint and security ([`ClientOptions`]), `exec` bounds
-//! every response body.
+//! operation: `pre` applies the operation's endpoint and security
+//! ([`ClientOptions`]), `exec` bounds every response body.
 
 use std::fmt;
 
@@ -15,15 +14,6 @@ use crate::{Client, ClientOptions, Operation};
 /// A larger body fails with [`ResponseTooLarge`] in the error's source
 /// chain instead of being read into memory.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
-
-/// Removes the `api-version` header progenitor adds to every request.
-///
-/// progenitor sends `api-version: <info.version>` unconditionally. The
-/// identity endpoints are standard OAuth 2.0 / OpenID Connect endpoints that
-/// do not ask for it, and a strict server may reject unknown headers.
-pub(crate) fn remove_api_version(request: &mut reqwest::Request) {
-    request.headers_mut().remove("api-version");
-}
 
 /// A response body was longer than the client reads
 /// ([`MAX_RESPONSE_BYTES`]). It is the source of the
@@ -55,13 +45,12 @@ impl std::error::Error for ResponseTooLarge {}
 /// implementation: every operation's request goes through `pre` and its
 /// response through `exec`.
 impl ClientHooks<ClientOptions> for Client {
-    /// Removes `api-version`, then applies [`ClientOptions`]: the endpoint
-    /// the operation was pointed at, and the credentials its `security`
-    /// names (nothing else). An operation that needs credentials the
+    /// Applies [`ClientOptions`]: the endpoint the operation was pointed
+    /// at, and the credentials its `security` names (nothing else).
+    /// (progenitor's `api-version` header is left out at generation.) An operation that needs credentials the
     /// options lack fails here with `Error::InvalidRequest`, before
     /// anything is sent.
     async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), Error<E>> {
-        remove_api_version(request);
         let operation = Operation::find(info.operation_id)
             .ok_or_else(|| Error::InvalidRequest(format!("`{}` is not in the operations table", info.operation_id)))?;
         self.inner().apply(operation, request).map_err(Error::InvalidRequest)
@@ -175,21 +164,4 @@ fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
         Ok(Some((chunk, (response, read))))
     });
     rebuild(head, reqwest::Body::wrap_stream(body))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn removes_only_the_api_version_header() {
-        let client = reqwest::Client::new();
-        let mut request = client
-            .get("http://127.0.0.1/")
-            .header("api-version", "2.0")
-            .header("accept", "application/json")
-            .build()
-            .unwrap();
-        super::remove_api_version(&mut request);
-        assert!(request.headers().get("api-version").is_none());
-        assert_eq!(request.headers().get("accept").unwrap(), "application/json");
-    }
 }

@@ -77,8 +77,8 @@
 //! # Headers
 //!
 //! progenitor adds an `api-version` header to every request; the identity
-//! endpoints are standard OAuth 2.0 endpoints that do not ask for it, so the
-//! client's `pre` hook removes it.
+//! endpoints are standard OAuth 2.0 endpoints that do not ask for it, so
+//! code generation leaves it out (no request builds it).
 //!
 //! # Timeouts
 //!

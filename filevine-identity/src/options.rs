@@ -147,7 +147,9 @@ impl ClientOptions {
             }
             *request.url_mut() = target;
         }
-        self.sign(operation, request)
+        // A request fresh from the generated code carries no credentials
+        // yet: nothing to replace.
+        self.add_credentials(operation, request)
     }
 
     /// Adds the operation's credentials to `request`, replacing the
@@ -156,6 +158,11 @@ impl ClientOptions {
     pub(crate) fn sign(&self, operation: &Operation, request: &mut reqwest::Request) -> Result<(), String> {
         request.headers_mut().remove(reqwest::header::AUTHORIZATION);
         request.headers_mut().remove(DPOP);
+        self.add_credentials(operation, request)
+    }
+
+    /// Adds the operation's credentials to a request that has none.
+    fn add_credentials(&self, operation: &Operation, request: &mut reqwest::Request) -> Result<(), String> {
         let credential = self.credentials_for(operation)?;
         let header = match credential {
             None | Some(Credential::Assertion(_)) => None,
