@@ -41,40 +41,96 @@ pub(crate) fn outcome(result: Result<(), &Error>) -> &'static str {
     }
 }
 
+/// A provider's labels and the keys of its metrics, made once when the
+/// provider is built: a refresh then emits without allocating (the keys of
+/// the facade's macros are built, labels and all, on every call).
+#[cfg(feature = "metrics")]
+pub(crate) struct ProviderMetrics {
+    /// `authority` and `grant`, and `tenant` when the provider has one; the
+    /// strings are shared, so cloning a label copies no text.
+    labels: Vec<metrics::Label>,
+    refreshed_ok: metrics::Key,
+    refresh_duration: metrics::Key,
+    served_stale: metrics::Key,
+    waiters: metrics::Key,
+}
+
+#[cfg(feature = "metrics")]
+impl ProviderMetrics {
+    /// The keys of a provider of `grant` at `authority`, for `tenant`.
+    pub(crate) fn new(authority: &str, grant: &'static str, tenant: Option<&str>) -> Self {
+        let shared = |text: &str| metrics::SharedString::from(std::sync::Arc::<str>::from(text));
+        let mut labels = vec![metrics::Label::new("authority", shared(authority)), metrics::Label::new("grant", grant)];
+        labels.extend(tenant.map(|tenant| metrics::Label::new("tenant", shared(tenant))));
+        let key = |name: &'static str| metrics::Key::from_parts(name, labels.clone());
+        Self {
+            refreshed_ok: Self::with_outcome(&labels, "ok"),
+            refresh_duration: key(REFRESH_DURATION),
+            served_stale: key(SERVED_STALE),
+            waiters: key(WAITERS),
+            labels,
+        }
+    }
+
+    fn with_outcome(labels: &[metrics::Label], outcome: &'static str) -> metrics::Key {
+        let mut labels = labels.to_vec();
+        labels.push(metrics::Label::new("outcome", outcome));
+        metrics::Key::from_parts(REFRESHES, labels)
+    }
+
+    /// A refresh ended with `outcome` after `took`.
+    pub(crate) fn refresh(&self, outcome: &'static str, took: Duration) {
+        metrics::with_recorder(|recorder| {
+            match outcome {
+                "ok" => recorder.register_counter(&self.refreshed_ok, &METADATA).increment(1),
+                other => recorder.register_counter(&Self::with_outcome(&self.labels, other), &METADATA).increment(1),
+            }
+            recorder.register_histogram(&self.refresh_duration, &METADATA).record(took.as_secs_f64());
+        });
+    }
+
+    /// A token in its soft window was served.
+    pub(crate) fn served_stale(&self) {
+        metrics::with_recorder(|recorder| recorder.register_counter(&self.served_stale, &METADATA).increment(1));
+    }
+
+    /// A caller joined the refresh in flight.
+    pub(crate) fn waiter(&self) {
+        metrics::with_recorder(|recorder| recorder.register_counter(&self.waiters, &METADATA).increment(1));
+    }
+}
+
+/// What the facade's macros would say about these metrics: this module, at
+/// level INFO.
+#[cfg(feature = "metrics")]
+static METADATA: metrics::Metadata<'static> =
+    metrics::Metadata::new(module_path!(), metrics::Level::INFO, Some(module_path!()));
+
+#[cfg(feature = "metrics")]
+const REFRESHES: &str = "filevine_identity_refreshes_total";
+#[cfg(feature = "metrics")]
+const REFRESH_DURATION: &str = "filevine_identity_refresh_duration_seconds";
+#[cfg(feature = "metrics")]
+const SERVED_STALE: &str = "filevine_identity_served_stale_total";
+#[cfg(feature = "metrics")]
+const WAITERS: &str = "filevine_identity_refresh_waiters_total";
+
+/// Without the `metrics` feature: nothing to keep, nothing to emit.
+#[cfg(not(feature = "metrics"))]
+pub(crate) struct ProviderMetrics;
+
+#[cfg(not(feature = "metrics"))]
+impl ProviderMetrics {
+    pub(crate) fn new(_: &str, _: &'static str, _: Option<&str>) -> Self {
+        Self
+    }
+    pub(crate) fn refresh(&self, _: &'static str, _: Duration) {}
+    pub(crate) fn served_stale(&self) {}
+    pub(crate) fn waiter(&self) {}
+}
+
 #[cfg(feature = "metrics")]
 mod emit {
-    use super::Duration;
-
-    /// `authority` and `grant`, and `tenant` when the provider has one.
-    fn labels(authority: &str, grant: &'static str, tenant: Option<&str>) -> Vec<metrics::Label> {
-        let mut labels =
-            vec![metrics::Label::new("authority", authority.to_owned()), metrics::Label::new("grant", grant)];
-        labels.extend(tenant.map(|tenant| metrics::Label::new("tenant", tenant.to_owned())));
-        labels
-    }
-
-    pub(crate) fn refresh(
-        authority: &str,
-        grant: &'static str,
-        tenant: Option<&str>,
-        outcome: &'static str,
-        took: Duration,
-    ) {
-        let labels = labels(authority, grant, tenant);
-        let mut with_outcome = labels.clone();
-        with_outcome.push(metrics::Label::new("outcome", outcome));
-        metrics::counter!("filevine_identity_refreshes_total", with_outcome).increment(1);
-        metrics::histogram!("filevine_identity_refresh_duration_seconds", labels).record(took.as_secs_f64());
-    }
-
-    pub(crate) fn served_stale(authority: &str, grant: &'static str, tenant: Option<&str>) {
-        metrics::counter!("filevine_identity_served_stale_total", labels(authority, grant, tenant)).increment(1);
-    }
-
-    pub(crate) fn waiter(authority: &str, grant: &'static str, tenant: Option<&str>) {
-        metrics::counter!("filevine_identity_refresh_waiters_total", labels(authority, grant, tenant)).increment(1);
-    }
-
     /// `authority` and `store`, and `tenant` when the provider has one.
     fn store_labels(authority: &str, store: &'static str, tenant: Option<&str>) -> Vec<metrics::Label> {
         let mut labels =
@@ -109,11 +165,6 @@ mod emit {
 
 #[cfg(not(feature = "metrics"))]
 mod emit {
-    use super::Duration;
-
-    pub(crate) fn refresh(_: &str, _: &'static str, _: Option<&str>, _: &'static str, _: Duration) {}
-    pub(crate) fn served_stale(_: &str, _: &'static str, _: Option<&str>) {}
-    pub(crate) fn waiter(_: &str, _: &'static str, _: Option<&str>) {}
     pub(crate) fn lease_wait(_: &str, _: &'static str, _: Option<&str>) {}
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn replication_shortfall(_: &'static str, _: &str) {}
@@ -124,4 +175,4 @@ mod emit {
 
 #[cfg(feature = "redis")]
 pub(crate) use emit::replication_shortfall;
-pub(crate) use emit::{lease_wait, refresh, registry_eviction, registry_size, served_stale, unsaved, waiter};
+pub(crate) use emit::{lease_wait, registry_eviction, registry_size, unsaved};

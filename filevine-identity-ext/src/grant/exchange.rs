@@ -15,6 +15,10 @@ use crate::grant::{ClientSecret, Credentials, ExpiryPolicy, Grant, RefreshToken,
 use crate::jose::DpopKey;
 use crate::time::Clock;
 
+/// The `scope` of a PAT exchange that names none: the gateway's, spelled
+/// once per process rather than per request.
+static GATEWAY_SCOPE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| Scopes::gateway().to_string());
+
 /// The form body for `credentials` (with `form_secret` when the client
 /// secret goes in the form and the credentials do not carry it: an
 /// `OidcClient`'s provider, which learns the method by discovery).
@@ -35,7 +39,7 @@ pub(crate) fn token_request(
         Grant::PersonalAccessToken(pat) => PersonalAccessTokenRequest {
             grant_type: PersonalAccessTokenRequestGrantType::PersonalAccessToken,
             token: pat.secret().clone(),
-            scope: scope.unwrap_or_else(|| Scopes::gateway().to_string()),
+            scope: scope.unwrap_or_else(|| GATEWAY_SCOPE.clone()),
             client_id,
             client_secret,
         }

@@ -540,8 +540,14 @@ impl TokenProviderBuilder {
         if let Some(ClientAuth { id, key: Some(key), .. }) = &credentials.client {
             wire = wire.with_client_key(key.clone(), id.as_str());
         }
+        let metrics = crate::metrics::ProviderMetrics::new(
+            region.identity_url(),
+            credentials.grant_type(),
+            self.tenant.as_deref(),
+        );
         let inner = Arc::new(Inner {
             id: next_provider_id(),
+            metrics,
             wire,
             dpop,
             dpop_demanded: AtomicBool::new(false),

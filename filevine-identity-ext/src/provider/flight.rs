@@ -132,11 +132,7 @@ impl Inner {
                 }
                 match &mut flight.in_flight {
                     Some(running) => {
-                        crate::metrics::waiter(
-                            self.region.identity_url(),
-                            self.credentials.grant_type(),
-                            self.tenant.as_deref(),
-                        );
+                        self.metrics.waiter();
                         (running.outcome.clone(), None, running.detach())
                     }
                     None => {
@@ -222,6 +218,7 @@ impl Inner {
             outcome = tracing::field::Empty,
             duration_ms = tracing::field::Empty,
         );
+        let recorded = span.clone();
         let refresh = async move {
             let _guard = guard;
             if let Some(delay) = delay {
@@ -231,16 +228,9 @@ impl Inner {
             let outcome = inner.fetch().await;
             let took = started.elapsed();
             let label = crate::metrics::outcome(outcome.as_ref().map(drop));
-            let span = tracing::Span::current();
-            span.record("outcome", label);
-            span.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
-            crate::metrics::refresh(
-                inner.region.identity_url(),
-                inner.credentials.grant_type(),
-                inner.tenant.as_deref(),
-                label,
-                took,
-            );
+            recorded.record("outcome", label);
+            recorded.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            inner.metrics.refresh(label, took);
             let (published, discarded) = inner.finish_flight(&outcome, epoch);
             if let Some(discarded) = discarded {
                 inner.revoke_discarded(discarded).await;
@@ -248,7 +238,12 @@ impl Inner {
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
         };
-        let refresh = super::drive::shared(refresh.instrument(span));
+        // A span no subscriber wants is not entered at every poll.
+        let refresh = if span.is_disabled() {
+            super::drive::shared(refresh)
+        } else {
+            super::drive::shared(refresh.instrument(span))
+        };
         flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached });
         Ok((receiver, refresh))
     }
@@ -289,7 +284,11 @@ impl Inner {
     /// kept before this returns.
     async fn exchange_once(&self, attempt: u32) -> Result<Fetched, Error> {
         let span = tracing::debug_span!("token_request", attempt);
-        self.exchange_once_inner(attempt).instrument(span).await
+        if span.is_disabled() {
+            self.exchange_once_inner(attempt).await
+        } else {
+            self.exchange_once_inner(attempt).instrument(span).await
+        }
     }
 
     async fn exchange_once_inner(&self, attempt: u32) -> Result<Fetched, Error> {

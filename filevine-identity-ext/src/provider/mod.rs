@@ -117,6 +117,8 @@ struct Inner {
     region: Region,
     /// The caller's non-secret label (a firm's id) on spans and metrics.
     tenant: Option<Arc<str>>,
+    /// The keys of this provider's metrics (authority, grant, tenant).
+    metrics: crate::metrics::ProviderMetrics,
     credentials: Credentials,
     /// Asked for the credentials on each refresh (`Grant::Sourced`).
     source: Option<Arc<dyn crate::grant::CredentialSource>>,
@@ -384,11 +386,7 @@ impl TokenProvider {
             }
             // Due for a refresh, still before its deadline: served while
             // the refresh runs (or after it failed).
-            crate::metrics::served_stale(
-                self.inner.region.identity_url(),
-                self.inner.credentials.grant_type(),
-                self.inner.tenant.as_deref(),
-            );
+            self.inner.metrics.served_stale();
             return Some(cached.token.clone());
         }
         None
