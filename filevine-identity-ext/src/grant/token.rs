@@ -92,7 +92,13 @@ impl AccessToken {
                 redact(token_type, 40)
             )));
         };
-        let mut header = HeaderValue::try_from(format!("{scheme} {}", secret.expose_secret()))
+        // Built by hand: `format!` goes through the formatting machinery
+        // for what is two copies (a token is often a kilobyte or more).
+        let mut value = String::with_capacity(scheme.len() + 1 + secret.expose_secret().len());
+        value.push_str(scheme);
+        value.push(' ');
+        value.push_str(secret.expose_secret());
+        let mut header = HeaderValue::try_from(value)
             .map_err(|_| Error::malformed("the access token contains characters not allowed in an HTTP header"))?;
         header.set_sensitive(true);
         if secret.is_empty() {
