@@ -41,7 +41,11 @@ fn in_keyring_session(program: &str, config: &Path, home: &Path, env: &[(&str, &
             .any(|dir| dir.join(program).is_file());
         assert!(found, "{program} is not installed (apt-get install dbus-daemon gnome-keyring)");
     }
-    let script = "printf keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec \"$0\" \"$@\"";
+    // `--unlock` can return before the daemon owns its bus name; a client
+    // that asks first gets a second daemon activated by D-Bus, which finds
+    // the login keyring half written. So wait for the name (gdbus, bounded).
+    let script = "printf keyring-password | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; \
+                  gdbus wait --session --timeout 10 org.freedesktop.secrets >/dev/null 2>&1; exec \"$0\" \"$@\"";
     let mut command = Command::new("dbus-run-session");
     command
         .args(["--", "sh", "-c", script, program])
