@@ -46,10 +46,10 @@ impl std::error::Error for ResponseTooLarge {}
 /// response through `exec`.
 impl ClientHooks<ClientOptions> for Client {
     /// Applies [`ClientOptions`]: the endpoint the operation was pointed
-    /// at, and the credentials its `security` names (nothing else).
-    /// (progenitor's `api-version` header is left out at generation.) An operation that needs credentials the
-    /// options lack fails here with `Error::InvalidRequest`, before
-    /// anything is sent.
+    /// at, and the credentials its `security` names (nothing else). An
+    /// operation that needs credentials the options lack fails here with
+    /// `Error::InvalidRequest`, before anything is sent. (progenitor's
+    /// `api-version` header is left out at generation.)
     async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), Error<E>> {
         let operation = Operation::find(info.operation_id)
             .ok_or_else(|| Error::InvalidRequest(format!("`{}` is not in the operations table", info.operation_id)))?;

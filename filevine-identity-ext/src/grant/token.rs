@@ -93,7 +93,7 @@ impl AccessToken {
             )));
         };
         // Built by hand: `format!` goes through the formatting machinery
-        // for what is two copies (a token is often a kilobyte or more).
+        // for what is two copies of a token, once per refresh.
         let mut value = String::with_capacity(scheme.len() + 1 + secret.expose_secret().len());
         value.push_str(scheme);
         value.push(' ');

@@ -90,6 +90,16 @@ fn backoff(failures: u32, jitter: Jitter) -> Duration {
     jitter.backoff(BACKOFF_BASE, BACKOFF_CAP, failures)
 }
 
+/// `future` in `span`, unless no subscriber wants the span: then it is not
+/// entered and left at every poll of the refresh or its request.
+fn in_span<F: std::future::Future>(
+    future: F,
+    span: tracing::Span,
+) -> futures_util::future::Either<F, tracing::instrument::Instrumented<F>> {
+    use futures_util::future::Either;
+    if span.is_disabled() { Either::Left(future) } else { Either::Right(future.instrument(span)) }
+}
+
 /// Whether this thread is in a Tokio runtime, where a caller can run a
 /// refresh while it waits.
 fn on_a_runtime() -> bool {
@@ -238,12 +248,7 @@ impl Inner {
             // Nobody may be waiting (a background refresh); that is fine.
             let _ = sender.send(Some(published));
         };
-        // A span no subscriber wants is not entered at every poll.
-        let refresh = if span.is_disabled() {
-            super::drive::shared(refresh)
-        } else {
-            super::drive::shared(refresh.instrument(span))
-        };
+        let refresh = super::drive::shared(in_span(refresh, span));
         flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached });
         Ok((receiver, refresh))
     }
@@ -283,12 +288,7 @@ impl Inner {
     /// One token request. The rotated refresh token and the ID token are
     /// kept before this returns.
     async fn exchange_once(&self, attempt: u32) -> Result<Fetched, Error> {
-        let span = tracing::debug_span!("token_request", attempt);
-        if span.is_disabled() {
-            self.exchange_once_inner(attempt).await
-        } else {
-            self.exchange_once_inner(attempt).instrument(span).await
-        }
+        in_span(self.exchange_once_inner(attempt), tracing::debug_span!("token_request", attempt)).await
     }
 
     async fn exchange_once_inner(&self, attempt: u32) -> Result<Fetched, Error> {
