@@ -31,7 +31,7 @@ use super::{Inner, lock};
 
 /// The refresh's own future: the request, storing its outcome, publishing
 /// it.
-type RefreshFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(super) type RefreshFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A handle on one refresh; the refresh lives as long as one does.
 pub(super) type Refresh = Shared<RefreshFuture>;
@@ -182,9 +182,8 @@ impl Drop for Drive {
 }
 
 /// The refresh future as a [`Refresh`].
-pub(super) fn shared(refresh: impl Future<Output = ()> + Send + 'static) -> Refresh {
-    let boxed: RefreshFuture = Box::pin(refresh);
-    boxed.shared()
+pub(super) fn shared(refresh: RefreshFuture) -> Refresh {
+    refresh.shared()
 }
 
 #[cfg(test)]

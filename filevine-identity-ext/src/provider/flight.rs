@@ -11,12 +11,11 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tracing::Instrument as _;
 
-use tokio::sync::watch;
-
 use super::cache::CachedToken;
 use super::drive::{Drive, Refresh, WeakRefresh, run_in_task};
 use super::jitter::Jitter;
 use super::link::StoreLink;
+use super::outcome;
 use super::{Forgotten, Inner, lock};
 use crate::error::{ConfigError, Error};
 use crate::grant::exchange;
@@ -39,14 +38,11 @@ pub(super) struct Fetched {
     pub(super) life: Duration,
 }
 
-/// A refresh's outcome as published: `None` until it is known.
-pub(super) type Outcome = Option<Result<AccessToken, Error>>;
-
 /// A refresh in progress: where its outcome is published, and a weak
 /// handle on the refresh itself, for the first caller that joins to hand
 /// to a task.
 pub(super) struct InFlight {
-    pub(super) outcome: watch::Receiver<Outcome>,
+    pub(super) outcome: outcome::Receiver,
     refresh: Option<WeakRefresh>,
     /// Whether a task of its own runs the refresh (beside the caller that
     /// started it, if that one still polls).
@@ -90,16 +86,6 @@ fn backoff(failures: u32, jitter: Jitter) -> Duration {
     jitter.backoff(BACKOFF_BASE, BACKOFF_CAP, failures)
 }
 
-/// `future` in `span`, unless no subscriber wants the span: then it is not
-/// entered and left at every poll of the refresh or its request.
-fn in_span<F: std::future::Future>(
-    future: F,
-    span: tracing::Span,
-) -> futures_util::future::Either<F, tracing::instrument::Instrumented<F>> {
-    use futures_util::future::Either;
-    if span.is_disabled() { Either::Left(future) } else { Either::Right(future.instrument(span)) }
-}
-
 /// Whether this thread is in a Tokio runtime, where a caller can run a
 /// refresh while it waits.
 fn on_a_runtime() -> bool {
@@ -110,7 +96,7 @@ fn on_a_runtime() -> bool {
 /// shut down), so the next caller can start another.
 struct FlightGuard {
     inner: Weak<Inner>,
-    flight: watch::Receiver<Outcome>,
+    flight: outcome::Receiver,
 }
 
 impl Drop for FlightGuard {
@@ -133,7 +119,7 @@ impl Inner {
         // A flight whose refresh vanished (its runtime shut down) is started
         // again once; vanishing twice means there is no runtime to run on.
         for _ in 0..2 {
-            let (mut receiver, drive, detach) = {
+            let (receiver, drive, detach) = {
                 let mut flight = lock(&self.flight);
                 // Re-check under the lock: a refresh may have finished since
                 // the fast path looked.
@@ -162,12 +148,10 @@ impl Inner {
             if let Some(refresh) = drive {
                 Drive::new(self, refresh).await;
             }
-            if let Ok(outcome) = receiver.wait_for(Option::is_some).await {
-                match outcome.clone() {
-                    Some(Ok(token)) => return Ok(token),
-                    Some(Err(error)) => return self.usable().ok_or(error),
-                    None => {}
-                }
+            match receiver.wait().await {
+                Some(Ok(token)) => return Ok(token),
+                Some(Err(error)) => return self.usable().ok_or(error),
+                None => {}
             }
         }
         Err(Error::NoRuntime)
@@ -209,9 +193,9 @@ impl Inner {
         self: &Arc<Self>,
         flight: &mut Flight,
         detached: bool,
-    ) -> Result<(watch::Receiver<Outcome>, Refresh), Error> {
+    ) -> Result<(outcome::Receiver, Refresh), Error> {
         self.runtime().ok_or(Error::NoRuntime)?;
-        let (sender, receiver) = watch::channel(None);
+        let (sender, receiver) = outcome::channel();
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
         // Read under the flight lock, as `forget` bumps it.
@@ -238,17 +222,26 @@ impl Inner {
             let outcome = inner.fetch().await;
             let took = started.elapsed();
             let label = crate::metrics::outcome(outcome.as_ref().map(drop));
-            recorded.record("outcome", label);
-            recorded.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            if !recorded.is_disabled() {
+                recorded.record("outcome", label);
+                recorded.record("duration_ms", u64::try_from(took.as_millis()).unwrap_or(u64::MAX));
+            }
             inner.metrics.refresh(label, took);
             let (published, discarded) = inner.finish_flight(&outcome, epoch);
             if let Some(discarded) = discarded {
                 inner.revoke_discarded(discarded).await;
             }
             // Nobody may be waiting (a background refresh); that is fine.
-            let _ = sender.send(Some(published));
+            sender.send(published);
         };
-        let refresh = super::drive::shared(in_span(refresh, span));
+        // A span no subscriber wants is not entered and left at every poll.
+        // Each branch boxes the refresh where it is made: a wrapper around
+        // it would copy the whole unstarted future once more.
+        let refresh = super::drive::shared(if span.is_disabled() {
+            Box::pin(refresh)
+        } else {
+            Box::pin(refresh.instrument(span))
+        });
         flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached });
         Ok((receiver, refresh))
     }
@@ -288,7 +281,14 @@ impl Inner {
     /// One token request. The rotated refresh token and the ID token are
     /// kept before this returns.
     async fn exchange_once(&self, attempt: u32) -> Result<Fetched, Error> {
-        in_span(self.exchange_once_inner(attempt), tracing::debug_span!("token_request", attempt)).await
+        let span = tracing::debug_span!("token_request", attempt);
+        // As in `start_flight`: a disabled span is not entered at every poll,
+        // and the request's future is awaited where it is made.
+        if span.is_disabled() {
+            self.exchange_once_inner(attempt).await
+        } else {
+            self.exchange_once_inner(attempt).instrument(span).await
+        }
     }
 
     async fn exchange_once_inner(&self, attempt: u32) -> Result<Fetched, Error> {

@@ -20,8 +20,8 @@
 //!   that starts it runs it in place (`drive`); once another joins, or when
 //!   it gives up (a dropped future, a timeout), a task of its own runs it,
 //!   so no caller cancels a request whose answer may carry a rotated
-//!   refresh token. Everyone waiting gets the outcome through a `watch`
-//!   channel, after the token was stored.
+//!   refresh token. Everyone waiting gets the outcome from the flight's
+//!   outcome slot (`outcome`), after the token was stored.
 //! - **Background refresh** (`background`, opt-in): a timer starts the
 //!   refresh at the soft deadline, so callers never wait on the network.
 //!   The timer only makes refreshes earlier; correctness never depends on it.
@@ -57,6 +57,7 @@ mod drive;
 mod flight;
 mod jitter;
 mod link;
+mod outcome;
 mod registry;
 mod retry;
 mod store;
@@ -355,8 +356,8 @@ impl TokenProvider {
     #[cfg(feature = "test-util")]
     pub async fn settled(&self) {
         let receiver = lock(&self.inner.flight).in_flight.as_ref().map(|f| f.outcome.clone());
-        if let Some(mut receiver) = receiver {
-            let _ = receiver.wait_for(Option::is_some).await;
+        if let Some(receiver) = receiver {
+            receiver.wait().await;
         }
     }
 
