@@ -8,24 +8,26 @@
 //! and a wake-up back (two more thread wake-ups per refresh on a
 //! multi-threaded runtime, measured with `strace -c` in BENCHMARKS.md).
 //!
-//! So the refresh is a [`Shared`] future, polled in place by the caller on
-//! a runtime that started it: the common case, one caller, pays no
-//! hand-off. The flight keeps only a weak handle. The first caller that
-//! joins hands a second handle to a task (`InFlight::detach` in
-//! `flight.rs`), so a starter that stalls (polled once, then neither
-//! polled nor dropped) holds nobody up, and the callers that joined wait
-//! for the outcome alone (woken once, not at each step of the request).
-//! When the last holder is dropped before the refresh finished (a client
-//! disconnect, a `timeout`), [`Drive`] hands it to a task on the runtime,
-//! where it runs to the end exactly as if it had always been one.
+//! So the refresh lives in a [`RefreshCell`] and is polled in place by the
+//! caller on a runtime that started it: the common case, one caller, pays
+//! no hand-off. The future is in exactly one place at a time, the cell or
+//! a task that took it out, so it is never polled twice at once and never
+//! dropped while someone could still need its answer. The flight keeps only
+//! a weak handle. The first caller that joins moves the future to a task
+//! (`InFlight::detach` in `flight.rs`; if the starter is polling it right
+//! then, the starter moves it when that poll ends), so a starter that
+//! stalls (polled once, then neither polled nor dropped) holds nobody up,
+//! and the callers that joined wait for the outcome alone (woken once, not
+//! at each step of the request). When the starter is dropped before the
+//! refresh finished (a client disconnect, a `timeout`), [`Drive`] moves it
+//! to a task on the runtime, where it runs to the end exactly as if it had
+//! always been one.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-
-use futures_util::FutureExt as _;
-use futures_util::future::{Shared, WeakShared};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
+use std::sync::{Arc, Mutex, TryLockError, Weak};
+use std::task::{Context, Poll, Waker};
 
 use super::{Inner, lock};
 
@@ -33,43 +35,101 @@ use super::{Inner, lock};
 /// it.
 pub(super) type RefreshFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// A handle on one refresh; the refresh lives as long as one does.
-pub(super) type Refresh = Shared<RefreshFuture>;
+/// Where a refresh waits to be run: by the caller that started it (polled
+/// under the lock, in place), until a task takes it out.
+pub(super) struct RefreshCell {
+    slot: Mutex<Slot>,
+    /// A caller joined: the future belongs in a task. Set before trying
+    /// the lock, read by the poller after it released it (see `hand_off`).
+    to_task: AtomicBool,
+}
+
+struct Slot {
+    future: Option<RefreshFuture>,
+    /// The starter's task, as of its last poll: a caller that moves the
+    /// future to a task wakes it, since the future will not any more.
+    starter: Option<Waker>,
+}
+
+/// A handle on one refresh.
+pub(super) type Refresh = Arc<RefreshCell>;
 
 /// The flight's handle on a refresh, which does not keep it alive.
-pub(super) type WeakRefresh = WeakShared<RefreshFuture>;
+pub(super) type WeakRefresh = Weak<RefreshCell>;
 
-/// Hands `refresh` to a task on the provider's runtime (the caller's, else
-/// the one it was built in); `false` when there is none, and the refresh
-/// handle is dropped. Called without the flight lock: on a runtime that is
-/// shutting down the task is dropped at once, and the refresh's guard then
-/// takes that lock.
-pub(super) fn run_in_task(inner: &Inner, refresh: Refresh) -> bool {
+/// `future` as a refresh in its cell.
+pub(super) fn refresh(future: RefreshFuture) -> Refresh {
+    let slot = Slot { future: Some(future), starter: None };
+    Arc::new(RefreshCell { slot: Mutex::new(slot), to_task: AtomicBool::new(false) })
+}
+
+impl RefreshCell {
+    /// Takes the future out, unless a task has it or it is done.
+    fn take(&self) -> Option<RefreshFuture> {
+        lock(&self.slot).future.take()
+    }
+}
+
+/// Moves the refresh to a task on the provider's runtime (the caller's,
+/// else the one it was built in), unless a task has it already or it is
+/// done; `false` when there is no runtime, and the refresh is dropped.
+/// Called without the flight lock: on a runtime that is shutting down the
+/// task is dropped at once, and the refresh's guard then takes that lock.
+pub(super) fn run_in_task(inner: &Inner, refresh: &RefreshCell) -> bool {
+    match refresh.take() {
+        Some(future) => spawn(inner, future),
+        None => true,
+    }
+}
+
+/// For a caller that joins: the refresh goes to a task. If its starter is
+/// polling it right now, the starter moves it when that poll ends.
+pub(super) fn hand_off(inner: &Inner, refresh: &RefreshCell) {
+    refresh.to_task.store(true, Ordering::Relaxed);
+    // Either this `try_lock` sees the lock free, or the poller holding it
+    // reads `to_task` after releasing it: the two fences order the flag's
+    // store before this attempt and the poller's release before its read.
+    fence(Ordering::SeqCst);
+    let taken = match refresh.slot.try_lock() {
+        Ok(mut slot) => slot.future.take().map(|future| (future, slot.starter.take())),
+        Err(TryLockError::Poisoned(poisoned)) => {
+            let mut slot = poisoned.into_inner();
+            slot.future.take().map(|future| (future, slot.starter.take()))
+        }
+        Err(TryLockError::WouldBlock) => None,
+    };
+    if let Some((future, starter)) = taken {
+        spawn(inner, future);
+        // The starter waits in `Drive` for a future it no longer has: it
+        // goes on to wait for the outcome.
+        if let Some(starter) = starter {
+            starter.wake();
+        }
+    }
+}
+
+fn spawn(inner: &Inner, future: RefreshFuture) -> bool {
     match inner.runtime() {
         Some(runtime) => {
-            drop(runtime.spawn(refresh));
+            drop(runtime.spawn(future));
             true
         }
         None => false,
     }
 }
 
-/// A caller's share in a refresh. Awaiting it polls the refresh until it
-/// is done; dropping it unfinished, as the last holder, hands the refresh
-/// to a task.
+/// The starter's share in a refresh. Awaiting it polls the refresh in
+/// place until it is done or a task took it; dropping it unfinished moves
+/// the refresh to a task.
 pub(super) struct Drive {
     inner: Arc<Inner>,
     refresh: Option<Refresh>,
-    forward: Arc<Forward>,
-    waker: Waker,
 }
 
 impl Drive {
-    /// A share in `refresh` for a caller of `inner`.
+    /// The share in `refresh` of the caller of `inner` that started it.
     pub(super) fn new(inner: &Arc<Inner>, refresh: Refresh) -> Self {
-        let forward = Arc::new(Forward::default());
-        let waker = Waker::from(Arc::clone(&forward));
-        Self { inner: Arc::clone(inner), refresh: Some(refresh), forward, waker }
+        Self { inner: Arc::clone(inner), refresh: Some(refresh) }
     }
 }
 
@@ -78,156 +138,84 @@ impl Future for Drive {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
-        let Some(refresh) = this.refresh.as_mut() else { return Poll::Ready(()) };
-        this.forward.start(cx.waker());
-        let polled = refresh.poll_unpin(&mut Context::from_waker(&this.waker));
-        let woken = this.forward.finish();
-        match polled {
-            Poll::Ready(()) => {
-                this.refresh = None;
-                Poll::Ready(())
-            }
-            Poll::Pending => {
-                if woken {
-                    cx.waker().wake_by_ref();
+        let Some(refresh) = this.refresh.as_ref() else { return Poll::Ready(()) };
+        let polled = {
+            let mut slot = lock(&refresh.slot);
+            match slot.future.as_mut() {
+                // A task has it: the outcome comes from there.
+                None => Poll::Ready(()),
+                Some(future) => {
+                    let polled = future.as_mut().poll(cx);
+                    if polled.is_ready() {
+                        slot.future = None;
+                    } else if !slot.starter.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        slot.starter = Some(cx.waker().clone());
+                    }
+                    polled
                 }
-                Poll::Pending
             }
-        }
-    }
-}
-
-/// The waker a [`Drive`] polls the refresh with: it passes wake-ups on to
-/// the caller's task, except those that come while this very caller is
-/// polling. [`Shared`] wakes every registered waker when the refresh
-/// completes, the poller's own included; a task woken during its own poll
-/// is rescheduled at the back of the queue and another worker is woken to
-/// help (one futex wake and one I/O driver wake per refresh, for nothing,
-/// since the poller already has the outcome). A wake-up during a poll that
-/// ends `Pending` is passed on once the poll is over, so none is lost.
-#[derive(Default)]
-struct Forward {
-    state: std::sync::Mutex<ForwardState>,
-}
-
-#[derive(Default)]
-struct ForwardState {
-    target: Option<Waker>,
-    polling: bool,
-    woken_while_polling: bool,
-}
-
-impl Forward {
-    fn start(&self, target: &Waker) {
-        let mut state = lock(&self.state);
-        if !state.target.as_ref().is_some_and(|current| current.will_wake(target)) {
-            state.target = Some(target.clone());
-        }
-        state.polling = true;
-        state.woken_while_polling = false;
-    }
-
-    /// Ends a poll; whether a wake-up came during it.
-    fn finish(&self) -> bool {
-        let mut state = lock(&self.state);
-        state.polling = false;
-        std::mem::take(&mut state.woken_while_polling)
-    }
-}
-
-impl Wake for Forward {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let target = {
-            let mut state = lock(&self.state);
-            if state.polling {
-                state.woken_while_polling = true;
-                return;
-            }
-            state.target.clone()
         };
-        if let Some(target) = target {
-            target.wake();
+        if polled.is_pending() {
+            fence(Ordering::SeqCst);
+            if !refresh.to_task.load(Ordering::Relaxed) {
+                return Poll::Pending;
+            }
+            // A caller joined during the poll: it could not take the
+            // future, so it goes to a task from here.
+            if !run_in_task(&this.inner, refresh) {
+                tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
+            }
         }
+        this.refresh = None;
+        Poll::Ready(())
     }
 }
 
 impl Drop for Drive {
     fn drop(&mut self) {
         let Some(refresh) = self.refresh.take() else { return };
-        if refresh.peek().is_some() {
-            return;
-        }
-        // Counted and released under the flight lock, where a joining
-        // caller upgrades the flight's weak handle: the count cannot change
-        // between reading it and acting on it.
-        let orphan = {
-            let _flight = lock(&self.inner.flight);
-            if refresh.strong_count() == Some(1) {
-                Some(refresh)
-            } else {
-                drop(refresh);
-                None
-            }
-        };
-        if let Some(refresh) = orphan
-            && !run_in_task(&self.inner, refresh)
-        {
+        if !run_in_task(&self.inner, &refresh) {
             tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
         }
     }
 }
 
-/// The refresh future as a [`Refresh`].
-pub(super) fn shared(refresh: RefreshFuture) -> Refresh {
-    refresh.shared()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
-    #[derive(Default)]
-    struct Count(AtomicUsize);
-
-    impl Wake for Count {
-        fn wake(self: Arc<Self>) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
+    /// A future that counts its polls and is ready at the `ready`th.
+    fn counted(polls: &Arc<AtomicUsize>, ready: usize) -> RefreshFuture {
+        let polls = Arc::clone(polls);
+        Box::pin(std::future::poll_fn(move |cx| {
+            if polls.fetch_add(1, Ordering::SeqCst) + 1 >= ready {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }))
     }
 
     #[test]
-    fn a_wake_during_the_poll_is_held_back_and_one_after_it_passes_on() {
-        let count = Arc::new(Count::default());
-        let target = Waker::from(Arc::clone(&count));
-        let forward = Arc::new(Forward::default());
-        let waker = Waker::from(Arc::clone(&forward));
-
-        forward.start(&target);
-        waker.wake_by_ref();
-        waker.wake_by_ref();
-        assert_eq!(count.0.load(Ordering::SeqCst), 0, "not while this caller polls");
-        assert!(forward.finish(), "the poll learns it was woken");
-        assert!(!forward.finish(), "once");
-
-        waker.wake_by_ref();
-        assert_eq!(count.0.load(Ordering::SeqCst), 1, "after the poll, to the caller's task");
+    fn a_refresh_is_taken_out_of_its_cell_once() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let cell = refresh(counted(&polls, 1));
+        assert!(cell.take().is_some());
+        assert!(cell.take().is_none(), "a task has it now; nobody else may");
     }
 
     #[test]
-    fn a_new_target_replaces_the_old_one() {
-        let (first, second) = (Arc::new(Count::default()), Arc::new(Count::default()));
-        let forward = Arc::new(Forward::default());
-        let waker = Waker::from(Arc::clone(&forward));
-        forward.start(&Waker::from(Arc::clone(&first)));
-        forward.finish();
-        forward.start(&Waker::from(Arc::clone(&second)));
-        forward.finish();
-        waker.wake();
-        assert_eq!((first.0.load(Ordering::SeqCst), second.0.load(Ordering::SeqCst)), (0, 1));
+    fn a_hand_off_while_the_cell_is_locked_leaves_the_future_to_the_poller() {
+        let polls = Arc::new(AtomicUsize::new(0));
+        let cell = refresh(counted(&polls, 1));
+        let held = cell.slot.lock().unwrap();
+        // What `hand_off` does while the starter polls.
+        cell.to_task.store(true, Ordering::Relaxed);
+        assert!(matches!(cell.slot.try_lock(), Err(TryLockError::WouldBlock)));
+        drop(held);
+        assert!(cell.to_task.load(Ordering::Relaxed), "the poller sees the request");
+        assert!(cell.take().is_some(), "and moves the future itself");
     }
 }

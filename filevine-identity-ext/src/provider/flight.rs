@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 use super::cache::CachedToken;
-use super::drive::{Drive, Refresh, WeakRefresh, run_in_task};
+use super::drive::{Drive, Refresh, WeakRefresh, hand_off, run_in_task};
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::outcome;
@@ -43,23 +43,21 @@ pub(super) struct Fetched {
 /// to a task.
 pub(super) struct InFlight {
     pub(super) outcome: outcome::Receiver,
-    refresh: Option<WeakRefresh>,
-    /// Whether a task of its own runs the refresh (beside the caller that
-    /// started it, if that one still polls).
+    refresh: WeakRefresh,
+    /// Whether the refresh is in a task of its own, or on its way there.
     detached: bool,
 }
 
 impl InFlight {
-    /// For a caller that joins: the refresh to hand to a task of its own,
+    /// For a caller that joins: the refresh to move to a task of its own,
     /// the first time anyone joins. From then on the caller that started
-    /// it may stall without holding anybody up, and the ones waiting are
-    /// woken once, by the outcome (a `Shared` future wakes every caller
-    /// polling it at each step of the request: a herd, with thousands).
+    /// it may stall without holding anybody up, and everyone waits for the
+    /// outcome alone, woken once.
     fn detach(&mut self) -> Option<Refresh> {
         if std::mem::replace(&mut self.detached, true) {
             return None;
         }
-        self.refresh.as_ref().and_then(WeakRefresh::upgrade)
+        self.refresh.upgrade()
     }
 }
 
@@ -143,7 +141,7 @@ impl Inner {
             // Outside the lock (see `run_in_task`). No runtime: the refresh
             // is dropped, its outcome never comes, and the loop says so.
             if let Some(refresh) = detach {
-                run_in_task(self, refresh);
+                hand_off(self, &refresh);
             }
             if let Some(refresh) = drive {
                 Drive::new(self, refresh).await;
@@ -177,7 +175,7 @@ impl Inner {
         };
         match started {
             Ok((_, refresh)) => {
-                if !run_in_task(this, refresh) {
+                if !run_in_task(this, &refresh) {
                     tracing::warn!("could not start a background token refresh: no runtime");
                 }
             }
@@ -237,12 +235,12 @@ impl Inner {
         // A span no subscriber wants is not entered and left at every poll.
         // Each branch boxes the refresh where it is made: a wrapper around
         // it would copy the whole unstarted future once more.
-        let refresh = super::drive::shared(if span.is_disabled() {
+        let refresh = super::drive::refresh(if span.is_disabled() {
             Box::pin(refresh)
         } else {
             Box::pin(refresh.instrument(span))
         });
-        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: refresh.downgrade(), detached });
+        flight.in_flight = Some(InFlight { outcome: receiver.clone(), refresh: Arc::downgrade(&refresh), detached });
         Ok((receiver, refresh))
     }
 

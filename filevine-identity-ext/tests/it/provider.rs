@@ -851,6 +851,33 @@ async fn a_first_caller_that_stops_polling_holds_nobody_up() {
     assert_eq!(server.token_requests(), 1);
 }
 
+/// The first caller waits for the answer (its task idle, not polling) when
+/// a second joins and moves the refresh to a task: the first is woken to
+/// wait for the outcome instead of for a refresh it no longer holds, and
+/// both get the same token. One request.
+#[tokio::test]
+async fn a_first_caller_waiting_when_its_refresh_moves_to_a_task_gets_the_token() {
+    let server = server().await;
+    let provider = builder(&server).credentials(pat()).build().unwrap();
+    let held = server.hold_token_responses();
+    let first = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    server.wait_for_token_requests(1).await;
+    let mut joiner = Box::pin(provider.token());
+    let joined = std::future::poll_fn(|cx| std::task::Poll::Ready(joiner.as_mut().poll(cx))).await;
+    assert!(joined.is_pending(), "the second caller joined the refresh in flight");
+    drop(held);
+    let first = tokio::time::timeout(Duration::from_secs(30), first)
+        .await
+        .expect("the first caller was woken when its refresh moved to a task")
+        .unwrap()
+        .unwrap();
+    assert!(joiner.await.unwrap().same_token(&first));
+    assert_eq!(server.token_requests(), 1);
+}
+
 /// A caller whose future is dropped after starting the refresh: the refresh
 /// still completes and is stored, so the next call makes no request.
 #[tokio::test]
