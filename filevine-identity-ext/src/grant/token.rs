@@ -57,7 +57,7 @@ impl AccessToken {
     /// `clock` and was given `lifetime` from then.
     pub(crate) fn new(
         secret: SecretString,
-        token_type: &str,
+        token_type: String,
         granted: Option<String>,
         clock: &Clock,
         received: Stamp,
@@ -70,7 +70,7 @@ impl AccessToken {
     /// A token that expires at `expires` on `clock`, issued with `lifetime`.
     fn with_deadline(
         secret: SecretString,
-        token_type: &str,
+        token_type: String,
         granted: Option<String>,
         clock: &Clock,
         expires: Option<Stamp>,
@@ -89,7 +89,7 @@ impl AccessToken {
         } else {
             return Err(Error::malformed(format!(
                 "token_type {:?} is neither Bearer nor DPoP",
-                redact(token_type, 40)
+                redact(&token_type, 40)
             )));
         };
         // Built by hand: `format!` goes through the formatting machinery
@@ -113,7 +113,7 @@ impl AccessToken {
         Ok(Self(Arc::new(TokenInner {
             secret,
             header,
-            token_type: token_type.to_owned(),
+            token_type,
             granted,
             scopes: std::sync::OnceLock::new(),
             clock: clock.clone(),
@@ -259,7 +259,8 @@ impl AccessToken {
         // Never more life than it was issued with (a clock set back); the
         // monotonic clock counts the rest from now.
         let left = left.min(lifetime);
-        Self::with_deadline(secret, token_type, granted, clock, now.checked_plus(left), lifetime, dpop).map(Some)
+        Self::with_deadline(secret, token_type.to_owned(), granted, clock, now.checked_plus(left), lifetime, dpop)
+            .map(Some)
     }
 }
 
@@ -319,7 +320,7 @@ impl TokenSet {
         let id_token = response.id_token.filter(|t| !t.is_empty()).map(IdToken::from_secret);
         let access_token = AccessToken::new(
             response.access_token,
-            &response.token_type,
+            response.token_type,
             response.scope,
             clock,
             received,

@@ -123,7 +123,7 @@ mod tests {
     fn token(lifetime: Duration) -> AccessToken {
         AccessToken::new(
             SecretString::from("t"),
-            "Bearer",
+            "Bearer".to_owned(),
             None,
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),

@@ -192,7 +192,10 @@ impl Inner {
         flight: &mut Flight,
         detached: bool,
     ) -> Result<(outcome::Receiver, Refresh), Error> {
-        self.runtime().ok_or(Error::NoRuntime)?;
+        // Not detached, its starter runs it: that caller is on a runtime.
+        if detached && self.runtime().is_none() {
+            return Err(Error::NoRuntime);
+        }
         let (sender, receiver) = outcome::channel();
         self.refreshing.store(true, std::sync::atomic::Ordering::Relaxed);
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
@@ -248,7 +251,8 @@ impl Inner {
     /// request (with retries) whose rotated refresh token is kept here.
     async fn fetch(self: &Arc<Self>) -> Result<Fetched, Error> {
         match &self.store {
-            Some(link) => self.fetch_through_store(link).await,
+            // Boxed, as the source path above.
+            Some(link) => Box::pin(self.fetch_through_store(link)).await,
             None => self.exchange_with_retries(None).await.map(|(fetched, _)| fetched),
         }
     }
@@ -266,7 +270,7 @@ impl Inner {
                 if attempt > 1
                     && is_refresh
                     && let Some(link) = link
-                    && let Some(adopted) = self.read_and_adopt(link).await?
+                    && let Some(adopted) = Box::pin(self.read_and_adopt(link)).await?
                 {
                     return Ok((adopted, false));
                 }
@@ -290,7 +294,6 @@ impl Inner {
     }
 
     async fn exchange_once_inner(&self, attempt: u32) -> Result<Fetched, Error> {
-        let grant_type = self.credentials.grant_type();
         // Read the refresh token per attempt: it is the latest one.
         let refresh_token = lock(&self.refresh_token).clone();
         if refresh_token.is_none()
@@ -310,12 +313,27 @@ impl Inner {
             return Err(self.not_stored());
         }
         let wire = self.wire.get().await?;
-        let Some(source) = &self.source else {
-            return self.request_with(&self.credentials, wire, refresh_token.as_ref(), attempt).await;
-        };
+        match &self.source {
+            None => self.request_with(&self.credentials, wire, refresh_token.as_ref(), attempt).await,
+            // Boxed: a path few providers take stays out of the common
+            // request's future and its code.
+            Some(source) => Box::pin(self.request_from_source(source, wire, refresh_token.as_ref(), attempt)).await,
+        }
+    }
+
+    /// One token request with what `source` gives; exactly one more after
+    /// a refusal.
+    async fn request_from_source(
+        &self,
+        source: &Arc<dyn crate::grant::CredentialSource>,
+        wire: &super::wire::Ready,
+        refresh_token: Option<&crate::grant::RefreshToken>,
+        attempt: u32,
+    ) -> Result<Fetched, Error> {
+        let grant_type = self.credentials.grant_type();
         let candidates = source.credentials().await?;
         let first = candidates.first().ok_or(ConfigError::NoSourceCredentials)?;
-        match self.request_with(first, wire, refresh_token.as_ref(), attempt).await {
+        match self.request_with(first, wire, refresh_token, attempt).await {
             Err(error @ Error::InvalidCredentials { .. }) => {
                 // Refused: asked again, the source may have a new value (a
                 // rewritten file); else the older of a changeover. Exactly
@@ -331,7 +349,7 @@ impl Inner {
                     source = %source.name(),
                     "the credentials were refused; retrying once with the source's other value"
                 );
-                self.request_with(&retry, wire, refresh_token.as_ref(), attempt).await
+                self.request_with(&retry, wire, refresh_token, attempt).await
             }
             other => other,
         }

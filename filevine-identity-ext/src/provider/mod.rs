@@ -531,7 +531,7 @@ mod tests {
         let hour = Duration::from_secs(3600);
         let token = AccessToken::new(
             "fresh".to_owned().into(),
-            "Bearer",
+            "Bearer".to_owned(),
             None,
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),

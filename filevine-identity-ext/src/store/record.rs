@@ -371,7 +371,7 @@ mod tests {
     fn set() -> StoredTokens {
         let access = AccessToken::new(
             SecretString::from("SENTINEL-access"),
-            "Bearer",
+            "Bearer".to_owned(),
             Some("openid email".into()),
             &crate::time::Clock::System,
             crate::time::Clock::System.now(),
