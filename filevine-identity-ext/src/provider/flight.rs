@@ -251,7 +251,7 @@ impl Inner {
     /// request (with retries) whose rotated refresh token is kept here.
     async fn fetch(self: &Arc<Self>) -> Result<Fetched, Error> {
         match &self.store {
-            // Boxed, as the source path above.
+            // Boxed, as the credential-source path in `exchange_once_inner`.
             Some(link) => Box::pin(self.fetch_through_store(link)).await,
             None => self.exchange_with_retries(None).await.map(|(fetched, _)| fetched),
         }
