@@ -35,11 +35,11 @@ fn cli_with_keyring(config: &Path, home: &Path, env: &[(&str, &str)]) -> Command
 
 /// `program` inside such a session (the binary, or `secret-tool`).
 fn in_keyring_session(program: &str, config: &Path, home: &Path, env: &[(&str, &str)]) -> Command {
-    for program in ["dbus-run-session", "gnome-keyring-daemon"] {
+    for program in ["dbus-run-session", "gnome-keyring-daemon", "gdbus"] {
         let found = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
             .chain(["/usr/bin".into()])
             .any(|dir| dir.join(program).is_file());
-        assert!(found, "{program} is not installed (apt-get install dbus-daemon gnome-keyring)");
+        assert!(found, "{program} is not installed (apt-get install dbus-daemon gnome-keyring libglib2.0-bin)");
     }
     // `--unlock` can return before the daemon owns its bus name; a client
     // that asks first gets a second daemon activated by D-Bus, which finds

@@ -90,14 +90,13 @@ pub(super) fn hand_off(inner: &Inner, refresh: &RefreshCell) {
     // reads `to_task` after releasing it: the two fences order the flag's
     // store before this attempt and the poller's release before its read.
     fence(Ordering::SeqCst);
-    let taken = match refresh.slot.try_lock() {
-        Ok(mut slot) => slot.future.take().map(|future| (future, slot.starter.take())),
-        Err(TryLockError::Poisoned(poisoned)) => {
-            let mut slot = poisoned.into_inner();
-            slot.future.take().map(|future| (future, slot.starter.take()))
-        }
-        Err(TryLockError::WouldBlock) => None,
+    let mut slot = match refresh.slot.try_lock() {
+        Ok(slot) => slot,
+        Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        Err(TryLockError::WouldBlock) => return,
     };
+    let taken = slot.future.take().map(|future| (future, slot.starter.take()));
+    drop(slot);
     if let Some((future, starter)) = taken {
         spawn(inner, future);
         // The starter waits in `Drive` for a future it no longer has: it
@@ -162,9 +161,7 @@ impl Future for Drive {
             }
             // A caller joined during the poll: it could not take the
             // future, so it goes to a task from here.
-            if !run_in_task(&this.inner, refresh) {
-                tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
-            }
+            to_task_or_warn(&this.inner, refresh);
         }
         this.refresh = None;
         Poll::Ready(())
@@ -174,9 +171,15 @@ impl Future for Drive {
 impl Drop for Drive {
     fn drop(&mut self) {
         let Some(refresh) = self.refresh.take() else { return };
-        if !run_in_task(&self.inner, &refresh) {
-            tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
-        }
+        to_task_or_warn(&self.inner, &refresh);
+    }
+}
+
+/// [`run_in_task`] for the starter's share, which has nobody to report a
+/// missing runtime to but the log.
+fn to_task_or_warn(inner: &Inner, refresh: &RefreshCell) {
+    if !run_in_task(inner, refresh) {
+        tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
     }
 }
 

@@ -108,13 +108,16 @@ mod tests {
         .unwrap()
     }
 
+    /// A task waiting on a clone of `receiver`.
+    fn waiting(receiver: &Receiver) -> tokio::task::JoinHandle<Option<Outcome>> {
+        let receiver = receiver.clone();
+        tokio::spawn(async move { receiver.wait().await })
+    }
+
     #[tokio::test]
     async fn every_waiter_gets_the_outcome_sent_before_or_after_it_waits() {
         let (sender, receiver) = channel();
-        let early = tokio::spawn({
-            let receiver = receiver.clone();
-            async move { receiver.wait().await }
-        });
+        let early = waiting(&receiver);
         tokio::task::yield_now().await;
         let sent = token();
         sender.send(Ok(sent.clone()));
@@ -126,10 +129,7 @@ mod tests {
     #[tokio::test]
     async fn a_sender_dropped_without_an_outcome_ends_the_wait_with_none() {
         let (sender, receiver) = channel();
-        let waiting = tokio::spawn({
-            let receiver = receiver.clone();
-            async move { receiver.wait().await }
-        });
+        let waiting = waiting(&receiver);
         tokio::task::yield_now().await;
         drop(sender);
         assert!(waiting.await.unwrap().is_none());
