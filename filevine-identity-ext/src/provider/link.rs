@@ -205,9 +205,11 @@ impl StoreLink {
     }
 
     /// Saves `tokens` over the version last read or written (`seen`). When
-    /// the entry moved on meanwhile it is read again: deleted (a sign-out)
-    /// wins and nothing is written; a newer token set another process saved
-    /// (a lease that expired under a slow refresh) is kept, not overwritten.
+    /// the entry moved on meanwhile it is read again: for a user's session,
+    /// deleted (a sign-out) wins and nothing is written; a newer token set
+    /// another process saved (a lease that expired under a slow refresh) is
+    /// kept, not overwritten; an absent entry of a PAT or client credentials
+    /// is written over.
     pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<Written, StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         let ttl = self.ttl(tokens);
@@ -219,7 +221,12 @@ impl StoreLink {
                 return Ok(Written::Saved);
             }
             let read = self.read().await?;
-            if read.deleted || (read.version == 0 && expected > 0) {
+            // Gone: a deletion mark, or no entry where there was one. For a
+            // user's session that is a sign-out, which wins. A PAT or client
+            // credentials has no session to sign out of: its entry lives as
+            // long as the token it holds, so a refresh slower than that (an
+            // outage, a paused process) finds it expired, and writes over it.
+            if self.strict && (read.deleted || (read.version == 0 && expected > 0)) {
                 tracing::info!(store = self.store.kind(), key = %self.key, "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
                 self.version.store(read.version, Ordering::Release);
                 return Ok(Written::Deleted);
@@ -233,7 +240,8 @@ impl StoreLink {
                 );
                 return Ok(Written::Superseded(read));
             }
-            // Absent or unreadable at a new version: try again over it.
+            // Absent, deleted (not a session) or unreadable at a new
+            // version: try again over it.
         }
         Err(StoreError::backend(
             self.store.kind(),

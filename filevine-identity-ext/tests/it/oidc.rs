@@ -12,7 +12,6 @@ use filevine_identity_ext::grant::IdToken;
 use filevine_identity_ext::oidc::{
     AuthorizationOptions, ClientAuthMethod, DiscoveryError, IdTokenError, OidcClientBuilder, RedirectUrl,
 };
-use filevine_identity_ext::time::ManualTimeSource;
 use filevine_identity_ext::{ClientId, ClientSecret, Error, OidcClient, Region, Scopes, SignInError};
 
 use crate::support::oidc::{self, Browser, provider};
@@ -414,7 +413,7 @@ async fn expiry_is_checked_with_leeway() {
 async fn unknown_kid_is_refetched_once_then_rejected() {
     // Its own provider, so the JWKS counter counts this test's fetches only.
     let provider = &oidc::Provider::start();
-    let clock = ManualTimeSource::new();
+    let clock = crate::support::clock_ahead();
     let client = builder_at(provider, oidc::CLIENT_ID, oidc::CLIENT_SECRET).time_source(clock.clone()).build().unwrap();
     // Warm the key cache with a valid token.
     verify(&client, provider.sign(claims_for(provider, |_| {}), "RS512", "provider").await).await.unwrap();
@@ -448,7 +447,7 @@ async fn discovery_and_keys_are_cached_for_the_metadata_ttl() {
     let count = async |what: &str| own.stats().await[what].as_u64().unwrap();
     let valid = || async { own.sign(claims_for(&own, |_| {}), "RS512", "provider").await };
 
-    let clock = ManualTimeSource::new();
+    let clock = crate::support::clock_ahead();
     let minute = Duration::from_secs(60);
     let client = builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET)
         .metadata_ttl(minute)
@@ -470,7 +469,7 @@ async fn discovery_and_keys_are_cached_for_the_metadata_ttl() {
     assert_eq!((count("discovery").await, count("jwks").await), (2, 2), "fetched again at the TTL");
 
     // The default TTL is one hour.
-    let clock = ManualTimeSource::new();
+    let clock = crate::support::clock_ahead();
     let client = builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET).time_source(clock.clone()).build().unwrap();
     client.authorization_request(AuthorizationOptions::default()).await.unwrap();
     clock.advance(Duration::from_secs(3599));

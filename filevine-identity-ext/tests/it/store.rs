@@ -374,6 +374,43 @@ async fn a_refresh_whose_caller_gave_up_is_still_saved() {
     assert_eq!(server.refresh_token_reuses(), 0, "the rotated token was the one used");
 }
 
+/// A PAT's entry lives as long as its token, so a refresh that outlasts it
+/// (an outage, a paused process) finds it expired; or another process's
+/// `forget` left a deletion mark. Neither signs a PAT out (there is no
+/// session): the new token is served and saved over it, and a new process
+/// uses the saved token without a request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pat_entry_gone_during_a_refresh_is_written_again() {
+    let server = server().await;
+    let store: Arc<dyn TokenStore> = Arc::new(MemoryStore::new());
+    let pat_provider = || builder(&server).credentials(pat()).store(store.clone()).build().unwrap();
+    let provider = pat_provider();
+    provider.token().await.unwrap();
+    let key = provider.store_key().unwrap().as_str().to_owned();
+    for gone in ["expired", "forgotten elsewhere"] {
+        let requests = server.token_requests();
+        let held = server.hold_token_responses();
+        provider.invalidate();
+        let refreshing = tokio::spawn({
+            let provider = provider.clone();
+            async move { provider.token().await }
+        });
+        server.wait_for_token_requests(requests + 1).await;
+        if gone == "expired" {
+            // What the entry's time to live does to it.
+            store.delete(&key).await.unwrap();
+        } else {
+            pat_provider().forget().await.unwrap();
+        }
+        drop(held);
+        let served = refreshing.await.unwrap().unwrap_or_else(|error| panic!("{gone}: {error}"));
+        assert!(server.is_valid_access_token(served.expose_secret()), "{gone}");
+        let next = pat_provider().token().await.unwrap();
+        assert_eq!(next.expose_secret(), served.expose_secret(), "{gone}: the new token was saved");
+        assert_eq!(server.token_requests(), requests + 1, "{gone}");
+    }
+}
+
 #[tokio::test]
 async fn unreadable_entries_count_as_absent_and_are_replaced() {
     let server = server().await;

@@ -219,12 +219,13 @@ async fn the_test_server_serves_every_operation_of_the_spec() {
 #[tokio::test]
 async fn id_token_expiry_and_sign_in_age_follow_the_injected_clock() {
     use filevine_identity_ext::oidc::IdTokenError;
-    use filevine_identity_ext::time::ManualTimeSource;
+    use filevine_identity_ext::time::TimeSource;
     use std::time::Duration;
 
     let server = TestServer::start().await.unwrap();
     server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
-    let clock = ManualTimeSource::new();
+    // Ahead of the test server's clock, which stamps the ID token's `iat`.
+    let clock = crate::support::clock_ahead();
     let client = OidcClient::builder()
         .region(server.region())
         .client_id(ClientId::new("partner-app").unwrap())
@@ -238,8 +239,10 @@ async fn id_token_expiry_and_sign_in_age_follow_the_injected_clock() {
     let signed_in = sign_in(&client).await.unwrap();
     let id_token = signed_in.token_set.id_token.clone().unwrap();
     client.verify_id_token(&id_token, None).await.unwrap();
-    // The test server's ID tokens live 5 minutes; the leeway is 5 s.
-    clock.advance(Duration::from_secs(300 + 6));
+    // One second past `exp` and the 5 s leeway, by the injected clock.
+    let now = clock.wall().as_secs();
+    assert!(signed_in.claims.exp > now, "the token is still valid by the injected clock");
+    clock.advance(Duration::from_secs(signed_in.claims.exp + 5 + 1 - now));
     let error = client.verify_id_token(&id_token, None).await.unwrap_err();
     assert!(matches!(error, SignInError::IdToken(IdTokenError::Expired { .. })), "{error}");
 

@@ -26,6 +26,19 @@ pub fn http_no_redirects() -> reqwest::Client {
     http_builder().redirect(reqwest::redirect::Policy::none()).build().expect("a reqwest client")
 }
 
+/// A manual clock a minute ahead of the system clock, for tests that check
+/// times a real server stamps from the system clock (an ID token's `iat`).
+/// A clock read at the start of a test trails the server's by however long
+/// the test ran until the token was issued; past the 5 s leeway (a machine
+/// that stalled for a few seconds, seen once in CI) a fresh token would be
+/// "issued in the future". A minute ahead is past any `iat` and far from a
+/// 5-minute `exp`.
+pub fn clock_ahead() -> filevine_identity_ext::time::ManualTimeSource {
+    let clock = filevine_identity_ext::time::ManualTimeSource::new();
+    clock.advance(std::time::Duration::from_secs(60));
+    clock
+}
+
 /// Collects everything a `tracing` subscriber writes.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
