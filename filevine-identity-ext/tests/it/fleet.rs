@@ -44,7 +44,14 @@ pub(crate) struct Report {
     sign_in_required: u64,
     /// The longest time in which no task of the worker got a token, in ms.
     longest_gap_ms: u64,
+    /// The first few distinct errors, so a failed assertion shows them
+    /// (the workers' stderr is not part of the test's captured output).
+    #[serde(default)]
+    errors: Vec<String>,
 }
+
+/// How many distinct errors a report keeps.
+const ERRORS_KEPT: usize = 3;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct WorkerConfig {
@@ -102,6 +109,7 @@ async fn work(config: WorkerConfig) -> Report {
     let providers: Vec<TokenProvider> =
         sessions.iter().map(|session| worker_builder(&config, session).build().unwrap()).collect();
     let counts: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
+    let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     // Milliseconds since `started` of the last token served, and the
     // longest gap between two.
     let started = Instant::now();
@@ -111,7 +119,7 @@ async fn work(config: WorkerConfig) -> Report {
     let tasks: Vec<_> = (0..config.tasks)
         .map(|n| {
             let provider = providers[n % providers.len()].clone();
-            let counts = counts.clone();
+            let (counts, errors) = (counts.clone(), errors.clone());
             let (last_served, longest_gap) = (last_served.clone(), longest_gap.clone());
             tokio::spawn(async move {
                 while tokio::time::Instant::now() < until {
@@ -139,7 +147,11 @@ async fn work(config: WorkerConfig) -> Report {
                             if error.needs_sign_in() {
                                 counts[4].fetch_add(1, Ordering::Relaxed);
                             }
-                            eprintln!("worker: {error}");
+                            let message = error.to_string();
+                            let mut errors = errors.lock().unwrap();
+                            if errors.len() < ERRORS_KEPT && !errors.contains(&message) {
+                                errors.push(message);
+                            }
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -158,6 +170,7 @@ async fn work(config: WorkerConfig) -> Report {
         failures: count(3),
         sign_in_required: count(4),
         longest_gap_ms: longest_gap.load(Ordering::Relaxed),
+        errors: std::mem::take(&mut *errors.lock().unwrap()),
     }
 }
 
@@ -230,6 +243,11 @@ pub(crate) async fn fleet_of(
         total.below_margin += report.below_margin;
         total.failures += report.failures;
         total.sign_in_required += report.sign_in_required;
+        for error in report.errors {
+            if total.errors.len() < ERRORS_KEPT && !total.errors.contains(&error) {
+                total.errors.push(error);
+            }
+        }
     }
     (total, server.token_requests() - before, started.elapsed().as_secs_f64(), gaps)
 }
@@ -249,7 +267,7 @@ pub(crate) fn assert_one_request_per_cycle(requests: u64, elapsed: f64, processe
 }
 
 pub(crate) fn assert_clean(report: &Report) {
-    assert!(report.served > 0);
+    assert!(report.served > 0, "{report:?}");
     assert_eq!(report.expired, 0, "{report:?}");
     assert_eq!(report.below_margin, 0, "{report:?}");
     assert_eq!(report.failures, 0, "{report:?}");
