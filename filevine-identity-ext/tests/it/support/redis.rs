@@ -31,6 +31,19 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A free port whose cluster bus port (the port + 10000, which a cluster
+/// node also listens on) is free too: a node whose bus port was taken
+/// aborts ("Failed listening on port … (cluster)", seen in CI).
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        let Some(bus) = port.checked_add(10_000) else { continue };
+        if std::net::TcpListener::bind(("127.0.0.1", bus)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl Server {
     /// `redis-server <args…>` on `port`, logging to `<dir>/<port>.log`.
     fn spawn(port: u16, dir: &Path, args: &[&str]) -> Server {
@@ -270,7 +283,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<Server> = (0..6)
             .map(|_| {
-                let port = free_port();
+                let port = free_cluster_port();
                 let conf = format!("nodes-{port}.conf");
                 Server::spawn(
                     port,
