@@ -12,11 +12,11 @@ use filevine_identity_ext::store::{
 };
 use filevine_identity_ext::test_util::{TestServer, TestUser};
 use filevine_identity_ext::{
-    AccessToken, ClientId, ClientSecret, Credentials, Error, OidcClient, PersonalAccessToken, Scopes, TokenProvider,
+    ClientId, ClientSecret, Credentials, Error, OidcClient, PersonalAccessToken, Scopes, TokenProvider,
 };
 
-use crate::support::Captured;
 use crate::support::redis::Redis;
+use crate::support::{Captured, held_refresh};
 
 const CALLBACK: &str = "http://127.0.0.1:7059/signin-oidc";
 const CLIENT: &str = "signout-app";
@@ -63,23 +63,6 @@ async fn signed_in(client: &OidcClient, store: Arc<dyn TokenStore>, session: &st
 /// builds it.
 async fn replica(client: &OidcClient, store: Arc<dyn TokenStore>, session: &str) -> TokenProvider {
     client.stored_session(StoreKey::session(session)).store(store).build().unwrap()
-}
-
-/// Starts a refresh of `provider` whose answer the server holds until the
-/// returned guard is dropped; returns once the request arrived.
-async fn held_refresh(
-    server: &TestServer,
-    provider: &TokenProvider,
-) -> (filevine_identity_ext::test_util::HeldResponses, tokio::task::JoinHandle<Result<AccessToken, Error>>) {
-    let requests = server.token_requests();
-    let held = server.hold_token_responses();
-    provider.invalidate();
-    let refreshing = tokio::spawn({
-        let provider = provider.clone();
-        async move { provider.token().await }
-    });
-    server.wait_for_token_requests(requests + 1).await;
-    (held, refreshing)
 }
 
 fn revocations(server: &TestServer) -> u64 {

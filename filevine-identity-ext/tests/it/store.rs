@@ -389,13 +389,7 @@ async fn a_pat_entry_gone_during_a_refresh_is_written_again() {
     let key = provider.store_key().unwrap().as_str().to_owned();
     for gone in ["expired", "forgotten elsewhere"] {
         let requests = server.token_requests();
-        let held = server.hold_token_responses();
-        provider.invalidate();
-        let refreshing = tokio::spawn({
-            let provider = provider.clone();
-            async move { provider.token().await }
-        });
-        server.wait_for_token_requests(requests + 1).await;
+        let (held, refreshing) = crate::support::held_refresh(&server, &provider).await;
         if gone == "expired" {
             // What the entry's time to live does to it.
             store.delete(&key).await.unwrap();

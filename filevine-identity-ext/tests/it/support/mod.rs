@@ -39,6 +39,26 @@ pub fn clock_ahead() -> filevine_identity_ext::time::ManualTimeSource {
     clock
 }
 
+/// Starts a refresh of `provider` whose answer the server holds until the
+/// returned guard is dropped; returns once the request arrived.
+pub async fn held_refresh(
+    server: &filevine_identity_ext::test_util::TestServer,
+    provider: &filevine_identity_ext::TokenProvider,
+) -> (
+    filevine_identity_ext::test_util::HeldResponses,
+    tokio::task::JoinHandle<Result<filevine_identity_ext::AccessToken, filevine_identity_ext::Error>>,
+) {
+    let requests = server.token_requests();
+    let held = server.hold_token_responses();
+    provider.invalidate();
+    let refreshing = tokio::spawn({
+        let provider = provider.clone();
+        async move { provider.token().await }
+    });
+    server.wait_for_token_requests(requests + 1).await;
+    (held, refreshing)
+}
+
 /// Collects everything a `tracing` subscriber writes.
 #[derive(Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);
