@@ -53,6 +53,13 @@ pub(crate) struct Report {
 /// How many distinct errors a report keeps.
 const ERRORS_KEPT: usize = 3;
 
+/// Adds `error` to a report's errors unless it is there or they are full.
+fn keep_error(errors: &mut Vec<String>, error: String) {
+    if errors.len() < ERRORS_KEPT && !errors.contains(&error) {
+        errors.push(error);
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct WorkerConfig {
     pub(crate) authority: String,
@@ -147,11 +154,7 @@ async fn work(config: WorkerConfig) -> Report {
                             if error.needs_sign_in() {
                                 counts[4].fetch_add(1, Ordering::Relaxed);
                             }
-                            let message = error.to_string();
-                            let mut errors = errors.lock().unwrap();
-                            if errors.len() < ERRORS_KEPT && !errors.contains(&message) {
-                                errors.push(message);
-                            }
+                            keep_error(&mut errors.lock().unwrap(), error.to_string());
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -244,9 +247,7 @@ pub(crate) async fn fleet_of(
         total.failures += report.failures;
         total.sign_in_required += report.sign_in_required;
         for error in report.errors {
-            if total.errors.len() < ERRORS_KEPT && !total.errors.contains(&error) {
-                total.errors.push(error);
-            }
+            keep_error(&mut total.errors, error);
         }
     }
     (total, server.token_requests() - before, started.elapsed().as_secs_f64(), gaps)
