@@ -5,9 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
-
-use super::cache::Timing;
+use super::cache::{Current, Timing};
 use super::jitter::Jitter;
 use super::retry::RetryPolicy;
 use super::wire::{Resolve, Wire};
@@ -567,7 +565,7 @@ impl TokenProviderBuilder {
             clock: self.clock,
             jitter: self.jitter,
             background: self.background_refresh,
-            current: ArcSwapOption::new(None),
+            current: Current::default(),
             generation: AtomicU64::new(0),
             refreshing: AtomicBool::new(false),
             flight: Mutex::default(),

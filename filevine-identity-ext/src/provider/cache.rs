@@ -6,7 +6,7 @@
 //! [`crate::time`]).
 
 use std::cell::RefCell;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use crate::grant::AccessToken;
@@ -55,6 +55,44 @@ impl Timing {
         let window = self.soft_window.min(lifetime.saturating_sub(margin) / 2);
         let refresh_after = usable_for.saturating_sub(jitter.upper_half(window));
         CachedToken::new(token, stamp.plus(usable_for), stamp.plus(refresh_after))
+    }
+}
+
+/// The provider's current token, replaced once per refresh.
+///
+/// A lock rather than a lock-free swap: it is read on the checked path
+/// only (once per thread after each new token, and in the last second
+/// before the refresh time; every other call is served from the thread's
+/// remembered copy), and a lock-free swap's store walks every thread's
+/// read slots, which cost more per refresh than the lock costs per read.
+#[derive(Debug, Default)]
+pub(crate) struct Current(RwLock<Option<Arc<CachedToken>>>);
+
+impl Current {
+    /// The current token and its deadlines, if there is one.
+    pub(crate) fn get(&self) -> Option<Arc<CachedToken>> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Looks at the current token without taking a reference to it.
+    pub(crate) fn with<R>(&self, look: impl FnOnce(Option<&CachedToken>) -> R) -> R {
+        look(self.0.read().unwrap_or_else(PoisonError::into_inner).as_deref())
+    }
+
+    /// Replaces the current token; returns the one it replaced, to be
+    /// dropped outside the lock.
+    pub(crate) fn replace(&self, cached: Option<Arc<CachedToken>>) -> Option<Arc<CachedToken>> {
+        std::mem::replace(&mut *self.0.write().unwrap_or_else(PoisonError::into_inner), cached)
+    }
+
+    /// Clears the current token if `matches` says it is the one meant;
+    /// returns whether it did (one check and clear, so of many callers
+    /// clearing the same token only one does).
+    pub(crate) fn clear_if(&self, matches: impl FnOnce(&CachedToken) -> bool) -> bool {
+        let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        let cleared = current.as_deref().is_some_and(matches).then(|| current.take());
+        drop(current);
+        cleared.is_some()
     }
 }
 

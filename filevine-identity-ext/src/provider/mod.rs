@@ -9,8 +9,9 @@
 //!   thread's entry, reads the coarse clocks ([`crate::time`]) and checks
 //!   that the token is at least a second before its refresh time, then
 //!   clones one `Arc`. No lock, no allocation, no timer needed to be right.
-//! - **Checked path.** Otherwise it loads the current token from an
-//!   `ArcSwapOption` (no lock) and reads the precise clocks: before its
+//! - **Checked path.** Otherwise it reads the current token (a read lock
+//!   held for an `Arc` clone; see `cache::Current` for why not a lock-free
+//!   swap) and reads the precise clocks: before its
 //!   refresh time it is remembered and
 //!   returned; inside the soft window it is returned and a refresh starts in
 //!   the background; past the hard margin it is never returned.
@@ -42,8 +43,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use arc_swap::ArcSwapOption;
-
 use crate::config::region::Region;
 use crate::error::Error;
 use crate::grant::{AccessToken, Credentials, ExpiryPolicy, IdToken, RefreshToken};
@@ -72,7 +71,7 @@ pub use retry::RetryPolicy;
 
 pub(crate) use link::StoreLink;
 
-use cache::{CachedToken, Timing};
+use cache::{CachedToken, Current, Timing};
 use flight::Flight;
 use jitter::Jitter;
 
@@ -104,7 +103,7 @@ impl std::fmt::Debug for TokenProvider {
         f.debug_struct("TokenProvider")
             .field("authority", &self.inner.region.identity_url())
             .field("grant_type", &self.inner.credentials.grant_type())
-            .field("cached", &self.inner.current.load().as_ref().map(|c| c.token.clone()))
+            .field("cached", &self.inner.current.get().map(|c| c.token.clone()))
             .finish_non_exhaustive()
     }
 }
@@ -148,8 +147,8 @@ struct Inner {
     jitter: Jitter,
     /// Refresh ahead of time without waiting for a call.
     background: bool,
-    /// The current token and its deadlines. Read without locks.
-    current: ArcSwapOption<CachedToken>,
+    /// The current token and its deadlines.
+    current: Current,
     /// Bumped after every change of `current`; thread-local entries tagged
     /// with an older generation are not used.
     generation: AtomicU64,
@@ -204,7 +203,7 @@ impl Inner {
         let forgotten = Forgotten { access_token: received, refresh_token: lock(&self.refresh_token).take() };
         lock(&self.dpop_key).take();
         lock(&self.id_token).take();
-        self.current.store(None);
+        drop(self.current.replace(None));
         self.generation.fetch_add(1, Ordering::AcqRel);
         forgotten
     }
@@ -303,7 +302,7 @@ impl TokenProvider {
             inner.signed_out.store(true, Ordering::Release);
             lock(&inner.id_token).take();
             let forgotten = Forgotten {
-                access_token: inner.current.load_full().map(|c| c.token.clone()),
+                access_token: inner.current.get().map(|c| c.token.clone()),
                 refresh_token: lock(&inner.refresh_token).take(),
             };
             inner.set_current(None);
@@ -331,12 +330,8 @@ impl TokenProvider {
     /// fail with 401 for the same token, only the first invalidation
     /// counts, so they share one refresh.
     pub fn invalidate_token(&self, token: &AccessToken) {
-        let current = self.inner.current.load();
-        if current.as_ref().is_some_and(|c| c.token.same_token(token)) {
-            let previous = self.inner.current.compare_and_swap(&*current, None);
-            if previous.as_ref().is_some_and(|c| c.token.same_token(token)) {
-                self.inner.generation.fetch_add(1, Ordering::AcqRel);
-            }
+        if self.inner.current.clear_if(|c| c.token.same_token(token)) {
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 
@@ -344,7 +339,7 @@ impl TokenProvider {
     /// of an `Authorization` header that got a 401).
     #[cfg(feature = "api")]
     pub(crate) fn invalidate_header(&self, sent: &reqwest::header::HeaderValue) {
-        let current = self.inner.current.load_full();
+        let current = self.inner.current.get();
         if let Some(cached) = current.filter(|c| c.token.authorization_header() == sent) {
             self.invalidate_token(&cached.token);
         }
@@ -374,7 +369,7 @@ impl TokenProvider {
     fn checked(&self, generation: u64) -> Option<AccessToken> {
         // Generation first, then the token: an entry is never tagged with a
         // generation newer than the token it holds.
-        let cached = self.inner.current.load_full()?;
+        let cached = self.inner.current.get()?;
         let now = self.inner.clock.now();
         if now.before(cached.refresh_at) {
             let token = cached.token.clone();
@@ -454,8 +449,9 @@ impl Inner {
     /// Replaces the current token, bumps the generation, and (refreshing in
     /// the background) arms the timer for the new token's refresh time.
     fn set_current(self: &Arc<Self>, cached: Option<Arc<CachedToken>>) {
-        self.current.store(cached.clone());
+        let replaced = self.current.replace(cached.clone());
         self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(replaced);
         if self.background
             && let Some(cached) = cached
         {
