@@ -388,9 +388,18 @@ impl Inner {
         attempt: u32,
     ) -> Result<Fetched, Error> {
         let grant_type = credentials.grant_type();
-        let request =
-            exchange::token_request(credentials, wire.form_secret.as_ref(), refresh_token, self.scope.as_deref())
-                .ok_or_else(|| self.not_stored())?;
+        let make =
+            || exchange::token_request(credentials, wire.form_secret.as_ref(), refresh_token, self.scope.as_deref());
+        // The provider's own PAT or client credentials make the same form
+        // every time; a refresh token or a source's credentials do not.
+        let made;
+        let request = if !credentials.is_refresh() && std::ptr::eq(credentials, &self.credentials) {
+            wire.constant_request.get_or_init(make).as_ref()
+        } else {
+            made = make();
+            made.as_ref()
+        };
+        let request = request.ok_or_else(|| self.not_stored())?;
         tracing::debug!(grant_type, attempt, authority = self.region.identity_url(), "requesting an access token");
         // Deadlines count from before the request left: never later than
         // the server's own clock started the lifetime.
@@ -408,7 +417,7 @@ impl Inner {
             let client = wire.client_for(dpop_key.as_ref(), &self.clock);
             let result = exchange::exchange(
                 &client,
-                &request,
+                request,
                 credentials.is_refresh(),
                 &self.expiry,
                 &self.clock,

@@ -80,7 +80,8 @@ impl RetryPolicy {
         let mut number = 0;
         loop {
             number += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            // The first attempt starts now: no second clock read for it.
+            let remaining = deadline.saturating_duration_since(if number == 1 { started } else { Instant::now() });
             let result = if enforced.is_some_and(|bound| bound <= remaining) {
                 attempt(number).await
             } else {

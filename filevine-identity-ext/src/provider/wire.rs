@@ -49,6 +49,9 @@ pub(crate) struct Wire {
 pub(crate) struct Ready {
     pub(crate) client: filevine_identity::Client,
     pub(crate) form_secret: Option<ClientSecret>,
+    /// The form of a grant whose every request is the same (a PAT, client
+    /// credentials), made on the first request rather than on each.
+    pub(crate) constant_request: std::sync::OnceLock<Option<filevine_identity::types::TokenRequest>>,
 }
 
 impl Ready {
@@ -110,7 +113,7 @@ impl Wire {
                     None => options,
                 };
                 let client = filevine_identity::Client::new_with_client(&self.base, http, options);
-                Ok(Ready { client, form_secret })
+                Ok(Ready { client, form_secret, constant_request: std::sync::OnceLock::new() })
             })
             .await
     }
