@@ -104,16 +104,22 @@ fn boxed<F: std::future::Future<Output = ()> + Send + 'static>(
 
 /// Clears its flight when the task ends without finishing it (its runtime
 /// shut down), so the next caller can start another.
-struct FlightGuard {
-    inner: Weak<Inner>,
-    flight: outcome::Receiver,
+struct FlightGuard(Option<(Weak<Inner>, outcome::Receiver)>);
+
+impl FlightGuard {
+    /// The refresh cleared its flight itself ([`Inner::finish_flight`]):
+    /// nothing left to do, and no lock to take.
+    fn finished(mut self) {
+        self.0 = None;
+    }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        if let Some(inner) = self.inner.upgrade() {
+        let Some((inner, receiver)) = self.0.take() else { return };
+        if let Some(inner) = inner.upgrade() {
             let mut flight = lock(&inner.flight);
-            if flight.in_flight.as_ref().is_some_and(|r| r.outcome.same_channel(&self.flight)) {
+            if flight.in_flight.as_ref().is_some_and(|r| r.outcome.same_channel(&receiver)) {
                 flight.in_flight = None;
                 inner.refreshing.store(false, std::sync::atomic::Ordering::Relaxed);
             }
@@ -214,7 +220,7 @@ impl Inner {
         let delay = flight.not_before.map(|t| self.clock.now().until(t)).filter(|d| !d.is_zero());
         // Read under the flight lock, as `forget` bumps it.
         let epoch = self.epoch.load(std::sync::atomic::Ordering::Acquire);
-        let guard = FlightGuard { inner: Arc::downgrade(self), flight: receiver.clone() };
+        let guard = FlightGuard(Some((Arc::downgrade(self), receiver.clone())));
         let inner = Arc::clone(self);
         // Created here, so its parent is the span of the caller that
         // started the refresh, even if the refresh ends in a task of its own.
@@ -249,7 +255,6 @@ impl Inner {
         sender: outcome::Sender,
         span: tracing::Span,
     ) {
-        let _guard = guard;
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
@@ -263,6 +268,7 @@ impl Inner {
         }
         self.metrics.refresh(label, took);
         let (published, discarded) = self.finish_flight(&outcome, epoch);
+        guard.finished();
         if let Some(discarded) = discarded {
             self.revoke_discarded(discarded).await;
         }

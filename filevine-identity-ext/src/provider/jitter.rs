@@ -29,7 +29,8 @@ impl Jitter {
     /// `span` scaled by a value from one half to one: spread, but never
     /// less than half (the soft refresh window, the pause between store polls).
     pub(crate) fn upper_half(self, span: std::time::Duration) -> std::time::Duration {
-        span.mul_f64(0.5 + 0.5 * self.unit())
+        let half = span / 2;
+        half + scaled(half, self.unit())
     }
 
     /// Full-jitter exponential backoff: uniform in
@@ -41,8 +42,19 @@ impl Jitter {
         cap: std::time::Duration,
         exponent: u32,
     ) -> std::time::Duration {
-        base.saturating_mul(1u32 << exponent.min(16)).min(cap).mul_f64(self.unit())
+        scaled(base.saturating_mul(1u32 << exponent.min(16)).min(cap), self.unit())
     }
+}
+
+/// `span` times `fraction` (in `[0, 1)`), in whole nanoseconds. Integer
+/// arithmetic: `Duration::mul_f64` goes through a checked float
+/// conversion that cost more than the rest of a refresh's deadline math.
+/// A span past `u64::MAX` nanoseconds (584 years) counts as that.
+fn scaled(span: std::time::Duration, fraction: f64) -> std::time::Duration {
+    let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
+    // `fraction` in units of 2^-32; below 2^32, as `fraction` is below one.
+    let units = (fraction * 4_294_967_296.0) as u64;
+    std::time::Duration::from_nanos(((u128::from(nanos) * u128::from(units)) >> 32) as u64)
 }
 
 thread_local! {
@@ -96,6 +108,16 @@ mod tests {
         assert!((0.45..0.55).contains(&mean), "{mean}");
         let low = values.iter().filter(|v| **v < 0.1).count();
         assert!((800..1200).contains(&low), "{low}");
+    }
+
+    #[test]
+    fn scaling_is_exact_for_binary_fractions_and_never_overflows() {
+        use std::time::Duration;
+        assert_eq!(scaled(Duration::from_millis(100), 0.5), Duration::from_millis(50));
+        assert_eq!(scaled(Duration::from_secs(8), 0.25), Duration::from_secs(2));
+        assert_eq!(scaled(Duration::from_secs(8), 0.0), Duration::ZERO);
+        assert!(scaled(Duration::from_secs(8), Jitter::Fixed(1.0).unit()) < Duration::from_secs(8));
+        assert!(scaled(Duration::MAX, 0.5) <= Duration::from_nanos(u64::MAX / 2 + 1));
     }
 
     #[test]
