@@ -44,9 +44,37 @@ fn free_cluster_port() -> u16 {
     }
 }
 
+/// Why a `redis-server` did not start.
+enum SpawnError {
+    /// Another process took the port (or the cluster bus port) between
+    /// the pick and the server's bind: pick again.
+    PortTaken,
+    /// Anything else, with the server's log.
+    Failed(String),
+}
+
 impl Server {
+    /// `redis-server` with the arguments `args` makes for a port `pick`
+    /// chooses. A port is free only when picked: when another process takes
+    /// it before the server binds it, a new one is picked (up to five
+    /// times), rather than the test failing on a busy machine.
+    fn spawn_on(pick: fn() -> u16, dir: &Path, args: impl Fn(u16) -> Vec<String>) -> Server {
+        for _ in 0..5 {
+            let port = pick();
+            let args = args(port);
+            match Server::try_spawn(port, dir, &args.iter().map(String::as_str).collect::<Vec<_>>()) {
+                Ok(server) => return server,
+                Err(SpawnError::PortTaken) => continue,
+                Err(SpawnError::Failed(log)) => {
+                    panic!("redis-server did not start on port {port} (apt-get install redis-server): {log}")
+                }
+            }
+        }
+        panic!("redis-server found its port taken five times in a row")
+    }
+
     /// `redis-server <args…>` on `port`, logging to `<dir>/<port>.log`.
-    fn spawn(port: u16, dir: &Path, args: &[&str]) -> Server {
+    fn try_spawn(port: u16, dir: &Path, args: &[&str]) -> Result<Server, SpawnError> {
         let log = dir.join(format!("{port}.log"));
         let mut shell = Command::new("sh")
             .arg("-c")
@@ -70,15 +98,19 @@ impl Server {
         let server = Server { port, pid, shell, _tie: tie };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
+            // The server exits at once when it cannot bind ("Could not
+            // create server TCP listening socket …: bind: Address already
+            // in use"); read first, as a PING to whoever holds the port may
+            // wait for its timeout.
+            if std::fs::read_to_string(&log).is_ok_and(|text| text.contains("Address already in use")) {
+                return Err(SpawnError::PortTaken);
+            }
             if server.try_cmd::<String>(&redis::cmd("PING")).is_ok() {
-                return server;
+                return Ok(server);
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        panic!(
-            "redis-server did not start on port {port} (apt-get install redis-server): {}",
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        Err(SpawnError::Failed(std::fs::read_to_string(&log).unwrap_or_default()))
     }
 
     pub fn url(&self) -> String {
@@ -153,7 +185,7 @@ pub struct Redis {
 impl Redis {
     pub fn start() -> Redis {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::spawn(free_port(), dir.path(), &[]);
+        let server = Server::spawn_on(free_port, dir.path(), |_| Vec::new());
         Redis { url: server.url(), server, _dir: dir }
     }
 
@@ -183,9 +215,10 @@ pub struct Replicated {
 impl Replicated {
     pub fn start() -> Replicated {
         let dir = tempfile::tempdir().unwrap();
-        let primary = Server::spawn(free_port(), dir.path(), &[]);
+        let primary = Server::spawn_on(free_port, dir.path(), |_| Vec::new());
         let of = primary.port.to_string();
-        let replica = Server::spawn(free_port(), dir.path(), &["--replicaof", "127.0.0.1", &of]);
+        let replica =
+            Server::spawn_on(free_port, dir.path(), |_| vec!["--replicaof".into(), "127.0.0.1".into(), of.clone()]);
         eventually("the replica to sync", Duration::from_secs(20), || {
             replica.info("replication").get("master_link_status").is_some_and(|s| s == "up")
                 && primary.info("replication").get("connected_slaves").is_some_and(|n| n == "1")
@@ -215,20 +248,21 @@ impl SentinelGroup {
         let Replicated { primary, replica, _dir: dir } = Replicated::start();
         let sentinels: Vec<Server> = (0..3)
             .map(|_| {
-                let port = free_port();
-                let conf = dir.path().join(format!("sentinel-{port}.conf"));
-                std::fs::write(
-                    &conf,
-                    format!(
-                        "sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
-                         sentinel down-after-milliseconds {MASTER} 1000\n\
-                         sentinel failover-timeout {MASTER} 10000\n\
-                         sentinel parallel-syncs {MASTER} 1\n",
-                        primary.port
-                    ),
-                )
-                .unwrap();
-                Server::spawn(port, dir.path(), &[conf.to_str().unwrap(), "--sentinel"])
+                Server::spawn_on(free_port, dir.path(), |port| {
+                    let conf = dir.path().join(format!("sentinel-{port}.conf"));
+                    std::fs::write(
+                        &conf,
+                        format!(
+                            "sentinel monitor {MASTER} 127.0.0.1 {} 2\n\
+                             sentinel down-after-milliseconds {MASTER} 1000\n\
+                             sentinel failover-timeout {MASTER} 10000\n\
+                             sentinel parallel-syncs {MASTER} 1\n",
+                            primary.port
+                        ),
+                    )
+                    .unwrap();
+                    vec![conf.to_str().unwrap().to_owned(), "--sentinel".into()]
+                })
             })
             .collect();
         let group = SentinelGroup { nodes: vec![primary, replica], sentinels, _dir: dir };
@@ -283,13 +317,12 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let nodes: Vec<Server> = (0..6)
             .map(|_| {
-                let port = free_cluster_port();
-                let conf = format!("nodes-{port}.conf");
-                Server::spawn(
-                    port,
-                    dir.path(),
-                    &["--cluster-enabled", "yes", "--cluster-config-file", &conf, "--cluster-node-timeout", "1000"],
-                )
+                Server::spawn_on(free_cluster_port, dir.path(), |port| {
+                    let conf = format!("nodes-{port}.conf");
+                    ["--cluster-enabled", "yes", "--cluster-config-file", &conf, "--cluster-node-timeout", "1000"]
+                        .map(str::to_owned)
+                        .to_vec()
+                })
             })
             .collect();
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
@@ -362,4 +395,30 @@ impl Cluster {
     pub fn node(&self, port: u16) -> &Server {
         self.nodes.iter().find(|n| n.port == port).expect("a node of the cluster")
     }
+}
+
+/// The helper itself: a port another process took between the pick and the
+/// bind makes it pick again instead of failing the test.
+#[test]
+fn a_redis_server_whose_port_was_taken_starts_on_the_next_pick() {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static TAKEN: AtomicU16 = AtomicU16::new(0);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    TAKEN.store(taken.local_addr().unwrap().port(), Ordering::SeqCst);
+    // The taken port first, then free ones.
+    fn pick() -> u16 {
+        match TAKEN.swap(0, Ordering::SeqCst) {
+            0 => free_port(),
+            port => port,
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::spawn_on(pick, dir.path(), |_| Vec::new());
+    assert_ne!(server.port, taken.local_addr().unwrap().port());
+    assert_eq!(server.cmd::<String>(&redis::cmd("PING")), "PONG");
+    assert!(
+        std::fs::read_to_string(dir.path().join(format!("{}.log", taken.local_addr().unwrap().port())))
+            .unwrap()
+            .contains("Address already in use")
+    );
 }
