@@ -61,8 +61,7 @@ impl Server {
     fn spawn_on(pick: fn() -> u16, dir: &Path, args: impl Fn(u16) -> Vec<String>) -> Server {
         for _ in 0..5 {
             let port = pick();
-            let args = args(port);
-            match Server::try_spawn(port, dir, &args.iter().map(String::as_str).collect::<Vec<_>>()) {
+            match Server::try_spawn(port, dir, &args(port)) {
                 Ok(server) => return server,
                 Err(SpawnError::PortTaken) => continue,
                 Err(SpawnError::Failed(log)) => {
@@ -74,7 +73,7 @@ impl Server {
     }
 
     /// `redis-server <args…>` on `port`, logging to `<dir>/<port>.log`.
-    fn try_spawn(port: u16, dir: &Path, args: &[&str]) -> Result<Server, SpawnError> {
+    fn try_spawn(port: u16, dir: &Path, args: &[String]) -> Result<Server, SpawnError> {
         let log = dir.join(format!("{port}.log"));
         let mut shell = Command::new("sh")
             .arg("-c")
