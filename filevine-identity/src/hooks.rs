@@ -75,7 +75,9 @@ impl ClientHooks<ClientOptions> for Client {
     /// Not an `async fn`: without a prover (the common case) the future is
     /// reqwest's own, mapped. An `async fn` would hold the request and
     /// every local of the prover's path (2 KB, in every operation's future),
-    /// and copy the request into itself before sending it.
+    /// and copy the request into itself before sending it. The request is
+    /// handed to reqwest when `exec` is called rather than at the first
+    /// poll; the generated code awaits the future at once.
     fn exec(
         &self,
         request: reqwest::Request,
