@@ -90,7 +90,7 @@ impl Current {
     /// clearing the same token only one does).
     pub(crate) fn clear_if(&self, matches: impl FnOnce(&CachedToken) -> bool) -> bool {
         let mut current = self.0.write().unwrap_or_else(PoisonError::into_inner);
-        let cleared = current.as_deref().is_some_and(matches).then(|| current.take());
+        let cleared = current.take_if(|cached| matches(cached));
         drop(current);
         cleared.is_some()
     }

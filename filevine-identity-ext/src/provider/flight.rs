@@ -93,8 +93,9 @@ fn on_a_runtime() -> bool {
 /// The future `make` makes, in a box allocated before it is made, so it is
 /// written into the box. `Box::pin(future)` makes it on the stack and
 /// copies it into the box, twice as compiled here: for the refresh (an
-/// unstarted future of about 4 KB) that was 8 KB of copying and 120 cache
-/// misses per refresh (cachegrind, BENCHMARKS.md).
+/// unstarted future of 4.2 KB when measured, about 3 KB since the
+/// generated client's `exec` hook shrank) that was 8 KB of copying and 120
+/// cache misses per refresh (cachegrind, BENCHMARKS.md).
 fn boxed<F: std::future::Future<Output = ()> + Send + 'static>(
     make: impl FnOnce() -> F,
 ) -> super::drive::RefreshFuture {
