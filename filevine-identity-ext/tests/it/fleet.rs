@@ -23,6 +23,7 @@ use filevine_identity_ext::{
     ClientId, ClientSecret, Credentials, PersonalAccessToken, RefreshToken, Region, TokenProvider,
 };
 
+use crate::support::Captured;
 use crate::support::redis::{Cluster, Redis, SentinelGroup, Server};
 
 pub(crate) const PAT: &str = "fvpat_fleet_0001";
@@ -48,6 +49,9 @@ pub(crate) struct Report {
     /// (the workers' stderr is not part of the test's captured output).
     #[serde(default)]
     errors: Vec<String>,
+    /// The first few warnings and errors the SDK logged in the worker.
+    #[serde(default)]
+    warnings: Vec<String>,
 }
 
 /// How many distinct errors a report keeps.
@@ -55,9 +59,26 @@ const ERRORS_KEPT: usize = 3;
 
 /// Adds `error` to a report's errors unless it is there or they are full.
 fn keep_error(errors: &mut Vec<String>, error: String) {
-    if errors.len() < ERRORS_KEPT && !errors.contains(&error) {
-        errors.push(error);
+    keep(errors, error, ERRORS_KEPT);
+}
+
+/// How many distinct logged lines a report keeps.
+const WARNINGS_KEPT: usize = 8;
+
+fn keep(lines: &mut Vec<String>, line: String, most: usize) {
+    if lines.len() < most && !lines.contains(&line) {
+        lines.push(line);
     }
+}
+
+/// What every worker logs once per provider (the fleets store in the
+/// clear on purpose: they read the stored versions back).
+const UNENCRYPTED: &str = "token sets are stored unencrypted";
+
+/// Keeps a logged line, without its timestamp, so repeats count once.
+fn keep_line(lines: &mut Vec<String>, line: String) {
+    let line = line.split_once(' ').map_or(line.as_str(), |(_, rest)| rest.trim_start()).to_owned();
+    keep(lines, line, WARNINGS_KEPT);
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -81,8 +102,19 @@ pub(crate) struct WorkerConfig {
 fn store_worker() {
     let Ok(config) = std::env::var("FV_WORKER") else { return };
     let config: WorkerConfig = serde_json::from_str(&config).unwrap();
+    // The SDK's warnings and errors go into the report, so a failed fleet
+    // run says what the store and the provider saw (a save that failed,
+    // fewer replicas than asked) beside what the callers got.
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(tracing::Level::WARN).with_writer(move || writer.clone()).finish();
+    tracing::subscriber::set_global_default(subscriber).expect("the worker process sets its subscriber once");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let report = runtime.block_on(work(config));
+    let mut report = runtime.block_on(work(config));
+    for line in captured.text_since(0).lines().filter(|line| !line.contains(UNENCRYPTED)) {
+        keep_line(&mut report.warnings, line.to_owned());
+    }
     println!("FV_REPORT {}", serde_json::to_string(&report).unwrap());
 }
 
@@ -174,6 +206,7 @@ async fn work(config: WorkerConfig) -> Report {
         sign_in_required: count(4),
         longest_gap_ms: longest_gap.load(Ordering::Relaxed),
         errors: std::mem::take(&mut *errors.lock().unwrap()),
+        warnings: Vec::new(),
     }
 }
 
@@ -248,6 +281,9 @@ pub(crate) async fn fleet_of(
         total.sign_in_required += report.sign_in_required;
         for error in report.errors {
             keep_error(&mut total.errors, error);
+        }
+        for warning in report.warnings {
+            keep(&mut total.warnings, warning, WARNINGS_KEPT);
         }
     }
     (total, server.token_requests() - before, started.elapsed().as_secs_f64(), gaps)
@@ -446,6 +482,9 @@ fn assert_failover_clean(
 ) {
     let (median, max) = (median(gaps), gaps.iter().copied().max().unwrap());
     eprintln!("{form} failover: longest gap without a token per worker: median {median} ms, max {max} ms");
+    for warning in &report.warnings {
+        eprintln!("{form} failover: a worker logged: {warning}");
+    }
     assert_clean(report);
     assert_eq!(server.refresh_token_reuses(), 0, "no rotated-away refresh token was presented");
     assert_eq!(
