@@ -32,6 +32,15 @@
 //! never overwrites: a newer token set another process saved (a lease that
 //! expired under a slow refresh) is adopted instead.
 //!
+//! A store that lost a write (a Redis failover that promoted a replica
+//! the write had not reached) is back at an older version. The process
+//! that made the write still holds the newer refresh token: it does not
+//! adopt the older entry, refreshes with its own token and saves over it,
+//! at the version number of the lost write. Another process that had read
+//! the lost write adopts an entry at the version it knows when its refresh
+//! token is not its own, since only a lost write makes two sets share a
+//! version.
+//!
 //! A token set that cannot be saved (the store went away between the
 //! exchange and the save) is never dropped and its lease is never given
 //! up: the refresh hands it to a task that keeps renewing the lease and
@@ -198,11 +207,15 @@ impl Inner {
             Err(error @ Error::SignInRequired { .. }) => {
                 // A replica may have rotated the token just now: one more
                 // read, and one more try with what it saved.
-                let before = link.version.load(Ordering::Acquire);
+                let version = link.version.load(Ordering::Acquire);
+                let spent = lock(&self.refresh_token).clone();
                 if let Some(adopted) = self.read_and_adopt(link).await? {
                     return Ok(adopted);
                 }
-                if link.version.load(Ordering::Acquire) == before {
+                // Tried again only with what the read brought: a newer
+                // entry, or another refresh token at the same version
+                // after a lost write (see `adopt`).
+                if link.version.load(Ordering::Acquire) == version && *lock(&self.refresh_token) == spent {
                     return Err(error);
                 }
                 self.exchange_with_retries(Some(link)).await?
@@ -382,7 +395,14 @@ impl Inner {
         let tokens = tokens?;
         // Only a newer entry: the same version holds the token this
         // provider already had (and may have been told is revoked).
-        if version <= link.version.load(Ordering::Acquire) {
+        // Except a lost write: a failover can take the store back to a
+        // version it had, and the process holding the newer refresh token
+        // then saves its next set at a version number others already saw
+        // with the token it replaced. A different refresh token at the same
+        // version is that newer set, and the one this provider holds is
+        // spent.
+        let known = link.version.load(Ordering::Acquire);
+        if version < known || (version == known && !self.is_another_refresh_token(tokens.refresh_token.as_ref())) {
             return None;
         }
         link.version.store(version, Ordering::Release);
@@ -405,5 +425,11 @@ impl Inner {
         }
         tracing::debug!(store = link.store.kind(), key = %link.key, version, "using the token set another process saved");
         Some(Fetched { token, at: now, life })
+    }
+
+    /// Whether `stored` is a refresh token, and not the one this provider
+    /// holds.
+    fn is_another_refresh_token(&self, stored: Option<&crate::grant::RefreshToken>) -> bool {
+        stored.is_some_and(|stored| lock(&self.refresh_token).as_ref() != Some(stored))
     }
 }

@@ -563,3 +563,54 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
     let text = filevine_identity_ext::error::Report(&err).to_string();
     assert!(text.contains("CLUSTERDOWN"), "{text}");
 }
+
+/// A failover that loses a saved rotation (the store goes back to the
+/// entry the rotation replaced, as when the promoted replica had not
+/// received it) costs nobody the session. The process that holds the newer
+/// refresh token saves its next set over the old entry, at the version
+/// number of the lost one; a process that had read the lost set adopts
+/// that new set although its version number is the one it knows, instead
+/// of presenting its spent refresh token and asking the user to sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_lost_in_a_failover_costs_nobody_the_session() {
+    // Tokens of the default lifetime: no deadline passes during the test.
+    let server = TestServer::start().await.unwrap();
+    server.add_client(CLIENT_ID, CLIENT_SECRET);
+    let redis = Redis::start();
+    let session = "lost-write-user";
+    seed(&server, &redis.url, session, "rt-lost-write-0").await;
+    let key = entry_key(&server, session);
+    let provider = || {
+        TokenProvider::builder()
+            .env(|_| None)
+            .region(server.region())
+            .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+            .store(store::open(&redis.url).unwrap())
+            .store_key(StoreKey::session(session))
+            .build()
+            .unwrap()
+    };
+    let (rotating, reading) = (provider(), provider());
+    rotating.token().await.unwrap();
+    let replaced: Vec<u8> = redis.server.cmd(redis::cmd("DUMP").arg(&key));
+    rotating.invalidate();
+    rotating.token().await.unwrap();
+    let read = reading.token().await.unwrap();
+    assert_eq!(server.grant_requests("refresh_token"), 2, "the seed's and one rotation; the other provider read it");
+    assert_eq!(stored_version(&server, &redis.server, session), Some(2));
+
+    // The failover: the store is back at version 1, whose refresh token
+    // the rotation spent.
+    let () = redis.server.cmd(redis::cmd("RESTORE").arg(&key).arg(0).arg(replaced).arg("REPLACE"));
+    assert_eq!(stored_version(&server, &redis.server, session), Some(1));
+
+    rotating.invalidate();
+    let rotated = rotating.token().await.unwrap();
+    assert_eq!(stored_version(&server, &redis.server, session), Some(2), "saved over the entry the store went back to");
+    reading.invalidate();
+    let adopted = reading.token().await.unwrap();
+    assert_ne!(adopted.expose_secret(), read.expose_secret());
+    assert_eq!(adopted.expose_secret(), rotated.expose_secret(), "the set saved after the failover");
+    assert_eq!(server.grant_requests("refresh_token"), 3, "one more rotation, by the provider holding the newer token");
+    assert_eq!(server.refresh_token_reuses(), 0, "no spent refresh token was presented");
+}

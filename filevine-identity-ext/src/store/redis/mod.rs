@@ -24,7 +24,11 @@
 //! isolates the primary with a minority and a replica that did not get the
 //! write is promoted on the other side (Redis's own replication
 //! documentation says as much). Several replicas (`replicas=2`) and
-//! `min-replicas-to-write` on the server narrow that window further.
+//! `min-replicas-to-write` on the server narrow that window further. A
+//! write lost anyway costs nobody the session while the process that made
+//! it lives: it still holds the newer refresh token, refreshes with it and
+//! saves over the older entry, and the other processes' providers take
+//! that set.
 
 use std::fmt;
 use std::time::Duration;
