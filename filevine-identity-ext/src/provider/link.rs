@@ -208,8 +208,8 @@ impl StoreLink {
     /// the entry moved on meanwhile it is read again: for a user's session,
     /// deleted (a sign-out) wins and nothing is written; a newer token set
     /// another process saved (a lease that expired under a slow refresh) is
-    /// kept, not overwritten; an absent entry of a PAT or client credentials
-    /// is written over.
+    /// kept, not overwritten; an older one (a write a failover lost) and an
+    /// absent entry of a PAT or client credentials are written over.
     pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<Written, StoreError> {
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         let ttl = self.ttl(tokens);
@@ -230,6 +230,19 @@ impl StoreLink {
                 tracing::info!(store = self.store.kind(), key = %self.key, "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
                 self.version.store(read.version, Ordering::Release);
                 return Ok(Written::Deleted);
+            }
+            if read.tokens.is_some() && read.version < expected {
+                // Back at a version older than this process saw: a write a
+                // failover lost. The answer in hand was got with the newest
+                // refresh token, and the one stored is spent: saved over it.
+                tracing::warn!(
+                    store = self.store.kind(),
+                    key = %self.key,
+                    version = read.version,
+                    expected,
+                    "the store went back to an older token set (a write lost in a failover?); saving the new one over it"
+                );
+                continue;
             }
             if read.tokens.is_some() {
                 tracing::warn!(

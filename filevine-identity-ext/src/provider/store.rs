@@ -39,7 +39,8 @@
 //! at the version number of the lost write. Another process that had read
 //! the lost write adopts an entry at the version it knows when its refresh
 //! token is not its own, since only a lost write makes two sets share a
-//! version.
+//! version. A refresh whose compare-and-swap fails on such an older entry
+//! saves its answer over it (`StoreLink::write`).
 //!
 //! A token set that cannot be saved (the store went away between the
 //! exchange and the save) is never dropped and its lease is never given

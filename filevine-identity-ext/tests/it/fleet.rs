@@ -614,3 +614,59 @@ async fn a_rotation_lost_in_a_failover_costs_nobody_the_session() {
     assert_eq!(server.grant_requests("refresh_token"), 3, "one more rotation, by the provider holding the newer token");
     assert_eq!(server.refresh_token_reuses(), 0, "no spent refresh token was presented");
 }
+
+/// The same loss while a refresh is on the wire: the store goes back below
+/// the version the refresh read, so its compare-and-swap fails on an older
+/// entry. It saves its answer over that entry, and keeps the new refresh
+/// token, instead of taking the spent one the entry holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotation_lost_during_a_refresh_is_saved_over() {
+    let server = TestServer::start().await.unwrap();
+    server.add_client(CLIENT_ID, CLIENT_SECRET);
+    let redis = Redis::start();
+    let session = "lost-under-refresh-user";
+    seed(&server, &redis.url, session, "rt-lost-under-refresh-0").await;
+    let key = entry_key(&server, session);
+    let provider = || {
+        TokenProvider::builder()
+            .env(|_| None)
+            .region(server.region())
+            .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+            .store(store::open(&redis.url).unwrap())
+            .store_key(StoreKey::session(session))
+            .build()
+            .unwrap()
+    };
+    let (refreshing, other) = (provider(), provider());
+    other.token().await.unwrap();
+    let replaced: Vec<u8> = redis.server.cmd(redis::cmd("DUMP").arg(&key));
+    other.invalidate();
+    other.token().await.unwrap();
+    assert_eq!(stored_version(&server, &redis.server, session), Some(2));
+    // Takes version 2 from the store (no request).
+    refreshing.token().await.unwrap();
+
+    // `refreshing` reads version 2 again and asks for a new token; the
+    // failover takes the store back to version 1 while the answer is held.
+    let requests = server.token_requests();
+    let held = server.hold_token_responses();
+    refreshing.invalidate();
+    let refresh = tokio::spawn(async move { refreshing.token().await.map(|token| (token, refreshing)) });
+    tokio::time::timeout(Duration::from_secs(30), server.wait_for_token_requests(requests + 1))
+        .await
+        .expect("the refresh asked for a token");
+    let () = redis.server.cmd(redis::cmd("RESTORE").arg(&key).arg(0).arg(replaced).arg("REPLACE"));
+    drop(held);
+    let (token, refreshing) = refresh.await.unwrap().unwrap();
+    assert_eq!(stored_version(&server, &redis.server, session), Some(2), "saved over version 1");
+
+    // It kept the refresh token it was given: its next refresh works, and
+    // the other provider takes what it saves.
+    refreshing.invalidate();
+    let next = refreshing.token().await.unwrap();
+    assert_ne!(next.expose_secret(), token.expose_secret());
+    other.invalidate();
+    assert_eq!(other.token().await.unwrap().expose_secret(), next.expose_secret());
+    assert_eq!(server.grant_requests("refresh_token"), 4, "the seed's and three rotations");
+    assert_eq!(server.refresh_token_reuses(), 0, "no spent refresh token was presented");
+}
