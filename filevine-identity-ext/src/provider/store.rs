@@ -38,8 +38,9 @@
 //! adopt the older entry, refreshes with its own token and saves over it,
 //! at the version number of the lost write. Another process that had read
 //! the lost write adopts an entry at the version it knows when its refresh
-//! token is not its own, since only a lost write makes two sets share a
-//! version. A refresh whose compare-and-swap fails on such an older entry
+//! token is not its own: two sets share a version only after a lost write
+//! (or an entry that expired and was made again), and the stored one is
+//! the newer. A refresh whose compare-and-swap fails on such an older entry
 //! saves its answer over it (`StoreLink::write`).
 //!
 //! A token set that cannot be saved (the store went away between the

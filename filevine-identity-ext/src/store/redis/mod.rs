@@ -25,10 +25,11 @@
 //! write is promoted on the other side (Redis's own replication
 //! documentation says as much). Several replicas (`replicas=2`) and
 //! `min-replicas-to-write` on the server narrow that window further. A
-//! write lost anyway costs nobody the session while the process that made
+//! write lost anyway does not lose the session while the process that made
 //! it lives: it still holds the newer refresh token, refreshes with it and
 //! saves over the older entry, and the other processes' providers take
-//! that set.
+//! that set. One that refreshes first, with the spent token the entry went
+//! back to, fails that refresh (`invalid_grant`).
 
 use std::fmt;
 use std::time::Duration;
