@@ -119,18 +119,24 @@ fn store_worker() {
 }
 
 fn worker_builder(config: &WorkerConfig, session: &str) -> TokenProviderBuilder {
-    let builder = TokenProvider::builder()
-        .env(|_| None)
-        .region(Region::custom(&config.authority).unwrap())
-        .store(store::open(&config.store).unwrap());
     match config.mode.as_str() {
-        "pat" | "hold" => {
-            builder.credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-        }
-        _ => builder
-            .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
-            .store_key(StoreKey::session(session)),
+        "pat" | "hold" => store_builder(&config.authority, &config.store)
+            .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())),
+        _ => session_builder(&config.authority, &config.store, session),
     }
+}
+
+/// A provider of the identity provider at `authority` on the store at
+/// `store`, without credentials yet.
+fn store_builder(authority: &str, store: &str) -> TokenProviderBuilder {
+    TokenProvider::builder().env(|_| None).region(Region::custom(authority).unwrap()).store(store::open(store).unwrap())
+}
+
+/// The fleet client's provider of the stored user session `session`.
+fn session_builder(authority: &str, store: &str, session: &str) -> TokenProviderBuilder {
+    store_builder(authority, store)
+        .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+        .store_key(StoreKey::session(session))
 }
 
 async fn work(config: WorkerConfig) -> Report {
@@ -570,6 +576,45 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
     assert!(text.contains("CLUSTERDOWN"), "{text}");
 }
 
+/// A seeded user session in a Redis store, for the lost-write tests: tokens
+/// of the default lifetime, so no deadline passes during a test.
+struct StoredSession {
+    server: TestServer,
+    redis: Redis,
+    session: &'static str,
+    key: String,
+}
+
+impl StoredSession {
+    async fn start(session: &'static str) -> Self {
+        let server = TestServer::start().await.unwrap();
+        server.add_client(CLIENT_ID, CLIENT_SECRET);
+        let redis = Redis::start();
+        seed(&server, &redis.url, session, &format!("rt-{session}-0")).await;
+        let key = entry_key(&server, session);
+        Self { server, redis, session, key }
+    }
+
+    fn provider(&self) -> TokenProvider {
+        session_builder(self.server.url(), &self.redis.url, self.session).build().unwrap()
+    }
+
+    fn version(&self) -> Option<u64> {
+        stored_version(&self.server, &self.redis.server, self.session)
+    }
+
+    /// The stored entry as it is now, for [`Self::go_back_to`].
+    fn dump(&self) -> Vec<u8> {
+        self.redis.server.cmd(redis::cmd("DUMP").arg(&self.key))
+    }
+
+    /// The failover that loses writes: the entry is again what `dumped`
+    /// holds.
+    fn go_back_to(&self, dumped: Vec<u8>) {
+        let () = self.redis.server.cmd(redis::cmd("RESTORE").arg(&self.key).arg(0).arg(dumped).arg("REPLACE"));
+    }
+}
+
 /// A failover that loses a saved rotation (the store goes back to the
 /// entry the rotation replaced, as when the promoted replica had not
 /// received it) costs nobody the session. The process that holds the newer
@@ -579,40 +624,25 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
 /// of presenting its spent refresh token and asking the user to sign in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_lost_in_a_failover_costs_nobody_the_session() {
-    // Tokens of the default lifetime: no deadline passes during the test.
-    let server = TestServer::start().await.unwrap();
-    server.add_client(CLIENT_ID, CLIENT_SECRET);
-    let redis = Redis::start();
-    let session = "lost-write-user";
-    seed(&server, &redis.url, session, "rt-lost-write-0").await;
-    let key = entry_key(&server, session);
-    let provider = || {
-        TokenProvider::builder()
-            .env(|_| None)
-            .region(server.region())
-            .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
-            .store(store::open(&redis.url).unwrap())
-            .store_key(StoreKey::session(session))
-            .build()
-            .unwrap()
-    };
-    let (rotating, reading) = (provider(), provider());
+    let stored = StoredSession::start("lost-write-user").await;
+    let server = &stored.server;
+    let (rotating, reading) = (stored.provider(), stored.provider());
     rotating.token().await.unwrap();
-    let replaced: Vec<u8> = redis.server.cmd(redis::cmd("DUMP").arg(&key));
+    let replaced = stored.dump();
     rotating.invalidate();
     rotating.token().await.unwrap();
     let read = reading.token().await.unwrap();
     assert_eq!(server.grant_requests("refresh_token"), 2, "the seed's and one rotation; the other provider read it");
-    assert_eq!(stored_version(&server, &redis.server, session), Some(2));
+    assert_eq!(stored.version(), Some(2));
 
     // The failover: the store is back at version 1, whose refresh token
     // the rotation spent.
-    let () = redis.server.cmd(redis::cmd("RESTORE").arg(&key).arg(0).arg(replaced).arg("REPLACE"));
-    assert_eq!(stored_version(&server, &redis.server, session), Some(1));
+    stored.go_back_to(replaced);
+    assert_eq!(stored.version(), Some(1));
 
     rotating.invalidate();
     let rotated = rotating.token().await.unwrap();
-    assert_eq!(stored_version(&server, &redis.server, session), Some(2), "saved over the entry the store went back to");
+    assert_eq!(stored.version(), Some(2), "saved over the entry the store went back to");
     reading.invalidate();
     let adopted = reading.token().await.unwrap();
     assert_ne!(adopted.expose_secret(), read.expose_secret());
@@ -627,28 +657,14 @@ async fn a_rotation_lost_in_a_failover_costs_nobody_the_session() {
 /// token, instead of taking the spent one the entry holds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotation_lost_during_a_refresh_is_saved_over() {
-    let server = TestServer::start().await.unwrap();
-    server.add_client(CLIENT_ID, CLIENT_SECRET);
-    let redis = Redis::start();
-    let session = "lost-under-refresh-user";
-    seed(&server, &redis.url, session, "rt-lost-under-refresh-0").await;
-    let key = entry_key(&server, session);
-    let provider = || {
-        TokenProvider::builder()
-            .env(|_| None)
-            .region(server.region())
-            .stored_session(ClientId::new(CLIENT_ID).unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
-            .store(store::open(&redis.url).unwrap())
-            .store_key(StoreKey::session(session))
-            .build()
-            .unwrap()
-    };
-    let (refreshing, other) = (provider(), provider());
+    let stored = StoredSession::start("lost-under-refresh-user").await;
+    let server = &stored.server;
+    let (refreshing, other) = (stored.provider(), stored.provider());
     other.token().await.unwrap();
-    let replaced: Vec<u8> = redis.server.cmd(redis::cmd("DUMP").arg(&key));
+    let replaced = stored.dump();
     other.invalidate();
     other.token().await.unwrap();
-    assert_eq!(stored_version(&server, &redis.server, session), Some(2));
+    assert_eq!(stored.version(), Some(2));
     // Takes version 2 from the store (no request).
     refreshing.token().await.unwrap();
 
@@ -661,10 +677,10 @@ async fn a_rotation_lost_during_a_refresh_is_saved_over() {
     tokio::time::timeout(Duration::from_secs(30), server.wait_for_token_requests(requests + 1))
         .await
         .expect("the refresh asked for a token");
-    let () = redis.server.cmd(redis::cmd("RESTORE").arg(&key).arg(0).arg(replaced).arg("REPLACE"));
+    stored.go_back_to(replaced);
     drop(held);
     let (token, refreshing) = refresh.await.unwrap().unwrap();
-    assert_eq!(stored_version(&server, &redis.server, session), Some(2), "saved over version 1");
+    assert_eq!(stored.version(), Some(2), "saved over version 1");
 
     // It kept the refresh token it was given: its next refresh works, and
     // the other provider takes what it saves.
