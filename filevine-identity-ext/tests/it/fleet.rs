@@ -517,9 +517,12 @@ async fn a_sentinel_failover_loses_no_rotated_refresh_token() {
     // The Sentinels may still be agreeing on the promotion when the fleet
     // ends (the fleet's clients follow it as soon as it is made).
     tokio::task::block_in_place(|| {
-        crate::support::redis::eventually("the Sentinels to promote the replica", Duration::from_secs(30), || {
-            group.primary_port() != primary
-        })
+        crate::support::redis::eventually_or(
+            "the Sentinels to promote the replica",
+            Duration::from_secs(30),
+            || group.primary_port() != primary,
+            || group.describe(),
+        )
     });
     assert_failover_clean("sentinel", &server, &report, requests, elapsed, 1, &mut gaps);
 }
@@ -555,9 +558,12 @@ async fn a_cluster_failover_loses_no_rotated_refresh_token() {
     // The node asked learns of the promotion by gossip, which can trail
     // the clients that already write to the new primary.
     tokio::task::block_in_place(|| {
-        crate::support::redis::eventually("the replica to take over the slot", Duration::from_secs(30), || {
-            cluster.primary_for(&key) != primary
-        })
+        crate::support::redis::eventually_or(
+            "the replica to take over the slot",
+            Duration::from_secs(30),
+            || cluster.primary_for(&key) != primary,
+            || cluster.describe(),
+        )
     });
     let promoted = cluster.primary_for(&key);
     assert_failover_clean("cluster", &server, &report, requests, elapsed, 3, &mut gaps);

@@ -81,6 +81,9 @@ impl Server {
             .arg("sh")
             .args(args)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            // A primary sends a new replica its data at once, not after the
+            // default 5 s wait for more replicas to share the transfer.
+            .args(["--repl-diskless-sync-delay", "0"])
             .arg("--dir")
             .arg(dir)
             .arg("--logfile")
@@ -146,6 +149,24 @@ impl Server {
             .map_or(0, |n| n.parse().unwrap())
     }
 
+    /// Whether this node's replication is set up: a replica's link to its
+    /// primary is up (its first sync done); a primary has a replica and
+    /// every replica it has is online (`slaveN:…,state=online,…`).
+    pub fn replication_in_sync(&self) -> bool {
+        let info = self.info("replication");
+        match info.get("role").map(String::as_str) {
+            Some("slave") => info.get("master_link_status").is_some_and(|s| s == "up"),
+            Some("master") => {
+                let replicas: usize = info.get("connected_slaves").and_then(|n| n.parse().ok()).unwrap_or(0);
+                replicas > 0
+                    && (0..replicas).all(|i| {
+                        info.get(&format!("slave{i}")).is_some_and(|line| line.split(',').any(|p| p == "state=online"))
+                    })
+            }
+            _ => false,
+        }
+    }
+
     /// Sends a signal (`KILL`, `STOP`, `CONT`) to the server process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid.to_string()).status().unwrap();
@@ -166,10 +187,18 @@ impl Drop for Server {
 }
 
 /// Waits for `condition`, polling; panics with `what` after `limit`.
-pub fn eventually(what: &str, limit: Duration, mut condition: impl FnMut() -> bool) {
+pub fn eventually(what: &str, limit: Duration, condition: impl FnMut() -> bool) {
+    eventually_or(what, limit, condition, String::new);
+}
+
+/// [`eventually`], with what `state` says at the deadline in the panic
+/// message (a deployment's own view, when it did not do what was awaited).
+pub fn eventually_or(what: &str, limit: Duration, mut condition: impl FnMut() -> bool, state: impl FnOnce() -> String) {
     let deadline = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", state());
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -219,8 +248,7 @@ impl Replicated {
         let replica =
             Server::spawn_on(free_port, dir.path(), |_| vec!["--replicaof".into(), "127.0.0.1".into(), of.clone()]);
         eventually("the replica to sync", Duration::from_secs(20), || {
-            replica.info("replication").get("master_link_status").is_some_and(|s| s == "up")
-                && primary.info("replication").get("connected_slaves").is_some_and(|n| n == "1")
+            replica.replication_in_sync() && primary.replication_in_sync()
         });
         Replicated { primary, replica, _dir: dir }
     }
@@ -296,6 +324,28 @@ impl SentinelGroup {
         }
         panic!("no Sentinel answers");
     }
+
+    /// The end of every node's and Sentinel's log: for the message of a
+    /// failed wait.
+    pub fn describe(&self) -> String {
+        log_tails(self._dir.path(), &self.nodes) + &log_tails(self._dir.path(), &self.sentinels)
+    }
+}
+
+/// The last lines of each server's log in `dir`, for the message of a
+/// failed wait.
+fn log_tails(dir: &Path, servers: &[Server]) -> String {
+    let mut text = String::new();
+    for server in servers {
+        let log = std::fs::read_to_string(dir.join(format!("{}.log", server.port))).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(25).collect();
+        text.push_str(&format!("--- log of {} (last lines):\n", server.port));
+        for line in tail.into_iter().rev() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    text
 }
 
 /// Three primaries with a replica each, made by `redis-cli --cluster
@@ -335,10 +385,20 @@ impl Cluster {
             .unwrap_or_else(|e| panic!("cannot run redis-cli (apt-get install redis-tools): {e}"));
         assert!(output.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&output.stdout));
         let cluster = Cluster { nodes, _dir: dir };
-        eventually("the cluster to be ready", Duration::from_secs(30), || {
-            cluster.nodes.iter().all(|n| n.cluster_info().get("cluster_state").is_some_and(|s| s == "ok"))
-                && cluster.primaries().len() == 3
-        });
+        // Ready means every replica holds its primary's data too: a replica
+        // that never finished its first sync is not promoted when its
+        // primary dies (a failover test that killed a primary before then
+        // waited for a promotion that never came).
+        eventually_or(
+            "the cluster to be ready",
+            Duration::from_secs(30),
+            || {
+                cluster.nodes.iter().all(|n| n.cluster_info().get("cluster_state").is_some_and(|s| s == "ok"))
+                    && cluster.primaries().len() == 3
+                    && cluster.nodes.iter().all(Server::replication_in_sync)
+            },
+            || cluster.describe(),
+        );
         cluster
     }
 
@@ -393,6 +453,18 @@ impl Cluster {
 
     pub fn node(&self, port: u16) -> &Server {
         self.nodes.iter().find(|n| n.port == port).expect("a node of the cluster")
+    }
+
+    /// What each node that answers says of the cluster (`CLUSTER NODES`),
+    /// and the end of every node's log: for the message of a failed wait.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for node in &self.nodes {
+            let view = node.try_cmd::<String>(redis::cmd("CLUSTER").arg("NODES"));
+            let view = view.unwrap_or_else(|e| format!("(no answer: {e})\n"));
+            text.push_str(&format!("--- CLUSTER NODES of {}:\n{view}", node.port));
+        }
+        text + &log_tails(self._dir.path(), &self.nodes)
     }
 }
 
