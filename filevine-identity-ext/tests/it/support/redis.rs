@@ -261,7 +261,9 @@ pub const MASTER: &str = "fvmaster";
 pub struct SentinelGroup {
     pub nodes: Vec<Server>,
     pub sentinels: Vec<Server>,
-    _dir: tempfile::TempDir,
+    /// Where the servers keep their logs (and it holds the deployment's
+    /// files until it is dropped).
+    dir: tempfile::TempDir,
 }
 
 impl SentinelGroup {
@@ -292,7 +294,7 @@ impl SentinelGroup {
                 })
             })
             .collect();
-        let group = SentinelGroup { nodes: vec![primary, replica], sentinels, _dir: dir };
+        let group = SentinelGroup { nodes: vec![primary, replica], sentinels, dir };
         // Each Sentinel must know the replica and the two other Sentinels
         // before a failover can happen.
         eventually("the Sentinels to know each other and the replica", Duration::from_secs(30), || {
@@ -328,7 +330,7 @@ impl SentinelGroup {
     /// The end of every node's and Sentinel's log: for the message of a
     /// failed wait.
     pub fn describe(&self) -> String {
-        log_tails(self._dir.path(), &self.nodes) + &log_tails(self._dir.path(), &self.sentinels)
+        log_tails(self.dir.path(), &self.nodes) + &log_tails(self.dir.path(), &self.sentinels)
     }
 }
 
@@ -352,7 +354,9 @@ fn log_tails(dir: &Path, servers: &[Server]) -> String {
 /// create`, failing over after 1 s without a primary.
 pub struct Cluster {
     pub nodes: Vec<Server>,
-    _dir: tempfile::TempDir,
+    /// Where the servers keep their logs (and it holds the deployment's
+    /// files until it is dropped).
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
@@ -384,7 +388,7 @@ impl Cluster {
             .output()
             .unwrap_or_else(|e| panic!("cannot run redis-cli (apt-get install redis-tools): {e}"));
         assert!(output.status.success(), "redis-cli --cluster create: {}", String::from_utf8_lossy(&output.stdout));
-        let cluster = Cluster { nodes, _dir: dir };
+        let cluster = Cluster { nodes, dir };
         // Ready means every replica holds its primary's data too: a replica
         // that never finished its first sync is not promoted when its
         // primary dies (a failover test that killed a primary before then
@@ -464,7 +468,7 @@ impl Cluster {
             let view = view.unwrap_or_else(|e| format!("(no answer: {e})\n"));
             text.push_str(&format!("--- CLUSTER NODES of {}:\n{view}", node.port));
         }
-        text + &log_tails(self._dir.path(), &self.nodes)
+        text + &log_tails(self.dir.path(), &self.nodes)
     }
 }
 
