@@ -244,7 +244,7 @@ impl Backend {
         let store = tower_sessions_sqlx_store::PostgresStore::new(pool.clone())
             .with_table_name(table)
             .unwrap_or_else(|error| exit(2, &error));
-        if let Err(error) = store.migrate().await {
+        if let Err(error) = migrate_sessions(&store).await {
             exit(1, &format!("cannot create the session table {table}: {error}"));
         }
         // Expired sessions are filtered out on load and deleted here.
@@ -257,6 +257,27 @@ impl Backend {
         });
         store
     }
+}
+
+/// Makes a session table. tower-sessions' `migrate` is a `CREATE TABLE IF
+/// NOT EXISTS`, which fails with a duplicate key (SQLSTATE 23505, or 42P07)
+/// when another instance makes the same table at the same moment: the
+/// table is there then, and the next run finds it.
+async fn migrate_sessions(store: &tower_sessions_sqlx_store::PostgresStore) -> Result<(), sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match store.migrate().await {
+            Err(error) if attempt < 5 && is_concurrent_create(&error) => {
+                tracing::debug!(attempt, "another instance made the session table meanwhile; checking again");
+            }
+            other => return other,
+        }
+    }
+}
+
+fn is_concurrent_create(error: &sqlx::Error) -> bool {
+    error.as_database_error().and_then(|error| error.code()).is_some_and(|code| code == "23505" || code == "42P07")
 }
 
 fn session_layer<S: SessionStore + Clone>(

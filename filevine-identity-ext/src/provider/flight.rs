@@ -449,6 +449,13 @@ impl Inner {
             }
         };
         if let Some(rotated) = set.refresh_token {
+            // The token sent is spent once another replaced it: a stored set
+            // that still holds it is older than this provider's.
+            if let (Some(link), Some(sent)) = (&self.store, refresh_token)
+                && *sent != rotated
+            {
+                link.spend(sent);
+            }
             *lock(&self.refresh_token) = Some(rotated);
         }
         if dpop_key.is_some() {

@@ -11,7 +11,8 @@ use tracing::Instrument as _;
 
 use super::lock;
 use crate::error::Report;
-use crate::store::record::{self, StoredTokens, Unreadable};
+use crate::grant::RefreshToken;
+use crate::store::record::{self, Origin, StoredTokens, Unreadable};
 use crate::store::{StoreEncryptionKeys, StoreError, StoreKey, TokenStore};
 use crate::time::Clock;
 
@@ -29,6 +30,9 @@ pub(super) const UNSAVED_RETRY_MAX: Duration = Duration::from_secs(1);
 /// Compare-and-swap attempts of a write or a deletion before it gives up
 /// (a write) or writes its mark unconditionally (a deletion).
 pub(super) const CAS_ATTEMPTS: u32 = 5;
+/// How many refresh tokens a provider remembers having spent: far more
+/// rotations than it makes while one write's outcome is unknown.
+const SPENT_KEPT: usize = 32;
 
 /// The entry under a provider's key, as read.
 #[derive(Debug, Default)]
@@ -51,6 +55,49 @@ pub(crate) enum Written {
     Superseded(Read),
     /// The entry was deleted (signed out) meanwhile: nothing was written.
     Deleted,
+}
+
+/// What a stored token set is to a provider whose write did not go
+/// through: the answer to "whose set is this, and is it newer than mine?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// The very set being written: a write whose outcome was unknown (a
+    /// timeout) was applied after all.
+    Ours,
+    /// Older than the set being written: an earlier set of this provider
+    /// that landed late, a set holding a refresh token this provider has
+    /// spent, or an entry a failover took back. Written over.
+    Older,
+    /// Another process's newer set, or a later one of this provider's own:
+    /// continued from.
+    Newer,
+    /// No readable token set: written over.
+    Nothing,
+}
+
+/// Digests (SHA-256) of the refresh tokens a provider has spent: sent in
+/// a refresh that rotated them. A stored set holding one of them is older
+/// than what the provider holds, whatever its version says; adopting it
+/// would send a spent token (and a provider with reuse detection revokes
+/// the whole grant on a replay).
+#[derive(Default)]
+pub(crate) struct Spent(std::collections::VecDeque<[u8; 32]>);
+
+impl Spent {
+    fn insert(&mut self, token: &RefreshToken) {
+        let digest = crate::crypto::sha256(token.expose_secret().as_bytes());
+        if self.0.contains(&digest) {
+            return;
+        }
+        if self.0.len() == SPENT_KEPT {
+            self.0.pop_front();
+        }
+        self.0.push_back(digest);
+    }
+
+    fn contains(&self, token: &RefreshToken) -> bool {
+        self.0.contains(&crate::crypto::sha256(token.expose_secret().as_bytes()))
+    }
 }
 
 /// A token set this provider holds but could not save yet.
@@ -98,6 +145,10 @@ pub(crate) struct StoreLink {
     /// One write of this provider at a time (a refresh and the saving
     /// task), so an older set never overwrites a newer one.
     pub(crate) writing: tokio::sync::Mutex<()>,
+    /// The number of the last token set this provider stamped ([`Origin`]).
+    pub(crate) sequence: AtomicU64,
+    /// The refresh tokens this provider has spent.
+    pub(crate) spent: std::sync::Mutex<Spent>,
 }
 
 impl std::fmt::Debug for StoreLink {
@@ -138,6 +189,8 @@ impl StoreLink {
             clock,
             unsaved: std::sync::Mutex::default(),
             writing: tokio::sync::Mutex::const_new(()),
+            sequence: AtomicU64::new(0),
+            spent: std::sync::Mutex::default(),
         };
         link.warn_if_unencrypted();
         link
@@ -208,15 +261,37 @@ impl StoreLink {
     /// the entry moved on meanwhile it is read again: for a user's session,
     /// deleted (a sign-out) wins and nothing is written; a newer token set
     /// another process saved (a lease that expired under a slow refresh) is
-    /// kept, not overwritten; an older one (a write a failover lost) and an
-    /// absent entry of a PAT or client credentials are written over.
+    /// kept, not overwritten; an older one is written over: this
+    /// provider's own earlier set that landed late, a set holding a
+    /// refresh token this provider spent, an entry a failover took back,
+    /// and an absent entry of a PAT or client credentials.
+    ///
+    /// A compare-and-swap that fails without an answer (a timeout, a
+    /// dropped connection) may have been applied, or may still be: the
+    /// entry is read, and it is this write only if it carries this set's
+    /// [`Origin`]. Otherwise the error stands and a later write settles it
+    /// the same way.
     pub(crate) async fn write(&self, tokens: &StoredTokens) -> Result<Written, StoreError> {
+        let stamped;
+        let (tokens, origin) = match &tokens.origin {
+            Some(origin) => (tokens, origin.clone()),
+            None => {
+                let origin = self.stamp();
+                stamped = StoredTokens { origin: Some(origin.clone()), ..tokens.clone() };
+                (&stamped, origin)
+            }
+        };
         let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
         let ttl = self.ttl(tokens);
         for _ in 0..CAS_ATTEMPTS {
             let expected = self.seen.load(Ordering::Acquire);
             let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
-            if self.store.compare_and_swap(self.key.as_str(), expected, &value, ttl).instrument(span).await? {
+            let swapped =
+                match self.store.compare_and_swap(self.key.as_str(), expected, &value, ttl).instrument(span).await {
+                    Ok(swapped) => swapped,
+                    Err(error) => return self.settle_unknown(error, &origin).await,
+                };
+            if swapped {
                 self.saved(expected + 1);
                 return Ok(Written::Saved);
             }
@@ -231,30 +306,34 @@ impl StoreLink {
                 self.version.store(read.version, Ordering::Release);
                 return Ok(Written::Deleted);
             }
-            if read.tokens.is_some() && read.version < expected {
-                // Back at a version older than this process saw: a write a
-                // failover lost. The answer in hand was got with the newest
-                // refresh token, and the one stored is spent: saved over it.
-                tracing::warn!(
-                    store = self.store.kind(),
-                    key = %self.key,
-                    version = read.version,
-                    expected,
-                    "the store went back to an older token set (a write lost in a failover?); saving the new one over it"
-                );
-                continue;
+            match self.judge(&read, &origin, expected) {
+                Stored::Ours => {
+                    tracing::info!(store = self.store.kind(), key = %self.key, version = read.version, "a save whose outcome was unknown was applied");
+                    self.saved(read.version);
+                    return Ok(Written::Saved);
+                }
+                Stored::Older => {
+                    tracing::warn!(
+                        store = self.store.kind(),
+                        key = %self.key,
+                        version = read.version,
+                        expected,
+                        "the store holds an older token set (an earlier save of this process that landed late, a refresh token this process spent, or a write lost in a failover); saving the new one over it"
+                    );
+                }
+                Stored::Newer => {
+                    tracing::warn!(
+                        store = self.store.kind(),
+                        key = %self.key,
+                        version = read.version,
+                        "another process saved a newer token set during this refresh (a lease expired?); keeping it"
+                    );
+                    return Ok(Written::Superseded(read));
+                }
+                // Absent, deleted (not a session) or unreadable at a new
+                // version: try again over it.
+                Stored::Nothing => {}
             }
-            if read.tokens.is_some() {
-                tracing::warn!(
-                    store = self.store.kind(),
-                    key = %self.key,
-                    version = read.version,
-                    "another process saved a newer token set during this refresh (a lease expired?); keeping it"
-                );
-                return Ok(Written::Superseded(read));
-            }
-            // Absent, deleted (not a session) or unreadable at a new
-            // version: try again over it.
         }
         Err(StoreError::backend(
             self.store.kind(),
@@ -263,11 +342,78 @@ impl StoreLink {
         ))
     }
 
+    /// A compare-and-swap that failed without saying whether it was
+    /// applied: read the entry. Saved if it carries `origin`; otherwise
+    /// `error` (the write may still land: the next write reads it, and
+    /// [`judge`](Self::judge) knows it for this provider's own).
+    async fn settle_unknown(&self, error: StoreError, origin: &Origin) -> Result<Written, StoreError> {
+        match self.read().await {
+            Ok(read) if read.tokens.as_ref().and_then(|tokens| tokens.origin.as_ref()) == Some(origin) => {
+                tracing::info!(store = self.store.kind(), key = %self.key, version = read.version, "a save that failed without an answer was applied");
+                self.saved(read.version);
+                Ok(Written::Saved)
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Whose the stored set is, and whether it is newer than the set with
+    /// `origin` this provider is writing over `expected`.
+    fn judge(&self, read: &Read, origin: &Origin, expected: u64) -> Stored {
+        let Some(stored) = &read.tokens else { return Stored::Nothing };
+        if let Some(theirs) = &stored.origin
+            && theirs.writer == origin.writer
+        {
+            return match theirs.seq.cmp(&origin.seq) {
+                std::cmp::Ordering::Equal => Stored::Ours,
+                std::cmp::Ordering::Less => Stored::Older,
+                std::cmp::Ordering::Greater => Stored::Newer,
+            };
+        }
+        // Back at a version older than this process saw (a write a
+        // failover lost), or holding a refresh token this process has
+        // already spent: the answer in hand is newer.
+        if read.version < expected || self.is_spent(stored.refresh_token.as_ref()) {
+            return Stored::Older;
+        }
+        Stored::Newer
+    }
+
+    /// Whether a stored set is older than what this provider holds,
+    /// whatever its version: it holds a refresh token this provider spent,
+    /// or it is an earlier set of this provider's own (a save that landed
+    /// after a newer set was made).
+    pub(crate) fn is_behind(&self, stored: &StoredTokens) -> bool {
+        if self.is_spent(stored.refresh_token.as_ref()) {
+            return true;
+        }
+        stored.origin.as_ref().is_some_and(|origin| {
+            self.owner.get().is_some_and(|me| *me == origin.writer)
+                && origin.seq < self.sequence.load(Ordering::Acquire)
+        })
+    }
+
+    /// A new [`Origin`] for a token set this provider is about to save.
+    pub(crate) fn stamp(&self) -> Origin {
+        Origin { writer: self.owner().to_owned(), seq: self.sequence.fetch_add(1, Ordering::AcqRel) + 1 }
+    }
+
+    /// Remembers that `token` was spent (sent in a refresh that rotated it).
+    pub(crate) fn spend(&self, token: &RefreshToken) {
+        lock(&self.spent).insert(token);
+    }
+
+    /// Whether `token` is one this provider has spent.
+    pub(crate) fn is_spent(&self, token: Option<&RefreshToken>) -> bool {
+        token.is_some_and(|token| lock(&self.spent).contains(token))
+    }
+
     /// Saves `tokens` whatever is stored (a new sign-in's token set).
     pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
-        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        let tokens = StoredTokens { origin: Some(self.stamp()), ..tokens.clone() };
+        let value = record::encode(&tokens, &self.key, self.seal.as_ref())?;
         let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key);
-        self.saved(self.store.save(self.key.as_str(), &value, self.ttl(tokens)).instrument(span).await?);
+        self.saved(self.store.save(self.key.as_str(), &value, self.ttl(&tokens)).instrument(span).await?);
         Ok(())
     }
 

@@ -90,7 +90,7 @@ impl Inner {
     /// answer becomes the unsaved set, and the saving task writes it.
     async fn refresh_holding_lease(self: &Arc<Self>, link: &StoreLink) -> Result<Fetched, Error> {
         let (fetched, _) = self.exchange_with_retries(None).await?;
-        let tokens = self.token_set(&fetched);
+        let tokens = self.token_set(link, &fetched);
         let _writing = link.writing.lock().await;
         match link.write(&tokens).await {
             Ok(written) => {
@@ -227,7 +227,7 @@ impl Inner {
         if !from_provider {
             return Ok(fetched);
         }
-        let tokens = self.token_set(&fetched);
+        let tokens = self.token_set(link, &fetched);
         if let Some(written) = self.save_with_retries(link, tokens).await {
             self.settle(link, written, &fetched).await?;
         }
@@ -236,12 +236,15 @@ impl Inner {
 
     /// What a refresh gives to the store: the new access token with the
     /// latest refresh and ID tokens.
-    fn token_set(&self, fetched: &Fetched) -> StoredTokens {
+    /// Stamped with this provider's next [`Origin`](crate::store::record::Origin),
+    /// so a save of it that lands late is known for this provider's own.
+    fn token_set(&self, link: &StoreLink, fetched: &Fetched) -> StoredTokens {
         StoredTokens {
             access_token: Some(fetched.token.clone()),
             refresh_token: lock(&self.refresh_token).clone(),
             id_token: lock(&self.id_token).clone(),
             dpop_key: lock(&self.dpop_key).clone(),
+            origin: Some(link.stamp()),
         }
     }
 
@@ -395,6 +398,15 @@ impl Inner {
 
     fn adopt(&self, link: &StoreLink, version: u64, tokens: Option<StoredTokens>) -> Option<Fetched> {
         let tokens = tokens?;
+        // Never a set older than this provider's, whatever its version: one
+        // holding a refresh token this provider spent (its own save that
+        // landed after it refreshed again, or a set another process made
+        // from such a save), or an earlier set of its own. The next save
+        // goes over it (the version read is what it replaces).
+        if link.is_behind(&tokens) {
+            tracing::debug!(store = link.store.kind(), key = %link.key, version, "the stored token set is older than this provider's (a spent refresh token); not using it");
+            return None;
+        }
         // Only a newer entry: the same version holds the token this
         // provider already had (and may have been told is revoked).
         // Except a lost write: a failover can take the store back to a

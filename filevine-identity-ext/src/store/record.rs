@@ -66,7 +66,22 @@ pub(crate) struct StoredTokens {
     /// The key DPoP-bound tokens of the set are bound to: it lives as long
     /// as they do, sealed with them.
     pub(crate) dpop_key: Option<DpopKey>,
+    /// Which provider wrote the set, and when in its sequence: lets a
+    /// provider tell its own write that landed late (a compare-and-swap
+    /// whose outcome it never saw) from another process's.
+    pub(crate) origin: Option<Origin>,
 }
+
+/// The writer of a stored token set: a provider's random lease owner id
+/// (not a secret) and the number of the set in that provider's sequence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) writer: String,
+    pub(crate) seq: u64,
+}
+
+/// Longest writer id read back (the SDK's are 22 characters).
+const MAX_WRITER_LEN: usize = 64;
 
 impl From<TokenSet> for StoredTokens {
     fn from(set: TokenSet) -> Self {
@@ -76,6 +91,7 @@ impl From<TokenSet> for StoredTokens {
             refresh_token: set.refresh_token,
             id_token: set.id_token,
             dpop_key,
+            origin: None,
         }
     }
 }
@@ -135,6 +151,12 @@ struct Wire {
     /// The DPoP key pair, PKCS#8 in base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dpop_key: Option<SecretString>,
+    /// The writing provider's id ([`Origin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    writer: Option<String>,
+    /// The set's number in its writer's sequence ([`Origin`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seq: Option<u64>,
 }
 
 /// Encodes `tokens` for the store under `key`, sealed when `seal` is given.
@@ -158,6 +180,8 @@ pub(crate) fn encode(
         refresh_token: tokens.refresh_token.as_ref().map(|t| t.secret().clone()),
         id_token: tokens.id_token.as_ref().map(|t| t.secret().clone()),
         dpop_key: tokens.dpop_key.as_ref().map(|k| SecretString::from(URL_SAFE_NO_PAD.encode(k.pkcs8()))),
+        writer: tokens.origin.as_ref().map(|origin| origin.writer.clone()),
+        seq: tokens.origin.as_ref().map(|origin| origin.seq),
     };
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_else(|_| unreachable!("plain fields")));
     match seal {
@@ -339,7 +363,20 @@ fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
         Some(secret) if secret.expose_secret().trim().is_empty() => return None,
         other => other.map(RefreshToken::from_secret),
     };
-    Some(StoredTokens { access_token, refresh_token, id_token: wire.id_token.map(IdToken::from_secret), dpop_key })
+    let origin = match (wire.writer, wire.seq) {
+        (Some(writer), Some(seq)) if !writer.is_empty() && writer.len() <= MAX_WRITER_LEN => {
+            Some(Origin { writer, seq })
+        }
+        (None, None) => None,
+        _ => return None,
+    };
+    Some(StoredTokens {
+        access_token,
+        refresh_token,
+        id_token: wire.id_token.map(IdToken::from_secret),
+        dpop_key,
+        origin,
+    })
 }
 
 /// Seconds with a millisecond fraction, rounded down.
@@ -384,6 +421,7 @@ mod tests {
             refresh_token: Some(RefreshToken::new("SENTINEL-refresh").unwrap()),
             id_token: Some(IdToken::new("SENTINEL-id")),
             dpop_key: None,
+            origin: Some(Origin { writer: "w-1".into(), seq: 7 }),
         }
     }
 
@@ -411,6 +449,7 @@ mod tests {
             assert!(access.expires_in() > Duration::from_millis(1_199_000));
             assert_eq!(back.refresh_token.unwrap().expose_secret(), "SENTINEL-refresh");
             assert_eq!(back.id_token.unwrap().expose_secret(), "SENTINEL-id");
+            assert_eq!(back.origin, Some(Origin { writer: "w-1".into(), seq: 7 }));
         }
     }
 
@@ -446,6 +485,21 @@ mod tests {
             (vec![b'F'; MAX_VALUE_BYTES + 1], None, Unreadable::TooLarge),
             (b"FVTS\x01\x00{\"access_token\":\"x\"}".to_vec(), None, Unreadable::Malformed),
             (b"FVTS\x01\x00{\"surprise\":1}".to_vec(), None, Unreadable::Malformed),
+            // A writer without its sequence number, or one no SDK writes.
+            (b"FVTS\x02\x00{\"refresh_token\":\"r\",\"writer\":\"w\"}".to_vec(), None, Unreadable::Malformed),
+            (b"FVTS\x02\x00{\"refresh_token\":\"r\",\"seq\":3}".to_vec(), None, Unreadable::Malformed),
+            (b"FVTS\x02\x00{\"refresh_token\":\"r\",\"writer\":\"\",\"seq\":3}".to_vec(), None, Unreadable::Malformed),
+            (
+                format!("FVTS\x02\x00{{\"refresh_token\":\"r\",\"writer\":\"{}\",\"seq\":3}}", "w".repeat(65))
+                    .into_bytes(),
+                None,
+                Unreadable::Malformed,
+            ),
+            (
+                b"FVTS\x02\x00{\"refresh_token\":\"r\",\"writer\":\"w\",\"seq\":-1}".to_vec(),
+                None,
+                Unreadable::Malformed,
+            ),
             (
                 b"FVTS\x01\x00{\"access_token\":\"a\",\"expires_at\":-1,\"lifetime\":5}".to_vec(),
                 None,

@@ -15,6 +15,7 @@ mod examples;
 mod faults;
 mod fleet;
 mod hostile;
+mod late_writes;
 mod load;
 mod observability;
 mod oidc;

@@ -208,3 +208,27 @@ async fn the_store_works_behind_a_pooler_in_transaction_mode() {
     assert_eq!(server.grant_requests("refresh_token"), requests + 1);
     assert_one_request_per_cycle(requests, elapsed, 3);
 }
+
+/// Replicas that start together each call `migrate()` on a fresh
+/// database: ten at once all succeed (two `CREATE TABLE IF NOT EXISTS`
+/// racing fail with a duplicate key in the catalog without the lock),
+/// directly and through PgBouncer in transaction mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_concurrent_migrations_of_a_fresh_database_all_succeed() {
+    let postgres = Postgres::shared();
+    let direct = postgres.database("migrate_together");
+    let pooled_database = "migrate_together_pooled";
+    postgres.database(pooled_database);
+    let bouncer = postgres.bouncer(pooled_database).expect("pgbouncer is installed (apt-get install pgbouncer)");
+    for url in [direct.as_str(), bouncer.url.as_str()] {
+        // A store (and so a pool) per replica: ten connections at once.
+        let stores: Vec<PostgresStore> = (0..10).map(|_| PostgresStore::open(url).unwrap()).collect();
+        let results = futures_util::future::join_all(stores.iter().map(PostgresStore::migrate)).await;
+        let failed: Vec<String> = results.iter().filter_map(|r| r.as_ref().err()).map(text).collect();
+        assert!(failed.is_empty(), "{url}: {failed:?}");
+        for store in &stores {
+            store.check().await.unwrap();
+        }
+        assert!(stores[0].compare_and_swap("k", 0, b"v", HOUR).await.unwrap());
+    }
+}

@@ -192,15 +192,18 @@ impl PostgresStore {
     }
 
     /// Creates the table and its index if they do not exist (the schema, if
-    /// named, must exist). Idempotent; safe from several processes at once.
+    /// named, must exist). Idempotent; safe from any number of replicas at
+    /// once, directly or through a pooler in transaction mode: one
+    /// transaction that first takes a transaction-level advisory lock named
+    /// after the table, so concurrent creators run one after the other (two
+    /// `CREATE TABLE IF NOT EXISTS` racing fail with a duplicate key in
+    /// PostgreSQL's catalog).
     ///
     /// # Errors
     /// [`StoreError::Backend`] when the database cannot be reached, refuses
     /// the login or the statement.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        for statement in &self.sql.create {
-            self.timed("create the table", sqlx::raw_sql(statement).execute(self.pool.get())).await?;
-        }
+        self.timed("create the table", sqlx::raw_sql(&self.sql.migrate).execute(self.pool.get())).await?;
         tracing::info!(store = KIND, table = %self.table, "the token table is ready");
         Ok(())
     }

@@ -1,6 +1,8 @@
 //! The table and its statements. Every operation is one statement (no
-//! transaction spans two, no session state, no advisory lock), so the store
-//! works through a pooler in transaction mode.
+//! transaction spans two, no session state, no session-level advisory
+//! lock), so the store works through a pooler in transaction mode; the
+//! migration is one message holding one transaction (its advisory lock is
+//! the transaction's).
 //!
 //! One row per key: the entry (`version`, `value`, `expires_at`) and its
 //! lease (`lease_owner`, `lease_until`). A row that has only a lease has no
@@ -84,7 +86,10 @@ fn identifier(text: &str) -> Result<String, ConfigError> {
 /// The SQL of each operation for one table.
 #[derive(Debug, Clone)]
 pub(super) struct Statements {
-    pub(super) create: Vec<String>,
+    /// The table and its index, made in one transaction under an advisory
+    /// lock (one simple-query message: one server connection, also
+    /// through a pooler in transaction mode).
+    pub(super) migrate: String,
     pub(super) load: String,
     pub(super) insert: String,
     pub(super) update: String,
@@ -99,27 +104,37 @@ pub(super) struct Statements {
 /// How many dead rows a write removes at most.
 pub(super) const SWEEP_LIMIT: i64 = 16;
 
+/// `BEGIN`, the advisory lock of `table`'s creation, the table and its
+/// index, `COMMIT`.
+fn migrate(table: &Table) -> String {
+    let t = table.sql();
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {t} (\
+         key TEXT PRIMARY KEY, \
+         version BIGINT NOT NULL DEFAULT 0, \
+         value BYTEA, \
+         expires_at TIMESTAMPTZ NOT NULL, \
+         lease_owner TEXT, \
+         lease_until TIMESTAMPTZ)"
+    );
+    let index = format!(
+        "CREATE INDEX IF NOT EXISTS \"{}_expires_at\" ON {t} (expires_at)",
+        table.bare().chars().take(50).collect::<String>()
+    );
+    // The lock's key: a hash of the qualified name (a plain identifier,
+    // checked by `Table::parse`), so tables of other names do not wait.
+    format!(
+        "BEGIN; SELECT pg_advisory_xact_lock(hashtext('filevine-identity migrate {table}')); {create}; {index}; COMMIT"
+    )
+}
+
 impl Statements {
     fn new(table: &Table) -> Self {
         let t = table.sql();
         // Times are the server's clock (`now()`), the same for every
         // process; `$n * interval '1 millisecond'` gives an expiry.
         Self {
-            create: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {t} (\
-                     key TEXT PRIMARY KEY, \
-                     version BIGINT NOT NULL DEFAULT 0, \
-                     value BYTEA, \
-                     expires_at TIMESTAMPTZ NOT NULL, \
-                     lease_owner TEXT, \
-                     lease_until TIMESTAMPTZ)"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS \"{}_expires_at\" ON {t} (expires_at)",
-                    table.bare().chars().take(50).collect::<String>()
-                ),
-            ],
+            migrate: migrate(table),
             load: format!("SELECT version, value FROM {t} WHERE key = $1 AND value IS NOT NULL AND expires_at > now()"),
             // Version 0 (absent): a new row, or a row with only a lease, or
             // an expired entry.
