@@ -6,7 +6,8 @@
 //! cargo xtask codegen --check    write nothing; exit 1 with a diff if the committed file is stale,
 //!                                or if the spec has a warning it does not accept
 //! cargo xtask codegen --accept   regenerate, refresh the snapshots, list the ones to read
-//! cargo xtask test [ARGS]        install the test OpenID provider (npm ci), then cargo test --workspace [ARGS]
+//! cargo xtask setup              install (apt-get, as root or with sudo) the servers the tests run, when missing
+//! cargo xtask test [ARGS]        setup, install the test OpenID provider (npm ci), then cargo test --workspace [ARGS]
 //! cargo xtask cycles             exit 1 when the files of a library or tool import each other in a circle
 //! ```
 //!
@@ -20,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 mod codegen;
 mod cycles;
+mod setup;
 mod test;
 
 /// Maintenance tasks for the Filevine Identity SDK workspace.
@@ -34,9 +36,13 @@ struct Cli {
 enum Task {
     /// Regenerate the client from the spec.
     Codegen(codegen::Codegen),
-    /// The whole test suite: installs the OpenID provider the sign-in tests
-    /// run against (npm ci in filevine-identity-ext/tests/oidc-provider, from
-    /// its committed lock file), then runs cargo test --workspace.
+    /// Installs what the tests run when it is missing (Node.js, Redis,
+    /// PostgreSQL, PgBouncer, a Secret Service and D-Bus) with apt-get, as
+    /// root or through `sudo -n`; otherwise names the command to run.
+    Setup,
+    /// The whole test suite: `setup`, then the OpenID provider the sign-in
+    /// tests run against (npm ci in filevine-identity-ext/tests/oidc-provider,
+    /// from its committed lock file), then cargo test --workspace.
     Test {
         /// Arguments passed on to `cargo test --workspace`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -50,6 +56,7 @@ enum Task {
 fn main() -> ExitCode {
     match Cli::parse().task {
         Task::Codegen(codegen) => codegen.run(),
+        Task::Setup => setup::run(),
         Task::Test { cargo_args } => test::run(&cargo_args),
         Task::Cycles => cycles::run(&workspace_root()),
     }

@@ -1,5 +1,5 @@
-//! `cargo xtask test`: `npm ci` for the test OpenID provider, then the
-//! workspace's tests.
+//! `cargo xtask test`: what the tests run installed (`setup`), `npm ci`
+//! for the test OpenID provider, then the workspace's tests.
 
 use std::process::ExitCode;
 
@@ -13,6 +13,11 @@ const OIDC_PROVIDER_DIR: &str = "filevine-identity-ext/tests/oidc-provider";
 /// ends the task with its exit code.
 pub(crate) fn run(cargo_args: &[String]) -> ExitCode {
     let root = workspace_root();
+    println!("==> cargo xtask setup");
+    if let Err(message) = crate::setup::ensure() {
+        eprintln!("error: {message}");
+        return ExitCode::FAILURE;
+    }
     println!("==> npm ci --prefix {OIDC_PROVIDER_DIR}");
     let npm = std::process::Command::new("npm")
         .args(["ci", "--no-audit", "--no-fund", "--prefix", OIDC_PROVIDER_DIR])

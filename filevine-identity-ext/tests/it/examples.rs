@@ -596,3 +596,36 @@ async fn partner_app_replicas_share_sessions_on_sentinel_and_on_a_cluster() {
         }
     }
 }
+
+/// Two instances of the partner app started at the same moment on one
+/// fresh PostgreSQL database both start: each makes the token table and
+/// the session tables, and neither fails on the other's `CREATE TABLE`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_instances_started_together_on_a_fresh_database_both_start() {
+    use crate::support::postgres::Postgres;
+    let postgres = Postgres::shared();
+    let url = postgres.database("partner_app_together");
+    let (port_a, port_b) = (free_port(), free_port());
+    let app_a = format!("http://127.0.0.1:{port_a}");
+    let provider = oidc::Provider::start_for_app(&app_a);
+    let env = [
+        ("FILEVINE_TOKEN_STORE", url.as_str()),
+        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    ];
+    let children = tokio::task::block_in_place(|| {
+        std::thread::scope(|scope| {
+            let a = scope.spawn(|| start_partner_app(port_a, &provider, &app_a, &env));
+            let b = scope.spawn(|| start_partner_app(port_b, &provider, &app_a, &env));
+            [a.join().unwrap(), b.join().unwrap()]
+        })
+    });
+    let tables = postgres.sql_in(
+        "partner_app_together",
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('filevine_token_sets', 'partner_app_sessions', 'partner_app_signins')",
+    );
+    assert_eq!(tables, "3");
+    for mut child in children {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
