@@ -64,6 +64,12 @@ struct Registry {
     clients: HashMap<String, String>,
     refresh_tokens: HashSet<String>,
     used_refresh_tokens: HashSet<String>,
+    /// When each rotated-away refresh token was first spent.
+    spent_at: HashMap<String, Instant>,
+    /// How long a rotated-away refresh token is still accepted (zero: not).
+    reuse_interval: Duration,
+    /// Rotated-away refresh tokens accepted within the reuse interval.
+    grace_replays: u64,
     codes: HashMap<String, CodeGrant>,
     used_codes: HashSet<String>,
     access_tokens: HashMap<String, Instant>,
@@ -496,6 +502,31 @@ impl TestServer {
     /// (and answers by revoking the whole token family).
     pub fn refresh_token_reuses(&self) -> u64 {
         lock(&self.shared.registry).refresh_token_reuses
+    }
+
+    /// Accepts a rotated-away refresh token for `interval` after its
+    /// rotation, rotating it again, as providers with a reuse interval (a
+    /// grace period for rotation) do: a client whose refresh answer was lost
+    /// on the way (the connection cut after the server rotated the token)
+    /// can retry. Off (zero) by default; such replays are counted by
+    /// [`refresh_token_grace_replays`](Self::refresh_token_grace_replays),
+    /// not as reuses.
+    ///
+    /// ```
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// let server = filevine_identity_ext::test_util::TestServer::start().await?;
+    /// server.set_refresh_token_reuse_interval(std::time::Duration::from_secs(30));
+    /// assert_eq!(server.refresh_token_grace_replays(), 0);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_refresh_token_reuse_interval(&self, interval: Duration) {
+        lock(&self.shared.registry).reuse_interval = interval;
+    }
+
+    /// How many rotated-away refresh tokens were accepted within the reuse
+    /// interval ([`set_refresh_token_reuse_interval`](Self::set_refresh_token_reuse_interval)).
+    pub fn refresh_token_grace_replays(&self) -> u64 {
+        lock(&self.shared.registry).grace_replays
     }
 
     /// Discovery document requests received.

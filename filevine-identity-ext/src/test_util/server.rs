@@ -194,7 +194,11 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             {
                 return oauth_error(400, "invalid_dpop_proof", "the refresh token is bound to another key");
             }
-            if !registry.refresh_tokens.contains(&token) {
+            let in_grace = !registry.refresh_tokens.contains(&token)
+                && registry.spent_at.get(&token).is_some_and(|at| at.elapsed() < registry.reuse_interval);
+            if in_grace {
+                registry.grace_replays += 1;
+            } else if !registry.refresh_tokens.contains(&token) {
                 let reason = if registry.used_refresh_tokens.contains(&token) {
                     registry.refresh_token_reuses += 1;
                     "the refresh token was already used (rotation)"
@@ -207,6 +211,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             if registry.rotate_refresh_tokens {
                 registry.refresh_tokens.remove(&token);
                 registry.grants.remove(&token);
+                registry.spent_at.entry(token.clone()).or_insert_with(Instant::now);
                 registry.used_refresh_tokens.insert(token);
                 refresh_token = Some(shared.next_value(&mut registry, "rt"));
             }

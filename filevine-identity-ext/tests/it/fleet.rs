@@ -36,22 +36,22 @@ const MARGIN: Duration = Duration::from_secs(1);
 /// What one worker process saw.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Report {
-    served: u64,
+    pub(crate) served: u64,
     /// Tokens handed out already expired.
-    expired: u64,
+    pub(crate) expired: u64,
     /// Tokens handed out with less than the hard margin left.
-    below_margin: u64,
-    failures: u64,
-    sign_in_required: u64,
+    pub(crate) below_margin: u64,
+    pub(crate) failures: u64,
+    pub(crate) sign_in_required: u64,
     /// The longest time in which no task of the worker got a token, in ms.
-    longest_gap_ms: u64,
+    pub(crate) longest_gap_ms: u64,
     /// The first few distinct errors, so a failed assertion shows them
     /// (the workers' stderr is not part of the test's captured output).
     #[serde(default)]
-    errors: Vec<String>,
+    pub(crate) errors: Vec<String>,
     /// The first few warnings and errors the SDK logged in the worker.
     #[serde(default)]
-    warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// How many distinct errors a report keeps.

@@ -12,6 +12,7 @@ mod blocking;
 mod device;
 mod dpop;
 mod examples;
+mod fault_schedule;
 mod faults;
 mod fleet;
 mod hostile;

@@ -3,6 +3,7 @@
 pub mod metrics;
 pub mod oidc;
 pub mod postgres;
+pub mod proxy;
 pub mod redis;
 pub mod tls;
 
