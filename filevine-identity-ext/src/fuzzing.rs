@@ -311,6 +311,8 @@ pub fn stored_record(value: &[u8]) {
                 tokens.refresh_token.as_ref().map(|t| t.expose_secret().to_owned()),
                 again.refresh_token.as_ref().map(|t| t.expose_secret().to_owned())
             );
+            // The writer and its sequence number survive a round trip.
+            assert_eq!(tokens.origin, again.origin);
             let _ = format!("{tokens:?}");
         }
     }

@@ -43,6 +43,13 @@
 //! the newer. A refresh whose compare-and-swap fails on such an older entry
 //! saves its answer over it (`StoreLink::write`).
 //!
+//! A save whose outcome this provider never saw (a compare-and-swap that
+//! timed out and that the store applied later) is known for its own: every
+//! set carries its writer and its number in the writer's sequence, and the
+//! provider remembers the refresh tokens it spent. It saves its newer set
+//! over its own late one, or over any set holding a token it spent, and
+//! never adopts either (`StoreLink::write`, `StoreLink::is_behind`).
+//!
 //! A token set that cannot be saved (the store went away between the
 //! exchange and the save) is never dropped and its lease is never given
 //! up: the refresh hands it to a task that keeps renewing the lease and
