@@ -1,7 +1,8 @@
 //! A seeded, randomized schedule of faults over a fleet of worker processes
 //! that share users' sessions (2-second tokens, rotating refresh tokens),
 //! on each store form, with a TCP fault proxy in front of the store and of
-//! the identity provider, and process faults. The checker reads the
+//! the identity provider, process faults (SIGSTOP/SIGCONT, SIGKILL), Redis
+//! `CLIENT PAUSE … WRITE` and PostgreSQL restarts. The checker reads the
 //! identity provider's counters and the workers' reports:
 //!
 //! - no refresh token refused as reused;
@@ -81,6 +82,8 @@ enum Fault {
     Kill { worker: usize },
     /// Redis stops executing writes (`CLIENT PAUSE ms WRITE`).
     ClientPause { ms: u64 },
+    /// PostgreSQL restarts (`pg_ctl restart -m fast`: every connection cut).
+    RestartDatabase,
 }
 
 impl Fault {
@@ -94,6 +97,7 @@ impl Fault {
             Self::Pause { .. } => "SIGSTOP/SIGCONT".to_owned(),
             Self::Kill { .. } => "SIGKILL".to_owned(),
             Self::ClientPause { .. } => "CLIENT PAUSE".to_owned(),
+            Self::RestartDatabase => "database restart".to_owned(),
         }
     }
 }
@@ -148,6 +152,7 @@ fn schedule(seed: u64, form: Form) -> Vec<Step> {
                 }
                 6 | 7 => Fault::Pause { worker, ms },
                 8 if form == Form::Redis => Fault::ClientPause { ms },
+                8 if matches!(form, Form::Postgres | Form::PgBouncer) => Fault::RestartDatabase,
                 _ if !killed => {
                     killed = true;
                     Fault::Kill { worker }
@@ -167,6 +172,8 @@ struct Store {
     form: Form,
     url: String,
     upstream: Option<SocketAddr>,
+    /// The PostgreSQL cluster of its own (restarted by a fault).
+    postgres: Option<std::sync::Arc<Postgres>>,
     _keep: Box<dyn std::any::Any + Send + Sync>,
 }
 
@@ -181,25 +188,26 @@ impl Store {
             Form::Redis => {
                 let redis = Redis::start();
                 let (url, upstream) = (redis.url.clone(), Some(address(&redis.url)));
-                Store { form, url, upstream, _keep: Box::new(redis) }
+                Store { form, url, upstream, postgres: None, _keep: Box::new(redis) }
             }
             Form::Postgres | Form::PgBouncer => {
-                let name = if form == Form::Postgres { "fault_schedule" } else { "fault_schedule_pooled" };
-                let url = Postgres::shared().database(name);
+                // A cluster of its own: the schedule restarts it.
+                let postgres = std::sync::Arc::new(tokio::task::spawn_blocking(Postgres::start).await.unwrap());
+                let url = postgres.database("fault_schedule");
                 let store = filevine_identity_ext::store::PostgresStore::open(&url).unwrap();
                 store.migrate().await.unwrap();
                 if form == Form::Postgres {
                     let upstream = Some(address(&url));
-                    return Store { form, url, upstream, _keep: Box::new(()) };
+                    return Store { form, url, upstream, postgres: Some(postgres), _keep: Box::new(()) };
                 }
-                let bouncer = Postgres::shared().bouncer(name).expect("pgbouncer is installed (cargo xtask setup)");
+                let bouncer = postgres.bouncer("fault_schedule").expect("pgbouncer is installed (cargo xtask setup)");
                 let (url, upstream) = (bouncer.url.clone(), Some(address(&bouncer.url)));
-                Store { form, url, upstream, _keep: Box::new(bouncer) }
+                Store { form, url, upstream, postgres: Some(postgres), _keep: Box::new(bouncer) }
             }
             Form::File => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("file:{}", dir.path().join("tokens").display());
-                Store { form, url, upstream: None, _keep: Box::new(dir) }
+                Store { form, url, upstream: None, postgres: None, _keep: Box::new(dir) }
             }
         }
     }
@@ -281,6 +289,10 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
                 let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
                 let () =
                     redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("WRITE").query_async(&mut connection).await.unwrap();
+            }
+            Fault::RestartDatabase => {
+                let postgres = std::sync::Arc::clone(store.postgres.as_ref().unwrap());
+                tokio::task::spawn_blocking(move || postgres.restart()).await.unwrap();
             }
         }
         // Reverts that are due, in order.
