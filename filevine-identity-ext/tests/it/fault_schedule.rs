@@ -27,8 +27,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use filevine_identity_ext::store::StoreKey;
-use filevine_identity_ext::{ClientId, ClientSecret, Credentials, RefreshToken, Region, TokenProvider};
+use filevine_identity_ext::Region;
 
 use crate::fleet::{self, Report, WorkerConfig};
 use crate::support::postgres::Postgres;
@@ -247,7 +246,9 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
     for (user, session) in sessions.iter().enumerate() {
         let refresh_token = format!("rt-faults-{seed}-{user}");
         server.add_refresh_token(&refresh_token);
-        sign_in(&authority, &store.url, session, &refresh_token).await;
+        let region = Region::custom(&authority).unwrap();
+        let target = filevine_identity_ext::store::open(&store.url).unwrap();
+        crate::late_writes::sign_in(region, target, session, &refresh_token).await;
     }
     let seeded = server.grant_requests("refresh_token");
     let config = WorkerConfig {
@@ -340,27 +341,6 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         elapsed: started.elapsed().as_secs_f64(),
         hits,
     }
-}
-
-/// The user's session as a sign-in with `refresh_token` stores it, bound
-/// to `authority` (the proxy's: the workers' store key names it).
-async fn sign_in(authority: &str, store: &str, session: &str, refresh_token: &str) {
-    TokenProvider::builder()
-        .env(|_| None)
-        .region(Region::custom(authority).unwrap())
-        .credentials(
-            Credentials::refresh_token(RefreshToken::new(refresh_token).unwrap()).with_client(
-                ClientId::new(fleet::CLIENT_ID).unwrap(),
-                ClientSecret::new(fleet::CLIENT_SECRET).unwrap(),
-            ),
-        )
-        .store(filevine_identity_ext::store::open(store).unwrap())
-        .store_key(StoreKey::session(session))
-        .build()
-        .unwrap()
-        .token()
-        .await
-        .unwrap();
 }
 
 /// Identity provider answers the proxy cut or held past a timeout: each

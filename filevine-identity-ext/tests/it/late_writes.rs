@@ -14,7 +14,7 @@ use std::time::Duration;
 use filevine_identity_ext::provider::RetryPolicy;
 use filevine_identity_ext::store::{self, Entry, MemoryStore, StoreError, StoreKey, TokenStore};
 use filevine_identity_ext::test_util::TestServer;
-use filevine_identity_ext::{ClientId, ClientSecret, Credentials, RefreshToken, TokenProvider};
+use filevine_identity_ext::{ClientId, ClientSecret, Credentials, RefreshToken, Region, TokenProvider};
 
 use crate::fleet::{CLIENT_ID, CLIENT_SECRET};
 use crate::support::postgres::Postgres;
@@ -135,9 +135,15 @@ pub(crate) fn session_on(server: &TestServer, store: Arc<dyn TokenStore>, sessio
 /// The user signed in with `refresh_token`: its set is in `store`.
 pub(crate) async fn seed_on(server: &TestServer, store: Arc<dyn TokenStore>, session: &str, refresh_token: &str) {
     server.add_refresh_token(refresh_token);
+    sign_in(server.region(), store, session, refresh_token).await;
+}
+
+/// The user's session as a sign-in with `refresh_token` at `region`'s
+/// authority stores it in `store` (the session key names the authority).
+pub(crate) async fn sign_in(region: Region, store: Arc<dyn TokenStore>, session: &str, refresh_token: &str) {
     TokenProvider::builder()
         .env(|_| None)
-        .region(server.region())
+        .region(region)
         .credentials(
             Credentials::refresh_token(RefreshToken::new(refresh_token).unwrap())
                 .with_client(ClientId::new(CLIENT_ID).unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
