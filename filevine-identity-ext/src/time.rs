@@ -23,6 +23,15 @@
 //! (`CLOCK_MONOTONIC`, `CLOCK_REALTIME`). Elsewhere both readings are
 //! [`Instant`](std::time::Instant) and `SystemTime`.
 //!
+//! A token set in a shared store carries its expiry on the wall clock, the
+//! one clock every machine has. Processes that read the same monotonic
+//! clock (one kernel boot, one time namespace: replicas on one host, a CLI
+//! beside a service) also share the set's monotonic deadline, so a wall
+//! clock stepped back between a write and a read does not lengthen the
+//! token's life ([`TimeSource::monotonic_origin`]). Across machines the
+//! wall clocks must agree within the refresh margin; a restored token never
+//! gets more than the lifetime it was issued with.
+//!
 //! Tests replace the clock with [`ManualTimeSource`] (feature `test-util`)
 //! through [`TokenProviderBuilder::time_source`](crate::provider::TokenProviderBuilder::time_source).
 
@@ -41,6 +50,49 @@ pub trait TimeSource: Send + Sync + fmt::Debug {
     fn monotonic(&self) -> Duration;
     /// The wall clock: time since the Unix epoch.
     fn wall(&self) -> Duration;
+    /// Names the origin [`monotonic`](Self::monotonic) counts from when
+    /// other processes read the same clock; `None` (the default) when it is
+    /// this source's own.
+    ///
+    /// Token sets a provider stores carry their monotonic deadline beside
+    /// the wall-clock expiry; a provider whose source names the same origin
+    /// holds a restored token to both, so a wall clock stepped back does
+    /// not lengthen its life. [`SystemTimeSource`] names the kernel's boot
+    /// (and time namespace) on Linux.
+    fn monotonic_origin(&self) -> Option<u128> {
+        None
+    }
+}
+
+/// The system's clocks as a [`TimeSource`]: what a provider reads when no
+/// source is set, for sources that build on it (a test that steps the wall
+/// clock of a process, say).
+///
+/// ```
+/// use filevine_identity_ext::time::{SystemTimeSource, TimeSource};
+///
+/// let clock = SystemTimeSource;
+/// let before = clock.monotonic();
+/// assert!(clock.monotonic() >= before);
+/// assert!(clock.wall().as_secs() > 1_700_000_000);
+/// # #[cfg(target_os = "linux")]
+/// assert!(clock.monotonic_origin().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemTimeSource;
+
+impl TimeSource for SystemTimeSource {
+    fn monotonic(&self) -> Duration {
+        Duration::from_nanos(system::precise().monotonic)
+    }
+
+    fn wall(&self) -> Duration {
+        Duration::from_nanos(system::precise().wall)
+    }
+
+    fn monotonic_origin(&self) -> Option<u128> {
+        system::origin()
+    }
 }
 
 /// How far from a deadline the coarse clocks are trusted: a tick is at most
@@ -104,6 +156,14 @@ impl Stamp {
     }
 }
 
+/// A deadline on a monotonic clock other processes read too: the
+/// clock's [`TimeSource::monotonic_origin`] and the deadline on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SharedDeadline {
+    pub(crate) origin: u128,
+    pub(crate) monotonic: u64,
+}
+
 /// The clock a provider reads: the system's (a direct call, no dispatch) or
 /// an injected [`TimeSource`].
 #[derive(Clone, Default)]
@@ -145,6 +205,28 @@ impl Clock {
         }
     }
 
+    /// The origin of the monotonic clock, when other processes share it
+    /// ([`TimeSource::monotonic_origin`]).
+    pub(crate) fn origin(&self) -> Option<u128> {
+        match self {
+            Self::System => system::origin(),
+            Self::Source(source) => source.monotonic_origin(),
+        }
+    }
+
+    /// `deadline` as other processes on this clock can read it; `None`
+    /// when no other process shares its monotonic clock.
+    pub(crate) fn share(&self, deadline: Stamp) -> Option<SharedDeadline> {
+        Some(SharedDeadline { origin: self.origin()?, monotonic: deadline.monotonic })
+    }
+
+    /// What is left at `now` of `shared`, when it is on this clock; `None`
+    /// for a deadline on another machine's (or process's) clock.
+    pub(crate) fn left_of(&self, shared: SharedDeadline, now: Stamp) -> Option<Duration> {
+        (self.origin() == Some(shared.origin))
+            .then(|| Duration::from_nanos(shared.monotonic.saturating_sub(now.monotonic)))
+    }
+
     /// Both clocks, now, precisely: near deadlines and to compute them.
     pub(crate) fn now(&self) -> Stamp {
         match self {
@@ -176,6 +258,27 @@ mod system {
     pub(super) fn precise() -> Stamp {
         Stamp { monotonic: nanos(clock_gettime(ClockId::Monotonic)), wall: nanos(clock_gettime(ClockId::Realtime)) }
     }
+
+    /// `CLOCK_MONOTONIC` counts from the kernel's boot, shifted by the
+    /// process's time namespace (a container restored by CRIU has its
+    /// own): the boot id and the namespace's offsets name it. `None` when
+    /// the boot id cannot be read (no `/proc`).
+    pub(super) fn origin() -> Option<u128> {
+        static ORIGIN: std::sync::OnceLock<Option<u128>> = std::sync::OnceLock::new();
+        *ORIGIN.get_or_init(|| {
+            let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+            let boot = boot.trim();
+            if boot.is_empty() {
+                return None;
+            }
+            // Absent before Linux 5.6 (no time namespaces: no offsets).
+            let offsets = std::fs::read_to_string("/proc/self/timens_offsets").unwrap_or_default();
+            let digest = crate::crypto::sha256(format!("{boot}\n{offsets}").as_bytes());
+            let mut first = [0u8; 16];
+            first.copy_from_slice(&digest[..16]);
+            Some(u128::from_be_bytes(first))
+        })
+    }
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -187,6 +290,11 @@ mod system {
 
     pub(super) fn coarse() -> Stamp {
         precise()
+    }
+
+    /// This process's own origin: no other process reads its clock.
+    pub(super) fn origin() -> Option<u128> {
+        None
     }
 
     pub(super) fn precise() -> Stamp {
@@ -201,7 +309,10 @@ mod system {
 ///
 /// [`advance`](ManualTimeSource::advance) moves both clocks, as time passing
 /// does; [`suspend`](ManualTimeSource::suspend) moves only the wall clock,
-/// as a machine that sleeps does.
+/// as a machine that sleeps does; [`set_back`](ManualTimeSource::set_back)
+/// moves the wall clock back, as someone setting the time does. Clones are
+/// the same clock (and name the same [`monotonic_origin`](TimeSource::monotonic_origin),
+/// as processes of one machine would).
 ///
 /// ```
 /// use std::time::Duration;
@@ -213,19 +324,36 @@ mod system {
 /// clock.suspend(Duration::from_secs(60));
 /// assert_eq!(clock.monotonic() - mono, Duration::from_secs(5));
 /// assert_eq!(clock.wall() - wall, Duration::from_secs(65));
+/// clock.set_back(Duration::from_secs(65));
+/// assert_eq!(clock.wall(), wall);
+/// assert_eq!(clock.clone().monotonic_origin(), clock.monotonic_origin());
+/// assert_ne!(ManualTimeSource::new().monotonic_origin(), clock.monotonic_origin());
 /// ```
 #[cfg(feature = "test-util")]
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ManualTimeSource {
     state: Arc<std::sync::Mutex<(Duration, Duration)>>,
+    origin: u128,
+}
+
+#[cfg(feature = "test-util")]
+impl Default for ManualTimeSource {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 #[cfg(feature = "test-util")]
 impl ManualTimeSource {
     /// A clock at monotonic zero and the current wall-clock time.
     pub fn new() -> Self {
+        static CLOCKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let wall = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
-        Self { state: Arc::new(std::sync::Mutex::new((Duration::ZERO, wall))) }
+        // One origin per clock of this process; the process id keeps two
+        // test processes' clocks apart.
+        let number = CLOCKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let origin = (u128::from(std::process::id()) << 64) | u128::from(number);
+        Self { state: Arc::new(std::sync::Mutex::new((Duration::ZERO, wall))), origin }
     }
 
     /// Time passes: both clocks move by `by`.
@@ -239,6 +367,13 @@ impl ManualTimeSource {
     pub fn suspend(&self, by: Duration) {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1 += by;
     }
+
+    /// Someone sets the wall clock `by` earlier (saturating at the epoch);
+    /// the monotonic clock does not move.
+    pub fn set_back(&self, by: Duration) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        state.1 = state.1.saturating_sub(by);
+    }
 }
 
 #[cfg(feature = "test-util")]
@@ -249,6 +384,10 @@ impl TimeSource for ManualTimeSource {
 
     fn wall(&self) -> Duration {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).1
+    }
+
+    fn monotonic_origin(&self) -> Option<u128> {
+        Some(self.origin)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::jose::DpopKey;
 use crate::redact::redact;
 use crate::secret::{IdToken, RefreshToken};
-use crate::time::{Clock, Stamp};
+use crate::time::{Clock, SharedDeadline, Stamp};
 
 /// An access token: a bearer token, or a DPoP-bound one (RFC 9449) that
 /// goes out only with a proof signed by its [`DpopKey`].
@@ -239,9 +239,17 @@ impl AccessToken {
         self.0.granted.as_deref()
     }
 
+    /// The token's deadline as other processes reading the same monotonic
+    /// clock can use it (stored beside the wall-clock expiry).
+    pub(crate) fn shared_deadline(&self) -> Option<SharedDeadline> {
+        self.0.clock.share(self.0.expires)
+    }
+
     /// A token read back from a store: it was issued with `lifetime` and
-    /// expires `expiry` after the Unix epoch on `clock`'s wall clock. `None`
-    /// once that has passed.
+    /// expires `expiry` after the Unix epoch on `clock`'s wall clock, and at
+    /// `shared` when that is on `clock`'s monotonic clock. `None` once
+    /// either has passed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn restore(
         secret: SecretString,
         token_type: &str,
@@ -250,15 +258,18 @@ impl AccessToken {
         expiry: Duration,
         lifetime: Duration,
         dpop: Option<&DpopKey>,
+        shared: Option<SharedDeadline>,
     ) -> Result<Option<Self>, Error> {
         let now = clock.now();
-        let left = expiry.saturating_sub(now.since_epoch());
+        // Never more life than it was issued with (a clock set back), nor
+        // more than the writer's monotonic deadline when this process reads
+        // the same monotonic clock (a wall clock set back between the write
+        // and now); the monotonic clock counts the rest from now.
+        let on_monotonic = shared.and_then(|shared| clock.left_of(shared, now)).unwrap_or(Duration::MAX);
+        let left = expiry.saturating_sub(now.since_epoch()).min(lifetime).min(on_monotonic);
         if left.is_zero() {
             return Ok(None);
         }
-        // Never more life than it was issued with (a clock set back); the
-        // monotonic clock counts the rest from now.
-        let left = left.min(lifetime);
         Self::with_deadline(secret, token_type.to_owned(), granted, clock, now.checked_plus(left), lifetime, dpop)
             .map(Some)
     }

@@ -39,7 +39,7 @@ use crate::error::RandomnessUnavailable;
 use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
 use crate::jose::DpopKey;
 use crate::secret::StoreEncryptionKey;
-use crate::time::Clock;
+use crate::time::{Clock, SharedDeadline};
 
 const MAGIC: &[u8; 4] = b"FVTS";
 /// The format this SDK writes.
@@ -157,6 +157,13 @@ struct Wire {
     /// The set's number in its writer's sequence ([`Origin`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     seq: Option<u64>,
+    /// The monotonic clock the writer read, by its origin (32 hex digits),
+    /// when other processes read it too ([`TimeSource::monotonic_origin`](crate::time::TimeSource::monotonic_origin)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock: Option<String>,
+    /// The access token's deadline on that clock, in nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline: Option<u64>,
 }
 
 /// Encodes `tokens` for the store under `key`, sealed when `seal` is given.
@@ -168,6 +175,7 @@ pub(crate) fn encode(
     key: &StoreKey,
     seal: Option<&StoreEncryptionKeys>,
 ) -> Result<Vec<u8>, RandomnessUnavailable> {
+    let shared = tokens.access_token.as_ref().and_then(AccessToken::shared_deadline);
     let wire = Wire {
         access_token: tokens.access_token.as_ref().map(|t| SecretString::from(t.expose_secret())),
         token_type: tokens.access_token.as_ref().map(|t| t.token_type().to_owned()),
@@ -182,6 +190,8 @@ pub(crate) fn encode(
         dpop_key: tokens.dpop_key.as_ref().map(|k| SecretString::from(URL_SAFE_NO_PAD.encode(k.pkcs8()))),
         writer: tokens.origin.as_ref().map(|origin| origin.writer.clone()),
         seq: tokens.origin.as_ref().map(|origin| origin.seq),
+        clock: shared.map(|shared| format!("{:032x}", shared.origin)),
+        deadline: shared.map(|shared| shared.monotonic),
     };
     let json = zeroize::Zeroizing::new(serde_json::to_vec(&wire).unwrap_or_else(|_| unreachable!("plain fields")));
     match seal {
@@ -353,8 +363,14 @@ fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
         (Some(secret), Some(expires_at), Some(lifetime)) => {
             let token_type = wire.token_type.as_deref().unwrap_or("Bearer");
             let (expiry, lifetime) = (duration(expires_at)?, duration(lifetime)?);
+            let shared = match (wire.clock.as_deref(), wire.deadline) {
+                (Some(origin), Some(monotonic)) => Some(SharedDeadline { origin: origin_of(origin)?, monotonic }),
+                (None, None) => None,
+                _ => return None,
+            };
             // An expired token is simply not there any more.
-            AccessToken::restore(secret, token_type, wire.scope, clock, expiry, lifetime, dpop_key.as_ref()).ok()?
+            AccessToken::restore(secret, token_type, wire.scope, clock, expiry, lifetime, dpop_key.as_ref(), shared)
+                .ok()?
         }
         (None, None, None) => None,
         _ => return None,
@@ -377,6 +393,14 @@ fn tokens(wire: Wire, clock: &Clock) -> Option<StoredTokens> {
         dpop_key,
         origin,
     })
+}
+
+/// A clock's origin as written: exactly 32 lowercase hex digits.
+fn origin_of(text: &str) -> Option<u128> {
+    if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    u128::from_str_radix(text, 16).ok()
 }
 
 /// Seconds with a millisecond fraction, rounded down.
@@ -431,6 +455,71 @@ mod tests {
 
     fn keys() -> StoreEncryptionKeys {
         StoreEncryptionKeys::new(StoreEncryptionKey::generate().unwrap())
+    }
+
+    /// A clock two "processes" share (same origin) or not.
+    #[derive(Debug)]
+    struct Shared(std::sync::Mutex<(Duration, Duration)>, u128);
+
+    impl crate::time::TimeSource for Shared {
+        fn monotonic(&self) -> Duration {
+            self.0.lock().unwrap().0
+        }
+        fn wall(&self) -> Duration {
+            self.0.lock().unwrap().1
+        }
+        fn monotonic_origin(&self) -> Option<u128> {
+            Some(self.1)
+        }
+    }
+
+    #[test]
+    fn a_wall_clock_set_back_does_not_lengthen_a_token_read_on_the_same_monotonic_clock() {
+        let wall = Duration::from_secs(1_800_000_000);
+        let clock = std::sync::Arc::new(Shared(std::sync::Mutex::new((Duration::from_secs(50), wall)), 7));
+        let writer = crate::time::Clock::Source(clock.clone());
+        let access = AccessToken::new(
+            SecretString::from("SENTINEL-access"),
+            "Bearer".to_owned(),
+            None,
+            &writer,
+            writer.now(),
+            Duration::from_secs(1200),
+            None,
+        )
+        .unwrap();
+        let tokens = StoredTokens { access_token: Some(access), ..set() };
+        let bytes = encode(&tokens, &key(), None).unwrap();
+        // 1000 s later the wall clock is set back by 600 s.
+        *clock.0.lock().unwrap() = (Duration::from_secs(1050), wall + Duration::from_secs(400));
+        let same = decode_at(&bytes, &key(), None, &writer).unwrap().access_token.unwrap();
+        assert_eq!(same.expires_in(), Duration::from_secs(200), "the monotonic deadline holds");
+        // Another machine's clock at the same readings: only the wall
+        // clock says anything, and it says 800 s.
+        let other = crate::time::Clock::Source(std::sync::Arc::new(Shared(
+            std::sync::Mutex::new((Duration::from_secs(1050), wall + Duration::from_secs(400))),
+            8,
+        )));
+        let elsewhere = decode_at(&bytes, &key(), None, &other).unwrap().access_token.unwrap();
+        assert_eq!(elsewhere.expires_in(), Duration::from_secs(800));
+        // Past the monotonic deadline, the token is gone on the same clock.
+        *clock.0.lock().unwrap() = (Duration::from_secs(1250), wall + Duration::from_secs(600));
+        assert!(decode_at(&bytes, &key(), None, &writer).unwrap().access_token.is_none());
+        // A clock field without a deadline (or a malformed origin) is not a
+        // token set.
+        for bad in [
+            r#""clock":"00000000000000000000000000000007""#,
+            r#""clock":"7","deadline":5"#,
+            r#""clock":"0000000000000000000000000000000G","deadline":5"#,
+            r#""clock":"+0000000000000000000000000000007","deadline":5"#,
+        ] {
+            let json = format!(r#"{{"access_token":"a","expires_at":1000.5,"lifetime":1200,{bad}}}"#);
+            let mut value = b"FVTS\x02\x00".to_vec();
+            value[4] = FORMAT;
+            value[5] = PLAIN;
+            value.extend_from_slice(json.as_bytes());
+            assert_eq!(decode(&value, &key(), None).err(), Some(Unreadable::Malformed), "{bad}");
+        }
     }
 
     #[test]

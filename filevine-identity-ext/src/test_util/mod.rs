@@ -549,6 +549,29 @@ impl TestServer {
         self.shared.is_valid_access_token(token)
     }
 
+    /// When an access token this server issued expires, on the wall clock;
+    /// `None` for a token it never issued. A test that records when each
+    /// token was handed out checks against it that none was handed out
+    /// expired, whatever the provider's own clock said.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use filevine_identity_ext::test_util::TestServer;
+    ///
+    /// let server = TestServer::start().await?;
+    /// assert!(server.access_token_expiry("never-issued").is_none());
+    /// # Ok(()) }
+    /// ```
+    pub fn access_token_expiry(&self, token: &str) -> Option<std::time::SystemTime> {
+        let expires = *lock(&self.shared.registry).access_tokens.get(token)?;
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        Some(match expires.checked_duration_since(now) {
+            Some(left) => wall + left,
+            None => wall - now.duration_since(expires),
+        })
+    }
+
     /// Every request the gateway stub received, in order.
     pub fn gateway_log(&self) -> Vec<GatewayRequest> {
         lock(&self.shared.registry).gateway_log.clone()

@@ -1,13 +1,18 @@
 //! A seeded, randomized schedule of faults over a fleet of worker processes
 //! that share users' sessions (2-second tokens, rotating refresh tokens),
 //! on each store form, with a TCP fault proxy in front of the store and of
-//! the identity provider, process faults (SIGSTOP/SIGCONT, SIGKILL), Redis
-//! `CLIENT PAUSE … WRITE` and PostgreSQL restarts. The checker reads the
+//! the identity provider (and of the store where a client reaches it at one
+//! address), process faults (SIGSTOP/SIGCONT, SIGKILL), the machine's wall
+//! clock stepped forward or back, Redis `CLIENT PAUSE … WRITE`, Sentinel and
+//! Cluster failovers, and PostgreSQL restarts. The
+//! checker reads the
 //! identity provider's counters and the workers' reports:
 //!
 //! - no refresh token refused as reused;
 //! - nobody asked to sign in again;
-//! - no expired token handed out;
+//! - no expired token handed out, by the provider's clock and by the
+//!   identity provider's record of each token's expiry (a clock step moves
+//!   the first);
 //! - refreshes per user within the token cycles, plus the faults.
 //!
 //! The identity provider accepts a rotated-away refresh token for a minute
@@ -32,7 +37,7 @@ use filevine_identity_ext::Region;
 use crate::fleet::{self, Report, WorkerConfig};
 use crate::support::postgres::Postgres;
 use crate::support::proxy::{Mode, Proxy};
-use crate::support::redis::Redis;
+use crate::support::redis::{Cluster, MASTER, Redis, SentinelGroup, Server};
 
 /// Worker processes per run.
 const WORKERS: usize = 3;
@@ -79,8 +84,15 @@ enum Fault {
     Pause { worker: usize, ms: u64 },
     /// SIGKILL; the worker is not started again.
     Kill { worker: usize },
-    /// Redis stops executing writes (`CLIENT PAUSE ms WRITE`).
+    /// Redis stops executing writes (`CLIENT PAUSE ms WRITE`; every
+    /// primary of a cluster).
     ClientPause { ms: u64 },
+    /// The machine's wall clock is set (every worker's, as its providers
+    /// see it): forward or back by `ms`, for the rest of the run.
+    ClockStep { forward: bool, ms: u64 },
+    /// A replica is promoted: `SENTINEL FAILOVER`, or `CLUSTER FAILOVER` on
+    /// the replica `replica` picks (modulo the replicas there are).
+    Failover { replica: usize },
     /// PostgreSQL restarts (`pg_ctl restart -m fast`: every connection cut).
     RestartDatabase,
 }
@@ -97,6 +109,9 @@ impl Fault {
             Self::Kill { .. } => "SIGKILL".to_owned(),
             Self::ClientPause { .. } => "CLIENT PAUSE".to_owned(),
             Self::RestartDatabase => "database restart".to_owned(),
+            Self::Failover { .. } => "failover".to_owned(),
+            Self::ClockStep { forward: true, .. } => "clock stepped forward".to_owned(),
+            Self::ClockStep { forward: false, .. } => "clock stepped back".to_owned(),
         }
     }
 }
@@ -111,14 +126,23 @@ struct Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form {
     Redis,
+    Sentinel,
+    Cluster,
     Postgres,
     PgBouncer,
     File,
 }
 
 impl Form {
+    /// Whether clients reach the store at one address a proxy can stand
+    /// at (Sentinel and Cluster clients connect to the addresses the
+    /// deployment announces).
     fn has_store_proxy(self) -> bool {
-        self != Self::File
+        matches!(self, Self::Redis | Self::Postgres | Self::PgBouncer)
+    }
+
+    fn is_redis(self) -> bool {
+        matches!(self, Self::Redis | Self::Sentinel | Self::Cluster)
     }
 }
 
@@ -132,8 +156,8 @@ fn schedule(seed: u64, form: Form) -> Vec<Step> {
             let at_ms = rng.between(500, RUN_SECS * 1000 - 1500);
             let ms = rng.between(200, 3000);
             let worker = usize::try_from(rng.below(WORKERS as u64)).unwrap();
-            let fault = match rng.below(10) {
-                0..=5 => {
+            let fault = match rng.below(11) {
+                0..=4 => {
                     let target = if form.has_store_proxy() && rng.below(2) == 0 {
                         Target::Store
                     } else {
@@ -149,9 +173,13 @@ fn schedule(seed: u64, form: Form) -> Vec<Step> {
                     };
                     Fault::Network { target, mode, ms }
                 }
-                6 | 7 => Fault::Pause { worker, ms },
-                8 if form == Form::Redis => Fault::ClientPause { ms },
-                8 if matches!(form, Form::Postgres | Form::PgBouncer) => Fault::RestartDatabase,
+                5 | 6 => Fault::Pause { worker, ms },
+                7 => Fault::ClockStep { forward: rng.below(2) == 0, ms: rng.between(1_000, 30_000) },
+                8 | 9 if matches!(form, Form::Sentinel | Form::Cluster) && rng.below(2) == 0 => {
+                    Fault::Failover { replica: usize::try_from(rng.below(3)).unwrap() }
+                }
+                8 | 9 if form.is_redis() => Fault::ClientPause { ms },
+                8 | 9 if matches!(form, Form::Postgres | Form::PgBouncer) => Fault::RestartDatabase,
                 _ if !killed => {
                     killed = true;
                     Fault::Kill { worker }
@@ -166,14 +194,23 @@ fn schedule(seed: u64, form: Form) -> Vec<Step> {
 }
 
 /// A store of one form for a whole test: its URL for seeding, and the
-/// address a proxy forwards to (none for the file store).
+/// address a proxy forwards to (none where clients reach several).
 struct Store {
     form: Form,
     url: String,
     upstream: Option<SocketAddr>,
-    /// The PostgreSQL cluster of its own (restarted by a fault).
-    postgres: Option<std::sync::Arc<Postgres>>,
-    _keep: Box<dyn std::any::Any + Send + Sync>,
+    deployment: Deployment,
+}
+
+/// The servers behind a store, which faults act on.
+enum Deployment {
+    Redis(Redis),
+    Sentinel(SentinelGroup),
+    Cluster(Cluster),
+    /// A cluster of its own (restarted by a fault), and PgBouncer in
+    /// front of it for that form.
+    Postgres(std::sync::Arc<Postgres>, Option<crate::support::postgres::Bouncer>),
+    File(tempfile::TempDir),
 }
 
 fn address(url: &str) -> SocketAddr {
@@ -183,31 +220,83 @@ fn address(url: &str) -> SocketAddr {
 
 impl Store {
     async fn start(form: Form) -> Store {
-        match form {
-            Form::Redis => {
-                let redis = Redis::start();
-                let (url, upstream) = (redis.url.clone(), Some(address(&redis.url)));
-                Store { form, url, upstream, postgres: None, _keep: Box::new(redis) }
-            }
+        let blocking = |start: fn() -> Deployment| async move { tokio::task::spawn_blocking(start).await.unwrap() };
+        let deployment = match form {
+            Form::Redis => blocking(|| Deployment::Redis(Redis::start())).await,
+            Form::Sentinel => blocking(|| Deployment::Sentinel(SentinelGroup::start())).await,
+            Form::Cluster => blocking(|| Deployment::Cluster(Cluster::start())).await,
             Form::Postgres | Form::PgBouncer => {
-                // A cluster of its own: the schedule restarts it.
                 let postgres = std::sync::Arc::new(tokio::task::spawn_blocking(Postgres::start).await.unwrap());
                 let url = postgres.database("fault_schedule");
                 let store = filevine_identity_ext::store::PostgresStore::open(&url).unwrap();
                 store.migrate().await.unwrap();
-                if form == Form::Postgres {
-                    let upstream = Some(address(&url));
-                    return Store { form, url, upstream, postgres: Some(postgres), _keep: Box::new(()) };
-                }
-                let bouncer = postgres.bouncer("fault_schedule").expect("pgbouncer is installed (cargo xtask setup)");
-                let (url, upstream) = (bouncer.url.clone(), Some(address(&bouncer.url)));
-                Store { form, url, upstream, postgres: Some(postgres), _keep: Box::new(bouncer) }
+                let bouncer = (form == Form::PgBouncer)
+                    .then(|| postgres.bouncer("fault_schedule").expect("pgbouncer is installed (cargo xtask setup)"));
+                Deployment::Postgres(postgres, bouncer)
             }
-            Form::File => {
-                let dir = tempfile::tempdir().unwrap();
-                let url = format!("file:{}", dir.path().join("tokens").display());
-                Store { form, url, upstream: None, postgres: None, _keep: Box::new(dir) }
+            Form::File => Deployment::File(tempfile::tempdir().unwrap()),
+        };
+        let url = match &deployment {
+            Deployment::Redis(redis) => redis.url.clone(),
+            Deployment::Sentinel(group) => group.url(),
+            Deployment::Cluster(cluster) => cluster.url(),
+            Deployment::Postgres(_, Some(bouncer)) => bouncer.url.clone(),
+            Deployment::Postgres(postgres, None) => postgres.database("fault_schedule"),
+            Deployment::File(dir) => format!("file:{}", dir.path().join("tokens").display()),
+        };
+        let upstream = form.has_store_proxy().then(|| address(&url));
+        Store { form, url, upstream, deployment }
+    }
+
+    /// The Redis servers that take writes now: where `CLIENT PAUSE` goes.
+    fn primaries(&self) -> Vec<&Server> {
+        match &self.deployment {
+            Deployment::Redis(redis) => vec![&redis.server],
+            Deployment::Sentinel(group) => {
+                let port = group.primary_port();
+                group.nodes.iter().filter(|n| n.port == port).collect()
             }
+            Deployment::Cluster(cluster) => cluster.primaries().into_iter().map(|port| cluster.node(port)).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A replica takes over; `false` when the deployment refused (a
+    /// failover already under way, a replica not yet in sync).
+    fn fail_over(&self, replica: usize) -> bool {
+        match &self.deployment {
+            Deployment::Sentinel(group) => {
+                let sentinel = &group.sentinels[replica % group.sentinels.len()];
+                sentinel.try_cmd::<String>(redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER)).is_ok()
+            }
+            Deployment::Cluster(cluster) => {
+                let replicas: Vec<&Server> = cluster.nodes.iter().filter(|n| n.is_replica()).collect();
+                let Some(node) = replicas.get(replica % replicas.len().max(1)) else { return false };
+                node.try_cmd::<String>(redis::cmd("CLUSTER").arg("FAILOVER")).is_ok()
+            }
+            _ => false,
+        }
+    }
+
+    /// Waits until the deployment is whole again after a seed's faults: a
+    /// Redis deployment with every replica in sync and one view of who is
+    /// primary, so each seed starts from the same state.
+    fn settle(&self) {
+        let limit = Duration::from_secs(60);
+        match &self.deployment {
+            Deployment::Sentinel(group) => crate::support::redis::eventually_or(
+                "the Sentinel group to settle",
+                limit,
+                || group.is_settled(),
+                || group.describe(),
+            ),
+            Deployment::Cluster(cluster) => crate::support::redis::eventually_or(
+                "the cluster to settle",
+                limit,
+                || cluster.is_settled(),
+                || cluster.describe(),
+            ),
+            _ => {}
         }
     }
 
@@ -223,12 +312,16 @@ impl Store {
 /// What one seed's run saw.
 struct Outcome {
     report: Report,
+    /// Tokens handed out at or after the server's expiry of them.
+    served_expired: u64,
     refreshes: u64,
     reuses: u64,
     grace_replays: u64,
     may_replay: u64,
     elapsed: f64,
     hits: BTreeMap<String, u64>,
+    /// Faults the deployment refused (a failover while one was under way).
+    refused: Vec<String>,
 }
 
 /// Runs `steps` against a fleet on `store`; the users' sessions are named
@@ -251,6 +344,8 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         crate::late_writes::sign_in(region, target, session, &refresh_token).await;
     }
     let seeded = server.grant_requests("refresh_token");
+    let clock = tempfile::NamedTempFile::new().unwrap();
+    let mut offset_ms: i64 = 0;
     let config = WorkerConfig {
         authority,
         store: store.through(store_proxy.as_ref()),
@@ -258,6 +353,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         seconds: RUN_SECS,
         tasks: 8,
         sessions: sessions.clone(),
+        clock_file: Some(clock.path().display().to_string()),
     };
     let started = Instant::now();
     let mut workers: Vec<Option<std::process::Child>> =
@@ -265,6 +361,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
     let pids: Vec<u32> = workers.iter().map(|child| child.as_ref().unwrap().id()).collect();
     let mut reverts = Vec::new();
     let mut killed = Vec::new();
+    let mut refused = Vec::new();
     for step in steps {
         let at = started + Duration::from_millis(step.at_ms);
         tokio::time::sleep_until(at.into()).await;
@@ -285,15 +382,27 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
                 signal(pids[worker], "KILL");
                 killed.push(worker);
             }
-            Fault::ClientPause { ms } => {
-                let redis = redis::Client::open(store.url.as_str()).unwrap();
-                let mut connection = redis.get_multiplexed_async_connection().await.unwrap();
-                let () =
-                    redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("WRITE").query_async(&mut connection).await.unwrap();
-            }
+            Fault::ClientPause { ms } => tokio::task::block_in_place(|| {
+                for primary in store.primaries() {
+                    // A primary that just became a replica refuses nothing
+                    // here; one that does not answer is no pause.
+                    let _ = primary.try_cmd::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(ms).arg("WRITE"));
+                }
+            }),
             Fault::RestartDatabase => {
-                let postgres = std::sync::Arc::clone(store.postgres.as_ref().unwrap());
+                let Deployment::Postgres(postgres, _) = &store.deployment else { unreachable!("a PostgreSQL form") };
+                let postgres = std::sync::Arc::clone(postgres);
                 tokio::task::spawn_blocking(move || postgres.restart()).await.unwrap();
+            }
+            Fault::ClockStep { forward, ms } => {
+                let ms = i64::try_from(ms).unwrap();
+                offset_ms += if forward { ms } else { -ms };
+                std::fs::write(clock.path(), offset_ms.to_string()).unwrap();
+            }
+            Fault::Failover { replica } => {
+                if !tokio::task::block_in_place(|| store.fail_over(replica)) {
+                    refused.push(step.fault.kind());
+                }
             }
         }
         // Reverts that are due, in order.
@@ -320,6 +429,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         report.expired += one.expired;
         report.failures += one.failures;
         report.sign_in_required += one.sign_in_required;
+        fleet::merge_served(&mut report.served_at, one.served_at);
         for error in one.errors.into_iter().chain(one.warnings) {
             if report.errors.len() < 8 && !report.errors.contains(&error) {
                 report.errors.push(error);
@@ -333,6 +443,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         }
     }
     Outcome {
+        served_expired: fleet::served_expired(&server, &report),
         report,
         refreshes: server.grant_requests("refresh_token") - seeded,
         reuses: server.refresh_token_reuses(),
@@ -340,6 +451,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
         may_replay: cut_answers(&idp) + killed.len() as u64,
         elapsed: started.elapsed().as_secs_f64(),
         hits,
+        refused,
     }
 }
 
@@ -390,6 +502,9 @@ fn check(outcome: &Outcome, faults: usize) -> Result<(), String> {
     if outcome.report.expired != 0 {
         broken.push(format!("{} expired tokens handed out", outcome.report.expired));
     }
+    if outcome.served_expired != 0 {
+        broken.push(format!("{} tokens handed out after the server's expiry of them", outcome.served_expired));
+    }
     if outcome.report.served == 0 {
         broken.push("no token served".to_owned());
     }
@@ -417,8 +532,10 @@ async fn seeds(form: Form, first: u64) {
     let store = Store::start(form).await;
     let started = Instant::now();
     let (mut runs, mut injected, mut hits) = (0_u64, BTreeMap::<String, u64>::new(), BTreeMap::<String, u64>::new());
+    let mut refused = 0_u64;
     let mut seed = first;
     while runs == 0 || started.elapsed() < budget() {
+        tokio::task::block_in_place(|| store.settle());
         let steps = schedule(seed, store.form);
         let outcome = run(seed, &store, &steps).await;
         if let Err(broken) = check(&outcome, steps.len()) {
@@ -432,6 +549,10 @@ async fn seeds(form: Form, first: u64) {
         for step in &steps {
             *injected.entry(step.fault.kind()).or_default() += 1;
         }
+        for kind in &outcome.refused {
+            *injected.get_mut(kind).expect("a fault of the schedule") -= 1;
+            refused += 1;
+        }
         for (kind, count) in outcome.hits {
             *hits.entry(kind).or_default() += count;
         }
@@ -439,13 +560,23 @@ async fn seeds(form: Form, first: u64) {
         seed += 1;
     }
     eprintln!(
-        "fault schedule on {form:?}: {runs} seeds ({first}..{seed}), faults injected {injected:?}, chunks hit {hits:?}, invariant violations 0"
+        "fault schedule on {form:?}: {runs} seeds ({first}..{seed}), faults injected {injected:?} ({refused} refused by the deployment), chunks hit {hits:?}, invariant violations 0"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fault_schedule_on_redis() {
     seeds(Form::Redis, 1_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_schedule_on_redis_sentinel() {
+    seeds(Form::Sentinel, 5_000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_schedule_on_redis_cluster() {
+    seeds(Form::Cluster, 6_000).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

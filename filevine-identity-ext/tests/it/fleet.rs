@@ -52,6 +52,11 @@ pub(crate) struct Report {
     /// The first few warnings and errors the SDK logged in the worker.
     #[serde(default)]
     pub(crate) warnings: Vec<String>,
+    /// Each access token served, with the latest moment (milliseconds
+    /// since the epoch, on the system's clock, before the call) it was
+    /// handed out: checked against the server's expiry of it.
+    #[serde(default)]
+    pub(crate) served_at: std::collections::BTreeMap<String, u64>,
 }
 
 /// How many distinct errors a report keeps.
@@ -94,6 +99,51 @@ pub(crate) struct WorkerConfig {
     /// them); empty means the one user `SESSION`.
     #[serde(default)]
     pub(crate) sessions: Vec<String>,
+    /// A file holding milliseconds (signed) by which the providers' wall
+    /// clock is stepped, read as it changes ([`SteppedClock`]).
+    #[serde(default)]
+    pub(crate) clock_file: Option<String>,
+}
+
+/// The system's clocks with the wall clock stepped by the number of
+/// milliseconds in a file, which the fault schedule changes while the
+/// worker runs: a clock set on the machine, as the providers see it (the
+/// monotonic clock, and its origin, stay the system's).
+#[derive(Debug, Clone)]
+struct SteppedClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl SteppedClock {
+    /// Follows `file`, re-read every 5 ms on a thread of its own.
+    fn following(file: String) -> SteppedClock {
+        let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let shared = offset.clone();
+        std::thread::spawn(move || {
+            loop {
+                if let Some(ms) = std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
+                    shared.store(ms, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        SteppedClock(offset)
+    }
+}
+
+impl filevine_identity_ext::time::TimeSource for SteppedClock {
+    fn monotonic(&self) -> Duration {
+        filevine_identity_ext::time::SystemTimeSource.monotonic()
+    }
+
+    fn wall(&self) -> Duration {
+        let wall = filevine_identity_ext::time::SystemTimeSource.wall();
+        let offset = self.0.load(Ordering::Relaxed);
+        let by = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 { wall + by } else { wall.saturating_sub(by) }
+    }
+
+    fn monotonic_origin(&self) -> Option<u128> {
+        filevine_identity_ext::time::SystemTimeSource.monotonic_origin()
+    }
 }
 
 /// The worker process. Ignored in a normal run; the fleet tests start it.
@@ -151,8 +201,19 @@ async fn work(config: WorkerConfig) -> Report {
         return Report::default();
     }
     let sessions = if config.sessions.is_empty() { vec![SESSION.to_owned()] } else { config.sessions.clone() };
-    let providers: Vec<TokenProvider> =
-        sessions.iter().map(|session| worker_builder(&config, session).build().unwrap()).collect();
+    let clock = config.clock_file.clone().map(SteppedClock::following);
+    let providers: Vec<TokenProvider> = sessions
+        .iter()
+        .map(|session| {
+            let builder = worker_builder(&config, session);
+            let builder = match &clock {
+                Some(clock) => builder.time_source(clock.clone()),
+                None => builder,
+            };
+            builder.build().unwrap()
+        })
+        .collect();
+    let served_at = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<String, u64>::new()));
     let counts: Arc<[AtomicU64; 5]> = Arc::new(Default::default());
     let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     // Milliseconds since `started` of the last token served, and the
@@ -166,6 +227,7 @@ async fn work(config: WorkerConfig) -> Report {
             let provider = providers[n % providers.len()].clone();
             let (counts, errors) = (counts.clone(), errors.clone());
             let (last_served, longest_gap) = (last_served.clone(), longest_gap.clone());
+            let served_at = served_at.clone();
             tokio::spawn(async move {
                 while tokio::time::Instant::now() < until {
                     // Measured from before the call: the provider promises
@@ -173,8 +235,15 @@ async fn work(config: WorkerConfig) -> Report {
                     // (a measurement after the call would count scheduling
                     // delays on a busy machine as the SDK's).
                     let before = std::time::Instant::now();
+                    let before_wall = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
                     match provider.token().await {
                         Ok(token) => {
+                            let mut served = served_at.lock().unwrap();
+                            let at = served.entry(token.expose_secret().to_owned()).or_default();
+                            *at = (*at).max(before_wall);
+                            drop(served);
                             counts[0].fetch_add(1, Ordering::Relaxed);
                             let now = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                             let previous = last_served.fetch_max(now, Ordering::Relaxed);
@@ -213,6 +282,7 @@ async fn work(config: WorkerConfig) -> Report {
         longest_gap_ms: longest_gap.load(Ordering::Relaxed),
         errors: std::mem::take(&mut *errors.lock().unwrap()),
         warnings: Vec::new(),
+        served_at: std::mem::take(&mut *served_at.lock().unwrap()),
     }
 }
 
@@ -271,6 +341,7 @@ pub(crate) async fn fleet_of(
         seconds,
         tasks: 250,
         sessions: sessions.to_vec(),
+        clock_file: None,
     };
     let before = server.token_requests();
     let started = Instant::now();
@@ -291,8 +362,35 @@ pub(crate) async fn fleet_of(
         for warning in report.warnings {
             keep(&mut total.warnings, warning, WARNINGS_KEPT);
         }
+        merge_served(&mut total.served_at, report.served_at);
     }
+    assert_eq!(served_expired(server, &total), 0, "tokens handed out after the server's expiry of them");
     (total, server.token_requests() - before, started.elapsed().as_secs_f64(), gaps)
+}
+
+/// Adds `more` to `served_at`, keeping each token's latest moment.
+pub(crate) fn merge_served(
+    served_at: &mut std::collections::BTreeMap<String, u64>,
+    more: std::collections::BTreeMap<String, u64>,
+) {
+    for (token, at) in more {
+        let latest = served_at.entry(token).or_default();
+        *latest = (*latest).max(at);
+    }
+}
+
+/// Tokens a report's workers handed out at or after the moment `server`
+/// says they expired (or that it never issued): the check of the deadline
+/// that does not rely on the providers' clocks.
+pub(crate) fn served_expired(server: &TestServer, report: &Report) -> u64 {
+    let millis = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    };
+    report
+        .served_at
+        .iter()
+        .filter(|(token, at)| server.access_token_expiry(token).is_none_or(|expiry| **at >= millis(expiry)))
+        .count() as u64
 }
 
 /// A refresh starts between 0.5 and 0.75 s after a 2-second token was
@@ -387,6 +485,7 @@ pub(crate) async fn killed_holder_is_taken_over(server: &TestServer, store: &str
         seconds: 0,
         tasks: 0,
         sessions: Vec::new(),
+        clock_file: None,
     };
     let mut worker = spawn_worker(&config);
     tokio::time::timeout(Duration::from_secs(60), server.wait_for_token_requests(1))

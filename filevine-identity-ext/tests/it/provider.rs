@@ -652,6 +652,39 @@ async fn a_tokens_expiry_reads_the_providers_clock() {
     assert_eq!(server.token_requests(), 1);
 }
 
+/// The machine's wall clock is set back between one process storing a
+/// token and another reading it: the second holds the token to the
+/// monotonic deadline they share (one machine), not the longer life the
+/// wall clock now shows, and refreshes when it passes. A provider on
+/// another machine's clock has only the wall clock to go by.
+#[tokio::test]
+async fn a_wall_clock_set_back_does_not_lengthen_a_stored_token() {
+    let server = server().await;
+    let (builder, clock) = timed(&server);
+    let store = Arc::new(filevine_identity_ext::store::MemoryStore::new());
+    let writer = builder.credentials(pat()).store(store.clone()).build().unwrap();
+    let stored = writer.token().await.unwrap();
+    clock.advance(Duration::from_secs(900));
+    clock.set_back(Duration::from_secs(600));
+    let reader = |clock: ManualTimeSource| {
+        self::builder(&server).time_source(clock).fixed_jitter(0.0).credentials(pat()).store(store.clone()).build()
+    };
+    let same_machine = reader(clock.clone()).unwrap();
+    let restored = same_machine.token().await.unwrap();
+    assert_eq!(restored.expose_secret(), stored.expose_secret());
+    assert_eq!(restored.expires_in(), Duration::from_secs(300), "the shared monotonic deadline, not 900 s");
+    // Past the real expiry, the reader refreshes instead of handing out
+    // the token its wall clock still shows 600 s of life in.
+    clock.advance(Duration::from_secs(301));
+    let refreshed = same_machine.token().await.unwrap();
+    assert_ne!(refreshed.expose_secret(), stored.expose_secret());
+    assert_eq!(server.token_requests(), 2);
+    // A provider on another machine's clock goes by the wall clock alone.
+    let other = reader(ManualTimeSource::new()).unwrap().token().await.unwrap();
+    assert_eq!(other.expose_secret(), refreshed.expose_secret());
+    assert_eq!(server.token_requests(), 2);
+}
+
 /// The runtime that would run any timer is blocked past the hard margin
 /// while other threads keep calling: none of them gets the stale token.
 #[test]

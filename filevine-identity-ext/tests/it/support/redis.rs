@@ -119,7 +119,7 @@ impl Server {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 
-    fn try_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
+    pub fn try_cmd<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
         let client = redis::Client::open(self.url().as_str())?;
         let mut connection = client.get_connection_with_timeout(Duration::from_secs(2))?;
         cmd.query(&mut connection)
@@ -153,7 +153,8 @@ impl Server {
     /// primary is up (its first sync done); a primary has a replica and
     /// every replica it has is online (`slaveN:…,state=online,…`).
     pub fn replication_in_sync(&self) -> bool {
-        let info = self.info("replication");
+        let Ok(text) = self.try_cmd::<String>(redis::cmd("INFO").arg("replication")) else { return false };
+        let info = fields(&text);
         match info.get("role").map(String::as_str) {
             Some("slave") => info.get("master_link_status").is_some_and(|s| s == "up"),
             Some("master") => {
@@ -165,6 +166,12 @@ impl Server {
             }
             _ => false,
         }
+    }
+
+    /// Whether this node answers and is a replica now.
+    pub fn is_replica(&self) -> bool {
+        self.try_cmd::<String>(redis::cmd("INFO").arg("replication"))
+            .is_ok_and(|text| fields(&text).get("role").is_some_and(|role| role == "slave"))
     }
 
     /// Sends a signal (`KILL`, `STOP`, `CONT`) to the server process.
@@ -327,6 +334,25 @@ impl SentinelGroup {
         panic!("no Sentinel answers");
     }
 
+    /// Whether every Sentinel names the same primary, that node is a
+    /// primary, and its replica is in sync: the group after a failover
+    /// has finished.
+    pub fn is_settled(&self) -> bool {
+        let named: Vec<Option<u16>> = self
+            .sentinels
+            .iter()
+            .map(|s| {
+                s.try_cmd::<(String, u16)>(redis::cmd("SENTINEL").arg("GET-MASTER-ADDR-BY-NAME").arg(MASTER))
+                    .ok()
+                    .map(|(_, port)| port)
+            })
+            .collect();
+        let Some(Some(port)) = named.first().copied() else { return false };
+        named.iter().all(|p| *p == Some(port))
+            && self.nodes.iter().all(|n| (n.port == port) != n.is_replica())
+            && self.nodes.iter().all(Server::replication_in_sync)
+    }
+
     /// The end of every node's and Sentinel's log: for the message of a
     /// failed wait.
     pub fn describe(&self) -> String {
@@ -396,14 +422,21 @@ impl Cluster {
         eventually_or(
             "the cluster to be ready",
             Duration::from_secs(30),
-            || {
-                cluster.nodes.iter().all(|n| n.cluster_info().get("cluster_state").is_some_and(|s| s == "ok"))
-                    && cluster.primaries().len() == 3
-                    && cluster.nodes.iter().all(Server::replication_in_sync)
-            },
+            || cluster.is_settled(),
             || cluster.describe(),
         );
         cluster
+    }
+
+    /// Whether every node says the cluster is up, three primaries serve
+    /// the slots and every replica is in sync: ready, or whole again after
+    /// a failover.
+    pub fn is_settled(&self) -> bool {
+        self.nodes.iter().all(|n| {
+            n.try_cmd::<String>(redis::cmd("CLUSTER").arg("INFO"))
+                .is_ok_and(|text| fields(&text).get("cluster_state").is_some_and(|s| s == "ok"))
+        }) && self.primaries().len() == 3
+            && self.nodes.iter().all(Server::replication_in_sync)
     }
 
     /// `redis+cluster://` with the first three nodes as seeds.
