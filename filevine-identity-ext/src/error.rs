@@ -145,6 +145,13 @@ pub enum Error {
     /// [`OidcClient`](crate::OidcClient)). Sign in again.
     #[error("the session was signed out while its tokens were being refreshed; the user must sign in")]
     SignedOut,
+    /// The credential source gave another identity (a rewritten secret)
+    /// between the moment the provider chose the store entry and its
+    /// request, again and again: nothing was sent for it. Try again.
+    #[error(
+        "the credential source kept changing during the refresh (another identity each time it was read); try again"
+    )]
+    SourceChanged,
 }
 
 /// A transport failure from `reqwest`, kept as the source of
@@ -244,7 +251,8 @@ impl Error {
             | Self::Config(_)
             | Self::Store(_)
             | Self::NotStored { .. }
-            | Self::SignedOut => None,
+            | Self::SignedOut
+            | Self::SourceChanged => None,
         }
     }
 
@@ -321,7 +329,8 @@ impl Error {
             | Self::Config(_)
             | Self::Store(_)
             | Self::NotStored { .. }
-            | Self::SignedOut) => other,
+            | Self::SignedOut
+            | Self::SourceChanged) => other,
         }
     }
 }
@@ -522,6 +531,14 @@ pub enum ConfigError {
     /// A credential source gave no credentials.
     #[error("the credential source gave no credentials")]
     NoSourceCredentials,
+    /// A provider was given a credential source and other credentials (fixed
+    /// ones, a token set or a stored session): the source would be asked
+    /// for what the others name.
+    #[error("a credential source cannot be combined with {other}: set credential_source or the credentials, not both")]
+    SourceWithCredentials {
+        /// What else was set.
+        other: &'static str,
+    },
     /// A provider registry bounded to zero providers.
     #[error("max_providers must be at least 1")]
     ZeroProviders,

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::cache::{Current, Timing};
+use super::derived_key::SourcedKey;
 use super::jitter::Jitter;
 use super::retry::RetryPolicy;
 use super::wire::{Resolve, Wire};
@@ -436,6 +437,20 @@ impl TokenProviderBuilder {
             Some(scopes) => Some(scopes),
             None => env::scopes(lookup)?,
         };
+        if self.source.is_some() {
+            let other = if self.credentials.is_some() {
+                Some("fixed credentials")
+            } else if self.token_set.is_some() {
+                Some("a token set")
+            } else if self.stored_session.is_some() {
+                Some("a stored session")
+            } else {
+                None
+            };
+            if let Some(other) = other {
+                return Err(ConfigError::SourceWithCredentials { other });
+            }
+        }
         let (credentials, initial, refresh_token, id_token) = match (self.token_set, self.stored_session) {
             (_, Some(client)) => {
                 (Credentials { grant: Grant::StoredRefreshToken, client: Some(client) }, None, None, None)
@@ -495,6 +510,7 @@ impl TokenProviderBuilder {
                 .map(|spec| crate::store::open(&spec))
                 .transpose()?,
         };
+        let mut sourced_key = None;
         let store = match store {
             Some(store) => {
                 let seal = match self.store_encryption_keys {
@@ -507,10 +523,19 @@ impl TokenProviderBuilder {
                 if self.store_idle_timeout.is_zero() {
                     return Err(ConfigError::ZeroDuration { setting: "store_idle_timeout" });
                 }
-                let key = match self.store_key {
-                    // Bound to this authority and client: another app on the
-                    // same store never shares a token set by session name.
-                    Some(key) => key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)),
+                // Bound to this authority and client: another app on the
+                // same store never shares a token set by session name.
+                let named = self
+                    .store_key
+                    .map(|key| key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)));
+                if matches!(credentials.grant, Grant::Sourced(_)) {
+                    sourced_key = Some(match &named {
+                        Some(named) => SourcedKey::Named(named.clone()),
+                        None => SourcedKey::Derived,
+                    });
+                }
+                let key = match named {
+                    Some(key) => key,
                     None => {
                         super::derived_key::derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
                             .ok_or(ConfigError::StoreKeyRequired)?
@@ -554,6 +579,7 @@ impl TokenProviderBuilder {
             scope,
             credentials,
             source: self.source,
+            sourced_key,
             tenant: self.tenant,
             refresh_token: Mutex::new(refresh_token),
             id_token: Mutex::new(id_token),

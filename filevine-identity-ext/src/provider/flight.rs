@@ -280,11 +280,54 @@ impl Inner {
     /// One refresh: through the token store when there is one, else a
     /// request (with retries) whose rotated refresh token is kept here.
     async fn fetch(self: &Arc<Self>) -> Result<Fetched, Error> {
-        match &self.store {
+        match (&self.store, &self.sourced_key) {
             // Boxed, as the credential-source path in `exchange_once_inner`.
-            Some(link) => Box::pin(self.fetch_through_store(link)).await,
-            None => self.exchange_with_retries(None).await.map(|(fetched, _)| fetched),
+            (Some(link), None) => Box::pin(self.fetch_through_store(link)).await,
+            (Some(link), Some(rule)) => Box::pin(self.fetch_sourced_through_store(link, rule)).await,
+            (None, _) => self.exchange_with_retries(None).await.map(|(fetched, _)| fetched),
         }
+    }
+
+    /// [`fetch_through_store`](Self::fetch_through_store) under the key of
+    /// the identity the credential source gives now; once more under the
+    /// new one when the source's credentials were refused and it now gives
+    /// another identity (a secret rewritten during the refresh).
+    async fn fetch_sourced_through_store(
+        self: &Arc<Self>,
+        link: &StoreLink,
+        rule: &super::derived_key::SourcedKey,
+    ) -> Result<Fetched, Error> {
+        self.key_by_source(link, rule).await?;
+        // A source rewritten between the choice of the key and the request
+        // (or refused and now naming another identity) moves the key; a
+        // few tries, not a loop a flapping source could keep spinning.
+        let mut moves = 0;
+        loop {
+            match self.fetch_through_store(link).await {
+                Err(error @ (Error::InvalidCredentials { .. } | Error::SourceChanged)) if moves < 3 => {
+                    if !self.key_by_source(link, rule).await? {
+                        return Err(error);
+                    }
+                    moves += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Moves `link` to the key of the identity the source gives now;
+    /// whether it moved.
+    pub(super) async fn key_by_source(
+        &self,
+        link: &StoreLink,
+        rule: &super::derived_key::SourcedKey,
+    ) -> Result<bool, Error> {
+        let Some(source) = &self.source else { return Ok(false) };
+        let candidates = source.credentials().await?;
+        let first = candidates.first().ok_or(ConfigError::NoSourceCredentials)?;
+        let key =
+            rule.for_credentials(&self.region, first, self.scope.as_deref()).ok_or(ConfigError::StoreKeyRequired)?;
+        Ok(link.rekey(key))
     }
 
     /// The token request with retries. With a store, a retry of a
@@ -333,7 +376,7 @@ impl Inner {
             // Signed out: the refresh token the provider was built with is
             // not to be sent again.
             return Err(match &self.store {
-                Some(link) => Error::NotStored { key: link.key.clone() },
+                Some(link) => Error::NotStored { key: link.key() },
                 None => Error::SignedOut,
             });
         }
@@ -363,6 +406,11 @@ impl Inner {
         let grant_type = self.credentials.grant_type();
         let candidates = source.credentials().await?;
         let first = candidates.first().ok_or(ConfigError::NoSourceCredentials)?;
+        if !self.is_keyed_for(first) {
+            // The source changed since the entry was chosen: its token
+            // belongs under another key.
+            return Err(Error::SourceChanged);
+        }
         match self.request_with(first, wire, refresh_token, attempt).await {
             Err(error @ Error::InvalidCredentials { .. }) => {
                 // Refused: asked again, the source may have a new value (a
@@ -374,6 +422,12 @@ impl Inner {
                     _ => candidates.get(1).cloned(),
                 };
                 let Some(retry) = retry else { return Err(error) };
+                if !self.same_identity(first, &retry) {
+                    // Its token would be saved under the entry of the
+                    // identity the refresh started with: the caller
+                    // (`fetch_sourced_through_store`) moves to its key first.
+                    return Err(error);
+                }
                 tracing::info!(
                     grant_type,
                     source = %source.name(),
@@ -383,6 +437,32 @@ impl Inner {
             }
             other => other,
         }
+    }
+
+    /// Whether the provider's entry is the one of `credentials` (always
+    /// without a store).
+    fn is_keyed_for(&self, credentials: &crate::grant::Credentials) -> bool {
+        match (&self.sourced_key, &self.store) {
+            (Some(rule), Some(link)) => {
+                rule.for_credentials(&self.region, credentials, self.scope.as_deref()) == Some(link.key())
+            }
+            _ => true,
+        }
+    }
+
+    /// Whether a token for `retry` may stand where one for `first` was
+    /// asked: always without a store; with one, when both are one client's
+    /// secrets (a changeover) or name the same entry.
+    fn same_identity(&self, first: &crate::grant::Credentials, retry: &crate::grant::Credentials) -> bool {
+        let Some(rule) = &self.sourced_key else { return true };
+        if matches!(first.grant, Grant::ClientCredentials)
+            && matches!(retry.grant, Grant::ClientCredentials)
+            && first.client_id() == retry.client_id()
+        {
+            return true;
+        }
+        let key = |credentials| rule.for_credentials(&self.region, credentials, self.scope.as_deref());
+        key(first) == key(retry)
     }
 
     /// One token request with `credentials`. The rotated refresh token and
@@ -491,7 +571,7 @@ impl Inner {
     /// The error for a refresh with nothing stored to refresh with.
     fn not_stored(&self) -> Error {
         match &self.store {
-            Some(link) => Error::NotStored { key: link.key.clone() },
+            Some(link) => Error::NotStored { key: link.key() },
             None => Error::Config(ConfigError::NoStore),
         }
     }

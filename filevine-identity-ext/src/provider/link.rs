@@ -115,7 +115,9 @@ pub(crate) struct Unsaved {
 /// A provider's store, its key and what it last read or wrote there.
 pub(crate) struct StoreLink {
     pub(crate) store: Arc<dyn TokenStore>,
-    pub(crate) key: StoreKey,
+    /// The entry's key: fixed, or for credentials from a source the
+    /// identity the source gave last ([`rekey`](Self::rekey)).
+    key: std::sync::RwLock<StoreKey>,
     pub(crate) seal: Option<StoreEncryptionKeys>,
     /// How long a token set with a refresh token, or a deletion mark,
     /// stays in the store after its last write.
@@ -155,7 +157,7 @@ impl std::fmt::Debug for StoreLink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreLink")
             .field("store", &self.store)
-            .field("key", &self.key)
+            .field("key", &self.key())
             .field("encrypted", &self.seal.is_some())
             .field("lease", &self.lease)
             .field("idle", &self.idle)
@@ -177,7 +179,7 @@ impl StoreLink {
     ) -> Self {
         let link = Self {
             store,
-            key,
+            key: std::sync::RwLock::new(key),
             seal,
             idle,
             owner: std::sync::OnceLock::new(),
@@ -194,6 +196,29 @@ impl StoreLink {
         };
         link.warn_if_unencrypted();
         link
+    }
+
+    /// The entry's key now.
+    pub(crate) fn key(&self) -> StoreKey {
+        self.key.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Moves the link to `key` (the identity a credential source gives
+    /// now): what was read or kept unsaved under the old key is another
+    /// identity's and is dropped. Returns whether the key changed.
+    pub(crate) fn rekey(&self, key: StoreKey) -> bool {
+        let mut current = self.key.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *current == key {
+            return false;
+        }
+        tracing::debug!(store = self.store.kind(), from = %*current, to = %key, "the credential source names another identity; using its entry");
+        *current = key;
+        drop(current);
+        self.version.store(0, Ordering::Release);
+        self.seen.store(0, Ordering::Release);
+        self.warned_unreadable.store(0, Ordering::Release);
+        self.drop_unsaved();
+        true
     }
 
     /// The lease owner id, made on first use.
@@ -224,12 +249,12 @@ impl StoreLink {
     /// [`read`](Self::read) without recording the version as `seen` (a
     /// deletion must not move the version a refresh in flight expects).
     pub(super) async fn read_entry(&self) -> Result<Read, StoreError> {
-        let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key);
-        let Some(entry) = self.store.load(self.key.as_str()).instrument(span).await? else {
+        let span = tracing::debug_span!("store_load", store = self.store.kind(), key = %self.key());
+        let Some(entry) = self.store.load(self.key().as_str()).instrument(span).await? else {
             return Ok(Read::default());
         };
         let version = entry.version;
-        match record::decode_at(&entry.value, &self.key, self.seal.as_ref(), &self.clock) {
+        match record::decode_at(&entry.value, &self.key(), self.seal.as_ref(), &self.clock) {
             Ok(tokens) => Ok(Read { version, tokens: Some(tokens), deleted: false }),
             Err(Unreadable::Deleted) => Ok(Read { version, tokens: None, deleted: true }),
             Err(cause) => {
@@ -237,7 +262,7 @@ impl StoreLink {
                 if self.warned_unreadable.swap(marker, Ordering::Relaxed) != marker {
                     tracing::warn!(
                         store = self.store.kind(),
-                        key = %self.key,
+                        key = %self.key(),
                         version,
                         %cause,
                         "ignoring an unreadable stored token set"
@@ -281,13 +306,13 @@ impl StoreLink {
                 (&stamped, origin)
             }
         };
-        let value = record::encode(tokens, &self.key, self.seal.as_ref())?;
+        let value = record::encode(tokens, &self.key(), self.seal.as_ref())?;
         let ttl = self.ttl(tokens);
         for _ in 0..CAS_ATTEMPTS {
             let expected = self.seen.load(Ordering::Acquire);
-            let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key, expected);
+            let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key(), expected);
             let swapped =
-                match self.store.compare_and_swap(self.key.as_str(), expected, &value, ttl).instrument(span).await {
+                match self.store.compare_and_swap(self.key().as_str(), expected, &value, ttl).instrument(span).await {
                     Ok(swapped) => swapped,
                     Err(error) => return self.settle_unknown(error, &origin).await,
                 };
@@ -302,20 +327,20 @@ impl StoreLink {
             // long as the token it holds, so a refresh slower than that (an
             // outage, a paused process) finds it expired, and writes over it.
             if self.strict && (read.deleted || (read.version == 0 && expected > 0)) {
-                tracing::info!(store = self.store.kind(), key = %self.key, "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
+                tracing::info!(store = self.store.kind(), key = %self.key(), "the token set was deleted (signed out) during a refresh; discarding the refresh's answer");
                 self.version.store(read.version, Ordering::Release);
                 return Ok(Written::Deleted);
             }
             match self.judge(&read, &origin, expected) {
                 Stored::Ours => {
-                    tracing::info!(store = self.store.kind(), key = %self.key, version = read.version, "a save whose outcome was unknown was applied");
+                    tracing::info!(store = self.store.kind(), key = %self.key(), version = read.version, "a save whose outcome was unknown was applied");
                     self.saved(read.version);
                     return Ok(Written::Saved);
                 }
                 Stored::Older => {
                     tracing::warn!(
                         store = self.store.kind(),
-                        key = %self.key,
+                        key = %self.key(),
                         version = read.version,
                         expected,
                         "the store holds an older token set (an earlier save of this process that landed late, a refresh token this process spent, or a write lost in a failover); saving the new one over it"
@@ -324,7 +349,7 @@ impl StoreLink {
                 Stored::Newer => {
                     tracing::warn!(
                         store = self.store.kind(),
-                        key = %self.key,
+                        key = %self.key(),
                         version = read.version,
                         "another process saved a newer token set during this refresh (a lease expired?); keeping it"
                     );
@@ -349,7 +374,7 @@ impl StoreLink {
     async fn settle_unknown(&self, error: StoreError, origin: &Origin) -> Result<Written, StoreError> {
         match self.read().await {
             Ok(read) if read.tokens.as_ref().and_then(|tokens| tokens.origin.as_ref()) == Some(origin) => {
-                tracing::info!(store = self.store.kind(), key = %self.key, version = read.version, "a save that failed without an answer was applied");
+                tracing::info!(store = self.store.kind(), key = %self.key(), version = read.version, "a save that failed without an answer was applied");
                 self.saved(read.version);
                 Ok(Written::Saved)
             }
@@ -411,9 +436,9 @@ impl StoreLink {
     /// Saves `tokens` whatever is stored (a new sign-in's token set).
     pub(crate) async fn save(&self, tokens: &StoredTokens) -> Result<(), StoreError> {
         let tokens = StoredTokens { origin: Some(self.stamp()), ..tokens.clone() };
-        let value = record::encode(&tokens, &self.key, self.seal.as_ref())?;
-        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key);
-        self.saved(self.store.save(self.key.as_str(), &value, self.ttl(&tokens)).instrument(span).await?);
+        let value = record::encode(&tokens, &self.key(), self.seal.as_ref())?;
+        let span = tracing::debug_span!("store_save", store = self.store.kind(), key = %self.key());
+        self.saved(self.store.save(self.key().as_str(), &value, self.ttl(&tokens)).instrument(span).await?);
         Ok(())
     }
 
@@ -428,13 +453,13 @@ impl StoreLink {
         for _ in 0..CAS_ATTEMPTS {
             let read = self.read_entry().await?;
             last = read.tokens;
-            if self.store.compare_and_swap(self.key.as_str(), read.version, record::TOMBSTONE, self.idle).await? {
+            if self.store.compare_and_swap(self.key().as_str(), read.version, record::TOMBSTONE, self.idle).await? {
                 self.version.store(read.version + 1, Ordering::Release);
                 return Ok(last);
             }
         }
         // The entry keeps changing: the mark goes over whatever is there.
-        let version = self.store.save(self.key.as_str(), record::TOMBSTONE, self.idle).await?;
+        let version = self.store.save(self.key().as_str(), record::TOMBSTONE, self.idle).await?;
         self.version.store(version, Ordering::Release);
         Ok(last)
     }
@@ -447,14 +472,14 @@ impl StoreLink {
 
     /// Takes the lease for this provider, or renews it if it holds it.
     pub(crate) async fn take_lease(&self) -> Result<bool, StoreError> {
-        self.store.try_lease(self.key.as_str(), self.owner(), self.lease).await
+        self.store.try_lease(self.key().as_str(), self.owner(), self.lease).await
     }
 
     /// Gives the lease back; a failure is logged (the lease expires on its
     /// own).
     pub(crate) async fn release_lease(&self) {
-        if let Err(error) = self.store.release_lease(self.key.as_str(), self.owner()).await {
-            tracing::warn!(store = self.store.kind(), key = %self.key, error = %Report(&error), "could not release the token store lease");
+        if let Err(error) = self.store.release_lease(self.key().as_str(), self.owner()).await {
+            tracing::warn!(store = self.store.kind(), key = %self.key(), error = %Report(&error), "could not release the token store lease");
         }
     }
 
@@ -471,7 +496,7 @@ impl StoreLink {
     pub(super) fn saved(&self, version: u64) {
         self.version.store(version, Ordering::Release);
         self.seen.store(version, Ordering::Release);
-        tracing::debug!(store = self.store.kind(), key = %self.key, version, "saved the token set");
+        tracing::debug!(store = self.store.kind(), key = %self.key(), version, "saved the token set");
     }
 }
 

@@ -122,6 +122,9 @@ struct Inner {
     credentials: Credentials,
     /// Asked for the credentials on each refresh (`Grant::Sourced`).
     source: Option<Arc<dyn crate::grant::CredentialSource>>,
+    /// With a source and a store: how each request keys the entry by the
+    /// identity the source gives.
+    sourced_key: Option<derived_key::SourcedKey>,
     /// The `scope` form value, built once.
     scope: Option<String>,
     /// The latest refresh token (rotated by every refresh response).
@@ -278,9 +281,13 @@ impl TokenProvider {
     }
 
     /// The key this provider's token set is stored under, if it has a
-    /// [store](crate::store).
-    pub fn store_key(&self) -> Option<&crate::store::StoreKey> {
-        self.inner.store.as_ref().map(|link| &link.key)
+    /// [store](crate::store). For credentials from a
+    /// [`CredentialSource`](crate::grant::CredentialSource), the key names
+    /// the identity the source gave at the last request (a digest of the
+    /// credential and client id), and before the first request the
+    /// source's name.
+    pub fn store_key(&self) -> Option<crate::store::StoreKey> {
+        self.inner.store.as_ref().map(StoreLink::key)
     }
 
     /// Signs this provider out locally: deletes its entry from the store (if
@@ -309,13 +316,17 @@ impl TokenProvider {
             forgotten
         };
         if let Some(link) = &inner.store {
+            // The entry of the identity the source gives now.
+            if let Some(rule) = &inner.sourced_key {
+                inner.key_by_source(link, rule).await?;
+            }
             // A set still waiting to be saved must not land after the delete.
             link.drop_unsaved();
             if let Some(tokens) = link.delete().await? {
                 forgotten.refresh_token = tokens.refresh_token.or(forgotten.refresh_token);
                 forgotten.access_token = tokens.access_token.or(forgotten.access_token);
             }
-            tracing::debug!(store = link.store.kind(), key = %link.key, "deleted the stored token set");
+            tracing::debug!(store = link.store.kind(), key = %link.key(), "deleted the stored token set");
         }
         Ok(forgotten)
     }

@@ -82,7 +82,7 @@ impl Inner {
             Err(Error::Store(error)) if !link.strict => {
                 tracing::warn!(
                     store = link.store.kind(),
-                    key = %link.key,
+                    key = %link.key(),
                     error = %Report(&error),
                     "the token store failed; refreshing without it"
                 );
@@ -105,7 +105,7 @@ impl Inner {
                 self.settle(link, written, &fetched).await?;
             }
             Err(error) => {
-                tracing::warn!(store = link.store.kind(), key = %link.key, error = %Report(&error), "could not save the token set; still holding the lease");
+                tracing::warn!(store = link.store.kind(), key = %link.key(), error = %Report(&error), "could not save the token set; still holding the lease");
                 self.keep_unsaved(link, tokens);
             }
         }
@@ -165,7 +165,7 @@ impl Inner {
             if started.elapsed().saturating_add(pause) >= self.retry.total_timeout {
                 return Err(error.into());
             }
-            tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "the token store failed; trying again");
+            tracing::debug!(store = link.store.kind(), key = %link.key(), attempt, error = %Report(&error), "the token store failed; trying again");
             tokio::time::sleep(pause).await;
         }
     }
@@ -177,7 +177,8 @@ impl Inner {
         }
         let patience = link.lease.saturating_add(self.retry.total_timeout);
         let mut pause = POLL_START;
-        let lease_span = tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key, waits = 0_u32);
+        let lease_span =
+            tracing::debug_span!("store_lease", store = link.store.kind(), key = %link.key(), waits = 0_u32);
         let mut waits = 0_u32;
         let try_lease = || async { Ok(link.take_lease().instrument(lease_span.clone()).await?) };
         while !self.with_store_retries(link, started, try_lease).await? {
@@ -185,7 +186,7 @@ impl Inner {
             lease_span.record("waits", waits);
             crate::metrics::lease_wait(self.region.identity_url(), link.store.kind(), self.tenant.as_deref());
             if started.elapsed() >= patience {
-                return Err(StoreError::LeaseWait { key: link.key.clone(), waited: started.elapsed() }.into());
+                return Err(StoreError::LeaseWait { key: link.key(), waited: started.elapsed() }.into());
             }
             // Jittered, so waiters do not read the store in lockstep.
             tokio::time::sleep(self.jitter.upper_half(pause)).await;
@@ -269,7 +270,7 @@ impl Inner {
             if attempt == SAVE_ATTEMPTS {
                 tracing::error!(
                     store = link.store.kind(),
-                    key = %link.key,
+                    key = %link.key(),
                     error = %Report(&error),
                     "could not save the new token set; keeping the lease and retrying until it is saved (other processes wait meanwhile)"
                 );
@@ -277,7 +278,7 @@ impl Inner {
                 self.keep_unsaved(link, tokens);
                 return None;
             }
-            tracing::warn!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set");
+            tracing::warn!(store = link.store.kind(), key = %link.key(), attempt, error = %Report(&error), "could not save the token set");
             tokio::time::sleep(self.retry.backoff(attempt, self.jitter)).await;
         }
         None
@@ -293,7 +294,7 @@ impl Inner {
             return;
         }
         let Some(runtime) = self.runtime() else {
-            tracing::error!(store = link.store.kind(), key = %link.key, "no runtime to save the token set on; it is kept in this process only");
+            tracing::error!(store = link.store.kind(), key = %link.key(), "no runtime to save the token set on; it is kept in this process only");
             return;
         };
         unsaved.saving = true;
@@ -329,10 +330,10 @@ impl Inner {
             match link.take_lease().await {
                 Ok(true) => {}
                 Ok(false) => {
-                    tracing::warn!(store = link.store.kind(), key = %link.key, "another process took the lease while the token set was unsaved; saving it now")
+                    tracing::warn!(store = link.store.kind(), key = %link.key(), "another process took the lease while the token set was unsaved; saving it now")
                 }
                 Err(error) => {
-                    tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "the token store is still failing");
+                    tracing::debug!(store = link.store.kind(), key = %link.key(), attempt, error = %Report(&error), "the token store is still failing");
                     continue;
                 }
             }
@@ -355,7 +356,7 @@ impl Inner {
                     break;
                 }
                 Ok(Written::Superseded(read)) => {
-                    tracing::warn!(store = link.store.kind(), key = %link.key, version = read.version, "a newer token set was saved while this one waited; dropping this one");
+                    tracing::warn!(store = link.store.kind(), key = %link.key(), version = read.version, "a newer token set was saved while this one waited; dropping this one");
                     link.drop_unsaved();
                     lock(&link.unsaved).saving = false;
                     link.release_lease().await;
@@ -374,12 +375,12 @@ impl Inner {
                     if !done {
                         continue;
                     }
-                    tracing::info!(store = link.store.kind(), key = %link.key, attempts = attempt, "saved the token set that could not be saved before");
+                    tracing::info!(store = link.store.kind(), key = %link.key(), attempts = attempt, "saved the token set that could not be saved before");
                     link.release_lease().await;
                     break;
                 }
                 Err(error) => {
-                    tracing::debug!(store = link.store.kind(), key = %link.key, attempt, error = %Report(&error), "could not save the token set yet");
+                    tracing::debug!(store = link.store.kind(), key = %link.key(), attempt, error = %Report(&error), "could not save the token set yet");
                 }
             }
         }
@@ -395,7 +396,7 @@ impl Inner {
         let read = link.read().await?;
         if read.deleted && link.strict && read.version > link.version.load(Ordering::Acquire) {
             link.version.store(read.version, Ordering::Release);
-            tracing::info!(store = link.store.kind(), key = %link.key, "the stored token set was deleted (signed out elsewhere)");
+            tracing::info!(store = link.store.kind(), key = %link.key(), "the stored token set was deleted (signed out elsewhere)");
             let discarded = self.discard(None);
             self.revoke_discarded(discarded).await;
             return Err(Error::SignedOut);
@@ -411,7 +412,7 @@ impl Inner {
         // from such a save), or an earlier set of its own. The next save
         // goes over it (the version read is what it replaces).
         if link.is_behind(&tokens) {
-            tracing::debug!(store = link.store.kind(), key = %link.key, version, "the stored token set is older than this provider's (a spent refresh token); not using it");
+            tracing::debug!(store = link.store.kind(), key = %link.key(), version, "the stored token set is older than this provider's (a spent refresh token); not using it");
             return None;
         }
         // Only a newer entry: the same version holds the token this
@@ -444,7 +445,7 @@ impl Inner {
         if !now.before(cached.refresh_at) {
             return None;
         }
-        tracing::debug!(store = link.store.kind(), key = %link.key, version, "using the token set another process saved");
+        tracing::debug!(store = link.store.kind(), key = %link.key(), version, "using the token set another process saved");
         Some(Fetched { token, at: now, life })
     }
 

@@ -60,6 +60,12 @@ impl StoreKey {
         Self::from_parts(&[b"bound", self.name.as_bytes(), authority.as_bytes(), client_id.as_bytes()])
     }
 
+    /// This key for one identity among several that share it (an
+    /// application's key for credentials from a source).
+    pub(crate) fn joined(&self, identity: &StoreKey) -> Self {
+        Self::from_parts(&[b"joined", self.name.as_bytes(), identity.name.as_bytes()])
+    }
+
     fn from_parts(parts: &[&[u8]]) -> Self {
         let mut hasher = crate::crypto::Sha256::new();
         hasher.update(DOMAIN.as_ref());

@@ -207,9 +207,9 @@ enum Deployment {
     Redis(Redis),
     Sentinel(SentinelGroup),
     Cluster(Cluster),
-    /// A cluster of its own (restarted by a fault), and PgBouncer in
-    /// front of it for that form.
-    Postgres(std::sync::Arc<Postgres>, Option<crate::support::postgres::Bouncer>),
+    /// A cluster of its own (restarted by a fault), the database's URL,
+    /// and PgBouncer in front of it for that form.
+    Postgres(std::sync::Arc<Postgres>, String, Option<crate::support::postgres::Bouncer>),
     File(tempfile::TempDir),
 }
 
@@ -232,7 +232,7 @@ impl Store {
                 store.migrate().await.unwrap();
                 let bouncer = (form == Form::PgBouncer)
                     .then(|| postgres.bouncer("fault_schedule").expect("pgbouncer is installed (cargo xtask setup)"));
-                Deployment::Postgres(postgres, bouncer)
+                Deployment::Postgres(postgres, url, bouncer)
             }
             Form::File => Deployment::File(tempfile::tempdir().unwrap()),
         };
@@ -240,8 +240,8 @@ impl Store {
             Deployment::Redis(redis) => redis.url.clone(),
             Deployment::Sentinel(group) => group.url(),
             Deployment::Cluster(cluster) => cluster.url(),
-            Deployment::Postgres(_, Some(bouncer)) => bouncer.url.clone(),
-            Deployment::Postgres(postgres, None) => postgres.database("fault_schedule"),
+            Deployment::Postgres(_, _, Some(bouncer)) => bouncer.url.clone(),
+            Deployment::Postgres(_, url, None) => url.clone(),
             Deployment::File(dir) => format!("file:{}", dir.path().join("tokens").display()),
         };
         let upstream = form.has_store_proxy().then(|| address(&url));
@@ -390,7 +390,7 @@ async fn run(seed: u64, store: &Store, steps: &[Step]) -> Outcome {
                 }
             }),
             Fault::RestartDatabase => {
-                let Deployment::Postgres(postgres, _) = &store.deployment else { unreachable!("a PostgreSQL form") };
+                let Deployment::Postgres(postgres, _, _) = &store.deployment else { unreachable!("a PostgreSQL form") };
                 let postgres = std::sync::Arc::clone(postgres);
                 tokio::task::spawn_blocking(move || postgres.restart()).await.unwrap();
             }
