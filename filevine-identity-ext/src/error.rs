@@ -508,6 +508,16 @@ pub enum ConfigError {
         /// What is wrong with it (never a password).
         reason: String,
     },
+    /// The token store refuses unencrypted token sets (a PostgreSQL server
+    /// off this machine, whose logs show what is written) and no store
+    /// encryption key is set.
+    #[error(
+        "the {store} token store is not on this machine and needs encrypted token sets: set FILEVINE_STORE_KEY (32 bytes, base64) or store_encryption_key(…), or allow it on the store (PostgresStore::allow_unencrypted)"
+    )]
+    StoreNeedsEncryption {
+        /// The store's kind.
+        store: &'static str,
+    },
     /// A refresh-token provider with a store needs the application to name
     /// the key (the user's session), because the refresh token it would be
     /// derived from changes with every refresh.

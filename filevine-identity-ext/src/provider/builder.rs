@@ -523,6 +523,9 @@ impl TokenProviderBuilder {
                 if self.store_idle_timeout.is_zero() {
                     return Err(ConfigError::ZeroDuration { setting: "store_idle_timeout" });
                 }
+                if seal.is_none() && store.requires_encryption() {
+                    return Err(ConfigError::StoreNeedsEncryption { store: store.kind() });
+                }
                 // Bound to this authority and client: another app on the
                 // same store never shares a token set by session name.
                 let named = self

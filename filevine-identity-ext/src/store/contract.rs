@@ -72,6 +72,14 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
     fn is_persistent(&self) -> bool {
         true
     }
+
+    /// Whether this store refuses token sets that are not encrypted (a
+    /// PostgreSQL server off this machine, whose logs and activity views
+    /// show what is written). A provider on such a store without
+    /// `FILEVINE_STORE_KEY` is refused at build.
+    fn requires_encryption(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -105,6 +113,9 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
     }
     fn is_persistent(&self) -> bool {
         (**self).is_persistent()
+    }
+    fn requires_encryption(&self) -> bool {
+        (**self).requires_encryption()
     }
 }
 

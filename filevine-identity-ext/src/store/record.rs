@@ -246,6 +246,12 @@ pub(crate) fn seal_as_token_set(
     sealed(SEALED, json, key, keys)
 }
 
+/// Whether `value` is a token set stored in the clear (its secrets
+/// readable by whoever reads the store, its logs or its traffic).
+pub(crate) fn is_unsealed_token_set(value: &[u8]) -> bool {
+    value.len() > HEADER_LEN && &value[..4] == MAGIC && value[5] == PLAIN
+}
+
 /// Seals `plain` (any bytes) for the store under `key` with the sealing key.
 pub(crate) fn seal_bytes(
     plain: &[u8],

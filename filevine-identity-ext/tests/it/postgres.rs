@@ -232,3 +232,40 @@ async fn ten_concurrent_migrations_of_a_fresh_database_all_succeed() {
         assert!(stores[0].compare_and_swap("k", 0, b"v", HOUR).await.unwrap());
     }
 }
+
+/// A server off this machine sees every statement's values in its logs and
+/// `pg_stat_activity`: a provider there needs an encryption key (refused
+/// at build without one, naming the fix), and the store itself refuses an
+/// unencrypted token set before sending anything. Loopback, a Unix socket
+/// and `allow_unencrypted` take plain sets.
+#[tokio::test]
+async fn a_remote_server_gets_only_encrypted_token_sets() {
+    let remote = PostgresStore::open("postgres://app@db.invalid/app").unwrap();
+    assert!(remote.requires_encryption());
+    for local in ["postgres://app@127.0.0.1/app", "postgres://app@localhost/app", "postgres://app@[::1]/app"] {
+        assert!(!PostgresStore::open(local).unwrap().requires_encryption(), "{local}");
+    }
+    assert!(
+        !PostgresStore::open("postgres://app@db.invalid/app?host=/var/run/postgresql").unwrap().requires_encryption()
+    );
+    assert!(!remote.clone().allow_unencrypted().requires_encryption());
+    let pat = || Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap());
+    let provider = |store: PostgresStore| {
+        TokenProvider::builder().env(|_| None).store(std::sync::Arc::new(store)).credentials(pat())
+    };
+    let error = provider(remote.clone()).build().unwrap_err();
+    assert!(matches!(error, filevine_identity_ext::ConfigError::StoreNeedsEncryption { store: "postgres" }), "{error}");
+    assert!(error.to_string().contains("FILEVINE_STORE_KEY"), "{error}");
+    let key = filevine_identity_ext::store::StoreEncryptionKey::generate().unwrap();
+    provider(remote.clone()).store_encryption_key(key).build().unwrap();
+    provider(remote.clone().allow_unencrypted()).build().unwrap();
+    // The store alone: refused before any connection (db.invalid never
+    // resolves, so an attempt would fail otherwise).
+    let plain = b"FVTS\x02\x00{\"refresh_token\":\"r\"}";
+    for error in [
+        remote.save("k", plain, HOUR).await.unwrap_err(),
+        remote.compare_and_swap("k", 0, plain, HOUR).await.unwrap_err(),
+    ] {
+        assert!(text(&error).contains("refusing to write an unencrypted token set"), "{}", text(&error));
+    }
+}

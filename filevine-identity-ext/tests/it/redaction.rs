@@ -425,3 +425,81 @@ async fn keys_assertions_and_proofs_stay_out_of_logs_and_errors() {
     assert!(logs.contains("requesting an access token"), "the exchange was captured:\n{logs}");
     assert_clean("tracing", &logs, &secrets);
 }
+
+/// The PostgreSQL store writes each value as a literal of its statement:
+/// sqlx's statement log (DEBUG, and WARN when slow) would carry a token
+/// set's hex. A refresh-token provider saving, rotating and reading back
+/// through the store's own pool, and through an application pool built
+/// from `PostgresStore::connect_options`, logs no hex of any of its tokens
+/// at TRACE; a pool built without those options does (so the check sees
+/// what it looks for).
+#[tokio::test(flavor = "current_thread")]
+async fn the_postgres_store_logs_no_token_set() {
+    use filevine_identity_ext::store::{PostgresStore, StoreKey, TokenStore};
+    use std::str::FromStr as _;
+    use std::sync::Arc;
+
+    fn hex(text: &str) -> String {
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+    let log = Captured::global();
+    let url = crate::support::postgres::Postgres::shared().database("redaction_audit");
+    let server = TestServer::start().await.unwrap();
+    server.add_client("client", CLIENT_SECRET);
+    let pools: Vec<(&str, PostgresStore)> = vec![
+        ("the store's own pool", PostgresStore::open(&url).unwrap()),
+        (
+            "a pool from connect_options",
+            PostgresStore::with_pool(
+                sqlx::postgres::PgPoolOptions::new().connect_lazy_with(PostgresStore::connect_options(&url).unwrap()),
+            ),
+        ),
+        (
+            "a pool with sqlx's default options",
+            PostgresStore::with_pool(
+                sqlx::postgres::PgPoolOptions::new()
+                    .connect_lazy_with(sqlx::postgres::PgConnectOptions::from_str(&url).unwrap()),
+            ),
+        ),
+    ];
+    for (n, (what, store)) in pools.into_iter().enumerate() {
+        store.migrate().await.unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(store);
+        let refresh = format!("{REFRESH}{n}");
+        server.add_refresh_token(&refresh);
+        let mark = log.mark();
+        let session = StoreKey::session(&format!("redaction-{n}"));
+        let first = TokenProvider::builder()
+            .env(|_| None)
+            .region(server.region())
+            .store(store.clone())
+            .store_key(session.clone())
+            .credentials(
+                Credentials::refresh_token(RefreshToken::new(&refresh).unwrap())
+                    .with_client(ClientId::new("client").unwrap(), ClientSecret::new(CLIENT_SECRET).unwrap()),
+            )
+            .build()
+            .unwrap();
+        let token = first.token().await.unwrap();
+        let rotated = first.refresh_token().unwrap();
+        let second = TokenProvider::builder()
+            .env(|_| None)
+            .region(server.region())
+            .store(store.clone())
+            .store_key(session)
+            .stored_session(ClientId::new("client").unwrap(), Some(ClientSecret::new(CLIENT_SECRET).unwrap()))
+            .build()
+            .unwrap();
+        assert_eq!(second.token().await.unwrap().expose_secret(), token.expose_secret());
+        let text = log.text_since(mark);
+        let planted = [hex(token.expose_secret()), hex(rotated.expose_secret()), hex(&refresh)];
+        let leaked: Vec<&String> = planted.iter().filter(|hex| text.contains(hex.as_str())).collect();
+        if what == "a pool with sqlx's default options" {
+            assert!(text.contains("db.statement"), "sqlx's statement log was captured:\n{text}");
+            assert!(!leaked.is_empty(), "sqlx's default statement log shows the token set's hex:\n{text}");
+        } else {
+            assert!(leaked.is_empty(), "{what}: the log holds a token's hex:\n{text}");
+            assert_clean(what, &text, &[token.expose_secret(), rotated.expose_secret()]);
+        }
+    }
+}

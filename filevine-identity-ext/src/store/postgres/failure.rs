@@ -43,6 +43,12 @@ pub enum Failure {
         /// The database's message.
         message: String,
     },
+    /// An unencrypted token set for a server off this machine, whose logs
+    /// and activity views would show it.
+    #[error(
+        "refusing to write an unencrypted token set to a PostgreSQL server off this machine (its logs show statement values): set FILEVINE_STORE_KEY, or call PostgresStore::allow_unencrypted()"
+    )]
+    Unencrypted,
     /// Anything else the driver reported.
     #[error("the PostgreSQL driver failed: {0}")]
     Driver(String),

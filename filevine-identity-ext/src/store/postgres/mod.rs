@@ -26,6 +26,7 @@ use std::fmt;
 use std::str::FromStr as _;
 use std::time::Duration;
 
+use sqlx::ConnectOptions as _;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::contract::{Entry, StoreError, TokenStore};
@@ -77,13 +78,21 @@ pub struct PostgresStore {
     timeout: Duration,
     /// The URL without its password, for logs and `Debug`.
     display: String,
+    /// The server is on this machine (loopback or a Unix socket).
+    local: bool,
+    /// The application accepts unencrypted token sets on a remote server.
+    allow_unencrypted: bool,
     /// When this store last removed expired rows.
     swept: SweepClock,
 }
 
 impl fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PostgresStore").field("url", &self.display).field("table", &self.table).finish()
+        f.debug_struct("PostgresStore")
+            .field("url", &self.display)
+            .field("table", &self.table)
+            .field("requires_encryption", &self.requires_encryption())
+            .finish()
     }
 }
 
@@ -121,7 +130,8 @@ impl PostgresStore {
     pub fn open(url: &str) -> Result<Self, ConfigError> {
         let options = Self::connect_options(url)?;
         let display = display(url).unwrap_or_default();
-        Ok(Self::build(Pool::Own { options: Box::new(options), pool: std::sync::Arc::default() }, display))
+        let local = is_local(&options);
+        Ok(Self::build(Pool::Own { options: Box::new(options), pool: std::sync::Arc::default() }, display, local))
     }
 
     /// The connection settings `url` gives, checked as [`open`](Self::open)
@@ -158,18 +168,59 @@ impl PostgresStore {
         // server connection). No `extra_float_digits`
         // startup parameter (the store reads no float): PgBouncer refuses
         // parameters it does not know unless configured to ignore them.
-        Ok(options.statement_cache_capacity(0).extra_float_digits(None::<i8>))
+        // No statement logging: sqlx logs each statement at DEBUG and a
+        // slow one at WARN, values included, and a value is a token set.
+        Ok(options.statement_cache_capacity(0).extra_float_digits(None::<i8>).disable_statement_logging())
     }
 
     /// A store on the application's pool.
+    ///
+    /// sqlx logs every statement (at DEBUG, and a slow one at WARN) with
+    /// its values, and the store's values are token sets: build the pool's
+    /// options with [`connect_options`](Self::connect_options), or call
+    /// `disable_statement_logging()` on them (`sqlx::ConnectOptions`).
     pub fn with_pool(pool: PgPool) -> Self {
-        Self::build(Pool::Given(pool), "(the application's pool)".to_owned())
+        let local = is_local(&pool.connect_options());
+        Self::build(Pool::Given(pool), "(the application's pool)".to_owned(), local)
     }
 
-    fn build(pool: Pool, display: String) -> Self {
+    fn build(pool: Pool, display: String, local: bool) -> Self {
         let table = Table::parse(DEFAULT_TABLE).unwrap_or_else(|_| unreachable!("a valid name"));
         let sql = std::sync::Arc::new(table.statements());
-        Self { pool, table, sql, timeout: DEFAULT_TIMEOUT, display, swept: SweepClock::default() }
+        Self {
+            pool,
+            table,
+            sql,
+            timeout: DEFAULT_TIMEOUT,
+            display,
+            local,
+            allow_unencrypted: false,
+            swept: SweepClock::default(),
+        }
+    }
+
+    /// Accepts unencrypted token sets on a server off this machine.
+    ///
+    /// The store writes each value as a literal of its statement, which
+    /// the server's logs (`log_min_duration_statement`, `log_statement`)
+    /// and `pg_stat_activity` show: by default a store whose server is not
+    /// on loopback or a Unix socket refuses a token set that is not
+    /// encrypted, and a provider on it needs `FILEVINE_STORE_KEY` (or
+    /// [`store_encryption_key`](crate::provider::TokenProviderBuilder::store_encryption_key)).
+    ///
+    /// ```
+    /// use filevine_identity_ext::store::{PostgresStore, TokenStore};
+    ///
+    /// let remote = PostgresStore::open("postgres://app@db.internal/app")?;
+    /// assert!(remote.requires_encryption());
+    /// assert!(!remote.allow_unencrypted().requires_encryption());
+    /// assert!(!PostgresStore::open("postgres://app@127.0.0.1/app")?.requires_encryption());
+    /// # Ok::<(), filevine_identity_ext::ConfigError>(())
+    /// ```
+    #[must_use]
+    pub fn allow_unencrypted(mut self) -> Self {
+        self.allow_unencrypted = true;
+        self
     }
 
     /// Keeps the token sets in `table` (`name` or `schema.name`) instead of
@@ -246,6 +297,15 @@ impl PostgresStore {
         T::from_row(row).map_err(|error| StoreError::backend(KIND, operation, Failure::from_sqlx(&error, &self.table)))
     }
 
+    /// Refuses an unencrypted token set when the server is off this
+    /// machine ([`allow_unencrypted`](Self::allow_unencrypted)).
+    fn refuse_unencrypted(&self, operation: &'static str, value: &[u8]) -> Result<(), StoreError> {
+        if self.requires_encryption() && super::record::is_unsealed_token_set(value) {
+            return Err(StoreError::backend(KIND, operation, Failure::Unencrypted));
+        }
+        Ok(())
+    }
+
     /// Removes a few expired rows, at most every [`SWEEP_EVERY`] per store
     /// (a write pays one more statement then); a failure only delays that.
     async fn sweep(&self) {
@@ -258,6 +318,22 @@ impl PostgresStore {
             tracing::debug!(store = KIND, error = %crate::error::Report(&error), "could not remove expired token sets");
         }
     }
+}
+
+/// Whether `options` reach a server on this machine: a loopback address,
+/// `localhost`, or a Unix socket.
+fn is_local(options: &PgConnectOptions) -> bool {
+    if options.get_socket().is_some() {
+        return true;
+    }
+    let host = options.get_host();
+    host == "localhost"
+        || host.starts_with('/')
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Milliseconds for an interval, within what PostgreSQL's `interval`
@@ -290,6 +366,7 @@ impl TokenStore for PostgresStore {
     }
 
     async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        self.refuse_unencrypted("save", value)?;
         let values = [Literal::Name(key), Literal::Bytes(value), Literal::Int(millis(ttl))];
         let sql = self.fill("save", &self.sql.save, &values)?;
         let row = self.timed("save", sqlx::raw_sql(&sql).fetch_one(self.pool.get())).await?;
@@ -305,6 +382,7 @@ impl TokenStore for PostgresStore {
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
+        self.refuse_unencrypted("compare and swap", value)?;
         let sql = if expected == 0 {
             let values = [Literal::Name(key), Literal::Bytes(value), Literal::Int(millis(ttl))];
             self.fill("compare and swap", &self.sql.insert, &values)?
@@ -340,5 +418,9 @@ impl TokenStore for PostgresStore {
 
     fn kind(&self) -> &'static str {
         KIND
+    }
+
+    fn requires_encryption(&self) -> bool {
+        !self.local && !self.allow_unencrypted
     }
 }
