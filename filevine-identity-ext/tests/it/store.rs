@@ -556,3 +556,30 @@ async fn store_configuration_errors_are_named() {
         .unwrap_err();
     assert!(matches!(err, ConfigError::LeaseTooShort { .. }), "{err}");
 }
+
+/// TLS that checks no certificate is said once per URL: Redis with
+/// `#insecure`, PostgreSQL on another host without `sslmode=verify-full`
+/// (libpq's default `prefer` falls back to plaintext). A checked
+/// certificate, or a server on this machine, is not warned about.
+#[test]
+fn unchecked_tls_is_warned_about_once_per_url() {
+    use filevine_identity_ext::store::PostgresStore;
+    let log = crate::support::Captured::global();
+    let mark = log.mark();
+    for _ in 0..2 {
+        filevine_identity_ext::store::open("rediss://tls-audit-redis.invalid:6380/0#insecure").unwrap();
+        filevine_identity_ext::store::open("rediss://tls-audit-redis-checked.invalid:6380/0").unwrap();
+        PostgresStore::open("postgres://app@tls-audit-pg.invalid/app").unwrap();
+        PostgresStore::open("postgres://app@tls-audit-pg-checked.invalid/app?sslmode=verify-full").unwrap();
+        PostgresStore::open("postgres://app@127.0.0.1/tls_audit_local").unwrap();
+    }
+    let text = log.text_since(mark);
+    let count = |needle: &str| text.lines().filter(|line| line.contains(needle)).count();
+    assert_eq!(count("tls-audit-redis.invalid"), 1, "{text}");
+    assert!(text.contains("checks no certificate"), "{text}");
+    assert_eq!(count("tls-audit-redis-checked.invalid"), 0, "{text}");
+    assert_eq!(count("tls-audit-pg.invalid"), 1, "{text}");
+    assert!(text.contains("sslmode=verify-full"), "{text}");
+    assert_eq!(count("tls-audit-pg-checked.invalid"), 0, "{text}");
+    assert_eq!(count("tls_audit_local"), 0, "{text}");
+}

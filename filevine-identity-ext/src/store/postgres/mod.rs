@@ -131,6 +131,7 @@ impl PostgresStore {
         let options = Self::connect_options(url)?;
         let display = display(url).unwrap_or_default();
         let local = is_local(&options);
+        warn_if_unverified(&options, local, &display);
         Ok(Self::build(Pool::Own { options: Box::new(options), pool: std::sync::Arc::default() }, display, local))
     }
 
@@ -181,6 +182,7 @@ impl PostgresStore {
     /// `disable_statement_logging()` on them (`sqlx::ConnectOptions`).
     pub fn with_pool(pool: PgPool) -> Self {
         let local = is_local(&pool.connect_options());
+        warn_if_unverified(&pool.connect_options(), local, "(the application's pool)");
         Self::build(Pool::Given(pool), "(the application's pool)".to_owned(), local)
     }
 
@@ -317,6 +319,21 @@ impl PostgresStore {
         {
             tracing::debug!(store = KIND, error = %crate::error::Report(&error), "could not remove expired token sets");
         }
+    }
+}
+
+/// Warns once per URL when a server off this machine is reached without a
+/// checked certificate: libpq's default `sslmode=prefer` (and `allow`,
+/// `require`) falls back to plaintext or takes any certificate.
+fn warn_if_unverified(options: &PgConnectOptions, local: bool, shown: &str) {
+    use sqlx::postgres::PgSslMode;
+    let verified = matches!(options.get_ssl_mode(), PgSslMode::VerifyCa | PgSslMode::VerifyFull);
+    if !local && !verified && crate::store::warn_once::first("postgres unverified", shown) {
+        tracing::warn!(
+            store = KIND,
+            url = %shown,
+            "the PostgreSQL token store is on another host without a checked certificate (sslmode is not verify-full): its password and token sets can be read or changed on the way; add `sslmode=verify-full` (and `sslrootcert`) to the URL"
+        );
     }
 }
 

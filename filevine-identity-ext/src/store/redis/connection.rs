@@ -33,24 +33,25 @@ pub(super) fn millis(duration: Duration) -> u64 {
 }
 
 /// Warns once per process and URL when a store's traffic crosses a network
-/// without TLS (`redis://` to a host that is not this machine).
-fn warn_if_cleartext(target: &Target) {
-    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-    let Some(host) = target.cleartext_remote_host() else { return };
-    let first = {
-        let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let first = !warned.contains(&target.display);
-        // Bounded: an application opens a handful of stores.
-        if first && warned.len() < 64 {
-            warned.push(target.display.clone());
-        }
-        first
-    };
-    if first {
+/// without TLS (`redis://` to a host that is not this machine), or over TLS
+/// that checks no certificate (`rediss://…#insecure`).
+fn warn_if_unprotected(target: &Target) {
+    if let Some(host) = target.cleartext_remote_host()
+        && crate::store::warn_once::first("redis cleartext", &target.display)
+    {
         tracing::warn!(
             url = %target.display,
             host,
             "the Redis token store is reached without TLS on another host: its password, leases and token sets cross the network in the clear; use `rediss://`"
+        );
+    }
+    if let Some(host) = target.unverified_tls_host()
+        && crate::store::warn_once::first("redis insecure", &target.display)
+    {
+        tracing::warn!(
+            url = %target.display,
+            host,
+            "the Redis token store's TLS checks no certificate (`#insecure`): anyone on the path can pose as the server and read its password and token sets; drop `#insecure` and trust the server's CA"
         );
     }
 }
@@ -124,7 +125,7 @@ impl RedisConnection {
     }
 
     fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::ConfigError> {
-        warn_if_cleartext(&target);
+        warn_if_unprotected(&target);
         let sentinel = match &target.topology {
             Topology::Sentinel { sentinels, master, db, auth, tls } => {
                 Some(Mutex::new(sentinel_client(sentinels, master, *db, auth, *tls)?))

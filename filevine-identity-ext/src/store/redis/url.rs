@@ -96,6 +96,20 @@ impl Target {
     }
 }
 
+impl Target {
+    /// A host reached over TLS whose certificate is not checked
+    /// (`rediss://host#insecure`): anyone on the path can pose as it.
+    pub(crate) fn unverified_tls_host(&self) -> Option<&str> {
+        match &self.topology {
+            Topology::Single(client) => match client.get_connection_info().addr() {
+                redis::ConnectionAddr::TcpTls { host, insecure: true, .. } => Some(host.as_str()),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+}
+
 /// `localhost` or a loopback address (127.0.0.0/8, ::1).
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -182,10 +196,28 @@ fn single(url: &str) -> Result<Target, ConfigError> {
     }
     let client =
         redis::Client::open(kept.as_str()).map_err(|e| invalid(format!("invalid Redis URL: {}", e.category())))?;
-    let mut display = parsed;
+    Ok(Target { topology: Topology::Single(client), replicas, display: single_display(&parsed) })
+}
+
+/// A one-node URL without its user and password, wherever they are: the
+/// userinfo, or the query of a `redis+unix` URL (`?user=…&pass=…`). Only
+/// the parameters known to hold nothing secret are kept.
+fn single_display(parsed: &url::Url) -> String {
+    const SHOWN: [&str; 3] = ["db", "protocol", "replicas"];
+    let mut display = parsed.clone();
     let _ = display.set_password(None);
     let _ = display.set_username("");
-    Ok(Target { topology: Topology::Single(client), replicas, display: display.to_string() })
+    let shown: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(name, _)| SHOWN.contains(&name.as_ref()))
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect();
+    if shown.is_empty() {
+        display.set_query(None);
+    } else {
+        display.query_pairs_mut().clear().extend_pairs(shown);
+    }
+    display.to_string()
 }
 
 fn parse_replicas(value: &str) -> Result<u32, ConfigError> {
@@ -209,17 +241,21 @@ struct Parts<'a> {
 
 impl<'a> Parts<'a> {
     fn split(rest: &'a str, default_port: u16) -> Result<Self, ConfigError> {
+        // The user and password first, up to the last `@`: a password may
+        // hold `/`, `?` or `#` unencoded, and no part of it may reach the
+        // host list, the path or an error (host names, master names and
+        // parameters hold no `@`).
+        let (userinfo, rest) = match rest.rsplit_once('@') {
+            Some((userinfo, rest)) => (Some(userinfo), rest),
+            None => (None, rest),
+        };
         let (rest, query) = match rest.split_once('?') {
             Some((rest, query)) => (rest, Some(query)),
             None => (rest, None),
         };
-        let (authority, path) = match rest.find('/') {
+        let (hosts, path) = match rest.find('/') {
             Some(slash) => rest.split_at(slash),
             None => (rest, ""),
-        };
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => (Some(userinfo), hosts),
-            None => (None, authority),
         };
         let auth = match userinfo {
             None => Auth::default(),
@@ -392,6 +428,49 @@ mod tests {
             assert!(message.contains(expected), "{url}: {message}");
             assert!(!message.contains("hunter2"), "{url}: {message}");
         }
+    }
+
+    #[test]
+    fn passwords_with_url_delimiters_stay_out_of_hosts_paths_and_errors() {
+        for (url, password) in [
+            ("redis+sentinel://:hun/ter2@h1,h2/mymaster", "hun/ter2"),
+            ("redis+sentinel://app:hun?ter2@h1/mymaster/1", "hun?ter2"),
+            ("redis+cluster://:hun/te?r2@a:7000,b:7001", "hun/te?r2"),
+            ("redis+cluster://:hun#ter2@a:7000", "hun#ter2"),
+            ("rediss+sentinel://u:a@b/c@h1/m", "a@b/c"),
+        ] {
+            let target = parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+            let auth = match &target.topology {
+                Topology::Sentinel { auth, .. } | Topology::Cluster { auth, .. } => auth,
+                Topology::Single(_) => panic!("{url}"),
+            };
+            assert_eq!(auth.password.as_deref(), Some(password), "{url}");
+            for part in ["hun", "ter2", "a@b"] {
+                assert!(!target.display.contains(part), "{url}: {}", target.display);
+            }
+        }
+        // Wrong URLs with such a password: the error holds none of it.
+        for url in ["redis+sentinel://:hun/ter2@h1", "redis+cluster://:hun?ter2@a?x=1", "redis+cluster://:hun/1@a/1"] {
+            let message = err(url);
+            assert!(!message.contains("hun") && !message.contains("ter2"), "{url}: {message}");
+        }
+    }
+
+    #[test]
+    fn tls_without_verification_is_noticed() {
+        let host = |url: &str| parse(url).unwrap().unverified_tls_host().map(str::to_owned);
+        assert_eq!(host("rediss://cache.internal:6380/0#insecure").as_deref(), Some("cache.internal"));
+        assert_eq!(host("rediss://cache.internal:6380/0"), None);
+        assert_eq!(host("redis://cache.internal:6380/0"), None);
+    }
+
+    #[test]
+    fn a_socket_urls_password_parameters_are_not_shown() {
+        let target =
+            parse("redis+unix:///run/redis.sock?db=2&user=app&pass=hunter2&password=hunter3&replicas=1").unwrap();
+        assert_eq!(target.display, "redis+unix:///run/redis.sock?db=2&replicas=1");
+        let target = parse("redis://:hunter2@127.0.0.1:6380/3?protocol=resp3").unwrap();
+        assert_eq!(target.display, "redis://127.0.0.1:6380/3?protocol=resp3");
     }
 
     #[test]
