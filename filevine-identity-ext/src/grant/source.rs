@@ -67,6 +67,12 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
     /// # Errors
     /// A [`ConfigError`] naming what could not be read (never its content).
     async fn credentials(&self) -> Result<Vec<Credentials>, ConfigError>;
+
+    /// The identity provider refused what [`credentials`](Self::credentials)
+    /// gave last: a source that caches what it read drops that, so the
+    /// next call reads again (the provider calls it before asking once
+    /// more). Does nothing by default.
+    fn refused(&self) {}
 }
 
 /// Credentials read from files, re-read when a file changes (its size or
@@ -89,13 +95,36 @@ pub trait CredentialSource: Send + Sync + fmt::Debug {
 pub struct FileCredentials {
     pat_file: Option<PathBuf>,
     client: Option<(ClientId, PathBuf)>,
-    /// The files' (size, modification time) when last read, and what they
-    /// gave.
+    /// The files' stamps when last read, and what they gave.
     cached: Mutex<Option<(Vec<FileStamp>, Vec<Credentials>)>>,
 }
 
-/// A file's size and modification time: when either moves, it is read again.
-type FileStamp = (u64, Option<SystemTime>);
+/// What tells a file changed: its size, its modification time, and on Unix
+/// its device, inode and status-change time. A rotation can keep the size
+/// and the modification time (`cp -p`, `rsync -t`, a PAT of the same
+/// length), not the status-change time, which the kernel sets on every
+/// write; a secret swapped in by a rename (Kubernetes) is another inode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// `(device, inode, ctime seconds, ctime nanoseconds)`.
+    #[cfg(unix)]
+    identity: (u64, u64, i64, i64),
+}
+
+impl FileStamp {
+    fn of(meta: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt as _;
+        Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            identity: (meta.dev(), meta.ino(), meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
 
 impl fmt::Debug for FileCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -204,7 +233,7 @@ impl CredentialSource for FileCredentials {
             .files()
             .map(|path| {
                 let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e.kind().to_string()))?;
-                Ok((meta.len(), meta.modified().ok()))
+                Ok(FileStamp::of(&meta))
             })
             .collect::<Result<_, ConfigError>>()?;
         let mut cached = self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -217,6 +246,12 @@ impl CredentialSource for FileCredentials {
         tracing::debug!(source = %self.name(), "read the credentials files");
         *cached = Some((stamps, credentials.clone()));
         Ok(credentials)
+    }
+
+    /// Forgets what was read: the next call reads the files whatever their
+    /// stamps say.
+    fn refused(&self) {
+        *self.cached.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 }
 
@@ -246,6 +281,36 @@ pub(crate) fn from_lookup(lookup: Lookup<'_>) -> Result<Option<FileCredentials>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rotation that keeps the size and the modification time (`cp -p`,
+    /// `rsync -t`, a PAT of the same length) is still seen; so is a secret
+    /// swapped in by a rename. After a refusal the files are read again
+    /// whatever their stamps.
+    #[tokio::test]
+    async fn a_rotation_keeping_size_and_mtime_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let pat = dir.path().join("pat");
+        std::fs::write(&pat, "fvpat_aaaa").unwrap();
+        let mtime = std::fs::metadata(&pat).unwrap().modified().unwrap();
+        let source = FileCredentials::personal_access_token(&pat);
+        assert_eq!(source.credentials().await.unwrap()[0].secrets(), ["fvpat_aaaa"]);
+        // ctime has a tick's resolution: a write in the same tick would keep it.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&pat, "fvpat_bbbb").unwrap();
+        std::fs::File::options().write(true).open(&pat).unwrap().set_modified(mtime).unwrap();
+        assert_eq!(std::fs::metadata(&pat).unwrap().modified().unwrap(), mtime, "size and mtime as before");
+        assert_eq!(source.credentials().await.unwrap()[0].secrets(), ["fvpat_bbbb"]);
+        // Swapped in by a rename, size and mtime kept.
+        let next = dir.path().join("pat.next");
+        std::fs::write(&next, "fvpat_cccc").unwrap();
+        std::fs::File::options().write(true).open(&next).unwrap().set_modified(mtime).unwrap();
+        std::fs::rename(&next, &pat).unwrap();
+        assert_eq!(source.credentials().await.unwrap()[0].secrets(), ["fvpat_cccc"]);
+        // After a refusal, read again (nothing cached).
+        source.refused();
+        assert!(source.cached.lock().unwrap().is_none());
+        assert_eq!(source.credentials().await.unwrap()[0].secrets(), ["fvpat_cccc"]);
+    }
 
     #[tokio::test]
     async fn files_are_read_and_reread_when_they_change() {

@@ -416,6 +416,7 @@ impl Inner {
                 // Refused: asked again, the source may have a new value (a
                 // rewritten file); else the older of a changeover. Exactly
                 // one more request either way.
+                source.refused();
                 let again = source.credentials().await?;
                 let retry = match again.first() {
                     Some(newer) if newer != first => Some(newer.clone()),
