@@ -13,8 +13,13 @@ use crate::SecretString;
 /// The request header a DPoP proof goes in (RFC 9449 §4.1).
 pub const DPOP_HEADER: &str = "dpop";
 
+/// The longest `DPoP-Nonce` taken: a nonce is copied into every later
+/// proof for its origin, and real ones are tens of bytes.
+pub const MAX_DPOP_NONCE_LEN: usize = 1024;
+
 /// The nonce a server sends in `DPoP-Nonce` (RFC 9449 §8.1), when it is a
-/// valid one (NQCHAR: printable ASCII without `"` and `\`).
+/// valid one (NQCHAR: printable ASCII without `"` and `\`) of at most
+/// [`MAX_DPOP_NONCE_LEN`] bytes.
 ///
 /// ```
 /// let mut headers = reqwest::header::HeaderMap::new();
@@ -22,10 +27,14 @@ pub const DPOP_HEADER: &str = "dpop";
 /// assert_eq!(filevine_identity::signing::dpop_nonce(&headers).as_deref(), Some("eyJ7S_zG.eyJH0-Z.HX4w-7v"));
 /// headers.insert("dpop-nonce", "has \"quotes\"".parse().unwrap());
 /// assert_eq!(filevine_identity::signing::dpop_nonce(&headers), None);
+/// headers.insert("dpop-nonce", "n".repeat(1025).parse().unwrap());
+/// assert_eq!(filevine_identity::signing::dpop_nonce(&headers), None);
 /// ```
 pub fn dpop_nonce(headers: &reqwest::header::HeaderMap) -> Option<String> {
     let value = headers.get("dpop-nonce")?.to_str().ok()?;
-    let valid = !value.is_empty() && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+    let valid = !value.is_empty()
+        && value.len() <= MAX_DPOP_NONCE_LEN
+        && value.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\');
     valid.then(|| value.to_owned())
 }
 

@@ -23,6 +23,9 @@ use crate::time::Clock;
 /// gateway or two in practice); past it the oldest is forgotten and costs
 /// one `use_dpop_nonce` round trip.
 const MAX_NONCES: usize = 16;
+/// The longest nonce kept: each is copied into every proof for its origin,
+/// and real ones are tens of bytes.
+pub const MAX_NONCE_LEN: usize = 1024;
 
 /// A DPoP key pair (ES256). `Debug` shows its thumbprint, never the key.
 ///
@@ -158,6 +161,10 @@ impl DpopKey {
     /// do this themselves; this is for a request made by hand with
     /// [`proof_header`](Self::proof_header).
     ///
+    /// A nonce that is not RFC 9449's syntax (visible ASCII but `"` and
+    /// `\`, at least one) or longer than [`MAX_NONCE_LEN`] is not kept (a
+    /// warning says so): it would be copied into every later proof.
+    ///
     /// ```
     /// use filevine_identity_ext::jose::DpopKey;
     ///
@@ -169,6 +176,17 @@ impl DpopKey {
     /// # Ok::<(), filevine_identity_ext::jose::KeyError>(())
     /// ```
     pub fn remember_nonce(&self, url: &url::Url, nonce: &str) {
+        let valid = !nonce.is_empty()
+            && nonce.len() <= MAX_NONCE_LEN
+            && nonce.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+        if !valid {
+            tracing::warn!(
+                origin = %url.origin().ascii_serialization(),
+                length = nonce.len(),
+                "ignoring a DPoP-Nonce that is empty, longer than 1 KiB or not visible ASCII"
+            );
+            return;
+        }
         let mut nonces = self.0.nonces.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let origin = url.origin().ascii_serialization();
         if nonces.len() >= MAX_NONCES && !nonces.contains_key(&origin) {
@@ -207,5 +225,26 @@ impl filevine_identity::DpopProver for Prover {
 
     fn nonce(&self, url: &url::Url, nonce: &str) {
         self.key.remember_nonce(url, nonce);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A nonce is kept only when it is RFC 9449's syntax and at most 1 KiB:
+    /// it goes into every later proof for its origin.
+    #[test]
+    fn only_bounded_well_formed_nonces_are_kept() {
+        let key = DpopKey::generate().unwrap();
+        let url = url::Url::parse("https://api.example/users/me").unwrap();
+        key.remember_nonce(&url, "first");
+        for bad in ["", "has space", "quo\"te", "back\\slash", "caf\u{e9}", &"n".repeat(MAX_NONCE_LEN + 1)] {
+            key.remember_nonce(&url, bad);
+            assert_eq!(key.nonce_for(&url).as_deref(), Some("first"), "{bad:?} was kept");
+        }
+        let longest = "n".repeat(MAX_NONCE_LEN);
+        key.remember_nonce(&url, &longest);
+        assert_eq!(key.nonce_for(&url), Some(longest));
     }
 }

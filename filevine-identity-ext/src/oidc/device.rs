@@ -25,6 +25,7 @@ use super::discovery::DiscoveryError;
 use super::{Checks, OidcClient, SignInError, SignedIn};
 use crate::error::{Error, ErrorDetails};
 use crate::grant::{ClientSecret, ExpiryPolicy};
+use crate::jose::DpopKey;
 use crate::redact::redact;
 use crate::secret::DeviceCode;
 
@@ -32,6 +33,9 @@ use crate::secret::DeviceCode;
 pub const DEFAULT_DEVICE_INTERVAL: Duration = Duration::from_secs(5);
 /// What `slow_down` adds to the interval (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// The shortest interval honoured: a provider that says 0 (or less) would
+/// have the client poll back to back for the codes' whole life.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// The longest interval honoured: a provider asking for more would leave
 /// the user staring at a code long after approving it.
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
@@ -97,6 +101,11 @@ impl DeviceAuthorization {
         if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control) {
             return Err(Error::malformed("the user_code is empty, too long or not printable"));
         }
+        if user_code.chars().any(is_invisible) {
+            return Err(Error::malformed(
+                "the user_code holds invisible or direction-changing characters (it would show other than it is)",
+            ));
+        }
         let expires_in =
             u64::try_from(response.expires_in).ok().filter(|s| *s > 0).map(Duration::from_secs).ok_or_else(|| {
                 Error::malformed(format!("expires_in {} is not a positive number", response.expires_in))
@@ -110,11 +119,20 @@ impl DeviceAuthorization {
             verification_uri,
             verification_uri_complete,
             expires_in: expires_in.min(MAX_EXPIRES_IN),
-            interval: interval.min(MAX_INTERVAL),
+            interval: interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
             device_code: DeviceCode::from_secret(response.device_code),
             issued_at,
         })
     }
+}
+
+/// A character that shows as nothing or changes the direction of the text
+/// around it (Unicode's bidirectional controls and zero-width characters):
+/// a code holding one reads other than it is.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// [`DeviceAuthorization::from_response`] for the fuzz target.
@@ -202,6 +220,9 @@ impl OidcClient {
         let expired = || SignInError::Expired { age: device.issued_at.elapsed(), limit: device.expires_in };
         let mut interval = device.interval;
         let mut polls = 0u32;
+        // One DPoP key for the whole sign-in: its nonce carries from one
+        // poll to the next, and the tokens are bound to it.
+        let mut dpop = None;
         loop {
             // Never sooner than the interval: the first poll too (the user
             // cannot have answered yet).
@@ -212,7 +233,7 @@ impl OidcClient {
             }
             tokio::time::sleep_until(next).await;
             polls += 1;
-            match self.poll_device(device).await? {
+            match self.poll_device(device, &mut dpop).await? {
                 Poll::Done(token_set) => {
                     let metadata = self.metadata().await?;
                     let id_token = token_set.id_token.as_ref().ok_or(SignInError::MissingIdToken)?;
@@ -232,7 +253,7 @@ impl OidcClient {
     }
 
     /// One poll of the token endpoint with the device code.
-    async fn poll_device(&self, device: &DeviceAuthorization) -> Result<Poll, SignInError> {
+    async fn poll_device(&self, device: &DeviceAuthorization, dpop: &mut Option<DpopKey>) -> Result<Poll, SignInError> {
         let metadata = self.metadata().await?;
         let method = self.auth_method(&metadata)?;
         let request = DeviceCodeRequest {
@@ -241,8 +262,12 @@ impl OidcClient {
             client_id: self.inner.client_id.as_str().to_owned(),
             client_secret: self.form_secret(method).map(|s| s.secret().clone()),
         };
-        // A key per poll: the one the answer is bound to goes with the set.
-        let dpop = self.dpop_key(&metadata)?;
+        // The sign-in's key, made at the first poll that needs one (DPoP
+        // asked for, or demanded by the provider at an earlier poll).
+        if dpop.is_none() {
+            *dpop = self.dpop_key(&metadata)?;
+        }
+        let dpop = dpop.clone();
         let options = self.with_proofs(self.client_auth(method, &metadata)?, dpop.as_ref());
         let client = self.wire(&metadata, options)?;
         let result = crate::grant::exchange::exchange(
@@ -323,5 +348,25 @@ mod tests {
         control.user_code = "AB\u{1b}[2J".into();
         let error = DeviceAuthorization::from_response(control, now).unwrap_err();
         assert!(error.to_string().contains("the user_code is empty, too long or not printable"), "{error}");
+        // Shown other than it is: a right-to-left override, a zero-width
+        // space, an isolate, a BOM.
+        for code in ["WDJB\u{202E}TJHM", "WDJB\u{200B}-MJHT", "\u{2067}WDJB-MJHT", "WDJB-MJHT\u{FEFF}X"] {
+            let mut hidden = response("https://id.example/d", 600, None);
+            hidden.user_code = code.into();
+            let error = DeviceAuthorization::from_response(hidden, now).unwrap_err();
+            assert!(error.to_string().contains("invisible or direction-changing"), "{code:?}: {error}");
+        }
+    }
+
+    /// RFC 8628 §3.2: 5 s when absent. An interval of 0 or less would make
+    /// the client poll back to back: it is 1 s at least.
+    #[test]
+    fn the_polling_interval_has_a_floor() {
+        let now = Instant::now();
+        for (interval, expected) in [(Some(0), 1), (Some(-5), 1), (Some(1), 1), (Some(7), 7), (None, 5)] {
+            let device =
+                DeviceAuthorization::from_response(response("https://id.example/d", 600, interval), now).unwrap();
+            assert_eq!(device.interval, Duration::from_secs(expected), "{interval:?}");
+        }
     }
 }

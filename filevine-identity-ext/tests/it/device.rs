@@ -176,3 +176,59 @@ async fn a_wrong_client_secret_is_refused_and_the_device_code_never_shows() {
     let error = client.complete_device_sign_in(&device).await.unwrap_err();
     assert!(!format!("{error} {error:?}").contains(&device_code));
 }
+
+/// A provider that says `interval: 0`: the client still waits a second
+/// between polls, not back to back.
+#[tokio::test(start_paused = true)]
+async fn an_interval_of_zero_polls_once_a_second() {
+    let server = server().await;
+    server.set_device_polling(0, 600);
+    let client = client(&server, None);
+    let device = client.device_authorization().await.unwrap();
+    assert_eq!(device.interval, Duration::from_secs(1));
+    let waiting = wait(&client, &device);
+    server.wait_for_token_requests(3).await;
+    assert!(server.approve_device(&device.user_code));
+    waiting.await.unwrap().unwrap();
+    assert_eq!(gaps(&server, &device), [1, 1, 1]);
+}
+
+/// With DPoP, every poll of one sign-in is signed with one key: the key the
+/// tokens are bound to, whose nonce carries from poll to poll.
+#[tokio::test(start_paused = true)]
+async fn every_poll_of_a_dpop_sign_in_uses_one_key() {
+    use base64::Engine as _;
+    let server = server().await;
+    let client = OidcClient::builder()
+        .region(server.region())
+        .client_id(ClientId::new(CLIENT).unwrap())
+        .redirect_uri(RedirectUrl::new("http://127.0.0.1/callback").unwrap())
+        .scopes("openid email offline_access fv.api.gateway.access".parse::<Scopes>().unwrap())
+        .dpop(true)
+        .env(|_| None)
+        .build()
+        .unwrap();
+    let device = client.device_authorization().await.unwrap();
+    let waiting = wait(&client, &device);
+    server.wait_for_token_requests(3).await;
+    assert!(server.approve_device(&device.user_code));
+    let signed_in = waiting.await.unwrap().unwrap();
+    assert_eq!(signed_in.token_set.access_token.token_type(), "DPoP");
+    let keys: Vec<String> = server
+        .requests()
+        .iter()
+        .filter(|r| r.grant_type == "urn:ietf:params:oauth:grant-type:device_code")
+        .map(|r| {
+            let proof = r.header("dpop").expect("every poll carries a proof");
+            let header = proof.split('.').next().unwrap();
+            let header: serde_json::Value =
+                serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).unwrap())
+                    .unwrap();
+            header["jwk"].to_string()
+        })
+        .collect();
+    assert_eq!(keys.len(), 4);
+    assert!(keys.iter().all(|key| *key == keys[0]), "{keys:?}");
+    let bound = signed_in.token_set.access_token.dpop_key().unwrap();
+    assert!(keys[0].contains(&bound.public_jwk()["x"].as_str().unwrap().to_owned()));
+}
