@@ -360,6 +360,12 @@ impl TokenProviderBuilder {
         self.http_client.get_or_insert(http);
     }
 
+    /// Whether a credential source is set (a registry template must not
+    /// set one: it would stand in for every tenant's credentials).
+    pub(super) fn has_credential_source(&self) -> bool {
+        self.source.is_some()
+    }
+
     /// The region this builder would build with.
     pub(super) fn resolved_region(&self) -> Result<Region, ConfigError> {
         Ok(Region::resolve_with(self.region.clone(), &*self.env)?)

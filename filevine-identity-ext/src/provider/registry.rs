@@ -389,6 +389,9 @@ impl TokenProvidersBuilder {
         }
         let template = self.template.unwrap_or_else(|| Box::new(TokenProvider::builder));
         let probe = template();
+        if probe.has_credential_source() {
+            return Err(ConfigError::SourceWithCredentials { other: "a registry's per-tenant credentials" });
+        }
         let region = probe.resolved_region()?;
         let http = probe.shareable_http_client()?;
         Ok(TokenProviders {

@@ -264,6 +264,19 @@ fn bad_configuration_is_a_typed_error() {
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("mars"), "{error}");
+    // A template with a credential source would exchange the source's
+    // credentials for every tenant while the key and label name the
+    // tenant: refused at build.
+    let error = TokenProviders::builder()
+        .template(|| {
+            TokenProvider::builder().env(|_| None).credential_source(
+                filevine_identity_ext::grant::FileCredentials::personal_access_token("/run/secrets/pat"),
+            )
+        })
+        .build()
+        .unwrap_err();
+    assert!(matches!(error, ConfigError::SourceWithCredentials { .. }), "{error}");
+    assert!(error.to_string().contains("per-tenant credentials"), "{error}");
 }
 
 /// The caller's label is on the span around each refresh; the PAT is in no
