@@ -9,11 +9,22 @@ pub fn colour() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// `text` that came from a server or a file (a name, an issuer, an error
+/// description) without what a terminal would act on: escape sequences,
+/// other control characters, bidirectional and zero-width characters.
+pub fn clean(text: impl std::fmt::Display) -> String {
+    filevine_identity_ext::error::printable(&text.to_string()).into_owned()
+}
+
 /// `error: <message>` (in red on a terminal), and the hint on its own line.
 pub fn print_error(message: &str, hint: Option<&str>) {
     let (red, reset) = if colour() { ("\x1b[31m", "\x1b[0m") } else { ("", "") };
-    // One line: a multi-line source message is joined.
+    // One line: a multi-line source message is joined; what a server put
+    // in it cannot drive the terminal.
     let message = message.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    let message = clean(message);
+    let hint = hint.map(clean);
+    let hint = hint.as_deref();
     match hint {
         Some(hint) => eprintln!("{red}error:{reset} {message}; {hint}"),
         None => eprintln!("{red}error:{reset} {message}"),

@@ -875,3 +875,111 @@ async fn doctor_checks_each_part_and_names_what_failed() {
     assert!(line(&out, "token endpoint").starts_with("FAIL "), "{out}");
     assert!(line(&out, "configuration").starts_with("ok   "), "{out}");
 }
+
+/// Serves one fixed discovery document to every request: an issuer with
+/// escape sequences in it.
+async fn hostile_discovery() -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+    let document = serde_json::json!({
+        "issuer": format!("{base}\u{1b}]0;pwned\u{7}\u{1b}[2J"),
+        "authorization_endpoint": format!("{base}/connect/authorize"),
+        "token_endpoint": format!("{base}/connect/token"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+    })
+    .to_string();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let document = document.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{document}",
+                    document.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    base
+}
+
+/// Text a provider or a user chose never drives the terminal: an escape
+/// sequence in an `error_description`, in discovery's `issuer` (`doctor`)
+/// and in the `name` and `email` claims (`login`, `status`) is printed
+/// without its control characters.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_text_with_escape_sequences_never_reaches_the_terminal() {
+    let escape = |what: &str, bytes: &[u8]| {
+        let shown = text(bytes);
+        assert!(!shown.contains('\u{1b}') && !shown.contains('\u{7}'), "{what} printed a control character: {shown:?}");
+        shown
+    };
+    // error_description
+    let server = pat_server().await;
+    server.fail_next(filevine_identity_ext::test_util::Failure::Status {
+        status: 400,
+        content_type: "application/json".into(),
+        body: r#"{"error":"invalid_grant","error_description":"\u001b]0;pwned\u0007refused \u001b[2Jhere"}"#.into(),
+    });
+    let config = tempfile::tempdir().unwrap();
+    let mut env = server_env(&server);
+    env.push(("FILEVINE_PAT", PAT.to_owned()));
+    let refused = run(cli(config.path(), &borrow(&env)), &["token"]).await;
+    assert!(!refused.status.success());
+    let shown = escape("an error", &refused.stderr);
+    assert!(shown.contains("refused") && shown.contains("here"), "{shown}");
+
+    // discovery's issuer
+    let authority = hostile_discovery().await;
+    let env = [("FILEVINE_AUTHORITY", authority.as_str()), ("FILEVINE_PAT", PAT)];
+    let doctor = run(cli(config.path(), &env), &["doctor"]).await;
+    escape("doctor's stdout", &doctor.stdout);
+    escape("doctor's stderr", &doctor.stderr);
+    assert!(text(&doctor.stdout).contains("]0;pwned"), "the issuer is shown, cleaned: {}", text(&doctor.stdout));
+
+    // name and email
+    let server = TestServer::start().await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let callback = format!("http://127.0.0.1:{port}/callback");
+    server.add_sign_in_client("filevine-cli", None, &[callback.as_str()], &[]);
+    server.set_user(
+        filevine_identity_ext::test_util::TestUser::new("3003")
+            .name("Ada\u{1b}]0;pwned\u{7} Lovelace")
+            .email("ada\u{1b}[31m@example.com"),
+    );
+    let config = tempfile::tempdir().unwrap();
+    let env = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
+    let mut login = cli(config.path(), &env);
+    login
+        .args(["login", "--no-browser", "--port", &port.to_string(), "--timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (url, rest) = tokio::task::spawn_blocking(move || {
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr)).map(Result::unwrap);
+        let url = lines.by_ref().find(|l| l.starts_with("http")).expect("the URL on stderr");
+        (url, std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n")))
+    })
+    .await
+    .unwrap();
+    let running = Running { child: Some(child), rest: Some(rest) };
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = http.get(&url).send().await.unwrap();
+    let location = answer.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&callback), "{location}");
+    http.get(&location).send().await.unwrap();
+    let (status, stderr) = finish(running).await;
+    assert!(status.success(), "{stderr}");
+    let shown = escape("login", stderr.as_bytes());
+    assert!(shown.contains("Signed in as ada[31m@example.com"), "{shown}");
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    let shown = escape("status", &status.stdout);
+    assert!(shown.contains("Ada]0;pwned Lovelace"), "{shown}");
+}

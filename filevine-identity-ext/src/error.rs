@@ -234,6 +234,23 @@ impl fmt::Display for Report<'_> {
     }
 }
 
+/// `text` from a server or a user (a display name, an issuer, a message)
+/// made safe to print to a terminal or a log viewer: without control
+/// characters (escape sequences, bells; a line break or tab becomes a
+/// space) and without characters that show as nothing or turn the text
+/// around them (bidirectional controls, zero-width characters). The SDK's
+/// own errors already quote server text this way.
+///
+/// ```
+/// use filevine_identity_ext::error::printable;
+///
+/// assert_eq!(printable("Ada \u{1b}[2JLovelace"), "Ada [2JLovelace");
+/// assert_eq!(printable("plain"), "plain");
+/// ```
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    crate::redact::printable(text)
+}
+
 impl Error {
     /// The HTTP status, where there was a response.
     pub fn status(&self) -> Option<u16> {

@@ -12,14 +12,43 @@
 ///
 /// Used on every piece of a response that can reach an error message.
 pub(crate) fn redact(text: &str, max_chars: usize) -> String {
-    // Redact first, then cut: cutting first could shorten a token below the
-    // length that marks it as one.
-    let mut out = redact_secret_fields(text);
+    // Made printable first: server text reaches terminals and log viewers
+    // through errors. Redact, then cut: cutting first could shorten a token
+    // below the length that marks it as one.
+    let text = printable(text);
+    let mut out = redact_secret_fields(&text);
     out = redact_opaque_runs(&out);
     if out.chars().count() > max_chars {
         out = out.chars().take(max_chars).collect::<String>() + "…";
     }
     out
+}
+
+/// `text` without what a terminal would act on or hide: control characters
+/// (escape sequences, bells, backspaces; a line break or tab becomes a
+/// space) and characters that show as nothing or turn the text around them
+/// (Unicode's bidirectional controls and zero-width characters).
+pub(crate) fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let cleaned = text
+        .chars()
+        .filter_map(|c| match c {
+            '\n' | '\r' | '\t' => Some(' '),
+            c if c.is_control() || is_invisible(c) => None,
+            c => Some(c),
+        })
+        .collect();
+    std::borrow::Cow::Owned(cleaned)
+}
+
+/// A character that shows as nothing or changes the direction of the text
+/// around it (Unicode's bidirectional controls and zero-width characters).
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// The first bytes of a body as text, redacted.
@@ -173,6 +202,15 @@ pub(crate) fn endpoint_only(url: &url::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_text_is_made_printable() {
+        assert_eq!(printable("plain text"), "plain text");
+        assert_eq!(printable("a\u{1b}]0;title\u{7}b\u{1b}[2Jc"), "a]0;titleb[2Jc");
+        assert_eq!(printable("line\none\ttab\u{7f}\u{9b}"), "line one tab");
+        assert_eq!(printable("abc\u{202E}fed\u{200B}"), "abcfed");
+        assert_eq!(redact("bad \u{1b}[31mthing", 100), "bad [31mthing");
+    }
 
     #[test]
     fn base64_secrets_with_slashes_are_redacted_and_urls_keep_their_shape() {

@@ -20,7 +20,8 @@ struct Report {
 
 impl Report {
     fn line(&mut self, ok: bool, check: &str, detail: impl std::fmt::Display) {
-        println!("{} {check:<15} {detail}", if ok { "ok  " } else { "FAIL" });
+        // Details quote the provider (its issuer, its error descriptions).
+        println!("{} {check:<15} {}", if ok { "ok  " } else { "FAIL" }, crate::output::clean(detail));
         if !ok {
             self.failed += 1;
         }

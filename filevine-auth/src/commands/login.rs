@@ -117,7 +117,8 @@ async fn finish(
     state.email = profile_claims.email.clone();
     profile.save_state(&state).await?;
     let who = profile_claims.email.or(profile_claims.name).unwrap_or(claims.sub);
-    eprintln!("Signed in as {who} ({}, profile {:?})", settings.region, settings.profile);
+    // The name and e-mail are the user's (or the provider's) choice.
+    eprintln!("Signed in as {} ({}, profile {:?})", crate::output::clean(who), settings.region, settings.profile);
     Ok(())
 }
 

@@ -27,7 +27,7 @@ pub async fn logout(settings: &Settings) -> Result<(), CliError> {
             // Revokes the refresh and access tokens and deletes the stored set;
             // a failed revocation is reported, the cache is deleted anyway.
             if let Err(error) = oidc.sign_out(&provider).await {
-                eprintln!("warning: {error}");
+                eprintln!("warning: {}", crate::output::clean(&error));
                 if let Some(key) = provider.store_key() {
                     profile.store.delete(key.as_str()).await?;
                 }

@@ -2,6 +2,7 @@
 
 use crate::config::Settings;
 use crate::error::CliError;
+use crate::output::clean;
 use crate::session::{Method, Profile, provider};
 
 pub async fn status(settings: &Settings) -> Result<(), CliError> {
@@ -17,12 +18,13 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
             };
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             println!("signed in: {method}, {} ago", age(now.saturating_sub(state.since)));
-            println!("authority: {}", state.authority);
+            // Read back from the sign-in record: what the provider gave.
+            println!("authority: {}", clean(&state.authority));
             if let Some(gateway) = &state.gateway {
-                println!("gateway:   {gateway}");
+                println!("gateway:   {}", clean(gateway));
             }
             if let Some(client) = &state.client_id {
-                println!("client:    {client}");
+                println!("client:    {}", clean(client));
             }
             if state.method == Method::Login {
                 // No token response field or endpoint of Filevine's tells a
@@ -35,7 +37,7 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
             let who = [state.name.as_deref(), state.email.as_deref(), state.subject.as_deref()];
             let who: Vec<&str> = who.into_iter().flatten().collect();
             if !who.is_empty() {
-                println!("user:      {}", who.join(", "));
+                println!("user:      {}", clean(who.join(", ")));
             }
         }
         None => {

@@ -28,7 +28,7 @@ pub async fn whoami(settings: &Settings, json: bool) -> Result<(), CliError> {
         ["name", "fullName", "username", "email", "displayName"]
             .iter()
             .find_map(|k| extra.get(*k).and_then(serde_json::Value::as_str))
-            .map(|s| format!(" ({s})"))
+            .map(|s| format!(" ({})", crate::output::clean(s)))
             .unwrap_or_default()
     };
     println!("user {}{}", orgs.user.user_id.native, label(&orgs.user.extra));

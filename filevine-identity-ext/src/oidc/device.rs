@@ -101,7 +101,7 @@ impl DeviceAuthorization {
         if user_code.is_empty() || user_code.len() > 64 || user_code.chars().any(char::is_control) {
             return Err(Error::malformed("the user_code is empty, too long or not printable"));
         }
-        if user_code.chars().any(is_invisible) {
+        if user_code.chars().any(crate::redact::is_invisible) {
             return Err(Error::malformed(
                 "the user_code holds invisible or direction-changing characters (it would show other than it is)",
             ));
@@ -124,15 +124,6 @@ impl DeviceAuthorization {
             issued_at,
         })
     }
-}
-
-/// A character that shows as nothing or changes the direction of the text
-/// around it (Unicode's bidirectional controls and zero-width characters):
-/// a code holding one reads other than it is.
-fn is_invisible(c: char) -> bool {
-    matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// [`DeviceAuthorization::from_response`] for the fuzz target.

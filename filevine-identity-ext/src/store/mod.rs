@@ -57,6 +57,7 @@ pub(crate) mod record;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 mod sweep;
+#[cfg(any(feature = "redis", feature = "postgres"))]
 pub(crate) mod warn_once;
 
 #[cfg(feature = "postgres")]

@@ -248,6 +248,7 @@ pub(crate) fn seal_as_token_set(
 
 /// Whether `value` is a token set stored in the clear (its secrets
 /// readable by whoever reads the store, its logs or its traffic).
+#[cfg(feature = "postgres")]
 pub(crate) fn is_unsealed_token_set(value: &[u8]) -> bool {
     value.len() > HEADER_LEN && &value[..4] == MAGIC && value[5] == PLAIN
 }
