@@ -214,13 +214,37 @@ pub fn default_scopes() -> filevine_identity_ext::Scopes {
         .unwrap_or_else(|_| filevine_identity_ext::Scopes::partner_app())
 }
 
+/// The region a stored sign-in's tokens go to: the sealed record's. An
+/// `--authority` or `--region` that names another is refused: the stored
+/// refresh token or PAT belongs to the authority it was issued by, and a
+/// flag (typed, or left in a script) must not send it elsewhere. The same
+/// authority given by flag keeps the flag's gateway.
+fn stored_region(settings: &Settings, state: &State, profile: &str) -> Result<Region, CliError> {
+    let stored = state.region()?;
+    if !settings.region_from_flags {
+        return Ok(stored);
+    }
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    if !same(settings.region.identity_url(), stored.identity_url()) {
+        return Err(CliError::Usage(format!(
+            "profile {profile:?} is signed in at {}, and the command line names {}: its stored credentials are only sent where they were issued. \
+             To use that authority, sign in there under another profile (filevine-auth --profile <name> --authority {} login), \
+             or drop the flag",
+            stored.identity_url(),
+            settings.region.identity_url(),
+            settings.region.identity_url(),
+        )));
+    }
+    Ok(settings.region.clone())
+}
+
 /// The token provider for the profile: its `login`, its stored PAT, or the
 /// environment's credentials, with the file store.
 pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenProvider, CliError> {
     let state = profile.state().await?;
     let builder = match &state {
         Some(state) if state.method == Method::Login => {
-            let region = if settings.region_from_flags { settings.region.clone() } else { state.region()? };
+            let region = stored_region(settings, state, &profile.name)?;
             let client_id = match (&state.client_id, &settings.client_id) {
                 (Some(id), _) => ClientId::new(id.clone())?,
                 (None, Some(id)) => id.clone(),
@@ -233,7 +257,7 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
             let Some(pat) = profile.pat().await? else {
                 return Err(CliError::SignInRequired(format!("profile {:?} has no readable PAT", profile.name)));
             };
-            let region = if settings.region_from_flags { settings.region.clone() } else { state.region()? };
+            let region = stored_region(settings, state, &profile.name)?;
             let credentials = settings.with_client(Credentials::personal_access_token(pat))?;
             TokenProvider::builder().region(region).credentials(credentials)
         }

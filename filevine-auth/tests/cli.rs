@@ -983,3 +983,32 @@ async fn server_text_with_escape_sequences_never_reaches_the_terminal() {
     let shown = escape("status", &status.stdout);
     assert!(shown.contains("Ada]0;pwned Lovelace"), "{shown}");
 }
+
+/// `--authority` (or `--region`) naming another authority than the one a
+/// profile signed in at: refused, nothing sent anywhere, the message says
+/// where the profile is signed in and how to sign in at the other. The
+/// same authority by flag works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authority_flag_never_takes_stored_credentials_elsewhere() {
+    let server = pat_server().await;
+    let elsewhere = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let env = server_env(&server);
+    let login = login_with_pat(cli(config.path(), &borrow(&env)), format!("{PAT}\n")).await;
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    let requests = server.token_requests();
+    for flags in [vec!["--authority", elsewhere.url()], vec!["--region", "ca"]] {
+        let mut args = flags.clone();
+        args.push("token");
+        let refused = run(cli(config.path(), &[]), &args).await;
+        let stderr = text(&refused.stderr);
+        assert_eq!(refused.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(&format!("is signed in at {}", server.url())), "{stderr}");
+        assert!(stderr.contains("--profile <name>") && stderr.contains("login"), "{stderr}");
+        assert!(!stderr.contains(PAT), "{stderr}");
+    }
+    assert_eq!(elsewhere.token_requests(), 0, "the PAT went nowhere");
+    assert_eq!(server.token_requests(), requests);
+    let same = run(cli(config.path(), &[]), &["--authority", server.url(), "token"]).await;
+    assert!(same.status.success(), "{}", text(&same.stderr));
+}
