@@ -25,7 +25,7 @@ use crate::time::Clock;
 const MAX_NONCES: usize = 16;
 /// The longest nonce kept: each is copied into every proof for its origin,
 /// and real ones are tens of bytes.
-pub const MAX_NONCE_LEN: usize = 1024;
+pub(crate) const MAX_NONCE_LEN: usize = 1024;
 
 /// A DPoP key pair (ES256). `Debug` shows its thumbprint, never the key.
 ///
@@ -162,7 +162,7 @@ impl DpopKey {
     /// [`proof_header`](Self::proof_header).
     ///
     /// A nonce that is not RFC 9449's syntax (visible ASCII but `"` and
-    /// `\`, at least one) or longer than [`MAX_NONCE_LEN`] is not kept (a
+    /// `\`, at least one) or longer than 1 KiB is not kept (a
     /// warning says so): it would be copied into every later proof.
     ///
     /// ```
