@@ -40,6 +40,19 @@ pub enum Error {
         /// Every problem found.
         problems: Vec<crate::Finding>,
     },
+    /// A Swagger 2.0 (OpenAPI 2) document: the generator reads OpenAPI 3.
+    #[error(
+        "{path}: this is a Swagger 2.0 document (`swagger: \"{version}\"`); the generator reads OpenAPI 3.0 and 3.1. \
+         Convert it first, e.g. with the npm package swagger2openapi: \
+         `npx swagger2openapi --yaml --outfile openapi.yaml {path}`, then generate from openapi.yaml \
+         (and fix what the generator then reports)"
+    )]
+    Swagger2 {
+        /// The spec file.
+        path: String,
+        /// The `swagger` field's value.
+        version: String,
+    },
     /// A construct the generator does not support.
     #[error("{path}: at {pointer}: {reason}")]
     Unsupported {
@@ -78,17 +91,19 @@ pub enum Error {
         message: String,
     },
     /// progenitor panicked (it asserts on constructs it does not support)
-    /// on a construct the checks before it (`lint.rs`) do not know.
-    #[error(
-        "{path}: progenitor panicked while generating the client: {message}\nnote: the codegen's checks do not know \
-         this construct yet; find it by removing operations from a copy of the spec, then add a check that names \
-         it to codegen/src/lint.rs"
-    )]
+    /// on a construct the checks before it (`lint.rs`) do not know. The
+    /// codegen generates each operation alone to find the ones that cause
+    /// it.
+    #[error("{}", render_panic(path, message, culprits))]
     ProgenitorPanic {
         /// The spec file.
         path: String,
         /// The panic message and location.
         message: String,
+        /// The operations that panic when generated alone: `line: pointer
+        /// (operation `id`): panic message`. Empty when none does alone
+        /// (the panic comes from operations together, or from the schemas).
+        culprits: Vec<String>,
     },
     /// The generated tokens are not a valid Rust file (a generator bug).
     #[error("{path}: the generated code is not valid Rust: {message}")]
@@ -98,6 +113,25 @@ pub enum Error {
         /// syn's message.
         message: String,
     },
+}
+
+fn render_panic(path: &str, message: &str, culprits: &[String]) -> String {
+    let mut out = format!("{path}: progenitor panicked while generating the client: {message}");
+    if culprits.is_empty() {
+        out.push_str(
+            "\nnote: no operation panics when generated alone: the cause is in the schemas or in operations together",
+        );
+    } else {
+        out.push_str(&format!("\n{} operation(s) panic when generated alone:", culprits.len()));
+        for culprit in culprits {
+            out.push_str(&format!("\n  {path}:{culprit}"));
+        }
+    }
+    out.push_str(
+        "\nnote: the codegen's checks do not know this construct yet; fix it there, then add a check that names it \
+         to codegen/src/lint.rs",
+    );
+    out
 }
 
 fn render_problems(path: &str, problems: &[crate::Finding]) -> String {

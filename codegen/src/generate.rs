@@ -83,6 +83,9 @@ pub struct Generated {
     pub warnings: Vec<crate::Finding>,
     /// Warnings the spec accepts: JSON pointer and the spec's reason.
     pub accepted: Vec<(String, String)>,
+    /// The crates the generated code names for a schema `format` (the
+    /// generated crate must depend on them: [`crate::missing_crates`]).
+    pub crates: Vec<crate::CrateUse>,
 }
 
 impl Generated {
@@ -125,16 +128,29 @@ impl Generated {
 pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     let started = Instant::now();
     let raw = load::parse(&spec.label, &spec.text)?;
+    if let Some(version) = raw.get("swagger") {
+        let version = version.as_str().map_or_else(|| version.to_string(), str::to_owned);
+        return Err(Error::Swagger2 { path: spec.label.clone(), version });
+    }
     let findings = crate::lint::check(&spec.text, &raw);
     if !findings.problems.is_empty() {
-        return Err(Error::Spec { path: spec.label.clone(), problems: findings.problems });
+        // In the order of the file: the way a maintainer walks through it.
+        let mut problems = findings.problems;
+        problems.sort_by(|a, b| (a.line, &a.pointer).cmp(&(b.line, &b.pointer)));
+        return Err(Error::Spec { path: spec.label.clone(), problems });
     }
     let translated =
         translate::translate(raw).map_err(|source| Error::Translate { path: spec.label.clone(), source })?;
     let openapi = to_openapiv3(&spec.label, &translated)?;
     let servers = servers_module(&spec.label, &translated)?;
     let operations = operations_module(&spec.label, &translated)?;
-    let client = run_progenitor(&spec.label, &openapi)?;
+    let client = match run_progenitor(&spec.label, &openapi) {
+        Err(Error::ProgenitorPanic { path, message, .. }) => {
+            let culprits = panicking_operations(&spec.text, &translated);
+            return Err(Error::ProgenitorPanic { path, message, culprits });
+        }
+        other => other?,
+    };
 
     let tokens = quote! {
         #client
@@ -147,8 +163,11 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     crate::api_version::drop_api_version(&mut file);
     let body = prettyplease::unparse(&file);
     let source = format!("{}{body}", header(spec));
+    let lines = crate::lint::Lines::new(&spec.text);
+    let crates = crate::crates::used(&source, &translated, &|pointer| lines.line_of(pointer));
     let elapsed = started.elapsed();
     Ok(Generated {
+        crates,
         surface: surface::surface_listing(&file),
         source,
         translated,
@@ -243,8 +262,10 @@ fn install_panic_capture() {
                             .map(|s| (*s).to_owned())
                             .or_else(|| info.payload().downcast_ref::<String>().cloned())
                             .unwrap_or_else(|| "unknown panic payload".to_owned());
-                        let location =
-                            info.location().map(|l| format!(" (at {}:{})", l.file(), l.line())).unwrap_or_default();
+                        let location = info
+                            .location()
+                            .map(|l| format!(" (at {}:{})", crate_relative(l.file()), l.line()))
+                            .unwrap_or_default();
                         *message = Some(format!("{payload}{location}"));
                         true
                     }
@@ -256,6 +277,48 @@ fn install_panic_capture() {
             }
         }));
     });
+}
+
+/// The operations of `doc` that make progenitor panic when each is
+/// generated alone (with every schema): `line: pointer (operation `id`):
+/// panic message`. A maintainer never bisects a spec by hand.
+fn panicking_operations(text: &str, doc: &Value) -> Vec<String> {
+    let lines = crate::lint::Lines::new(text);
+    let mut culprits = Vec::new();
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else { return culprits };
+    for (path, item) in paths {
+        let Some(item) = item.as_object() else { continue };
+        for (method, operation) in item {
+            if !operation.is_object() || matches!(method.as_str(), "parameters" | "servers" | "summary" | "description")
+            {
+                continue;
+            }
+            // The path with this operation only (its shared parameters kept).
+            let mut alone = item.clone();
+            alone.retain(|key, _| key == method || !crate::lint::is_method(key));
+            let mut single = doc.clone();
+            single["paths"] = serde_json::json!({ path: Value::Object(alone) });
+            let Ok(openapi) = serde_json::from_value::<openapiv3::OpenAPI>(single) else { continue };
+            if let Err(Error::ProgenitorPanic { message, .. }) = run_progenitor("", &openapi) {
+                let pointer = format!("/paths/{}/{method}", path.replace('~', "~0").replace('/', "~1"));
+                let id = operation.get("operationId").and_then(Value::as_str).unwrap_or("?");
+                culprits.push(format!("{}: {pointer} (operation `{id}`): {message}", lines.line_of(&pointer)));
+            }
+        }
+    }
+    culprits
+}
+
+/// A source path in cargo's registry from the crate's directory on
+/// (`progenitor-impl-0.15.1/src/method.rs`): the same on every machine.
+fn crate_relative(file: &str) -> &str {
+    match file.find("/registry/src/") {
+        Some(at) => {
+            let rest = &file[at + "/registry/src/".len()..];
+            rest.split_once('/').map_or(rest, |(_, in_crate)| in_crate)
+        }
+        None => file,
+    }
 }
 
 /// Runs progenitor under `catch_unwind`: it panics (asserts, `todo!`) on
@@ -271,6 +334,7 @@ fn run_progenitor(label: &str, openapi: &openapiv3::OpenAPI) -> Result<TokenStre
         Err(_) => Err(Error::ProgenitorPanic {
             path: label.to_owned(),
             message: captured.unwrap_or_else(|| "no message".to_owned()),
+            culprits: Vec::new(),
         }),
     }
 }

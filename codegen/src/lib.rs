@@ -37,11 +37,13 @@
 #![warn(missing_docs)]
 
 mod api_version;
+mod crates;
 mod diff;
 mod error;
 mod generate;
 mod lint;
 mod load;
+mod locate;
 mod non_exhaustive;
 mod operations;
 mod public;
@@ -52,11 +54,13 @@ pub mod translate;
 mod translate_error;
 mod walk;
 
+pub use crates::{CrateUse, missing as missing_crates};
 pub use diff::diff;
 pub use error::Error;
 pub use generate::{
     COMMAND, GENERATED_PATH, Generated, INNER_TYPE, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
 };
 pub use lint::{Finding, Findings};
+pub use locate::{Origin, locate};
 pub use semver::{Change, Impact, SurfaceDiff, surface_diff};
 pub use surface::surface_listing;

@@ -5,7 +5,11 @@
 //!   with the operation, the JSON pointer, the line and the fix: error
 //!   responses of one operation with different schemas (progenitor asserts
 //!   `response_types.len() <= 1`), a `$ref` to nothing, a form body with an
-//!   `encoding` map.
+//!   `encoding` map, a parameter with neither `schema` nor `content`, a path
+//!   template that does not match its path parameters (missing, extra, or
+//!   spelled in another case: progenitor panics), a security scheme the
+//!   hooks cannot apply, and an operation or path that names its own
+//!   `servers` without saying which host it is (`x-fv-host`).
 //! - **Warnings** name what the generated client will ignore: a schema
 //!   keyword nobody reads (often a property indented one level too little),
 //!   `discriminator`, `callbacks`, `links`, `webhooks`. `cargo xtask codegen
@@ -112,12 +116,20 @@ fn is_schema_keyword(key: &str) -> bool {
 
 const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
 
+/// Whether a path item's key is an HTTP method (an operation).
+pub(crate) fn is_method(key: &str) -> bool {
+    METHODS.contains(&key)
+}
+
 /// Runs every check on the raw (untranslated) document.
 pub(crate) fn check(text: &str, doc: &Value) -> Findings {
     let mut lint = Lint { lines: Lines::new(text), doc, findings: Findings::default() };
     lint.references(doc, "");
     lint.schemas();
     lint.operations();
+    lint.parameters();
+    lint.security_schemes();
+    lint.servers();
     if doc.get("webhooks").is_some() {
         lint.warn("/webhooks", None, "the generated client ignores `webhooks`", "remove them, or accept them");
     }
@@ -342,6 +354,219 @@ impl Lint<'_> {
     }
 }
 
+impl Lint<'_> {
+    /// A parameter object, through a local `$ref`.
+    fn resolve<'v>(&self, node: &'v Value) -> &'v Value
+    where
+        Self: 'v,
+    {
+        match node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
+            Some(local) => self.doc.pointer(local).unwrap_or(node),
+            None => node,
+        }
+    }
+
+    /// Per operation: every parameter has a `schema` or a `content`, and
+    /// the path template's names are its `in: path` parameters, spelled
+    /// the same.
+    fn parameters(&mut self) {
+        let doc = self.doc;
+        for (path, item) in doc.get("paths").and_then(Value::as_object).into_iter().flatten() {
+            let path_pointer = format!("/paths/{}", escape(path));
+            let shared: Vec<(String, &Value)> = item
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(index, p)| (format!("{path_pointer}/parameters/{index}"), self.resolve(p)))
+                .collect();
+            for (pointer, parameter) in &shared {
+                self.parameter_schema(pointer, parameter, None);
+            }
+            for method in METHODS {
+                let Some(operation) = item.get(*method) else { continue };
+                let pointer = format!("{path_pointer}/{method}");
+                let operation_id = operation.get("operationId").and_then(Value::as_str);
+                let own: Vec<(String, &Value)> = operation
+                    .get("parameters")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                    .map(|(index, p)| (format!("{pointer}/parameters/{index}"), self.resolve(p)))
+                    .collect();
+                for (at, parameter) in &own {
+                    self.parameter_schema(at, parameter, operation_id);
+                }
+                let declared: Vec<(&str, &str)> = own
+                    .iter()
+                    .chain(&shared)
+                    .filter(|(_, p)| p.get("in").and_then(Value::as_str) == Some("path"))
+                    .filter_map(|(at, p)| Some((p.get("name").and_then(Value::as_str)?, at.as_str())))
+                    .collect();
+                self.path_template(path, &pointer, operation_id, &declared);
+            }
+        }
+    }
+
+    fn parameter_schema(&mut self, pointer: &str, parameter: &Value, operation: Option<&str>) {
+        if parameter.get("schema").is_some() || parameter.get("content").is_some() {
+            return;
+        }
+        let name = parameter.get("name").and_then(Value::as_str).unwrap_or("?");
+        let place = parameter.get("in").and_then(Value::as_str).unwrap_or("?");
+        self.problem(
+            pointer,
+            operation,
+            &format!("parameter `{name}` (in: {place}) has neither `schema` nor `content`"),
+            "add `schema: {type: string}` (or the type it has) to the parameter",
+        );
+    }
+
+    /// The `{names}` of `path` against the `in: path` parameters declared.
+    fn path_template(&mut self, path: &str, pointer: &str, operation: Option<&str>, declared: &[(&str, &str)]) {
+        let names = template_names(path);
+        for name in &names {
+            if declared.iter().any(|(d, _)| d == name) {
+                continue;
+            }
+            match declared.iter().find(|(d, _)| d.eq_ignore_ascii_case(name)) {
+                Some((spelled, _)) => self.problem(
+                    pointer,
+                    operation,
+                    &format!(
+                        "the path template spells `{{{name}}}`, the parameter is declared `{spelled}` (progenitor \
+                         panics: \"{spelled} missing from path\")"
+                    ),
+                    &format!("write `{{{spelled}}}` in the path, or name the parameter `{name}`"),
+                ),
+                None => self.problem(
+                    pointer,
+                    operation,
+                    &format!("the path template has `{{{name}}}` and no `in: path` parameter declares it"),
+                    &format!("declare `{name}` under `parameters` with `in: path, required: true` and a schema"),
+                ),
+            }
+        }
+        for (name, at) in declared {
+            if !names.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                self.problem(
+                    at,
+                    operation,
+                    &format!("parameter `{name}` is `in: path`, and the path `{path}` has no `{{{name}}}`"),
+                    &format!("add `{{{name}}}` to the path, or declare the parameter `in: query` or `in: header`"),
+                );
+            }
+        }
+    }
+
+    /// Every security scheme must be one the client's hooks apply.
+    fn security_schemes(&mut self) {
+        let doc = self.doc;
+        for (name, scheme) in
+            doc.pointer("/components/securitySchemes").and_then(Value::as_object).into_iter().flatten()
+        {
+            let kind = scheme.get("type").and_then(Value::as_str).unwrap_or_default();
+            let http = scheme.get("scheme").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
+            if kind == "http" && matches!(http.as_str(), "bearer" | "basic" | "dpop") {
+                continue;
+            }
+            let pointer = format!("/components/securitySchemes/{}", escape(name));
+            let header = scheme.get("name").and_then(Value::as_str).unwrap_or_default();
+            let fix = if kind == "apiKey" && header.eq_ignore_ascii_case("authorization") {
+                "an `apiKey` in the `Authorization` header that carries `Bearer <token>` is the bearer scheme: \
+                 write `type: http, scheme: bearer`"
+                    .to_owned()
+            } else {
+                "describe it as `type: http` with `scheme: bearer`, `basic` or `dpop`, or add the kind to Scheme in \
+                 filevine-identity/src/operation.rs and the hooks"
+                    .to_owned()
+            };
+            self.problem(
+                &pointer,
+                None,
+                &format!(
+                    "security scheme `{name}` (type {kind:?}{}) is not one the client's hooks can apply",
+                    if http.is_empty() { String::new() } else { format!(", scheme {http:?}") }
+                ),
+                &fix,
+            );
+        }
+    }
+
+    /// A path or operation that names its own `servers` must say which
+    /// host that is (`x-fv-host: identity` or `gateway`): the generated
+    /// method sends there. Without it the call would silently go to the
+    /// identity host.
+    fn servers(&mut self) {
+        let doc = self.doc;
+        for (path, item) in doc.get("paths").and_then(Value::as_object).into_iter().flatten() {
+            let path_pointer = format!("/paths/{}", escape(path));
+            if let Some(servers) = item.get("servers") {
+                self.own_servers(servers, &format!("{path_pointer}/servers"), None);
+            }
+            for method in METHODS {
+                let Some(operation) = item.get(*method) else { continue };
+                if let Some(servers) = operation.get("servers") {
+                    let operation_id = operation.get("operationId").and_then(Value::as_str);
+                    self.own_servers(servers, &format!("{path_pointer}/{method}/servers"), operation_id);
+                }
+            }
+        }
+    }
+
+    fn own_servers(&mut self, servers: &Value, pointer: &str, operation: Option<&str>) {
+        let hosts: Vec<Option<&str>> = servers
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|server| server.get(HOST_MARK).and_then(Value::as_str).filter(|h| HOSTS.contains(h)))
+            .collect();
+        let urls: Vec<&str> =
+            servers.as_array().into_iter().flatten().filter_map(|s| s.get("url").and_then(Value::as_str)).collect();
+        if hosts.is_empty() || hosts.iter().any(Option::is_none) {
+            self.problem(
+                pointer,
+                operation,
+                &format!(
+                    "names its own server ({}) without `{HOST_MARK}`: the generated method would send to the identity \
+                     host instead",
+                    urls.join(", ")
+                ),
+                &format!(
+                    "mark each server `{HOST_MARK}: gateway` (sent to the configured region's API gateway) or \
+                     `{HOST_MARK}: identity` (the identity authority), or remove `servers` here"
+                ),
+            );
+        } else if hosts.windows(2).any(|pair| pair[0] != pair[1]) {
+            self.problem(
+                pointer,
+                operation,
+                "lists servers of different hosts (`x-fv-host`): a method sends to one",
+                "keep the servers of one host here",
+            );
+        }
+    }
+}
+
+/// The extension that says which host a path's or operation's own
+/// `servers` are, and its values.
+pub(crate) const HOST_MARK: &str = "x-fv-host";
+pub(crate) const HOSTS: [&str; 2] = ["identity", "gateway"];
+
+/// The `{names}` of a path template, in order.
+fn template_names(path: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = path;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        names.push(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    names
+}
+
 /// `(pointer, operationId, operation)` for every operation.
 fn operations(doc: &Value) -> Vec<(String, Option<&str>, &Value)> {
     let mut out = Vec::new();
@@ -384,14 +609,14 @@ fn response_kind(response: &Value) -> String {
 /// and list items down the indentation. Good for the way specs are written;
 /// where it loses the trail (flow style, JSON) it answers the deepest line
 /// it found, or 0.
-struct Lines {
+pub(crate) struct Lines {
     /// Per line: the indentation of its key (after any `- `), the text from
     /// there, and the indentation of its `- ` if it starts a list item.
     lines: Vec<Option<(usize, String, Option<usize>)>>,
 }
 
 impl Lines {
-    fn new(text: &str) -> Self {
+    pub(crate) fn new(text: &str) -> Self {
         let lines = text
             .lines()
             .map(|line| {
@@ -412,7 +637,7 @@ impl Lines {
         Self { lines }
     }
 
-    fn line_of(&self, pointer: &str) -> usize {
+    pub(crate) fn line_of(&self, pointer: &str) -> usize {
         let mut start = 0;
         let mut parent: Option<usize> = None;
         let mut found = 0;

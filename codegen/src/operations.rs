@@ -84,6 +84,10 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
                     ));
                 }
             };
+            let host = match host(operation.get("servers").or_else(|| item.get("servers"))) {
+                Some("gateway") => quote! { crate::Host::Gateway },
+                _ => quote! { crate::Host::Identity },
+            };
             let name = method_name(id);
             let constant = format_ident!("{}", name.to_ascii_uppercase());
             let http_method = method.to_ascii_uppercase();
@@ -97,6 +101,7 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
                     path: #path,
                     security: &[#(#alternatives),*],
                     dpop_proof: #dpop_proof,
+                    host: #host,
                 };
             });
             all.push(quote! { #constant });
@@ -107,7 +112,7 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
         /// client's hooks read this table: each method of [`Client`](crate::Client)
         /// sends only the credentials its operation's `security` names.
         pub mod operations {
-            pub use crate::{Operation, Scheme};
+            pub use crate::{Host, Operation, Scheme};
 
             #(#constants)*
 
@@ -115,6 +120,12 @@ pub(crate) fn operations_module(label: &str, doc: &Value) -> Result<TokenStream,
             pub const ALL: &[Operation] = &[#(#all),*];
         }
     })
+}
+
+/// The host an operation's (or its path's) own `servers` name, by their
+/// `x-fv-host` (the lint made sure each has one, and one for all).
+fn host(servers: Option<&Value>) -> Option<&str> {
+    servers?.as_array()?.first()?.get(crate::lint::HOST_MARK)?.as_str()
 }
 
 /// The spec's security schemes, as the hooks can apply them.

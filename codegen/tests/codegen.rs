@@ -169,6 +169,15 @@ fn progenitor_panic_becomes_an_error() {
     assert!(text.starts_with("codegen/tests/fixtures/bad/progenitor-panic.yaml: progenitor panicked"), "{text}");
     assert!(text.contains("assertion failed: parameter_data.required"), "{text}");
     assert!(text.contains("codegen/src/lint.rs"), "says where a check for it belongs: {text}");
+    // The codegen found the operation itself: generated alone, it panics.
+    assert!(
+        text.contains(
+            "1 operation(s) panic when generated alone:\n  codegen/tests/fixtures/bad/progenitor-panic.yaml:7: \
+             /paths/~1things~1{id}/get (operation `getThing`): assertion failed: parameter_data.required \
+             (at progenitor-impl-0.15.1/src/method.rs:"
+        ),
+        "{text}"
+    );
     // Generation still works afterwards: the panic hook is scoped.
     generate(&real_spec()).unwrap();
 }
@@ -321,13 +330,13 @@ fn several_problems_are_reported_in_one_run_with_operation_pointer_line_and_fix(
     assert_eq!(
         shown,
         [
-            (51, "/paths/~1things~1{id}/get/responses/200/content/application~1json/schema/$ref", None),
-            (17, "/paths/~1things/post/responses", Some("createThing")),
             (
                 14,
                 "/paths/~1things/post/requestBody/content/application~1x-www-form-urlencoded/encoding",
                 Some("createThing")
             ),
+            (17, "/paths/~1things/post/responses", Some("createThing")),
+            (51, "/paths/~1things~1{id}/get/responses/200/content/application~1json/schema/$ref", None),
         ]
     );
     let text = err.to_string();
@@ -361,4 +370,146 @@ fn ignored_constructs_are_warnings_unless_accepted() {
     let real = generate(&real_spec()).unwrap();
     assert!(real.warnings.is_empty(), "{:?}", real.warnings);
     assert_eq!(real.accepted.len(), 1);
+}
+
+/// The problems of one fixture, as `line: pointer (operation): message; fix`.
+fn problems(name: &str) -> Vec<String> {
+    match generate(&fixture(name)) {
+        Err(Error::Spec { problems, .. }) => problems.iter().map(ToString::to_string).collect(),
+        other => panic!("{name}: expected problems, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_parameter_without_a_schema_is_named_with_its_fix() {
+    assert_eq!(
+        problems("bad/parameter-without-schema.yaml"),
+        ["10: /paths/~1identity~1user/post/parameters/0 (operation `POST_user`): parameter `x-fv-orgid` (in: header) \
+          has neither `schema` nor `content`; fix: add `schema: {type: string}` (or the type it has) to the parameter"]
+    );
+}
+
+#[test]
+fn path_templates_must_match_their_parameters_exactly() {
+    assert_eq!(
+        problems("bad/path-template-case.yaml"),
+        [
+            "8: /paths/~1projects~1{projectID}~1notes/get (operation `listNotes`): the path template spells \
+             `{projectID}`, the parameter is declared `projectId` (progenitor panics: \"projectId missing from \
+             path\"); fix: write `{projectId}` in the path, or name the parameter `projectID`",
+            "19: /paths/~1orgs~1{orgId}~1users/get (operation `listUsers`): the path template has `{orgId}` and no \
+             `in: path` parameter declares it; fix: declare `orgId` under `parameters` with `in: path, required: \
+             true` and a schema",
+            "22: /paths/~1orgs~1{orgId}~1users/get/parameters/0 (operation `listUsers`): parameter `userId` is `in: \
+             path`, and the path `/orgs/{orgId}/users` has no `{userId}`; fix: add `{userId}` to the path, or \
+             declare the parameter `in: query` or `in: header`",
+        ]
+    );
+}
+
+#[test]
+fn security_schemes_the_hooks_cannot_apply_are_named() {
+    assert_eq!(
+        problems("bad/api-key-security.yaml"),
+        [
+            "16: /components/securitySchemes/Bearer: security scheme `Bearer` (type \"apiKey\") is not one the \
+             client's hooks can apply; fix: an `apiKey` in the `Authorization` header that carries `Bearer <token>` \
+             is the bearer scheme: write `type: http, scheme: bearer`",
+            "20: /components/securitySchemes/session: security scheme `session` (type \"apiKey\") is not one the \
+             client's hooks can apply; fix: describe it as `type: http` with `scheme: bearer`, `basic` or `dpop`, or \
+             add the kind to Scheme in filevine-identity/src/operation.rs and the hooks",
+        ]
+    );
+}
+
+#[test]
+fn own_servers_without_a_host_are_refused_not_dropped() {
+    let fix = "fix: mark each server `x-fv-host: gateway` (sent to the configured region's API gateway) or \
+               `x-fv-host: identity` (the identity authority), or remove `servers` here";
+    assert_eq!(
+        problems("bad/operation-servers.yaml"),
+        [
+            format!(
+                "11: /paths/~1identity~1user/post/servers (operation `POST_user`): names its own server \
+                 (https://gateway.example) without `x-fv-host`: the generated method would send to the identity host \
+                 instead; {fix}"
+            ),
+            format!(
+                "18: /paths/~1elsewhere/servers: names its own server (https://other.example) without `x-fv-host`: \
+                 the generated method would send to the identity host instead; {fix}"
+            ),
+        ]
+    );
+}
+
+/// With `x-fv-host: gateway`, the operation is sent to the gateway: the
+/// table says so, and the hooks move it (options unit tests).
+#[test]
+fn a_gateway_server_reaches_the_operations_table() {
+    let mut spec = fixture("bad/operation-servers.yaml");
+    spec.text = spec.text.replace("description: Filevine v2 public API", "x-fv-host: gateway");
+    spec.text = spec
+        .text
+        .replace("  - url: https://other.example", "  - url: https://other.example\n        x-fv-host: identity");
+    let generated = generate(&spec).unwrap();
+    assert!(generated.source.contains("host: crate::Host::Gateway"), "{}", generated.source);
+    assert!(generated.source.contains("id: \"get_elsewhere\""));
+    assert_eq!(generated.source.matches("host: crate::Host::Identity").count(), 1);
+}
+
+#[test]
+fn a_swagger_2_document_gets_a_guided_error() {
+    let err = generate(&fixture("bad/swagger-2.yaml")).unwrap_err();
+    assert!(matches!(err, Error::Swagger2 { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "codegen/tests/fixtures/bad/swagger-2.yaml: this is a Swagger 2.0 document (`swagger: \"2.0\"`); the \
+         generator reads OpenAPI 3.0 and 3.1. Convert it first, e.g. with the npm package swagger2openapi: `npx \
+         swagger2openapi --yaml --outfile openapi.yaml codegen/tests/fixtures/bad/swagger-2.yaml`, then generate \
+         from openapi.yaml (and fix what the generator then reports)"
+    );
+}
+
+/// Formats that become other crates' types are listed with their places;
+/// a manifest without the crate gets one error per place, with the line to
+/// add.
+#[test]
+fn formats_that_need_a_crate_are_named_against_the_manifest() {
+    let generated = generate(&fixture("bad/uuid-and-date-time.yaml")).unwrap();
+    let names: Vec<&str> = generated.crates.iter().map(|c| c.name).collect();
+    assert_eq!(names, ["uuid", "chrono"]);
+    let missing = filevine_identity_codegen::missing_crates(
+        &generated.crates,
+        "[dependencies]\nuuid = { version = \"1\", features = [\"serde\"] }\n",
+        "gen/Cargo.toml",
+    );
+    let shown: Vec<(usize, &str)> = missing.iter().map(|m| (m.line, m.pointer.as_str())).collect();
+    assert_eq!(
+        shown,
+        [(13, "/components/schemas/Invite/properties/sentAt"), (16, "/components/schemas/Invite/properties/day")]
+    );
+    assert!(
+        missing[0]
+            .to_string()
+            .contains("`format: date-time` becomes a `chrono` type, and gen/Cargo.toml does not depend on `chrono`")
+    );
+}
+
+/// A description shaped like Filevine's published Identity one: every
+/// problem in one run, in the file's order.
+#[test]
+fn a_vendor_shaped_description_gets_every_problem_in_one_run() {
+    let lines: Vec<String> = problems("vendor/identity-published-shape.yaml")
+        .iter()
+        .map(|p| p.split(": ").take(2).collect::<Vec<_>>().join(": "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "18: /paths/~1connect~1token/post/servers (operation `POST_token`)",
+            "47: /paths/~1identity~1user/post/servers (operation `POST_user`)",
+            "52: /paths/~1identity~1user/post/parameters/0 (operation `POST_user`)",
+            "55: /paths/~1identity~1user/post/parameters/1 (operation `POST_user`)",
+        ]
+    );
 }

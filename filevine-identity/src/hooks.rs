@@ -57,7 +57,7 @@ impl ClientHooks<ClientOptions> for Client {
     async fn pre<E>(&self, request: &mut reqwest::Request, info: &OperationInfo) -> Result<(), Error<E>> {
         let operation = Operation::find(info.operation_id)
             .ok_or_else(|| Error::InvalidRequest(format!("`{}` is not in the operations table", info.operation_id)))?;
-        self.inner().apply(operation, request).map_err(Error::InvalidRequest)
+        self.inner().apply(operation, request, self.baseurl()).map_err(Error::InvalidRequest)
     }
 
     /// Sends the request and hands the response on with a body that stops

@@ -104,7 +104,7 @@ mod generated;
 
 pub use generated::*;
 pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge};
-pub use operation::{Operation, Scheme};
+pub use operation::{Host, Operation, Scheme};
 pub use options::ClientOptions;
 pub use secret::SecretString;
 pub use signing::{CLIENT_ASSERTION_TYPE, ClientAssertion, DpopProver};

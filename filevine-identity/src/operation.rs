@@ -18,6 +18,19 @@ pub enum Scheme {
     Dpop,
 }
 
+/// The host an operation is sent to. The spec says so with `x-fv-host`
+/// on the servers an operation (or its path) names; without any, the
+/// identity authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Host {
+    /// The identity authority: the client's base URL.
+    Identity,
+    /// The API gateway of the region (Filevine's published reference serves
+    /// `POST /identity/user` there): [`ClientOptions::gateway`](crate::ClientOptions::gateway).
+    Gateway,
+}
+
 /// One operation of the spec.
 ///
 /// ```
@@ -48,6 +61,8 @@ pub struct Operation {
     /// [`DpopProver`](crate::DpopProver); the spec marks it
     /// `x-dpop-proof: true`.
     pub dpop_proof: bool,
+    /// Where the operation is sent.
+    pub host: Host,
 }
 
 impl Operation {

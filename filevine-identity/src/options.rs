@@ -38,7 +38,7 @@ use crate::{ClientAssertion, DpopProver, Operation, Scheme, SecretString};
 /// assert_eq!(
 ///     format!("{options:?}"),
 ///     "ClientOptions { endpoints: {\"get_userinfo\": \"https://identity.example/oauth/userinfo\"}, \
-///      bearer: true, dpop_token: false, basic: false, client_assertion: false, dpop: false }",
+///      gateway: None, bearer: true, dpop_token: false, basic: false, client_assertion: false, dpop: false }",
 /// );
 /// let client = Client::new("https://identity.example", options);
 /// # drop(client);
@@ -46,10 +46,25 @@ use crate::{ClientAssertion, DpopProver, Operation, Scheme, SecretString};
 #[derive(Clone, Default)]
 pub struct ClientOptions {
     endpoints: BTreeMap<&'static str, url::Url>,
+    gateway: Option<url::Url>,
     access: Option<(Scheme, SecretString)>,
     basic: Option<SecretString>,
     assertion: Option<Arc<dyn ClientAssertion>>,
     dpop: Option<Arc<dyn DpopProver>>,
+}
+
+/// `url`, built by the generated code on `base_url`, moved to `gateway`:
+/// the gateway's URL (with any path prefix) + the operation's path and
+/// query.
+fn on_gateway(gateway: &url::Url, url: &url::Url, base_url: &str) -> url::Url {
+    let base_path =
+        url::Url::parse(base_url).map(|base| base.path().trim_end_matches('/').to_owned()).unwrap_or_default();
+    let operation_path = url.path().strip_prefix(base_path.as_str()).unwrap_or(url.path());
+    let mut target = gateway.clone();
+    let prefix = target.path().trim_end_matches('/').to_owned();
+    target.set_path(&format!("{prefix}{operation_path}"));
+    target.set_query(url.query());
+    target
 }
 
 /// The credentials the options send to one operation.
@@ -68,6 +83,15 @@ impl ClientOptions {
     /// No endpoint overrides, no credentials.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The API gateway's base URL, where operations on [`Host::Gateway`](crate::Host::Gateway)
+    /// are sent (the gateway URL + the operation's path). Without it, such
+    /// an operation fails before anything is sent.
+    #[must_use]
+    pub fn gateway(mut self, url: url::Url) -> Self {
+        self.gateway = Some(url);
+        self
     }
 
     /// Sends `operation` to `url` instead of the base URL + its path.
@@ -134,7 +158,21 @@ impl ClientOptions {
 
     /// Points `request` at the operation's endpoint and adds the
     /// credentials its security asks for.
-    pub(crate) fn apply(&self, operation: &Operation, request: &mut reqwest::Request) -> Result<(), String> {
+    pub(crate) fn apply(
+        &self,
+        operation: &Operation,
+        request: &mut reqwest::Request,
+        base_url: &str,
+    ) -> Result<(), String> {
+        if operation.host == crate::Host::Gateway && !self.endpoints.contains_key(operation.id) {
+            let gateway = self.gateway.as_ref().ok_or_else(|| {
+                format!(
+                    "`{}` is served by the API gateway, and no gateway URL is set (ClientOptions::gateway)",
+                    operation.id
+                )
+            })?;
+            *request.url_mut() = on_gateway(gateway, request.url(), base_url);
+        }
         if let Some(url) = self.endpoints.get(operation.id) {
             let query = request.url().query().map(str::to_owned);
             let mut target = url.clone();
@@ -262,6 +300,7 @@ impl fmt::Debug for ClientOptions {
         let endpoints: BTreeMap<_, _> = self.endpoints.iter().map(|(k, v)| (*k, v.as_str())).collect();
         f.debug_struct("ClientOptions")
             .field("endpoints", &endpoints)
+            .field("gateway", &self.gateway.as_ref().map(url::Url::as_str))
             .field("bearer", &matches!(self.access, Some((Scheme::Bearer, _))))
             .field("dpop_token", &matches!(self.access, Some((Scheme::Dpop, _))))
             .field("basic", &self.basic.is_some())
@@ -275,16 +314,58 @@ impl fmt::Debug for ClientOptions {
 mod tests {
     use super::*;
 
-    const BOTH: Operation =
-        Operation { id: "op", method: "POST", path: "/op", security: &[&[Scheme::Basic], &[]], dpop_proof: true };
+    const BOTH: Operation = Operation {
+        id: "op",
+        method: "POST",
+        path: "/op",
+        security: &[&[Scheme::Basic], &[]],
+        dpop_proof: true,
+        host: crate::Host::Identity,
+    };
     const BEARER: Operation = Operation {
         id: "me",
         method: "GET",
         path: "/me",
         security: &[&[Scheme::Bearer], &[Scheme::Dpop]],
         dpop_proof: false,
+        host: crate::Host::Identity,
     };
-    const OPEN: Operation = Operation { id: "open", method: "GET", path: "/open", security: &[], dpop_proof: false };
+    const OPEN: Operation = Operation {
+        id: "open",
+        method: "GET",
+        path: "/open",
+        security: &[],
+        dpop_proof: false,
+        host: crate::Host::Identity,
+    };
+    const ON_GATEWAY: Operation = Operation {
+        id: "invite",
+        method: "POST",
+        path: "/identity/user",
+        security: &[&[Scheme::Bearer]],
+        dpop_proof: false,
+        host: crate::Host::Gateway,
+    };
+
+    /// An operation on the gateway goes to the gateway URL (its path prefix
+    /// kept) + the operation's path and query, whatever path the client's
+    /// base URL has; without a gateway URL it fails before sending.
+    #[test]
+    fn gateway_operations_go_to_the_gateway() {
+        let options = ClientOptions::new().bearer("tok".into()).gateway("https://gw.example/prefix/".parse().unwrap());
+        let mut r = request("https://id.example/base/identity/user?x=1");
+        options.apply(&ON_GATEWAY, &mut r, "https://id.example/base").unwrap();
+        assert_eq!(r.url().as_str(), "https://gw.example/prefix/identity/user?x=1");
+        assert_eq!(authorization(&r), Some("Bearer tok"));
+        let mut r = request("https://id.example/identity/user");
+        let error =
+            ClientOptions::new().bearer("tok".into()).apply(&ON_GATEWAY, &mut r, "https://id.example").unwrap_err();
+        assert!(error.contains("served by the API gateway") && error.contains("ClientOptions::gateway"), "{error}");
+        // Identity operations stay on the base URL.
+        let mut r = request("https://id.example/open");
+        options.apply(&OPEN, &mut r, "https://id.example").unwrap();
+        assert_eq!(r.url().as_str(), "https://id.example/open");
+    }
 
     fn request(url: &str) -> reqwest::Request {
         reqwest::Client::new().get(url).build().unwrap()
@@ -298,14 +379,14 @@ mod tests {
     fn credentials_go_only_where_the_security_names_them() {
         let options = ClientOptions::new().bearer("tok".into()).basic("a b", &"p:w/+".into());
         let mut r = request("http://127.0.0.1/open");
-        options.apply(&OPEN, &mut r).unwrap();
+        options.apply(&OPEN, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(authorization(&r), None, "no security: nothing sent");
         let mut r = request("http://127.0.0.1/me");
-        options.apply(&BEARER, &mut r).unwrap();
+        options.apply(&BEARER, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(authorization(&r), Some("Bearer tok"));
         assert!(r.headers()["authorization"].is_sensitive());
         let mut r = request("http://127.0.0.1/op");
-        options.apply(&BOTH, &mut r).unwrap();
+        options.apply(&BOTH, &mut r, "http://127.0.0.1").unwrap();
         // base64("a+b:p%3Aw%2F%2B")
         assert_eq!(authorization(&r), Some("Basic YStiOnAlM0F3JTJGJTJC"));
     }
@@ -313,14 +394,15 @@ mod tests {
     #[test]
     fn missing_required_credentials_are_refused_by_name() {
         let mut r = request("http://127.0.0.1/me");
-        let error = ClientOptions::new().basic("a", &"s".into()).apply(&BEARER, &mut r).unwrap_err();
+        let error =
+            ClientOptions::new().basic("a", &"s".into()).apply(&BEARER, &mut r, "http://127.0.0.1").unwrap_err();
         assert_eq!(
             error,
             "`me` needs an access token (bearer) or a DPoP-bound access token with a DPoP prover; the client has none"
         );
         assert_eq!(authorization(&r), None);
         let mut r = request("http://127.0.0.1/op");
-        ClientOptions::new().apply(&BOTH, &mut r).unwrap();
+        ClientOptions::new().apply(&BOTH, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(authorization(&r), None, "the empty alternative: no credentials");
     }
 
@@ -328,10 +410,10 @@ mod tests {
     fn endpoints_replace_the_url_and_keep_the_query() {
         let options = ClientOptions::new().endpoint(&OPEN, "https://other.example/x/y?a=1".parse().unwrap());
         let mut r = request("http://127.0.0.1/open?b=2");
-        options.apply(&OPEN, &mut r).unwrap();
+        options.apply(&OPEN, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(r.url().as_str(), "https://other.example/x/y?a=1&b=2");
         let mut r = request("http://127.0.0.1/me");
-        options.apply(&BEARER, &mut r).unwrap_err();
+        options.apply(&BEARER, &mut r, "http://127.0.0.1").unwrap_err();
         assert_eq!(r.url().as_str(), "http://127.0.0.1/me", "other operations keep theirs");
     }
 
@@ -377,7 +459,7 @@ mod tests {
         let signer = Arc::new(Counting(0.into()));
         let options = ClientOptions::new().basic("id", &"s".into()).client_assertion(signer);
         let mut r = form_request("grant_type=client_credentials&client_id=id");
-        options.apply(&BOTH, &mut r).unwrap();
+        options.apply(&BOTH, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(authorization(&r), None, "no Basic with an assertion");
         let expected = "grant_type=client_credentials&client_id=id&client_assertion_type=\
                         urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=jwt-0";
@@ -385,7 +467,7 @@ mod tests {
         options.sign(&BOTH, &mut r).unwrap();
         assert_eq!(body(&r), expected.replace("jwt-0", "jwt-1"), "the old assertion is replaced, not repeated");
         let mut r = request("http://127.0.0.1/me");
-        options.apply(&BEARER, &mut r).unwrap_err();
+        options.apply(&BEARER, &mut r, "http://127.0.0.1").unwrap_err();
         assert_eq!(r.body().map(|b| b.as_bytes()), None, "an assertion goes only where Basic would");
     }
 
@@ -394,24 +476,24 @@ mod tests {
         let prover = Arc::new(Counting(0.into()));
         let options = ClientOptions::new().dpop_token("at".into()).dpop(prover.clone());
         let mut r = request("http://127.0.0.1/me?x=1");
-        options.apply(&BEARER, &mut r).unwrap();
+        options.apply(&BEARER, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(authorization(&r), Some("DPoP at"));
         assert_eq!(r.headers()["dpop"], "proof-0-GET-/me-at");
         assert!(r.headers()["dpop"].is_sensitive());
 
         let without_prover = ClientOptions::new().dpop_token("at".into());
         let mut r = request("http://127.0.0.1/me");
-        let error = without_prover.apply(&BEARER, &mut r).unwrap_err();
+        let error = without_prover.apply(&BEARER, &mut r, "http://127.0.0.1").unwrap_err();
         assert!(error.contains("DPoP prover") && !error.contains("at "), "{error}");
         assert_eq!(authorization(&r), None, "a DPoP token is never sent as bearer");
 
         // The token endpoint takes a proof of its own, without a token.
         let options = ClientOptions::new().dpop(prover);
         let mut r = form_request("grant_type=client_credentials");
-        options.apply(&BOTH, &mut r).unwrap();
+        options.apply(&BOTH, &mut r, "http://127.0.0.1").unwrap();
         assert_eq!(r.headers()["dpop"], "proof-1-POST-/op--");
         let mut r = request("http://127.0.0.1/open");
-        options.apply(&OPEN, &mut r).unwrap();
+        options.apply(&OPEN, &mut r, "http://127.0.0.1").unwrap();
         assert!(r.headers().get("dpop").is_none(), "no proof where neither the operation nor a token asks");
     }
 }

@@ -114,6 +114,18 @@ const TOKEN_JSON: &str = r#"{"access_token":"at-123","token_type":"Bearer","expi
 
 const SCOPE: &str = "fv.api.gateway.access filevine.v2.api.*";
 
+fn invite_request() -> filevine_identity::types::CreateUserRequest {
+    use filevine_identity::types::{CreateUserRequest, FilevineProductType};
+    CreateUserRequest {
+        tenant_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap(),
+        email: Some("ada@example.com".to_owned()),
+        first_name: None,
+        last_name: "Lovelace".to_owned(),
+        products: vec![FilevineProductType::Filevine, FilevineProductType::ClientPortal],
+        reference_object: Some("{'Org':[1234],'Projects':[9876,8765]}".to_owned()),
+    }
+}
+
 fn pat_request() -> TokenRequest {
     PersonalAccessTokenRequest {
         grant_type: PersonalAccessTokenRequestGrantType::PersonalAccessToken,
@@ -496,7 +508,10 @@ fn padded_token_json(len: usize) -> String {
 #[allow(clippy::result_large_err)]
 async fn call(server: &Server, id: &str) -> Result<(), Error<String>> {
     let client = server.client_with(
-        ClientOptions::new().bearer(SecretString::from("at-123")).basic("client-1", &SecretString::from("s3cret")),
+        ClientOptions::new()
+            .bearer(SecretString::from("at-123"))
+            .basic("client-1", &SecretString::from("s3cret"))
+            .gateway(server.base.parse().unwrap()),
     );
     #[allow(clippy::result_large_err)]
     fn erase<T, E: std::fmt::Debug>(result: Result<T, Error<E>>) -> Result<(), Error<String>> {
@@ -516,6 +531,7 @@ async fn call(server: &Server, id: &str) -> Result<(), Error<String>> {
         "revoke_token" => erase(client.revoke_token(&revocation_request()).await),
         "introspect_token" => erase(client.introspect_token(&introspection_request()).await),
         "authorize_device" => erase(client.authorize_device(&device_authorization_request()).await),
+        "create_user_invite" => erase(client.create_user_invite(7, 42, &invite_request()).await),
         other => panic!("no wire call for operation {other}: add it to `call` and a wire test for it"),
     }
 }
@@ -910,4 +926,57 @@ async fn a_resource_servers_nonce_challenge_on_userinfo_is_answered_once() {
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].headers["authorization"], "DPoP bound-at");
     assert_eq!(seen[1].headers["dpop"], "proof-1-GET-/connect/userinfo-r-1");
+}
+
+/// `POST /identity/user` is served by the API gateway: the client sends it
+/// to the gateway URL of its options (not its base URL), with the bearer
+/// token, the org and user headers and the JSON body; the answer's
+/// `userId` is a UUID. Without a gateway URL nothing is sent.
+#[tokio::test]
+async fn a_user_invite_goes_to_the_gateway_with_its_headers_and_body() {
+    let identity = Server::json(500, "{}").await;
+    let gateway = Server::json(200, r#"{"userId":"0f8fad5b-d9cb-469f-a165-70867728950e"}"#).await;
+    let client = identity.client_with(
+        ClientOptions::new()
+            .bearer(SecretString::from("at-123"))
+            .gateway(format!("{}/", gateway.base).parse().unwrap()),
+    );
+    let created = client.create_user_invite(7, 42, &invite_request()).await.unwrap().into_inner();
+    assert_eq!(created.user_id.unwrap().to_string(), "0f8fad5b-d9cb-469f-a165-70867728950e");
+    assert_eq!(identity.requests(), 0, "nothing went to the identity host");
+    let seen = gateway.only_request();
+    assert_eq!((seen.method.as_str(), seen.path.as_str()), ("POST", "/identity/user"));
+    let header = |name: &str| seen.headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(header("authorization").as_deref(), Some("Bearer at-123"));
+    assert_eq!((header("x-fv-orgid").as_deref(), header("x-fv-userid").as_deref()), (Some("7"), Some("42")));
+    let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "tenantId": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "email": "ada@example.com",
+            "lastName": "Lovelace",
+            "products": ["Filevine", "ClientPortal"],
+            "referenceObject": "{'Org':[1234],'Projects':[9876,8765]}",
+        })
+    );
+
+    // No gateway URL: refused before anything is sent.
+    let client = identity.client_with(ClientOptions::new().bearer(SecretString::from("at-123")));
+    match client.create_user_invite(7, 42, &invite_request()).await {
+        Err(Error::InvalidRequest(message)) => assert!(message.contains("served by the API gateway"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(identity.requests(), 0);
+    // The statuses the reference lists are typed errors.
+    for status in [400, 401, 403] {
+        let gateway = Server::json(status, "{}").await;
+        let client = identity.client_with(
+            ClientOptions::new().bearer(SecretString::from("at-123")).gateway(gateway.base.parse().unwrap()),
+        );
+        match client.create_user_invite(7, 42, &invite_request()).await {
+            Err(Error::ErrorResponse(response)) => assert_eq!(response.status().as_u16(), status),
+            other => panic!("{status}: {other:?}"),
+        }
+    }
 }

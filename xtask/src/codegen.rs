@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use filevine_identity_codegen::{GENERATED_PATH, Generated, SPEC_PATH, Spec, diff, generate, surface_diff};
 
+use crate::compile_check;
 use crate::workspace_root;
 
 /// Where the codegen snapshots live, relative to the workspace root.
@@ -41,7 +42,9 @@ impl Codegen {
         // header does not depend on where the workspace is checked out.
         let spec_label = self.spec.to_string_lossy().replace('\\', "/");
         let out_label = self.out.to_string_lossy().replace('\\', "/");
-        let generated = match Spec::read(&root.join(&self.spec), spec_label.clone()).and_then(|spec| generate(&spec)) {
+        let spec = Spec::read(&root.join(&self.spec), spec_label.clone());
+        let spec_text = spec.as_ref().map(|spec| spec.text.clone()).unwrap_or_default();
+        let generated = match spec.and_then(|spec| generate(&spec)) {
             Ok(generated) => generated,
             Err(error) => {
                 eprintln!("error: {error}");
@@ -52,15 +55,28 @@ impl Codegen {
         let warned = print_warnings(&spec_label, &generated);
         let out_path = root.join(&self.out);
         let committed = std::fs::read_to_string(&out_path).unwrap_or_default();
+        if !compile_check::crates_present(&spec_label, &out_path, &root, &generated) {
+            eprintln!("note: {out_label} was left untouched");
+            return ExitCode::FAILURE;
+        }
         if self.check {
             let status = check(&out_label, &committed, &generated, warned);
             print_accepted(&generated);
+            // The committed file is the generated one: it must compile.
+            if status == ExitCode::SUCCESS
+                && !compile_check::compiles(&root, &out_path, &out_label, &generated, &spec_text)
+            {
+                return ExitCode::FAILURE;
+            }
             return status;
         }
         let status = write(&out_label, &out_path, &committed, &generated);
         print_accepted(&generated);
         if status != ExitCode::SUCCESS {
             return status;
+        }
+        if !compile_check::compiles(&root, &out_path, &out_label, &generated, &spec_text) {
+            return ExitCode::FAILURE;
         }
         if self.accept {
             return accept(&root);

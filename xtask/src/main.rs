@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod codegen;
+mod compile_check;
 mod cycles;
 mod setup;
 mod test;
