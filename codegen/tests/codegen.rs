@@ -513,3 +513,51 @@ fn a_vendor_shaped_description_gets_every_problem_in_one_run() {
         ]
     );
 }
+
+/// A large description written by code: `operations` operations over
+/// `operations / 4` resources, each with a uuid path parameter, a
+/// required org header, a query array, a body with uuid fields, some on a
+/// gateway server of their own, a bearer scheme.
+fn large_description(operations: usize) -> String {
+    use std::fmt::Write as _;
+    let mut paths = String::new();
+    let mut schemas = String::new();
+    for n in 0..operations.div_ceil(4) {
+        let _ = write!(
+            schemas,
+            "    Thing{n}:\n      type: object\n      required: [id, name]\n      properties:\n        id: {{type: string, format: uuid}}\n        owner: {{type: string, format: uuid}}\n        name: {{type: string}}\n        tags: {{type: array, items: {{type: string}}}}\n        count: {{type: integer, format: int64}}\n"
+        );
+        let host = if n % 3 == 0 {
+            "\n      servers:\n        - url: https://gateway.example\n          x-fv-host: gateway"
+        } else {
+            ""
+        };
+        let header =
+            "        - {name: x-fv-orgid, in: header, required: true, schema: {type: integer, format: int64}}\n";
+        let _ = write!(
+            paths,
+            "  /things{n}:\n    get:\n      operationId: listThings{n}{host}\n      security: [{{bearer: []}}]\n      parameters:\n{header}        - {{name: tag, in: query, schema: {{type: array, items: {{type: string}}}}}}\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {{type: array, items: {{$ref: '#/components/schemas/Thing{n}'}}}}\n    post:\n      operationId: createThing{n}{host}\n      security: [{{bearer: []}}]\n      parameters:\n{header}      requestBody:\n        required: true\n        content:\n          application/json:\n            schema: {{$ref: '#/components/schemas/Thing{n}'}}\n      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {{$ref: '#/components/schemas/Thing{n}'}}\n  /things{n}/{{thingId}}:\n    get:\n      operationId: getThing{n}\n      security: [{{bearer: []}}]\n      parameters:\n        - {{name: thingId, in: path, required: true, schema: {{type: string, format: uuid}}}}\n{header}      responses:\n        '200':\n          description: ok\n          content:\n            application/json:\n              schema: {{$ref: '#/components/schemas/Thing{n}'}}\n    delete:\n      operationId: deleteThing{n}\n      security: [{{bearer: []}}]\n      parameters:\n        - {{name: thingId, in: path, required: true, schema: {{type: string, format: uuid}}}}\n{header}      responses:\n        '204':\n          description: gone\n"
+        );
+    }
+    format!(
+        "openapi: 3.1.0\ninfo: {{title: Large, version: '1'}}\nservers:\n  - url: https://identity.example\n    x-region: us\n  - url: https://identity-ca.example\n    x-region: canada\npaths:\n{paths}components:\n  securitySchemes:\n    bearer: {{type: http, scheme: bearer}}\n  schemas:\n{schemas}"
+    )
+}
+
+/// 200 operations generate in one pass (the figures are in BENCHMARKS.md;
+/// `FV_WRITE_LARGE_SPEC=<file>` writes the description, for measuring the
+/// compile check with `cargo xtask codegen --spec <file>`).
+#[test]
+fn a_large_generated_description_generates() {
+    let text = large_description(200);
+    if let Ok(path) = std::env::var("FV_WRITE_LARGE_SPEC") {
+        std::fs::write(path, &text).unwrap();
+    }
+    let spec = Spec { label: "large.yaml".into(), text };
+    let generated = generate(&spec).unwrap();
+    let methods = generated.surface.lines().filter(|l| l.trim_start().starts_with("async fn ")).count();
+    assert_eq!(methods, 200);
+    assert_eq!(generated.source.matches("host: crate::Host::Gateway").count(), 34);
+    assert_eq!(generated.crates.iter().map(|c| c.name).collect::<Vec<_>>(), ["uuid"]);
+    eprintln!("200 operations: {} lines generated in {:?}", generated.lines(), generated.elapsed);
+}

@@ -90,6 +90,11 @@ impl BearerAuth {
         self
     }
 
+    /// The user whose `x-fv-orgid` / `x-fv-userid` it sends, if any.
+    pub fn user(&self) -> Option<FilevineUser> {
+        self.user
+    }
+
     /// The provider the tokens come from.
     pub fn provider(&self) -> &TokenProvider {
         &self.provider

@@ -35,6 +35,15 @@ pub enum ApiError {
     /// a [`FilevineApi`](crate::FilevineApi) builds nothing).
     #[error("{0}")]
     Config(#[from] crate::error::ConfigError),
+    /// A user-scoped call made without the requesting user (its
+    /// `x-fv-orgid` / `x-fv-userid`): nothing was sent.
+    #[error(
+        "{call} acts as a user: call FilevineApi::with_user first (the org and user ids, e.g. from GetUserOrgsWithToken)"
+    )]
+    UserRequired {
+        /// The call.
+        call: &'static str,
+    },
     /// A body that is not what the call expects.
     #[error("unexpected response from the Filevine API: {reason} (body starts: {excerpt:?})")]
     Decode {

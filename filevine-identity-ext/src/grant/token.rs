@@ -139,6 +139,11 @@ impl AccessToken {
         self.0.header.clone()
     }
 
+    /// The clock the token's deadline (and its DPoP proofs' `iat`) is read on.
+    pub(crate) fn clock(&self) -> &Clock {
+        &self.0.clock
+    }
+
     /// The key a DPoP-bound token is bound to; `None` for a bearer token.
     pub fn dpop_key(&self) -> Option<&DpopKey> {
         self.0.dpop.as_ref()

@@ -103,3 +103,75 @@ pub(super) async fn gateway_users_me(State(shared): State<Arc<Shared>>, headers:
         _ => json_response(400, serde_json::json!({"message": "x-fv-orgid and x-fv-userid are required"})),
     }
 }
+
+/// The products `CreateUserRequest.products` may hold (the spec's
+/// `FilevineProductType`).
+const PRODUCTS: [&str; 8] =
+    ["Filevine", "Copilot", "ClientPortal", "LeadDocket", "Outlaw", "Timely", "Vinesign", "Payments"];
+
+/// `POST {gateway}/identity/user` (Create User Invite): the bearer token,
+/// integer `x-fv-orgid` / `x-fv-userid`, and a body as the spec's
+/// `CreateUserRequest` describes it; answers `{"userId": <uuid>}`, 400 for
+/// what fails validation, 403 when invites are forbidden.
+pub(super) async fn gateway_create_user_invite(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(rejected) = gateway_check(&shared, "POST", "/identity/user", &headers) {
+        return rejected;
+    }
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+    if header("x-fv-orgid").is_none() || header("x-fv-userid").is_none() {
+        return invalid("x-fv-orgid and x-fv-userid are required integers");
+    }
+    if lock(&shared.registry).invites_forbidden {
+        return json_response(403, serde_json::json!({"message": "the requesting user may not invite users"}));
+    }
+    let Ok(invite) = serde_json::from_slice::<serde_json::Value>(&body) else { return invalid("the body is not JSON") };
+    if let Err(reason) = check_invite(&invite) {
+        return invalid(reason);
+    }
+    let mut registry = lock(&shared.registry);
+    registry.sequence += 1;
+    let user_id = format!("00000000-0000-4000-8000-{:012x}", registry.sequence);
+    registry.user_invites.push(invite);
+    json_response(200, serde_json::json!({"userId": user_id}))
+}
+
+fn invalid(reason: &str) -> Response {
+    json_response(400, serde_json::json!({"message": reason}))
+}
+
+/// The spec's `CreateUserRequest`: `tenantId` a UUID, `lastName` a
+/// string, `products` a list of known products (all three required);
+/// `email` a string, `firstName` and `referenceObject` a string or null.
+fn check_invite(invite: &serde_json::Value) -> Result<(), &'static str> {
+    let text = |name: &str| invite.get(name).and_then(serde_json::Value::as_str);
+    if !text("tenantId").is_some_and(is_uuid) {
+        return Err("tenantId must be a UUID");
+    }
+    if text("lastName").is_none_or(|name| name.trim().is_empty()) {
+        return Err("lastName is required");
+    }
+    let products = invite.get("products").and_then(serde_json::Value::as_array);
+    if !products.is_some_and(|p| !p.is_empty() && p.iter().all(|v| v.as_str().is_some_and(|v| PRODUCTS.contains(&v)))) {
+        return Err("products must list at least one known product");
+    }
+    for name in ["firstName", "referenceObject"] {
+        if invite.get(name).is_some_and(|v| !(v.is_null() || v.is_string())) {
+            return Err("firstName and referenceObject are strings or null");
+        }
+    }
+    if invite.get("email").is_some_and(|v| !v.is_string()) {
+        return Err("email is a string");
+    }
+    Ok(())
+}
+
+/// `8-4-4-4-12` hexadecimal digits.
+fn is_uuid(text: &str) -> bool {
+    let groups: Vec<&str> = text.split('-').collect();
+    groups.len() == 5
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}

@@ -81,6 +81,10 @@ struct Registry {
     requests: Vec<RecordedRequest>,
     gateway_log: Vec<GatewayRequest>,
     gateway_rejections: u32,
+    /// `POST {gateway}/identity/user` answers 403.
+    invites_forbidden: bool,
+    /// The bodies of the user invites the gateway stub accepted.
+    user_invites: Vec<serde_json::Value>,
     /// Refresh tokens presented again after they were rotated away.
     refresh_token_reuses: u64,
     sequence: u64,
@@ -201,6 +205,7 @@ impl TestServer {
             .route("/connect/deviceauthorization", post(device::device_authorization))
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
+            .route("/gateway/identity/user", post(gateway::gateway_create_user_invite))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             // Serving ends only when the task is aborted on drop.
@@ -575,6 +580,17 @@ impl TestServer {
     /// Every request the gateway stub received, in order.
     pub fn gateway_log(&self) -> Vec<GatewayRequest> {
         lock(&self.shared.registry).gateway_log.clone()
+    }
+
+    /// Makes the gateway stub answer 403 to user invites (`POST
+    /// /identity/user`), as for a requesting user who may not invite.
+    pub fn forbid_user_invites(&self, forbidden: bool) {
+        lock(&self.shared.registry).invites_forbidden = forbidden;
+    }
+
+    /// The bodies of the user invites the gateway stub accepted, in order.
+    pub fn user_invites(&self) -> Vec<serde_json::Value> {
+        lock(&self.shared.registry).user_invites.clone()
     }
 
     /// Makes the gateway stub answer 401 to the next `count` requests,

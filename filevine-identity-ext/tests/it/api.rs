@@ -264,3 +264,71 @@ async fn the_bearer_token_goes_only_to_the_gateway_origin() {
     let authorization = server.gateway_log().last().unwrap().header("authorization").map(str::to_owned);
     assert_eq!(authorization, Some(format!("Bearer {}", token.expose_secret())));
 }
+
+fn invite() -> filevine_identity_ext::api::identity::CreateUserRequest {
+    use filevine_identity_ext::api::identity::{CreateUserRequest, FilevineProductType};
+    CreateUserRequest {
+        tenant_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap(),
+        email: Some("ada@example.com".to_owned()),
+        first_name: Some("Ada".to_owned()),
+        last_name: "Lovelace".to_owned(),
+        products: vec![FilevineProductType::Filevine, FilevineProductType::Vinesign],
+        reference_object: None,
+    }
+}
+
+/// Create User Invite end to end: through the generated client to the
+/// region's gateway, with the token and the org and user headers of the
+/// client's user; the stub validates them and the body, and answers the
+/// new user's id.
+#[tokio::test]
+async fn a_user_is_invited_through_the_gateway_as_the_clients_user() {
+    let (server, provider, api) = setup().await;
+    let as_me = api.with_user(FilevineUser { org_id: 42, user_id: 1001 });
+    let created = as_me.create_user_invite(&invite()).await.unwrap();
+    assert_eq!(created.user_id.unwrap().to_string().len(), 36);
+    let log = server.gateway_log();
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].method.as_str(), log[0].path.as_str()), ("POST", "/identity/user"));
+    assert_eq!((log[0].header("x-fv-orgid"), log[0].header("x-fv-userid")), (Some("42"), Some("1001")));
+    let token = provider.token().await.unwrap();
+    assert_eq!(log[0].header("authorization"), Some(format!("Bearer {}", token.expose_secret()).as_str()));
+    assert_eq!(
+        server.user_invites(),
+        [serde_json::json!({
+            "tenantId": "6f9619ff-8b86-d011-b42d-00c04fc964ff",
+            "email": "ada@example.com",
+            "firstName": "Ada",
+            "lastName": "Lovelace",
+            "products": ["Filevine", "Vinesign"],
+        })]
+    );
+}
+
+/// Without a user nothing is sent; a 401 refreshes once and retries (a
+/// second is `Unauthorized`); 400 and 403 are typed by status.
+#[tokio::test]
+async fn user_invite_failures_are_typed() {
+    let (server, _provider, api) = setup().await;
+    let err = api.create_user_invite(&invite()).await.unwrap_err();
+    assert!(matches!(err, ApiError::UserRequired { call: "create_user_invite" }), "{err}");
+    assert!(err.to_string().contains("with_user"), "{err}");
+    assert_eq!(server.gateway_requests(), 0);
+
+    let as_me = api.with_user(FilevineUser { org_id: 42, user_id: 1001 });
+    server.reject_next_gateway_requests(1);
+    as_me.create_user_invite(&invite()).await.unwrap();
+    assert_eq!(server.gateway_requests(), 1 + 1, "the 401, then the retry");
+    assert_eq!(server.token_requests(), 2, "one refresh");
+    server.reject_next_gateway_requests(2);
+    assert!(matches!(as_me.create_user_invite(&invite()).await.unwrap_err(), ApiError::Unauthorized));
+
+    let mut no_products = invite();
+    no_products.products.clear();
+    let err = as_me.create_user_invite(&no_products).await.unwrap_err();
+    assert!(matches!(err, ApiError::Status { status: 400, .. }), "{err}");
+    server.forbid_user_invites(true);
+    let err = as_me.create_user_invite(&invite()).await.unwrap_err();
+    assert!(matches!(err, ApiError::Status { status: 403, .. }), "{err}");
+    assert_eq!(server.user_invites().len(), 1, "only the accepted invite");
+}

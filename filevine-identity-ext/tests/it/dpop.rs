@@ -105,8 +105,22 @@ async fn dpop_binds_the_token_and_the_gateway_takes_it_only_with_a_proof_from_it
     let api = FilevineApi::new(provider.clone()).unwrap();
     api.get_user_orgs_with_token().await.unwrap();
     api.get_user_orgs_with_token().await.unwrap();
+    // The generated client's gateway call (Create User Invite) too.
+    let invite = filevine_identity_ext::api::identity::CreateUserRequest {
+        tenant_id: "6f9619ff-8b86-d011-b42d-00c04fc964ff".parse().unwrap(),
+        email: None,
+        first_name: None,
+        last_name: "Lovelace".to_owned(),
+        products: vec![filevine_identity_ext::api::identity::FilevineProductType::Filevine],
+        reference_object: None,
+    };
+    let as_user = api.with_user(filevine_identity_ext::api::FilevineUser { org_id: 42, user_id: 1001 });
+    as_user.create_user_invite(&invite).await.unwrap();
     let log = server.gateway_log();
-    assert_eq!(log.len(), 2);
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2].path, "/identity/user");
+    assert!(log[2].header("dpop").is_some() && log[2].header("authorization").unwrap().starts_with("DPoP "));
+    let log = &log[..2];
     let proofs: Vec<_> = log.iter().map(|r| r.header("dpop").unwrap().to_owned()).collect();
     assert_ne!(proofs[0], proofs[1], "a proof per request");
     assert!(log.iter().all(|r| r.header("authorization").unwrap().starts_with("DPoP ")));
