@@ -257,12 +257,34 @@ fn collect_item(item: &Item, prefix: &str, out: &mut BTreeMap<String, Shape>) {
             out.insert(format!("{header}{}", scope(prefix)), Shape::Other);
         }
         Item::Use(u) if is_public(&u.vis) => {
-            out.insert(format!("use {}{}", text(&u.tree), scope(prefix)), Shape::Other);
+            // One entry per name brought in: a name added to a `use` list
+            // is an addition, not the removal of the old list.
+            let mut paths = Vec::new();
+            use_paths(&u.tree, String::new(), &mut paths);
+            for path in paths {
+                out.insert(format!("use {path}{}", scope(prefix)), Shape::Other);
+            }
         }
         Item::Type(t) if is_public(&t.vis) => {
             out.insert(format!("type {prefix}{}", t.ident), Shape::Fn(text(&t.ty)));
         }
         _ => {}
+    }
+}
+
+/// Every path a `use` tree brings in: `crate::{A, b::C}` → `crate::A`,
+/// `crate::b::C`.
+fn use_paths(tree: &syn::UseTree, prefix: String, out: &mut Vec<String>) {
+    match tree {
+        syn::UseTree::Path(path) => use_paths(&path.tree, format!("{prefix}{}::", path.ident), out),
+        syn::UseTree::Name(name) => out.push(format!("{prefix}{}", name.ident)),
+        syn::UseTree::Rename(rename) => out.push(format!("{prefix}{} as {}", rename.ident, rename.rename)),
+        syn::UseTree::Glob(_) => out.push(format!("{prefix}*")),
+        syn::UseTree::Group(group) => {
+            for item in &group.items {
+                use_paths(item, prefix.clone(), out);
+            }
+        }
     }
 }
 
@@ -383,4 +405,19 @@ fn derive_changes(key: &str, old: &BTreeSet<String>, new: &BTreeSet<String>) -> 
         out.push(change(key, format!("now derives {added}"), Impact::Additive));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_added_to_a_use_list_is_only_an_addition() {
+        let old = "pub mod operations { pub use crate::{Operation, Scheme}; }";
+        let new = "pub mod operations { pub use crate::{Host, Operation, Scheme}; }";
+        let diff = surface_diff(old, new).unwrap();
+        assert!(diff.removed.is_empty(), "{diff}");
+        assert_eq!(diff.added.len(), 1, "{diff}");
+        assert!(diff.added[0].item.contains("use crate::Host"), "{diff}");
+    }
 }
