@@ -164,3 +164,30 @@ fn several_problems_are_one_run_and_the_file_is_untouched() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), before);
 }
+
+/// A spec whose formats need crates the generated crate lacks: one error
+/// per use, with the spec line and the line to add, and nothing written.
+#[test]
+fn formats_whose_crate_is_missing_are_reported_against_the_spec_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[package]\nname = \"scratch\"\n\n[dependencies]\nserde = \"1\"\n")
+        .unwrap();
+    let out = dir.path().join("src/generated.rs");
+    std::fs::write(&out, "// before\n").unwrap();
+    let spec = "codegen/tests/fixtures/bad/uuid-and-date-time.yaml";
+    let output = xtask(&["codegen", "--spec", spec, "--out", out.to_str().unwrap()]);
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{stderr}");
+    assert!(
+        errors[0]
+            .starts_with(&format!("error: {spec}:10: /components/schemas/Invite/properties/tenantId: `format: uuid`")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("add `uuid = { version = \"1\", features = [\"serde\"] }` to [dependencies]"), "{stderr}");
+    assert!(stderr.contains(&format!("{spec}:13: /components/schemas/Invite/properties/sentAt")), "{stderr}");
+    assert!(stderr.contains("was left untouched"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "// before\n");
+}
