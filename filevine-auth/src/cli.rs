@@ -37,14 +37,14 @@ pub struct Cli {
 /// Options every command takes.
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The region: `us`, `ca` or `canada` (default: the profile's, else FILEVINE_REGION, else us).
+    /// The region: `us`, `ca` or `canada` (default: FILEVINE_AUTHORITY or FILEVINE_REGION, else the profile's, else us).
     #[arg(long, global = true, value_name = "REGION")]
     pub region: Option<String>,
     /// A custom identity authority URL instead of a region.
     #[arg(long, global = true, value_name = "URL")]
     pub authority: Option<String>,
-    /// The API gateway of a custom authority (for `whoami`).
-    #[arg(long, global = true, value_name = "URL", requires = "authority")]
+    /// The API gateway (for `whoami`): wins over FILEVINE_GATEWAY, the profile's and the region's.
+    #[arg(long, global = true, value_name = "URL")]
     pub gateway: Option<String>,
     /// A named configuration from `config.json` in the configuration directory.
     #[arg(long, global = true, value_name = "NAME", default_value = "default", env = "FILEVINE_PROFILE")]
@@ -76,12 +76,14 @@ pub enum Command {
         #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
         min_valid: Duration,
     },
-    /// Sign in with your Filevine account (authorization code + PKCE, loopback redirect).
+    /// Sign in: with your Filevine account in a browser, from another device (--device), or with a personal access token (--with-pat).
     ///
-    /// Needs FILEVINE_CLIENT_ID (or the profile's client_id): a native
-    /// client registered with the redirect URI http://127.0.0.1/callback.
-    /// The URL is always printed on stderr. Without a browser on this
-    /// machine (SSH, a container), use --device.
+    /// With a browser or --device, FILEVINE_CLIENT_ID (or the profile's
+    /// client_id) names a native client registered with the redirect URI
+    /// http://127.0.0.1/callback (or allowed the device code grant); the
+    /// URL is always printed on stderr. --with-pat needs no client: the
+    /// PAT is read from standard input (a prompt without echo on a
+    /// terminal), checked with one exchange, and stored.
     Login {
         /// Sign in from another device: print a URL and a code to enter there (RFC 8628 device code).
         #[arg(long, conflicts_with_all = ["no_browser", "port", "with_pat"])]
@@ -92,7 +94,7 @@ pub enum Command {
         /// The loopback port of the redirect URI (default: any free port).
         #[arg(long, value_name = "N")]
         port: Option<u16>,
-        /// Read a personal access token from standard input instead, check it, and store it.
+        /// Read a personal access token from standard input (typed at a prompt, not echoed, on a terminal), check it, and store it.
         #[arg(long, conflicts_with_all = ["no_browser", "port"])]
         with_pat: bool,
         /// How long to wait for the browser to come back.
@@ -118,6 +120,34 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// Prints a command line error and returns its exit code (0 for `--help`
+/// and `--version`, 2 otherwise). An argument clap does not know, or a
+/// subcommand it cannot find, is not printed back: it is as likely a secret
+/// pasted in the wrong place (`filevine-auth login fvpat_…`) as a typo, and
+/// the terminal's scrollback keeps what is printed.
+pub fn usage_error(error: &clap::Error) -> std::process::ExitCode {
+    use clap::error::ErrorKind;
+    match error.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = error.print();
+            let code = if error.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand { 2 } else { 0 };
+            std::process::ExitCode::from(code)
+        }
+        ErrorKind::UnknownArgument | ErrorKind::InvalidSubcommand => {
+            eprintln!(
+                "error: an unexpected argument was given (not shown: it may be a secret). A personal access token is \
+                 read from standard input by `filevine-auth login --with-pat`, or from FILEVINE_PAT; see \
+                 `filevine-auth --help`"
+            );
+            std::process::ExitCode::from(2)
+        }
+        _ => {
+            let _ = error.print();
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 /// `90`, `90s`, `5m`, `1h`: a duration for --min-valid and --timeout.

@@ -51,6 +51,10 @@ pub struct Settings {
     pub region: Region,
     /// Whether a flag chose the region (it then wins over a stored sign-in's).
     pub region_from_flags: bool,
+    /// The API gateway from `--gateway`, else `FILEVINE_GATEWAY`: it wins
+    /// over the profile's, a sign-in record's and the region's, whatever
+    /// chose the authority (one rule, the library's variable).
+    pub gateway: Option<String>,
     pub client_id: Option<ClientId>,
     pub client_secret: Option<ClientSecret>,
     /// `FILEVINE_CLIENT_KEY` (a PEM or JWK file, read when a command needs
@@ -77,8 +81,9 @@ impl Settings {
         let profile = load_profile(&dir, &global.profile)?;
         let usage = |e: &dyn std::fmt::Display| CliError::Usage(e.to_string());
 
+        let gateway = global.gateway.clone().or_else(|| var(GATEWAY_VAR));
         let (region, region_from_flags) = match (&global.authority, &global.region) {
-            (Some(authority), _) => (custom(authority, global.gateway.as_deref()).map_err(|e| usage(&e))?, true),
+            (Some(authority), _) => (custom(authority, None).map_err(|e| usage(&e))?, true),
             (None, Some(region)) => (region.parse::<Region>().map_err(|e| usage(&e))?, true),
             (None, None) => match Region::from_env().map_err(|e| usage(&e))? {
                 Some(region) => (region, false),
@@ -91,6 +96,7 @@ impl Settings {
                 },
             },
         };
+        let region = with_gateway(region, gateway.as_deref()).map_err(|e| usage(&e))?;
         let client_id = var(vars::CLIENT_ID)
             .or_else(|| profile.client_id.clone())
             .map(ClientId::new)
@@ -112,11 +118,18 @@ impl Settings {
             dir,
             region,
             region_from_flags,
+            gateway,
             client_id,
             client_secret,
             client_key,
             scopes,
         })
+    }
+
+    /// `region` (a sign-in record's) with the gateway of `--gateway` or
+    /// `FILEVINE_GATEWAY`, when one is set.
+    pub fn gatewayed(&self, region: Region) -> Result<Region, CliError> {
+        with_gateway(region, self.gateway.as_deref()).map_err(|e| CliError::Usage(e.to_string()))
     }
 
     /// The client key, read from its file now. The error names the file
@@ -152,6 +165,22 @@ impl Settings {
     /// The token cache: the file store's directory.
     pub fn tokens_dir(&self) -> PathBuf {
         self.dir.join("tokens")
+    }
+}
+
+/// The environment variable of the gateway, as the library reads it.
+const GATEWAY_VAR: &str = filevine_identity_ext::config::env::GATEWAY;
+
+/// `region` with `gateway` as its API gateway, when one is given.
+fn with_gateway(
+    region: Region,
+    gateway: Option<&str>,
+) -> Result<Region, filevine_identity_ext::config::region::RegionError> {
+    match gateway {
+        Some(gateway) if region.gateway_url() != Some(gateway.trim_end_matches('/')) => {
+            Region::custom_with_gateway(region.identity_url(), gateway)
+        }
+        _ => Ok(region),
     }
 }
 

@@ -29,14 +29,20 @@ use cli::{Cli, Command};
 use error::CliError;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return cli::usage_error(&error),
+    };
     // Warnings (an unreadable cache entry, a store fallback) always, one
     // line each; everything with --verbose. The SDK logs no secret.
     let level = if cli.global.verbose { tracing::Level::DEBUG } else { tracing::Level::WARN };
     tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(output::colour())
+        // Plain text: the fmt layer's colours need a feature this build
+        // leaves out (it would print a notice on every run, or panic in a
+        // debug build); errors get their colour from `output`.
+        .with_ansi(false)
         .with_target(cli.global.verbose)
         .without_time()
         .init();

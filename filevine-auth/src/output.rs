@@ -51,3 +51,42 @@ pub async fn with_spinner<F: std::future::Future>(label: &str, waiting: F) -> F:
     eprint!("\r\x1b[2K");
     output
 }
+
+/// Reads one line typed at the terminal on standard input without showing
+/// it: `prompt` on stderr, echo off while the line is typed, then back on
+/// (also when reading fails). `None` when standard input is not a terminal
+/// (a pipe or a file: the caller reads it as it is).
+#[cfg(unix)]
+pub fn read_secret_line(prompt: &str, limit: usize) -> Option<std::io::Result<zeroize::Zeroizing<String>>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return None;
+    }
+    let saved = match tcgetattr(&stdin) {
+        Ok(saved) => saved,
+        Err(error) => return Some(Err(error.into())),
+    };
+    let mut silent = saved.clone();
+    silent.local_modes.remove(LocalModes::ECHO);
+    // Line editing stays (ICANON): backspace works, Enter ends the line.
+    silent.local_modes.insert(LocalModes::ECHONL);
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    if let Err(error) = tcsetattr(&stdin, OptionalActions::Flush, &silent) {
+        return Some(Err(error.into()));
+    }
+    let mut line = zeroize::Zeroizing::new(String::new());
+    let read = {
+        use std::io::{BufRead as _, Read as _};
+        stdin.lock().take(limit as u64).read_line(&mut line)
+    };
+    let restored = tcsetattr(&stdin, OptionalActions::Now, &saved);
+    Some(read.and(restored.map_err(Into::into)).map(|_| line))
+}
+
+/// Elsewhere standard input is read as it is.
+#[cfg(not(unix))]
+pub fn read_secret_line(_prompt: &str, _limit: usize) -> Option<std::io::Result<zeroize::Zeroizing<String>>> {
+    None
+}

@@ -222,7 +222,7 @@ pub fn default_scopes() -> filevine_identity_ext::Scopes {
 fn stored_region(settings: &Settings, state: &State, profile: &str) -> Result<Region, CliError> {
     let stored = state.region()?;
     if !settings.region_from_flags {
-        return Ok(stored);
+        return settings.gatewayed(stored);
     }
     let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
     if !same(settings.region.identity_url(), stored.identity_url()) {

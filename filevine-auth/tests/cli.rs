@@ -243,19 +243,21 @@ async fn login_with_pat_checks_stores_and_logs_out() {
 
     let logout = run(cli(config.path(), &env), &["logout"]).await;
     assert!(logout.status.success(), "{}", text(&logout.stderr));
+    assert!(text(&logout.stderr).contains("the cached tokens are deleted"), "{}", text(&logout.stderr));
     let after = run(cli(config.path(), &env), &["token"]).await;
     assert_eq!(after.status.code(), Some(4));
-    // What is left is the mark of the deleted token set (so that a refresh
-    // racing the logout cannot write it back): a version line and
-    // `FVTS 2 2`, no token.
+    // It removed what it says: the state, the PAT and the token set (a
+    // refresh racing the logout finds no entry and writes nothing).
     let left: Vec<_> = std::fs::read_dir(config.path().join("tokens"))
         .unwrap()
         .map(|f| f.unwrap().path())
         .filter(|path| path.extension().is_some_and(|e| e == "token"))
-        .map(|path| std::fs::read(path).unwrap())
         .collect();
-    assert_eq!(left.len(), 1, "the state and the PAT are removed, the token set marked deleted");
-    assert!(left[0].ends_with(b"\nFVTS\x02\x02"), "{:?}", String::from_utf8_lossy(&left[0]));
+    assert_eq!(left, Vec::<std::path::PathBuf>::new(), "no .token file stays");
+    // `status` after `logout`: not signed in, which is no error.
+    let status = run(cli(config.path(), &env), &["status"]).await;
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    assert!(text(&status.stdout).contains("not signed in"), "{}", text(&status.stdout));
 }
 
 /// A P-256 key made for this test (a JWK, as `FILEVINE_CLIENT_KEY` may be).
@@ -338,11 +340,21 @@ async fn a_corrupted_cache_file_is_absent_with_one_warning() {
     assert_eq!(warnings.lines().count(), 1, "one line: {warnings}");
     assert!(warnings.contains("WARN") && !warnings.contains(PAT), "{warnings}");
 
-    // whoami needs a gateway: a custom authority without one is a usage error that says how.
+    // whoami needs a gateway: a custom authority without one is an error
+    // (not a usage error) that names both ways to give it.
     let no_gateway = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_PAT", PAT)];
     let whoami = run(cli(config.path(), &no_gateway), &["whoami"]).await;
-    assert_eq!(whoami.status.code(), Some(2), "{}", text(&whoami.stderr));
-    assert!(text(&whoami.stderr).contains("--gateway or set FILEVINE_GATEWAY"), "{}", text(&whoami.stderr));
+    assert_eq!(whoami.status.code(), Some(1), "{}", text(&whoami.stderr));
+    assert!(text(&whoami.stderr).contains("--gateway <URL> or set FILEVINE_GATEWAY"), "{}", text(&whoami.stderr));
+    // One rule: `--gateway` alone, or FILEVINE_GATEWAY read at run time,
+    // with FILEVINE_AUTHORITY.
+    let gateway = format!("{}/gateway", server.url());
+    let flagged = run(cli(config.path(), &no_gateway), &["--gateway", &gateway, "whoami"]).await;
+    assert!(flagged.status.success(), "{}", text(&flagged.stderr));
+    let mut from_env = no_gateway.to_vec();
+    from_env.push(("FILEVINE_GATEWAY", gateway.as_str()));
+    let env_run = run(cli(config.path(), &from_env), &["whoami"]).await;
+    assert!(env_run.status.success(), "{}", text(&env_run.stderr));
 }
 
 #[tokio::test]
@@ -1011,4 +1023,95 @@ async fn an_authority_flag_never_takes_stored_credentials_elsewhere() {
     assert_eq!(server.token_requests(), requests);
     let same = run(cli(config.path(), &[]), &["--authority", server.url(), "token"]).await;
     assert!(same.status.success(), "{}", text(&same.stderr));
+}
+
+/// The binary on a pseudo-terminal (util-linux `script`): what a person at
+/// a terminal runs. Its output is everything the terminal showed, echo
+/// included.
+fn on_terminal(config: &Path, env: &[(&str, &str)], args: &str) -> Command {
+    let mut command = Command::new("script");
+    command
+        .args(["-q", "-e", "-c", &format!("{} {args}", env!("CARGO_BIN_EXE_filevine-auth")), "/dev/null"])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("TERM", "xterm")
+        .env("FILEVINE_CONFIG_DIR", config)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// On a terminal every command prints only its own lines: no notice from
+/// the log subscriber about colours (a debug build panicked on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_on_a_terminal_prints_no_stray_line() {
+    let config = tempfile::tempdir().unwrap();
+    let mut status = on_terminal(config.path(), &[], "status");
+    let output = tokio::task::spawn_blocking(move || {
+        let child = status.spawn().expect("script (util-linux) runs");
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let shown = text(&output.stdout) + &text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    assert!(!shown.contains("ansi") && !shown.contains("panicked"), "{shown}");
+    assert!(shown.contains("not signed in"), "{shown}");
+}
+
+/// `login --with-pat` at a terminal: a prompt on stderr, and the PAT is not
+/// echoed as it is typed (the terminal shows everything written to it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pat_typed_at_a_terminal_is_prompted_for_and_not_echoed() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let env = server_env(&server);
+    let mut login = on_terminal(config.path(), &borrow(&env), "login --with-pat");
+    let shown = tokio::task::spawn_blocking(move || {
+        use std::io::{Read as _, Write as _};
+        let mut child = login.spawn().expect("script (util-linux) runs");
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 256];
+        // Type only once the prompt is there (echo is turned off by then).
+        while !String::from_utf8_lossy(&seen).contains("not shown as you type") {
+            let n = stdout.read(&mut chunk).unwrap();
+            assert!(n > 0, "no prompt: {}", String::from_utf8_lossy(&seen));
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        child.stdin.take().unwrap().write_all(format!("{PAT}\n").as_bytes()).unwrap();
+        stdout.read_to_end(&mut seen).unwrap();
+        assert!(child.wait().unwrap().success(), "{}", String::from_utf8_lossy(&seen));
+        String::from_utf8_lossy(&seen).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(shown.contains("Personal access token (not shown as you type): "), "{shown}");
+    assert!(shown.contains("Signed in with a personal access token"), "{shown}");
+    assert!(!shown.contains(PAT), "the PAT was echoed: {shown}");
+    assert_eq!(server.token_requests(), 1);
+}
+
+/// A secret pasted where an argument goes is never printed back (clap
+/// would quote an unexpected argument).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unexpected_argument_is_not_printed_back() {
+    let config = tempfile::tempdir().unwrap();
+    for args in [&["login", PAT][..], &[PAT], &["token", "--header", PAT]] {
+        let output = run(cli(config.path(), &[]), args).await;
+        let shown = text(&output.stdout) + &text(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(!shown.contains(PAT), "{args:?}: {shown}");
+        assert!(shown.contains("not shown: it may be a secret") && shown.contains("--with-pat"), "{shown}");
+    }
+    // `--help` still prints help and exits 0; the help texts agree with the
+    // README on what wins (FILEVINE_REGION over the profile).
+    let help = run(cli(config.path(), &[]), &["login", "--help"]).await;
+    assert_eq!(help.status.code(), Some(0));
+    let help = text(&help.stdout);
+    assert!(help.starts_with("Sign in: with your Filevine account in a browser"), "{help}");
+    let help = run(cli(config.path(), &[]), &["--help"]).await;
+    assert!(text(&help.stdout).contains("FILEVINE_REGION, else the profile's"), "{}", text(&help.stdout));
 }

@@ -145,6 +145,17 @@ pub enum Error {
     /// [`OidcClient`](crate::OidcClient)). Sign in again.
     #[error("the session was signed out while its tokens were being refreshed; the user must sign in")]
     SignedOut,
+    /// Every token the last refreshes brought expired before it could be
+    /// handed out (the process was stopped, or the token store or the
+    /// identity provider held each refresh longer than the token lives):
+    /// none is returned past its deadline. Try again.
+    #[error(
+        "the tokens of {flights} refreshes in a row expired before they could be handed out (the process was paused, or the token store or identity provider was too slow); try again"
+    )]
+    ExpiredInFlight {
+        /// How many refreshes.
+        flights: u32,
+    },
     /// The credential source gave another identity (a rewritten secret)
     /// between the moment the provider chose the store entry and its
     /// request, again and again: nothing was sent for it. Try again.
@@ -269,6 +280,7 @@ impl Error {
             | Self::Store(_)
             | Self::NotStored { .. }
             | Self::SignedOut
+            | Self::ExpiredInFlight { .. }
             | Self::SourceChanged => None,
         }
     }
@@ -282,7 +294,14 @@ impl Error {
     /// Whether trying again later can succeed without changing anything:
     /// network errors, timeouts, 5xx, 429. Never for rejected credentials.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Network { .. } | Self::Timeout { .. } | Self::Server { .. } | Self::RateLimited { .. })
+        matches!(
+            self,
+            Self::Network { .. }
+                | Self::Timeout { .. }
+                | Self::Server { .. }
+                | Self::RateLimited { .. }
+                | Self::ExpiredInFlight { .. }
+        )
     }
 
     /// Whether the identity provider refused a token request because it
@@ -347,6 +366,7 @@ impl Error {
             | Self::Store(_)
             | Self::NotStored { .. }
             | Self::SignedOut
+            | Self::ExpiredInFlight { .. }
             | Self::SourceChanged) => other,
         }
     }
@@ -491,7 +511,9 @@ pub enum ConfigError {
     },
     /// [`FilevineApi::new`](crate::FilevineApi::new) for a region without a
     /// known API gateway.
-    #[error("the region {region} has no API gateway URL; use Region::custom_with_gateway or FilevineApi::with_gateway")]
+    #[error(
+        "the region {region} has no API gateway URL: set FILEVINE_GATEWAY (with FILEVINE_AUTHORITY), or use Region::custom_with_gateway or FilevineApi::with_gateway"
+    )]
     NoGateway {
         /// The region.
         region: String,

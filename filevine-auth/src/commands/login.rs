@@ -206,12 +206,24 @@ fn escape(text: &str) -> String {
 /// the shell history and `ps` would see it), checked with one exchange,
 /// then stored.
 pub async fn login_with_pat(settings: &Settings) -> Result<(), CliError> {
-    let mut text = String::new();
-    tokio::io::stdin()
-        .take(MAX_PAT_BYTES)
-        .read_to_string(&mut text)
-        .await
-        .map_err(CliError::io("reading the PAT from standard input"))?;
+    // At a terminal: a prompt, and the PAT is not echoed as it is typed.
+    let typed = tokio::task::spawn_blocking(|| {
+        crate::output::read_secret_line("Personal access token (not shown as you type): ", MAX_PAT_BYTES as usize)
+    })
+    .await
+    .map_err(|e| CliError::Failed(format!("reading the PAT: {e}")))?;
+    let text = match typed {
+        Some(line) => line.map_err(CliError::io("reading the PAT from the terminal"))?,
+        None => {
+            let mut text = zeroize::Zeroizing::new(String::new());
+            tokio::io::stdin()
+                .take(MAX_PAT_BYTES)
+                .read_to_string(&mut text)
+                .await
+                .map_err(CliError::io("reading the PAT from standard input"))?;
+            text
+        }
+    };
     let pat = PersonalAccessToken::new(text.trim())
         .map_err(|_| CliError::Usage("no personal access token on standard input".into()))?;
     let profile = Profile::open(settings).await?;

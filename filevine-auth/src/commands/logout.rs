@@ -28,9 +28,10 @@ pub async fn logout(settings: &Settings) -> Result<(), CliError> {
             // a failed revocation is reported, the cache is deleted anyway.
             if let Err(error) = oidc.sign_out(&provider).await {
                 eprintln!("warning: {}", crate::output::clean(&error));
-                if let Some(key) = provider.store_key() {
-                    profile.store.delete(key.as_str()).await?;
-                }
+            }
+            // The deletion mark goes too (see below).
+            if let Some(key) = provider.store_key() {
+                profile.store.delete(key.as_str()).await?;
             }
         }
         _ => {
@@ -38,6 +39,12 @@ pub async fn logout(settings: &Settings) -> Result<(), CliError> {
             // here; the cached access token is deleted.
             if let Ok(provider) = session::provider(settings, &profile).await {
                 provider.forget().await?;
+                // The deletion mark protects against a refresh racing the
+                // sign-out; one that lands later finds no entry and, as it
+                // expected a version, writes nothing: the file can go.
+                if let Some(key) = provider.store_key() {
+                    profile.store.delete(key.as_str()).await?;
+                }
             }
             if state.is_some() {
                 eprintln!("note: a personal access token is revoked in Filevine's settings, not here");

@@ -10,7 +10,9 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
     println!("profile:   {}", settings.profile);
     println!("config:    {}", settings.dir.display());
     println!("store key: {}", profile.key_source);
-    match profile.state().await? {
+    let state = profile.state().await?;
+    let signed_in = state.is_some();
+    match state {
         Some(state) => {
             let method = match state.method {
                 Method::Login => "login (authorization code)",
@@ -46,7 +48,15 @@ pub async fn status(settings: &Settings) -> Result<(), CliError> {
         }
     }
     // A token with at least a minute left, from the cache or a refresh.
-    let provider = provider(settings, &profile).await?;
+    let provider = match provider(settings, &profile).await {
+        // Nothing stored and nothing in the environment: that is the
+        // answer, not a failure (after `logout`, say).
+        Err(CliError::SignInRequired(_)) if !signed_in => {
+            println!("token:     none: not signed in (run `filevine-auth login`, or set FILEVINE_PAT)");
+            return Ok(());
+        }
+        other => other?,
+    };
     let token = provider.token().await?;
     println!("token:     valid for {} s more", token.expires_in().as_secs());
     Ok(())

@@ -11,10 +11,9 @@ pub async fn whoami(settings: &Settings, json: bool) -> Result<(), CliError> {
     let provider = provider(settings, &profile).await?;
     let api = match FilevineApi::new(provider) {
         Ok(api) => api,
-        Err(ConfigError::NoGateway { .. }) => {
-            return Err(CliError::Usage(format!(
-                "the authority {} has no known API gateway: pass --gateway or set FILEVINE_GATEWAY",
-                settings.region.identity_url()
+        Err(ConfigError::NoGateway { region }) => {
+            return Err(CliError::Failed(format!(
+                "the authority {region} has no known API gateway: pass --gateway <URL> or set FILEVINE_GATEWAY"
             )));
         }
         Err(other) => return Err(other.into()),

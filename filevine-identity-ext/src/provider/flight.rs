@@ -128,6 +128,10 @@ impl Drop for FlightGuard {
     }
 }
 
+/// Flights in a row whose token expired before it was handed out, after
+/// which `token()` gives up with [`Error::ExpiredInFlight`].
+const MAX_EXPIRED_FLIGHTS: u32 = 3;
+
 impl Inner {
     /// The slow path: waits for the refresh in flight, or starts one. The
     /// caller that starts a refresh on a runtime runs it while it waits; the
@@ -135,7 +139,13 @@ impl Inner {
     pub(super) async fn token_slow(self: &Arc<Self>) -> Result<AccessToken, Error> {
         // A flight whose refresh vanished (its runtime shut down) is started
         // again once; vanishing twice means there is no runtime to run on.
-        for _ in 0..2 {
+        let mut vanished = 0;
+        // A flight's token can be past its deadline by the time it is
+        // handed out (the process was stopped, the store or the network
+        // held the flight longer than the token's life): another flight
+        // then, a few times at most.
+        let mut expired = 0;
+        loop {
             let (receiver, drive, detach) = {
                 let mut flight = lock(&self.flight);
                 // Re-check under the lock: a refresh may have finished since
@@ -166,12 +176,23 @@ impl Inner {
                 Drive::new(self, refresh).await;
             }
             match receiver.wait().await {
-                Some(Ok(token)) => return Ok(token),
+                Some(Ok(token)) if !token.is_expired() => return Ok(token),
+                Some(Ok(_)) => {
+                    expired += 1;
+                    tracing::warn!("the refreshed token expired before it could be handed out; refreshing again");
+                    if expired == MAX_EXPIRED_FLIGHTS {
+                        return Err(Error::ExpiredInFlight { flights: expired });
+                    }
+                }
                 Some(Err(error)) => return self.usable().ok_or(error),
-                None => {}
+                None => {
+                    vanished += 1;
+                    if vanished == 2 {
+                        return Err(Error::NoRuntime);
+                    }
+                }
             }
         }
-        Err(Error::NoRuntime)
     }
 
     /// The current token if it is before its hard margin.

@@ -926,3 +926,95 @@ async fn a_caller_timing_out_leaves_the_refresh_to_the_others() {
     futures_now(provider.token()).expect("the abandoned refresh was stored").unwrap();
     assert_eq!(server.token_requests(), 1);
 }
+
+/// A memory store whose next `save_ticks` compare-and-swaps take the
+/// manual clock `by` forward before they answer: a save that takes longer
+/// than the token lives (a stalled store, a process stopped mid-refresh).
+#[derive(Debug)]
+struct SlowSaves {
+    inner: filevine_identity_ext::store::MemoryStore,
+    clock: ManualTimeSource,
+    by: Duration,
+    save_ticks: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl filevine_identity_ext::store::TokenStore for SlowSaves {
+    async fn load(
+        &self,
+        key: &str,
+    ) -> Result<Option<filevine_identity_ext::store::Entry>, filevine_identity_ext::store::StoreError> {
+        self.inner.load(key).await
+    }
+    async fn save(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<u64, filevine_identity_ext::store::StoreError> {
+        self.inner.save(key, value, ttl).await
+    }
+    async fn compare_and_swap(
+        &self,
+        key: &str,
+        expected: u64,
+        value: &[u8],
+        ttl: Duration,
+    ) -> Result<bool, filevine_identity_ext::store::StoreError> {
+        let saved = self.inner.compare_and_swap(key, expected, value, ttl).await;
+        let tick = self.save_ticks.fetch_update(
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+            |n| n.checked_sub(1),
+        );
+        if tick.is_ok() {
+            self.clock.advance(self.by);
+        }
+        saved
+    }
+    async fn delete(&self, key: &str) -> Result<(), filevine_identity_ext::store::StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn try_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool, filevine_identity_ext::store::StoreError> {
+        self.inner.try_lease(key, owner, ttl).await
+    }
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), filevine_identity_ext::store::StoreError> {
+        self.inner.release_lease(key, owner).await
+    }
+    fn kind(&self) -> &'static str {
+        "slow-saves"
+    }
+}
+
+/// A refresh held past its token's life (found by the fault schedule: a
+/// worker stopped, then a store that answered late): the token it brought
+/// is never handed out expired; another refresh runs, and after three such
+/// refreshes in a row `token()` gives up with a typed, retryable error.
+#[tokio::test]
+async fn a_token_that_expired_during_its_refresh_is_not_handed_out() {
+    let server = server().await;
+    let (builder, clock) = timed(&server);
+    let store = std::sync::Arc::new(SlowSaves {
+        inner: filevine_identity_ext::store::MemoryStore::new(),
+        clock: clock.clone(),
+        by: Duration::from_secs(1201),
+        save_ticks: std::sync::atomic::AtomicU32::new(1),
+    });
+    let provider = builder.credentials(pat()).store(store.clone()).build().unwrap();
+    let token = provider.token().await.unwrap();
+    assert!(!token.is_expired());
+    assert_eq!(token.expires_in(), Duration::from_secs(1200), "the second refresh's token");
+    assert_eq!(server.token_requests(), 2, "the first refresh's token expired during its save");
+
+    store.save_ticks.store(3, std::sync::atomic::Ordering::SeqCst);
+    provider.invalidate();
+    let error = provider.token().await.unwrap_err();
+    assert!(matches!(error, Error::ExpiredInFlight { flights: 3 }), "{error}");
+    assert!(error.is_retryable());
+    assert_eq!(server.token_requests(), 5);
+}
