@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 mod codegen;
 mod compile_check;
 mod cycles;
+mod readme;
 mod setup;
 mod test;
 
@@ -52,6 +53,9 @@ enum Task {
     /// Fails when the files of a crate import each other in a circle (the
     /// floors of ARCHITECTURE.md).
     Cycles,
+    /// Fails when a README program that stands for a file of the
+    /// repository is not that file.
+    Readme,
 }
 
 fn main() -> ExitCode {
@@ -60,6 +64,7 @@ fn main() -> ExitCode {
         Task::Setup => setup::run(),
         Task::Test { cargo_args } => test::run(&cargo_args),
         Task::Cycles => cycles::run(&workspace_root()),
+        Task::Readme => readme::run(&workspace_root()),
     }
 }
 

@@ -629,3 +629,56 @@ async fn partner_app_instances_started_together_on_a_fresh_database_both_start()
         child.wait().unwrap();
     }
 }
+
+/// The README's "Try it in five minutes", as a newcomer runs it: the test
+/// server in the foreground (its standard input closed, as when started
+/// with `&`), the Quickstart program (`first_token`) against it, then
+/// SIGTERM ends the server. `--help` prints help and starts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_try_it_path_of_the_readme_runs_as_written() {
+    let help = tokio::task::spawn_blocking(|| Command::new(example("test_server")).arg("--help").output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        help.status.success()
+            && String::from_utf8_lossy(&help.stdout).starts_with("Usage: test_server [--foreground] [PAT ...]")
+    );
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("{\"authority\""), "no server was started");
+
+    let mut server = Command::new(example("test_server"))
+        .args(["--foreground", "fvpat_try_me"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    let urls: serde_json::Value = serde_json::from_str(&line).unwrap();
+    // Its stdin closed long ago: a foreground server is still there.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(server.try_wait().unwrap().is_none(), "the foreground server exited when stdin closed");
+    let env = vec![
+        ("FILEVINE_AUTHORITY", urls["authority"].as_str().unwrap().to_owned()),
+        ("FILEVINE_GATEWAY", urls["gateway"].as_str().unwrap().to_owned()),
+        ("FILEVINE_PAT", "fvpat_try_me".to_owned()),
+    ];
+    let first = run("first_token", env.clone()).await;
+    let shown = String::from_utf8_lossy(&first.stdout).into_owned() + &String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{shown}");
+    assert!(shown.contains("got an access token for") && shown.contains("user 1001 in 2 org(s)"), "{shown}");
+    // A mistake prints the message, not Debug.
+    let wrong = run("first_token", vec![env[0].clone(), env[1].clone()]).await;
+    let said = String::from_utf8_lossy(&wrong.stderr);
+    assert!(!wrong.status.success() && said.starts_with("error: ") && said.contains("FILEVINE_PAT"), "{said}");
+    assert!(!said.contains("MissingVar {"), "{said}");
+    std::process::Command::new("kill").arg(server.id().to_string()).status().unwrap();
+    let status = tokio::task::spawn_blocking(move || server.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "SIGTERM ends it cleanly: {status}");
+}
