@@ -52,12 +52,8 @@ impl CliError {
     pub fn hint(&self) -> Option<&'static str> {
         match self.exit_code() {
             SIGN_IN_REQUIRED => Some("run `filevine-auth login` (or `login --with-pat`), or set FILEVINE_PAT"),
-            _ => match self {
-                Self::Token(Error::Network { .. } | Error::Timeout { .. }) => {
-                    Some("check the network and the region or FILEVINE_AUTHORITY")
-                }
-                _ => None,
-            },
+            // The library's messages say what to check already: once is enough.
+            _ => None,
         }
     }
 

@@ -212,8 +212,10 @@ pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) ->
             source: None,
         };
     }
-    // The message names the host (the identity provider's, no secrets); the
-    // cause (refused, reset, DNS, TLS…) stays in the source.
+    // The message names the host and port (the identity provider's, no
+    // secrets) and the root cause (refused, reset, DNS, TLS…): the first
+    // thing a person needs, which a reader of only the top-level message
+    // (a CLI, a log line) would otherwise lose.
     let what = if error.is_connect() {
         "connection failed"
     } else if error.is_body() || error.is_decode() {
@@ -221,11 +223,25 @@ pub(crate) fn network_error(error: reqwest::Error, attempt_timeout: Duration) ->
     } else {
         "the request failed"
     };
-    let message = match error.url().and_then(|u| u.host_str()) {
-        Some(host) => format!("{what}: {host}"),
-        None => what.to_owned(),
+    let place = error.url().and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)));
+    let cause = root_cause(&error).map(|cause| crate::redact::redact(&cause, 200));
+    let message = match (place, cause) {
+        (Some(place), Some(cause)) => format!("{what}: {place}: {cause}"),
+        (Some(place), None) => format!("{what}: {place}"),
+        (None, Some(cause)) => format!("{what}: {cause}"),
+        (None, None) => what.to_owned(),
     };
     Error::Network { message, source: Some(TransportError::new(error)) }
+}
+
+/// The text of the innermost cause of `error` (the OS's or TLS's words),
+/// when there is one below reqwest's own.
+fn root_cause(error: &reqwest::Error) -> Option<String> {
+    let mut source = std::error::Error::source(error)?;
+    while let Some(deeper) = source.source() {
+        source = deeper;
+    }
+    Some(source.to_string())
 }
 
 /// The generated client's body bound, when that is what stopped a read.

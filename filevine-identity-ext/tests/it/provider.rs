@@ -1018,3 +1018,32 @@ async fn a_token_that_expired_during_its_refresh_is_not_handed_out() {
     assert!(error.is_retryable());
     assert_eq!(server.token_requests(), 5);
 }
+
+/// A wrong port, or https:// against an http server: the error names the
+/// host and port and keeps the OS's or TLS's words, once.
+#[tokio::test]
+async fn network_errors_keep_their_cause_and_place() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let server = server().await;
+    let http_port = url::Url::parse(server.url()).unwrap().port().unwrap();
+    for (authority, cause) in
+        [(format!("http://127.0.0.1:{port}"), "refused"), (format!("https://127.0.0.1:{http_port}"), "corrupt message")]
+    {
+        let provider = TokenProvider::builder()
+            .env(|_| None)
+            .region(Region::custom(&authority).unwrap())
+            .credentials(pat())
+            .max_attempts(1)
+            .build()
+            .unwrap();
+        let error = provider.token().await.unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, Error::Network { .. }), "{text}");
+        let place = authority.trim_start_matches("http://").trim_start_matches("https://");
+        assert!(text.contains(place), "{text}");
+        assert!(text.to_ascii_lowercase().contains(cause), "{text}");
+        assert_eq!(text.matches("check the network").count(), 1, "{text}");
+    }
+}
