@@ -1,6 +1,8 @@
-//! `cargo xtask readme`: the README's programs that stand for a file of
-//! the repository are that file, word for word, so what a newcomer copies
-//! is what CI builds and runs. A block follows the line
+//! `cargo xtask readme`: every Rust block of the README is a whole program
+//! as it is shown (a `fn main`, no lines hidden with `# `): what a newcomer
+//! copies compiles (the blocks are doc-tested through the ext crate). And a
+//! program that stands for a file of the repository is that file, word for
+//! word; such a block follows the line
 //! `<!-- the file <path> (cargo xtask readme checks they agree) -->`.
 
 use std::path::Path;
@@ -21,17 +23,35 @@ pub(crate) fn run(root: &Path) -> ExitCode {
         eprintln!("error: README.md:{problem}");
     }
     if problems.is_empty() {
-        println!("README.md: every program that stands for a file is that file");
+        println!("README.md: every Rust block is a whole program, and every one that stands for a file is that file");
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
-/// `line: what is wrong` for each marked block that is not its file.
+/// `line: what is wrong` for each Rust block that is not a whole program,
+/// and each marked block that is not its file.
 fn check(readme: &str, read: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     let lines: Vec<&str> = readme.lines().collect();
     let mut problems = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        if lines[index].starts_with("```rust") {
+            let body: Vec<&str> = lines[index + 1..].iter().take_while(|l| !l.starts_with("```")).copied().collect();
+            if let Some(hidden) = body.iter().position(|l| *l == "#" || l.starts_with("# ")) {
+                problems.push(format!(
+                    "{}: a line hidden with `# `: a reader copies the block without it; show the whole program",
+                    index + 2 + hidden
+                ));
+            }
+            if !body.iter().any(|l| l.contains("fn main")) {
+                problems.push(format!("{}: the block has no `fn main`: show it as a whole program", index + 1));
+            }
+            index += body.len() + 1;
+        }
+        index += 1;
+    }
     for (index, line) in lines.iter().enumerate() {
         let Some(rest) = line.trim().strip_prefix(MARK) else { continue };
         let path = rest.split_whitespace().next().unwrap_or_default();
@@ -49,9 +69,6 @@ fn check(readme: &str, read: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
                 index + 2
             )),
             Some(_) => {}
-        }
-        if body.iter().any(|l| *l == "#" || l.starts_with("# ")) {
-            problems.push(format!("{}: the block for {path} has hidden lines (`# `)", index + 2));
         }
     }
     problems
@@ -72,7 +89,17 @@ mod tests {
             ["3: the block differs from a.rs; copy the file into the README (or the README into the file)"]
         );
         assert_eq!(check(readme, &|_| None), ["2: a.rs does not exist"]);
-        let hidden = readme.replace("fn main() {}\n", "# fn main() {}\n");
-        assert!(check(&hidden, &|_| Some("# fn main() {}\n".into()))[0].contains("hidden lines"));
+    }
+
+    #[test]
+    fn every_rust_block_is_a_whole_program() {
+        let readme = "```rust\nuse x::Y;\n# fn main() {\nlet y = Y;\n# }\n```\n\n```rust\nlet z = 1;\n```\n\n```sh\n# a comment\n```\n";
+        assert_eq!(
+            check(readme, &|_| None),
+            [
+                "3: a line hidden with `# `: a reader copies the block without it; show the whole program",
+                "8: the block has no `fn main`: show it as a whole program",
+            ]
+        );
     }
 }
