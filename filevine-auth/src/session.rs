@@ -270,7 +270,13 @@ pub async fn provider(settings: &Settings, profile: &Profile) -> Result<TokenPro
                     || settings.client_key.is_some()
                     || env(CLIENT_SECRET_FILE).is_some());
             if !has_pat && !has_client {
-                return Err(CliError::SignInRequired(format!("profile {:?} is not signed in", profile.name)));
+                let missing = if settings.client_id.is_some() {
+                    "; FILEVINE_CLIENT_ID is set without FILEVINE_CLIENT_SECRET (or FILEVINE_CLIENT_KEY, \
+                     FILEVINE_CLIENT_SECRET_FILE) for client credentials"
+                } else {
+                    ""
+                };
+                return Err(CliError::SignInRequired(format!("profile {:?} is not signed in{missing}", profile.name)));
             }
             TokenProvider::builder().region(settings.region.clone())
         }

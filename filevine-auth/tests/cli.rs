@@ -1118,3 +1118,32 @@ async fn an_unexpected_argument_is_not_printed_back() {
     let words = text(&help.stdout).split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(words.contains("FILEVINE_AUTHORITY or FILEVINE_REGION, else the profile's, else us"), "{words}");
 }
+
+/// Errors name what they are about: the variable that named a missing
+/// file, the secret a client id lacks, the URL that answered 404 (the
+/// gateway given as the authority).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_the_variable_and_the_url() {
+    let server = pat_server().await;
+    let config = tempfile::tempdir().unwrap();
+    let missing = config.path().join("no-such-pat");
+    let env = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_PAT_FILE", missing.to_str().unwrap())];
+    let said = text(&run(cli(config.path(), &env), &["token"]).await.stderr);
+    assert!(said.contains("does not exist (the file FILEVINE_PAT_FILE names)"), "{said}");
+    assert!(!said.contains("entity not found"), "{said}");
+
+    let env = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_CLIENT_ID", "svc")];
+    let output = run(cli(config.path(), &env), &["token"]).await;
+    assert_eq!(output.status.code(), Some(4));
+    assert!(
+        text(&output.stderr).contains("FILEVINE_CLIENT_ID is set without FILEVINE_CLIENT_SECRET"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let gateway = format!("{}/gateway", server.url());
+    let env = [("FILEVINE_AUTHORITY", gateway.as_str()), ("FILEVINE_PAT", PAT)];
+    let said = text(&run(cli(config.path(), &env), &["token"]).await.stderr);
+    assert!(said.contains(&format!("{gateway}/connect/token does not exist")), "{said}");
+    assert!(said.contains("not the API gateway's"), "{said}");
+}

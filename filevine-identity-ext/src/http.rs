@@ -276,6 +276,15 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
         .headers()
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+    // Where it came from (an endpoint URL is no secret; the query is left
+    // out): a 404 most often means the authority URL is not the identity
+    // provider's (the gateway's, say).
+    let mut url = response.url().clone();
+    url.set_query(None);
+    let undocumented = match status {
+        404 => format!("{url} does not exist (is the authority URL the identity provider's, not the API gateway's?)"),
+        _ => format!("a status {url} does not document"),
+    };
     let body = read_limited(&mut response).await;
     match status {
         429 => Error::RateLimited { status, retry_after },
@@ -287,7 +296,7 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
             _ if status == 401 => Error::InvalidCredentials { status, details: ErrorDetails::default() },
             _ => Error::MalformedResponse {
                 status: Some(status),
-                reason: "a status the token endpoint does not document".into(),
+                reason: undocumented,
                 excerpt: body_excerpt(&body),
                 source: None,
             },
@@ -298,12 +307,7 @@ pub(crate) async fn unexpected_response(mut response: reqwest::Response, is_refr
             excerpt: body_excerpt(&body),
             source: None,
         },
-        _ => Error::MalformedResponse {
-            status: Some(status),
-            reason: "a status the token endpoint does not document".into(),
-            excerpt: body_excerpt(&body),
-            source: None,
-        },
+        _ => Error::MalformedResponse { status: Some(status), reason: undocumented, excerpt: body_excerpt(&body), source: None },
     }
 }
 

@@ -97,6 +97,9 @@ pub struct FileCredentials {
     client: Option<(ClientId, PathBuf)>,
     /// The files' stamps when last read, and what they gave.
     cached: Mutex<Option<(Vec<FileStamp>, Vec<Credentials>)>>,
+    /// The environment variable that named each file, when one did: its
+    /// errors name it.
+    named_by: Vec<(PathBuf, &'static str)>,
 }
 
 /// What tells a file changed: its size, its modification time, and on Unix
@@ -138,12 +141,12 @@ impl fmt::Debug for FileCredentials {
 impl FileCredentials {
     /// A PAT read from `path`.
     pub fn personal_access_token(path: impl Into<PathBuf>) -> Self {
-        Self { pat_file: Some(path.into()), client: None, cached: Mutex::default() }
+        Self { pat_file: Some(path.into()), client: None, cached: Mutex::default(), named_by: Vec::new() }
     }
 
     /// The client credentials grant with the secret read from `path`.
     pub fn client_credentials(id: ClientId, secret_file: impl Into<PathBuf>) -> Self {
-        Self { pat_file: None, client: Some((id, secret_file.into())), cached: Mutex::default() }
+        Self { pat_file: None, client: Some((id, secret_file.into())), cached: Mutex::default(), named_by: Vec::new() }
     }
 
     /// Sends a client id and the secret read from `secret_file` with the PAT.
@@ -160,13 +163,13 @@ impl FileCredentials {
     fn read(&self) -> Result<Vec<Credentials>, ConfigError> {
         let secrets = match &self.client {
             Some((id, path)) => {
-                Some((id, parse_secrets(&read_file(path)?).map_err(|reason| file_error(path, reason))?))
+                Some((id, parse_secrets(&self.read_file(path)?).map_err(|reason| self.error(path, reason))?))
             }
             None => None,
         };
         match (&self.pat_file, secrets) {
             (Some(path), secrets) => {
-                let pat = parse_pat(&read_file(path)?).map_err(|reason| file_error(path, reason))?;
+                let pat = parse_pat(&self.read_file(path)?).map_err(|reason| self.error(path, reason))?;
                 let pat = Credentials::personal_access_token(pat);
                 Ok(match secrets {
                     Some((id, secrets)) => {
@@ -198,22 +201,38 @@ pub(crate) fn parse_pat(text: &str) -> Result<PersonalAccessToken, &'static str>
     PersonalAccessToken::new(text.trim()).map_err(|_| "it is empty")
 }
 
-fn file_error(path: &Path, reason: &str) -> ConfigError {
-    ConfigError::CredentialsFile { path: path.to_owned(), reason: reason.to_owned() }
+/// What an I/O failure on a credentials file means, in a person's words.
+fn io_reason(kind: std::io::ErrorKind) -> String {
+    match kind {
+        std::io::ErrorKind::NotFound => "it does not exist".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "it cannot be read (permission denied)".to_owned(),
+        other => format!("it cannot be read ({other})"),
+    }
 }
 
-/// Reads a credentials file, bounded in size.
-fn read_file(path: &Path) -> Result<zeroize::Zeroizing<String>, ConfigError> {
-    use std::io::Read as _;
-    let file = std::fs::File::open(path).map_err(|e| file_error(path, &e.kind().to_string()))?;
-    let mut text = zeroize::Zeroizing::new(String::new());
-    file.take(MAX_FILE_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| file_error(path, &format!("it could not be read as UTF-8 text ({})", e.kind())))?;
-    if text.len() as u64 > MAX_FILE_BYTES {
-        return Err(file_error(path, "it is larger than 64 KiB"));
+impl FileCredentials {
+    /// An error about `path`, naming the variable that named it.
+    fn error(&self, path: &Path, reason: &str) -> ConfigError {
+        let reason = match self.named_by.iter().find(|(named, _)| named == path) {
+            Some((_, variable)) => format!("{reason} (the file {variable} names)"),
+            None => reason.to_owned(),
+        };
+        ConfigError::CredentialsFile { path: path.to_owned(), reason }
     }
-    Ok(text)
+
+    /// Reads a credentials file, bounded in size.
+    fn read_file(&self, path: &Path) -> Result<zeroize::Zeroizing<String>, ConfigError> {
+        use std::io::Read as _;
+        let file = std::fs::File::open(path).map_err(|e| self.error(path, &io_reason(e.kind())))?;
+        let mut text = zeroize::Zeroizing::new(String::new());
+        file.take(MAX_FILE_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| self.error(path, &format!("it could not be read as UTF-8 text ({})", e.kind())))?;
+        if text.len() as u64 > MAX_FILE_BYTES {
+            return Err(self.error(path, "it is larger than 64 KiB"));
+        }
+        Ok(text)
+    }
 }
 
 #[async_trait::async_trait]
@@ -232,7 +251,7 @@ impl CredentialSource for FileCredentials {
         let stamps: Vec<FileStamp> = self
             .files()
             .map(|path| {
-                let meta = std::fs::metadata(path).map_err(|e| file_error(path, &e.kind().to_string()))?;
+                let meta = std::fs::metadata(path).map_err(|e| self.error(path, &io_reason(e.kind())))?;
                 Ok(FileStamp::of(&meta))
             })
             .collect::<Result<_, ConfigError>>()?;
@@ -275,7 +294,14 @@ pub(crate) fn from_lookup(lookup: Lookup<'_>) -> Result<Option<FileCredentials>,
     if pat_file.is_none() && client.is_none() {
         return Ok(None);
     }
-    Ok(Some(FileCredentials { pat_file, client, cached: Mutex::default() }))
+    let mut named_by = Vec::new();
+    if let Some(path) = &pat_file {
+        named_by.push((path.clone(), PAT_FILE));
+    }
+    if let Some((_, path)) = &client {
+        named_by.push((path.clone(), CLIENT_SECRET_FILE));
+    }
+    Ok(Some(FileCredentials { pat_file, client, cached: Mutex::default(), named_by }))
 }
 
 #[cfg(test)]
@@ -334,7 +360,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing");
         let error = FileCredentials::personal_access_token(&missing).credentials().await.unwrap_err();
-        assert!(error.to_string().contains("missing") && error.to_string().contains("not found"), "{error}");
+        assert!(error.to_string().contains("missing") && error.to_string().contains("does not exist"), "{error}");
         let empty = dir.path().join("empty");
         std::fs::write(&empty, " \n").unwrap();
         let error = FileCredentials::personal_access_token(&empty).credentials().await.unwrap_err();
