@@ -140,6 +140,7 @@ impl AccessToken {
     }
 
     /// The clock the token's deadline (and its DPoP proofs' `iat`) is read on.
+    #[cfg(feature = "api")]
     pub(crate) fn clock(&self) -> &Clock {
         &self.0.clock
     }
