@@ -347,8 +347,21 @@ async fn restart_a_then_one_refresh_for_both(
     a
 }
 
+/// A port for a partner app to listen on, free when picked. Below Linux's
+/// ephemeral range (32768–60999 by default), where the kernel picks the
+/// local port of every outgoing connection and of every `bind(0)`: a port
+/// from that range can be taken by one of the many connections the other
+/// tests make before the app binds it (seen in CI with 8 test threads).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::hash::{BuildHasher as _, Hasher as _};
+    loop {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u32(std::process::id());
+        let port = 20_000 + u16::try_from(hasher.finish() % 12_000).unwrap();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Two instances of the partner app sharing one Redis (sessions and token
