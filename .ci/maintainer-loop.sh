@@ -18,6 +18,9 @@ cd "$scratch/ws"
 # to the same target/debug/xtask path), pointing it at this scratch tree.
 # Kept under target/ so a second run reuses the built dependencies.
 export CARGO_TARGET_DIR="$root/target/maintainer-loop"
+# The compile check of the generated crate (`cargo check`, no binary) runs
+# in the workspace's target directory, whose dependencies are built.
+export FV_COMPILE_CHECK_TARGET_DIR="$root/target"
 
 python3 - <<'PY'
 import pathlib
