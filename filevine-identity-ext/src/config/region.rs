@@ -255,6 +255,14 @@ pub(crate) fn is_secure(url: &Url) -> bool {
     }
 }
 
+/// Whether a host as written in a URL or a connection string (`localhost`,
+/// `127.0.0.1`, `[::1]`) is this machine.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(crate) fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(Host::Ipv4(ip)) => ip.is_loopback(),

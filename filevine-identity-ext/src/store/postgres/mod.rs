@@ -344,13 +344,7 @@ fn is_local(options: &PgConnectOptions) -> bool {
         return true;
     }
     let host = options.get_host();
-    host == "localhost"
-        || host.starts_with('/')
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+    host.starts_with('/') || crate::config::region::is_loopback_host(host)
 }
 
 /// Milliseconds for an interval, within what PostgreSQL's `interval`

@@ -14,6 +14,7 @@
 
 use std::fmt;
 
+use crate::config::region::is_loopback_host;
 use crate::error::ConfigError;
 
 /// Port of a Sentinel when the URL gives none (Redis's default).
@@ -82,7 +83,7 @@ impl Target {
         let (nodes, tls) = match &self.topology {
             Topology::Single(client) => {
                 return match client.get_connection_info().addr() {
-                    redis::ConnectionAddr::Tcp(host, _) => Some(host.as_str()).filter(|host| !is_loopback(host)),
+                    redis::ConnectionAddr::Tcp(host, _) => Some(host.as_str()).filter(|host| !is_loopback_host(host)),
                     _ => None,
                 };
             }
@@ -92,7 +93,7 @@ impl Target {
         if tls {
             return None;
         }
-        nodes.iter().map(|node| node.host.as_str()).find(|host| !is_loopback(host))
+        nodes.iter().map(|node| node.host.as_str()).find(|host| !is_loopback_host(host))
     }
 }
 
@@ -108,12 +109,6 @@ impl Target {
             _ => None,
         }
     }
-}
-
-/// `localhost` or a loopback address (127.0.0.0/8, ::1).
-fn is_loopback(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn invalid(reason: impl Into<String>) -> ConfigError {
