@@ -437,8 +437,14 @@ struct BrowserLogin {
 
 impl BrowserLogin {
     async fn start(config: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(config, env, &[]).await
+    }
+
+    /// With more arguments for `login` (`--port N`).
+    async fn start_with(config: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
         let mut command = cli(config, env);
-        command.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(["login", "--no-browser", "--timeout", "60s"]).args(args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let (url, rest) = tokio::task::spawn_blocking(move || {
@@ -607,27 +613,14 @@ async fn a_declined_browser_sign_in_shows_the_providers_answer() {
     let provider = oidc::Provider::start();
     let config = tempfile::tempdir().unwrap();
     let env = [("FILEVINE_AUTHORITY", provider.issuer.as_str()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
-    let mut login = cli(config.path(), &env);
-    login.args(["login", "--no-browser", "--timeout", "60s"]).stdout(Stdio::null()).stderr(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr)).map(Result::unwrap);
-        let url = lines.by_ref().find(|l| l.starts_with("http")).expect("the URL on stderr");
-        (url, std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n")))
-    })
-    .await
-    .unwrap();
-    let running = Running { child: Some(child), rest: Some(rest) };
-    let url = url::Url::parse(&url).unwrap();
-    let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
-    let mut browser = oidc::Browser::for_app(redirect.trim_end_matches("/callback"));
-    let callback = browser.sign_in_with(&url, "ivan", false).await;
+    let login = BrowserLogin::start(config.path(), &env).await;
+    let mut browser = oidc::Browser::for_app(&login.app);
+    let callback = browser.sign_in_with(&login.url, "ivan", false).await;
     assert!(callback.contains("error=access_denied"), "{callback}");
     let page = reqwest::get(&callback).await.unwrap().text().await.unwrap();
     assert!(page.contains("sign-in failed") && page.contains("<code>access_denied</code>"), "{page}");
     assert!(!page.contains("close this tab"), "{page}");
-    let (status, stderr) = finish(running).await;
+    let (status, stderr) = login.finish().await;
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("access_denied"), "{stderr}");
 }
@@ -967,27 +960,13 @@ async fn server_text_with_escape_sequences_never_reaches_the_terminal() {
     );
     let config = tempfile::tempdir().unwrap();
     let env = [("FILEVINE_AUTHORITY", server.url()), ("FILEVINE_CLIENT_ID", "filevine-cli")];
-    let mut login = cli(config.path(), &env);
-    login
-        .args(["login", "--no-browser", "--port", &port.to_string(), "--timeout", "60s"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (url, rest) = tokio::task::spawn_blocking(move || {
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr)).map(Result::unwrap);
-        let url = lines.by_ref().find(|l| l.starts_with("http")).expect("the URL on stderr");
-        (url, std::thread::spawn(move || lines.collect::<Vec<_>>().join("\n")))
-    })
-    .await
-    .unwrap();
-    let running = Running { child: Some(child), rest: Some(rest) };
+    let login = BrowserLogin::start_with(config.path(), &env, &["--port", &port.to_string()]).await;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let answer = http.get(&url).send().await.unwrap();
+    let answer = http.get(login.url.clone()).send().await.unwrap();
     let location = answer.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with(&callback), "{location}");
     http.get(&location).send().await.unwrap();
-    let (status, stderr) = finish(running).await;
+    let (status, stderr) = login.finish().await;
     assert!(status.success(), "{stderr}");
     let shown = escape("login", stderr.as_bytes());
     assert!(shown.contains("Signed in as ada[31m@example.com"), "{shown}");
