@@ -55,11 +55,10 @@ fn check(readme: &str, read: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
     for (index, line) in lines.iter().enumerate() {
         let Some(rest) = line.trim().strip_prefix(MARK) else { continue };
         let path = rest.split_whitespace().next().unwrap_or_default();
-        let Some(open) = lines.get(index + 1).filter(|l| l.starts_with("```rust")) else {
+        if !lines.get(index + 1).is_some_and(|l| l.starts_with("```rust")) {
             problems.push(format!("{}: the mark for {path} is not followed by a ```rust block", index + 1));
             continue;
-        };
-        let _ = open;
+        }
         let body: Vec<&str> = lines[index + 2..].iter().take_while(|l| !l.starts_with("```")).copied().collect();
         let shown = body.iter().map(|l| format!("{l}\n")).collect::<String>();
         match read(path) {
