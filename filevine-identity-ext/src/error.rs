@@ -163,6 +163,60 @@ pub enum Error {
         "the credential source kept changing during the refresh (another identity each time it was read); try again"
     )]
     SourceChanged,
+    /// A refresh brought an ID token that fails the checks OpenID Connect
+    /// Core §12.2 asks of it (another user, another issuer or audience, a
+    /// bad signature, expired, …). Its access token was never handed out;
+    /// the session was ended everywhere (the stored set replaced by a
+    /// deletion mark) and what the refresh brought was revoked. The user
+    /// must sign in again. Only providers built by an
+    /// [`OidcClient`](crate::OidcClient) check refreshed ID tokens.
+    #[error(
+        "a refresh brought an ID token that was refused: {reason}; the session was ended and the tokens it brought revoked, the user must sign in again"
+    )]
+    RefreshedIdTokenRefused {
+        /// Which check it failed.
+        reason: RefusedIdToken,
+    },
+}
+
+/// Why an ID token a refresh brought was refused (see
+/// [`Error::RefreshedIdTokenRefused`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefusedIdToken {
+    /// It is about another user than the one who signed in.
+    #[error("it is for subject {found:?}, not the signed-in {expected:?}")]
+    OtherSubject {
+        /// The signed-in user's `sub`.
+        expected: String,
+        /// The refreshed token's `sub`.
+        found: String,
+    },
+    /// It was issued by another issuer than the sign-in's ID token (or the
+    /// provider's).
+    #[error("it was issued by {found:?}, not {expected:?}")]
+    OtherIssuer {
+        /// The issuer of the sign-in.
+        expected: String,
+        /// The refreshed token's `iss`.
+        found: String,
+    },
+    /// It is not meant for this client (`aud`, or `azp` with several
+    /// audiences).
+    #[error("it is meant for {found:?}, not for client {expected:?}")]
+    OtherAudience {
+        /// This client's id.
+        expected: String,
+        /// The refreshed token's `aud` (and `azp`).
+        found: Vec<String>,
+    },
+    /// Any other check (signature, algorithm, expiry, `at_hash`, a `nonce`
+    /// or `auth_time` unlike the sign-in's, a malformed token).
+    #[error("{reason}")]
+    Invalid {
+        /// The check that failed, in words.
+        reason: String,
+    },
 }
 
 /// A transport failure from `reqwest`, kept as the source of
@@ -281,7 +335,8 @@ impl Error {
             | Self::NotStored { .. }
             | Self::SignedOut
             | Self::ExpiredInFlight { .. }
-            | Self::SourceChanged => None,
+            | Self::SourceChanged
+            | Self::RefreshedIdTokenRefused { .. } => None,
         }
     }
 
@@ -329,7 +384,13 @@ impl Error {
     /// Whether the user has to sign in again: the refresh token was
     /// rejected, there is no stored token set, or it was signed out.
     pub fn needs_sign_in(&self) -> bool {
-        matches!(self, Self::SignInRequired { .. } | Self::NotStored { .. } | Self::SignedOut)
+        matches!(
+            self,
+            Self::SignInRequired { .. }
+                | Self::NotStored { .. }
+                | Self::SignedOut
+                | Self::RefreshedIdTokenRefused { .. }
+        )
     }
 }
 
@@ -367,7 +428,8 @@ impl Error {
             | Self::NotStored { .. }
             | Self::SignedOut
             | Self::ExpiredInFlight { .. }
-            | Self::SourceChanged) => other,
+            | Self::SourceChanged
+            | Self::RefreshedIdTokenRefused { .. }) => other,
         }
     }
 }

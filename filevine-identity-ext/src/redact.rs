@@ -24,6 +24,17 @@ pub(crate) fn redact(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// At most `max_chars` of `text`, made printable but not redacted: for
+/// what a server sent that is no secret and must be read whole to be of
+/// use (an issuer, an endpoint URL, a key id, a client id).
+pub(crate) fn shown(text: &str, max_chars: usize) -> String {
+    let text = printable(text);
+    if text.chars().count() > max_chars {
+        return text.chars().take(max_chars).collect::<String>() + "…";
+    }
+    text.into_owned()
+}
+
 /// `text` without what a terminal would act on or hide: control characters
 /// (escape sequences, bells, backspaces; a line break or tab becomes a
 /// space) and characters that show as nothing or turn the text around them
@@ -153,24 +164,38 @@ fn redact_opaque_runs(text: &str) -> String {
         let has_alpha = part.chars().any(|c| c.is_ascii_alphabetic());
         part.len() >= 32 || (part.len() >= 16 && has_digit && has_alpha)
     };
-    let flush = |run: &mut String, out: &mut String| {
-        // A URL keeps its shape and loses only the segments that look like
-        // secrets; anything else with a `/` in it (standard base64 has
-        // them, and `//`) is judged whole.
-        // (`:` ends a run, so a URL's run is `//host/path` after `https:`.)
+    // Segment by segment, so a URL keeps its shape and loses only what
+    // looks like a secret.
+    let push_segments = |path: &str, out: &mut String| {
+        for (i, segment) in path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.push_str(if looks_secret(segment) { "[REDACTED]" } else { segment });
+        }
+    };
+    // Whether the run being flushed continues a URL's host (`:` then the
+    // port and path).
+    let mut in_url = false;
+    let flush = |run: &mut String, out: &mut String, in_url: &mut bool| {
+        // A URL's run is `//host/path` after `https:` (`:` ends a run);
+        // anything else with a `/` in it (standard base64 has them, and
+        // `//`) is judged whole.
         let after_scheme = out.ends_with("http:") || out.ends_with("https:");
+        let is_port = |part: &str| {
+            let port = part.split('/').next().unwrap_or_default();
+            (1..=5).contains(&port.len()) && port.bytes().all(|b| b.is_ascii_digit())
+        };
         if let Some(path) = run.strip_prefix("//").filter(|_| after_scheme) {
             out.push_str("//");
-            for (i, segment) in path.split('/').enumerate() {
-                if i > 0 {
-                    out.push('/');
-                }
-                out.push_str(if looks_secret(segment) { "[REDACTED]" } else { segment });
-            }
-        } else if looks_secret(run) {
-            out.push_str("[REDACTED]");
+            push_segments(path, out);
+            *in_url = !path.contains('/');
+        } else if *in_url && out.ends_with(':') && is_port(run) {
+            push_segments(run, out);
+            *in_url = false;
         } else {
-            out.push_str(run);
+            out.push_str(if looks_secret(run) { "[REDACTED]" } else { run });
+            *in_url = false;
         }
         run.clear();
     };
@@ -178,11 +203,15 @@ fn redact_opaque_runs(text: &str) -> String {
         if is_token_char(c) {
             run.push(c);
         } else {
-            flush(&mut run, &mut out);
+            if !run.is_empty() {
+                flush(&mut run, &mut out, &mut in_url);
+            } else if c != ':' {
+                in_url = false;
+            }
             out.push(c);
         }
     }
-    flush(&mut run, &mut out);
+    flush(&mut run, &mut out, &mut in_url);
     out
 }
 
@@ -226,6 +255,14 @@ mod tests {
         );
         let shown = redact("at https://h.example/cb/eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc/x", 300);
         assert_eq!(shown, "at https://h.example/cb/[REDACTED]/x");
+        // A port and the path after it are a URL's, not a secret.
+        for url in ["http://127.0.0.1:43567/realms/filevine2024", "https://id.example:8443/oidc/v2/connect/token"] {
+            assert_eq!(redact(&format!("issued by \"{url}\""), 300), format!("issued by \"{url}\""));
+        }
+        let shown = redact("https://h.example:8443/cb/eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9abc", 300);
+        assert_eq!(shown, "https://h.example:8443/cb/[REDACTED]");
+        // Not after a URL's host: judged whole.
+        assert_eq!(redact("key:12345/abcdefghij0123456789", 300), "key:[REDACTED]");
     }
 
     #[test]

@@ -128,7 +128,10 @@ impl ProviderMetadata {
         allowed: &[Origin],
     ) -> Result<Self, DiscoveryError> {
         if document.issuer != issuer {
-            return Err(DiscoveryError::IssuerMismatch { expected: issuer.to_owned(), found: document.issuer });
+            return Err(DiscoveryError::IssuerMismatch {
+                expected: issuer.to_owned(),
+                found: crate::redact::shown(&document.issuer, 300),
+            });
         }
         let policy = EndpointPolicy::new(issuer, allowed)?;
         let token_endpoint = policy.secret_endpoint("token_endpoint", &document.token_endpoint)?;

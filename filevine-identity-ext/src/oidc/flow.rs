@@ -114,7 +114,7 @@ impl OidcClient {
             Some(iss) if iss != metadata.issuer() => {
                 return Err(SignInError::IssuerMismatch {
                     expected: metadata.issuer().to_owned(),
-                    found: redact(iss, 200),
+                    found: crate::redact::shown(iss, 200),
                 });
             }
             // RFC 9207 §2.4: a provider that says it sends `iss` always
@@ -141,9 +141,12 @@ impl OidcClient {
         Ok(SignedIn { token_set, claims })
     }
 
-    /// Validates an ID token (e.g. one from a refresh) against the
-    /// provider's keys and this client: signature, `iss`, `aud`/`azp`,
-    /// `exp`/`iat`/`nbf` with the leeway, and the `nonce` when given.
+    /// Validates an ID token against the provider's keys and this client:
+    /// signature, `iss`, `aud`/`azp`, `exp`/`iat`/`nbf` with the leeway,
+    /// and the `nonce` when given. It knows no session, so it cannot tell
+    /// whether the token is the signed-in user's: the ID tokens refreshes
+    /// bring are checked against the sign-in's by the provider itself
+    /// ([`OidcClient::token_provider`]).
     ///
     /// # Errors
     /// [`SignInError::IdToken`] naming the failed check, or

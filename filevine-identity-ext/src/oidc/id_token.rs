@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::oidc::claims::IdTokenClaims;
-use crate::redact::redact;
+use crate::redact::{redact, shown};
 use crate::secret::Nonce;
 
 /// Clock skew allowed on `exp`, `nbf` and `iat` by default: 5 s, as in
@@ -230,6 +230,11 @@ impl Parsed<'_> {
         &self.header.alg
     }
 
+    /// A claim of the payload, unverified.
+    pub(crate) fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        self.unverified.get(name)
+    }
+
     /// Refuses what must never be verified: unsigned tokens, HMAC and any
     /// algorithm the provider and the SDK do not both accept, and unknown
     /// critical header extensions. Runs before any key is looked up.
@@ -336,7 +341,7 @@ impl Parsed<'_> {
             K::ImmatureSignature => IdTokenError::NotYetValid { nbf: number("nbf"), now },
             K::InvalidIssuer => IdTokenError::WrongIssuer {
                 expected: expect.issuer.to_owned(),
-                found: redact(&claim("iss").map(value_text).unwrap_or_default(), 200),
+                found: shown(&claim("iss").map(value_text).unwrap_or_default(), 200),
             },
             K::InvalidAudience => IdTokenError::WrongAudience {
                 expected: expect.client_id.to_owned(),
@@ -346,7 +351,7 @@ impl Parsed<'_> {
                     None => Vec::new(),
                 }
                 .into_iter()
-                .map(|a| redact(&a, 200))
+                .map(|a| shown(&a, 200))
                 .collect(),
             },
             K::MissingRequiredClaim(name) => {

@@ -134,9 +134,11 @@ impl JwksCache {
             None if seen == before && self.may_refetch() => {
                 tracing::debug!(kid, "the ID token names a key not in the cached JWKS; fetching it again");
                 let keys = self.cached.refetch(seen, || self.fetch(http, jwks_uri)).await?;
-                keys.find(kid, alg).cloned().ok_or_else(|| IdTokenError::UnknownKey { kid: kid.map(str::to_owned) })?
+                keys.find(kid, alg)
+                    .cloned()
+                    .ok_or_else(|| IdTokenError::UnknownKey { kid: kid.map(|kid| crate::redact::shown(kid, 100)) })?
             }
-            None => return Err(IdTokenError::UnknownKey { kid: kid.map(str::to_owned) }),
+            None => return Err(IdTokenError::UnknownKey { kid: kid.map(|kid| crate::redact::shown(kid, 100)) }),
         };
         crate::crypto::install_default_provider();
         DecodingKey::from_jwk(&jwk).map_err(|e| IdTokenError::UnusableKey { reason: e.to_string() })

@@ -41,6 +41,7 @@ mod introspection;
 pub(crate) mod jwks;
 pub(crate) mod pkce;
 mod probe;
+mod refreshed;
 mod session;
 mod signin;
 #[cfg(any(test, fuzzing, feature = "test-util"))]

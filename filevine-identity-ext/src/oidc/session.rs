@@ -18,9 +18,11 @@ impl OidcClient {
     /// credentials, storing each rotated refresh token. Add options
     /// (e.g. `background_refresh`) and `build()`.
     ///
-    /// ID tokens that refreshes bring are kept as they come
-    /// ([`TokenProvider::latest_id_token`]); validate one with
-    /// [`OidcClient::verify_id_token`] before trusting its claims.
+    /// Every ID token a refresh brings is checked before anything of the
+    /// refresh is used (OpenID Connect Core §12.2: valid, and the sign-in's
+    /// user, issuer and client); one that fails ends the session
+    /// ([`Error::RefreshedIdTokenRefused`]). The latest is
+    /// [`TokenProvider::latest_id_token`].
     ///
     /// Sends nothing: the token endpoint and client authentication are
     /// discovered on the provider's first refresh (a discovery failure is
@@ -100,8 +102,14 @@ impl OidcClient {
                 })
             })
         });
+        let oidc = self.clone();
+        let check: crate::provider::CheckIdToken = Arc::new(move |received| {
+            let oidc = oidc.clone();
+            Box::pin(async move { oidc.check_refreshed(received).await })
+        });
         let builder = TokenProvider::builder()
             .region(self.inner.region.clone())
+            .check_id_tokens(check)
             // A sign-in's DPoP key comes with its token set; this asks for
             // one for a stored session without a key.
             .dpop(self.uses_dpop())
@@ -124,7 +132,7 @@ impl OidcClient {
 /// A discovery failure met by a provider's first refresh, as the provider's
 /// error: the network or server error that stopped the fetch, or the
 /// document's fault, named.
-fn discovery_failure(error: DiscoveryError) -> Error {
+pub(super) fn discovery_failure(error: DiscoveryError) -> Error {
     match error {
         DiscoveryError::Fetch { source, .. } => source,
         other => Error::MalformedResponse {
@@ -138,7 +146,7 @@ fn discovery_failure(error: DiscoveryError) -> Error {
 
 /// The client-authentication choice of a provider's first refresh, as the
 /// provider's error.
-fn resolve_failure(error: SignInError) -> Error {
+pub(super) fn resolve_failure(error: SignInError) -> Error {
     match error {
         SignInError::Config(config) => Error::Config(config),
         SignInError::Token(error) => error,

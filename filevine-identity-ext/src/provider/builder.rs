@@ -63,6 +63,7 @@ pub struct TokenProviderBuilder {
     store_encryption_keys: Option<StoreEncryptionKeys>,
     store_idle_timeout: Duration,
     revoke: Option<super::Revoke>,
+    check_id_token: Option<super::id_check::CheckIdToken>,
     lease_time: Option<Duration>,
     stored_session: Option<ClientAuth>,
     /// Set by `build_saved`, which saves the starting token set itself.
@@ -112,6 +113,7 @@ impl Default for TokenProviderBuilder {
             store_encryption_keys: None,
             store_idle_timeout: DEFAULT_STORE_IDLE_TIMEOUT,
             revoke: None,
+            check_id_token: None,
             lease_time: None,
             stored_session: None,
             allow_unsaved: false,
@@ -315,6 +317,14 @@ impl TokenProviderBuilder {
     #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn revoke_discarded(mut self, revoke: super::Revoke) -> Self {
         self.revoke = Some(revoke);
+        self
+    }
+
+    /// Checks the ID token of every refresh response before anything of it
+    /// is used (see `id_check`).
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
+    pub(crate) fn check_id_tokens(mut self, check: super::id_check::CheckIdToken) -> Self {
+        self.check_id_token = Some(check);
         self
     }
 
@@ -610,6 +620,7 @@ impl TokenProviderBuilder {
             epoch: AtomicU64::new(0),
             signed_out: AtomicBool::new(false),
             revoke: self.revoke,
+            check_id_token: self.check_id_token,
         });
         match initial {
             Some(token) => {

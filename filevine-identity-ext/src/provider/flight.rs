@@ -36,6 +36,20 @@ pub(super) struct Fetched {
     pub(super) token: AccessToken,
     pub(super) at: Stamp,
     pub(super) life: Duration,
+    /// The refresh's ID token could not be checked (see `id_check`): its
+    /// refresh token is kept and stored, its access token neither stored
+    /// nor handed out, and the refresh fails with this error.
+    pub(super) held: Option<Error>,
+}
+
+impl Fetched {
+    /// What callers get: the token, unless it is held back.
+    fn into_outcome(self) -> Result<Self, Error> {
+        match self.held {
+            Some(error) => Err(error),
+            None => Ok(self),
+        }
+    }
 }
 
 /// A refresh in progress: where its outcome is published, and a weak
@@ -281,7 +295,8 @@ impl Inner {
             tokio::time::sleep(delay).await;
         }
         let started = std::time::Instant::now();
-        let outcome = self.fetch().await;
+        // Saved first (a held token's refresh token too), then published.
+        let outcome = self.fetch().await.and_then(Fetched::into_outcome);
         let took = started.elapsed();
         let label = crate::metrics::outcome(outcome.as_ref().map(drop));
         if !span.is_disabled() {
@@ -522,7 +537,7 @@ impl Inner {
             error.scrub(&secrets)
         };
         let mut dpop_key = self.dpop_key_for_request()?;
-        let set = loop {
+        let mut set = loop {
             let client = wire.client_for(dpop_key.as_ref(), &self.clock);
             let result = exchange::exchange(
                 &client,
@@ -550,6 +565,9 @@ impl Inner {
                 }
             }
         };
+        // Before anything of the answer is kept: a refused ID token ends
+        // the session here.
+        let held = self.check_id_token(&mut set, refresh_token).await?;
         if let Some(rotated) = set.refresh_token {
             // The token sent is spent once another replaced it: a stored set
             // that still holds it is older than this provider's.
@@ -573,7 +591,7 @@ impl Inner {
             "received an access token"
         );
         let life = set.access_token.lifetime();
-        Ok(Fetched { token: set.access_token, at: sent_at, life })
+        Ok(Fetched { token: set.access_token, at: sent_at, life, held })
     }
 
     /// The key a token request signs its proof with: the one the refresh
@@ -620,7 +638,7 @@ impl Inner {
     /// Installs a refresh's outcome (the caller holds the flight lock).
     fn install(self: &Arc<Self>, flight: &mut Flight, outcome: &Result<Fetched, Error>) -> Result<AccessToken, Error> {
         match outcome {
-            Ok(Fetched { token, at, life }) => {
+            Ok(Fetched { token, at, life, .. }) => {
                 let cached = self.timing.deadlines(token.clone(), *at, *life, self.jitter);
                 self.set_current(Some(Arc::new(cached)));
                 flight.failures = 0;

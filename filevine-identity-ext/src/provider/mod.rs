@@ -54,6 +54,7 @@ mod cache;
 mod derived_key;
 mod drive;
 mod flight;
+mod id_check;
 mod jitter;
 mod link;
 mod outcome;
@@ -61,6 +62,8 @@ mod registry;
 mod retry;
 mod store;
 mod wire;
+#[cfg(feature = "oidc")]
+pub(crate) use id_check::{CheckIdToken, Received, Verdict};
 #[cfg(feature = "oidc")]
 pub(crate) use wire::{Resolve, Resolved};
 
@@ -176,6 +179,10 @@ struct Inner {
     /// sign-out): set when an [`OidcClient`](crate::OidcClient), which knows
     /// the revocation endpoint, built the provider.
     revoke: Option<Revoke>,
+    /// Checks the ID token of every refresh response (OpenID Connect Core
+    /// §12.2): set when an [`OidcClient`](crate::OidcClient) built the
+    /// provider.
+    check_id_token: Option<id_check::CheckIdToken>,
 }
 
 /// Revokes what a provider discarded; errors are the callee's to log.
@@ -269,7 +276,10 @@ impl TokenProvider {
         &self.inner.region
     }
 
-    /// The most recent ID token a refresh response carried, if any.
+    /// The most recent ID token: the sign-in's, or the last one a refresh
+    /// brought. A provider an [`OidcClient`](crate::OidcClient) built
+    /// checked each against the sign-in's before keeping it (OpenID Connect
+    /// Core §12.2); others keep them as they come.
     pub fn latest_id_token(&self) -> Option<IdToken> {
         lock(&self.inner.id_token).clone()
     }

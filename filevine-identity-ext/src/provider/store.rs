@@ -248,7 +248,8 @@ impl Inner {
     /// so a save of it that lands late is known for this provider's own.
     fn token_set(&self, link: &StoreLink, fetched: &Fetched) -> StoredTokens {
         StoredTokens {
-            access_token: Some(fetched.token.clone()),
+            // A held token is not for anyone (its ID token was not checked).
+            access_token: fetched.held.is_none().then(|| fetched.token.clone()),
             refresh_token: lock(&self.refresh_token).clone(),
             id_token: lock(&self.id_token).clone(),
             dpop_key: lock(&self.dpop_key).clone(),
@@ -446,7 +447,7 @@ impl Inner {
             return None;
         }
         tracing::debug!(store = link.store.kind(), key = %link.key(), version, "using the token set another process saved");
-        Some(Fetched { token, at: now, life })
+        Some(Fetched { token, at: now, life, held: None })
     }
 
     /// Whether `stored` is a refresh token, and not the one this provider

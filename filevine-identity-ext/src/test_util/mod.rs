@@ -56,7 +56,7 @@ mod signin;
 pub use failure::{ExpiresIn, Failure};
 pub use gateway::GatewayRequest;
 pub use server::RecordedRequest;
-pub use signin::{IdTokenAlgorithm, SIGNING_KEY_ID, TestUser};
+pub use signin::{IdTokenAlgorithm, RefreshedIdToken, SIGNING_KEY_ID, TestUser};
 
 #[derive(Default)]
 struct Registry {
@@ -74,6 +74,8 @@ struct Registry {
     used_codes: HashSet<String>,
     access_tokens: HashMap<String, Instant>,
     failures: VecDeque<Failure>,
+    /// Failures the JWKS endpoint answers, one per request.
+    jwks_failures: VecDeque<Failure>,
     delay: Duration,
     expires_in: Option<ExpiresIn>,
     rotate_refresh_tokens: bool,
@@ -97,6 +99,8 @@ struct Registry {
     /// The sign-in behind each access and refresh token of one.
     grants: HashMap<String, signin::Grant>,
     id_token_algorithm: IdTokenAlgorithm,
+    /// How the ID tokens of refresh responses are altered.
+    refreshed_id_token: RefreshedIdToken,
     revoked_refresh_tokens: u64,
     /// Device sign-ins (RFC 8628) by device code.
     devices: HashMap<String, device::Device>,
@@ -342,6 +346,23 @@ impl TestServer {
             .push_back(signin::AuthorizationError { error: error.to_owned(), description: description.to_owned() });
     }
 
+    /// How the ID tokens of refresh responses are altered from here on
+    /// (default: as issued at sign-in, with a new `iat`, `exp` and
+    /// `at_hash`), to play a provider that answers a refresh with another
+    /// user's token.
+    ///
+    /// ```
+    /// # async fn run() -> std::io::Result<()> {
+    /// use filevine_identity_ext::test_util::{RefreshedIdToken, TestServer};
+    ///
+    /// let server = TestServer::start().await?;
+    /// server.set_refreshed_id_token(RefreshedIdToken::Subject("mallory".into()));
+    /// # Ok(()) }
+    /// ```
+    pub fn set_refreshed_id_token(&self, refreshed: RefreshedIdToken) {
+        lock(&self.shared.registry).refreshed_id_token = refreshed;
+    }
+
     /// The algorithm of the ID tokens it signs (default RS512, Filevine's).
     pub fn set_id_token_algorithm(&self, algorithm: IdTokenAlgorithm) {
         lock(&self.shared.registry).id_token_algorithm = algorithm;
@@ -490,6 +511,12 @@ impl TestServer {
     /// failure applies to one request, in order.
     pub fn fail_next(&self, failure: Failure) {
         lock(&self.shared.registry).failures.push_back(failure);
+    }
+
+    /// The next request for the signing keys (the JWKS) is answered with
+    /// `failure` instead; one failure per call, in order.
+    pub fn fail_next_jwks(&self, failure: Failure) {
+        lock(&self.shared.registry).jwks_failures.push_back(failure);
     }
 
     /// Token requests received, all grants.

@@ -250,7 +250,9 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             registry.proofs.bound.insert(rt.clone(), jkt.clone());
         }
     }
-    let id_token = sign_in.as_ref().and_then(|grant| super::signin::id_token(&shared, &registry, grant, &access_token));
+    let refreshed = grant_type == "refresh_token";
+    let id_token =
+        sign_in.as_ref().and_then(|grant| super::signin::id_token(&shared, &registry, grant, &access_token, refreshed));
     if let Some(grant) = sign_in {
         registry.grants.insert(access_token.clone(), grant.clone());
         if let Some(rt) = &refresh_token {

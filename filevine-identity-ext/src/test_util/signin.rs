@@ -95,6 +95,24 @@ impl TestUser {
     }
 }
 
+/// How the test server alters the ID token of a refresh response
+/// ([`TestServer::set_refreshed_id_token`](super::TestServer::set_refreshed_id_token)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RefreshedIdToken {
+    /// As issued at sign-in (no nonce), freshly timed.
+    #[default]
+    AsIssued,
+    /// For another subject.
+    Subject(String),
+    /// From another issuer.
+    Issuer(String),
+    /// For another client (`aud` and `azp`).
+    Audience(String),
+    /// With this `nonce`.
+    Nonce(String),
+}
+
 /// A client registered for sign-in (see [`TestServer::add_sign_in_client`](super::TestServer::add_sign_in_client)).
 #[derive(Debug, Clone)]
 pub(super) struct SignInClient {
@@ -222,7 +240,13 @@ pub(super) async fn authorize(
 }
 
 /// The signed ID token for a sign-in's token response.
-pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, access_token: &str) -> Option<String> {
+pub(super) fn id_token(
+    shared: &Shared,
+    registry: &Registry,
+    grant: &Grant,
+    access_token: &str,
+    refreshed: bool,
+) -> Option<String> {
     if !grant.scope.split_whitespace().any(|s| s == "openid") {
         return None;
     }
@@ -242,6 +266,18 @@ pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, acce
     if let Some(nonce) = &grant.nonce {
         claims["nonce"] = nonce.clone().into();
     }
+    if refreshed {
+        match &registry.refreshed_id_token {
+            RefreshedIdToken::AsIssued => {}
+            RefreshedIdToken::Subject(sub) => claims["sub"] = sub.clone().into(),
+            RefreshedIdToken::Issuer(iss) => claims["iss"] = iss.clone().into(),
+            RefreshedIdToken::Audience(aud) => {
+                claims["aud"] = aud.clone().into();
+                claims["azp"] = aud.clone().into();
+            }
+            RefreshedIdToken::Nonce(nonce) => claims["nonce"] = nonce.clone().into(),
+        }
+    }
     let mut header = jsonwebtoken::Header::new(alg);
     header.kid = Some(SIGNING_KEY_ID.to_owned());
     header.typ = Some("JWT".to_owned());
@@ -252,6 +288,12 @@ pub(super) fn id_token(shared: &Shared, registry: &Registry, grant: &Grant, acce
 /// `GET /.well-known/openid-configuration/jwks`: the test signing key.
 pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
     shared.counts.jwks.fetch_add(1, Ordering::SeqCst);
+    let failure = lock(&shared.registry).jwks_failures.pop_front();
+    if let Some(failure) = failure
+        && let Some(response) = super::failure::injected(failure).await
+    {
+        return response;
+    }
     json_response(
         200,
         serde_json::json!({"keys": [{

@@ -3,8 +3,12 @@
 //! without Node. The same flow runs against `oidc-provider` in `oidc.rs`.
 
 use filevine_identity_ext::oidc::{AuthorizationOptions, ClientAuthMethod, RedirectUrl};
-use filevine_identity_ext::test_util::{IdTokenAlgorithm, TestServer, TestUser};
-use filevine_identity_ext::{ClientId, ClientSecret, Error, OidcClient, Scopes, SignInError};
+use std::sync::Arc;
+
+use filevine_identity_ext::error::RefusedIdToken;
+use filevine_identity_ext::store::{MemoryStore, StoreKey};
+use filevine_identity_ext::test_util::{Failure, IdTokenAlgorithm, RefreshedIdToken, TestServer, TestUser};
+use filevine_identity_ext::{AccessToken, ClientId, ClientSecret, Error, OidcClient, Scopes, SignInError};
 
 const CALLBACK: &str = "http://127.0.0.1:7059/signin-oidc";
 const LOGGED_OUT: &str = "http://127.0.0.1:7059/logout/callback";
@@ -258,4 +262,124 @@ async fn id_token_expiry_and_sign_in_age_follow_the_injected_clock() {
     clock.advance(Duration::from_secs(15 * 60 + 1));
     let error = client.complete_sign_in(&callback, request.pending).await.unwrap_err();
     assert!(matches!(error, SignInError::Expired { .. }), "{error}");
+}
+
+/// A provider a sign-in made, sharing a store under one session key, after
+/// the server was told how to alter the ID token of the next refresh.
+async fn refresh_with(alteration: RefreshedIdToken) -> (TestServer, Result<AccessToken, Error>, Arc<MemoryStore>) {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    server.set_user(TestUser::new("1001"));
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+    let signed_in = sign_in(&client).await.unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let provider = client
+        .token_provider(signed_in.token_set)
+        .store(store.clone())
+        .store_key(StoreKey::session("session-1"))
+        .build_saved()
+        .await
+        .unwrap();
+    server.set_refreshed_id_token(alteration);
+    provider.invalidate();
+    let outcome = provider.token().await;
+    assert_eq!(server.grant_requests("refresh_token"), 1);
+    (server, outcome, store)
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_of_the_same_user_passes() {
+    let (server, outcome, _) = refresh_with(RefreshedIdToken::AsIssued).await;
+    let token = outcome.unwrap();
+    assert!(server.is_valid_access_token(token.expose_secret()));
+    assert_eq!(server.sign_in_requests("revocation"), 0);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_of_another_user_issuer_or_client_ends_the_session() {
+    let issuer = "http://127.0.0.1:9/another-issuer";
+    for (alteration, expected) in [
+        (
+            RefreshedIdToken::Subject("mallory".into()),
+            RefusedIdToken::OtherSubject { expected: "1001".into(), found: "mallory".into() },
+        ),
+        (
+            RefreshedIdToken::Issuer(issuer.into()),
+            RefusedIdToken::OtherIssuer { expected: String::new(), found: issuer.into() },
+        ),
+        (
+            RefreshedIdToken::Audience("another-app".into()),
+            RefusedIdToken::OtherAudience { expected: "partner-app".into(), found: vec!["another-app".into()] },
+        ),
+    ] {
+        let (server, outcome, store) = refresh_with(alteration.clone()).await;
+        let err = outcome.unwrap_err();
+        let Error::RefreshedIdTokenRefused { reason } = &err else { panic!("{alteration:?}: {err}") };
+        match (reason, &expected) {
+            // The issuer is the server's, known only once it runs.
+            (RefusedIdToken::OtherIssuer { expected, found }, RefusedIdToken::OtherIssuer { found: want, .. }) => {
+                assert_eq!((expected.as_str(), found), (server.url(), want));
+            }
+            _ => assert_eq!(reason, &expected, "{alteration:?}"),
+        }
+        assert!(err.needs_sign_in());
+        // The issuer is shown whole: not a secret.
+        assert!(alteration != RefreshedIdToken::Issuer(issuer.into()) || err.to_string().contains(issuer), "{err}");
+        // What the refresh brought: its refresh token revoked, once.
+        assert_eq!(server.sign_in_requests("revocation"), 1, "{alteration:?}");
+        assert_eq!(server.revoked_refresh_tokens(), 1, "{alteration:?}");
+        // The session is gone from the store: a replica reading it is signed out.
+        let replica = client(&server, "partner-app", Some("partner-secret"), None)
+            .stored_session(StoreKey::session("session-1"))
+            .store(store.clone())
+            .build()
+            .unwrap();
+        let err = replica.token().await.unwrap_err();
+        assert!(err.needs_sign_in(), "{alteration:?}: {err}");
+        // No access token was handed out, and no other refresh was made.
+        assert_eq!(server.grant_requests("refresh_token"), 1, "{alteration:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_with_a_nonce_or_a_bad_signature_is_refused() {
+    let (server, outcome, _) = refresh_with(RefreshedIdToken::Nonce("another-sign-in".into())).await;
+    let err = outcome.unwrap_err();
+    assert!(
+        matches!(&err, Error::RefreshedIdTokenRefused { reason: RefusedIdToken::Invalid { reason } } if reason.contains("nonce")),
+        "{err}"
+    );
+    assert_eq!(server.revoked_refresh_tokens(), 1);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_that_cannot_be_checked_keeps_the_refresh_token_not_the_access_token() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    let signed_in = sign_in(&client(&server, "partner-app", Some("partner-secret"), None)).await.unwrap();
+    // Another process (a fresh client, no keys cached) refreshes while the
+    // provider's keys cannot be fetched.
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+    let store = Arc::new(MemoryStore::new());
+    let key = StoreKey::session("session-1");
+    let provider = client
+        .token_provider(signed_in.token_set)
+        .store(store.clone())
+        .store_key(key.clone())
+        .build_saved()
+        .await
+        .unwrap();
+    provider.invalidate();
+    server.fail_next_jwks(Failure::json(503, "{}"));
+    let err = provider.token().await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(server.grant_requests("refresh_token"), 1);
+    // The rotated refresh token is stored: a replica refreshes with it (no
+    // reuse), and the keys now come.
+    let replica = client.stored_session(key).store(store).build().unwrap();
+    let token = replica.token().await.unwrap();
+    assert!(server.is_valid_access_token(token.expose_secret()));
+    assert_eq!(server.grant_requests("refresh_token"), 2);
+    assert_eq!(server.refresh_token_reuses(), 0);
+    assert_eq!(server.sign_in_requests("revocation"), 0);
 }
