@@ -40,7 +40,7 @@ pub enum Error {
     /// 401: `invalid_client`, `invalid_grant`, `unauthorized_client`,
     /// `invalid_scope`, `invalid_request`, or Filevine's error envelope).
     #[error(
-        "the identity provider rejected the credentials (HTTP {status}{details}); check the personal access token, client id and secret, and the requested scopes"
+        "the identity provider rejected the credentials (HTTP {status}{details}); check {}", details.what_to_check()
     )]
     InvalidCredentials {
         /// HTTP status.
@@ -447,6 +447,19 @@ pub struct ErrorDetails {
 }
 
 impl ErrorDetails {
+    /// What a person should check after a rejection, from what the
+    /// provider said: a partner app that signs users in has no personal
+    /// access token to check, a PAT exchange has one.
+    pub fn what_to_check(&self) -> &'static str {
+        match self.code.as_deref() {
+            Some("invalid_client" | "unauthorized_client") => "the client id and its secret or key",
+            Some("invalid_scope") => "the requested scopes",
+            Some("invalid_token") => "the access token: it expired or was revoked",
+            Some("invalid_grant") => "the personal access token, code or refresh token that was sent",
+            _ => "the personal access token, client id and secret, and the requested scopes",
+        }
+    }
+
     /// Details with an RFC 6749 code and description.
     pub fn oauth(code: &str, description: Option<&str>) -> Self {
         Self { code: Some(code.to_owned()), description: description.map(str::to_owned), messages: Vec::new() }

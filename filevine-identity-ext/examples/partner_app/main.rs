@@ -82,7 +82,7 @@ use axum::routing::{get, post};
 use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
 use filevine_identity_ext::store::redis::RedisConnection;
 use filevine_identity_ext::store::{self, PostgresStore, RedisStore, StoreEncryptionKeys, StoreKey, TokenStore};
-use filevine_identity_ext::{OidcClient, TokenProvider};
+use filevine_identity_ext::{OidcClient, SignInError, TokenProvider};
 use serde::{Deserialize, Serialize};
 use tower_sessions::cookie::time::{Duration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
@@ -387,7 +387,7 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
     };
     let signed_in = match app.oidc.complete_sign_in(&uri.to_string(), pending).await {
         Ok(signed_in) => signed_in,
-        Err(error) => return (clear, failure(StatusCode::UNAUTHORIZED, &error)).into_response(),
+        Err(error) => return (clear, failure(sign_in_failed(&error), &error)).into_response(),
     };
     let (token_key, csrf) = match (CsrfToken::generate(), CsrfToken::generate()) {
         (Ok(key), Ok(csrf)) => (key.expose_secret().to_owned(), csrf),
@@ -410,6 +410,27 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
         return failure(StatusCode::INTERNAL_SERVER_ERROR, &error);
     }
     (clear, Redirect::to("/me")).into_response()
+}
+
+/// The status of a sign-in that did not complete. Never 401: that status
+/// needs a `WWW-Authenticate` challenge (RFC 9110 §15.5.2), and a cookie
+/// sign-in has none to offer. 403 when the provider or the checks refused
+/// the user, 502 when the provider could not be reached, 400 for a
+/// callback this sign-in cannot use.
+fn sign_in_failed(error: &SignInError) -> StatusCode {
+    match error {
+        SignInError::Provider { .. }
+        | SignInError::IdToken(_)
+        | SignInError::SubjectMismatch { .. }
+        | SignInError::IssuerMismatch { .. }
+        | SignInError::MissingIssuer => StatusCode::FORBIDDEN,
+        SignInError::Discovery(_) => StatusCode::BAD_GATEWAY,
+        SignInError::Token(error) if error.is_retryable() => StatusCode::BAD_GATEWAY,
+        SignInError::Token(_) | SignInError::Config(_) | SignInError::Randomness(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        _ => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// The pending sign-in the request's sign-in cookie names, removed from

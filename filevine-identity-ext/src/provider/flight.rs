@@ -584,7 +584,9 @@ impl Inner {
         if let Some(id_token) = set.id_token {
             *lock(&self.id_token) = Some(id_token);
         }
-        tracing::debug!(
+        // At INFO: one line per token the identity provider issued (a
+        // sign-in's first, every refresh), what operators look for first.
+        tracing::info!(
             grant_type,
             expires_in_s = set.access_token.lifetime().as_secs(),
             scopes = %set.access_token.scopes(),

@@ -114,6 +114,17 @@ async fn partner_app_signs_in_and_out_against_the_real_provider() {
     assert_eq!(refused.status(), 400, "the pushed-out sign-in");
     assert!(refused.text().await.unwrap().contains("no sign-in in progress"));
 
+    // A sign-in the user declines at the consent page: 403 with the
+    // provider's words; never a 401, which would need a challenge.
+    let mut declined = oidc::Browser::for_app(&app);
+    let login = declined.request(declined.http().get(format!("{app}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = declined.sign_in_with(&to_provider, "carol", false).await;
+    let answer = declined.request(declined.http().get(&callback)).await;
+    assert_eq!(answer.status(), 403);
+    assert!(answer.headers().get("www-authenticate").is_none());
+    assert!(answer.text().await.unwrap().contains("access_denied"));
+
     let mut browser = oidc::Browser::for_app(&app);
     // A session id planted before sign-in (session fixation).
     browser.set_cookie("partner_session", "planted-by-an-attacker");
@@ -429,12 +440,20 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     let response = browser.request(browser.http().get(format!("{app_a}/me"))).await;
     assert_eq!(response.headers()["location"], "/login", "signed out on A too");
 
+    let mut refreshes = 0;
     for mut child in [a, b] {
         child.kill().unwrap();
         let output = child.wait_with_output().unwrap();
         let logs = String::from_utf8_lossy(&output.stderr);
         assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+        // The app logs sign-ins and refreshes at INFO: the one refresh too.
+        refreshes += logs
+            .lines()
+            .filter(|line| line.contains("INFO") && line.contains("received an access token"))
+            .inspect(|line| assert!(line.contains("grant_type=\"refresh_token\""), "{line}"))
+            .count();
     }
+    assert_eq!(refreshes, 1);
 }
 
 /// The app's Redis sessions are named by an HMAC of the id and sealed: a

@@ -636,6 +636,9 @@ async fn sign_in_never_shows_a_secret() {
     ];
     secrets.push("a-wrong-client-secret".into());
     assert!(matches!(errors[1], SignInError::MissingIssuer), "{}", errors[1]);
+    // A partner app has no personal access token: the message names what it sent.
+    let wrong_secret = errors.last().unwrap().to_string();
+    assert!(wrong_secret.ends_with("check the client id and its secret or key"), "{wrong_secret}");
     for error in &errors {
         shown.push(format!("{error}\n{error:?}\n{error:#?}"));
     }

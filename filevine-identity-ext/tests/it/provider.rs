@@ -458,6 +458,9 @@ async fn rejected_credentials_are_typed_errors() {
     assert!(
         matches!(&err, Error::InvalidCredentials { details, .. } if details.code.as_deref() == Some("invalid_client"))
     );
+    // What to check is what the provider named: the client, not a PAT.
+    let shown = err.to_string();
+    assert!(shown.ends_with("check the client id and its secret or key"), "{shown}");
 }
 
 #[tokio::test]
