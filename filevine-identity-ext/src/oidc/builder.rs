@@ -55,6 +55,7 @@ pub struct OidcClientBuilder {
     client_secret: Option<ClientSecret>,
     client_key: Option<ClientKey>,
     dpop: Option<bool>,
+    pushed_requests: bool,
     redirect_uri: Option<RedirectUrl>,
     post_logout_redirect_uri: Option<RedirectUrl>,
     scopes: Option<Scopes>,
@@ -78,6 +79,7 @@ impl fmt::Debug for OidcClientBuilder {
             .field("client_secret", &self.client_secret)
             .field("client_key", &self.client_key)
             .field("dpop", &self.dpop)
+            .field("pushed_requests", &self.pushed_requests)
             .field("redirect_uri", &self.redirect_uri)
             .field("scopes", &self.scopes)
             .finish_non_exhaustive()
@@ -116,6 +118,7 @@ impl Default for OidcClientBuilder {
             client_secret: None,
             client_key: None,
             dpop: None,
+            pushed_requests: true,
             redirect_uri: None,
             post_logout_redirect_uri: None,
             scopes: None,
@@ -185,6 +188,20 @@ impl OidcClientBuilder {
     /// code exchange without a proof turns it on for this client.
     pub fn dpop(mut self, enabled: bool) -> Self {
         self.dpop = Some(enabled);
+        self
+    }
+
+    /// Pushes each sign-in's parameters to the provider (RFC 9126) when its
+    /// discovery document offers a `pushed_authorization_request_endpoint`:
+    /// the browser then carries only the client id and a one-time
+    /// reference, so nothing of the request can be read or changed on its
+    /// way. The push authenticates the client as the token endpoint does
+    /// (secret, `private_key_jwt`) and, with DPoP, binds the code to the
+    /// sign-in's key. Default: on. Off, a provider that requires pushed
+    /// requests (`require_pushed_authorization_requests`) refuses to start
+    /// a sign-in ([`SignInError::PushRequired`](crate::SignInError::PushRequired)).
+    pub fn pushed_authorization_requests(mut self, enabled: bool) -> Self {
+        self.pushed_requests = enabled;
         self
     }
 
@@ -399,6 +416,7 @@ impl OidcClientBuilder {
                 loaded_key: std::sync::Mutex::new(None),
                 dpop,
                 dpop_demanded: std::sync::atomic::AtomicBool::new(false),
+                pushed_requests: self.pushed_requests,
                 redirect_uri,
                 post_logout_redirect_uri,
                 scopes,

@@ -85,6 +85,8 @@ pub(super) struct Inner {
     /// The provider refused a code exchange without a DPoP proof: later
     /// sign-ins send one from the start.
     pub(super) dpop_demanded: AtomicBool,
+    /// Push authorization requests when the provider offers it (RFC 9126).
+    pub(super) pushed_requests: bool,
     pub(super) redirect_uri: RedirectUrl,
     pub(super) post_logout_redirect_uri: Option<RedirectUrl>,
     pub(super) scopes: Scopes,

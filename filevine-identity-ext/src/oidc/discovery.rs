@@ -92,6 +92,7 @@ pub struct ProviderMetadata {
     revocation_endpoint: Option<Url>,
     device_authorization_endpoint: Option<Url>,
     introspection_endpoint: Option<Url>,
+    pushed_authorization_request_endpoint: Option<Url>,
     iss_parameter_required: bool,
     id_token_algs: Vec<String>,
     document: OpenIdConfiguration,
@@ -182,6 +183,10 @@ impl ProviderMetadata {
                 "device_authorization_endpoint",
                 &document.device_authorization_endpoint,
             )?,
+            pushed_authorization_request_endpoint: secret(
+                "pushed_authorization_request_endpoint",
+                &document.pushed_authorization_request_endpoint,
+            )?,
             iss_parameter_required: document.authorization_response_iss_parameter_supported == Some(true),
             issuer: document.issuer.clone(),
             token_endpoint,
@@ -235,6 +240,29 @@ impl ProviderMetadata {
     /// The token introspection endpoint (RFC 7662), if any.
     pub fn introspection_endpoint(&self) -> Option<&Url> {
         self.introspection_endpoint.as_ref()
+    }
+
+    /// Where authorization requests are pushed (RFC 9126), if the provider
+    /// takes them.
+    pub fn pushed_authorization_request_endpoint(&self) -> Option<&Url> {
+        self.pushed_authorization_request_endpoint.as_ref()
+    }
+
+    /// Whether the provider takes authorization requests only when pushed
+    /// (`require_pushed_authorization_requests`).
+    pub fn requires_pushed_authorization_requests(&self) -> bool {
+        self.document.require_pushed_authorization_requests == Some(true)
+    }
+
+    /// Whether the provider posts logout tokens when a session ends
+    /// (OpenID Connect Back-Channel Logout 1.0).
+    pub fn supports_backchannel_logout(&self) -> bool {
+        self.document.backchannel_logout_supported == Some(true)
+    }
+
+    /// Whether its logout tokens carry the session's `sid`.
+    pub fn supports_backchannel_logout_session(&self) -> bool {
+        self.document.backchannel_logout_session_supported == Some(true)
     }
 
     /// Whether the provider puts `iss` in every authorization response

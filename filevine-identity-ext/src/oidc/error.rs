@@ -42,6 +42,17 @@ pub enum SignInError {
     /// mix-up attack).
     #[error("the callback carries no iss, which this identity provider always sends; start a new sign-in")]
     MissingIssuer,
+    /// The provider takes only pushed authorization requests
+    /// (`require_pushed_authorization_requests`, RFC 9126 §5), and this
+    /// client cannot push one: the provider names no
+    /// `pushed_authorization_request_endpoint`, or pushing is turned off
+    /// ([`OidcClientBuilder::pushed_authorization_requests`](crate::oidc::OidcClientBuilder::pushed_authorization_requests)).
+    /// Nothing was sent.
+    #[error("the identity provider requires pushed authorization requests (RFC 9126), and {reason}")]
+    PushRequired {
+        /// Why this client cannot push.
+        reason: &'static str,
+    },
     /// The callback has neither a code nor an error.
     #[error("the callback carries no authorization code")]
     MissingCode,

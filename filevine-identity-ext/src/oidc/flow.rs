@@ -22,15 +22,23 @@ impl OidcClient {
     /// `prompt=consent`, as OpenID Connect Core §11 requires for a refresh
     /// token.
     ///
+    /// When the provider offers pushed authorization requests (RFC 9126),
+    /// the parameters are pushed to it first, authenticated as this
+    /// client, and the URL carries only `client_id` and the `request_uri`
+    /// it answered (see
+    /// [`OidcClientBuilder::pushed_authorization_requests`](super::OidcClientBuilder::pushed_authorization_requests)).
+    ///
     /// # Errors
-    /// [`SignInError::Discovery`] when the provider's metadata is unusable.
+    /// [`SignInError::Discovery`] when the provider's metadata is unusable,
+    /// [`SignInError::PushRequired`] when the provider requires a push this
+    /// client cannot make, [`SignInError::Token`] when the push fails.
     pub async fn authorization_request(
         &self,
         options: AuthorizationOptions,
     ) -> Result<AuthorizationRequest, SignInError> {
         let metadata = self.metadata().await?;
         let inner = &self.inner;
-        let pending = PendingSignIn {
+        let mut pending = PendingSignIn {
             state: CsrfToken::generate()?,
             nonce: Nonce::generate()?,
             pkce_verifier: PkceCodeVerifier::generate()?,
@@ -40,42 +48,61 @@ impl OidcClient {
             client_id: inner.client_id.as_str().to_owned(),
             created_at: self.inner.clock.unix_seconds(),
             max_age: options.max_age,
+            dpop_key: None,
+            pushed: false,
         };
-        let challenge = pending.pkce_verifier.challenge();
-        let mut url = metadata.authorization_endpoint().clone();
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", inner.client_id.as_str())
-                .append_pair("redirect_uri", inner.redirect_uri.as_str())
-                .append_pair("scope", &pending.scopes)
-                .append_pair("state", pending.state.expose_secret())
-                .append_pair("nonce", pending.nonce.expose_secret())
-                .append_pair("code_challenge", challenge.as_str())
-                .append_pair("code_challenge_method", challenge.method());
-            // OpenID Connect Core §11: a request for offline_access (a
-            // refresh token) must carry prompt=consent unless the caller
-            // chose another prompt.
-            let offline = inner.scopes.contains("offline_access");
-            match (&options.prompt, offline) {
-                (Some(prompt), _) => {
-                    query.append_pair("prompt", prompt);
-                }
-                (None, true) => {
-                    query.append_pair("prompt", "consent");
-                }
-                (None, false) => {}
+        let parameters = self.authorization_parameters(&pending, &options);
+        let url = match self.push_endpoint(&metadata)? {
+            Some(endpoint) => {
+                let (url, key) = self.push(&metadata, endpoint, &parameters, &pending).await?;
+                pending.dpop_key = key.map(super::signin::SignInKey);
+                pending.pushed = true;
+                url
             }
-            if let Some(hint) = &options.login_hint {
-                query.append_pair("login_hint", hint);
+            None => {
+                let mut url = metadata.authorization_endpoint().clone();
+                url.query_pairs_mut().extend_pairs(&parameters);
+                url
             }
-            if let Some(max_age) = options.max_age {
-                query.append_pair("max_age", &max_age.to_string());
-            }
-        }
+        };
         tracing::debug!(scopes = %pending.scopes, "starting a sign-in");
         Ok(AuthorizationRequest { url, pending })
+    }
+
+    /// The parameters of an authorization request, in the order they are
+    /// sent: fresh `state`, `nonce` and PKCE challenge, and the options.
+    fn authorization_parameters(
+        &self,
+        pending: &PendingSignIn,
+        options: &AuthorizationOptions,
+    ) -> Vec<(&'static str, String)> {
+        let inner = &self.inner;
+        let challenge = pending.pkce_verifier.challenge();
+        let mut parameters = vec![
+            ("response_type", "code".to_owned()),
+            ("client_id", inner.client_id.as_str().to_owned()),
+            ("redirect_uri", inner.redirect_uri.as_str().to_owned()),
+            ("scope", pending.scopes.clone()),
+            ("state", pending.state.expose_secret().to_owned()),
+            ("nonce", pending.nonce.expose_secret().to_owned()),
+            ("code_challenge", challenge.as_str().to_owned()),
+            ("code_challenge_method", challenge.method().to_owned()),
+        ];
+        // OpenID Connect Core §11: a request for offline_access (a refresh
+        // token) must carry prompt=consent unless the caller chose another
+        // prompt.
+        match (&options.prompt, inner.scopes.contains("offline_access")) {
+            (Some(prompt), _) => parameters.push(("prompt", prompt.clone())),
+            (None, true) => parameters.push(("prompt", "consent".to_owned())),
+            (None, false) => {}
+        }
+        if let Some(hint) = &options.login_hint {
+            parameters.push(("login_hint", hint.clone()));
+        }
+        if let Some(max_age) = options.max_age {
+            parameters.push(("max_age", max_age.to_string()));
+        }
+        parameters
     }
 
     /// Completes a sign-in from the callback (the URL the provider
@@ -106,6 +133,15 @@ impl OidcClient {
         // is worth acting on, not even its error.
         match &response.state {
             Some(state) if pending.state.matches(state) => {}
+            // RFC 9126 §4: a pushed request the provider can no longer find
+            // (expired, used) comes back without the state only it held.
+            // Its error is still this sign-in's end, once the issuer
+            // checks below pass; nothing is exchanged on it.
+            None if pending.pushed => {
+                if response.error.is_none() || response.code.is_some() {
+                    return Err(SignInError::StateMismatch);
+                }
+            }
             _ => return Err(SignInError::StateMismatch),
         }
         let metadata = self.metadata().await?;
@@ -204,7 +240,11 @@ impl OidcClient {
         }
         .into();
         let auth = self.client_auth(method, metadata)?;
-        let mut dpop = self.dpop_key(metadata)?;
+        // A pushed request bound the code to the sign-in's key.
+        let mut dpop = match &pending.dpop_key {
+            Some(key) => Some(key.0.clone()),
+            None => self.dpop_key(metadata)?,
+        };
         // Not retried: a code is good for one exchange, and a retry after a
         // lost response would only earn `invalid_grant`. The one exception:
         // a provider that refuses the exchange for want of a DPoP proof has

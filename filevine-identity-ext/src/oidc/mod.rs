@@ -39,6 +39,7 @@ mod flow;
 pub(crate) mod id_token;
 mod introspection;
 pub(crate) mod jwks;
+mod par;
 pub(crate) mod pkce;
 mod probe;
 mod refreshed;

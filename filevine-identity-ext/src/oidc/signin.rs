@@ -153,6 +153,48 @@ pub struct PendingSignIn {
     /// an older version).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) max_age: Option<u64>,
+    /// The DPoP key a pushed request bound the code to (RFC 9449 §10.1):
+    /// the code exchange must prove the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) dpop_key: Option<SignInKey>,
+    /// The request was pushed (RFC 9126).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) pushed: bool,
+}
+
+/// The DPoP key of a pushed sign-in, kept with the pending sign-in until
+/// the code exchange: serialized as its PKCS#8 document in base64url (in
+/// the clear, as the PKCE verifier is: the pending sign-in is kept
+/// server-side). Compared by thumbprint; `Debug` shows the thumbprint only.
+#[derive(Clone, Debug)]
+pub(crate) struct SignInKey(pub(crate) crate::jose::DpopKey);
+
+impl PartialEq for SignInKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.thumbprint() == other.0.thumbprint()
+    }
+}
+
+impl Eq for SignInKey {}
+
+impl Serialize for SignInKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        serializer.serialize_str(&base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.0.pkcs8()))
+    }
+}
+
+impl<'de> Deserialize<'de> for SignInKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let text = String::deserialize(deserializer)?;
+        let pkcs8 = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.as_bytes())
+            .map_err(|_| serde::de::Error::custom("the sign-in's DPoP key is not base64url"))?;
+        crate::jose::DpopKey::from_pkcs8(&pkcs8)
+            .map(SignInKey)
+            .ok_or_else(|| serde::de::Error::custom("the sign-in's DPoP key is not a P-256 PKCS#8 key"))
+    }
 }
 
 impl PendingSignIn {
@@ -183,6 +225,8 @@ impl fmt::Debug for PendingSignIn {
             .field("issuer", &self.issuer)
             .field("created_at", &self.created_at)
             .field("max_age", &self.max_age)
+            .field("dpop_key", &self.dpop_key.as_ref().map(|key| key.0.thumbprint()))
+            .field("pushed", &self.pushed)
             .finish()
     }
 }

@@ -75,7 +75,10 @@ async fn verify(client: &OidcClient, jwt: String) -> Result<filevine_identity_ex
 async fn partner_sign_in_end_to_end() {
     // Its own provider: the test counts the provider's token requests.
     let own = oidc::Provider::start();
-    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
+    // The front channel: the request in the browser's URL (pushed requests
+    // have tests of their own).
+    let client =
+        builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET).pushed_authorization_requests(false).build().unwrap();
     let metadata = client.metadata().await.unwrap();
     assert_eq!(metadata.issuer(), own.issuer);
     assert_eq!(metadata.id_token_algorithms(), ["RS256", "RS384", "RS512"]);
@@ -660,17 +663,93 @@ async fn sign_in_never_shows_a_secret() {
 
 #[tokio::test]
 async fn max_age_is_sent_and_auth_time_checked_end_to_end() {
-    let client = client();
-    let options = AuthorizationOptions::default().max_age(Duration::from_secs(300));
-    let request = client.authorization_request(options).await.unwrap();
-    let query: std::collections::HashMap<_, _> = request.url.query_pairs().into_owned().collect();
-    assert_eq!(query["max_age"], "300");
+    // In the URL, and pushed.
+    for pushed in [false, true] {
+        let client = builder_at(provider(), oidc::CLIENT_ID, oidc::CLIENT_SECRET)
+            .pushed_authorization_requests(pushed)
+            .build()
+            .unwrap();
+        let options = AuthorizationOptions::default().max_age(Duration::from_secs(300));
+        let request = client.authorization_request(options).await.unwrap();
+        let query: std::collections::HashMap<_, _> = request.url.query_pairs().into_owned().collect();
+        assert_eq!(query.get("max_age").map(String::as_str), (!pushed).then_some("300"));
+        let callback = Browser::new().sign_in(&request.url, "alice").await;
+        let signed_in = client.complete_sign_in(&callback, request.pending).await.unwrap();
+        // The provider answered max_age with auth_time, and it is recent.
+        let auth_time = signed_in.claims.auth_time.expect("auth_time, as max_age requires");
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert!(auth_time <= now && now - auth_time < 300, "auth_time {auth_time}, now {now}");
+    }
+}
+
+/// The query keys of a URL the SDK sends the browser to.
+fn query_keys(url: &url::Url) -> Vec<String> {
+    let mut keys: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    keys.sort();
+    keys
+}
+
+#[tokio::test]
+async fn pushed_authorization_requests_keep_the_request_out_of_the_browser() {
+    let own = oidc::Provider::start();
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
+    assert!(client.metadata().await.unwrap().pushed_authorization_request_endpoint().is_some());
+    let request = client.authorization_request(AuthorizationOptions::default().login_hint("alice")).await.unwrap();
+    assert_eq!(own.stats().await["par"], 1);
+    // Only the client and the reference: no redirect_uri, scope, state,
+    // nonce or PKCE challenge where the browser (or its history) sees them.
+    assert_eq!(query_keys(&request.url), ["client_id", "request_uri"]);
+    assert_eq!(request.url.path(), "/connect/authorize");
     let callback = Browser::new().sign_in(&request.url, "alice").await;
     let signed_in = client.complete_sign_in(&callback, request.pending).await.unwrap();
-    // The provider answered max_age with auth_time, and it is recent.
-    let auth_time = signed_in.claims.auth_time.expect("auth_time, as max_age requires");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    assert!(auth_time <= now && now - auth_time < 300, "auth_time {auth_time}, now {now}");
+    assert_eq!(signed_in.claims.sub, "alice");
+    assert!(signed_in.token_set.refresh_token.is_some(), "offline_access and prompt=consent were pushed");
+
+    // Client authentication as at the token endpoint: Basic.
+    let basic = client_at(&own, "partner-app-basic", "partner-app-basic-secret");
+    let request = basic.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    assert_eq!(query_keys(&request.url), ["client_id", "request_uri"]);
+    let callback = Browser::new().sign_in(&request.url, "bob").await;
+    assert_eq!(basic.complete_sign_in(&callback, request.pending).await.unwrap().claims.sub, "bob");
+    // A wrong secret is refused at the push, before the browser goes anywhere.
+    let wrong = client_at(&own, oidc::CLIENT_ID, "a-wrong-client-secret");
+    let err = wrong.authorization_request(AuthorizationOptions::default()).await.unwrap_err();
+    assert!(matches!(&err, SignInError::Token(Error::InvalidCredentials { .. })), "{err}");
+    assert!(!err.to_string().contains("a-wrong-client-secret"), "{err}");
+    assert_eq!(own.stats().await["par"], 3);
+}
+
+#[tokio::test]
+async fn a_provider_that_requires_pushed_requests() {
+    let own = oidc::Provider::start_requiring_par();
+    // Pushing turned off: a clear error, and nothing sent.
+    let front =
+        builder_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET).pushed_authorization_requests(false).build().unwrap();
+    let err = front.authorization_request(AuthorizationOptions::default()).await.unwrap_err();
+    assert!(matches!(err, SignInError::PushRequired { .. }), "{err}");
+    assert!(err.to_string().contains("turned off"), "{err}");
+    assert_eq!(own.stats().await["par"], 0);
+
+    // Pushed: the browser URL carries no redirect_uri, scope or challenge,
+    // and the sign-in completes.
+    let client = client_at(&own, oidc::CLIENT_ID, oidc::CLIENT_SECRET);
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    assert_eq!(query_keys(&request.url), ["client_id", "request_uri"]);
+    let callback = Browser::new().sign_in(&request.url, "alice").await;
+    assert_eq!(client.complete_sign_in(&callback, request.pending).await.unwrap().claims.sub, "alice");
+
+    // A request_uri that expired before the browser used it: the
+    // provider's error, typed.
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    own.advance_clock(Duration::from_secs(600)).await;
+    let callback = Browser::new().sign_in(&request.url, "alice").await;
+    let pending = request.pending.clone();
+    let err = client.complete_sign_in(&callback, request.pending).await.unwrap_err();
+    assert!(matches!(&err, SignInError::Provider { error, .. } if error == "invalid_request_uri"), "{err}");
+    // Only an error may come back without the state: a code never does.
+    let forged = format!("{}?code=a-code-from-elsewhere&iss={}", oidc::REDIRECT_URI, own.issuer);
+    let err = client.complete_sign_in(&forged, pending).await.unwrap_err();
+    assert!(matches!(err, SignInError::StateMismatch), "{err}");
 }
 
 /// Device sign-in (RFC 8628) against the real provider: a person types

@@ -217,3 +217,35 @@ async fn a_key_the_provider_does_not_know_and_bad_configurations_are_named() {
         builder(JWT_CLIENT).env(|name| (name == "FILEVINE_DPOP").then(|| "maybe".to_owned())).build().unwrap_err();
     assert!(err.to_string().contains("FILEVINE_DPOP"), "{err}");
 }
+
+#[tokio::test]
+async fn a_pushed_request_binds_the_code_to_the_sign_ins_dpop_key() {
+    let keys = keys().await;
+    let client = builder(JWT_CLIENT).client_key(ClientKey::from_jwk(&keys.ec_jwk).unwrap()).dpop(true).build().unwrap();
+    // The push carries a proof (the provider demands a nonce in every
+    // one: a second try) and a client assertion; the pending sign-in keeps
+    // the key.
+    let request = client.authorization_request(Default::default()).await.unwrap();
+    let keys_in_url: Vec<_> = request.url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(keys_in_url, ["client_id", "request_uri"]);
+    let kept = serde_json::to_value(&request.pending).unwrap();
+    assert!(kept["dpop_key"].as_str().is_some_and(|key| key.len() > 100), "{kept}");
+    assert!(format!("{:?}", request.pending).contains("dpop_key: Some("));
+    assert!(!format!("{:?}", request.pending).contains(kept["dpop_key"].as_str().unwrap()));
+    // The pending sign-in without its key: the exchange proves another key,
+    // and the provider refuses the code bound to the first.
+    let mut unbound = kept.clone();
+    unbound.as_object_mut().unwrap().remove("dpop_key");
+    let unbound = serde_json::from_value(unbound).unwrap();
+    let callback = Browser::new().sign_in(&request.url, "erin").await;
+    let err = client.complete_sign_in(&callback, unbound).await.unwrap_err();
+    assert!(matches!(err, SignInError::CodeRejected { .. }), "{err:?}");
+    // With it (after a session store's JSON round trip), the sign-in
+    // completes with tokens bound to that key.
+    let request = client.authorization_request(Default::default()).await.unwrap();
+    let pending = serde_json::from_value(serde_json::to_value(&request.pending).unwrap()).unwrap();
+    let callback = Browser::new().sign_in(&request.url, "erin").await;
+    let signed_in = client.complete_sign_in(&callback, pending).await.unwrap();
+    assert_eq!(signed_in.token_set.access_token.token_type(), "DPoP");
+    client.userinfo(&signed_in.token_set.access_token, "erin").await.unwrap();
+}

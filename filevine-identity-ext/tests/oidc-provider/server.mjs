@@ -149,6 +149,7 @@ const configuration = {
     jwks: '/.well-known/openid-configuration/jwks',
     device_authorization: '/connect/deviceauthorization',
     code_verification: '/device',
+    pushed_authorization_request: '/connect/par',
   },
   pkce: { required: () => true },
   features: {
@@ -160,6 +161,12 @@ const configuration = {
     deviceFlow: { enabled: true },
     // DPoP with server nonces on every proof (RFC 9449 §8, §9).
     dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+    // Pushed authorization requests (RFC 9126), on as in oidc-provider's
+    // defaults; OIDC_REQUIRE_PAR=1 makes them the only way to sign in.
+    pushedAuthorizationRequests: {
+      enabled: true,
+      requirePushedAuthorizationRequests: process.env.OIDC_REQUIRE_PAR === '1',
+    },
   },
   enabledJWA: {
     idTokenSigningAlgValues: ['RS256', 'RS384', 'RS512'],
@@ -194,7 +201,7 @@ function sign({ header, claims, key = 'provider' }) {
   return `${input}.${signer.sign(createPrivateKey({ key: jwk, format: 'jwk' })).toString('base64url')}`;
 }
 
-const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, introspection: 0, discovery: 0 };
+const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, introspection: 0, discovery: 0, par: 0 };
 let rotated = false;
 
 async function readJson(req) {
@@ -256,6 +263,7 @@ server.listen(port, '127.0.0.1', () => {
     if (path === configuration.routes.userinfo) stats.userinfo += 1;
     if (path === configuration.routes.revocation) stats.revocation += 1;
     if (path === configuration.routes.introspection) stats.introspection += 1;
+    if (path === configuration.routes.pushed_authorization_request) stats.par += 1;
     if (path === '/.well-known/openid-configuration') stats.discovery += 1;
     return handle(req, res);
   });

@@ -49,6 +49,12 @@ impl Provider {
     pub fn start_for_app_with_token_ttl(app: &str, seconds: u64) -> Provider {
         start_with_env(app, &[("OIDC_ACCESS_TOKEN_TTL", seconds.to_string())])
     }
+
+    /// A provider that takes only pushed authorization requests (RFC 9126
+    /// `require_pushed_authorization_requests`).
+    pub fn start_requiring_par() -> Provider {
+        start_with_env(APP, &[("OIDC_REQUIRE_PAR", "1".to_owned())])
+    }
 }
 
 /// Where the clients' redirect URIs point by default.
