@@ -447,15 +447,19 @@ impl BrowserLogin {
         command.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
-        let (url, rest) = tokio::task::spawn_blocking(move || {
+        let (url, redirect, rest) = tokio::task::spawn_blocking(move || {
             let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
             let url = lines.by_ref().map(Result::unwrap).find(|l| l.starts_with("http")).expect("the URL on stderr");
-            (url, lines)
+            // The provider takes pushed requests: the URL carries a
+            // reference, and the CLI says where the browser comes back.
+            let back = lines.next().expect("where the browser comes back").unwrap();
+            let redirect = back.split("comes back to ").nth(1).and_then(|r| r.split(' ').next()).map(str::to_owned);
+            (url, redirect.unwrap_or_else(|| panic!("no callback address: {back}")), lines)
         })
         .await
         .unwrap();
         let url = url::Url::parse(&url).unwrap();
-        let redirect = url.query_pairs().find(|(k, _)| k == "redirect_uri").unwrap().1.into_owned();
+        assert_eq!(url.query_pairs().map(|(k, _)| k.into_owned()).collect::<Vec<_>>(), ["client_id", "request_uri"]);
         assert!(redirect.starts_with("http://127.0.0.1:") && redirect.ends_with("/callback"), "{redirect}");
         let app = redirect.trim_end_matches("/callback").to_owned();
         Self { child, url, app, rest }

@@ -14,7 +14,7 @@ use filevine_identity::types::{
 };
 use filevine_identity::types::{
     DeviceAuthorizationRequest, DeviceCodeRequest, DeviceCodeRequestGrantType, IntrospectionRequest,
-    IntrospectionResponseAud, RevocationRequest,
+    IntrospectionResponseAud, PushedAuthorizationRequest, RevocationRequest,
 };
 use filevine_identity::{Client, ClientOptions, Error, MAX_RESPONSE_BYTES, ResponseTooLarge, SecretString, operations};
 
@@ -343,6 +343,46 @@ async fn device_authorization_is_a_form_post_and_its_answer_is_parsed() {
     }
 }
 
+fn pushed_request() -> PushedAuthorizationRequest {
+    PushedAuthorizationRequest {
+        response_type: "code".to_owned(),
+        client_id: "client-1".to_owned(),
+        client_secret: None,
+        redirect_uri: "https://app.example/cb".to_owned(),
+        scope: "openid offline_access".to_owned(),
+        state: SecretString::from("st-1"),
+        nonce: Some(SecretString::from("n-1")),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+        code_challenge_method: "S256".to_owned(),
+        prompt: Some("consent".to_owned()),
+        login_hint: None,
+        max_age: None,
+    }
+}
+
+#[tokio::test]
+async fn a_pushed_authorization_request_is_a_form_post_and_its_201_is_parsed() {
+    let server = Server::json(201, r#"{"request_uri":"urn:ietf:params:oauth:request_uri:abc","expires_in":60}"#).await;
+    let answer = server.client.push_authorization_request(&pushed_request()).await.unwrap().into_inner();
+    let seen = server.only_request();
+    assert_eq!((seen.method, seen.path.as_str()), (Method::POST, "/connect/par"));
+    assert_eq!(seen.headers["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(
+        seen.body,
+        "client_id=client-1&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256\
+         &nonce=n-1&prompt=consent&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&response_type=code\
+         &scope=openid+offline_access&state=st-1"
+    );
+    assert_eq!((answer.request_uri.as_str(), answer.expires_in), ("urn:ietf:params:oauth:request_uri:abc", 60));
+    assert!(!format!("{:?}", pushed_request()).contains("st-1"), "the state is kept out of Debug");
+    // A refusal is the provider's typed error.
+    let server = Server::json(400, r#"{"error":"invalid_request","error_description":"bad redirect_uri"}"#).await;
+    match server.client.push_authorization_request(&pushed_request()).await {
+        Err(Error::ErrorResponse(response)) => assert_eq!(response.error.as_deref(), Some("invalid_request")),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn success_response_is_parsed_for_every_grant() {
     let body = r#"{"access_token":"at-9","token_type":"bearer","expires_in":3600,"scope":"openid offline_access",
@@ -531,6 +571,7 @@ async fn call(server: &Server, id: &str) -> Result<(), Error<String>> {
         "revoke_token" => erase(client.revoke_token(&revocation_request()).await),
         "introspect_token" => erase(client.introspect_token(&introspection_request()).await),
         "authorize_device" => erase(client.authorize_device(&device_authorization_request()).await),
+        "push_authorization_request" => erase(client.push_authorization_request(&pushed_request()).await),
         "create_user_invite" => erase(client.create_user_invite(7, 42, &invite_request()).await),
         other => panic!("no wire call for operation {other}: add it to `call` and a wire test for it"),
     }

@@ -39,6 +39,9 @@ pub async fn login(
 
     // Always on stderr: the browser may not open, or be on another machine.
     eprintln!("Open this URL in a browser to sign in to Filevine:\n{}", request.url);
+    // The URL may not show it (a pushed request carries only a reference):
+    // a browser on another machine needs this port forwarded.
+    eprintln!("(the browser comes back to http://127.0.0.1:{port}/callback on this machine)");
     if open_browser {
         match crate::browser::usable() {
             false => eprintln!(

@@ -27,7 +27,11 @@
 //! sign-in, `/me` shows the ID token's claims and the userinfo (never a
 //! token) and a logout button, `POST /logout` (with the form's `csrf`)
 //! revokes the tokens and sends the user to sign out at Filevine,
-//! `/logout/callback` is where Filevine sends them back.
+//! `/logout/callback` is where Filevine sends them back, and
+//! `POST /backchannel-logout` is where Filevine says a user's session ended
+//! (OpenID Connect Back-Channel Logout; register
+//! `{app}/backchannel-logout` as the client's `backchannel_logout_uri`):
+//! every instance then sends that user to sign in again.
 //!
 //! What it does against session fixation, CSRF and unbounded growth:
 //! - `/login` creates no session: the pending sign-in (state, nonce, PKCE
@@ -75,11 +79,11 @@ use std::time::Instant;
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Query, State};
-use axum::http::header::SET_COOKIE;
+use axum::http::header::{CACHE_CONTROL, SET_COOKIE};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use filevine_identity_ext::oidc::{AuthorizationOptions, CsrfToken, IdTokenClaims, PendingSignIn};
+use filevine_identity_ext::oidc::{AuthorizationOptions, BackChannelLogout, CsrfToken, IdTokenClaims, PendingSignIn};
 use filevine_identity_ext::store::redis::RedisConnection;
 use filevine_identity_ext::store::{self, PostgresStore, RedisStore, StoreEncryptionKeys, StoreKey, TokenStore};
 use filevine_identity_ext::{OidcClient, SignInError, TokenProvider};
@@ -116,6 +120,9 @@ const SESSION_IDLE: Duration = Duration::hours(8);
 struct App {
     oidc: OidcClient,
     tokens: Arc<dyn TokenStore>,
+    /// Ends the sessions of a user Filevine signed out (back-channel
+    /// logout), on every instance sharing the token store.
+    logout: BackChannelLogout,
     /// This instance's providers, by token key, with when each was last
     /// used: the warm path stays in memory; a miss reads the store.
     providers: Arc<Mutex<HashMap<String, (TokenProvider, Instant)>>>,
@@ -176,7 +183,11 @@ async fn main() {
             (Arc::new(PostgresStore::with_pool(pool.clone())), Arc::new(stores::Sealed::new(signins, shared_keys())))
         }
     };
-    let app = App { oidc, tokens, providers: Arc::default(), pending, cookies: policy, idle };
+    let back_channel = oidc
+        .back_channel_logout(tokens.clone())
+        .idle_timeout(idle)
+        .provider_options(move |builder| builder.store_idle_timeout(idle));
+    let app = App { oidc, tokens, logout: back_channel, providers: Arc::default(), pending, cookies: policy, idle };
     tokio::spawn(sweep_idle_providers(app.clone()));
     let router = Router::new()
         .route("/", get(home))
@@ -185,6 +196,7 @@ async fn main() {
         .route("/me", get(me))
         .route("/logout", post(logout))
         .route("/logout/callback", get(logged_out))
+        .route("/backchannel-logout", post(backchannel_logout))
         .with_state(app);
     let router = match &backend {
         Backend::Memory => router.layer(session_layer(stores::BoundedMemory::new(capacity), policy, idle)),
@@ -399,6 +411,12 @@ async fn signin_callback(State(app): State<App>, session: Session, headers: Head
             Ok(provider) => provider,
             Err(error) => return failure(StatusCode::INTERNAL_SERVER_ERROR, &error),
         };
+    // Filed under the sign-in's sid and sub, so that Filevine ending the
+    // session ends it here, on every instance.
+    if let Err(error) = app.logout.register(&signed_in.claims, &StoreKey::session(&token_key)).await {
+        let _ = app.oidc.sign_out(&provider).await;
+        return failure(StatusCode::INTERNAL_SERVER_ERROR, &error);
+    }
     tracing::info!(sub = %signed_in.claims.sub, "signed in");
     lock(&app).insert(token_key.clone(), (provider, Instant::now()));
     // A new session id at sign-in: a session id planted before (session
@@ -465,13 +483,10 @@ async fn me(State(app): State<App>, session: Session) -> Response {
     // A valid access token, refreshed (with a rotated refresh token) if
     // needed, through the store.
     let userinfo = match provider(&app, &user.token_key).await {
-        Ok(tokens) => match tokens.token().await {
-            Ok(token) => match app.oidc.userinfo(&token, &user.claims.sub).await {
-                Ok(info) => serde_json::to_string_pretty(&info).unwrap_or_default(),
-                Err(error) => format!("userinfo failed: {error}"),
-            },
-            Err(error) if error.needs_sign_in() => return Redirect::to("/login").into_response(),
-            Err(error) => format!("no access token: {error}"),
+        Ok(tokens) => match userinfo(&app, &tokens, &user.claims.sub).await {
+            Ok(info) => info,
+            Err(Fetch::SignIn) => return Redirect::to("/login").into_response(),
+            Err(Fetch::Failed(message)) => message,
         },
         Err(error) => format!("no access token: {error}"),
     };
@@ -485,6 +500,62 @@ async fn me(State(app): State<App>, session: Session) -> Response {
         escape(user.csrf.expose_secret()),
     ))
     .into_response()
+}
+
+/// Why `/me` has no userinfo to show.
+enum Fetch {
+    /// The session ended (signed out here, on another instance, or at
+    /// Filevine): sign in again.
+    SignIn,
+    /// Anything else, in words.
+    Failed(String),
+}
+
+/// The user's userinfo with a valid access token. A 401 means the token
+/// was revoked (the session ended elsewhere, e.g. a back-channel logout on
+/// another instance): the cached token is dropped and the token store
+/// asked again, once, which says whether the session still exists.
+async fn userinfo(app: &App, tokens: &TokenProvider, sub: &str) -> Result<String, Fetch> {
+    for attempt in 0..2 {
+        let token = match tokens.token().await {
+            Ok(token) => token,
+            Err(error) if error.needs_sign_in() => return Err(Fetch::SignIn),
+            Err(error) => return Err(Fetch::Failed(format!("no access token: {error}"))),
+        };
+        match app.oidc.userinfo(&token, sub).await {
+            Ok(info) => return Ok(serde_json::to_string_pretty(&info).unwrap_or_default()),
+            Err(SignInError::Token(error)) if error.status() == Some(401) && attempt == 0 => tokens.invalidate(),
+            Err(error) => return Err(Fetch::Failed(format!("userinfo failed: {error}"))),
+        }
+    }
+    Err(Fetch::Failed("userinfo refused a fresh token".to_owned()))
+}
+
+/// `POST /backchannel-logout` from Filevine (OpenID Connect Back-Channel
+/// Logout 1.0 §2.5, §2.8): a verified `logout_token` ends the sessions it
+/// names on every instance (deletion marks in the shared token store, the
+/// tokens revoked): 200. Anything else: 400. Neither has a body, and
+/// neither may be cached.
+async fn backchannel_logout(
+    State(app): State<App>,
+    form: Result<Form<HashMap<String, String>>, FormRejection>,
+) -> Response {
+    let no_store = [(CACHE_CONTROL, "no-store")];
+    let Some(token) = form.ok().and_then(|Form(mut form)| form.remove("logout_token")) else {
+        return (StatusCode::BAD_REQUEST, no_store).into_response();
+    };
+    match app.logout.handle(&token).await {
+        Ok(ended) => {
+            // This instance's providers of those sessions go too.
+            let ended: Vec<&str> = ended.sessions.iter().map(StoreKey::as_str).collect();
+            lock(&app).retain(|token_key, _| !ended.contains(&StoreKey::session(token_key).as_str()));
+            (StatusCode::OK, no_store).into_response()
+        }
+        Err(error) => {
+            tracing::warn!(%error, "refused a back-channel logout");
+            (StatusCode::BAD_REQUEST, no_store).into_response()
+        }
+    }
 }
 
 /// The logout form's field.

@@ -236,9 +236,17 @@ impl Parsed<'_> {
     }
 
     /// Refuses what must never be verified: unsigned tokens, HMAC and any
-    /// algorithm the provider and the SDK do not both accept, and unknown
-    /// critical header extensions. Runs before any key is looked up.
+    /// algorithm the provider and the SDK do not both accept, unknown
+    /// critical header extensions, and a `typ` of another kind of token.
+    /// Runs before any key is looked up.
     pub(crate) fn check_header(&self, accepted: &[String]) -> Result<(), IdTokenError> {
+        self.check_header_typed(accepted, &[])
+    }
+
+    /// [`check_header`](Self::check_header) for a token that may also be
+    /// explicitly typed as one of `types` (a logout token's
+    /// `logout+jwt`), besides an absent `typ` or `JWT`.
+    pub(crate) fn check_header_typed(&self, accepted: &[String], types: &[&str]) -> Result<(), IdTokenError> {
         let alg = self.header.alg.as_str();
         if alg.eq_ignore_ascii_case("none") {
             return Err(IdTokenError::Unsigned);
@@ -252,9 +260,45 @@ impl Parsed<'_> {
         match &self.header.typ {
             None => {}
             Some(typ) if typ.eq_ignore_ascii_case("JWT") => {}
+            Some(typ) if types.iter().any(|t| typ.eq_ignore_ascii_case(t)) => {}
             Some(typ) => return Err(IdTokenError::WrongType { typ: redact(typ, 100) }),
         }
         Ok(())
+    }
+
+    /// Verifies the signature with `key`, the issuer and that the client
+    /// is among the audiences, requires `required` (of `exp`, `iss`, `aud`,
+    /// `sub`), and decodes the claims. Times are left to the caller, on its
+    /// clock.
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &jsonwebtoken::DecodingKey,
+        expect: &Expectations<'_>,
+        required: &[&str],
+        now: u64,
+    ) -> Result<T, IdTokenError> {
+        let alg = self.algorithm(expect)?;
+        let mut validation = jsonwebtoken::Validation::new(alg);
+        validation.leeway = expect.leeway.as_secs();
+        validation.set_issuer(&[expect.issuer]);
+        validation.set_audience(&[expect.client_id]);
+        validation.set_required_spec_claims(required);
+        // `exp` and `nbf` are compared with `now` by the caller, not by the
+        // JOSE crate (which reads the system clock): one clock for every
+        // check, the one a test can move.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        crate::crypto::install_default_provider();
+        jsonwebtoken::decode::<T>(self.jwt, key, &validation)
+            .map(|data| data.claims)
+            .map_err(|error| self.classify(error, expect, now))
+    }
+
+    fn algorithm(&self, expect: &Expectations<'_>) -> Result<jsonwebtoken::Algorithm, IdTokenError> {
+        self.header.alg.parse().map_err(|_| IdTokenError::AlgorithmNotAllowed {
+            alg: self.header.alg.clone(),
+            accepted: expect.algorithms.join(", "),
+        })
     }
 
     /// Verifies the signature with `key` and checks every claim.
@@ -264,25 +308,8 @@ impl Parsed<'_> {
         expect: &Expectations<'_>,
         now: u64,
     ) -> Result<IdTokenClaims, IdTokenError> {
-        let alg: jsonwebtoken::Algorithm = self.header.alg.parse().map_err(|_| IdTokenError::AlgorithmNotAllowed {
-            alg: self.header.alg.clone(),
-            accepted: expect.algorithms.join(", "),
-        })?;
-        let mut validation = jsonwebtoken::Validation::new(alg);
-        validation.leeway = expect.leeway.as_secs();
-        validation.set_issuer(&[expect.issuer]);
-        validation.set_audience(&[expect.client_id]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // `exp` and `nbf` are compared with `now` below, not by the JOSE
-        // crate (which reads the system clock): one clock for every check,
-        // the one a test can move.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-
-        crate::crypto::install_default_provider();
-        let data = jsonwebtoken::decode::<WireClaims>(self.jwt, key, &validation)
-            .map_err(|error| self.classify(error, expect, now))?;
-        let WireClaims { claims, nonce } = data.claims;
+        let alg = self.algorithm(expect)?;
+        let WireClaims { claims, nonce } = self.decode(key, expect, &["exp", "iss", "aud", "sub"], now)?;
         let leeway = expect.leeway.as_secs();
         if now > claims.exp.saturating_add(leeway) {
             return Err(IdTokenError::Expired { exp: claims.exp, now, leeway_secs: leeway });

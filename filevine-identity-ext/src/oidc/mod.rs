@@ -39,6 +39,7 @@ mod flow;
 pub(crate) mod id_token;
 mod introspection;
 pub(crate) mod jwks;
+mod logout;
 mod par;
 pub(crate) mod pkce;
 mod probe;
@@ -57,6 +58,7 @@ pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::SignInError;
 pub use id_token::{DEFAULT_LEEWAY, IdTokenError};
 pub use introspection::TokenIntrospection;
+pub use logout::{BackChannelLogout, DEFAULT_MAX_LOGOUT_TOKEN_AGE, LoggedOut, LogoutError, LogoutNotice};
 pub use pkce::{PkceCodeChallenge, PkceCodeVerifier, RandomnessUnavailable};
 pub use probe::{Probe, probe};
 pub use signin::{

@@ -66,6 +66,23 @@ impl StoreKey {
         Self::from_parts(&[b"joined", self.name.as_bytes(), identity.name.as_bytes()])
     }
 
+    /// A key the SDK keeps for its own bookkeeping beside the token sets
+    /// (a logout token seen, the sessions of a user): `purpose` and the
+    /// parts, hashed like every key, so none can collide with a token
+    /// set's.
+    pub(crate) fn internal(purpose: &str, parts: &[&str]) -> Self {
+        let mut all: Vec<&[u8]> = vec![b"internal", purpose.as_bytes()];
+        all.extend(parts.iter().map(|part| part.as_bytes()));
+        Self::from_parts(&all)
+    }
+
+    /// A key from its name as [`as_str`](Self::as_str) gave it: 64
+    /// lowercase hex digits, else `None`.
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        let valid = name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        valid.then(|| Self { name: name.to_owned() })
+    }
+
     fn from_parts(parts: &[&[u8]]) -> Self {
         let mut hasher = crate::crypto::Sha256::new();
         hasher.update(DOMAIN.as_ref());

@@ -164,6 +164,7 @@ pub(super) fn poll(
                 scope: device.scope.clone(),
                 nonce: None,
                 auth_time: now(),
+                sid: None,
             })
         }
     };

@@ -48,6 +48,7 @@ use crate::config::region::Region;
 mod device;
 mod failure;
 mod gateway;
+mod par;
 mod proofs;
 mod response;
 mod server;
@@ -55,6 +56,7 @@ mod signin;
 
 pub use failure::{ExpiresIn, Failure};
 pub use gateway::GatewayRequest;
+pub use par::PushedRequests;
 pub use server::RecordedRequest;
 pub use signin::{IdTokenAlgorithm, RefreshedIdToken, SIGNING_KEY_ID, TestUser};
 
@@ -101,6 +103,10 @@ struct Registry {
     id_token_algorithm: IdTokenAlgorithm,
     /// How the ID tokens of refresh responses are altered.
     refreshed_id_token: RefreshedIdToken,
+    /// Pushed authorization requests waiting for the browser, by request URI.
+    pushed_requests: HashMap<String, par::Pushed>,
+    /// Whether pushed requests are advertised, or required.
+    pushed_requests_mode: PushedRequests,
     revoked_refresh_tokens: u64,
     /// Device sign-ins (RFC 8628) by device code.
     devices: HashMap<String, device::Device>,
@@ -128,6 +134,7 @@ struct Counts {
     introspection: AtomicU64,
     end_session: AtomicU64,
     device_authorization: AtomicU64,
+    par: AtomicU64,
 }
 
 struct Shared {
@@ -207,6 +214,7 @@ impl TestServer {
             .route("/connect/introspect", post(signin::introspection))
             .route("/connect/endsession", get(signin::end_session))
             .route("/connect/deviceauthorization", post(device::device_authorization))
+            .route("/connect/par", post(par::pushed_authorization))
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
             .route("/gateway/identity/user", post(gateway::gateway_create_user_invite))
@@ -363,6 +371,38 @@ impl TestServer {
         lock(&self.shared.registry).refreshed_id_token = refreshed;
     }
 
+    /// Whether discovery offers pushed authorization requests (RFC 9126),
+    /// or requires them (default: the endpoint answers, discovery does
+    /// not name it).
+    pub fn set_pushed_requests(&self, mode: PushedRequests) {
+        lock(&self.shared.registry).pushed_requests_mode = mode;
+    }
+
+    /// `claims` signed with the server's signing key, as its ID tokens are,
+    /// with `typ` in the header: a token this server would send but does
+    /// not issue itself, such as a back-channel logout token
+    /// (`logout+jwt`). `None` if signing failed.
+    ///
+    /// ```
+    /// # async fn run() -> std::io::Result<()> {
+    /// use filevine_identity_ext::test_util::TestServer;
+    ///
+    /// let server = TestServer::start().await?;
+    /// let claims = serde_json::json!({"iss": server.url(), "sub": "1001"});
+    /// let jwt = server.sign_jwt(Some("logout+jwt"), &claims).unwrap();
+    /// assert_eq!(jwt.split('.').count(), 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn sign_jwt(&self, typ: Option<&str>, claims: &serde_json::Value) -> Option<String> {
+        signin::sign_jwt(&lock(&self.shared.registry), typ, claims)
+    }
+
+    /// Lets every pushed authorization request waiting for the browser
+    /// expire now.
+    pub fn expire_pushed_requests(&self) {
+        par::expire_all(&mut lock(&self.shared.registry));
+    }
+
     /// The algorithm of the ID tokens it signs (default RS512, Filevine's).
     pub fn set_id_token_algorithm(&self, algorithm: IdTokenAlgorithm) {
         lock(&self.shared.registry).id_token_algorithm = algorithm;
@@ -370,7 +410,8 @@ impl TestServer {
 
     /// Requests received by one sign-in endpoint: `"authorization"`,
     /// `"jwks"`, `"userinfo"`, `"revocation"`, `"introspection"`,
-    /// `"end_session"` or `"device_authorization"` (0 for another name).
+    /// `"end_session"`, `"device_authorization"` or `"par"` (0 for another
+    /// name).
     pub fn sign_in_requests(&self, endpoint: &str) -> u64 {
         let counts = &self.shared.counts;
         let counter = match endpoint {
@@ -381,6 +422,7 @@ impl TestServer {
             "introspection" => &counts.introspection,
             "end_session" => &counts.end_session,
             "device_authorization" => &counts.device_authorization,
+            "par" => &counts.par,
             _ => return 0,
         };
         counter.load(Ordering::SeqCst)

@@ -284,7 +284,10 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
 pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
     let base = &shared.base_url;
-    let device = lock(&shared.registry).device_settings.advertised;
+    let (device, pushed) = {
+        let registry = lock(&shared.registry);
+        (registry.device_settings.advertised, registry.pushed_requests_mode)
+    };
     let mut document = serde_json::json!({
             "issuer": base,
             "authorization_endpoint": format!("{base}/connect/authorize"),
@@ -310,6 +313,10 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     });
     if !device {
         document.as_object_mut().map(|fields| fields.remove("device_authorization_endpoint"));
+    }
+    if pushed != super::PushedRequests::NotOffered {
+        document["pushed_authorization_request_endpoint"] = format!("{base}/connect/par").into();
+        document["require_pushed_authorization_requests"] = (pushed == super::PushedRequests::Required).into();
     }
     let mut response = json_response(200, document);
     let behind = shared.date_behind.load(Ordering::SeqCst);

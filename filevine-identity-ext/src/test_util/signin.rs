@@ -128,6 +128,8 @@ pub(super) struct Grant {
     pub(super) scope: String,
     pub(super) nonce: Option<String>,
     pub(super) auth_time: u64,
+    /// The provider-side session of a browser sign-in (the ID token's `sid`).
+    pub(super) sid: Option<String>,
 }
 
 /// An error the authorization endpoint answers once instead of signing
@@ -181,14 +183,32 @@ pub(super) async fn authorize(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     shared.counts.authorization.fetch_add(1, Ordering::SeqCst);
-    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let mut registry = lock(&shared.registry);
-    let Some(client_id) = field("client_id") else {
+    let client_id = query.iter().find(|(k, _)| k == "client_id").map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
+    let Some(client_id) = client_id else {
         return page(StatusCode::BAD_REQUEST, "invalid_request: client_id is required");
     };
     let Some(client) = registry.sign_in_clients.get(&client_id).cloned() else {
         return page(StatusCode::BAD_REQUEST, "invalid_client: unknown client");
     };
+    // A pushed request's parameters, or the query's own. A request_uri
+    // that cannot be used is answered at the client's redirect URI (its
+    // only one here): the pushed state is gone with it.
+    let query = match super::par::parameters(&mut registry, query) {
+        Ok(query) => query,
+        Err((error, description)) => {
+            let Some(Ok(mut target)) = client.redirect_uris.first().map(|uri| url::Url::parse(uri)) else {
+                return page(StatusCode::BAD_REQUEST, description);
+            };
+            target
+                .query_pairs_mut()
+                .append_pair("error", error)
+                .append_pair("error_description", description)
+                .append_pair("iss", &shared.base_url);
+            return redirect(&target);
+        }
+    };
+    let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
     let Some(redirect_uri) = field("redirect_uri").filter(|uri| client.redirect_uris.contains(uri)) else {
         return page(StatusCode::BAD_REQUEST, "invalid_request: redirect_uri is not registered for this client");
     };
@@ -216,7 +236,9 @@ pub(super) async fn authorize(
         return fail(&mut target, &error, &description);
     }
     let scope = field("scope").unwrap_or_default();
+    let sid = shared.next_value(&mut registry, "sid");
     let grant = Grant {
+        sid: Some(sid),
         sub: registry.user.sub.clone(),
         client_id: client_id.clone(),
         scope,
@@ -251,7 +273,6 @@ pub(super) fn id_token(
         return None;
     }
     let alg = registry.id_token_algorithm.jwt();
-    let (key, _) = crate::oidc::test_key::signing_keys()?;
     let issued = now();
     let mut claims = serde_json::json!({
         "iss": shared.base_url,
@@ -266,6 +287,9 @@ pub(super) fn id_token(
     if let Some(nonce) = &grant.nonce {
         claims["nonce"] = nonce.clone().into();
     }
+    if let Some(sid) = &grant.sid {
+        claims["sid"] = sid.clone().into();
+    }
     if refreshed {
         match &registry.refreshed_id_token {
             RefreshedIdToken::AsIssued => {}
@@ -278,11 +302,17 @@ pub(super) fn id_token(
             RefreshedIdToken::Nonce(nonce) => claims["nonce"] = nonce.clone().into(),
         }
     }
-    let mut header = jsonwebtoken::Header::new(alg);
+    sign_jwt(registry, Some("JWT"), &claims)
+}
+
+/// `claims` signed with the server's key and ID token algorithm.
+pub(super) fn sign_jwt(registry: &Registry, typ: Option<&str>, claims: &serde_json::Value) -> Option<String> {
+    let (key, _) = crate::oidc::test_key::signing_keys()?;
+    let mut header = jsonwebtoken::Header::new(registry.id_token_algorithm.jwt());
     header.kid = Some(SIGNING_KEY_ID.to_owned());
-    header.typ = Some("JWT".to_owned());
+    header.typ = typ.map(str::to_owned);
     crate::crypto::install_default_provider();
-    jsonwebtoken::encode(&header, &claims, key).ok()
+    jsonwebtoken::encode(&header, claims, key).ok()
 }
 
 /// `GET /.well-known/openid-configuration/jwks`: the test signing key.
@@ -339,7 +369,11 @@ pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderM
 
 /// The client that authenticated a revocation or introspection request
 /// (Basic or the form), or `None` when the credentials are wrong.
-fn authenticated_client(registry: &Registry, headers: &HeaderMap, form: &[(String, String)]) -> Option<String> {
+pub(super) fn authenticated_client(
+    registry: &Registry,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Option<String> {
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let (id, secret) = match basic_credentials(headers) {
         Some(pair) => pair,

@@ -212,7 +212,9 @@ async fn partner_app_signs_in_and_out_against_the_real_provider() {
 async fn partner_app_cookies_are_secure_host_cookies_over_https() {
     let port = free_port();
     let app = format!("http://127.0.0.1:{port}");
-    let provider = oidc::Provider::start_for_app(&app);
+    // The provider knows the https redirect URI (a pushed request is
+    // checked before the browser is sent).
+    let provider = oidc::Provider::start_for_app(&format!("https://localhost:{port}"));
     let redirect = format!("https://localhost:{port}/signin-oidc");
     let mut child = start_partner_app(port, &provider, &app, &[("FILEVINE_REDIRECT_URI", redirect.as_str())]);
     let mut browser = oidc::Browser::for_app(&app);
@@ -713,4 +715,94 @@ async fn the_try_it_path_of_the_readme_runs_as_written() {
     std::process::Command::new("kill").arg(server.id().to_string()).status().unwrap();
     let status = tokio::task::spawn_blocking(move || server.wait().unwrap()).await.unwrap();
     assert!(status.success(), "SIGTERM ends it cleanly: {status}");
+}
+
+/// Back-channel logout against the real provider: two instances sharing
+/// Redis, the user signed in on A and seen on B; the user signs out at the
+/// provider itself (not through the app), which posts a logout token to A;
+/// then neither instance knows the user, and the tokens are revoked. A
+/// replayed logout token (at the other instance) and forged ones (another
+/// key, another audience, a nonce) are answered 400 with no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partner_app_ends_a_session_filevine_ended_on_every_instance() {
+    let redis = crate::support::redis::Redis::start();
+    let (port_a, port_b) = (free_port(), free_port());
+    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let provider = oidc::Provider::start_for_app_with_backchannel_logout(&app_a);
+    let env = [
+        ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
+        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
+    ];
+    let a = start_partner_app(port_a, &provider, &app_a, &env);
+    let b = start_partner_app(port_b, &provider, &app_a, &env);
+
+    let mut browser = oidc::Browser::for_app(&app_a);
+    let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    assert_eq!(browser.request(browser.http().get(&callback)).await.headers()["location"], "/me");
+    assert!(carol_signed_in(&me(&mut browser, &app_a).await), "instance A");
+    assert!(carol_signed_in(&me(&mut browser, &app_b).await), "instance B");
+    let revocations = provider.stats().await["revocation"].as_u64().unwrap();
+
+    // The user signs out at the provider: its end-session page, "yes".
+    let end_session = url::Url::parse(&format!("{}/connect/endsession", provider.issuer)).unwrap();
+    let page = browser.request(browser.http().get(end_session.clone())).await.text().await.unwrap();
+    let xsrf = page.split("name=\"xsrf\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let confirm = end_session.join("/connect/endsession/confirm").unwrap();
+    browser.request(browser.http().post(confirm).form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])).await;
+    // The provider posted the logout token to A before it answered.
+    let stats = provider.stats().await;
+    assert_eq!(
+        (stats["backchannel"].as_u64(), stats["backchannel_errors"].as_array().map(Vec::len)),
+        (Some(1), Some(0)),
+        "{stats}"
+    );
+    assert_eq!(provider.stats().await["revocation"].as_u64().unwrap(), revocations + 2, "refresh and access token");
+    for app in [&app_b, &app_a] {
+        let response = browser.request(browser.http().get(format!("{app}/me"))).await;
+        assert_eq!(response.headers()["location"], "/login", "{app} sends the user to sign in");
+    }
+
+    // Logout tokens made by hand with the provider's harness.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let claims = |jti: &str| {
+        serde_json::json!({
+            "iss": provider.issuer, "aud": oidc::CLIENT_ID, "iat": now, "exp": now + 120, "jti": jti,
+            "sub": "carol", "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        })
+    };
+    let post = |app: &str, token: &str| {
+        let request = reqwest::Client::new().post(format!("{app}/backchannel-logout")).form(&[("logout_token", token)]);
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            assert_eq!(response.headers()["cache-control"], "no-store");
+            assert!(response.bytes().await.unwrap().is_empty(), "no body");
+            status
+        }
+    };
+    let genuine = provider.sign(claims("replayed-1"), "RS512", "provider").await;
+    assert_eq!(post(&app_a, &genuine).await, 200);
+    assert_eq!(post(&app_b, &genuine).await, 400, "a replay, at the other instance");
+    let stranger = provider.sign(claims("forged-1"), "RS512", "stranger").await;
+    let mut other_audience = claims("forged-2");
+    other_audience["aud"] = "another-app".into();
+    let mut with_nonce = claims("forged-3");
+    with_nonce["nonce"] = "n-1".into();
+    for forged in [
+        stranger,
+        provider.sign(other_audience, "RS512", "provider").await,
+        provider.sign(with_nonce, "RS512", "provider").await,
+    ] {
+        assert_eq!(post(&app_a, &forged).await, 400);
+    }
+    assert_eq!(post(&app_a, "not-a-token").await, 400);
+
+    for mut child in [a, b] {
+        child.kill().unwrap();
+        let output = child.wait_with_output().unwrap();
+        let logs = String::from_utf8_lossy(&output.stderr);
+        assert!(!logs.contains("eyJ") && !logs.contains(oidc::CLIENT_SECRET), "no secret in the logs: {logs}");
+    }
 }

@@ -6,8 +6,11 @@ use filevine_identity_ext::oidc::{AuthorizationOptions, ClientAuthMethod, Redire
 use std::sync::Arc;
 
 use filevine_identity_ext::error::RefusedIdToken;
+use filevine_identity_ext::oidc::{IdTokenError, LogoutError};
 use filevine_identity_ext::store::{MemoryStore, StoreKey};
-use filevine_identity_ext::test_util::{Failure, IdTokenAlgorithm, RefreshedIdToken, TestServer, TestUser};
+use filevine_identity_ext::test_util::{
+    Failure, IdTokenAlgorithm, PushedRequests, RefreshedIdToken, TestServer, TestUser,
+};
 use filevine_identity_ext::{AccessToken, ClientId, ClientSecret, Error, OidcClient, Scopes, SignInError};
 
 const CALLBACK: &str = "http://127.0.0.1:7059/signin-oidc";
@@ -382,4 +385,201 @@ async fn a_refreshed_id_token_that_cannot_be_checked_keeps_the_refresh_token_not
     assert_eq!(server.grant_requests("refresh_token"), 2);
     assert_eq!(server.refresh_token_reuses(), 0);
     assert_eq!(server.sign_in_requests("revocation"), 0);
+}
+
+#[tokio::test]
+async fn pushed_requests_at_the_test_server() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    server.set_pushed_requests(PushedRequests::Offered);
+    // Pushed with the secret in the form, and with Basic.
+    for method in [None, Some(ClientAuthMethod::ClientSecretBasic)] {
+        let client = client(&server, "partner-app", Some("partner-secret"), method);
+        let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+        let keys: Vec<_> = request.url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(keys, ["client_id", "request_uri"], "{method:?}");
+        let answer = follow(&request.url).await;
+        let location = answer.headers()["location"].to_str().unwrap().to_owned();
+        client.complete_sign_in(&location, request.pending).await.unwrap();
+    }
+    assert_eq!(server.sign_in_requests("par"), 2);
+    // A wrong secret is refused at the push.
+    let wrong = client(&server, "partner-app", Some("not-the-secret"), None);
+    let err = wrong.authorization_request(AuthorizationOptions::default()).await.unwrap_err();
+    assert!(err.to_string().ends_with("check the client id and its secret or key"), "{err}");
+    // Expired before the browser used it: the provider's error, typed.
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+    let request = client.authorization_request(AuthorizationOptions::default()).await.unwrap();
+    server.expire_pushed_requests();
+    let location = follow(&request.url).await.headers()["location"].to_str().unwrap().to_owned();
+    let err = client.complete_sign_in(&location, request.pending).await.unwrap_err();
+    assert!(matches!(&err, SignInError::Provider { error, .. } if error == "invalid_request_uri"), "{err}");
+
+    // Required: a client that does not push is refused before it sends.
+    server.set_pushed_requests(PushedRequests::Required);
+    let front = OidcClient::builder()
+        .region(server.region())
+        .client_id(ClientId::new("partner-app").unwrap())
+        .client_secret(ClientSecret::new("partner-secret").unwrap())
+        .redirect_uri(RedirectUrl::new(CALLBACK).unwrap())
+        .pushed_authorization_requests(false)
+        .env(|_| None)
+        .build()
+        .unwrap();
+    let pushes = server.sign_in_requests("par");
+    let err = front.authorization_request(AuthorizationOptions::default()).await.unwrap_err();
+    assert!(matches!(err, SignInError::PushRequired { .. }), "{err}");
+    assert_eq!(server.sign_in_requests("par"), pushes);
+}
+
+/// A signed-in session of `server`'s user, saved in `store` under
+/// `session` and registered for back-channel logout; its `sid`.
+async fn stored_session(client: &OidcClient, store: &Arc<MemoryStore>, session: &str) -> String {
+    let signed_in = sign_in(client).await.unwrap();
+    let sid = signed_in.claims.sid.clone().expect("the test server's ID tokens carry a sid");
+    let key = StoreKey::session(session);
+    client.token_provider(signed_in.token_set).store(store.clone()).store_key(key.clone()).build_saved().await.unwrap();
+    client.back_channel_logout(store.clone()).register(&signed_in.claims, &key).await.unwrap();
+    sid
+}
+
+/// Standard logout token claims from `server` for `partner-app`, `edit`ed.
+fn logout_claims(server: &TestServer, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let mut claims = serde_json::json!({
+        "iss": server.url(), "aud": "partner-app", "iat": now, "exp": now + 120,
+        "jti": format!("jti-{}", rand_suffix()), "sub": "1001",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    edit(claims.as_object_mut().unwrap());
+    server.sign_jwt(Some("logout+jwt"), &claims).unwrap()
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    std::collections::hash_map::RandomState::new().build_hasher().finish()
+}
+
+/// Whether the session stored under `session` still gives a token.
+async fn alive(client: &OidcClient, store: &Arc<MemoryStore>, session: &str) -> bool {
+    let provider = client.stored_session(StoreKey::session(session)).store(store.clone()).build().unwrap();
+    match provider.token().await {
+        Ok(_) => true,
+        Err(error) if error.needs_sign_in() => false,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+#[tokio::test]
+async fn back_channel_logout_ends_the_named_sessions_on_every_replica_once() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    server.set_user(TestUser::new("1001"));
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+    let store = Arc::new(MemoryStore::new());
+    let sid_1 = stored_session(&client, &store, "s1").await;
+    let _sid_2 = stored_session(&client, &store, "s2").await;
+    // Two replicas, one store.
+    let replica_a = client.back_channel_logout(store.clone());
+    let replica_b =
+        self::client(&server, "partner-app", Some("partner-secret"), None).back_channel_logout(store.clone());
+
+    // One session, by its sid: its token set is gone, its tokens revoked.
+    let token = logout_claims(&server, |c| drop(c.insert("sid".into(), sid_1.clone().into())));
+    let ended = replica_a.handle(&token).await.unwrap();
+    assert_eq!(ended.sessions, [StoreKey::session("s1")]);
+    assert_eq!(ended.notice.session_id.as_deref(), Some(sid_1.as_str()));
+    assert_eq!(server.sign_in_requests("revocation"), 2, "the refresh and the access token");
+    assert_eq!(server.revoked_refresh_tokens(), 1);
+    assert!(!alive(&client, &store, "s1").await);
+    assert!(alive(&client, &store, "s2").await);
+    // The same token again, at either replica: a replay.
+    for replica in [&replica_a, &replica_b] {
+        assert!(matches!(replica.handle(&token).await, Err(LogoutError::Replayed)));
+    }
+
+    // Every session of the user, by its sub.
+    let token = logout_claims(&server, |c| drop(c.remove("sid")));
+    let ended = replica_b.handle(&token).await.unwrap();
+    assert_eq!(ended.sessions, [StoreKey::session("s1"), StoreKey::session("s2")]);
+    assert!(!alive(&client, &store, "s2").await);
+    assert_eq!(server.revoked_refresh_tokens(), 2);
+}
+
+/// Whether an error is the one a case expects.
+type Expected = fn(&LogoutError) -> bool;
+
+#[tokio::test]
+async fn forged_and_malformed_logout_tokens_are_refused_and_end_nothing() {
+    let server = TestServer::start().await.unwrap();
+    server.add_sign_in_client("partner-app", Some("partner-secret"), &[CALLBACK], &[LOGGED_OUT]);
+    server.set_user(TestUser::new("1001"));
+    let client = client(&server, "partner-app", Some("partner-secret"), None);
+    let store = Arc::new(MemoryStore::new());
+    stored_session(&client, &store, "s1").await;
+    let logout = client.back_channel_logout(store.clone());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let jti = "the-one-jti";
+    let with_jti = |edit: &dyn Fn(&mut serde_json::Map<String, serde_json::Value>)| {
+        logout_claims(&server, |c| {
+            c.insert("jti".into(), jti.into());
+            edit(c);
+        })
+    };
+    let tampered = {
+        let token = with_jti(&|_| {});
+        let (rest, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        format!("{rest}.{flipped}{}", &signature[1..])
+    };
+    let cases: Vec<(&str, String, Expected)> = vec![
+        ("a bad signature", tampered, |e| matches!(e, LogoutError::Token(IdTokenError::BadSignature))),
+        ("another audience", with_jti(&|c| drop(c.insert("aud".into(), "another-app".into()))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::WrongAudience { .. }))
+        }),
+        ("another issuer", with_jti(&|c| drop(c.insert("iss".into(), "http://127.0.0.1:9/other".into()))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::WrongIssuer { .. }))
+        }),
+        ("a nonce", with_jti(&|c| drop(c.insert("nonce".into(), "n".into()))), |e| matches!(e, LogoutError::Nonce)),
+        ("no event", with_jti(&|c| drop(c.remove("events"))), |e| matches!(e, LogoutError::NotALogout)),
+        ("another event", with_jti(&|c| drop(c.insert("events".into(), serde_json::json!({"urn:x": {}})))), |e| {
+            matches!(e, LogoutError::NotALogout)
+        }),
+        ("neither sub nor sid", with_jti(&|c| drop(c.remove("sub"))), |e| matches!(e, LogoutError::NoSubjectOrSession)),
+        ("iat in the future", with_jti(&|c| drop(c.insert("iat".into(), (now + 600).into()))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::IssuedInFuture { .. }))
+        }),
+        ("too old", with_jti(&|c| drop(c.insert("iat".into(), (now - 3600).into()))), |e| {
+            matches!(e, LogoutError::TooOld { .. })
+        }),
+        ("expired", with_jti(&|c| drop(c.insert("exp".into(), (now - 60).into()))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::Expired { .. }))
+        }),
+        ("no jti", logout_claims(&server, |c| drop(c.remove("jti"))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::MissingClaim("jti")))
+        }),
+        ("no iat", with_jti(&|c| drop(c.remove("iat"))), |e| {
+            matches!(e, LogoutError::Token(IdTokenError::MissingClaim("iat")))
+        }),
+        (
+            "an ID token's type",
+            server.sign_jwt(Some("at+jwt"), &serde_json::json!({"iss": server.url()})).unwrap(),
+            |e| matches!(e, LogoutError::Token(IdTokenError::WrongType { .. })),
+        ),
+        ("not a JWT", "not-a-jwt".to_owned(), |e| matches!(e, LogoutError::Token(IdTokenError::Malformed { .. }))),
+    ];
+    for (what, token, expected) in &cases {
+        let err = logout.handle(token).await.unwrap_err();
+        assert!(expected(&err), "{what}: {err}");
+        assert!(!err.to_string().contains(token.as_str()), "{what}: the token in {err}");
+    }
+    // Session required and none named.
+    let strict = client.back_channel_logout(store.clone()).require_session_id(true);
+    let err = strict.handle(&with_jti(&|_| {})).await.unwrap_err();
+    assert!(matches!(err, LogoutError::SessionRequired), "{err}");
+    // Nothing ended, nothing revoked; the refused tokens did not spend the jti.
+    assert!(alive(&client, &store, "s1").await);
+    assert_eq!(server.sign_in_requests("revocation"), 0);
+    let ended = logout.handle(&with_jti(&|_| {})).await.unwrap();
+    assert_eq!(ended.sessions, [StoreKey::session("s1")]);
 }

@@ -57,12 +57,20 @@ const clientKeys = {
 const publicEc = ({ kty, crv, x, y, kid }) => ({ kty, crv, x, y, kid });
 const rsaClientJwk = { ...publicJwk(clientKeys.rsa.export({ format: 'jwk' })), kid: 'partner-app-rsa-1' };
 
+// Back-channel logout (OpenID Connect Back-Channel Logout 1.0): with
+// OIDC_BACKCHANNEL_LOGOUT_URI, the partner app is told when a user's
+// session ends here, with the session's sid.
+const backchannelLogoutUri = process.env.OIDC_BACKCHANNEL_LOGOUT_URI;
+
 const clients = [
   {
     // The partner app of the tests and examples/partner_app.rs.
     client_id: 'partner-app',
     client_secret: 'partner-app-secret',
     token_endpoint_auth_method: 'client_secret_post',
+    ...(backchannelLogoutUri
+      ? { backchannel_logout_uri: backchannelLogoutUri, backchannel_logout_session_required: true }
+      : {}),
   },
   {
     client_id: 'partner-app-basic',
@@ -157,6 +165,7 @@ const configuration = {
     revocation: { enabled: true },
     introspection: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
     // Device sign-in (RFC 8628): the user types the code at /device.
     deviceFlow: { enabled: true },
     // DPoP with server nonces on every proof (RFC 9449 §8, §9).
@@ -186,6 +195,10 @@ const configuration = {
     Session: 24 * 3600,
   },
   cookies: { keys: ['filevine-identity-sdk-tests'] },
+  // The provider's own requests (back-channel logout posts) go to the test
+  // apps, which listen on 127.0.0.1: without the dispatcher that
+  // oidc-provider adds to refuse special-use addresses (its SSRF guard).
+  fetch: (url, { dispatcher: _loopbackRefused, ...options }) => globalThis.fetch(url, options),
 };
 
 const b64url = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
@@ -201,7 +214,11 @@ function sign({ header, claims, key = 'provider' }) {
   return `${input}.${signer.sign(createPrivateKey({ key: jwk, format: 'jwk' })).toString('base64url')}`;
 }
 
-const stats = { jwks: 0, token: 0, userinfo: 0, revocation: 0, introspection: 0, discovery: 0, par: 0 };
+const stats = {
+  jwks: 0, token: 0, userinfo: 0, revocation: 0, introspection: 0, discovery: 0, par: 0,
+  // Back-channel logout posts that the app answered 200, and the errors of the others.
+  backchannel: 0, backchannel_errors: [],
+};
 let rotated = false;
 
 async function readJson(req) {
@@ -220,6 +237,8 @@ server.listen(port, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
   const provider = new Provider(issuer, configuration);
   const handle = provider.callback();
+  provider.on('backchannel.success', () => { stats.backchannel += 1; });
+  provider.on('backchannel.error', (_ctx, error) => { stats.backchannel_errors.push(String(error)); });
 
   server.on('request', async (req, res) => {
     const path = new URL(req.url, issuer).pathname;

@@ -50,6 +50,12 @@ impl Provider {
         start_with_env(app, &[("OIDC_ACCESS_TOKEN_TTL", seconds.to_string())])
     }
 
+    /// A provider for an app at `app` that is told of ended sessions at
+    /// `{app}/backchannel-logout` (Back-Channel Logout 1.0, with `sid`).
+    pub fn start_for_app_with_backchannel_logout(app: &str) -> Provider {
+        start_with_env(app, &[("OIDC_BACKCHANNEL_LOGOUT_URI", format!("{app}/backchannel-logout"))])
+    }
+
     /// A provider that takes only pushed authorization requests (RFC 9126
     /// `require_pushed_authorization_requests`).
     pub fn start_requiring_par() -> Provider {
