@@ -199,6 +199,53 @@ pub fn id_token(text: &str) {
     }
 }
 
+/// A back-channel logout token, the two ways in of [`id_token`]: JSON
+/// claims signed with the harness's key (so every claim check runs), or a
+/// compact JWT. Must never panic; what passes is for this issuer and
+/// client, carries the logout event and a `sub` or `sid`, no `nonce`, and
+/// was issued within the age allowed (5 minutes).
+pub fn logout_token(text: &str) {
+    let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
+    let Some((encoding, decoding)) = crate::oidc::test_key::signing_keys() else { return };
+    let expect = crate::oidc::id_token::Expectations {
+        issuer: "https://identity.filevine.io",
+        client_id: "partner-app",
+        algorithms: &algorithms,
+        leeway: std::time::Duration::from_secs(5),
+        nonce: None,
+        access_token: None,
+        max_age: None,
+    };
+    let signed;
+    let jwt = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(claims @ serde_json::Value::Object(_)) => {
+            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+            header.typ = Some("logout+jwt".to_owned());
+            let Ok(token) = jsonwebtoken::encode(&header, &claims, encoding) else { return };
+            signed = token;
+            signed.as_str()
+        }
+        _ => text,
+    };
+    let Ok(parsed) = crate::oidc::id_token::parse(jwt) else { return };
+    let rules = crate::oidc::logout::Rules { max_age: std::time::Duration::from_secs(300), session_required: false };
+    let now = crate::oidc::id_token::unix_now();
+    match crate::oidc::logout::check(&parsed, decoding, &expect, &rules, now) {
+        Ok(checked) => {
+            assert_eq!(checked.notice.issuer, "https://identity.filevine.io", "wrong issuer accepted");
+            assert!(checked.notice.subject.is_some() || checked.notice.session_id.is_some(), "neither sub nor sid");
+            assert!(parsed.claim("nonce").is_none(), "a nonce accepted");
+            let event =
+                parsed.claim("events").and_then(|e| e.get("http://schemas.openid.net/event/backchannel-logout"));
+            assert!(event.is_some_and(serde_json::Value::is_object), "no logout event accepted");
+            let iat = parsed.claim("iat").and_then(serde_json::Value::as_u64).unwrap_or_default();
+            assert!(iat <= now + 5 && now <= iat + 305, "an iat out of bounds accepted");
+            assert!(!checked.remember.is_zero() && checked.remember.as_secs() <= 305);
+        }
+        Err(error) => drop(error.to_string()),
+    }
+}
+
 /// The access token the fuzzed ID tokens came with.
 const FUZZ_ACCESS_TOKEN: &str = "fuzz-access-token";
 /// The `max_age` the fuzzed sign-in asked for.
@@ -222,6 +269,12 @@ pub fn user_input(text: &str) {
     }
     store_setting(text);
     client_key(text);
+    // A pending sign-in, as an application's session store gives it back
+    // (with a pushed request's DPoP key): never a panic, and a key that
+    // loads shows only its thumbprint.
+    if let Ok(pending) = serde_json::from_str::<crate::oidc::PendingSignIn>(text) {
+        let _ = format!("{pending:?}");
+    }
 }
 
 /// Key material planted in fuzzed client keys.

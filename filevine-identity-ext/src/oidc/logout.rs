@@ -260,56 +260,14 @@ impl BackChannelLogout {
             max_age: None,
         };
         let now = oidc.inner.clock.unix_seconds();
-        let claims: LogoutClaims = parsed.decode(&key, &expect, &["iss", "aud"], now)?;
-        let ttl = self.check(&claims, &expect, now)?;
-        let jti = claims.jti.as_deref().ok_or(IdTokenError::MissingClaim("jti"))?;
+        let rules = Rules { max_age: self.max_age, session_required: self.session_required };
+        let checked = check(&parsed, &key, &expect, &rules, now)?;
         // Recorded last: a token that fails a check does not spend its jti.
-        let seen = StoreKey::internal("logout-jti", &[&claims.iss, jti]);
-        if !self.store.compare_and_swap(seen.as_str(), 0, SEEN, ttl).await? {
+        let seen = StoreKey::internal("logout-jti", &[&checked.notice.issuer, &checked.jti]);
+        if !self.store.compare_and_swap(seen.as_str(), 0, SEEN, checked.remember).await? {
             return Err(LogoutError::Replayed);
         }
-        Ok(LogoutNotice { issuer: claims.iss, subject: claims.sub, session_id: claims.sid })
-    }
-
-    /// The checks after the signature (§2.6 steps 3 to 6); how long the
-    /// token's `jti` must be remembered.
-    fn check(&self, claims: &LogoutClaims, expect: &Expectations<'_>, now: u64) -> Result<Duration, LogoutError> {
-        let leeway = expect.leeway.as_secs();
-        let audiences = claims.aud.audiences();
-        if (audiences.len() > 1 || claims.azp.is_some()) && claims.azp.as_deref() != Some(expect.client_id) {
-            return Err(IdTokenError::WrongAuthorizedParty {
-                expected: expect.client_id.to_owned(),
-                found: claims.azp.as_deref().map(|azp| crate::redact::shown(azp, 200)),
-            }
-            .into());
-        }
-        let iat = claims.iat.ok_or(IdTokenError::MissingClaim("iat"))?;
-        if iat > now.saturating_add(leeway) {
-            return Err(IdTokenError::IssuedInFuture { iat, now }.into());
-        }
-        let max_age = self.max_age.as_secs();
-        if now > iat.saturating_add(max_age).saturating_add(leeway) {
-            return Err(LogoutError::TooOld { iat, max_age_secs: max_age, now });
-        }
-        let exp = claims.exp.ok_or(IdTokenError::MissingClaim("exp"))?;
-        if now > exp.saturating_add(leeway) {
-            return Err(IdTokenError::Expired { exp, now, leeway_secs: leeway }.into());
-        }
-        if !claims.events.as_ref().is_some_and(|events| events.get(LOGOUT_EVENT).is_some_and(|e| e.is_object())) {
-            return Err(LogoutError::NotALogout);
-        }
-        if claims.sub.is_none() && claims.sid.is_none() {
-            return Err(LogoutError::NoSubjectOrSession);
-        }
-        if claims.nonce.is_some() {
-            return Err(LogoutError::Nonce);
-        }
-        if self.session_required && claims.sid.is_none() {
-            return Err(LogoutError::SessionRequired);
-        }
-        // Until the token can no longer pass: its expiry, or its age limit.
-        let until = exp.min(iat.saturating_add(max_age)).saturating_add(leeway);
-        Ok(Duration::from_secs(until.saturating_sub(now).max(1)))
+        Ok(checked.notice)
     }
 
     /// Ends the sessions `notice` names: the one of its `sid` when it has
@@ -378,6 +336,75 @@ impl BackChannelLogout {
         }
         Err(LogoutError::Contended)
     }
+}
+
+/// What a logout token must be beyond the provider and the client.
+pub(crate) struct Rules {
+    pub(crate) max_age: Duration,
+    pub(crate) session_required: bool,
+}
+
+/// A logout token that passed every check but the replay check.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub(crate) notice: LogoutNotice,
+    pub(crate) jti: String,
+    /// How long its `jti` must be remembered.
+    pub(crate) remember: Duration,
+}
+
+/// Every check of §2.6 but the replay: the header, the signature with
+/// `key`, the issuer and audience (`expect`), then the claims.
+pub(crate) fn check(
+    parsed: &id_token::Parsed<'_>,
+    key: &jsonwebtoken::DecodingKey,
+    expect: &Expectations<'_>,
+    rules: &Rules,
+    now: u64,
+) -> Result<Checked, LogoutError> {
+    parsed.check_header_typed(expect.algorithms, &[LOGOUT_TYPE])?;
+    let claims: LogoutClaims = parsed.decode(key, expect, &["iss", "aud"], now)?;
+    let leeway = expect.leeway.as_secs();
+    let audiences = claims.aud.audiences();
+    if (audiences.len() > 1 || claims.azp.is_some()) && claims.azp.as_deref() != Some(expect.client_id) {
+        return Err(IdTokenError::WrongAuthorizedParty {
+            expected: expect.client_id.to_owned(),
+            found: claims.azp.as_deref().map(|azp| crate::redact::shown(azp, 200)),
+        }
+        .into());
+    }
+    let iat = claims.iat.ok_or(IdTokenError::MissingClaim("iat"))?;
+    if iat > now.saturating_add(leeway) {
+        return Err(IdTokenError::IssuedInFuture { iat, now }.into());
+    }
+    let max_age = rules.max_age.as_secs();
+    if now > iat.saturating_add(max_age).saturating_add(leeway) {
+        return Err(LogoutError::TooOld { iat, max_age_secs: max_age, now });
+    }
+    let exp = claims.exp.ok_or(IdTokenError::MissingClaim("exp"))?;
+    if now > exp.saturating_add(leeway) {
+        return Err(IdTokenError::Expired { exp, now, leeway_secs: leeway }.into());
+    }
+    if !claims.events.as_ref().is_some_and(|events| events.get(LOGOUT_EVENT).is_some_and(|e| e.is_object())) {
+        return Err(LogoutError::NotALogout);
+    }
+    if claims.sub.is_none() && claims.sid.is_none() {
+        return Err(LogoutError::NoSubjectOrSession);
+    }
+    if claims.nonce.is_some() {
+        return Err(LogoutError::Nonce);
+    }
+    if rules.session_required && claims.sid.is_none() {
+        return Err(LogoutError::SessionRequired);
+    }
+    let jti = claims.jti.clone().ok_or(IdTokenError::MissingClaim("jti"))?;
+    // Until the token can no longer pass: its expiry, or its age limit.
+    let until = exp.min(iat.saturating_add(max_age)).saturating_add(leeway);
+    Ok(Checked {
+        notice: LogoutNotice { issuer: claims.iss, subject: claims.sub, session_id: claims.sid },
+        jti,
+        remember: Duration::from_secs(until.saturating_sub(now).max(1)),
+    })
 }
 
 /// An index entry's sessions; an unreadable entry lists none.

@@ -39,7 +39,7 @@ mod flow;
 pub(crate) mod id_token;
 mod introspection;
 pub(crate) mod jwks;
-mod logout;
+pub(crate) mod logout;
 mod par;
 pub(crate) mod pkce;
 mod probe;

@@ -9,8 +9,9 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::clients::basic_credentials;
 use super::response::{json_response, oauth_error};
-use super::signin::{Grant, basic_credentials, now};
+use super::signin::{Grant, now};
 use super::{Registry, Shared, lock};
 
 /// The device code grant type.

@@ -45,6 +45,7 @@ use axum::routing::{get, post};
 
 use crate::config::region::Region;
 
+mod clients;
 mod device;
 mod failure;
 mod gateway;

@@ -54,7 +54,7 @@ pub(super) async fn pushed_authorization(
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let mut registry = lock(&shared.registry);
-    let Some(client_id) = super::signin::authenticated_client(&registry, &headers, &form) else {
+    let Some(client_id) = super::clients::authenticated_client(&registry, &headers, &form) else {
         return oauth_error(401, "invalid_client", "unknown client or wrong secret");
     };
     let registered = registry.sign_in_clients.get(&client_id).map(|client| client.redirect_uris.clone());

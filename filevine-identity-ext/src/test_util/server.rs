@@ -114,7 +114,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
     };
     // Client authentication, when a client is named: Basic or the form; a
     // public sign-in client has no secret.
-    let basic = super::signin::basic_credentials(&headers);
+    let basic = super::clients::basic_credentials(&headers);
     let client_id_sent =
         basic.as_ref().map(|(id, _)| id.clone()).or_else(|| field("client_id")).or_else(|| asserted.clone());
     let client_ok = |registry: &Registry| {

@@ -11,7 +11,6 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 
 use super::response::{json_response, oauth_error};
 use super::{CodeGrant, Registry, Shared, lock};
@@ -367,32 +366,6 @@ pub(super) async fn userinfo(State(shared): State<Arc<Shared>>, headers: HeaderM
     }
 }
 
-/// The client that authenticated a revocation or introspection request
-/// (Basic or the form), or `None` when the credentials are wrong.
-pub(super) fn authenticated_client(
-    registry: &Registry,
-    headers: &HeaderMap,
-    form: &[(String, String)],
-) -> Option<String> {
-    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    let (id, secret) = match basic_credentials(headers) {
-        Some(pair) => pair,
-        None => (field("client_id")?, field("client_secret").unwrap_or_default()),
-    };
-    let known = registry.clients.get(&id);
-    let public = registry.sign_in_clients.contains_key(&id) && known.is_none();
-    (public || known.is_some_and(|s| *s == secret)).then_some(id)
-}
-
-/// `Authorization: Basic` credentials, form-urlencoded inside (RFC 6749 §2.3.1).
-pub(super) fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(value).ok()?;
-    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
-    let decode = |s: &str| url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
-    Some((decode(id)?, decode(secret)?))
-}
-
 fn parse_form(body: &Bytes) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body).into_owned().collect()
 }
@@ -403,7 +376,7 @@ pub(super) async fn revocation(State(shared): State<Arc<Shared>>, headers: Heade
     shared.counts.revocation.fetch_add(1, Ordering::SeqCst);
     let form = parse_form(&body);
     let mut registry = lock(&shared.registry);
-    let Some(_client) = authenticated_client(&registry, &headers, &form) else {
+    let Some(_client) = super::clients::authenticated_client(&registry, &headers, &form) else {
         return oauth_error(401, "invalid_client", "unknown client or wrong secret");
     };
     let Some(token) = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()) else {
@@ -422,7 +395,7 @@ pub(super) async fn introspection(State(shared): State<Arc<Shared>>, headers: He
     shared.counts.introspection.fetch_add(1, Ordering::SeqCst);
     let form = parse_form(&body);
     let registry = lock(&shared.registry);
-    if authenticated_client(&registry, &headers, &form).is_none() {
+    if super::clients::authenticated_client(&registry, &headers, &form).is_none() {
         return oauth_error(401, "invalid_client", "unknown client or wrong secret");
     }
     let Some(token) = form.iter().find(|(k, _)| k == "token").map(|(_, v)| v.clone()) else {
