@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::Finding;
+use crate::lint::Finding;
 
 /// A format typify maps to another crate's type, that crate, and the
 /// dependency line that gives it (with the serde support the generated

@@ -38,7 +38,7 @@ pub enum Error {
         /// The spec file.
         path: String,
         /// Every problem found.
-        problems: Vec<crate::Finding>,
+        problems: Vec<crate::lint::Finding>,
     },
     /// A Swagger 2.0 (OpenAPI 2) document: the generator reads OpenAPI 3.
     #[error(
@@ -134,7 +134,7 @@ fn render_panic(path: &str, message: &str, culprits: &[String]) -> String {
     out
 }
 
-fn render_problems(path: &str, problems: &[crate::Finding]) -> String {
+fn render_problems(path: &str, problems: &[crate::lint::Finding]) -> String {
     let mut out = format!("{path}: {} problem(s) the generator cannot handle:", problems.len());
     for problem in problems {
         out.push_str(&format!("\n  {path}:{problem}"));

@@ -12,9 +12,10 @@ use schemars::schema::{InstanceType, SchemaObject};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::error::Error;
 use crate::operations::operations_module;
 use crate::servers::servers_module;
-use crate::{Error, load, surface, translate};
+use crate::{load, surface, translate};
 
 /// The exact progenitor version the workspace pins. It is written into the
 /// header of the generated file; a test checks it against `Cargo.toml`.
@@ -72,7 +73,7 @@ impl Spec {
 pub struct Generated {
     /// The complete generated file, header included.
     pub source: String,
-    /// The compact public-surface listing of `source` (see [`crate::surface_listing`]).
+    /// The compact public-surface listing of `source` (see [`crate::surface::surface_listing`]).
     pub surface: String,
     /// The spec after 3.1 → 3.0 translation, as handed to progenitor.
     pub translated: Value,
@@ -80,12 +81,12 @@ pub struct Generated {
     pub elapsed: Duration,
     /// What the generated client ignores and the spec does not accept
     /// (`x-codegen-accept`); `cargo xtask codegen --check` fails on them.
-    pub warnings: Vec<crate::Finding>,
+    pub warnings: Vec<crate::lint::Finding>,
     /// Warnings the spec accepts: JSON pointer and the spec's reason.
     pub accepted: Vec<(String, String)>,
     /// The crates the generated code names for a schema `format` (the
-    /// generated crate must depend on them: [`crate::missing_crates`]).
-    pub crates: Vec<crate::CrateUse>,
+    /// generated crate must depend on them: [`crate::crates::missing`]).
+    pub crates: Vec<crate::crates::CrateUse>,
 }
 
 impl Generated {

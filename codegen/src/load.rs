@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::Error;
+use crate::error::Error;
 
 /// Parses spec text. `label` names the file in errors.
 pub(crate) fn parse(label: &str, text: &str) -> Result<Value, Error> {

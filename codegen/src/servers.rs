@@ -6,7 +6,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use serde_json::Value;
 
-use crate::Error;
+use crate::error::Error;
 
 /// progenitor does not emit the spec's `servers`; the hand-written crates
 /// need them (region defaults), so emit one constant per server that carries

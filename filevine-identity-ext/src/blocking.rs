@@ -1,7 +1,7 @@
 //! A blocking token provider, for programs without an async runtime
 //! (feature `blocking`).
 //!
-//! [`TokenProvider`] wraps the async [`crate::TokenProvider`]: the same
+//! [`TokenProvider`] wraps the async [`crate::provider::TokenProvider`]: the same
 //! cache, the same single flight, the same guarantee that `token()` never
 //! returns a token past its deadline, the same token stores. Its refreshes
 //! run on a small Tokio runtime of its own (one worker thread, named
@@ -57,7 +57,7 @@ impl Drop for Worker {
 /// A token provider for blocking code; see the [module](self) docs.
 #[derive(Clone)]
 pub struct TokenProvider {
-    inner: crate::TokenProvider,
+    inner: crate::provider::TokenProvider,
     /// Held, not read: the runtime lives as long as the last clone.
     _worker: Arc<Worker>,
     handle: tokio::runtime::Handle,
@@ -96,7 +96,7 @@ impl TokenProvider {
     /// the calling thread meanwhile. Concurrent callers share one refresh.
     ///
     /// # Errors
-    /// As [`crate::TokenProvider::token`]; [`Error::BlockingInsideRuntime`]
+    /// As [`crate::provider::TokenProvider::token`]; [`Error::BlockingInsideRuntime`]
     /// when called from inside an async runtime.
     pub fn token(&self) -> Result<AccessToken, Error> {
         if tokio::runtime::Handle::try_current().is_ok() {
@@ -121,7 +121,7 @@ impl TokenProvider {
     }
 
     /// The async provider underneath, for code that has a runtime after all.
-    pub fn as_async(&self) -> &crate::TokenProvider {
+    pub fn as_async(&self) -> &crate::provider::TokenProvider {
         &self.inner
     }
 }

@@ -69,7 +69,7 @@ impl Sha256 {
 /// ID token signatures. With `aws-lc`, reqwest chooses aws-lc-rs itself
 /// and there is nothing to install for TLS.
 ///
-/// The SDK calls this from [`TokenProvider::builder`](crate::TokenProvider::builder)
+/// The SDK calls this from [`TokenProvider::builder`](crate::provider::TokenProvider::builder)
 /// and every other place it builds a client or checks a signature. Call it
 /// first if your program builds a `reqwest::Client` before it touches the
 /// SDK (under `ring` reqwest panics otherwise). Cheap after the first call;

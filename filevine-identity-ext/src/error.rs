@@ -112,7 +112,7 @@ pub enum Error {
         #[source]
         source: Option<DecodeError>,
     },
-    /// [`TokenProvider::token`](crate::TokenProvider::token) was polled
+    /// [`TokenProvider::token`](crate::provider::TokenProvider::token) was polled
     /// outside a Tokio runtime, and the provider was not built inside one
     /// either, so there is nowhere to run the refresh.
     #[error(
@@ -142,7 +142,7 @@ pub enum Error {
     /// The tokens were forgotten (signed out) while a refresh ran, in this
     /// process or another sharing the store. What the refresh received was
     /// discarded, never stored (and revoked when the provider came from an
-    /// [`OidcClient`](crate::OidcClient)). Sign in again.
+    /// [`OidcClient`](crate::oidc::OidcClient)). Sign in again.
     #[error("the session was signed out while its tokens were being refreshed; the user must sign in")]
     SignedOut,
     /// Every token the last refreshes brought expired before it could be
@@ -169,7 +169,7 @@ pub enum Error {
     /// the session was ended everywhere (the stored set replaced by a
     /// deletion mark) and what the refresh brought was revoked. The user
     /// must sign in again. Only providers built by an
-    /// [`OidcClient`](crate::OidcClient) check refreshed ID tokens.
+    /// [`OidcClient`](crate::oidc::OidcClient) check refreshed ID tokens.
     #[error(
         "a refresh brought an ID token that was refused: {reason}; the session was ended and the tokens it brought revoked, the user must sign in again"
     )]
@@ -584,7 +584,7 @@ pub enum ConfigError {
         /// `client_secret_post` or `client_secret_basic`.
         method: &'static str,
     },
-    /// [`FilevineApi::new`](crate::FilevineApi::new) for a region without a
+    /// [`FilevineApi::new`](crate::api::FilevineApi::new) for a region without a
     /// known API gateway.
     #[error(
         "the region {region} has no API gateway URL: set FILEVINE_GATEWAY (with FILEVINE_AUTHORITY), or use Region::custom_with_gateway or FilevineApi::with_gateway"

@@ -28,7 +28,7 @@ pub fn token_response(body: &[u8]) -> bool {
 pub fn error_body(body: &[u8]) {
     if let Ok(parsed) = serde_json::from_slice::<filevine_identity::types::TokenError>(body) {
         let details = crate::error::ErrorDetails::from_body(&parsed);
-        let _ = crate::Error::InvalidCredentials { status: 400, details }.to_string();
+        let _ = crate::error::Error::InvalidCredentials { status: 400, details }.to_string();
     }
     let excerpt = crate::redact::body_excerpt(body);
     assert!(excerpt.chars().count() <= 201, "excerpt too long");
@@ -43,7 +43,7 @@ pub fn error_body(body: &[u8]) {
 /// origin, and uses `http://` only under a loopback `http://` issuer.
 pub fn discovery(body: &[u8]) {
     if let Ok(config) = serde_json::from_slice::<filevine_identity::types::OpenIdConfiguration>(body) {
-        let _ = crate::Region::custom(&config.issuer).map(|r| r.identity_url().len());
+        let _ = crate::config::region::Region::custom(&config.issuer).map(|r| r.identity_url().len());
         let issuer = config.issuer.clone();
         match crate::oidc::ProviderMetadata::from_document(config, &issuer) {
             Ok(metadata) => {
@@ -262,10 +262,10 @@ pub fn user_input(text: &str) {
     if let Ok(pat) = crate::grant::source::parse_pat(text) {
         assert_eq!(pat.expose_secret(), text.trim());
     }
-    let _ = text.parse::<crate::Region>().map(|r| r.to_string());
-    if let Ok(scopes) = text.parse::<crate::Scopes>() {
+    let _ = text.parse::<crate::config::region::Region>().map(|r| r.to_string());
+    if let Ok(scopes) = text.parse::<crate::config::scope::Scopes>() {
         let wire = scopes.to_string();
-        assert_eq!(wire.parse::<crate::Scopes>().ok(), Some(scopes), "scopes round-trip");
+        assert_eq!(wire.parse::<crate::config::scope::Scopes>().ok(), Some(scopes), "scopes round-trip");
     }
     store_setting(text);
     client_key(text);

@@ -176,7 +176,7 @@ non_empty_constructor!(RefreshToken, "refresh token");
 
 impl IdToken {
     /// Wraps an ID token (the compact JWT). It is validated by
-    /// [`OidcClient::verify_id_token`](crate::OidcClient::verify_id_token),
+    /// [`OidcClient::verify_id_token`](crate::oidc::OidcClient::verify_id_token),
     /// not here.
     pub fn new(jwt: impl Into<String>) -> Self {
         Self(SecretString::new(jwt))

@@ -1,6 +1,6 @@
 //! The clock token deadlines are checked against, as an input.
 //!
-//! Every call to [`TokenProvider::token`](crate::TokenProvider::token) checks
+//! Every call to [`TokenProvider::token`](crate::provider::TokenProvider::token) checks
 //! the cached token's deadline against the clock; no timer has to have run
 //! for that to be right. The check reads *two* clocks and a token is usable
 //! only while both say so:

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use filevine_identity_codegen::{GENERATED_PATH, Generated, SPEC_PATH, Spec, diff, generate, surface_diff};
 
 use crate::compile_check;
-use crate::workspace_root;
+use crate::workspace::root as workspace_root;
 
 /// Where the codegen snapshots live, relative to the workspace root.
 const SNAPSHOTS: &str = "codegen/tests/snapshots";

@@ -14,7 +14,6 @@
 //! One module per task; this file only parses arguments (clap) and
 //! dispatches.
 
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +24,7 @@ mod cycles;
 mod readme;
 mod setup;
 mod test;
+mod workspace;
 
 /// Maintenance tasks for the Filevine Identity SDK workspace.
 #[derive(Debug, Parser)]
@@ -63,20 +63,16 @@ fn main() -> ExitCode {
         Task::Codegen(codegen) => codegen.run(),
         Task::Setup => setup::run(),
         Task::Test { cargo_args } => test::run(&cargo_args),
-        Task::Cycles => cycles::run(&workspace_root()),
-        Task::Readme => readme::run(&workspace_root()),
+        Task::Cycles => cycles::run(&workspace::root()),
+        Task::Readme => readme::run(&workspace::root()),
     }
-}
-
-/// The workspace root: xtask lives one level below it.
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use filevine_identity_codegen::SPEC_PATH;
+    use std::path::PathBuf;
 
     fn parse(list: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("xtask").chain(list.iter().copied()))

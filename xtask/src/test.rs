@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::workspace_root;
+use crate::workspace::root as workspace_root;
 
 /// Where the test OpenID provider's package.json and lock file live.
 const OIDC_PROVIDER_DIR: &str = "filevine-identity-ext/tests/oidc-provider";

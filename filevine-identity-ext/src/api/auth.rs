@@ -46,7 +46,7 @@ pub struct FilevineUser {
 /// gateway; on a 401 from it, refreshes once and retries.
 ///
 /// Only a request whose scheme, host and port are the gateway's
-/// ([`Region::gateway_url`](crate::Region::gateway_url)) gets the token: an
+/// ([`Region::gateway_url`](crate::config::region::Region::gateway_url)) gets the token: an
 /// absolute URL from a response (a paging link, a document link) to any
 /// other origin is sent without it, and its 401 refreshes nothing.
 #[derive(Clone)]
@@ -104,12 +104,12 @@ impl BearerAuth {
     /// its own) on `request`; returns the token it used.
     ///
     /// # Errors
-    /// [`ConfigError::NotGateway`](crate::ConfigError::NotGateway) when the
+    /// [`ConfigError::NotGateway`](crate::error::ConfigError::NotGateway) when the
     /// request is not for the gateway (nothing is attached), or when no
     /// token can be had.
     pub async fn authorize(&self, request: &mut Request) -> Result<AccessToken, Error> {
         if !self.is_gateway(request.url()) {
-            return Err(crate::ConfigError::NotGateway {
+            return Err(crate::error::ConfigError::NotGateway {
                 origin: request.url().origin().ascii_serialization(),
                 gateway: self.provider.region().gateway_url().unwrap_or("none configured").to_owned(),
             }

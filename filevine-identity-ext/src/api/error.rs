@@ -32,7 +32,7 @@ pub enum ApiError {
         source: Option<TransportError>,
     },
     /// The HTTP client could not be built (on the first request: building
-    /// a [`FilevineApi`](crate::FilevineApi) builds nothing).
+    /// a [`FilevineApi`](crate::api::FilevineApi) builds nothing).
     #[error("{0}")]
     Config(#[from] crate::error::ConfigError),
     /// A user-scoped call made without the requesting user (its

@@ -311,7 +311,7 @@ async fn decode<T: serde::de::DeserializeOwned>(mut response: Response) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Credentials, PersonalAccessToken, Region};
+    use crate::{config::region::Region, grant::Credentials, grant::PersonalAccessToken};
 
     fn api() -> FilevineApi {
         let provider = TokenProvider::builder()

@@ -1,4 +1,4 @@
-//! Grants: what a [`TokenProvider`](crate::TokenProvider) exchanges for
+//! Grants: what a [`TokenProvider`](crate::provider::TokenProvider) exchanges for
 //! tokens ([`Credentials`], one constructor per grant), the token request
 //! built from them, and what comes back ([`AccessToken`], [`TokenSet`]).
 
@@ -54,7 +54,7 @@ impl fmt::Display for ClientId {
     }
 }
 
-/// The credentials a [`TokenProvider`](crate::TokenProvider) exchanges for
+/// The credentials a [`TokenProvider`](crate::provider::TokenProvider) exchanges for
 /// access tokens, one constructor per grant.
 ///
 /// ```

@@ -122,7 +122,7 @@ impl DpopKey {
 
     /// A `DPoP` header value for one request of your own (`access_token`:
     /// the token the request carries, for `ath`), with `iat` from the
-    /// system clock. [`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof)
+    /// system clock. [`AccessToken::dpop_proof`](crate::grant::AccessToken::dpop_proof)
     /// does this for a token's own key.
     ///
     /// ```

@@ -54,7 +54,7 @@ fn from(path: &Option<PathBuf>) -> String {
 }
 
 /// Equal when they say the same (an I/O error has no equality of its own),
-/// so that [`ConfigError`](crate::ConfigError) keeps its `PartialEq`.
+/// so that [`ConfigError`](crate::error::ConfigError) keeps its `PartialEq`.
 impl PartialEq for KeyError {
     fn eq(&self, other: &Self) -> bool {
         self.to_string() == other.to_string()

@@ -5,14 +5,14 @@
 //!   instead of a client secret (`private_key_jwt`, RFC 7523): every token,
 //!   revocation and introspection request carries a fresh assertion signed
 //!   with it. Set it with
-//!   [`Credentials::client_credentials_with_key`](crate::Credentials::client_credentials_with_key)
-//!   (or [`with_client_key`](crate::Credentials::with_client_key)) or
+//!   [`Credentials::client_credentials_with_key`](crate::grant::Credentials::client_credentials_with_key)
+//!   (or [`with_client_key`](crate::grant::Credentials::with_client_key)) or
 //!   `FILEVINE_CLIENT_KEY` (a PEM or JWK file) and
 //!   `FILEVINE_CLIENT_KEY_ID`.
 //! - [`DpopKey`]: sender-constrained tokens (DPoP, RFC 9449). With
 //!   [`TokenProviderBuilder::dpop`](crate::provider::TokenProviderBuilder::dpop)
 //!   or `FILEVINE_DPOP=true`, tokens are bound to a key pair the SDK makes
-//!   and keeps with the token set; an [`AccessToken`](crate::AccessToken) of
+//!   and keeps with the token set; an [`AccessToken`](crate::grant::AccessToken) of
 //!   type `DPoP` goes out only with a proof for its request.
 
 mod assertion;

@@ -90,7 +90,7 @@ impl fmt::Debug for OidcClientBuilder {
 /// client's own file does not import).
 impl OidcClient {
     /// A builder; see [`OidcClientBuilder`]. Like
-    /// [`TokenProvider::builder`](crate::TokenProvider::builder), it installs the `ring` crypto provider
+    /// [`TokenProvider::builder`](crate::provider::TokenProvider::builder), it installs the `ring` crypto provider
     /// when that is the backend.
     pub fn builder() -> OidcClientBuilder {
         crate::crypto::install_default_provider();
@@ -199,7 +199,7 @@ impl OidcClientBuilder {
     /// (secret, `private_key_jwt`) and, with DPoP, binds the code to the
     /// sign-in's key. Default: on. Off, a provider that requires pushed
     /// requests (`require_pushed_authorization_requests`) refuses to start
-    /// a sign-in ([`SignInError::PushRequired`](crate::SignInError::PushRequired)).
+    /// a sign-in ([`SignInError::PushRequired`](crate::oidc::SignInError::PushRequired)).
     pub fn pushed_authorization_requests(mut self, enabled: bool) -> Self {
         self.pushed_requests = enabled;
         self

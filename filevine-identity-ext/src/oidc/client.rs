@@ -34,7 +34,7 @@ pub(super) struct Checks<'a> {
 
 /// A partner app's OpenID Connect client for Filevine: sends users to sign
 /// in, completes the callback, validates ID tokens, and hands the tokens to
-/// a [`TokenProvider`](crate::TokenProvider) that keeps them fresh.
+/// a [`TokenProvider`](crate::provider::TokenProvider) that keeps them fresh.
 ///
 /// Cheap to clone; discovery and signing keys are fetched on first use and
 /// cached (1 hour by default).

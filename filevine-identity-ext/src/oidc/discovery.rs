@@ -78,7 +78,7 @@ pub enum DiscoveryError {
 /// another ([`OidcClientBuilder::allow_endpoint_origin`](crate::oidc::OidcClientBuilder::allow_endpoint_origin)),
 /// and the provider can do PKCE S256 and an RSA ID token signature.
 ///
-/// Get it from [`OidcClient::metadata`](crate::OidcClient::metadata); it is
+/// Get it from [`OidcClient::metadata`](crate::oidc::OidcClient::metadata); it is
 /// cached there.
 #[derive(Debug, Clone)]
 pub struct ProviderMetadata {

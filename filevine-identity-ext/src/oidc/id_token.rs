@@ -172,7 +172,7 @@ struct JoseHeader {
 
 /// What an ID token must be for, set up from the provider's metadata and the
 /// client's configuration. Used by
-/// [`OidcClient::verify_id_token`](crate::OidcClient::verify_id_token) and
+/// [`OidcClient::verify_id_token`](crate::oidc::OidcClient::verify_id_token) and
 /// the sign-in callback.
 #[derive(Debug, Clone)]
 pub(crate) struct Expectations<'a> {

@@ -5,7 +5,7 @@
 //! - [`OidcClient`] (configured with [`OidcClientBuilder`]) starts a sign-in
 //!   ([`OidcClient::authorization_request`]), completes it from the callback
 //!   ([`OidcClient::complete_sign_in`]), and hands the tokens to a
-//!   [`TokenProvider`](crate::TokenProvider) that keeps them fresh
+//!   [`TokenProvider`](crate::provider::TokenProvider) that keeps them fresh
 //!   ([`OidcClient::token_provider`], [`OidcClient::stored_session`]).
 //! - [`OidcClient::device_authorization`]: device sign-in (RFC 8628) for a
 //!   terminal without a browser.

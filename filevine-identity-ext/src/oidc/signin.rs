@@ -136,7 +136,7 @@ impl AuthorizationOptions {
 /// Keep it server-side (a session store keyed by a cookie), not in the
 /// browser: it holds the PKCE verifier. It is serializable for that
 /// purpose; serialized, its values are in the clear. `Debug` redacts them.
-/// It is used once: [`OidcClient::complete_sign_in`](crate::OidcClient::complete_sign_in)
+/// It is used once: [`OidcClient::complete_sign_in`](crate::oidc::OidcClient::complete_sign_in)
 /// takes it by value.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingSignIn {
@@ -343,7 +343,7 @@ impl AuthorizationResponse {
 #[derive(Debug, Clone)]
 pub struct SignedIn {
     /// Access, refresh and ID token. Hand it to
-    /// [`OidcClient::token_provider`](crate::OidcClient::token_provider) to
+    /// [`OidcClient::token_provider`](crate::oidc::OidcClient::token_provider) to
     /// keep the access token fresh.
     pub token_set: TokenSet,
     /// Who signed in.

@@ -276,7 +276,7 @@ impl TokenProviderBuilder {
     /// credentials the default is derived from the authority, grant,
     /// client id, scopes and a hash of the credential. The provider binds
     /// the key to its authority and client id
-    /// ([`TokenProvider::store_key`](crate::TokenProvider::store_key) shows
+    /// ([`TokenProvider::store_key`](crate::provider::TokenProvider::store_key) shows
     /// the bound key): two applications sharing a store never read each
     /// other's token sets.
     pub fn store_key(mut self, key: StoreKey) -> Self {
@@ -341,7 +341,7 @@ impl TokenProviderBuilder {
     /// replica, the provider reads the refresh token from the store and
     /// keeps it rotating there. Authenticates as `client_id` (with
     /// `client_secret` for a confidential client).
-    /// [`OidcClient::stored_session`](crate::OidcClient::stored_session)
+    /// [`OidcClient::stored_session`](crate::oidc::OidcClient::stored_session)
     /// fills these in from the sign-in configuration.
     pub fn stored_session(mut self, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
         self.stored_session = Some(ClientAuth::with_secret(client_id, client_secret));
@@ -424,7 +424,7 @@ impl TokenProviderBuilder {
     /// Asks for DPoP-bound tokens (RFC 9449): a key pair is made on the
     /// first request and kept with the token set (in the store, sealed), a
     /// proof goes with each token request, and the tokens answered as
-    /// `DPoP` go out only with a proof ([`AccessToken::dpop_proof`](crate::AccessToken::dpop_proof);
+    /// `DPoP` go out only with a proof ([`AccessToken::dpop_proof`](crate::grant::AccessToken::dpop_proof);
     /// [`BearerAuth`](crate::api::BearerAuth) adds it). Default: the
     /// `FILEVINE_DPOP` environment variable (`true`/`false`), else off; off,
     /// a server's `invalid_dpop_proof` still turns it on.

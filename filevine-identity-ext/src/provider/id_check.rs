@@ -1,5 +1,5 @@
 //! The ID tokens refreshes bring, for a provider an
-//! [`OidcClient`](crate::OidcClient) built: the check it plugs in, and what
+//! [`OidcClient`](crate::oidc::OidcClient) built: the check it plugs in, and what
 //! the provider does with its verdict.
 //!
 //! OpenID Connect Core §12.2: an ID token a refresh returns must be the

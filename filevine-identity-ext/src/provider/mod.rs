@@ -176,11 +176,11 @@ struct Inner {
     /// newer set read from the store (a new sign-in) revives the provider.
     signed_out: AtomicBool,
     /// Revokes tokens this provider discards (a refresh that raced a
-    /// sign-out): set when an [`OidcClient`](crate::OidcClient), which knows
+    /// sign-out): set when an [`OidcClient`](crate::oidc::OidcClient), which knows
     /// the revocation endpoint, built the provider.
     revoke: Option<Revoke>,
     /// Checks the ID token of every refresh response (OpenID Connect Core
-    /// §12.2): set when an [`OidcClient`](crate::OidcClient) built the
+    /// §12.2): set when an [`OidcClient`](crate::oidc::OidcClient) built the
     /// provider.
     check_id_token: Option<id_check::CheckIdToken>,
 }
@@ -219,7 +219,7 @@ impl Inner {
     }
 
     /// Revokes what [`discard`](Self::discard) dropped, when the provider
-    /// knows how (it came from an [`OidcClient`](crate::OidcClient)).
+    /// knows how (it came from an [`OidcClient`](crate::oidc::OidcClient)).
     /// Awaited before the refresh's outcome is published, so that a caller
     /// told [`Error::SignedOut`] knows the tokens are revoked.
     async fn revoke_discarded(&self, forgotten: Forgotten) {
@@ -256,8 +256,8 @@ impl TokenProvider {
     /// `FILEVINE_SCOPES`, `FILEVINE_REGION` / `FILEVINE_AUTHORITY`.
     ///
     /// # Errors
-    /// A [`ConfigError`](crate::ConfigError) naming the missing or malformed variable.
-    pub fn from_env() -> Result<Self, crate::ConfigError> {
+    /// A [`ConfigError`](crate::error::ConfigError) naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, crate::error::ConfigError> {
         Self::builder().build()
     }
 
@@ -277,7 +277,7 @@ impl TokenProvider {
     }
 
     /// The most recent ID token: the sign-in's, or the last one a refresh
-    /// brought. A provider an [`OidcClient`](crate::OidcClient) built
+    /// brought. A provider an [`OidcClient`](crate::oidc::OidcClient) built
     /// checked each against the sign-in's before keeping it (OpenID Connect
     /// Core §12.2); others keep them as they come.
     pub fn latest_id_token(&self) -> Option<IdToken> {
@@ -303,7 +303,7 @@ impl TokenProvider {
     /// Signs this provider out locally: deletes its entry from the store (if
     /// it has one) and forgets every token it holds. Returns what it held,
     /// the stored entry's included, so the caller can revoke it
-    /// ([`OidcClient::sign_out`](crate::OidcClient::sign_out) does).
+    /// ([`OidcClient::sign_out`](crate::oidc::OidcClient::sign_out) does).
     ///
     /// # Errors
     /// [`Error::Store`] when the store cannot be read or the entry not
@@ -513,9 +513,9 @@ mod tests {
     #[cfg(feature = "oidc")]
     #[tokio::test]
     async fn a_stored_session_builds_nothing_before_it_sends() {
-        let oidc = crate::OidcClient::builder()
+        let oidc = crate::oidc::OidcClient::builder()
             .region(Region::custom("http://127.0.0.1:9").unwrap())
-            .client_id(crate::ClientId::new("cli").unwrap())
+            .client_id(crate::grant::ClientId::new("cli").unwrap())
             .redirect_uri(crate::oidc::RedirectUrl::new("http://127.0.0.1/callback").unwrap())
             .env(|_| None)
             .build()

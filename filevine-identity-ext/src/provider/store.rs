@@ -21,12 +21,12 @@
 //! and lease requests are retried with backoff until the refresh's total
 //! timeout (a failover takes seconds), and only then fail (`Error::Store`).
 //!
-//! Deletion wins. [`TokenProvider::forget`](crate::TokenProvider::forget)
+//! Deletion wins. [`TokenProvider::forget`](crate::provider::TokenProvider::forget)
 //! replaces the entry with a deletion mark by compare-and-swap (its version
 //! keeps growing), so a refresh that raced it — in this process or another
 //! — fails its compare-and-swap, sees the mark, and discards what it
 //! received: nothing is written back, the tokens are revoked (when the
-//! provider came from an [`OidcClient`](crate::OidcClient)) and the callers
+//! provider came from an [`OidcClient`](crate::oidc::OidcClient)) and the callers
 //! get [`Error::SignedOut`]. A provider that later reads a mark newer than
 //! its own token set is signed out the same way. A failed compare-and-swap
 //! never overwrites: a newer token set another process saved (a lease that

@@ -3,7 +3,7 @@
 //!
 //! Building a provider does no I/O. The HTTP client (whose TLS roots cost
 //! milliseconds to load) is built on the first exchange; for a provider an
-//! [`OidcClient`](crate::OidcClient) made, the discovered token endpoint and
+//! [`OidcClient`](crate::oidc::OidcClient) made, the discovered token endpoint and
 //! client authentication are resolved then too, so a process that finds a
 //! valid token in its store sends nothing and builds nothing.
 

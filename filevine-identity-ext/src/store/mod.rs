@@ -1,7 +1,7 @@
 //! Token stores: token sets that outlive the process, shared by restarts,
 //! replicas and fleets.
 //!
-//! Without a store, a [`TokenProvider`](crate::TokenProvider) keeps its
+//! Without a store, a [`TokenProvider`](crate::provider::TokenProvider) keeps its
 //! token in memory: every process makes its own exchange, and a partner
 //! app's rotating refresh tokens die with the process. With a store:
 //!
@@ -96,11 +96,11 @@ use crate::error::ConfigError;
 /// # Errors
 /// Only when sealing and the OS random number generator fails.
 pub fn encode_credential(
-    pat: &crate::PersonalAccessToken,
+    pat: &crate::grant::PersonalAccessToken,
     key: &StoreKey,
     seal: Option<&StoreEncryptionKeys>,
 ) -> Result<Vec<u8>, StoreError> {
-    let refresh = crate::RefreshToken::from_secret(pat.secret().clone());
+    let refresh = crate::grant::RefreshToken::from_secret(pat.secret().clone());
     let tokens = record::StoredTokens { refresh_token: Some(refresh), ..Default::default() };
     Ok(record::encode(&tokens, key, seal)?)
 }
@@ -111,12 +111,12 @@ pub fn decode_credential(
     value: &[u8],
     key: &StoreKey,
     seal: Option<&StoreEncryptionKeys>,
-) -> Option<crate::PersonalAccessToken> {
+) -> Option<crate::grant::PersonalAccessToken> {
     let tokens = record::decode(value, key, seal).ok()?;
     if tokens.access_token.is_some() || tokens.id_token.is_some() {
         return None;
     }
-    crate::PersonalAccessToken::new(tokens.refresh_token?.expose_secret()).ok()
+    crate::grant::PersonalAccessToken::new(tokens.refresh_token?.expose_secret()).ok()
 }
 
 /// Seals an application's own record (any bytes, say a JSON document) for

@@ -110,9 +110,9 @@ impl RedisConnection {
     /// 3 s. Sends nothing until first used.
     ///
     /// # Errors
-    /// [`ConfigError::TokenStore`](crate::ConfigError::TokenStore) naming
+    /// [`ConfigError::TokenStore`](crate::error::ConfigError::TokenStore) naming
     /// what is wrong with the URL (never its password).
-    pub fn open(url: &str) -> Result<Self, crate::ConfigError> {
+    pub fn open(url: &str) -> Result<Self, crate::error::ConfigError> {
         Self::from_target(super::url::parse(url)?, DEFAULT_TIMEOUT)
     }
 
@@ -124,7 +124,7 @@ impl RedisConnection {
         self
     }
 
-    fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::ConfigError> {
+    fn from_target(target: Target, timeout: Duration) -> Result<Self, crate::error::ConfigError> {
         warn_if_unprotected(&target);
         let sentinel = match &target.topology {
             Topology::Sentinel { sentinels, master, db, auth, tls } => {
@@ -324,7 +324,7 @@ fn sentinel_client(
     db: i64,
     auth: &Auth,
     tls: bool,
-) -> Result<SentinelClient, crate::ConfigError> {
+) -> Result<SentinelClient, crate::error::ConfigError> {
     let addresses = sentinels.iter().map(|node| {
         if tls {
             ConnectionAddr::TcpTls { host: node.host.clone(), port: node.port, insecure: false, tls_params: None }
@@ -332,7 +332,7 @@ fn sentinel_client(
             ConnectionAddr::Tcp(node.host.clone(), node.port)
         }
     });
-    let invalid = |e: RedisError| crate::ConfigError::TokenStore {
+    let invalid = |e: RedisError| crate::error::ConfigError::TokenStore {
         reason: format!("invalid Sentinel settings: {}", e.category()),
     };
     let mut builder = SentinelClientBuilder::new(addresses, master, SentinelServerType::Master).map_err(invalid)?;

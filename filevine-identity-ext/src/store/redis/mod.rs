@@ -156,9 +156,9 @@ impl RedisStore {
     /// first used.
     ///
     /// # Errors
-    /// [`ConfigError::TokenStore`](crate::ConfigError::TokenStore) naming
+    /// [`ConfigError::TokenStore`](crate::error::ConfigError::TokenStore) naming
     /// what is wrong with the URL (the error does not repeat its password).
-    pub fn open(url: &str) -> Result<Self, crate::ConfigError> {
+    pub fn open(url: &str) -> Result<Self, crate::error::ConfigError> {
         Ok(Self::with_connection(RedisConnection::open(url)?))
     }
 
