@@ -8,8 +8,11 @@
 
 use std::sync::Arc;
 
+use std::sync::atomic::Ordering;
+
 use super::cache::CachedToken;
-use super::{Inner, lock};
+use super::engine::Inner;
+use super::sync::lock;
 
 /// Arms the timer for `cached`'s refresh time, replacing the previous one.
 /// Without a runtime there is no timer; calls still refresh on demand.
@@ -25,5 +28,20 @@ pub(super) fn arm(inner: &Arc<Inner>, cached: &CachedToken) {
     });
     if let Some(previous) = lock(&inner.timer).replace(timer) {
         previous.abort();
+    }
+}
+
+impl Inner {
+    /// Replaces the current token, bumps the generation, and (refreshing in
+    /// the background) arms the timer for the new token's refresh time.
+    pub(super) fn set_current(self: &Arc<Self>, cached: Option<Arc<CachedToken>>) {
+        let replaced = self.current.replace(cached.clone());
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        drop(replaced);
+        if self.background
+            && let Some(cached) = cached
+        {
+            arm(self, &cached);
+        }
     }
 }

@@ -7,10 +7,13 @@ use std::time::Duration;
 
 use super::cache::{Current, Timing};
 use super::derived_key::SourcedKey;
+use super::engine::Inner;
+use super::handle::TokenProvider;
 use super::jitter::Jitter;
+use super::link::StoreLink;
 use super::retry::RetryPolicy;
+use super::sync::next_provider_id;
 use super::wire::{Resolve, Wire};
-use super::{Inner, TokenProvider, next_provider_id};
 use crate::config::env::{self, EnvSource, Lookup};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
@@ -19,7 +22,6 @@ use crate::error::Error;
 use crate::grant::CredentialSource;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
-use crate::provider::StoreLink;
 use crate::store::record::StoredTokens;
 use crate::store::{STORE_KEY, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TOKEN_STORE, TokenStore};
 use crate::time::{Clock, TimeSource};
@@ -62,8 +64,8 @@ pub struct TokenProviderBuilder {
     store_key: Option<StoreKey>,
     store_encryption_keys: Option<StoreEncryptionKeys>,
     store_idle_timeout: Duration,
-    revoke: Option<super::Revoke>,
-    check_id_token: Option<super::id_check::CheckIdToken>,
+    revoke: Option<super::hooks::Revoke>,
+    check_id_token: Option<super::hooks::CheckIdToken>,
     lease_time: Option<Duration>,
     stored_session: Option<ClientAuth>,
     /// Set by `build_saved`, which saves the starting token set itself.
@@ -315,7 +317,7 @@ impl TokenProviderBuilder {
     /// Revokes what the provider discards (a refresh answer that arrives
     /// after a sign-out).
     #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
-    pub(crate) fn revoke_discarded(mut self, revoke: super::Revoke) -> Self {
+    pub(crate) fn revoke_discarded(mut self, revoke: super::hooks::Revoke) -> Self {
         self.revoke = Some(revoke);
         self
     }
@@ -323,7 +325,7 @@ impl TokenProviderBuilder {
     /// Checks the ID token of every refresh response before anything of it
     /// is used (see `id_check`).
     #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
-    pub(crate) fn check_id_tokens(mut self, check: super::id_check::CheckIdToken) -> Self {
+    pub(crate) fn check_id_tokens(mut self, check: super::hooks::CheckIdToken) -> Self {
         self.check_id_token = Some(check);
         self
     }
@@ -632,5 +634,29 @@ impl TokenProviderBuilder {
             None => {}
         }
         Ok(TokenProvider { inner })
+    }
+}
+
+impl TokenProvider {
+    /// Starts configuring a provider. Everything not set explicitly comes
+    /// from the environment, then from defaults.
+    ///
+    /// With the `ring` feature (and not `aws-lc`), this also makes ring
+    /// rustls's process-wide crypto provider if none is installed, so a
+    /// `reqwest::Client` built afterwards, e.g. for
+    /// [`http_client`](TokenProviderBuilder::http_client), finds one.
+    pub fn builder() -> TokenProviderBuilder {
+        crate::crypto::install_default_provider();
+        TokenProviderBuilder::default()
+    }
+
+    /// A provider configured entirely from the environment:
+    /// `FILEVINE_PAT` / `FILEVINE_CLIENT_ID` / `FILEVINE_CLIENT_SECRET`,
+    /// `FILEVINE_SCOPES`, `FILEVINE_REGION` / `FILEVINE_AUTHORITY`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`](crate::error::ConfigError) naming the missing or malformed variable.
+    pub fn from_env() -> Result<Self, crate::error::ConfigError> {
+        Self::builder().build()
     }
 }

@@ -29,7 +29,9 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::sync::{Arc, Mutex, TryLockError, Weak};
 use std::task::{Context, Poll, Waker};
 
-use super::{Inner, lock};
+use tokio::runtime::Handle;
+
+use super::sync::lock;
 
 /// The refresh's own future: the request, storing its outcome, publishing
 /// it.
@@ -75,16 +77,16 @@ impl RefreshCell {
 /// done; `false` when there is no runtime, and the refresh is dropped.
 /// Called without the flight lock: on a runtime that is shutting down the
 /// task is dropped at once, and the refresh's guard then takes that lock.
-pub(super) fn run_in_task(inner: &Inner, refresh: &RefreshCell) -> bool {
+pub(super) fn run_in_task(built_in: Option<&Handle>, refresh: &RefreshCell) -> bool {
     match refresh.take() {
-        Some(future) => spawn(inner, future),
+        Some(future) => spawn(built_in, future),
         None => true,
     }
 }
 
 /// For a caller that joins: the refresh goes to a task. If its starter is
 /// polling it right now, the starter moves it when that poll ends.
-pub(super) fn hand_off(inner: &Inner, refresh: &RefreshCell) {
+pub(super) fn hand_off(built_in: Option<&Handle>, refresh: &RefreshCell) {
     refresh.to_task.store(true, Ordering::Relaxed);
     // Either this `try_lock` sees the lock free, or the poller holding it
     // reads `to_task` after releasing it: the two fences order the flag's
@@ -98,7 +100,7 @@ pub(super) fn hand_off(inner: &Inner, refresh: &RefreshCell) {
     let taken = slot.future.take().map(|future| (future, slot.starter.take()));
     drop(slot);
     if let Some((future, starter)) = taken {
-        spawn(inner, future);
+        spawn(built_in, future);
         // The starter waits in `Drive` for a future it no longer has: it
         // goes on to wait for the outcome.
         if let Some(starter) = starter {
@@ -107,8 +109,10 @@ pub(super) fn hand_off(inner: &Inner, refresh: &RefreshCell) {
     }
 }
 
-fn spawn(inner: &Inner, future: RefreshFuture) -> bool {
-    match inner.runtime() {
+/// Where a refresh task runs: the caller's runtime, else `built_in` (the
+/// one the provider was built in).
+fn spawn(built_in: Option<&Handle>, future: RefreshFuture) -> bool {
+    match Handle::try_current().ok().or_else(|| built_in.cloned()) {
         Some(runtime) => {
             drop(runtime.spawn(future));
             true
@@ -121,14 +125,17 @@ fn spawn(inner: &Inner, future: RefreshFuture) -> bool {
 /// place until it is done or a task took it; dropping it unfinished moves
 /// the refresh to a task.
 pub(super) struct Drive {
-    inner: Arc<Inner>,
+    /// The runtime the provider was built in, for a refresh moved to a task
+    /// off any runtime.
+    built_in: Option<Handle>,
     refresh: Option<Refresh>,
 }
 
 impl Drive {
-    /// The share in `refresh` of the caller of `inner` that started it.
-    pub(super) fn new(inner: &Arc<Inner>, refresh: Refresh) -> Self {
-        Self { inner: Arc::clone(inner), refresh: Some(refresh) }
+    /// The share in `refresh` of the caller that started it, for a
+    /// provider built in the runtime `built_in` (if any).
+    pub(super) fn new(built_in: Option<Handle>, refresh: Refresh) -> Self {
+        Self { built_in, refresh: Some(refresh) }
     }
 }
 
@@ -161,7 +168,7 @@ impl Future for Drive {
             }
             // A caller joined during the poll: it could not take the
             // future, so it goes to a task from here.
-            to_task_or_warn(&this.inner, refresh);
+            to_task_or_warn(this.built_in.as_ref(), refresh);
         }
         this.refresh = None;
         Poll::Ready(())
@@ -171,14 +178,14 @@ impl Future for Drive {
 impl Drop for Drive {
     fn drop(&mut self) {
         let Some(refresh) = self.refresh.take() else { return };
-        to_task_or_warn(&self.inner, &refresh);
+        to_task_or_warn(self.built_in.as_ref(), &refresh);
     }
 }
 
 /// [`run_in_task`] for the starter's share, which has nobody to report a
 /// missing runtime to but the log.
-fn to_task_or_warn(inner: &Inner, refresh: &RefreshCell) {
-    if !run_in_task(inner, refresh) {
+fn to_task_or_warn(built_in: Option<&Handle>, refresh: &RefreshCell) {
+    if !run_in_task(built_in, refresh) {
         tracing::warn!("a token refresh was abandoned: no runtime left to finish it on");
     }
 }

@@ -12,11 +12,13 @@ use std::time::Duration;
 use tracing::Instrument as _;
 
 use super::cache::CachedToken;
-use super::drive::{Drive, Refresh, WeakRefresh, hand_off, run_in_task};
+use super::drive::{Drive, Refresh, hand_off, run_in_task};
+use super::engine::{Flight, InFlight, Inner};
+use super::hooks::Forgotten;
 use super::jitter::Jitter;
 use super::link::StoreLink;
 use super::outcome;
-use super::{Forgotten, Inner, lock};
+use super::sync::lock;
 use crate::error::{ConfigError, Error};
 use crate::grant::exchange;
 use crate::grant::{AccessToken, ClientSecret, Grant};
@@ -50,46 +52,6 @@ impl Fetched {
             None => Ok(self),
         }
     }
-}
-
-/// A refresh in progress: where its outcome is published, and a weak
-/// handle on the refresh itself, for the first caller that joins to hand
-/// to a task.
-pub(super) struct InFlight {
-    pub(super) outcome: outcome::Receiver,
-    refresh: WeakRefresh,
-    /// Whether the refresh is in a task of its own, or on its way there.
-    detached: bool,
-}
-
-impl InFlight {
-    /// For a caller that joins: the refresh to move to a task of its own,
-    /// the first time anyone joins. From then on the caller that started
-    /// it may stall without holding anybody up, and everyone waits for the
-    /// outcome alone, woken once.
-    fn detach(&mut self) -> Option<Refresh> {
-        if std::mem::replace(&mut self.detached, true) {
-            return None;
-        }
-        self.refresh.upgrade()
-    }
-}
-
-impl std::fmt::Debug for InFlight {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InFlight").finish_non_exhaustive()
-    }
-}
-
-/// The refresh in flight and the failure backoff. Guarded by `Inner::flight`.
-#[derive(Debug, Default)]
-pub(super) struct Flight {
-    /// The refresh in progress, if any.
-    pub(super) in_flight: Option<InFlight>,
-    /// Consecutive failed refreshes.
-    failures: u32,
-    /// No new refresh starts before this (backoff after failures).
-    not_before: Option<Stamp>,
 }
 
 /// Full-jitter exponential backoff after `failures` consecutive failed
@@ -184,10 +146,10 @@ impl Inner {
             // Outside the lock (see `run_in_task`). No runtime: the refresh
             // is dropped, its outcome never comes, and the loop says so.
             if let Some(refresh) = detach {
-                hand_off(self, &refresh);
+                hand_off(self.runtime.as_ref(), &refresh);
             }
             if let Some(refresh) = drive {
-                Drive::new(self, refresh).await;
+                Drive::new(self.runtime.clone(), refresh).await;
             }
             match receiver.wait().await {
                 Some(Ok(token)) if !token.is_expired() => return Ok(token),
@@ -230,7 +192,7 @@ impl Inner {
         };
         match started {
             Ok((_, refresh)) => {
-                if !run_in_task(this, &refresh) {
+                if !run_in_task(this.runtime.as_ref(), &refresh) {
                     tracing::warn!("could not start a background token refresh: no runtime");
                 }
             }

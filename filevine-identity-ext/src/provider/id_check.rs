@@ -18,35 +18,11 @@
 //!   The caller gets the fetch's error; the next refresh brings another ID
 //!   token to check.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
-use super::{Forgotten, Inner, lock};
+use super::engine::Inner;
+use super::hooks::{Forgotten, Received, Verdict};
+use super::sync::lock;
 use crate::error::{Error, RefusedIdToken};
-use crate::grant::{AccessToken, IdToken, RefreshToken, TokenSet};
-
-/// What the check is given: the ID token the provider held before (the
-/// sign-in's, or the last one that passed), the one the refresh brought,
-/// and the access token issued with it (`at_hash`).
-pub(crate) struct Received {
-    pub(crate) previous: Option<IdToken>,
-    pub(crate) id_token: IdToken,
-    pub(crate) access_token: AccessToken,
-}
-
-/// Why a refreshed ID token did not pass.
-pub(crate) enum Verdict {
-    /// It fails a check: the session ends.
-    Refused(RefusedIdToken),
-    /// It could not be checked (the keys or the metadata could not be
-    /// fetched): the refresh token is kept, the access token is not used.
-    Unverified(Error),
-}
-
-/// Checks the ID token of a refresh response.
-pub(crate) type CheckIdToken =
-    Arc<dyn Fn(Received) -> Pin<Box<dyn Future<Output = Result<(), Verdict>> + Send>> + Send + Sync>;
+use crate::grant::{RefreshToken, TokenSet};
 
 impl Inner {
     /// Runs the check on `set`'s ID token, if it has one and the provider

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
-use super::lock;
+use super::sync::lock;
 use crate::error::Report;
 use crate::grant::RefreshToken;
 use crate::store::record::{self, Origin, StoredTokens, Unreadable};
@@ -506,6 +506,6 @@ fn owner_id() -> String {
     crate::crypto::random_token(16).unwrap_or_else(|_| {
         // Without randomness: still unique per provider in this process,
         // and the process id separates processes.
-        format!("{}-{}", std::process::id(), super::next_provider_id())
+        format!("{}-{}", std::process::id(), super::sync::next_provider_id())
     })
 }

@@ -31,7 +31,9 @@ use std::time::Duration;
 
 use tracing::Instrument as _;
 
-use super::{TokenProvider, TokenProviderBuilder, lock};
+use super::builder::TokenProviderBuilder;
+use super::handle::TokenProvider;
+use super::sync::lock;
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};

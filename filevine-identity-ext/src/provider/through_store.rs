@@ -63,8 +63,9 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use tracing::Instrument as _;
 
+use super::engine::Inner;
 use super::flight::Fetched;
-use super::{Inner, lock};
+use super::sync::lock;
 use crate::error::{Error, Report};
 use crate::store::StoreError;
 use crate::store::record::StoredTokens;
