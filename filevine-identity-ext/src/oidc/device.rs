@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::discovery::DiscoveryError;
-use super::{Checks, OidcClient, SignInError, SignedIn};
+use super::client::{Checks, OidcClient};
+use super::{SignInError, SignedIn};
 use crate::error::{Error, ErrorDetails};
 use crate::grant::{ClientSecret, ExpiryPolicy};
 use crate::jose::DpopKey;

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeRequestGrantType, TokenRequest};
 
+use super::client::Checks;
 use super::discovery::ProviderMetadata;
 use super::{
-    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, Checks, CsrfToken, IdTokenClaims, Nonce,
+    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, IdTokenClaims, Nonce,
     OidcClient, PendingSignIn, PkceCodeVerifier, SignInError, SignedIn,
 };
 use crate::error::Error;

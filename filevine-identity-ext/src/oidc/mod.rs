@@ -69,4 +69,3 @@ pub use signin::{
 pub use client::OidcClient;
 pub use endpoints::EndSessionRequest;
 
-use client::{Checks, Inner};
