@@ -152,7 +152,7 @@ pub fn callback(text: &str) {
 /// authentication older than `max_age` (1 hour) must never verify.
 pub fn id_token(text: &str) {
     let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
-    let Some((encoding, decoding)) = crate::oidc::test_key::signing_keys() else { return };
+    let Some((encoding, decoding)) = crate::jose::test_key::signing_keys() else { return };
     let nonce = crate::oidc::Nonce::from_secret(filevine_identity::SecretString::from("fuzz-nonce"));
     let expect = crate::oidc::id_token::Expectations {
         issuer: "https://identity.filevine.io",
@@ -206,7 +206,7 @@ pub fn id_token(text: &str) {
 /// was issued within the age allowed (5 minutes).
 pub fn logout_token(text: &str) {
     let algorithms = ["RS256".to_owned(), "RS384".to_owned(), "RS512".to_owned()];
-    let Some((encoding, decoding)) = crate::oidc::test_key::signing_keys() else { return };
+    let Some((encoding, decoding)) = crate::jose::test_key::signing_keys() else { return };
     let expect = crate::oidc::id_token::Expectations {
         issuer: "https://identity.filevine.io",
         client_id: "partner-app",

@@ -27,6 +27,7 @@ pub(crate) fn redact(text: &str, max_chars: usize) -> String {
 /// At most `max_chars` of `text`, made printable but not redacted: for
 /// what a server sent that is no secret and must be read whole to be of
 /// use (an issuer, an endpoint URL, a key id, a client id).
+#[cfg_attr(not(feature = "oidc"), allow(dead_code))]
 pub(crate) fn shown(text: &str, max_chars: usize) -> String {
     let text = printable(text);
     if text.chars().count() > max_chars {

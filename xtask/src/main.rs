@@ -18,6 +18,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod architecture;
 mod codegen;
 mod compile_check;
 mod cycles;
@@ -56,6 +57,9 @@ enum Task {
     /// Fails when a README program that stands for a file of the
     /// repository is not that file.
     Readme,
+    /// Fails when ARCHITECTURE.md names a file, folder or Rust item that
+    /// does not exist.
+    Architecture,
 }
 
 fn main() -> ExitCode {
@@ -65,6 +69,7 @@ fn main() -> ExitCode {
         Task::Test { cargo_args } => test::run(&cargo_args),
         Task::Cycles => cycles::run(&workspace::root()),
         Task::Readme => readme::run(&workspace::root()),
+        Task::Architecture => architecture::run(&workspace::root()),
     }
 }
 

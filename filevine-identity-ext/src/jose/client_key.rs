@@ -281,7 +281,7 @@ mod tests {
 
     /// The crate's RSA test key (PKCS#1) as PEM.
     fn rsa_pem() -> String {
-        let der = base64::engine::general_purpose::STANDARD.encode(crate::oidc::test_key::pkcs1_der());
+        let der = base64::engine::general_purpose::STANDARD.encode(crate::jose::test_key::pkcs1_der());
         format!("-----BEGIN RSA PRIVATE KEY-----\n{der}\n-----END RSA PRIVATE KEY-----\n")
     }
 

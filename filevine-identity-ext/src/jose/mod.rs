@@ -21,6 +21,8 @@ mod der;
 mod dpop;
 mod error;
 mod jws;
+#[cfg(all(feature = "oidc", any(test, fuzzing, feature = "test-util")))]
+pub(crate) mod test_key;
 
 pub(crate) use assertion::PrivateKeyJwt;
 pub use client_key::{ClientKey, MAX_KEY_FILE_BYTES};

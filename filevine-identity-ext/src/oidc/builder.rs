@@ -6,12 +6,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::client::{Inner, OidcClient};
 use super::client_auth::ClientAuthMethod;
 use super::discovery::DiscoveryCache;
 use super::id_token::DEFAULT_LEEWAY;
 use super::jwks::JwksCache;
 use super::signin::RedirectUrl;
-use super::client::{Inner, OidcClient};
 use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, EnvSource, Lookup, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI};
 use crate::config::region::Region;
 use crate::config::scope::{Scope, Scopes};

@@ -9,20 +9,20 @@ use std::time::Duration;
 
 use filevine_identity::{ClientOptions, operations};
 
+use super::claims::IdTokenClaims;
 use super::client_auth::{ClientAuthMethod, assertion_key};
 use super::discovery::{DiscoveryCache, DiscoveryError, ProviderMetadata};
+use super::error::SignInError;
 use super::id_token::{self, Expectations};
 use super::jwks::JwksCache;
-use super::claims::IdTokenClaims;
-use super::error::SignInError;
 use super::signin::RedirectUrl;
-use crate::secret::Nonce;
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::{ConfigError, Error};
 use crate::grant::{ClientId, ClientKeyRef, ClientSecret, IdToken};
 use crate::http::LazyClient;
 use crate::jose::{ClientKey, DpopKey, PrivateKeyJwt, Prover};
+use crate::secret::Nonce;
 
 /// What an ID token is checked against beyond the provider and the client:
 /// what the sign-in it answers asked for and received.

@@ -21,8 +21,8 @@ use filevine_identity::types::{
 use tokio::time::Instant;
 use url::Url;
 
-use super::discovery::DiscoveryError;
 use super::client::{Checks, OidcClient};
+use super::discovery::DiscoveryError;
 use super::{SignInError, SignedIn};
 use crate::error::{Error, ErrorDetails};
 use crate::grant::{ClientSecret, ExpiryPolicy};

@@ -8,8 +8,8 @@ use filevine_identity::types::{AuthorizationCodeRequest, AuthorizationCodeReques
 use super::client::Checks;
 use super::discovery::ProviderMetadata;
 use super::{
-    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, IdTokenClaims, Nonce,
-    OidcClient, PendingSignIn, PkceCodeVerifier, SignInError, SignedIn,
+    AuthorizationOptions, AuthorizationRequest, AuthorizationResponse, CsrfToken, IdTokenClaims, Nonce, OidcClient,
+    PendingSignIn, PkceCodeVerifier, SignInError, SignedIn,
 };
 use crate::error::Error;
 use crate::grant::{ClientSecret, ExpiryPolicy, IdToken, TokenSet};

@@ -476,12 +476,12 @@ mod tests {
             "iss": ISSUER, "sub": "alice", "aud": "partner-app", "exp": now + 300, "iat": now,
         });
         edit(claims.as_object_mut().unwrap());
-        let (encoding, _) = crate::oidc::test_key::signing_keys().unwrap();
+        let (encoding, _) = crate::jose::test_key::signing_keys().unwrap();
         jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512), &claims, encoding).unwrap()
     }
 
     fn verify(token: &str, access_token: Option<&str>, max_age: Option<u64>) -> Result<IdTokenClaims, IdTokenError> {
-        let (_, decoding) = crate::oidc::test_key::signing_keys().unwrap();
+        let (_, decoding) = crate::jose::test_key::signing_keys().unwrap();
         let algorithms = accepted();
         let expect = Expectations {
             issuer: ISSUER,

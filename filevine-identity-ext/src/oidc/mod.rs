@@ -46,8 +46,6 @@ mod probe;
 mod refreshed;
 mod session;
 mod signin;
-#[cfg(any(test, fuzzing, feature = "test-util"))]
-pub(crate) mod test_key;
 
 pub use crate::secret::DeviceCode;
 pub use builder::{DEFAULT_MAX_STALE, DEFAULT_METADATA_TTL, DEFAULT_SIGN_IN_TIMEOUT, OidcClientBuilder};
@@ -68,4 +66,3 @@ pub use signin::{
 
 pub use client::OidcClient;
 pub use endpoints::EndSessionRequest;
-

@@ -17,7 +17,8 @@ impl OidcClient {
     pub(super) async fn check_refreshed(&self, received: Received) -> Result<(), Verdict> {
         let metadata =
             self.metadata().await.map_err(|error| Verdict::Unverified(super::session::discovery_failure(error)))?;
-        let checks = super::client::Checks { access_token: Some(received.access_token.expose_secret()), ..Default::default() };
+        let checks =
+            super::client::Checks { access_token: Some(received.access_token.expose_secret()), ..Default::default() };
         let claims = match self.verify_with(&metadata, &received.id_token, checks).await {
             Ok(claims) => claims,
             Err(SignInError::IdToken(error)) => return Err(judge(error)),

@@ -26,6 +26,7 @@ pub(crate) type Revoke = Arc<dyn Fn(Forgotten) -> Pin<Box<dyn Future<Output = ()
 /// What the check is given: the ID token the provider held before (the
 /// sign-in's, or the last one that passed), the one the refresh brought,
 /// and the access token issued with it (`at_hash`).
+#[cfg_attr(not(feature = "oidc"), allow(dead_code))]
 pub(crate) struct Received {
     pub(crate) previous: Option<IdToken>,
     pub(crate) id_token: IdToken,
@@ -33,6 +34,7 @@ pub(crate) struct Received {
 }
 
 /// Why a refreshed ID token did not pass.
+#[cfg_attr(not(feature = "oidc"), allow(dead_code))]
 pub(crate) enum Verdict {
     /// It fails a check: the session ends.
     Refused(RefusedIdToken),

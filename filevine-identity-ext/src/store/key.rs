@@ -70,6 +70,7 @@ impl StoreKey {
     /// (a logout token seen, the sessions of a user): `purpose` and the
     /// parts, hashed like every key, so none can collide with a token
     /// set's.
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn internal(purpose: &str, parts: &[&str]) -> Self {
         let mut all: Vec<&[u8]> = vec![b"internal", purpose.as_bytes()];
         all.extend(parts.iter().map(|part| part.as_bytes()));
@@ -78,6 +79,7 @@ impl StoreKey {
 
     /// A key from its name as [`as_str`](Self::as_str) gave it: 64
     /// lowercase hex digits, else `None`.
+    #[cfg_attr(not(feature = "oidc"), allow(dead_code))]
     pub(crate) fn from_name(name: &str) -> Option<Self> {
         let valid = name.len() == 64 && name.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         valid.then(|| Self { name: name.to_owned() })

@@ -5,7 +5,7 @@
 use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 
-use super::Registry;
+use super::state::Registry;
 
 /// The client that authenticated a revocation or introspection request
 /// (Basic or the form), or `None` when the credentials are wrong.

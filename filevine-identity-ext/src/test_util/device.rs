@@ -10,55 +10,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::clients::basic_credentials;
+use super::model::{Decision, Device, Grant, lock, now};
 use super::response::{json_response, oauth_error};
-use super::signin::{Grant, now};
-use super::{Registry, Shared, lock};
+use super::state::{Registry, Shared};
 
 /// The device code grant type.
 pub(super) const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// What the user did with a user code so far.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    Waiting,
-    Approved,
-    Denied,
-    Expired,
-}
-
-/// One device sign-in, by device code.
-#[derive(Debug, Clone)]
-pub(super) struct Device {
-    user_code: String,
-    client_id: String,
-    scope: String,
-    decision: Decision,
-    /// When each poll arrived (tokio's clock, so paused-time tests see
-    /// their own time).
-    polls: Vec<tokio::time::Instant>,
-    /// Set once the tokens were issued: the device code is spent.
-    spent: bool,
-}
-
-/// Device flow settings of the server.
-#[derive(Debug, Clone)]
-pub(super) struct DeviceSettings {
-    /// The `interval` sent (seconds).
-    pub(super) interval: u64,
-    /// The `expires_in` sent (seconds).
-    pub(super) expires_in: u64,
-    /// Polls answered `slow_down` before any other answer.
-    pub(super) slow_downs: u32,
-    /// Whether discovery advertises the endpoint.
-    pub(super) advertised: bool,
-}
-
-impl Default for DeviceSettings {
-    fn default() -> Self {
-        // RFC 8628's default interval; a 10-minute code.
-        Self { interval: 5, expires_in: 600, slow_downs: 0, advertised: true }
-    }
-}
 
 /// `POST /connect/deviceauthorization`: a device code and a user code for a
 /// registered sign-in client.

@@ -9,37 +9,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::model::{GatewayRequest, lock};
 use super::response::json_response;
-use super::{Shared, lock};
-
-/// A request to the gateway stub as the server received it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct GatewayRequest {
-    /// `GET`, `POST`, …
-    pub method: String,
-    /// The path under `/gateway`.
-    pub path: String,
-    /// The request headers (lowercase names).
-    pub headers: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for GatewayRequest {
-    /// Header names only: `authorization` carries a token.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GatewayRequest")
-            .field("method", &self.method)
-            .field("path", &self.path)
-            .field("headers", &self.headers.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
-            .finish()
-    }
-}
-
-impl GatewayRequest {
-    /// The value of one header (lowercase name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
+use super::state::Shared;
 
 /// Records a gateway request and checks its bearer token: `Some(401)`
 /// unless it is one this server issued (or a rejection is queued).

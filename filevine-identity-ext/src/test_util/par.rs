@@ -11,36 +11,15 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::model::{Pushed, PushedRequests, lock};
 use super::response::{json_response, oauth_error};
-use super::{Registry, Shared, lock};
+use super::state::{Registry, Shared};
 
 /// How long a pushed request may wait for the browser (oidc-provider's
 /// default, as RFC 9126 §2.2 suggests: short).
 const PUSHED_REQUEST_LIFETIME: Duration = Duration::from_secs(60);
 /// The prefix of every `request_uri` (RFC 9126 §2.2).
 const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
-
-/// Whether and how the test server takes pushed requests.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum PushedRequests {
-    /// Not advertised (the endpoint still answers).
-    #[default]
-    NotOffered,
-    /// Advertised in discovery.
-    Offered,
-    /// Advertised, and the only way to sign in
-    /// (`require_pushed_authorization_requests`).
-    Required,
-}
-
-/// A pushed request waiting for the browser.
-#[derive(Debug, Clone)]
-pub(super) struct Pushed {
-    client_id: String,
-    parameters: Vec<(String, String)>,
-    expires: Instant,
-}
 
 /// `POST /connect/par`: authenticates the client as the token endpoint
 /// does, checks the redirect URI, and stores the parameters (without the

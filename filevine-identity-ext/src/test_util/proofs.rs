@@ -12,9 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::response::oauth_error;
-use super::{TestServer, lock};
 use crate::crypto::backend::signature::{self, UnparsedPublicKey};
-use crate::jose::ClientKey;
 
 /// How far a proof's `iat` may be from the server's clock.
 const IAT_WINDOW_S: u64 = 60;
@@ -26,58 +24,18 @@ const MAX_ASSERTION_LIFE_S: u64 = 300;
 #[derive(Default)]
 pub(super) struct ProofState {
     /// Registered public keys (`private_key_jwt`) by client id.
-    client_keys: HashMap<String, (bool, Vec<u8>)>,
-    assertion_jtis: HashSet<String>,
-    proof_jtis: HashSet<String>,
+    pub(super) client_keys: HashMap<String, (bool, Vec<u8>)>,
+    pub(super) assertion_jtis: HashSet<String>,
+    pub(super) proof_jtis: HashSet<String>,
     /// The nonce the token endpoint requires, and the gateway's.
-    token_nonce: Option<String>,
-    gateway_nonce: Option<String>,
+    pub(super) token_nonce: Option<String>,
+    pub(super) gateway_nonce: Option<String>,
     /// Token requests without a proof are refused.
-    required: bool,
+    pub(super) required: bool,
     /// Access and refresh tokens bound to a key, by its thumbprint.
     pub(super) bound: HashMap<String, String>,
     /// Why proofs and assertions were refused, in order.
-    rejections: Vec<String>,
-}
-
-impl TestServer {
-    /// Registers `key`'s public key for `client_id`: the client may
-    /// authenticate with `private_key_jwt` (and only with it).
-    pub fn add_client_key(&self, client_id: &str, key: &ClientKey) {
-        let signing = key.signing_key();
-        let is_ec = signing.ec_public_point().is_some();
-        lock(&self.shared.registry)
-            .proofs
-            .client_keys
-            .insert(client_id.to_owned(), (is_ec, signing.public_bytes().to_vec()));
-    }
-
-    /// Refuses token requests without a DPoP proof (`invalid_dpop_proof`).
-    pub fn require_dpop(&self, required: bool) {
-        lock(&self.shared.registry).proofs.required = required;
-    }
-
-    /// Requires `nonce` in token requests' proofs: a proof without it is
-    /// answered `use_dpop_nonce` with `DPoP-Nonce: nonce`.
-    pub fn require_dpop_nonce(&self, nonce: &str) {
-        lock(&self.shared.registry).proofs.token_nonce = Some(nonce.to_owned());
-    }
-
-    /// The same at the gateway stub (a 401 with `WWW-Authenticate: DPoP
-    /// error="use_dpop_nonce"`).
-    pub fn require_gateway_dpop_nonce(&self, nonce: &str) {
-        lock(&self.shared.registry).proofs.gateway_nonce = Some(nonce.to_owned());
-    }
-
-    /// The thumbprint of the key `token` (access or refresh) is bound to.
-    pub fn bound_key(&self, token: &str) -> Option<String> {
-        lock(&self.shared.registry).proofs.bound.get(token).cloned()
-    }
-
-    /// Why assertions and proofs were refused, oldest first.
-    pub fn proof_rejections(&self) -> Vec<String> {
-        lock(&self.shared.registry).proofs.rejections.clone()
-    }
+    pub(super) rejections: Vec<String>,
 }
 
 /// A compact JWS, decoded.

@@ -12,43 +12,9 @@ use axum::response::Response;
 use base64::Engine as _;
 
 use super::failure::{ExpiresIn, injected};
+use super::model::{Grant, PushedRequests, RecordedRequest, lock};
 use super::response::{json_response, oauth_error};
-use super::{Registry, Shared, lock};
-
-/// A token request as the server received it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct RecordedRequest {
-    /// The `grant_type` field.
-    pub grant_type: String,
-    /// The decoded form fields, in order.
-    pub form: Vec<(String, String)>,
-    /// The raw body.
-    pub body: String,
-    /// The request headers.
-    pub headers: Vec<(String, String)>,
-}
-
-impl std::fmt::Debug for RecordedRequest {
-    /// Field names only: recorded forms carry credentials.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RecordedRequest")
-            .field("grant_type", &self.grant_type)
-            .field("fields", &self.form.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>())
-            .finish_non_exhaustive()
-    }
-}
-
-impl RecordedRequest {
-    /// The value of one form field.
-    pub fn field(&self, name: &str) -> Option<&str> {
-        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-
-    /// The value of one header (lowercase name).
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-    }
-}
+use super::state::{Registry, Shared};
 
 fn envelope(status: u16, message: &str) -> Response {
     json_response(
@@ -131,7 +97,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
             }
     };
     let mut refresh_token = None;
-    let mut sign_in: Option<super::signin::Grant> = None;
+    let mut sign_in: Option<Grant> = None;
     let scope = field("scope");
     match grant_type.as_str() {
         "" => return oauth_error(400, "invalid_request", "grant_type is required"),
@@ -207,7 +173,7 @@ pub(super) async fn token_endpoint(State(shared): State<Arc<Shared>>, headers: H
                 };
                 return oauth_error(400, "invalid_grant", reason);
             }
-            sign_in = registry.grants.get(&token).cloned().map(|grant| super::signin::Grant { nonce: None, ..grant });
+            sign_in = registry.grants.get(&token).cloned().map(|grant| Grant { nonce: None, ..grant });
             if registry.rotate_refresh_tokens {
                 registry.refresh_tokens.remove(&token);
                 registry.grants.remove(&token);
@@ -314,9 +280,9 @@ pub(super) async fn discovery(State(shared): State<Arc<Shared>>) -> Response {
     if !device {
         document.as_object_mut().map(|fields| fields.remove("device_authorization_endpoint"));
     }
-    if pushed != super::PushedRequests::NotOffered {
+    if pushed != PushedRequests::NotOffered {
         document["pushed_authorization_request_endpoint"] = format!("{base}/connect/par").into();
-        document["require_pushed_authorization_requests"] = (pushed == super::PushedRequests::Required).into();
+        document["require_pushed_authorization_requests"] = (pushed == PushedRequests::Required).into();
     }
     let mut response = json_response(200, document);
     let behind = shared.date_behind.load(Ordering::SeqCst);

@@ -5,163 +5,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::model::{AuthorizationError, Grant, RefreshedIdToken, SIGNING_KEY_ID, lock, now};
 use super::response::{json_response, oauth_error};
-use super::{CodeGrant, Registry, Shared, lock};
-
-/// The key id of the test server's signing key in its JWKS.
-pub const SIGNING_KEY_ID: &str = "filevine-test-server-1";
-
-/// The user the authorization endpoint signs in, without asking.
-///
-/// ```
-/// use filevine_identity_ext::test_util::TestUser;
-///
-/// let user = TestUser::new("1001").email("ada@example.com").name("Ada Lovelace").claim("tenant", "acme");
-/// assert_eq!(user.subject(), "1001");
-/// ```
-#[derive(Debug, Clone, PartialEq)]
-pub struct TestUser {
-    sub: String,
-    email: Option<String>,
-    name: Option<String>,
-    claims: serde_json::Map<String, serde_json::Value>,
-}
-
-impl Default for TestUser {
-    /// `test-user`, `test.user@example.com`, "Test User", tenant `test-tenant`.
-    fn default() -> Self {
-        Self::new("test-user").email("test.user@example.com").name("Test User").claim("tenant", "test-tenant")
-    }
-}
-
-impl TestUser {
-    /// A user with this subject and no other claims.
-    pub fn new(sub: &str) -> Self {
-        Self { sub: sub.to_owned(), email: None, name: None, claims: serde_json::Map::new() }
-    }
-
-    /// Their e-mail address (a verified one).
-    #[must_use]
-    pub fn email(mut self, email: &str) -> Self {
-        self.email = Some(email.to_owned());
-        self
-    }
-
-    /// Their full name.
-    #[must_use]
-    pub fn name(mut self, name: &str) -> Self {
-        self.name = Some(name.to_owned());
-        self
-    }
-
-    /// One more claim, in userinfo (and in ID tokens with `profile`).
-    #[must_use]
-    pub fn claim(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
-        self.claims.insert(name.to_owned(), value.into());
-        self
-    }
-
-    /// The subject (`sub`).
-    pub fn subject(&self) -> &str {
-        &self.sub
-    }
-
-    /// The userinfo claims of this user for `scope`.
-    fn claims_for(&self, scope: &str) -> serde_json::Map<String, serde_json::Value> {
-        let scopes: Vec<&str> = scope.split_whitespace().collect();
-        let mut claims = serde_json::Map::new();
-        claims.insert("sub".into(), self.sub.clone().into());
-        if scopes.contains(&"email")
-            && let Some(email) = &self.email
-        {
-            claims.insert("email".into(), email.clone().into());
-            claims.insert("email_verified".into(), true.into());
-        }
-        if scopes.contains(&"profile") {
-            if let Some(name) = &self.name {
-                claims.insert("name".into(), name.clone().into());
-            }
-            claims.extend(self.claims.clone());
-        }
-        claims
-    }
-}
-
-/// How the test server alters the ID token of a refresh response
-/// ([`TestServer::set_refreshed_id_token`](super::TestServer::set_refreshed_id_token)).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum RefreshedIdToken {
-    /// As issued at sign-in (no nonce), freshly timed.
-    #[default]
-    AsIssued,
-    /// For another subject.
-    Subject(String),
-    /// From another issuer.
-    Issuer(String),
-    /// For another client (`aud` and `azp`).
-    Audience(String),
-    /// With this `nonce`.
-    Nonce(String),
-}
-
-/// A client registered for sign-in (see [`TestServer::add_sign_in_client`](super::TestServer::add_sign_in_client)).
-#[derive(Debug, Clone)]
-pub(super) struct SignInClient {
-    pub(super) redirect_uris: Vec<String>,
-    pub(super) post_logout_redirect_uris: Vec<String>,
-}
-
-/// Who a sign-in's tokens are for.
-#[derive(Debug, Clone)]
-pub(super) struct Grant {
-    pub(super) sub: String,
-    pub(super) client_id: String,
-    pub(super) scope: String,
-    pub(super) nonce: Option<String>,
-    pub(super) auth_time: u64,
-    /// The provider-side session of a browser sign-in (the ID token's `sid`).
-    pub(super) sid: Option<String>,
-}
-
-/// An error the authorization endpoint answers once instead of signing
-/// the user in.
-#[derive(Debug, Clone)]
-pub(super) struct AuthorizationError {
-    pub(super) error: String,
-    pub(super) description: String,
-}
-
-/// The algorithm the test server signs ID tokens with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum IdTokenAlgorithm {
-    /// RSASSA-PKCS1-v1_5 with SHA-256.
-    Rs256,
-    /// RSASSA-PKCS1-v1_5 with SHA-512: Filevine's default.
-    #[default]
-    Rs512,
-}
-
-impl IdTokenAlgorithm {
-    pub(super) fn jwt(self) -> jsonwebtoken::Algorithm {
-        match self {
-            Self::Rs256 => jsonwebtoken::Algorithm::RS256,
-            Self::Rs512 => jsonwebtoken::Algorithm::RS512,
-        }
-    }
-}
-
-pub(super) fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+use super::state::{CodeGrant, Registry, Shared};
 
 fn page(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.to_owned()).into_response()
@@ -306,7 +159,7 @@ pub(super) fn id_token(
 
 /// `claims` signed with the server's key and ID token algorithm.
 pub(super) fn sign_jwt(registry: &Registry, typ: Option<&str>, claims: &serde_json::Value) -> Option<String> {
-    let (key, _) = crate::oidc::test_key::signing_keys()?;
+    let (key, _) = crate::jose::test_key::signing_keys()?;
     let mut header = jsonwebtoken::Header::new(registry.id_token_algorithm.jwt());
     header.kid = Some(SIGNING_KEY_ID.to_owned());
     header.typ = typ.map(str::to_owned);
@@ -329,7 +182,7 @@ pub(super) async fn jwks(State(shared): State<Arc<Shared>>) -> Response {
             "kty": "RSA",
             "use": "sig",
             "kid": SIGNING_KEY_ID,
-            "n": crate::oidc::test_key::KEY_N,
+            "n": crate::jose::test_key::KEY_N,
             "e": "AQAB",
         }]}),
     )

@@ -1,6 +1,7 @@
-//! An RSA key pair for the ID token unit tests, the `id_token` fuzz target
-//! and the test server (feature `test-util`), which signs its ID tokens
-//! with it: they sign tokens with chosen claims, so the checks after the
+//! An RSA key pair for the ID token and client key unit tests, the
+//! `id_token` and `logout_token` fuzz targets and the test server (feature
+//! `test-util`), which signs its ID tokens with it. Here, below both
+//! `oidc/` and `test_util/`, so every user reaches it from above: they sign tokens with chosen claims, so the checks after the
 //! signature are reached. Never compiled into a normal build.
 
 /// The signing and verification keys, decoded once.
