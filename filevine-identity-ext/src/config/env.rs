@@ -40,6 +40,14 @@ pub const GATEWAY: &str = "FILEVINE_GATEWAY";
 pub const REDIRECT_URI: &str = "FILEVINE_REDIRECT_URI";
 /// The partner app's post-logout redirect URI.
 pub const POST_LOGOUT_REDIRECT_URI: &str = "FILEVINE_POST_LOGOUT_REDIRECT_URI";
+/// The environment variable naming the store: `memory`, `file:<dir>`, a
+/// Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`, and
+/// their `rediss` forms) or a PostgreSQL URL (`postgres://`,
+/// `postgresql://`).
+pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
+/// The environment variable holding the [`StoreEncryptionKeys`](crate::store::StoreEncryptionKeys): one
+/// base64 key, or several separated by commas, the sealing key first.
+pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
 
 /// Looks up one variable by name.
 pub(crate) type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;

@@ -15,6 +15,7 @@ use super::retry::RetryPolicy;
 use super::sync::next_provider_id;
 use super::wire::{Resolve, Wire};
 use crate::config::env::{self, EnvSource, Lookup};
+use crate::config::env::{STORE_KEY, TOKEN_STORE};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::ConfigError;
@@ -23,7 +24,7 @@ use crate::grant::CredentialSource;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
 use crate::store::record::StoredTokens;
-use crate::store::{STORE_KEY, StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TOKEN_STORE, TokenStore};
+use crate::store::{StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TokenStore};
 use crate::time::{Clock, TimeSource};
 
 /// Default hard margin: Filevine's samples refresh a minute before expiry.

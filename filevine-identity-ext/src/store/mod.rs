@@ -151,14 +151,9 @@ pub fn open_record(value: &[u8], key: &StoreKey, keys: &StoreEncryptionKeys) -> 
     record::open_bytes(value, key, keys).ok()
 }
 
-/// The environment variable naming the store: `memory`, `file:<dir>`, a
-/// Redis URL (`redis://`, `redis+sentinel://`, `redis+cluster://`, and
-/// their `rediss` forms) or a PostgreSQL URL (`postgres://`,
-/// `postgresql://`).
-pub const TOKEN_STORE: &str = "FILEVINE_TOKEN_STORE";
-/// The environment variable holding the [`StoreEncryptionKeys`]: one
-/// base64 key, or several separated by commas, the sealing key first.
-pub const STORE_KEY: &str = "FILEVINE_STORE_KEY";
+/// The environment variables of the store, defined with every other
+/// variable in [`crate::config::env`].
+pub use crate::config::env::{STORE_KEY, TOKEN_STORE};
 
 /// Opens the store `spec` names: `memory`, `file:<dir>`, or (feature
 /// `redis`) a Redis URL of one of three forms, so an application moves
