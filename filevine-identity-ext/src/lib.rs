@@ -108,6 +108,7 @@ pub mod time;
 mod http;
 mod redact;
 mod secret;
+mod transport_error;
 
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]

@@ -6,6 +6,7 @@
 //! names it, never a silent fallback.
 
 pub mod env;
+pub(crate) mod error;
 pub mod region;
 pub(crate) mod region_error;
 pub mod scope;

@@ -1,27 +1,20 @@
 //! [`TokenProviderBuilder`]: every setting of a provider, validated once in
 //! `build()`, which sends nothing.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::{Current, Timing};
-use super::derived_key::SourcedKey;
-use super::engine::Inner;
 use super::handle::TokenProvider;
 use super::jitter::Jitter;
-use super::link::StoreLink;
 use super::retry::RetryPolicy;
-use super::sync::next_provider_id;
-use super::wire::{Resolve, Wire};
-use crate::config::env::{self, EnvSource, Lookup};
-use crate::config::env::{STORE_KEY, TOKEN_STORE};
+use super::wire::Resolve;
+use crate::config::env::{self, EnvSource};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::ConfigError;
 use crate::error::Error;
 use crate::grant::CredentialSource;
-use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, Grant, TokenSet};
+use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, TokenSet};
 use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
 use crate::store::record::StoredTokens;
 use crate::store::{StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TokenStore};
@@ -43,37 +36,37 @@ pub const DEFAULT_SOFT_WINDOW: Duration = Duration::from_secs(300);
 /// then the environment, then the default (US; gateway scopes).
 #[must_use]
 pub struct TokenProviderBuilder {
-    region: Option<Region>,
-    credentials: Option<Credentials>,
-    token_set: Option<(TokenSet, ClientAuth)>,
-    scopes: Option<Scopes>,
-    hard_margin: Duration,
-    soft_window: Duration,
-    expiry: ExpiryPolicy,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    retry: RetryPolicy,
-    background_refresh: bool,
-    http_client: Option<LazyClient>,
+    pub(super) region: Option<Region>,
+    pub(super) credentials: Option<Credentials>,
+    pub(super) token_set: Option<(TokenSet, ClientAuth)>,
+    pub(super) scopes: Option<Scopes>,
+    pub(super) hard_margin: Duration,
+    pub(super) soft_window: Duration,
+    pub(super) expiry: ExpiryPolicy,
+    pub(super) connect_timeout: Duration,
+    pub(super) request_timeout: Duration,
+    pub(super) retry: RetryPolicy,
+    pub(super) background_refresh: bool,
+    pub(super) http_client: Option<LazyClient>,
     /// Set by `OidcClient`: finds the token endpoint and client
     /// authentication by discovery on the first request.
-    resolve: Option<Resolve>,
-    env: EnvSource,
-    clock: Clock,
-    jitter: Jitter,
-    store: Option<Arc<dyn TokenStore>>,
-    store_key: Option<StoreKey>,
-    store_encryption_keys: Option<StoreEncryptionKeys>,
-    store_idle_timeout: Duration,
-    revoke: Option<super::hooks::Revoke>,
-    check_id_token: Option<super::hooks::CheckIdToken>,
-    lease_time: Option<Duration>,
-    stored_session: Option<ClientAuth>,
+    pub(super) resolve: Option<Resolve>,
+    pub(super) env: EnvSource,
+    pub(super) clock: Clock,
+    pub(super) jitter: Jitter,
+    pub(super) store: Option<Arc<dyn TokenStore>>,
+    pub(super) store_key: Option<StoreKey>,
+    pub(super) store_encryption_keys: Option<StoreEncryptionKeys>,
+    pub(super) store_idle_timeout: Duration,
+    pub(super) revoke: Option<super::hooks::Revoke>,
+    pub(super) check_id_token: Option<super::hooks::CheckIdToken>,
+    pub(super) lease_time: Option<Duration>,
+    pub(super) stored_session: Option<ClientAuth>,
     /// Set by `build_saved`, which saves the starting token set itself.
-    allow_unsaved: bool,
-    source: Option<Arc<dyn CredentialSource>>,
-    tenant: Option<Arc<str>>,
-    dpop: Option<bool>,
+    pub(super) allow_unsaved: bool,
+    pub(super) source: Option<Arc<dyn CredentialSource>>,
+    pub(super) tenant: Option<Arc<str>>,
+    pub(super) dpop: Option<bool>,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
@@ -443,198 +436,6 @@ impl TokenProviderBuilder {
     pub fn dpop(mut self, enabled: bool) -> Self {
         self.dpop = Some(enabled);
         self
-    }
-
-    /// Validates the configuration and builds the provider. Sends nothing.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming what is missing or wrong.
-    pub fn build(mut self) -> Result<TokenProvider, ConfigError> {
-        let lookup: Lookup<'_> = &*self.env;
-        let region = Region::resolve_with(self.region, lookup)?;
-        let scopes = match self.scopes {
-            Some(scopes) => Some(scopes),
-            None => env::scopes(lookup)?,
-        };
-        if self.source.is_some() {
-            let other = if self.credentials.is_some() {
-                Some("fixed credentials")
-            } else if self.token_set.is_some() {
-                Some("a token set")
-            } else if self.stored_session.is_some() {
-                Some("a stored session")
-            } else {
-                None
-            };
-            if let Some(other) = other {
-                return Err(ConfigError::SourceWithCredentials { other });
-            }
-        }
-        let (credentials, initial, refresh_token, id_token) = match (self.token_set, self.stored_session) {
-            (_, Some(client)) => {
-                (Credentials { grant: Grant::StoredRefreshToken, client: Some(client) }, None, None, None)
-            }
-            (Some((set, client)), None) => {
-                let refresh = set.refresh_token.clone().ok_or(ConfigError::NoRefreshToken)?;
-                let credentials = Credentials { grant: Grant::RefreshToken(refresh.clone()), client: Some(client) };
-                (credentials, Some(set.access_token), Some(refresh), set.id_token)
-            }
-            (None, None) => {
-                let credentials = match (self.credentials, &self.source) {
-                    (Some(credentials), _) => credentials,
-                    (None, Some(source)) => Credentials { grant: Grant::Sourced(source.grant_type()), client: None },
-                    (None, None) => match crate::grant::source::from_lookup(lookup)? {
-                        Some(source) => {
-                            let credentials = Credentials { grant: Grant::Sourced(source.grant_type()), client: None };
-                            self.source = Some(Arc::new(source));
-                            credentials
-                        }
-                        None => Credentials::from_lookup(lookup)?,
-                    },
-                };
-                let refresh = match &credentials.grant {
-                    Grant::RefreshToken(token) => Some(token.clone()),
-                    _ => None,
-                };
-                (credentials, None, refresh, None)
-            }
-        };
-        if self.retry.max_attempts == 0 {
-            return Err(ConfigError::ZeroAttempts);
-        }
-        if self.retry.total_timeout.is_zero() {
-            return Err(ConfigError::ZeroDuration { setting: "total_timeout" });
-        }
-        // Nothing is built or opened here: the HTTP client (and its TLS
-        // roots) comes with the first request that needs it.
-        let http = match self.http_client {
-            Some(client) => client,
-            None => LazyClient::new(self.connect_timeout, self.request_timeout)?,
-        };
-        let enforced_attempt_timeout = http.sdk_timeout();
-        if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
-            return Err(ConfigError::NoRuntime { feature: "background refresh" });
-        }
-        let scope = scopes.as_ref().map(Scopes::to_string).or_else(|| match credentials.grant {
-            // PAT and client credentials ask for the gateway scopes by default.
-            Grant::PersonalAccessToken(_) | Grant::ClientCredentials | Grant::Sourced(_) => {
-                Some(Scopes::gateway().to_string())
-            }
-            Grant::RefreshToken(_) | Grant::StoredRefreshToken => None,
-        });
-        let store = match self.store {
-            Some(store) => Some(store),
-            None => lookup(TOKEN_STORE)
-                .filter(|v| !v.trim().is_empty())
-                .map(|spec| crate::store::open(&spec))
-                .transpose()?,
-        };
-        let mut sourced_key = None;
-        let store = match store {
-            Some(store) => {
-                let seal = match self.store_encryption_keys {
-                    Some(keys) => Some(keys),
-                    None => lookup(STORE_KEY)
-                        .filter(|v| !v.trim().is_empty())
-                        .map(|v| StoreEncryptionKeys::parse(&v))
-                        .transpose()?,
-                };
-                if self.store_idle_timeout.is_zero() {
-                    return Err(ConfigError::ZeroDuration { setting: "store_idle_timeout" });
-                }
-                if seal.is_none() && store.requires_encryption() {
-                    return Err(ConfigError::StoreNeedsEncryption { store: store.kind() });
-                }
-                // Bound to this authority and client: another app on the
-                // same store never shares a token set by session name.
-                let named = self
-                    .store_key
-                    .map(|key| key.bound(region.identity_url(), credentials.client_id().map_or("", ClientId::as_str)));
-                if matches!(credentials.grant, Grant::Sourced(_)) {
-                    sourced_key = Some(match &named {
-                        Some(named) => SourcedKey::Named(named.clone()),
-                        None => SourcedKey::Derived,
-                    });
-                }
-                let key = match named {
-                    Some(key) => key,
-                    None => {
-                        super::derived_key::derived_key(&region, &credentials, self.source.as_deref(), scope.as_deref())
-                            .ok_or(ConfigError::StoreKeyRequired)?
-                    }
-                };
-                let lease = self.lease_time.unwrap_or(self.retry.total_timeout.saturating_add(Duration::from_secs(5)));
-                if lease < self.retry.total_timeout {
-                    return Err(ConfigError::LeaseTooShort { lease, total_timeout: self.retry.total_timeout });
-                }
-                if initial.is_some() && !self.allow_unsaved {
-                    return Err(ConfigError::UnsavedTokenSet);
-                }
-                let strict = credentials.is_refresh();
-                Some(StoreLink::new((store, key), seal, (self.store_idle_timeout, lease), strict, self.clock.clone()))
-            }
-            None if matches!(credentials.grant, Grant::StoredRefreshToken) => return Err(ConfigError::NoStore),
-            None => None,
-        };
-        let dpop = match self.dpop {
-            Some(enabled) => enabled,
-            None => env::flag(lookup, env::DPOP)?,
-        };
-        let dpop_key = initial.as_ref().and_then(|token| token.dpop_key().cloned());
-        let mut wire = Wire::new(http, region.identity_url(), self.resolve, self.clock.clone());
-        if let Some(ClientAuth { id, key: Some(key), .. }) = &credentials.client {
-            wire = wire.with_client_key(key.clone(), id.as_str());
-        }
-        let metrics = crate::metrics::ProviderMetrics::new(
-            region.identity_url(),
-            credentials.grant_type(),
-            self.tenant.as_deref(),
-        );
-        let inner = Arc::new(Inner {
-            id: next_provider_id(),
-            metrics,
-            wire,
-            dpop,
-            dpop_demanded: AtomicBool::new(false),
-            dpop_key: Mutex::new(dpop_key),
-            region,
-            scope,
-            credentials,
-            source: self.source,
-            sourced_key,
-            tenant: self.tenant,
-            refresh_token: Mutex::new(refresh_token),
-            id_token: Mutex::new(id_token),
-            timing: Timing { hard_margin: self.hard_margin, soft_window: self.soft_window },
-            expiry: self.expiry,
-            retry: self.retry,
-            enforced_attempt_timeout,
-            request_timeout: self.request_timeout,
-            clock: self.clock,
-            jitter: self.jitter,
-            background: self.background_refresh,
-            current: Current::default(),
-            generation: AtomicU64::new(0),
-            refreshing: AtomicBool::new(false),
-            flight: Mutex::default(),
-            timer: Mutex::new(None),
-            runtime: tokio::runtime::Handle::try_current().ok(),
-            store,
-            epoch: AtomicU64::new(0),
-            signed_out: AtomicBool::new(false),
-            revoke: self.revoke,
-            check_id_token: self.check_id_token,
-        });
-        match initial {
-            Some(token) => {
-                let cached = inner.timing.deadlines(token.clone(), inner.clock.now(), token.expires_in(), inner.jitter);
-                inner.set_current(Some(Arc::new(cached)));
-            }
-            // Refreshing in the background starts with the first token.
-            None if self.background_refresh => Inner::start_soft_refresh(&inner),
-            None => {}
-        }
-        Ok(TokenProvider { inner })
     }
 }
 

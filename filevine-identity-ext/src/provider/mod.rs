@@ -10,6 +10,7 @@
 //! names them. How a call is served and when a token is refreshed:
 //! `engine.rs`.
 
+mod assemble;
 mod background;
 mod builder;
 mod cache;
@@ -24,6 +25,7 @@ mod jitter;
 mod link;
 mod outcome;
 mod registry;
+mod request;
 mod retry;
 mod sync;
 mod through_store;
