@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
+use filevine_identity_ext::Error;
 use filevine_identity_ext::blocking::TokenProvider;
 use filevine_identity_ext::store::MemoryStore;
 use filevine_identity_ext::test_util::{Failure, TestServer};
-use filevine_identity_ext::{Credentials, Error, PersonalAccessToken};
 
 const PAT: &str = "fvpat_blocking_5e2f";
 
@@ -20,11 +20,7 @@ fn server() -> (tokio::runtime::Runtime, TestServer) {
 }
 
 fn builder(server: &TestServer) -> filevine_identity_ext::provider::TokenProviderBuilder {
-    filevine_identity_ext::TokenProvider::builder()
-        .env(|_| None)
-        .region(server.region())
-        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-        .max_attempts(1)
+    crate::support::identity::builder(server).credentials(crate::support::identity::pat(PAT)).max_attempts(1)
 }
 
 #[test]

@@ -29,9 +29,7 @@ const PRIVATE: [&str; 2] = ["fwb0hjTg", "870MB6gfuTJ4"];
 const PAT: &str = "fvpat_dpop_0001";
 const CLIENT: &str = "svc-with-key";
 
-fn builder(server: &TestServer) -> filevine_identity_ext::provider::TokenProviderBuilder {
-    TokenProvider::builder().env(|_| None).region(server.region())
-}
+use crate::support::identity::builder;
 
 fn key_credentials(jwk: &str) -> Credentials {
     Credentials::client_credentials_with_key(ClientId::new(CLIENT).unwrap(), ClientKey::from_jwk(jwk).unwrap())

@@ -12,22 +12,18 @@ use filevine_identity_ext::{ConfigError, Credentials, Error, PersonalAccessToken
 const PAT: &str = "fvpat_faults";
 
 async fn server() -> TestServer {
-    let server = TestServer::start().await.unwrap();
-    server.add_personal_access_token(PAT);
-    server
+    crate::support::identity::server_with(PAT, None).await
 }
 
 /// Fast retries so the matrix runs in seconds; three attempts as by default.
 fn builder(server: &TestServer) -> TokenProviderBuilder {
-    TokenProvider::builder()
-        .env(|_| None)
-        .region(server.region())
-        .credentials(Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap()))
-        .retry_policy(RetryPolicy {
+    crate::support::identity::builder(server).credentials(crate::support::identity::pat(PAT)).retry_policy(
+        RetryPolicy {
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(100),
             ..RetryPolicy::default()
-        })
+        },
+    )
 }
 
 const BAD_GATEWAY_HTML: &str =

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use filevine_identity_ext::provider::RetryPolicy;
-use filevine_identity_ext::store::{self, Entry, MemoryStore, StoreError, StoreKey, TokenStore};
+use filevine_identity_ext::store::{self, MemoryStore, StoreError, StoreKey, TokenStore};
 use filevine_identity_ext::test_util::TestServer;
 use filevine_identity_ext::{ClientId, ClientSecret, Credentials, RefreshToken, Region, TokenProvider};
 
 use crate::fleet::{CLIENT_ID, CLIENT_SECRET};
+use crate::support::hooked::{Hook, Hooked};
 use crate::support::postgres::Postgres;
 use crate::support::redis::Redis;
 
@@ -32,11 +33,10 @@ struct Queued {
 /// timeout does and are applied later, in order, when released: the store
 /// did the write, the client never heard of it. Everything else passes
 /// through at once.
-#[derive(Debug)]
-pub(crate) struct LateWrites {
-    inner: Arc<dyn TokenStore>,
-    queue: tokio::sync::Mutex<Option<Vec<Queued>>>,
-}
+pub(crate) type LateWrites = Hooked<Held>;
+
+/// The queue of a [`LateWrites`]: `None` while writes go through.
+pub(crate) struct Held(tokio::sync::Mutex<Option<Vec<Queued>>>);
 
 impl std::fmt::Debug for Queued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,19 +45,19 @@ impl std::fmt::Debug for Queued {
 }
 
 impl LateWrites {
-    pub(crate) fn new(inner: Arc<dyn TokenStore>) -> Self {
-        Self { inner, queue: tokio::sync::Mutex::new(None) }
+    pub(crate) fn late(inner: Arc<dyn TokenStore>) -> Self {
+        Hooked { inner, hook: Held(tokio::sync::Mutex::new(None)) }
     }
 
     /// From now on, compare-and-swaps time out and wait in the queue.
     pub(crate) async fn hold(&self) {
-        *self.queue.lock().await = Some(Vec::new());
+        *self.hook.0.lock().await = Some(Vec::new());
     }
 
     /// Applies the queued compare-and-swaps in order; returns how many of
     /// them wrote.
     pub(crate) async fn release(&self) -> usize {
-        let mut queue = self.queue.lock().await;
+        let mut queue = self.hook.0.lock().await;
         let mut applied = 0;
         for write in queue.take().unwrap_or_default() {
             if self.inner.compare_and_swap(&write.key, write.expected, &write.value, write.ttl).await.unwrap() {
@@ -69,44 +69,27 @@ impl LateWrites {
 }
 
 #[async_trait::async_trait]
-impl TokenStore for LateWrites {
-    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
-        self.inner.save(key, value, ttl).await
-    }
+impl Hook for Held {
     async fn compare_and_swap(
         &self,
+        inner: &dyn TokenStore,
         key: &str,
         expected: u64,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut queue = self.queue.lock().await;
+        let mut queue = self.0.lock().await;
         match queue.as_mut() {
             Some(queue) => {
                 queue.push(Queued { key: key.to_owned(), expected, value: value.to_vec(), ttl });
                 Err(StoreError::backend(
-                    self.inner.kind(),
+                    inner.kind(),
                     "compare and swap",
                     std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out (the store applies it later)"),
                 ))
             }
-            None => self.inner.compare_and_swap(key, expected, value, ttl).await,
+            None => inner.compare_and_swap(key, expected, value, ttl).await,
         }
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.try_lease(key, owner, ttl).await
-    }
-    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, owner).await
-    }
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
     }
 }
 
@@ -185,7 +168,7 @@ async fn a_late_save_is_written_over_by_its_writer(store: Arc<dyn TokenStore>, s
     let server = TestServer::start().await.unwrap();
     server.add_client(CLIENT_ID, CLIENT_SECRET);
     seed_on(&server, store.clone(), session, &format!("rt-{session}-0")).await;
-    let late = Arc::new(LateWrites::new(store.clone()));
+    let late = Arc::new(LateWrites::late(store.clone()));
     let a = session_on(&server, late.clone(), session);
     let b = session_on(&server, store.clone(), session);
     a.token().await.unwrap();

@@ -10,13 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use filevine_identity_ext::oidc::{AuthorizationOptions, RedirectUrl};
-use filevine_identity_ext::store::{Entry, MemoryStore, StoreError, TokenStore};
+use filevine_identity_ext::store::{MemoryStore, StoreError, TokenStore};
 use filevine_identity_ext::test_util::{Failure, TestServer};
 use filevine_identity_ext::time::ManualTimeSource;
 use filevine_identity_ext::{ClientId, ClientSecret, Credentials, OidcClient, PersonalAccessToken, TokenProvider};
 use tracing::Instrument as _;
 
 use crate::support::Captured;
+use crate::support::hooked::{Hook, Hooked};
 use crate::support::metrics::TestRecorder;
 
 const PAT: &str = "fvpat_observability_7c1d";
@@ -123,44 +124,26 @@ async fn sign_in_discovery_jwks_and_store_operations_are_spans() {
     }
 }
 
-/// A memory store whose lease is refused the first `refusals` times.
-#[derive(Debug)]
-struct BusyLease {
-    inner: MemoryStore,
-    refusals: AtomicU32,
-}
+/// A lease refused the first `.0` times.
+struct BusyLease(AtomicU32);
 
 #[async_trait::async_trait]
-impl TokenStore for BusyLease {
-    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
-        self.inner.save(key, value, ttl).await
-    }
-    async fn compare_and_swap(
+impl Hook for BusyLease {
+    async fn try_lease(
         &self,
+        inner: &dyn TokenStore,
         key: &str,
-        expected: u64,
-        value: &[u8],
+        owner: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.inner.compare_and_swap(key, expected, value, ttl).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        if self.refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        if self.0.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Ok(false);
         }
-        self.inner.try_lease(key, owner, ttl).await
+        inner.try_lease(key, owner, ttl).await
     }
-    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, owner).await
-    }
-    fn kind(&self) -> &'static str {
-        "busy-memory"
+
+    fn kind(&self) -> Option<&'static str> {
+        Some("busy-memory")
     }
 }
 
@@ -216,7 +199,7 @@ async fn metrics_count_refreshes_waiters_stale_tokens_and_lease_waits() {
 
     // A store whose lease another process holds for two tries.
     let busy = TestServer::start().await.unwrap();
-    let store = BusyLease { inner: MemoryStore::new(), refusals: AtomicU32::new(2) };
+    let store = Hooked::new(MemoryStore::new(), BusyLease(AtomicU32::new(2)));
     let provider = pat_provider(&busy).store(store).build().unwrap();
     provider.token().await.unwrap();
     let busy_authority = format!("authority={}", busy.url());

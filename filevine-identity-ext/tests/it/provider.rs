@@ -19,19 +19,14 @@ const CLIENT_ID: &str = "integration-1";
 const CLIENT_SECRET: &str = "client-secret-0001";
 
 async fn server() -> TestServer {
-    let server = TestServer::start().await.unwrap();
-    server.add_personal_access_token(PAT);
-    server.add_client(CLIENT_ID, CLIENT_SECRET);
-    server
+    crate::support::identity::server_with(PAT, Some((CLIENT_ID, CLIENT_SECRET))).await
 }
 
 /// A builder that reads no process environment.
-fn builder(server: &TestServer) -> TokenProviderBuilder {
-    TokenProvider::builder().env(|_| None).region(server.region())
-}
+use crate::support::identity::builder;
 
 fn pat() -> Credentials {
-    Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
+    crate::support::identity::pat(PAT)
 }
 
 fn client() -> (ClientId, ClientSecret) {
@@ -930,41 +925,26 @@ async fn a_caller_timing_out_leaves_the_refresh_to_the_others() {
     assert_eq!(server.token_requests(), 1);
 }
 
-/// A memory store whose next `save_ticks` compare-and-swaps take the
-/// manual clock `by` forward before they answer: a save that takes longer
-/// than the token lives (a stalled store, a process stopped mid-refresh).
-#[derive(Debug)]
+/// The next `save_ticks` compare-and-swaps take the manual clock `by`
+/// forward before they answer: a save that takes longer than the token
+/// lives (a stalled store, a process stopped mid-refresh).
 struct SlowSaves {
-    inner: filevine_identity_ext::store::MemoryStore,
     clock: ManualTimeSource,
     by: Duration,
     save_ticks: std::sync::atomic::AtomicU32,
 }
 
 #[async_trait::async_trait]
-impl filevine_identity_ext::store::TokenStore for SlowSaves {
-    async fn load(
-        &self,
-        key: &str,
-    ) -> Result<Option<filevine_identity_ext::store::Entry>, filevine_identity_ext::store::StoreError> {
-        self.inner.load(key).await
-    }
-    async fn save(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Duration,
-    ) -> Result<u64, filevine_identity_ext::store::StoreError> {
-        self.inner.save(key, value, ttl).await
-    }
+impl crate::support::hooked::Hook for SlowSaves {
     async fn compare_and_swap(
         &self,
+        inner: &dyn filevine_identity_ext::store::TokenStore,
         key: &str,
         expected: u64,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, filevine_identity_ext::store::StoreError> {
-        let saved = self.inner.compare_and_swap(key, expected, value, ttl).await;
+        let saved = inner.compare_and_swap(key, expected, value, ttl).await;
         let tick = self.save_ticks.fetch_update(
             std::sync::atomic::Ordering::SeqCst,
             std::sync::atomic::Ordering::SeqCst,
@@ -975,22 +955,9 @@ impl filevine_identity_ext::store::TokenStore for SlowSaves {
         }
         saved
     }
-    async fn delete(&self, key: &str) -> Result<(), filevine_identity_ext::store::StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn try_lease(
-        &self,
-        key: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, filevine_identity_ext::store::StoreError> {
-        self.inner.try_lease(key, owner, ttl).await
-    }
-    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), filevine_identity_ext::store::StoreError> {
-        self.inner.release_lease(key, owner).await
-    }
-    fn kind(&self) -> &'static str {
-        "slow-saves"
+
+    fn kind(&self) -> Option<&'static str> {
+        Some("slow-saves")
     }
 }
 
@@ -1002,19 +969,22 @@ impl filevine_identity_ext::store::TokenStore for SlowSaves {
 async fn a_token_that_expired_during_its_refresh_is_not_handed_out() {
     let server = server().await;
     let (builder, clock) = timed(&server);
-    let store = std::sync::Arc::new(SlowSaves {
-        inner: filevine_identity_ext::store::MemoryStore::new(),
+    let slow = SlowSaves {
         clock: clock.clone(),
         by: Duration::from_secs(1201),
         save_ticks: std::sync::atomic::AtomicU32::new(1),
-    });
+    };
+    let store = std::sync::Arc::new(crate::support::hooked::Hooked::new(
+        filevine_identity_ext::store::MemoryStore::new(),
+        slow,
+    ));
     let provider = builder.credentials(pat()).store(store.clone()).build().unwrap();
     let token = provider.token().await.unwrap();
     assert!(!token.is_expired());
     assert_eq!(token.expires_in(), Duration::from_secs(1200), "the second refresh's token");
     assert_eq!(server.token_requests(), 2, "the first refresh's token expired during its save");
 
-    store.save_ticks.store(3, std::sync::atomic::Ordering::SeqCst);
+    store.hook.save_ticks.store(3, std::sync::atomic::Ordering::SeqCst);
     provider.invalidate();
     let error = provider.token().await.unwrap_err();
     assert!(matches!(error, Error::ExpiredInFlight { flights: 3 }), "{error}");

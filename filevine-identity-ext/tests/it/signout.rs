@@ -15,6 +15,7 @@ use filevine_identity_ext::{
     ClientId, ClientSecret, Credentials, Error, OidcClient, PersonalAccessToken, Scopes, TokenProvider,
 };
 
+use crate::support::hooked::{Hook, Hooked};
 use crate::support::redis::Redis;
 use crate::support::{Captured, held_refresh};
 
@@ -218,43 +219,31 @@ async fn two_apps_sharing_a_store_and_a_session_name_never_share_a_token_set() {
     assert!(mine.token().await.is_ok(), "and cannot delete this app's set");
 }
 
-/// A memory store that records the expiry of each write.
-#[derive(Debug, Default)]
-struct Recorded {
-    inner: MemoryStore,
-    ttls: Mutex<Vec<(Vec<u8>, Duration)>>,
-}
+/// Records the expiry of each write.
+#[derive(Default)]
+struct Recorded(Mutex<Vec<(Vec<u8>, Duration)>>);
 
 #[async_trait::async_trait]
-impl TokenStore for Recorded {
-    async fn load(&self, key: &str) -> Result<Option<Entry>, StoreError> {
-        self.inner.load(key).await
+impl Hook for Recorded {
+    async fn save(&self, inner: &dyn TokenStore, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
+        self.0.lock().unwrap().push((value.to_vec(), ttl));
+        inner.save(key, value, ttl).await
     }
-    async fn save(&self, key: &str, value: &[u8], ttl: Duration) -> Result<u64, StoreError> {
-        self.ttls.lock().unwrap().push((value.to_vec(), ttl));
-        self.inner.save(key, value, ttl).await
-    }
+
     async fn compare_and_swap(
         &self,
+        inner: &dyn TokenStore,
         key: &str,
         expected: u64,
         value: &[u8],
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        self.ttls.lock().unwrap().push((value.to_vec(), ttl));
-        self.inner.compare_and_swap(key, expected, value, ttl).await
+        self.0.lock().unwrap().push((value.to_vec(), ttl));
+        inner.compare_and_swap(key, expected, value, ttl).await
     }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn try_lease(&self, key: &str, owner: &str, ttl: Duration) -> Result<bool, StoreError> {
-        self.inner.try_lease(key, owner, ttl).await
-    }
-    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        self.inner.release_lease(key, owner).await
-    }
-    fn kind(&self) -> &'static str {
-        "recorded"
+
+    fn kind(&self) -> Option<&'static str> {
+        Some("recorded")
     }
 }
 
@@ -263,7 +252,7 @@ async fn every_write_carries_an_expiry_the_set_needs_no_longer_than() {
     let server = server().await;
     server.set_token_lifetime(Duration::from_secs(600));
     let client = oidc(&server, CLIENT);
-    let store = Arc::new(Recorded::default());
+    let store = Arc::new(Hooked::new(MemoryStore::new(), Recorded::default()));
     let idle = Duration::from_secs(8 * 3600);
     let set = sign_in(&client).await.token_set;
     let session = client.token_provider(set).store(store.clone()).store_idle_timeout(idle);
@@ -278,7 +267,7 @@ async fn every_write_carries_an_expiry_the_set_needs_no_longer_than() {
         .build()
         .unwrap();
     pat.token().await.unwrap();
-    let ttls = store.ttls.lock().unwrap().clone();
+    let ttls = store.hook.0.lock().unwrap().clone();
     assert_eq!(ttls.len(), 3, "{ttls:?}");
     assert_eq!(ttls[0].1, idle, "a session: the idle timeout");
     assert_eq!(ttls[1], (DELETED.to_vec(), idle), "its deletion mark: the idle timeout");

@@ -7,14 +7,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use filevine_identity_ext::provider::TokenProviderBuilder;
 use filevine_identity_ext::store::{
     FileStore, MemoryStore, RedisStore, StoreEncryptionKey, StoreError, StoreKey, TokenStore,
 };
 use filevine_identity_ext::test_util::TestServer;
-use filevine_identity_ext::{
-    ClientId, ClientSecret, ConfigError, Credentials, Error, PersonalAccessToken, RefreshToken, TokenProvider,
-};
+use filevine_identity_ext::{ClientId, ClientSecret, ConfigError, Credentials, Error, RefreshToken, TokenProvider};
 
 use crate::support::Captured;
 use crate::support::redis::Redis;
@@ -27,18 +24,13 @@ const CLIENT_ID: &str = "partner-app";
 const CLIENT_SECRET: &str = "partner-secret-0001";
 
 async fn server() -> TestServer {
-    let server = TestServer::start().await.unwrap();
-    server.add_personal_access_token(PAT);
-    server.add_client(CLIENT_ID, CLIENT_SECRET);
-    server
+    crate::support::identity::server_with(PAT, Some((CLIENT_ID, CLIENT_SECRET))).await
 }
 
-fn builder(server: &TestServer) -> TokenProviderBuilder {
-    TokenProvider::builder().env(|_| None).region(server.region())
-}
+use crate::support::identity::builder;
 
 fn pat() -> Credentials {
-    Credentials::personal_access_token(PersonalAccessToken::new(PAT).unwrap())
+    crate::support::identity::pat(PAT)
 }
 
 fn refresh(token: &str) -> Credentials {

@@ -1,5 +1,7 @@
 //! Helpers shared by integration tests.
 
+pub mod hooked;
+pub mod identity;
 pub mod metrics;
 pub mod oidc;
 pub mod postgres;
