@@ -237,6 +237,35 @@ fn token_sets(redis: &crate::support::redis::Redis) -> Vec<String> {
     keys.into_iter().filter(|key| redis.hget(key, "d").is_some_and(|value| value.starts_with(b"FVTS"))).collect()
 }
 
+/// Two partner app addresses on free ports: `(port, base URL)` of A and B.
+fn two_apps() -> ((u16, String), (u16, String)) {
+    let (port_a, port_b) = (free_port(), free_port());
+    ((port_a, format!("http://127.0.0.1:{port_a}")), (port_b, format!("http://127.0.0.1:{port_b}")))
+}
+
+/// What two instances share: the token store at `url`, sealed with one key.
+fn shared_store(url: &str) -> [(&'static str, &str); 2] {
+    [("FILEVINE_TOKEN_STORE", url), ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")]
+}
+
+/// Instances A and B with `env`, both known to `provider` by A's address.
+fn start_pair(
+    provider: &oidc::Provider,
+    ((port_a, app_a), (port_b, _)): &((u16, String), (u16, String)),
+    env: &[(&str, &str)],
+) -> (std::process::Child, std::process::Child) {
+    (start_partner_app(*port_a, provider, app_a, env), start_partner_app(*port_b, provider, app_a, env))
+}
+
+/// Carol signs in at `app` in `browser`: the app's /login, the provider's
+/// pages, the callback, which sends her to /me.
+async fn sign_in_carol(browser: &mut oidc::Browser, app: &str) {
+    let login = browser.request(browser.http().get(format!("{app}/login"))).await;
+    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = browser.sign_in(&to_provider, "carol").await;
+    assert_eq!(browser.request(browser.http().get(&callback)).await.headers()["location"], "/me");
+}
+
 /// The `Set-Cookie` headers of a response.
 fn set_cookies(response: &reqwest::Response) -> Vec<String> {
     response.headers().get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_owned()).collect()
@@ -392,15 +421,11 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_app_replicas_share_sessions_and_tokens_through_redis() {
     let redis = crate::support::redis::Redis::start();
-    let (port_a, port_b) = (free_port(), free_port());
-    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let apps = two_apps();
+    let ((port_a, app_a), (_, app_b)) = apps.clone();
     let provider = oidc::Provider::start_for_app_with_token_ttl(&app_a, 4);
-    let env = [
-        ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
-        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-    ];
-    let a = start_partner_app(port_a, &provider, &app_a, &env);
-    let b = start_partner_app(port_b, &provider, &app_a, &env);
+    let env = shared_store(&redis.url);
+    let (a, b) = start_pair(&provider, &apps, &env);
 
     let mut browser = oidc::Browser::for_app(&app_a);
     let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
@@ -486,10 +511,7 @@ async fn partner_app_redis_sessions_are_keyed_sealed_and_end_with_their_tokens()
     let mut browsers = Vec::new();
     for _ in 0..3 {
         let mut browser = oidc::Browser::for_app(&app);
-        let login = browser.request(browser.http().get(format!("{app}/login"))).await;
-        let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
-        let callback = browser.sign_in(&to_provider, "carol").await;
-        assert_eq!(browser.request(browser.http().get(&callback)).await.headers()["location"], "/me");
+        sign_in_carol(&mut browser, &app).await;
         browsers.push(browser);
     }
     let revocations = provider.stats().await["revocation"].as_u64().unwrap();
@@ -544,15 +566,11 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
     use crate::support::postgres::Postgres;
     let postgres = Postgres::shared();
     let url = postgres.database("partner_app");
-    let (port_a, port_b) = (free_port(), free_port());
-    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let apps = two_apps();
+    let ((port_a, app_a), (_, app_b)) = apps.clone();
     let provider = oidc::Provider::start_for_app_with_token_ttl(&app_a, 4);
-    let env = [
-        ("FILEVINE_TOKEN_STORE", url.as_str()),
-        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-    ];
-    let a = start_partner_app(port_a, &provider, &app_a, &env);
-    let b = start_partner_app(port_b, &provider, &app_a, &env);
+    let env = shared_store(&url);
+    let (a, b) = start_pair(&provider, &apps, &env);
     let sql = |query: &str| postgres.sql_in("partner_app", query);
 
     let mut browser = oidc::Browser::for_app(&app_a);
@@ -610,21 +628,12 @@ async fn partner_app_replicas_share_sessions_and_tokens_through_postgres() {
 async fn partner_app_replicas_share_sessions_on_sentinel_and_on_a_cluster() {
     use crate::support::redis::{Cluster, SentinelGroup};
     for url in [SentinelGroup::shared().url(), Cluster::shared().url()] {
-        let (port_a, port_b) = (free_port(), free_port());
-        let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+        let apps = two_apps();
+        let (app_a, app_b) = (apps.0.1.clone(), apps.1.1.clone());
         let provider = oidc::Provider::start_for_app(&app_a);
-        let env = [
-            ("FILEVINE_TOKEN_STORE", url.as_str()),
-            ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-        ];
-        let a = start_partner_app(port_a, &provider, &app_a, &env);
-        let b = start_partner_app(port_b, &provider, &app_a, &env);
+        let (a, b) = start_pair(&provider, &apps, &shared_store(&url));
         let mut browser = oidc::Browser::for_app(&app_a);
-        let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
-        let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
-        let callback = browser.sign_in(&to_provider, "carol").await;
-        let done = browser.request(browser.http().get(&callback)).await;
-        assert_eq!(done.headers()["location"], "/me", "{url}");
+        sign_in_carol(&mut browser, &app_a).await;
         let page = me(&mut browser, &app_b).await;
         assert!(page.contains("carol@example.com"), "{url}: instance B, with A's session cookie: {page}");
         let csrf = csrf_of(&page);
@@ -647,13 +656,9 @@ async fn partner_app_instances_started_together_on_a_fresh_database_both_start()
     use crate::support::postgres::Postgres;
     let postgres = Postgres::shared();
     let url = postgres.database("partner_app_together");
-    let (port_a, port_b) = (free_port(), free_port());
-    let app_a = format!("http://127.0.0.1:{port_a}");
+    let ((port_a, app_a), (port_b, _)) = two_apps();
     let provider = oidc::Provider::start_for_app(&app_a);
-    let env = [
-        ("FILEVINE_TOKEN_STORE", url.as_str()),
-        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-    ];
+    let env = shared_store(&url);
     let children = tokio::task::block_in_place(|| {
         std::thread::scope(|scope| {
             let a = scope.spawn(|| start_partner_app(port_a, &provider, &app_a, &env));
@@ -734,21 +739,13 @@ async fn the_try_it_path_of_the_readme_runs_as_written() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partner_app_ends_a_session_filevine_ended_on_every_instance() {
     let redis = crate::support::redis::Redis::start();
-    let (port_a, port_b) = (free_port(), free_port());
-    let (app_a, app_b) = (format!("http://127.0.0.1:{port_a}"), format!("http://127.0.0.1:{port_b}"));
+    let apps = two_apps();
+    let (app_a, app_b) = (apps.0.1.clone(), apps.1.1.clone());
     let provider = oidc::Provider::start_for_app_with_backchannel_logout(&app_a);
-    let env = [
-        ("FILEVINE_TOKEN_STORE", redis.url.as_str()),
-        ("FILEVINE_STORE_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="),
-    ];
-    let a = start_partner_app(port_a, &provider, &app_a, &env);
-    let b = start_partner_app(port_b, &provider, &app_a, &env);
+    let (a, b) = start_pair(&provider, &apps, &shared_store(&redis.url));
 
     let mut browser = oidc::Browser::for_app(&app_a);
-    let login = browser.request(browser.http().get(format!("{app_a}/login"))).await;
-    let to_provider = url::Url::parse(login.headers()["location"].to_str().unwrap()).unwrap();
-    let callback = browser.sign_in(&to_provider, "carol").await;
-    assert_eq!(browser.request(browser.http().get(&callback)).await.headers()["location"], "/me");
+    sign_in_carol(&mut browser, &app_a).await;
     assert!(carol_signed_in(&me(&mut browser, &app_a).await), "instance A");
     assert!(carol_signed_in(&me(&mut browser, &app_b).await), "instance B");
     let revocations = provider.stats().await["revocation"].as_u64().unwrap();
