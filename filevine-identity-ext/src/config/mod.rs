@@ -10,3 +10,4 @@ pub(crate) mod error;
 pub mod region;
 pub(crate) mod region_error;
 pub mod scope;
+pub(crate) mod settings;

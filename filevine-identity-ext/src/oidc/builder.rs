@@ -12,14 +12,12 @@ use super::discovery::DiscoveryCache;
 use super::id_token::DEFAULT_LEEWAY;
 use super::jwks::JwksCache;
 use super::signin::RedirectUrl;
-use crate::config::env::{self, CLIENT_ID, CLIENT_SECRET, EnvSource, Lookup, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI};
-use crate::config::region::Region;
+use crate::config::env::{CLIENT_ID, CLIENT_SECRET, Lookup, POST_LOGOUT_REDIRECT_URI, REDIRECT_URI};
 use crate::config::scope::{Scope, Scopes};
+use crate::config::settings::{Settings, settings_setters};
 use crate::error::ConfigError;
 use crate::grant::{ClientId, ClientKeyRef, ClientSecret};
-use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT};
 use crate::jose::ClientKey;
-use crate::time::{Clock, TimeSource};
 
 /// How long discovery documents and signing keys are cached by default.
 pub const DEFAULT_METADATA_TTL: Duration = Duration::from_secs(3600);
@@ -50,38 +48,32 @@ const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 /// added).
 #[must_use]
 pub struct OidcClientBuilder {
-    region: Option<Region>,
+    settings: Settings,
     client_id: Option<ClientId>,
     client_secret: Option<ClientSecret>,
     client_key: Option<ClientKey>,
-    dpop: Option<bool>,
     pushed_requests: bool,
     redirect_uri: Option<RedirectUrl>,
     post_logout_redirect_uri: Option<RedirectUrl>,
-    scopes: Option<Scopes>,
     auth_method: Option<ClientAuthMethod>,
     leeway: Duration,
     sign_in_timeout: Duration,
     metadata_ttl: Duration,
     max_stale: Duration,
     endpoint_origins: Vec<String>,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    clock: Clock,
-    env: EnvSource,
 }
 
 impl fmt::Debug for OidcClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OidcClientBuilder")
-            .field("region", &self.region)
+            .field("region", &self.settings.region)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret)
             .field("client_key", &self.client_key)
-            .field("dpop", &self.dpop)
+            .field("dpop", &self.settings.dpop)
             .field("pushed_requests", &self.pushed_requests)
             .field("redirect_uri", &self.redirect_uri)
-            .field("scopes", &self.scopes)
+            .field("scopes", &self.settings.scopes)
             .finish_non_exhaustive()
     }
 }
@@ -113,35 +105,25 @@ impl OidcClient {
 impl Default for OidcClientBuilder {
     fn default() -> Self {
         Self {
-            region: None,
+            settings: Settings::default(),
             client_id: None,
             client_secret: None,
             client_key: None,
-            dpop: None,
             pushed_requests: true,
             redirect_uri: None,
             post_logout_redirect_uri: None,
-            scopes: None,
             auth_method: None,
             leeway: DEFAULT_LEEWAY,
             sign_in_timeout: DEFAULT_SIGN_IN_TIMEOUT,
             metadata_ttl: DEFAULT_METADATA_TTL,
             max_stale: DEFAULT_MAX_STALE,
             endpoint_origins: Vec::new(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
-            clock: Clock::System,
-            env: Box::new(env::process_env),
         }
     }
 }
 
 impl OidcClientBuilder {
-    /// The region or custom authority (the issuer).
-    pub fn region(mut self, region: Region) -> Self {
-        self.region = Some(region);
-        self
-    }
+    settings_setters!();
 
     /// The client id Filevine issued.
     pub fn client_id(mut self, id: ClientId) -> Self {
@@ -181,16 +163,6 @@ impl OidcClientBuilder {
         self
     }
 
-    /// Asks for DPoP-bound tokens (RFC 9449) at sign-in: the code exchange
-    /// carries a proof from a new ES256 key, which then moves with the
-    /// token set into the [provider](OidcClient::token_provider) and its
-    /// store. Default: `FILEVINE_DPOP`, else off; a provider that refuses a
-    /// code exchange without a proof turns it on for this client.
-    pub fn dpop(mut self, enabled: bool) -> Self {
-        self.dpop = Some(enabled);
-        self
-    }
-
     /// Pushes each sign-in's parameters to the provider (RFC 9126) when its
     /// discovery document offers a `pushed_authorization_request_endpoint`:
     /// the browser then carries only the client id and a one-time
@@ -214,12 +186,6 @@ impl OidcClientBuilder {
     /// The registered post-logout redirect URI.
     pub fn post_logout_redirect_uri(mut self, uri: RedirectUrl) -> Self {
         self.post_logout_redirect_uri = Some(uri);
-        self
-    }
-
-    /// The scopes to request (`openid` is added if missing).
-    pub fn scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = Some(scopes);
         self
     }
 
@@ -289,46 +255,17 @@ impl OidcClientBuilder {
         self
     }
 
-    /// The clock that ages the cached discovery document and signing keys,
-    /// and that ID token times (`iat`, `exp`, `auth_time`) and a pending
-    /// sign-in's age are checked against (default: the system's). Tests pass a
-    /// [`ManualTimeSource`](crate::time::ManualTimeSource) to move time
-    /// without sleeping.
-    pub fn time_source(mut self, source: impl TimeSource + 'static) -> Self {
-        self.clock = Clock::Source(Arc::new(source));
-        self
-    }
-
-    /// Connect timeout (default 3 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Timeout of one request (default 10 s).
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
-        self
-    }
-
-    /// Read configuration from this function instead of the process
-    /// environment.
-    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        self.env = Box::new(lookup);
-        self
-    }
-
     /// Validates the configuration and builds the client. Sends nothing.
     ///
     /// # Errors
     /// A [`ConfigError`] naming what is missing or malformed.
     pub fn build(self) -> Result<OidcClient, ConfigError> {
-        let lookup: Lookup<'_> = &*self.env;
+        let lookup: Lookup<'_> = self.settings.lookup();
         let var = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let malformed =
             |name: &'static str| move |e: ConfigError| ConfigError::MalformedVar { name, reason: e.to_string() };
 
-        let region = Region::resolve_with(self.region, lookup)?;
+        let region = self.settings.region()?;
         let client_id = match self.client_id {
             Some(id) => id,
             None => ClientId::new(var(CLIENT_ID).ok_or(ConfigError::MissingVar { name: CLIENT_ID, hint: "" })?)
@@ -348,10 +285,7 @@ impl OidcClientBuilder {
                 reason: "a client secret and a client key are both set; a client authenticates with one",
             });
         }
-        let dpop = match self.dpop {
-            Some(enabled) => enabled,
-            None => env::flag(lookup, env::DPOP)?,
-        };
+        let dpop = self.settings.dpop()?;
         let redirect_uri = match self.redirect_uri {
             Some(uri) => uri,
             None => {
@@ -366,10 +300,7 @@ impl OidcClientBuilder {
                 .transpose()
                 .map_err(malformed(POST_LOGOUT_REDIRECT_URI))?,
         };
-        let mut scopes = match self.scopes {
-            Some(scopes) => scopes,
-            None => env::scopes(lookup)?.unwrap_or_else(Scopes::partner_app),
-        };
+        let mut scopes = self.settings.scopes()?.unwrap_or_else(Scopes::partner_app);
         scopes.insert(Scope::openid());
         if let Some(method @ (ClientAuthMethod::ClientSecretPost | ClientAuthMethod::ClientSecretBasic)) =
             self.auth_method
@@ -390,7 +321,7 @@ impl OidcClientBuilder {
         let allowed = self.endpoint_origins.iter().map(|o| endpoint_origin(o)).collect::<Result<Vec<_>, _>>()?;
 
         // Built on the first request: building a client sends and loads nothing.
-        let http = crate::http::LazyClient::new(self.connect_timeout, self.request_timeout)?;
+        let http = crate::http::LazyClient::new(self.settings.connect_timeout, self.settings.request_timeout)?;
         Ok(OidcClient {
             inner: Arc::new(Inner {
                 discovery: DiscoveryCache::new(
@@ -399,16 +330,16 @@ impl OidcClientBuilder {
                     allowed,
                     self.metadata_ttl,
                     self.max_stale,
-                    self.clock.clone(),
+                    self.settings.clock.clone(),
                 ),
                 jwks: JwksCache::new(
                     self.metadata_ttl,
                     self.max_stale,
                     JWKS_REFETCH_INTERVAL,
-                    self.request_timeout,
-                    self.clock.clone(),
+                    self.settings.request_timeout,
+                    self.settings.clock.clone(),
                 ),
-                clock: self.clock,
+                clock: self.settings.clock,
                 region,
                 client_id,
                 client_secret,
@@ -423,7 +354,7 @@ impl OidcClientBuilder {
                 auth_method: self.auth_method,
                 leeway: self.leeway,
                 sign_in_timeout: self.sign_in_timeout,
-                request_timeout: self.request_timeout,
+                request_timeout: self.settings.request_timeout,
                 http,
             }),
         })
@@ -452,6 +383,7 @@ fn endpoint_origin(given: &str) -> Result<url::Origin, ConfigError> {
 mod tests {
     use super::*;
     use crate::config::env::fake;
+    use crate::config::region::Region;
 
     fn from(pairs: &'static [(&'static str, &'static str)]) -> Result<OidcClient, ConfigError> {
         OidcClient::builder().env(fake(pairs)).build()

@@ -16,7 +16,7 @@ use super::handle::TokenProvider;
 use super::link::StoreLink;
 use super::sync::next_provider_id;
 use super::wire::Wire;
-use crate::config::env::{self, Lookup, STORE_KEY, TOKEN_STORE};
+use crate::config::env::{Lookup, STORE_KEY, TOKEN_STORE};
 use crate::config::region::Region;
 use crate::config::scope::Scopes;
 use crate::error::ConfigError;
@@ -41,15 +41,13 @@ impl TokenProviderBuilder {
     /// # Errors
     /// A [`ConfigError`] naming what is missing or wrong.
     pub fn build(mut self) -> Result<TokenProvider, ConfigError> {
+        let region = self.settings.region()?;
+        let scopes = self.settings.scopes()?;
+        let dpop = self.settings.dpop()?;
         // Taken out, so the steps can borrow the builder mutably while they
         // read it.
-        let env = std::mem::replace(&mut self.env, Box::new(|_| None));
+        let env = std::mem::replace(&mut self.settings.env, Box::new(|_| None));
         let lookup: Lookup<'_> = &*env;
-        let region = Region::resolve_with(self.region.clone(), lookup)?;
-        let scopes = match self.scopes.take() {
-            Some(scopes) => Some(scopes),
-            None => env::scopes(lookup)?,
-        };
         self.check_source_alone()?;
         let start = self.start(lookup)?;
         self.check_retry()?;
@@ -57,7 +55,7 @@ impl TokenProviderBuilder {
         // roots) comes with the first request that needs it.
         let http = match self.http_client.take() {
             Some(client) => client,
-            None => LazyClient::new(self.connect_timeout, self.request_timeout)?,
+            None => LazyClient::new(self.settings.connect_timeout, self.settings.request_timeout)?,
         };
         if self.background_refresh && tokio::runtime::Handle::try_current().is_err() {
             return Err(ConfigError::NoRuntime { feature: "background refresh" });
@@ -70,10 +68,6 @@ impl TokenProviderBuilder {
             Grant::RefreshToken(_) | Grant::StoredRefreshToken => None,
         });
         let (store, sourced_key) = self.link_store(lookup, &region, &start, scope.as_deref())?;
-        let dpop = match self.dpop {
-            Some(enabled) => enabled,
-            None => env::flag(lookup, env::DPOP)?,
-        };
         Ok(self.assemble(Parts { region, scope, start, http, store, sourced_key, dpop }))
     }
 
@@ -209,7 +203,8 @@ impl TokenProviderBuilder {
             return Err(ConfigError::UnsavedTokenSet);
         }
         let strict = credentials.is_refresh();
-        let link = StoreLink::new((store, key), seal, (self.store_idle_timeout, lease), strict, self.clock.clone());
+        let link =
+            StoreLink::new((store, key), seal, (self.store_idle_timeout, lease), strict, self.settings.clock.clone());
         Ok((Some(link), sourced_key))
     }
 
@@ -220,7 +215,7 @@ impl TokenProviderBuilder {
         let Start { credentials, initial, refresh_token, id_token } = start;
         let enforced_attempt_timeout = http.sdk_timeout();
         let dpop_key = initial.as_ref().and_then(|token| token.dpop_key().cloned());
-        let mut wire = Wire::new(http, region.identity_url(), self.resolve, self.clock.clone());
+        let mut wire = Wire::new(http, region.identity_url(), self.resolve, self.settings.clock.clone());
         if let Some(ClientAuth { id, key: Some(key), .. }) = &credentials.client {
             wire = wire.with_client_key(key.clone(), id.as_str());
         }
@@ -248,8 +243,8 @@ impl TokenProviderBuilder {
             expiry: self.expiry,
             retry: self.retry,
             enforced_attempt_timeout,
-            request_timeout: self.request_timeout,
-            clock: self.clock,
+            request_timeout: self.settings.request_timeout,
+            clock: self.settings.clock,
             jitter: self.jitter,
             background: self.background_refresh,
             current: Current::default(),

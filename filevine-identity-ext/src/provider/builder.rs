@@ -8,17 +8,15 @@ use super::handle::TokenProvider;
 use super::jitter::Jitter;
 use super::retry::RetryPolicy;
 use super::wire::Resolve;
-use crate::config::env::{self, EnvSource};
 use crate::config::region::Region;
-use crate::config::scope::Scopes;
+use crate::config::settings::{Settings, settings_setters};
 use crate::error::ConfigError;
 use crate::error::Error;
 use crate::grant::CredentialSource;
 use crate::grant::{ClientAuth, ClientId, ClientSecret, Credentials, ExpiryPolicy, TokenSet};
-use crate::http::{DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, LazyClient};
+use crate::http::LazyClient;
 use crate::store::record::StoredTokens;
 use crate::store::{StoreEncryptionKey, StoreEncryptionKeys, StoreKey, TokenStore};
-use crate::time::{Clock, TimeSource};
 
 /// Default hard margin: Filevine's samples refresh a minute before expiry.
 pub const DEFAULT_HARD_MARGIN: Duration = Duration::from_secs(60);
@@ -36,23 +34,18 @@ pub const DEFAULT_SOFT_WINDOW: Duration = Duration::from_secs(300);
 /// then the environment, then the default (US; gateway scopes).
 #[must_use]
 pub struct TokenProviderBuilder {
-    pub(super) region: Option<Region>,
+    pub(super) settings: Settings,
     pub(super) credentials: Option<Credentials>,
     pub(super) token_set: Option<(TokenSet, ClientAuth)>,
-    pub(super) scopes: Option<Scopes>,
     pub(super) hard_margin: Duration,
     pub(super) soft_window: Duration,
     pub(super) expiry: ExpiryPolicy,
-    pub(super) connect_timeout: Duration,
-    pub(super) request_timeout: Duration,
     pub(super) retry: RetryPolicy,
     pub(super) background_refresh: bool,
     pub(super) http_client: Option<LazyClient>,
     /// Set by `OidcClient`: finds the token endpoint and client
     /// authentication by discovery on the first request.
     pub(super) resolve: Option<Resolve>,
-    pub(super) env: EnvSource,
-    pub(super) clock: Clock,
     pub(super) jitter: Jitter,
     pub(super) store: Option<Arc<dyn TokenStore>>,
     pub(super) store_key: Option<StoreKey>,
@@ -66,16 +59,15 @@ pub struct TokenProviderBuilder {
     pub(super) allow_unsaved: bool,
     pub(super) source: Option<Arc<dyn CredentialSource>>,
     pub(super) tenant: Option<Arc<str>>,
-    pub(super) dpop: Option<bool>,
 }
 
 impl std::fmt::Debug for TokenProviderBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenProviderBuilder")
-            .field("region", &self.region)
+            .field("region", &self.settings.region)
             .field("credentials", &self.credentials)
             .field("token_set", &self.token_set.as_ref().map(|(set, _)| set))
-            .field("scopes", &self.scopes)
+            .field("scopes", &self.settings.scopes)
             .field("hard_margin", &self.hard_margin)
             .field("soft_window", &self.soft_window)
             .field("background_refresh", &self.background_refresh)
@@ -88,21 +80,16 @@ impl std::fmt::Debug for TokenProviderBuilder {
 impl Default for TokenProviderBuilder {
     fn default() -> Self {
         Self {
-            region: None,
+            settings: Settings::default(),
             credentials: None,
             token_set: None,
-            scopes: None,
             hard_margin: DEFAULT_HARD_MARGIN,
             soft_window: DEFAULT_SOFT_WINDOW,
             expiry: ExpiryPolicy::default(),
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             retry: RetryPolicy::default(),
             background_refresh: false,
             http_client: None,
             resolve: None,
-            env: Box::new(env::process_env),
-            clock: Clock::System,
             jitter: Jitter::Random,
             store: None,
             store_key: None,
@@ -115,18 +102,12 @@ impl Default for TokenProviderBuilder {
             allow_unsaved: false,
             source: None,
             tenant: None,
-            dpop: None,
         }
     }
 }
 
 impl TokenProviderBuilder {
-    /// The region or custom authority. Default: `FILEVINE_AUTHORITY` /
-    /// `FILEVINE_REGION`, else US.
-    pub fn region(mut self, region: Region) -> Self {
-        self.region = Some(region);
-        self
-    }
+    settings_setters!();
 
     /// The credentials to exchange. Default: from the environment
     /// ([`Credentials::from_env`]).
@@ -141,14 +122,6 @@ impl TokenProviderBuilder {
     /// carry a refresh token.
     pub fn token_set(mut self, token_set: TokenSet, client_id: ClientId, client_secret: Option<ClientSecret>) -> Self {
         self.token_set = Some((token_set, ClientAuth::with_secret(client_id, client_secret)));
-        self
-    }
-
-    /// The scopes to request. Default: `FILEVINE_SCOPES`, else
-    /// [`Scopes::gateway`] for PAT and client credentials (a refresh asks
-    /// for the original scopes by sending none).
-    pub fn scopes(mut self, scopes: Scopes) -> Self {
-        self.scopes = Some(scopes);
         self
     }
 
@@ -169,19 +142,6 @@ impl TokenProviderBuilder {
     /// How `expires_in` is interpreted (missing and absurd values).
     pub fn expiry_policy(mut self, policy: ExpiryPolicy) -> Self {
         self.expiry = policy;
-        self
-    }
-
-    /// Connect timeout (default 3 s). Ignored with [`Self::http_client`].
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Timeout of one request attempt (default 10 s). Ignored with
-    /// [`Self::http_client`].
-    pub fn request_timeout(mut self, timeout: Duration) -> Self {
-        self.request_timeout = timeout;
         self
     }
 
@@ -231,22 +191,6 @@ impl TokenProviderBuilder {
     #[cfg(feature = "oidc")]
     pub(crate) fn resolve_with(mut self, resolve: Resolve) -> Self {
         self.resolve = Some(resolve);
-        self
-    }
-
-    /// Read configuration from this function instead of the process
-    /// environment (tests, or an application's own configuration source).
-    pub fn env(mut self, lookup: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
-        self.env = Box::new(lookup);
-        self
-    }
-
-    /// The clock token deadlines are checked against (default: the system's;
-    /// see [`crate::time`]). Tests pass a
-    /// [`ManualTimeSource`](crate::time::ManualTimeSource) to move time
-    /// without sleeping.
-    pub fn time_source(mut self, source: impl TimeSource + 'static) -> Self {
-        self.clock = Clock::Source(Arc::new(source));
         self
     }
 
@@ -374,7 +318,7 @@ impl TokenProviderBuilder {
 
     /// The region this builder would build with.
     pub(super) fn resolved_region(&self) -> Result<Region, ConfigError> {
-        Ok(Region::resolve_with(self.region.clone(), &*self.env)?)
+        self.settings.region()
     }
 
     /// A deferred HTTP client with this builder's timeouts, for providers to
@@ -382,7 +326,7 @@ impl TokenProviderBuilder {
     pub(super) fn shareable_http_client(&self) -> Result<Option<LazyClient>, ConfigError> {
         match self.http_client {
             Some(_) => Ok(None),
-            None => LazyClient::new(self.connect_timeout, self.request_timeout).map(Some),
+            None => LazyClient::new(self.settings.connect_timeout, self.settings.request_timeout).map(Some),
         }
     }
 
@@ -414,27 +358,6 @@ impl TokenProviderBuilder {
     /// label.
     pub fn tenant(mut self, tenant: impl Into<Arc<str>>) -> Self {
         self.tenant = Some(tenant.into());
-        self
-    }
-
-    /// Asks for DPoP-bound tokens (RFC 9449): a key pair is made on the
-    /// first request and kept with the token set (in the store, sealed), a
-    /// proof goes with each token request, and the tokens answered as
-    /// `DPoP` go out only with a proof ([`AccessToken::dpop_proof`](crate::grant::AccessToken::dpop_proof);
-    /// [`BearerAuth`](crate::api::BearerAuth) adds it). Default: the
-    /// `FILEVINE_DPOP` environment variable (`true`/`false`), else off; off,
-    /// a server's `invalid_dpop_proof` still turns it on.
-    ///
-    /// ```
-    /// # use filevine_identity_ext::{TokenProvider, Credentials, PersonalAccessToken};
-    /// let provider = TokenProvider::builder()
-    ///     .credentials(Credentials::personal_access_token(PersonalAccessToken::new("fvpat_…")?))
-    ///     .dpop(true)
-    ///     .build()?;
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn dpop(mut self, enabled: bool) -> Self {
-        self.dpop = Some(enabled);
         self
     }
 }
