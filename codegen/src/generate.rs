@@ -40,6 +40,16 @@ pub const SECRET_TYPE: &str = "crate::SecretString";
 /// `filevine-identity/src/options.rs`.
 pub const INNER_TYPE: &str = "crate::ClientOptions";
 
+/// The command that writes a gateway client crate.
+pub const GATEWAY_COMMAND: &str = "filevine-codegen gateway";
+
+/// The inner type of a gateway client: the SDK's bearer (or DPoP)
+/// authorization with the user headers and the 401 → refresh → retry.
+pub const GATEWAY_INNER_TYPE: &str = "filevine_identity_ext::api::BearerAuth";
+
+/// The type of a gateway client's `format: password` fields.
+pub const GATEWAY_SECRET_TYPE: &str = "filevine_identity_ext::filevine_identity::SecretString";
+
 /// A spec to generate from: its text and the label that names it in the
 /// header and in errors (a workspace-relative path, so the output does not
 /// depend on where the workspace is checked out).
@@ -87,6 +97,9 @@ pub struct Generated {
     /// The crates the generated code names for a schema `format` (the
     /// generated crate must depend on them: [`crate::crates::missing`]).
     pub crates: Vec<crate::crates::CrateUse>,
+    /// What the gateway preparation changed in the description (empty for
+    /// the identity crate).
+    pub adjustments: Vec<crate::gateway::Adjustment>,
 }
 
 impl Generated {
@@ -127,12 +140,36 @@ impl Generated {
 /// assert!(generated.surface.contains("fn ping"));
 /// ```
 pub fn generate(spec: &Spec) -> Result<Generated, Error> {
+    generate_for(spec, Target::Identity)
+}
+
+/// What a generated client is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// This workspace's `filevine-identity` crate: the operations and
+    /// servers tables, `ClientOptions` as the inner type.
+    Identity,
+    /// An integrator's client of the Filevine API gateway: the SDK's
+    /// `BearerAuth` as the inner type, the description prepared for the
+    /// gateway's own shapes (see [`crate::gateway`]), and no tables.
+    Gateway,
+}
+
+/// [`generate`] for `target`.
+///
+/// # Errors
+/// As [`generate`].
+pub fn generate_for(spec: &Spec, target: Target) -> Result<Generated, Error> {
     let started = Instant::now();
-    let raw = load::parse(&spec.label, &spec.text)?;
+    let mut raw = load::parse(&spec.label, &spec.text)?;
     if let Some(version) = raw.get("swagger") {
         let version = version.as_str().map_or_else(|| version.to_string(), str::to_owned);
         return Err(Error::Swagger2 { path: spec.label.clone(), version });
     }
+    let adjustments = match target {
+        Target::Identity => Vec::new(),
+        Target::Gateway => crate::gateway::prepare(&mut raw),
+    };
     let findings = crate::lint::check(&spec.text, &raw);
     if !findings.problems.is_empty() {
         // In the order of the file: the way a maintainer walks through it.
@@ -143,11 +180,13 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     let translated =
         translate::translate(raw).map_err(|source| Error::Translate { path: spec.label.clone(), source })?;
     let openapi = to_openapiv3(&spec.label, &translated)?;
-    let servers = servers_module(&spec.label, &translated)?;
-    let operations = operations_module(&spec.label, &translated)?;
-    let client = match run_progenitor(&spec.label, &openapi) {
+    let (servers, operations) = match target {
+        Target::Identity => (servers_module(&spec.label, &translated)?, operations_module(&spec.label, &translated)?),
+        Target::Gateway => (TokenStream::new(), TokenStream::new()),
+    };
+    let client = match run_progenitor(&spec.label, &openapi, target) {
         Err(Error::ProgenitorPanic { path, message, .. }) => {
-            let culprits = panicking_operations(&spec.text, &translated);
+            let culprits = panicking_operations(&spec.text, &translated, target);
             return Err(Error::ProgenitorPanic { path, message, culprits });
         }
         other => other?,
@@ -163,7 +202,7 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
     crate::non_exhaustive::mark_response_structs(&mut file);
     crate::api_version::drop_api_version(&mut file);
     let body = prettyplease::unparse(&file);
-    let source = format!("{}{body}", header(spec));
+    let source = format!("{}{body}", header(spec, target));
     let lines = crate::lint::Lines::new(&spec.text);
     let crates = crate::crates::used(&source, &translated, &|pointer| lines.line_of(pointer));
     let elapsed = started.elapsed();
@@ -175,19 +214,24 @@ pub fn generate(spec: &Spec) -> Result<Generated, Error> {
         elapsed,
         warnings: findings.warnings,
         accepted: findings.accepted,
+        adjustments,
     })
 }
 
 /// The do-not-edit header. Deterministic: no timestamps, no absolute paths.
-fn header(spec: &Spec) -> String {
+fn header(spec: &Spec, target: Target) -> String {
+    let command = match target {
+        Target::Identity => COMMAND,
+        Target::Gateway => GATEWAY_COMMAND,
+    };
     format!(
-        "// @generated by `{COMMAND}`. DO NOT EDIT.\n\
+        "// @generated by `{command}`. DO NOT EDIT.\n\
          //\n\
          // Source:    {label}\n\
          // SHA-256:   {sha}\n\
          // Generator: progenitor {PROGENITOR_VERSION} (positional interface), formatted by prettyplease\n\
          //\n\
-         // To change this file, edit the spec and run `{COMMAND}`; see ARCHITECTURE.md.\n\n",
+         // To change this file, edit the spec and run `{command}`; see ARCHITECTURE.md.\n\n",
         label = spec.label,
         sha = spec.sha256(),
     )
@@ -217,13 +261,17 @@ fn to_openapiv3(label: &str, translated: &Value) -> Result<openapiv3::OpenAPI, E
 }
 
 /// The progenitor settings. Each one is explained in ARCHITECTURE.md.
-fn settings() -> GenerationSettings {
+fn settings(target: Target) -> GenerationSettings {
     let secret_schema = SchemaObject {
         instance_type: Some(InstanceType::String.into()),
         format: Some("password".to_owned()),
         ..SchemaObject::default()
     };
-    let inner_type: TokenStream = INNER_TYPE.parse().unwrap_or_default();
+    let (inner, secret) = match target {
+        Target::Identity => (INNER_TYPE, SECRET_TYPE),
+        Target::Gateway => (GATEWAY_INNER_TYPE, GATEWAY_SECRET_TYPE),
+    };
+    let inner_type: TokenStream = inner.parse().unwrap_or_default();
     let mut settings = GenerationSettings::new();
     settings
         .with_interface(InterfaceStyle::Positional)
@@ -235,7 +283,7 @@ fn settings() -> GenerationSettings {
         // response body. Expected makes a missing impl a compile error
         // instead of a silent fallback to progenitor's defaults.
         .with_hooks(HooksMode::Expected)
-        .with_conversion(secret_schema, SECRET_TYPE, [TypeImpl::Display, TypeImpl::FromStr].into_iter());
+        .with_conversion(secret_schema, secret, [TypeImpl::Display, TypeImpl::FromStr].into_iter());
     settings
 }
 
@@ -283,7 +331,7 @@ fn install_panic_capture() {
 /// The operations of `doc` that make progenitor panic when each is
 /// generated alone (with every schema): `line: pointer (operation `id`):
 /// panic message`. A maintainer never bisects a spec by hand.
-fn panicking_operations(text: &str, doc: &Value) -> Vec<String> {
+fn panicking_operations(text: &str, doc: &Value, target: Target) -> Vec<String> {
     let lines = crate::lint::Lines::new(text);
     let mut culprits = Vec::new();
     let Some(paths) = doc.get("paths").and_then(Value::as_object) else { return culprits };
@@ -300,7 +348,7 @@ fn panicking_operations(text: &str, doc: &Value) -> Vec<String> {
             let mut single = doc.clone();
             single["paths"] = serde_json::json!({ path: Value::Object(alone) });
             let Ok(openapi) = serde_json::from_value::<openapiv3::OpenAPI>(single) else { continue };
-            if let Err(Error::ProgenitorPanic { message, .. }) = run_progenitor("", &openapi) {
+            if let Err(Error::ProgenitorPanic { message, .. }) = run_progenitor("", &openapi, target) {
                 let pointer = format!("/paths/{}/{method}", path.replace('~', "~0").replace('/', "~1"));
                 let id = operation.get("operationId").and_then(Value::as_str).unwrap_or("?");
                 culprits.push(format!("{}: {pointer} (operation `{id}`): {message}", lines.line_of(&pointer)));
@@ -324,10 +372,10 @@ fn crate_relative(file: &str) -> &str {
 
 /// Runs progenitor under `catch_unwind`: it panics (asserts, `todo!`) on
 /// constructs it does not support, and that must be a readable error.
-fn run_progenitor(label: &str, openapi: &openapiv3::OpenAPI) -> Result<TokenStream, Error> {
+fn run_progenitor(label: &str, openapi: &openapiv3::OpenAPI, target: Target) -> Result<TokenStream, Error> {
     install_panic_capture();
     CAPTURED_PANIC.with(|slot| *slot.borrow_mut() = Some(None));
-    let result = panic::catch_unwind(AssertUnwindSafe(|| Generator::new(&settings()).generate_tokens(openapi)));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| Generator::new(&settings(target)).generate_tokens(openapi)));
     let captured = CAPTURED_PANIC.with(|slot| slot.borrow_mut().take()).flatten();
     match result {
         Ok(Ok(tokens)) => Ok(tokens),
@@ -347,7 +395,7 @@ mod tests {
     #[test]
     fn header_names_spec_hash_command_and_version() {
         let spec = Spec { label: "spec/a.yaml".into(), text: "abc".into() };
-        let header = header(&spec);
+        let header = header(&spec, Target::Identity);
         assert!(header.contains("DO NOT EDIT"));
         assert!(header.contains("Source:    spec/a.yaml"));
         // SHA-256("abc")

@@ -37,9 +37,11 @@
 #![warn(missing_docs)]
 
 mod api_version;
+mod client_crate;
 mod crates;
 mod diff;
 mod error;
+pub mod gateway;
 mod generate;
 mod lint;
 mod load;
@@ -54,11 +56,13 @@ pub mod translate;
 mod translate_error;
 mod walk;
 
+pub use client_crate::{ClientCrate, CrateOptions, SdkSource, gateway_crate};
 pub use crates::{CrateUse, missing as missing_crates};
 pub use diff::diff;
 pub use error::Error;
 pub use generate::{
-    COMMAND, GENERATED_PATH, Generated, INNER_TYPE, PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, generate,
+    COMMAND, GATEWAY_COMMAND, GATEWAY_INNER_TYPE, GATEWAY_SECRET_TYPE, GENERATED_PATH, Generated, INNER_TYPE,
+    PROGENITOR_VERSION, SECRET_TYPE, SPEC_PATH, Spec, Target, generate, generate_for,
 };
 pub use lint::{Finding, Findings};
 pub use locate::{Origin, locate};

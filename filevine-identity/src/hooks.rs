@@ -176,7 +176,7 @@ fn rebuild(head: http::response::Builder, body: reqwest::Body) -> reqwest::Respo
 /// it are not part of this response), so the bound already holds, and the
 /// common case (a token response of a few hundred bytes) pays for no
 /// second response and no boxed stream.
-fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
+pub fn bounded(response: reqwest::Response, limit: usize) -> reqwest::Response {
     if response.content_length().is_some_and(|length| length <= limit as u64) {
         return response;
     }

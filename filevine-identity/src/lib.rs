@@ -103,7 +103,7 @@ pub mod signing;
 mod generated;
 
 pub use generated::*;
-pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge};
+pub use hooks::{MAX_RESPONSE_BYTES, ResponseTooLarge, bounded};
 pub use operation::{Host, Operation, Scheme};
 pub use options::ClientOptions;
 pub use secret::SecretString;

@@ -157,6 +157,34 @@ impl BearerAuth {
         }
     }
 
+    /// [`execute`](Self::execute) for a generated gateway client's `exec`
+    /// hook: the body is cut off with an error past
+    /// [`MAX_API_BODY`](crate::api::MAX_API_BODY), and, for an operation
+    /// that answers 204 or 207 (`no_content_as_null`), a 204 is read as a
+    /// 207 whose body is `null`, so both are one result type (`None` for
+    /// the 204).
+    ///
+    /// # Errors
+    /// As [`execute`](Self::execute).
+    pub async fn execute_for_generated(
+        &self,
+        client: &reqwest::Client,
+        request: Request,
+        no_content_as_null: bool,
+    ) -> reqwest::Result<Response> {
+        let response = self.execute(client, request).await?;
+        let response = filevine_identity::bounded(response, crate::api::MAX_API_BODY);
+        if !(no_content_as_null && response.status() == StatusCode::NO_CONTENT) {
+            return Ok(response);
+        }
+        let mut null = http::Response::new("null");
+        *null.status_mut() = StatusCode::MULTI_STATUS;
+        *null.headers_mut() = response.headers().clone();
+        null.headers_mut().insert(reqwest::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        null.headers_mut().remove(reqwest::header::CONTENT_LENGTH);
+        Ok(Response::from(null))
+    }
+
     /// The request to send again after a 401, authorized with a fresh
     /// token; `None` when there is nothing to retry.
     async fn retry_after_401(

@@ -154,6 +154,16 @@ impl FilevineApi {
         Ok(self.http.get_or_init(|| ClientBuilder::new(client).with(self.auth.clone()).build()))
     }
 
+    /// The HTTP client calls to the gateway are sent with (its timeouts
+    /// and TLS settings; built on first use), for a generated client of
+    /// the gateway that sends with it too.
+    ///
+    /// # Errors
+    /// The client could not be built.
+    pub fn reqwest_client(&self) -> Result<reqwest::Client, ConfigError> {
+        Ok(self.transport.get()?.clone())
+    }
+
     /// The middleware, for building your own client stack.
     pub fn auth(&self) -> &BearerAuth {
         &self.auth

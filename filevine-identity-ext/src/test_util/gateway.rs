@@ -16,6 +16,18 @@ use super::state::Shared;
 /// Records a gateway request and checks its bearer token: `Some(401)`
 /// unless it is one this server issued (or a rejection is queued).
 fn gateway_check(shared: &Shared, method: &str, path: &str, headers: &HeaderMap) -> Option<Response> {
+    gateway_check_with(shared, method, path, headers, "", b"")
+}
+
+/// [`gateway_check`], recording the query and body too.
+fn gateway_check_with(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    headers: &HeaderMap,
+    query: &str,
+    body: &[u8],
+) -> Option<Response> {
     shared.gateway_requests.fetch_add(1, Ordering::SeqCst);
     let reject = {
         let mut registry = lock(&shared.registry);
@@ -26,6 +38,8 @@ fn gateway_check(shared: &Shared, method: &str, path: &str, headers: &HeaderMap)
                 .iter()
                 .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
                 .collect(),
+            query: query.to_owned(),
+            body: String::from_utf8_lossy(body).into_owned(),
         });
         let reject = registry.gateway_rejections > 0;
         registry.gateway_rejections = registry.gateway_rejections.saturating_sub(1);
@@ -46,6 +60,30 @@ fn gateway_check(shared: &Shared, method: &str, path: &str, headers: &HeaderMap)
         );
     }
     None
+}
+
+/// Any other request to the gateway: checked and recorded as the others,
+/// then answered with the next of [`TestServer::answer_next_gateway_request`](super::TestServer::answer_next_gateway_request)'s
+/// answers (404 when none is queued).
+pub(super) async fn gateway_scripted(
+    State(shared): State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().strip_prefix("/gateway").unwrap_or(uri.path());
+    if let Some(rejected) =
+        gateway_check_with(&shared, method.as_str(), path, &headers, uri.query().unwrap_or(""), &body)
+    {
+        return rejected;
+    }
+    let answer = lock(&shared.registry).gateway_answers.pop_front();
+    match answer {
+        Some((status, Some(body))) => json_response(status, body),
+        Some((status, None)) => StatusCode::from_u16(status).unwrap_or(StatusCode::OK).into_response(),
+        None => json_response(404, serde_json::json!({"message": "no answer queued for this request"})),
+    }
 }
 
 /// `POST {gateway}/fv-app/v2/utils/GetUserOrgsWithToken`.

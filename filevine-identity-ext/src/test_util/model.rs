@@ -268,6 +268,10 @@ pub struct GatewayRequest {
     pub path: String,
     /// The request headers (lowercase names).
     pub headers: Vec<(String, String)>,
+    /// The query string, without `?` (empty when there is none).
+    pub query: String,
+    /// The body, as text.
+    pub body: String,
 }
 
 impl std::fmt::Debug for GatewayRequest {

@@ -38,6 +38,9 @@ pub(super) struct Registry {
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) gateway_log: Vec<GatewayRequest>,
     pub(super) gateway_rejections: u32,
+    /// Answers (status, JSON body) the gateway stub gives to requests no
+    /// route of its own serves, one per request, in order.
+    pub(super) gateway_answers: VecDeque<(u16, Option<serde_json::Value>)>,
     /// `POST {gateway}/identity/user` answers 403.
     pub(super) invites_forbidden: bool,
     /// The bodies of the user invites the gateway stub accepted.

@@ -77,6 +77,7 @@ impl TestServer {
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
             .route("/gateway/identity/user", post(gateway::gateway_create_user_invite))
+            .route("/gateway/{*rest}", axum::routing::any(gateway::gateway_scripted))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             // Serving ends only when the task is aborted on drop.
@@ -519,6 +520,24 @@ impl TestServer {
     /// The bodies of the user invites the gateway stub accepted, in order.
     pub fn user_invites(&self) -> Vec<serde_json::Value> {
         lock(&self.shared.registry).user_invites.clone()
+    }
+
+    /// The gateway stub answers the next request no route of its own
+    /// serves with `status` and `body` (JSON; `None`: no body), once the
+    /// request's token checked out; answers queue up in order. For testing
+    /// a client of any gateway operation (a generated one).
+    ///
+    /// ```
+    /// # async fn run() -> std::io::Result<()> {
+    /// use filevine_identity_ext::test_util::TestServer;
+    ///
+    /// let server = TestServer::start().await?;
+    /// server.answer_next_gateway_request(207, Some(serde_json::json!({"results": []})));
+    /// server.answer_next_gateway_request(204, None);
+    /// # Ok(()) }
+    /// ```
+    pub fn answer_next_gateway_request(&self, status: u16, body: Option<serde_json::Value>) {
+        lock(&self.shared.registry).gateway_answers.push_back((status, body));
     }
 
     /// Makes the gateway stub answer 401 to the next `count` requests,
