@@ -561,3 +561,125 @@ fn a_large_generated_description_generates() {
     assert_eq!(generated.crates.iter().map(|c| c.name).collect::<Vec<_>>(), ["uuid"]);
     eprintln!("200 operations: {} lines generated in {:?}", generated.lines(), generated.elapsed);
 }
+
+/// The options `gateway-example/` was written with (see its README).
+fn example_options() -> filevine_identity_codegen::CrateOptions {
+    filevine_identity_codegen::CrateOptions {
+        name: "filevine-gateway-example".into(),
+        sdk: filevine_identity_codegen::SdkSource::Path("../filevine-identity-ext".into()),
+        standalone: false,
+        dev_dependencies: vec![
+            r#"filevine-identity-ext = { path = "../filevine-identity-ext", features = ["test-util"] }"#.into(),
+            r#"tokio = { version = "1", features = ["macros", "rt-multi-thread"] }"#.into(),
+        ],
+    }
+}
+
+fn gateway_fixture() -> Spec {
+    Spec::read(&root().join("codegen/tests/fixtures/gateway/gateway.yaml"), "gateway.yaml").unwrap()
+}
+
+/// The committed example crate is what the command writes today (it is
+/// compiled and its end-to-end tests run with the workspace).
+#[test]
+fn the_gateway_example_crate_is_what_the_command_writes() {
+    let built = filevine_identity_codegen::gateway_crate(&gateway_fixture(), &example_options()).unwrap();
+    for (path, content) in &built.files {
+        let committed = std::fs::read_to_string(root().join("gateway-example").join(path)).unwrap();
+        let stale = filevine_identity_codegen::diff(path, "regenerated", &committed, content);
+        assert!(stale.is_none(), "gateway-example/{path} is stale; regenerate it:\n{}", stale.unwrap());
+    }
+    let generated = &built.generated;
+    assert_eq!(generated.surface.matches("    async fn ").count(), 29, "every operation: {}", generated.surface);
+    // The user headers are the client's, not arguments.
+    assert!(!generated.source.contains("x_fv_orgid") && !generated.source.contains("x_fv_userid"));
+    let null: Vec<_> = generated.adjustments.iter().filter_map(|a| a.no_content_as_null.as_deref()).collect();
+    assert_eq!(null, ["tag_projects_bulk"]);
+    let readme = &built.files.iter().find(|(p, _)| *p == "README.md").unwrap().1;
+    assert!(readme.contains("the bearer scheme") && readme.contains("`FilevineUser`"), "{readme}");
+}
+
+/// What an integrator runs, twice: a crate, then the verdict of a newer
+/// description (an operation removed, one added).
+#[test]
+fn the_command_writes_a_crate_and_a_second_run_prints_the_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("filevine-gateway");
+    let command = |spec: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
+            .args(["gateway", "--spec"])
+            .arg(spec)
+            .arg("--out")
+            .arg(&out)
+            .args(["--sdk-version", "0.1"])
+            .output()
+            .unwrap()
+    };
+    let first = command(&root().join("codegen/tests/fixtures/gateway/gateway.yaml"));
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let said = String::from_utf8_lossy(&first.stdout);
+    assert!(said.contains("30 change(s) to the description") && said.contains("public surface: a new crate"), "{said}");
+    for file in ["Cargo.toml", "src/lib.rs", "src/generated.rs", "README.md"] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let manifest = std::fs::read_to_string(out.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"filevine-gateway\"") && manifest.contains("filevine-identity-ext = \"0.1\""));
+    assert!(manifest.contains("uuid = ") && manifest.contains("chrono = "), "the formats' crates: {manifest}");
+
+    // A newer description: one operation gone, one new.
+    let text = std::fs::read_to_string(root().join("codegen/tests/fixtures/gateway/gateway.yaml")).unwrap();
+    let mut newer: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+    let paths = newer["paths"].as_object_mut().unwrap();
+    paths.remove("/fv-app/v2/Orgs/{orgId}/Users");
+    let mut archive = paths["/fv-app/v2/Projects/{projectId}"]["get"].clone();
+    archive["operationId"] = "archiveProject".into();
+    paths.insert("/fv-app/v2/Projects/{projectId}/archive".into(), serde_json::json!({ "post": archive }));
+    let changed = dir.path().join("gateway-2.yaml");
+    std::fs::write(&changed, yaml(&newer)).unwrap();
+    let second = command(&changed);
+    assert!(second.status.success(), "{}", String::from_utf8_lossy(&second.stderr));
+    let verdict = String::from_utf8_lossy(&second.stdout);
+    assert!(verdict.contains("1 added, 1 removed") && verdict.contains("BREAKING"), "{verdict}");
+    assert!(verdict.contains("archive_project") && verdict.contains("list_org_users"), "{verdict}");
+}
+
+/// Bad input: every problem in one run, with its place; nothing written.
+#[test]
+fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bad.yaml");
+    std::fs::write(
+        &spec,
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /fv-app/v2/Projects/{projectID}:\n    get:\n      \
+         operationId: getProject\n      parameters:\n      - {name: projectId, in: path, required: true, schema: {type: integer}}\n      \
+         - {name: q, in: query}\n      responses: {'200': {description: OK}}\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
+        .args(["gateway", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&run.stderr);
+    assert!(said.contains("bad.yaml:5") && said.contains("{projectID}"), "the path template's case: {said}");
+    assert!(said.contains("bad.yaml:9") && said.contains("`q`"), "the parameter without a schema: {said}");
+    assert!(!out.exists(), "nothing written");
+    // A Swagger 2.0 description (the gateway's published form): how to convert it.
+    std::fs::write(&spec, "swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
+        .args(["gateway", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&run.stderr).contains("swagger2openapi"));
+    // Usage errors: exit 2.
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen")).args(["gateway"]).output().unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("`--spec` is required"));
+}
