@@ -62,7 +62,7 @@ fn gateway_check_with(
     None
 }
 
-/// Any other request to the gateway: checked and recorded as the others,
+/// Any other request under the gateway's `/fv-app/`: checked and recorded as the others,
 /// then answered with the next of [`TestServer::answer_next_gateway_request`](super::TestServer::answer_next_gateway_request)'s
 /// answers (404 when none is queued).
 pub(super) async fn gateway_scripted(

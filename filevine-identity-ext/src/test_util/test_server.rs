@@ -77,7 +77,7 @@ impl TestServer {
             .route("/gateway/fv-app/v2/utils/GetUserOrgsWithToken", post(gateway::gateway_user_orgs))
             .route("/gateway/fv-app/v2/Users/Me", get(gateway::gateway_users_me))
             .route("/gateway/identity/user", post(gateway::gateway_create_user_invite))
-            .route("/gateway/{*rest}", axum::routing::any(gateway::gateway_scripted))
+            .route("/gateway/fv-app/{*rest}", axum::routing::any(gateway::gateway_scripted))
             .with_state(Arc::clone(&shared));
         let task = tokio::spawn(async move {
             // Serving ends only when the task is aborted on drop.
@@ -522,8 +522,8 @@ impl TestServer {
         lock(&self.shared.registry).user_invites.clone()
     }
 
-    /// The gateway stub answers the next request no route of its own
-    /// serves with `status` and `body` (JSON; `None`: no body), once the
+    /// The gateway stub answers the next request under `/fv-app/` that no
+    /// route of its own serves with `status` and `body` (JSON; `None`: no body), once the
     /// request's token checked out; answers queue up in order. For testing
     /// a client of any gateway operation (a generated one).
     ///
