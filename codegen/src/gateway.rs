@@ -6,6 +6,9 @@
 //! - the `x-fv-orgid` and `x-fv-userid` header parameters are the client's
 //!   user (a `FilevineUser`), sent on every call by the SDK's hooks: they
 //!   leave the methods' arguments;
+//! - a path template that spells a parameter in another case than its
+//!   declaration (`{projectID}` for `projectId`, as the gateway's own
+//!   description does) is written with the declared spelling;
 //! - an operation that answers both 204 (no body) and 207 (a body) gets one
 //!   result type: the 207's body, optional. The 204 leaves the description
 //!   (progenitor takes one body shape per operation) and the generated
@@ -28,6 +31,9 @@ pub struct Adjustment {
     /// The generated method (progenitor's name for the operation) whose 204
     /// answer is read as `null`, for a 204/207 operation.
     pub no_content_as_null: Option<String>,
+    /// A path the preparation renamed, `(from, to)`: the lint finds its
+    /// lines under the old spelling.
+    pub renamed_path: Option<(String, String)>,
 }
 
 /// Prepares a gateway description (OpenAPI 3.x, as loaded) in place; the
@@ -36,6 +42,7 @@ pub fn prepare(document: &mut Value) -> Vec<Adjustment> {
     let mut done = Vec::new();
     bearer_schemes(document, &mut done);
     let parameters = document.pointer("/components/parameters").cloned().unwrap_or(Value::Null);
+    template_case(document, &parameters, &mut done);
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else { continue };
@@ -64,6 +71,60 @@ fn escape(segment: &str) -> String {
     segment.replace('~', "~0").replace('/', "~1")
 }
 
+/// Path templates spelled in another case than their declared parameters
+/// are written with the declared spelling.
+fn template_case(document: &mut Value, components: &Value, done: &mut Vec<Adjustment>) {
+    let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) else { return };
+    let mut renamed = Vec::new();
+    for (path, item) in paths.iter() {
+        let mut declared = Vec::new();
+        let mut collect = |list: Option<&Value>| {
+            for parameter in list.and_then(Value::as_array).into_iter().flatten() {
+                let resolved = match parameter.get("$ref").and_then(Value::as_str) {
+                    Some(reference) => {
+                        reference.strip_prefix("#/components/parameters/").and_then(|n| components.get(n)).cloned()
+                    }
+                    None => Some(parameter.clone()),
+                };
+                if let Some(resolved) = resolved.filter(|p| p.get("in").and_then(Value::as_str) == Some("path"))
+                    && let Some(name) = resolved.get("name").and_then(Value::as_str)
+                {
+                    declared.push(name.to_owned());
+                }
+            }
+        };
+        collect(item.get("parameters"));
+        for (method, operation) in item.as_object().into_iter().flatten() {
+            if is_method(method) {
+                collect(operation.get("parameters"));
+            }
+        }
+        let mut fixed = path.clone();
+        for segment in path.split('{').skip(1).filter_map(|s| s.split('}').next()) {
+            if declared.iter().any(|d| d == segment) {
+                continue;
+            }
+            if let Some(spelled) = declared.iter().find(|d| d.eq_ignore_ascii_case(segment)) {
+                fixed = fixed.replace(&format!("{{{segment}}}"), &format!("{{{spelled}}}"));
+            }
+        }
+        if fixed != *path {
+            renamed.push((path.clone(), fixed));
+        }
+    }
+    for (old, new) in renamed {
+        if let Some(item) = paths.remove(&old) {
+            done.push(Adjustment {
+                pointer: format!("/paths/{}", escape(&old)),
+                what: format!("the path template is written `{new}`, as its parameters are declared"),
+                no_content_as_null: None,
+                renamed_path: Some((old.clone(), new.clone())),
+            });
+            paths.insert(new, item);
+        }
+    }
+}
+
 /// `apiKey` in the `Authorization` header → `http` / `bearer`.
 fn bearer_schemes(document: &mut Value, done: &mut Vec<Adjustment>) {
     let Some(schemes) = document.pointer_mut("/components/securitySchemes").and_then(Value::as_object_mut) else {
@@ -86,6 +147,7 @@ fn bearer_schemes(document: &mut Value, done: &mut Vec<Adjustment>) {
                 pointer: format!("/components/securitySchemes/{}", escape(name)),
                 what: "an `apiKey` in the `Authorization` header: the bearer scheme (the SDK sends `Bearer <token>`, or a DPoP-bound token with its proof)".into(),
                 no_content_as_null: None,
+                renamed_path: None,
             });
         }
     }
@@ -124,6 +186,7 @@ fn drop_user_headers(owner: &mut Map<String, Value>, components: &Value, at: &st
                 dropped.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ")
             ),
             no_content_as_null: None,
+            renamed_path: None,
         });
     }
 }
@@ -163,12 +226,31 @@ fn multi_status(operation: &mut Map<String, Value>, at: &str, done: &mut Vec<Adj
             "204 (no body) and 207 (a body): one result, `Option` of the 207's body (`{method}` reads a 204 as `None`)"
         ),
         no_content_as_null: Some(method),
+        renamed_path: None,
     });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_template_in_another_case_takes_the_declared_spelling() {
+        let mut document = serde_json::json!({"paths": {
+            "/fv-app/v2/Projects/{projectID}/Notes/{noteId}": {
+                "parameters": [{"name": "projectId", "in": "path", "required": true, "schema": {"type": "integer"}}],
+                "get": {"parameters": [{"name": "noteId", "in": "path", "required": true, "schema": {"type": "string"}}],
+                        "responses": {"200": {"description": "OK"}}}
+            },
+            "/fv-app/v2/Orphans/{thingId}": {"get": {"responses": {"200": {"description": "OK"}}}}
+        }});
+        let done = prepare(&mut document);
+        let paths = document["paths"].as_object().unwrap();
+        assert!(paths.contains_key("/fv-app/v2/Projects/{projectId}/Notes/{noteId}"), "{paths:?}");
+        assert!(paths.contains_key("/fv-app/v2/Orphans/{thingId}"), "an undeclared one is the lint's to report");
+        assert_eq!(done.len(), 1);
+        assert_eq!(done[0].pointer, "/paths/~1fv-app~1v2~1Projects~1{projectID}~1Notes~1{noteId}");
+    }
 
     #[test]
     fn bearer_user_headers_and_multi_status_are_prepared_and_said() {

@@ -170,7 +170,13 @@ pub fn generate_for(spec: &Spec, target: Target) -> Result<Generated, Error> {
         Target::Identity => Vec::new(),
         Target::Gateway => crate::gateway::prepare(&mut raw),
     };
-    let findings = crate::lint::check(&spec.text, &raw);
+    // The lint places problems by looking their pointers up in the text: a
+    // path the preparation renamed is looked up under its new spelling.
+    let mut text = std::borrow::Cow::Borrowed(spec.text.as_str());
+    for (from, to) in adjustments.iter().filter_map(|a| a.renamed_path.as_ref()) {
+        text = std::borrow::Cow::Owned(text.replace(from.as_str(), to));
+    }
+    let findings = crate::lint::check(&text, &raw);
     if !findings.problems.is_empty() {
         // In the order of the file: the way a maintainer walks through it.
         let mut problems = findings.problems;
