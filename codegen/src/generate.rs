@@ -162,14 +162,31 @@ pub enum Target {
 pub fn generate_for(spec: &Spec, target: Target) -> Result<Generated, Error> {
     let started = Instant::now();
     let mut raw = load::parse(&spec.label, &spec.text)?;
+    let mut adjustments = Vec::new();
     if let Some(version) = raw.get("swagger") {
         let version = version.as_str().map_or_else(|| version.to_string(), str::to_owned);
-        return Err(Error::Swagger2 { path: spec.label.clone(), version });
+        // The gateway's description is published as Swagger 2.0: the
+        // gateway command converts it; the identity spec is 3.1 by rule.
+        if target == Target::Identity || version != "2.0" {
+            return Err(Error::Swagger2 { path: spec.label.clone(), version });
+        }
+        raw = crate::swagger2::convert(&raw).map_err(|e| Error::Unsupported {
+            path: spec.label.clone(),
+            pointer: e.pointer,
+            reason: format!("{} cannot be converted from Swagger 2.0", e.reason),
+        })?;
+        adjustments.push(crate::gateway::Adjustment {
+            pointer: "/swagger".into(),
+            what: "Swagger 2.0, converted to OpenAPI 3.0.3 (definitions, parameters, responses and security \
+                   definitions to components; body and form parameters to request bodies)"
+                .into(),
+            no_content_as_null: None,
+            renamed_path: None,
+        });
     }
-    let adjustments = match target {
-        Target::Identity => Vec::new(),
-        Target::Gateway => crate::gateway::prepare(&mut raw),
-    };
+    if target == Target::Gateway {
+        adjustments.extend(crate::gateway::prepare(&mut raw));
+    }
     // The lint places problems by looking their pointers up in the text: a
     // path the preparation renamed is looked up under its new spelling.
     let mut text = std::borrow::Cow::Borrowed(spec.text.as_str());

@@ -52,6 +52,7 @@ mod public;
 mod semver;
 mod servers;
 mod surface;
+mod swagger2;
 pub mod translate;
 mod translate_error;
 mod walk;

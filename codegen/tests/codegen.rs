@@ -673,8 +673,8 @@ fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
     assert!(said.contains("bad.yaml:9") && said.contains("`q`"), "the parameter without a schema: {said}");
     assert!(said.contains("bad.yaml:12") && said.contains("matterId"), "the undeclared path parameter: {said}");
     assert!(!out.exists(), "nothing written");
-    // A Swagger 2.0 description (the gateway's published form): how to convert it.
-    std::fs::write(&spec, "swagger: '2.0'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap();
+    // Another Swagger version than 2.0: how to convert it.
+    std::fs::write(&spec, "swagger: '1.2'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap();
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
         .args(["gateway", "--spec"])
         .arg(&spec)
@@ -687,4 +687,29 @@ fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen")).args(["gateway"]).output().unwrap();
     assert_eq!(run.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&run.stderr).contains("`--spec` is required"));
+}
+
+/// The form Filevine publishes the gateway's description in: Swagger 2.0,
+/// converted by the command itself, every gateway shape prepared, the
+/// conversion listed in the README.
+#[test]
+fn a_swagger_2_gateway_description_makes_a_crate_in_one_command() {
+    let spec =
+        Spec::read(&root().join("codegen/tests/fixtures/gateway/gateway-swagger2.yaml"), "swagger.yaml").unwrap();
+    let built = filevine_identity_codegen::gateway_crate(&spec, &example_options()).unwrap();
+    let generated = &built.generated;
+    for method in ["get_project", "list_projects", "create_project", "tag_bulk"] {
+        assert!(generated.surface.contains(&format!("async fn {method}<")), "{method}: {}", generated.surface);
+    }
+    assert!(!generated.source.contains("x_fv_orgid"), "the user headers are the client's");
+    assert!(generated.source.contains("phase: Option<&'a ::std::vec::Vec<::std::string::String>>"));
+    assert!(generated.source.contains("/fv-app/v2/Projects/{}"), "the {{projectID}} template, declared spelling");
+    let null: Vec<_> = generated.adjustments.iter().filter_map(|a| a.no_content_as_null.as_deref()).collect();
+    assert_eq!(null, ["tag_bulk"]);
+    let readme = &built.files.iter().find(|(p, _)| *p == "README.md").unwrap().1;
+    for said in
+        ["Swagger 2.0, converted to OpenAPI 3.0.3", "the bearer scheme", "is written `/fv-app/v2/Projects/{projectId}`"]
+    {
+        assert!(readme.contains(said), "{said}: {readme}");
+    }
 }

@@ -6,6 +6,9 @@
 //!                          [--sdk-path ../filevine-identity-ext | --sdk-version 0.1]
 //! ```
 //!
+//! The description may be Swagger 2.0 (the form Filevine publishes the
+//! gateway's in; converted here) or OpenAPI 3.0 / 3.1.
+//!
 //! A binary of its own, not a `filevine-auth` command: the generator
 //! builds progenitor, typify, syn and prettyplease, which everyone who
 //! installs the command line tool for tokens would otherwise build too.
