@@ -606,16 +606,7 @@ fn the_gateway_example_crate_is_what_the_command_writes() {
 fn the_command_writes_a_crate_and_a_second_run_prints_the_verdict() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("filevine-gateway");
-    let command = |spec: &Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
-            .args(["gateway", "--spec"])
-            .arg(spec)
-            .arg("--out")
-            .arg(&out)
-            .args(["--sdk-version", "0.1"])
-            .output()
-            .unwrap()
-    };
+    let command = |spec: &Path| gateway_command(spec, &out, &["--sdk-version", "0.1"]);
     let first = command(&root().join("codegen/tests/fixtures/gateway/gateway.yaml"));
     assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
     let said = String::from_utf8_lossy(&first.stdout);
@@ -644,6 +635,18 @@ fn the_command_writes_a_crate_and_a_second_run_prints_the_verdict() {
     assert!(verdict.contains("archive_project") && verdict.contains("list_org_users"), "{verdict}");
 }
 
+/// `filevine-codegen gateway --spec <spec> --out <out>` and `extra`.
+fn gateway_command(spec: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
+        .args(["gateway", "--spec"])
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 /// Bad input: every problem in one run, with its place; nothing written.
 #[test]
 fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
@@ -658,13 +661,7 @@ fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
     )
     .unwrap();
     let out = dir.path().join("out");
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
-        .args(["gateway", "--spec"])
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = gateway_command(&spec, &out, &[]);
     assert_eq!(run.status.code(), Some(1));
     let said = String::from_utf8_lossy(&run.stderr);
     // `{projectID}` for `projectId` is the gateway's own habit: written
@@ -675,13 +672,7 @@ fn the_command_names_every_problem_of_a_description_and_writes_nothing() {
     assert!(!out.exists(), "nothing written");
     // Another Swagger version than 2.0: how to convert it.
     std::fs::write(&spec, "swagger: '1.2'\ninfo: {title: t, version: '1'}\npaths: {}\n").unwrap();
-    let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen"))
-        .args(["gateway", "--spec"])
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let run = gateway_command(&spec, &out, &[]);
     assert!(String::from_utf8_lossy(&run.stderr).contains("swagger2openapi"));
     // Usage errors: exit 2.
     let run = std::process::Command::new(env!("CARGO_BIN_EXE_filevine-codegen")).args(["gateway"]).output().unwrap();
