@@ -221,3 +221,16 @@ fn readme(spec: &Spec, options: &CrateOptions, generated: &Generated) -> String 
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    /// The versions a generated crate asks for are this workspace's own:
+    /// the lines agree with the workspace's `[workspace.dependencies]`.
+    #[test]
+    fn the_manifests_versions_are_the_workspaces() {
+        let workspace = include_str!("../../Cargo.toml");
+        for line in [super::REQWEST, super::SERDE, super::SERDE_JSON, super::PROGENITOR_CLIENT] {
+            assert!(workspace.lines().any(|l| l == line), "{line} is not the workspace's line");
+        }
+    }
+}

@@ -80,12 +80,7 @@ fn template_case(document: &mut Value, components: &Value, done: &mut Vec<Adjust
         let mut declared = Vec::new();
         let mut collect = |list: Option<&Value>| {
             for parameter in list.and_then(Value::as_array).into_iter().flatten() {
-                let resolved = match parameter.get("$ref").and_then(Value::as_str) {
-                    Some(reference) => {
-                        reference.strip_prefix("#/components/parameters/").and_then(|n| components.get(n)).cloned()
-                    }
-                    None => Some(parameter.clone()),
-                };
+                let resolved = resolve(parameter, components);
                 if let Some(resolved) = resolved.filter(|p| p.get("in").and_then(Value::as_str) == Some("path"))
                     && let Some(name) = resolved.get("name").and_then(Value::as_str)
                 {
@@ -125,6 +120,15 @@ fn template_case(document: &mut Value, components: &Value, done: &mut Vec<Adjust
     }
 }
 
+/// A parameter, or the one of `components/parameters` its `$ref` names
+/// (`None` for a reference elsewhere, or to nothing).
+fn resolve(parameter: &Value, components: &Value) -> Option<Value> {
+    match parameter.get("$ref").and_then(Value::as_str) {
+        Some(reference) => components.get(reference.strip_prefix("#/components/parameters/")?).cloned(),
+        None => Some(parameter.clone()),
+    }
+}
+
 /// `apiKey` in the `Authorization` header → `http` / `bearer`.
 fn bearer_schemes(document: &mut Value, done: &mut Vec<Adjustment>) {
     let Some(schemes) = document.pointer_mut("/components/securitySchemes").and_then(Value::as_object_mut) else {
@@ -157,19 +161,10 @@ fn bearer_schemes(document: &mut Value, done: &mut Vec<Adjustment>) {
 /// item), directly or through a `$ref` to `components/parameters`.
 fn drop_user_headers(owner: &mut Map<String, Value>, components: &Value, at: &str, done: &mut Vec<Adjustment>) {
     let Some(list) = owner.get_mut("parameters").and_then(Value::as_array_mut) else { return };
-    let resolve = |parameter: &Value| -> Option<Value> {
-        match parameter.get("$ref").and_then(Value::as_str) {
-            Some(reference) => {
-                let name = reference.strip_prefix("#/components/parameters/")?;
-                components.get(name).cloned()
-            }
-            None => Some(parameter.clone()),
-        }
-    };
     let before = list.len();
     let mut dropped = Vec::new();
     list.retain(|parameter| {
-        let Some(resolved) = resolve(parameter) else { return true };
+        let Some(resolved) = resolve(parameter, components) else { return true };
         let header = resolved.get("in").and_then(Value::as_str) == Some("header");
         let name = resolved.get("name").and_then(Value::as_str).unwrap_or_default().to_ascii_lowercase();
         let user = header && USER_HEADERS.contains(&name.as_str());

@@ -228,6 +228,9 @@ pub fn logout_token(text: &str) {
         _ => text,
     };
     let Ok(parsed) = crate::oidc::id_token::parse(jwt) else { return };
+    if crate::oidc::logout::check_header(&parsed, &algorithms).is_err() {
+        return;
+    }
     let rules = crate::oidc::logout::Rules { max_age: std::time::Duration::from_secs(300), session_required: false };
     let now = crate::oidc::id_token::unix_now();
     match crate::oidc::logout::check(&parsed, decoding, &expect, &rules, now) {

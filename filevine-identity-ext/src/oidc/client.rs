@@ -149,8 +149,25 @@ impl OidcClient {
     ) -> Result<IdTokenClaims, SignInError> {
         let parsed = id_token::parse(id_token.expose_secret())?;
         parsed.check_header(metadata.id_token_algorithms())?;
-        let key = self.inner.jwks.key(&self.inner.http, metadata.jwks_uri(), parsed.kid(), parsed.alg()).await?;
-        let expect = Expectations {
+        let key = self.signing_key(metadata, &parsed).await?;
+        let expect = self.expectations(metadata, checks);
+        Ok(parsed.verify(&key, &expect, self.inner.clock.unix_seconds())?)
+    }
+
+    /// The provider's key that signed `parsed` (the JWKS, fetched again for
+    /// a `kid` it does not hold yet). Call it after the header checks.
+    pub(super) async fn signing_key(
+        &self,
+        metadata: &ProviderMetadata,
+        parsed: &id_token::Parsed<'_>,
+    ) -> Result<jsonwebtoken::DecodingKey, id_token::IdTokenError> {
+        self.inner.jwks.key(&self.inner.http, metadata.jwks_uri(), parsed.kid(), parsed.alg()).await
+    }
+
+    /// What a token of this provider must be for this client (issuer,
+    /// audience, algorithms, leeway), with `checks` of a sign-in's.
+    pub(super) fn expectations<'a>(&'a self, metadata: &'a ProviderMetadata, checks: Checks<'a>) -> Expectations<'a> {
+        Expectations {
             issuer: metadata.issuer(),
             client_id: self.inner.client_id.as_str(),
             algorithms: metadata.id_token_algorithms(),
@@ -158,8 +175,7 @@ impl OidcClient {
             nonce: checks.nonce,
             access_token: checks.access_token,
             max_age: checks.max_age,
-        };
-        Ok(parsed.verify(&key, &expect, self.inner.clock.unix_seconds())?)
+        }
     }
 
     pub(super) fn auth_method(&self, metadata: &ProviderMetadata) -> Result<ClientAuthMethod, SignInError> {

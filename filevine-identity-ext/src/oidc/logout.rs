@@ -248,17 +248,9 @@ impl BackChannelLogout {
         let oidc = &self.oidc;
         let metadata = oidc.metadata().await?;
         let parsed = id_token::parse(logout_token)?;
-        parsed.check_header_typed(metadata.id_token_algorithms(), &[LOGOUT_TYPE])?;
-        let key = oidc.inner.jwks.key(&oidc.inner.http, metadata.jwks_uri(), parsed.kid(), parsed.alg()).await?;
-        let expect = Expectations {
-            issuer: metadata.issuer(),
-            client_id: oidc.inner.client_id.as_str(),
-            algorithms: metadata.id_token_algorithms(),
-            leeway: oidc.inner.leeway,
-            nonce: None,
-            access_token: None,
-            max_age: None,
-        };
+        check_header(&parsed, metadata.id_token_algorithms())?;
+        let key = oidc.signing_key(&metadata, &parsed).await?;
+        let expect = oidc.expectations(&metadata, super::client::Checks::default());
         let now = oidc.inner.clock.unix_seconds();
         let rules = Rules { max_age: self.max_age, session_required: self.session_required };
         let checked = check(&parsed, &key, &expect, &rules, now)?;
@@ -353,8 +345,15 @@ pub(crate) struct Checked {
     pub(crate) remember: Duration,
 }
 
-/// Every check of §2.6 but the replay: the header, the signature with
-/// `key`, the issuer and audience (`expect`), then the claims.
+/// The header checks of a logout token, before any key is looked up: those
+/// of an ID token, with the explicit type `logout+jwt` allowed.
+pub(crate) fn check_header(parsed: &id_token::Parsed<'_>, algorithms: &[String]) -> Result<(), IdTokenError> {
+    parsed.check_header_typed(algorithms, &[LOGOUT_TYPE])
+}
+
+/// Every check of §2.6 after the header's ([`check_header`]) but the
+/// replay: the signature with `key`, the issuer and audience (`expect`),
+/// then the claims.
 pub(crate) fn check(
     parsed: &id_token::Parsed<'_>,
     key: &jsonwebtoken::DecodingKey,
@@ -362,7 +361,6 @@ pub(crate) fn check(
     rules: &Rules,
     now: u64,
 ) -> Result<Checked, LogoutError> {
-    parsed.check_header_typed(expect.algorithms, &[LOGOUT_TYPE])?;
     let claims: LogoutClaims = parsed.decode(key, expect, &["iss", "aud"], now)?;
     let leeway = expect.leeway.as_secs();
     let audiences = claims.aud.audiences();

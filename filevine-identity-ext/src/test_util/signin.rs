@@ -20,6 +20,20 @@ fn page(status: StatusCode, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text.to_owned()).into_response()
 }
 
+/// The authorization endpoint's error answer (RFC 6749 §4.1.2.1, with the
+/// RFC 9207 `iss`): back to `target` with the error, and the request's
+/// `state` when it had one.
+fn error_redirect(mut target: url::Url, error: &str, description: &str, state: Option<&str>, issuer: &str) -> Response {
+    let mut pairs = target.query_pairs_mut();
+    pairs.append_pair("error", error).append_pair("error_description", description);
+    if let Some(state) = state {
+        pairs.append_pair("state", state);
+    }
+    pairs.append_pair("iss", issuer);
+    drop(pairs);
+    redirect(&target)
+}
+
 fn redirect(location: &url::Url) -> Response {
     (StatusCode::FOUND, [(header::LOCATION, location.as_str().to_owned()), (header::CACHE_CONTROL, "no-store".into())])
         .into_response()
@@ -49,15 +63,10 @@ pub(super) async fn authorize(
     let query = match super::par::parameters(&mut registry, query) {
         Ok(query) => query,
         Err((error, description)) => {
-            let Some(Ok(mut target)) = client.redirect_uris.first().map(|uri| url::Url::parse(uri)) else {
+            let Some(Ok(target)) = client.redirect_uris.first().map(|uri| url::Url::parse(uri)) else {
                 return page(StatusCode::BAD_REQUEST, description);
             };
-            target
-                .query_pairs_mut()
-                .append_pair("error", error)
-                .append_pair("error_description", description)
-                .append_pair("iss", &shared.base_url);
-            return redirect(&target);
+            return error_redirect(target, error, description, None, &shared.base_url);
         }
     };
     let field = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).filter(|v| !v.is_empty());
@@ -68,24 +77,17 @@ pub(super) async fn authorize(
         return page(StatusCode::BAD_REQUEST, "invalid_request: redirect_uri is not a URL");
     };
     let state = field("state");
-    let fail = |target: &mut url::Url, error: &str, description: &str| {
-        let mut pairs = target.query_pairs_mut();
-        pairs.append_pair("error", error).append_pair("error_description", description);
-        if let Some(state) = &state {
-            pairs.append_pair("state", state);
-        }
-        pairs.append_pair("iss", &shared.base_url);
-        drop(pairs);
-        redirect(target)
+    let fail = |target: &url::Url, error: &str, description: &str| {
+        error_redirect(target.clone(), error, description, state.as_deref(), &shared.base_url)
     };
     if field("response_type").as_deref() != Some("code") {
-        return fail(&mut target, "unsupported_response_type", "only response_type=code");
+        return fail(&target, "unsupported_response_type", "only response_type=code");
     }
     let (Some(challenge), Some("S256")) = (field("code_challenge"), field("code_challenge_method").as_deref()) else {
-        return fail(&mut target, "invalid_request", "PKCE with code_challenge_method=S256 is required");
+        return fail(&target, "invalid_request", "PKCE with code_challenge_method=S256 is required");
     };
     if let Some(AuthorizationError { error, description }) = registry.authorization_errors.pop_front() {
-        return fail(&mut target, &error, &description);
+        return fail(&target, &error, &description);
     }
     let scope = field("scope").unwrap_or_default();
     let sid = shared.next_value(&mut registry, "sid");
